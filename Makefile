@@ -1,0 +1,46 @@
+# dialjam — `make run` runs the installation, `make test` checks all of it.
+# Both set everything up on a fresh Debian machine (apt packages when run as root).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+# Debian packages the tests need (installed by .ci/apt-deps when missing and root).
+APT_TEST_PACKAGES = util-linux procps
+RUN_ARGS ?=
+
+.PHONY: run test lint typecheck pytest bench apt-deps venv clean
+
+run: venv
+	$(PY) -m relay $(RUN_ARGS)
+
+test: venv apt-deps lint typecheck pytest
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  echo "cannot create $(VENV): install python3-venv (apt-get install python3-venv)"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+apt-deps:
+	@bash .ci/apt-deps $(APT_TEST_PACKAGES)
+
+lint: venv
+	$(VENV)/bin/ruff check relay billboard tests bench
+	$(VENV)/bin/ruff format --check relay billboard tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/relay_load.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,418 @@
+"""The relay's aiohttp application: WebSocket hub, HTTP publish, health, metrics, web/.
+
+A thin adapter around `channels.Hub` and `protocol`: it reads frames, feeds them to
+the hub and closes connections. Every background task is owned by the app and
+cancelled on the way out; every open WebSocket is closed with 1001 Going Away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from . import protocol
+from .channels import Hub, HubLimits, Subscriber
+from .config import RelayConfig
+from .metrics import make_registry
+from .protocol import ProtocolError
+from .ratelimit import BucketsByKey, TokenBucket
+
+log = logging.getLogger("relay")
+
+# A connection that keeps flooding after this many refused frames in a row is closed.
+FLOOD_CLOSE_AFTER = 1000
+
+
+@dataclass
+class RelayState:
+    """Everything one relay holds, reachable from the app (no module globals)."""
+
+    config: RelayConfig
+    hub: Hub
+    started: float = field(default_factory=time.monotonic)
+    connections: set[Connection] = field(default_factory=set)
+    frames_in: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    events_per_s: float = 0.0
+    _rate_samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=6))
+    http_buckets: BucketsByKey | None = None
+    closing: bool = False
+
+    def roles_for(self, token: str | None) -> set[str]:
+        """The roles a token grants, compared in constant time; never logged."""
+        roles: set[str] = set()
+        if not token:
+            return roles
+        given = token.encode()
+        if hmac.compare_digest(given, self.config.operator_token.encode()):
+            roles.add("operator")
+        if hmac.compare_digest(given, self.config.billboard_token.encode()):
+            roles.add("billboard")
+        return roles
+
+    def count_error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+    def sample_rate(self) -> None:
+        now = time.monotonic()
+        self._rate_samples.append((now, self.hub.stats.published))
+        t0, n0 = self._rate_samples[0]
+        self.events_per_s = (self.hub.stats.published - n0) / (now - t0) if now > t0 else 0.0
+
+
+STATE = web.AppKey("state", RelayState)
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+def bearer(request: web.Request) -> str | None:
+    value = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class Connection:
+    """One WebSocket peer: its roles, rate bucket, and outbox."""
+
+    _counter = 0
+
+    def __init__(self, state: RelayState, ws: web.WebSocketResponse, request: web.Request):
+        Connection._counter += 1
+        self.name = f"#{Connection._counter} ({request.remote})"
+        self.state = state
+        self.ws = ws
+        cfg = state.config
+        self.roles = state.roles_for(bearer(request))
+        now = time.monotonic()
+        self.bucket = TokenBucket(cfg.rate, cfg.burst, now)
+        self.refused_in_a_row = 0
+        self.last_rate_error = -1.0
+        self.logged: set[str] = set()
+        transport = request.transport
+        assert transport is not None
+        self.subscriber = state.hub.attach(transport, self.close_slow, self.name)
+        self.closing: asyncio.Task[None] | None = None
+
+    # -- frames in --
+
+    def on_text(self, frame: bytes) -> None:
+        state = self.state
+        state.frames_in += 1
+        try:
+            self._handle(frame)
+        except ProtocolError as exc:
+            self.refuse(exc)
+        except Exception:  # our bug: answer, show the traceback, keep serving
+            log.exception("internal error handling a frame from %s", self.name)
+            self.refuse(ProtocolError("internal", "the relay failed on this frame"))
+
+    def _handle(self, frame: bytes) -> None:
+        cfg = self.state.config
+        privileged = bool(self.roles)
+        if not privileged and not self.bucket.allow(time.monotonic()):
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row >= FLOOD_CLOSE_AFTER:
+                raise ProtocolError(
+                    "rate_limited", "flooding: connection closed", protocol.CLOSE_POLICY
+                )
+            raise ProtocolError(
+                "rate_limited", f"more than {cfg.rate:g} frames a second; frame dropped"
+            )
+        self.refused_in_a_row = 0
+        oversize = len(frame) > cfg.max_frame
+        request = protocol.parse_frame(frame)
+        if request.token is not None:
+            granted = self.state.roles_for(request.token)
+            if not granted:
+                raise ProtocolError("unauthorised", "token not recognised; frame refused")
+            self.roles |= granted
+        if oversize and not self.roles:
+            raise ProtocolError(
+                "too_large", f"frame of {len(frame)} bytes is over the {cfg.max_frame}-byte limit"
+            )
+        hub = self.state.hub
+        sub = self.subscriber
+        if isinstance(request, protocol.Publish):
+            role = protocol.required_role(request.channel)
+            if role is not None and role not in self.roles:
+                raise ProtocolError(
+                    "unauthorised", f"publishing to {request.channel} needs the {role} token"
+                )
+            ch = hub.publish(request.channel, request.data, origin=sub)
+            if request.ack:
+                sub.send_control(
+                    protocol.dumps(
+                        {"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch}
+                    )
+                )
+        elif isinstance(request, protocol.Subscribe):
+            hub.subscribe(sub, request.channel, request.v == 2, request.since, request.epoch)
+        elif isinstance(request, protocol.Unsubscribe):
+            hub.unsubscribe(sub, request.channel)
+            sub.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
+        else:
+            sub.send_control(b'{"type":"pong"}')
+
+    def refuse(self, exc: ProtocolError) -> None:
+        """Answer the peer's mistake, log it once per connection, and go on (or close
+        where the README's table says so)."""
+        state = self.state
+        state.count_error(exc.code)
+        if exc.code not in self.logged:
+            self.logged.add(exc.code)
+            log.info("refused a frame from %s: %s (%s)", self.name, exc.code, exc.message)
+        if exc.code == "rate_limited" and exc.close is None:
+            # One error a second is enough to tell a flooding peer.
+            now = time.monotonic()
+            if now - self.last_rate_error < 1.0:
+                return
+            self.last_rate_error = now
+        self.subscriber.send_control(protocol.encode_error(exc.code, exc.message))
+        if exc.close is not None:
+            self.close_soon(exc.close, exc.message)
+
+    # -- closing --
+
+    def close_slow(self) -> None:
+        self.close_soon(protocol.CLOSE_TRY_AGAIN, "slow consumer: too far behind")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(self.close(code, reason))
+
+    async def close(self, code: int, reason: str, timeout: float = 2.0) -> None:
+        """Close with `code`; a peer that will not take the close frame is cut off."""
+        # Let queued replies (the error that explains the close) go first.
+        self.state.hub.flush()
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode()[:120]), timeout
+            )
+        except (TimeoutError, ConnectionError):
+            pass
+        transport = self.subscriber.sink
+        if not transport.is_closing() and isinstance(transport, asyncio.BaseTransport):
+            transport.abort()  # type: ignore[attr-defined]
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    state = request.app[STATE]
+    cfg = state.config
+    ws = web.WebSocketResponse(
+        heartbeat=cfg.heartbeat_s,
+        max_msg_size=cfg.token_max_frame,  # hard cap: beyond it aiohttp closes with 1009
+        compress=False,  # permessage-deflate off: small frames, CPU for fan-out
+        decode_text=False,  # orjson reads bytes and checks UTF-8 itself
+    )
+    if state.closing:
+        raise web.HTTPServiceUnavailable(text="relay is shutting down")
+    await ws.prepare(request)
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = Connection(state, ws, request)
+    state.connections.add(conn)
+    writer = asyncio.get_running_loop().create_task(conn.subscriber.run_writer())
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                conn.on_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                conn.refuse(ProtocolError("binary", "binary frames are not accepted; send JSON text"))
+        if ws.close_code == protocol.CLOSE_TOO_BIG:
+            state.count_error("too_large")
+            log.info("closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame)
+    finally:
+        state.hub.detach(conn.subscriber)
+        state.connections.discard(conn)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    return ws
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """The 2010 clients connect to `/`: an upgrade is the relay, a GET the keypad."""
+    if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
+        return await websocket(request)
+    return page(request.app[STATE].config, "keypad")
+
+
+def page(cfg: RelayConfig, name: str) -> web.StreamResponse:
+    web_dir = Path(cfg.web_dir)
+    for candidate in (web_dir / f"{name}.html", web_dir / "index.html"):
+        if candidate.is_file():
+            return web.FileResponse(candidate, headers={"Cache-Control": "no-cache"})
+    raise web.HTTPNotFound(text=f"{name} page not installed")
+
+
+async def named_page(request: web.Request) -> web.StreamResponse:
+    return page(request.app[STATE].config, request.match_info["page"])
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    web_dir = Path(request.app[STATE].config.web_dir).resolve()
+    rel = request.match_info["path"]
+    try:
+        target = (web_dir / rel).resolve()
+        target.relative_to(web_dir)  # never outside web/
+    except (ValueError, OSError):
+        raise web.HTTPNotFound() from None
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(target)
+
+
+def http_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"type": "error", "code": code, "message": message}, status=status)
+
+
+async def http_publish(request: web.Request) -> web.Response:
+    """POST /publish/{channel}: the body is the event's `data` object (or a whole
+    publisher frame); returns the seq like an ack."""
+    state = request.app[STATE]
+    cfg = state.config
+    channel = request.match_info["channel"]
+    roles = state.roles_for(bearer(request))
+    if bearer(request) and not roles:
+        state.count_error("unauthorised")
+        return http_error(401, "unauthorised", "token not recognised")
+    if not protocol.valid_channel(channel):
+        state.count_error("bad_id")
+        return http_error(400, "bad_id", "channel must be 1–64 characters of A-Z a-z 0-9 _ . : -")
+    if not roles and state.http_buckets is not None:
+        if not state.http_buckets.allow(request.remote or "?", time.monotonic()):
+            state.count_error("rate_limited")
+            return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
+    limit = cfg.token_max_frame if roles else cfg.max_frame
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        state.count_error("too_large")
+        return http_error(413, "too_large", f"body over the {limit}-byte limit")
+    try:
+        obj = protocol.decode_json(body)
+        if not isinstance(obj, dict):
+            raise ProtocolError("not_object", "the body must be a JSON object")
+        if obj.get("type") == "publisher" and "data" in obj:
+            obj = dict(obj, id=channel)
+        else:
+            obj = {"type": "publisher", "id": channel, "data": obj}
+        req = protocol.parse_object(obj)
+        assert isinstance(req, protocol.Publish)
+        role = protocol.required_role(channel)
+        if role is not None and role not in roles:
+            raise ProtocolError("unauthorised", f"publishing to {channel} needs the {role} token")
+        ch = state.hub.publish(channel, req.data)
+    except ProtocolError as exc:
+        state.count_error(exc.code)
+        status = 401 if exc.code == "unauthorised" else 503 if exc.code == "too_many_channels" else 400
+        return http_error(status, exc.code, exc.message)
+    return web.json_response({"type": "ack", "id": channel, "seq": ch.seq, "epoch": ch.epoch})
+
+
+def health(state: RelayState) -> dict[str, Any]:
+    hub = state.hub
+    active = sum(1 for ch in hub.channels.values() if ch.subscriptions)
+    return {
+        "status": "shutting_down" if state.closing else "ok",
+        "uptime_s": round(time.monotonic() - state.started, 3),
+        "channels": active,
+        "channels_held": len(hub.channels),
+        "subscribers": hub.subscription_count(),
+        "connections": len(state.connections),
+        "events_per_s": round(state.events_per_s, 2),
+        "published": hub.stats.published,
+        "delivered": hub.stats.delivered,
+        "drops": hub.stats.drops,
+        "queued": sum(hub.queued()),
+        "errors": dict(state.errors),
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(health(request.app[STATE]))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+
+async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Once a second: expire history, free empty channels, sample events/s."""
+    state = app[STATE]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                state.hub.sweep()
+                state.sample_rate()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    task = asyncio.get_running_loop().create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_all(app: web.Application) -> None:
+    """On shutdown every client is told 1001 Going Away."""
+    state = app[STATE]
+    state.closing = True
+    conns = list(state.connections)
+    if conns:
+        await asyncio.gather(
+            *(c.close(protocol.CLOSE_GOING_AWAY, "relay shutting down") for c in conns),
+            return_exceptions=True,
+        )
+
+
+def create_app(config: RelayConfig) -> web.Application:
+    """The relay as an aiohttp application (embeddable: the billboard runs it too)."""
+    if not (config.operator_token and config.billboard_token):
+        config, _ = config.with_tokens()
+    hub = Hub(
+        HubLimits(
+            queue=config.queue,
+            history_events=config.history_events,
+            history_seconds=config.history_seconds,
+            slow_close_s=config.slow_close_s,
+            max_channels=config.max_channels,
+        )
+    )
+    state = RelayState(config=config, hub=hub)
+    if config.rate > 0:
+        state.http_buckets = BucketsByKey(config.rate, config.burst)
+    app = web.Application(client_max_size=config.token_max_frame + 1024)
+    app[STATE] = state
+    app[METRICS_REGISTRY] = make_registry(state)
+    app.cleanup_ctx.append(housekeeping)
+    app.on_shutdown.append(close_all)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/", root)
+    app.router.add_post("/publish/{channel}", http_publish)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/{page:keypad|console|wall}", named_page)
+    app.router.add_get("/{path:.+}", static)
+    return app
+
+
+__all__ = ["STATE", "Connection", "RelayState", "Subscriber", "create_app", "health"]

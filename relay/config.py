@@ -1,0 +1,176 @@
+"""The relay's settings: defaults < the `[relay]` table of the shared TOML file <
+``DIALJAM_*`` environment variables < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class ConfigError(Exception):
+    """A setting the operator must fix; the message says which and how."""
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    channel: str = "dialjam"
+    # The address phones, browsers and providers reach (e.g. https://jam.example.org).
+    # Empty: http://<this machine's LAN address>:<port>.
+    public_url: str = ""
+    # Empty: a random token is made at start and printed with the console's URL.
+    operator_token: str = ""
+    billboard_token: str = ""
+    max_frame: int = 4096  # bytes per frame without a token
+    token_max_frame: int = 65536  # bytes per frame for token holders (hard cap)
+    rate: float = 20.0  # frames a second per connection without a token; 0 = no limit
+    burst: int = 40
+    queue: int = 2048  # events waiting per subscriber before the oldest are dropped
+    history_events: int = 1000
+    history_seconds: float = 600.0
+    heartbeat_s: float = 20.0
+    slow_close_s: float = 5.0
+    max_channels: int = 10_000
+    web_dir: str = str(WEB_DIR)
+
+    def keypad_url(self) -> str:
+        return f"{self.base_url()}/keypad?channel={self.channel}"
+
+    def console_url(self) -> str:
+        # The token rides in the fragment: browsers never send it, so it never
+        # reaches an access log.
+        return f"{self.base_url()}/console?channel={self.channel}#token={self.operator_token}"
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else lan_address()
+        return f"http://{host}:{self.port}"
+
+    def with_tokens(self) -> tuple[RelayConfig, list[str]]:
+        """Fill missing tokens with random ones; returns the roles that were made up."""
+        made: list[str] = []
+        changes: dict[str, str] = {}
+        for role in ("operator", "billboard"):
+            if not getattr(self, f"{role}_token"):
+                changes[f"{role}_token"] = secrets.token_urlsafe(18)
+                made.append(role)
+        return dataclasses.replace(self, **changes), made
+
+
+def lan_address() -> str:
+    """This machine's address on its LAN (no packet is sent), or 127.0.0.1."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only, nothing leaves
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+# Field name → "int" | "float" | "str" (annotations are strings here).
+_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RelayConfig)}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    """Check a setting's type; strings (from the environment or flags) are converted."""
+    kind = _TYPES[key]
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{origin}: {key} must be a string, not {value!r}")
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value) if kind == "int" else float(value)
+        except ValueError:
+            pass
+    elif not isinstance(value, bool):
+        if kind == "int" and isinstance(value, int):
+            return value
+        if kind == "float" and isinstance(value, int | float):
+            return float(value)
+    what = "a whole number" if kind == "int" else "a number"
+    raise ConfigError(f"{origin}: {key} must be {what}, not {value!r}")
+
+
+def read_table(path: str | Path, table: str) -> dict[str, Any]:
+    """One table of the installation's TOML file ({} when it has none)."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    value = doc.get(table, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{table}] must be a table")
+    return value
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RelayConfig:
+    """Build the relay's settings; raises `ConfigError` with a message for a person."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = path or env.get("DIALJAM_CONFIG") or None
+    if path:
+        for key, value in read_table(path, "relay").items():
+            if key not in _TYPES:
+                known = ", ".join(sorted(_TYPES))
+                raise ConfigError(f"{path}: [relay] has no setting {key!r} (known: {known})")
+            values[key] = _coerce(key, value, f"{path} [relay]")
+    for key in _TYPES:
+        name = f"DIALJAM_{key.upper()}"
+        if name in env:
+            values[key] = _coerce(key, env[name], f"environment {name}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    config = RelayConfig(**values)
+    validate(config)
+    return config
+
+
+def validate(config: RelayConfig) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"port {config.port} is outside 0–65535")
+    if not protocol.valid_channel(config.channel) or config.channel.endswith(
+        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX)
+    ):
+        raise ConfigError(
+            f"channel {config.channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
+            "and not end in :control or :state"
+        )
+    if config.public_url and not config.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
+    for key in ("max_frame", "token_max_frame", "queue", "history_events", "max_channels"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    if config.max_frame > config.token_max_frame:
+        raise ConfigError("max_frame cannot exceed token_max_frame")
+    if config.rate < 0 or config.burst < 1:
+        raise ConfigError("rate must be ≥ 0 (0 = no limit) and burst ≥ 1")
+    for key in ("history_seconds", "heartbeat_s", "slow_close_s"):
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"{key} must be more than 0")
+    if config.operator_token and config.operator_token == config.billboard_token:
+        raise ConfigError("operator_token and billboard_token must differ")

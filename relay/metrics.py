@@ -1,0 +1,84 @@
+"""Prometheus metrics, read from the relay's plain counters at scrape time, so the
+fan-out hot path pays nothing for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .app import RelayState
+
+
+class RelayCollector(Collector):
+    def __init__(self, state: RelayState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        hub = state.hub
+        stats = hub.stats
+        yield GaugeMetricFamily(
+            "dialjam_relay_connections", "Open WebSocket connections", value=len(state.connections)
+        )
+        yield GaugeMetricFamily(
+            "dialjam_relay_subscriptions",
+            "Channel subscriptions",
+            value=hub.subscription_count(),
+        )
+        yield GaugeMetricFamily(
+            "dialjam_relay_channels", "Channels held (live or in history)", value=len(hub.channels)
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_frames_in", "WebSocket frames received", value=state.frames_in
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_events_published", "Events published (messages in)", value=stats.published
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_events_delivered",
+            "Events written to subscribers (messages out)",
+            value=stats.delivered,
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_frames_out", "WebSocket frames written", value=stats.frames_out
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_bytes_out", "Bytes written to subscribers", value=stats.bytes_out
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_drops", "Events dropped from overflowing outboxes", value=stats.drops
+        )
+        yield CounterMetricFamily(
+            "dialjam_relay_slow_closed",
+            "Subscribers closed for staying overflowed",
+            value=stats.slow_closed,
+        )
+        errors = CounterMetricFamily(
+            "dialjam_relay_errors", "Refused frames and requests, by error code", labels=["code"]
+        )
+        for code, count in sorted(state.errors.items()):
+            errors.add_metric([code], count)
+        yield errors
+        latency = stats.latency
+        yield HistogramMetricFamily(
+            "dialjam_relay_fanout_latency_seconds",
+            "Publish to socket write, oldest event of each write",
+            buckets=[(bound, float(count)) for bound, count in latency.cumulative()],
+            sum_value=latency.total,
+        )
+
+
+def make_registry(state: RelayState) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(RelayCollector(state))
+    return registry

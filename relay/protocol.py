@@ -1,0 +1,204 @@
+"""The relay's wire protocol, free of I/O.
+
+Frames in are parsed into small frozen requests; frames out are encoded to bytes once
+and shared by every subscriber. Parsing never raises anything but `ProtocolError`,
+which names the error code the peer is told (see the README's table of codes) and
+whether the connection must be closed.
+
+Seed (2010) frames::
+
+    {"type":"subscriber","id":CH}
+    {"type":"publisher","id":CH,"data":{...}}
+
+v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` on
+publish, a top-level ``"token"`` on any frame, and ``unsubscribe`` / ``ping``.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+# An id is 1–64 characters of [A-Za-z0-9_.:-] (the issue's channel grammar).
+CHANNEL_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+CONTROL_SUFFIX: Final = ":control"
+STATE_SUFFIX: Final = ":state"
+
+# Close codes (RFC 6455 §7.4.1).
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_TRY_AGAIN: Final = 1013
+
+
+class ProtocolError(Exception):
+    """The peer's fault: answered with an ``error`` frame, logged once, never fatal to
+    the relay. ``close`` is the WebSocket close code when the connection must end."""
+
+    def __init__(self, code: str, message: str, close: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close = close
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    channel: str
+    v: int = 1
+    since: int | None = None
+    epoch: str | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    channel: str
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    channel: str
+    data: dict[str, Any]
+    ack: bool = False
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    token: str | None = None
+
+
+Request = Subscribe | Unsubscribe | Publish | Ping
+
+KNOWN_TYPES: Final = ("subscriber", "publisher", "unsubscribe", "ping")
+
+
+def valid_channel(channel: object) -> bool:
+    """True when `channel` is a string of 1–64 characters of ``[A-Za-z0-9_.:-]``."""
+    return isinstance(channel, str) and CHANNEL_ID.fullmatch(channel) is not None
+
+
+def required_role(channel: str) -> str | None:
+    """The token role a publisher needs on `channel`: ``operator`` for ``*:control``,
+    ``billboard`` for ``*:state``, None for every other channel."""
+    if channel.endswith(CONTROL_SUFFIX):
+        return "operator"
+    if channel.endswith(STATE_SUFFIX):
+        return "billboard"
+    return None
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Parse strict JSON (no NaN, integers within 64 bits) or raise ``bad_json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("bad_json", f"frame is not valid JSON: {exc.msg}") from None
+
+
+def parse_frame(text: str | bytes) -> Request:
+    """Parse one text frame into a request, or raise `ProtocolError`."""
+    return parse_object(decode_json(text))
+
+
+def parse_object(obj: Any) -> Request:
+    """Validate a decoded frame. Never raises anything but `ProtocolError`."""
+    if not isinstance(obj, dict):
+        raise ProtocolError("not_object", "a frame must be a JSON object")
+    token = obj.get("token")
+    if token is not None and not isinstance(token, str):
+        raise ProtocolError("bad_field", "token must be a string")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_type", 'a frame needs "type" as a string')
+    if kind == "ping":
+        return Ping(token=token)
+    if kind not in KNOWN_TYPES:
+        shown = kind[:32]
+        raise ProtocolError(
+            "unknown_type",
+            f"unknown type {shown!r}; expected one of {', '.join(KNOWN_TYPES)}",
+        )
+    channel = obj.get("id")
+    if not valid_channel(channel):
+        raise ProtocolError("bad_id", '"id" must be 1–64 characters of A-Z a-z 0-9 _ . : -')
+    assert isinstance(channel, str)
+    if kind == "publisher":
+        data = obj.get("data")
+        if not isinstance(data, dict):
+            raise ProtocolError("bad_data", 'a publisher frame needs "data" as a JSON object')
+        ack = obj.get("ack", False)
+        if not isinstance(ack, bool):
+            raise ProtocolError("bad_field", '"ack" must be true or false')
+        return Publish(channel=channel, data=data, ack=ack, token=token)
+    if kind == "unsubscribe":
+        return Unsubscribe(channel=channel, token=token)
+    v = obj.get("v", 1)
+    if v not in (1, 2) or isinstance(v, bool):
+        raise ProtocolError("bad_field", '"v" must be 1 or 2')
+    since = obj.get("since")
+    if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        raise ProtocolError("bad_field", '"since" must be a non-negative integer')
+    epoch = obj.get("epoch")
+    if epoch is not None and not isinstance(epoch, str):
+        raise ProtocolError("bad_field", '"epoch" must be a string')
+    if since is not None and v != 2:
+        raise ProtocolError("bad_field", '"since" needs "v":2')
+    return Subscribe(channel=channel, v=v, since=since, epoch=epoch, token=token)
+
+
+# --- frames out -------------------------------------------------------------------
+
+
+def dumps(obj: object) -> bytes:
+    """Compact JSON, as the seed relay sent it."""
+    return orjson.dumps(obj)
+
+
+def encode_envelope(channel_json: bytes, seq: int, ts_ms: int, data_json: bytes) -> bytes:
+    """A v2 event envelope, built from pieces already encoded once per channel/event."""
+    return b'{"type":"event","id":%b,"seq":%d,"ts":%d,"data":%b}' % (
+        channel_json,
+        seq,
+        ts_ms,
+        data_json,
+    )
+
+
+def encode_error(code: str, message: str) -> bytes:
+    return dumps({"type": "error", "code": code, "message": message})
+
+
+def encode_gap(channel: str, first: int, last: int, reason: str) -> bytes:
+    """Events `first`..`last` (inclusive) of `channel` will never reach this subscriber;
+    an empty range (last < first) means nothing of the current epoch is lost."""
+    return dumps({"type": "gap", "id": channel, "from": first, "to": last, "reason": reason})
+
+
+def coalesce(envelopes: list[bytes]) -> bytes:
+    """Several envelopes for one v2 subscriber as one JSON-array frame."""
+    if len(envelopes) == 1:
+        return envelopes[0]
+    return b"[" + b",".join(envelopes) + b"]"
+
+
+_LEN1: Final = struct.Struct("!BB").pack
+_LEN2: Final = struct.Struct("!BBH").pack
+_LEN3: Final = struct.Struct("!BBQ").pack
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, final WebSocket text frame (RFC 6455 §5.2: a server never masks)."""
+    n = len(payload)
+    if n < 126:
+        return _LEN1(0x81, n) + payload
+    if n < 65536:
+        return _LEN2(0x81, 126, n) + payload
+    return _LEN3(0x81, 127, n) + payload

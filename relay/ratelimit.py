@@ -1,0 +1,52 @@
+"""A token bucket per peer: `rate` frames a second, bursts up to `burst`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+
+class TokenBucket:
+    """Allows `burst` frames at once, refilled at `rate` a second. Time is passed in,
+    so the bucket is tested without a clock. A rate of 0 means no limit."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self.tokens = self.burst
+        self.last = now
+
+    def allow(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        tokens = self.tokens + (now - self.last) * self.rate
+        self.last = now
+        if tokens > self.burst:
+            tokens = self.burst
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+
+class BucketsByKey:
+    """Buckets for HTTP publishers, by remote address; bounded so that a crowd of
+    addresses cannot grow it without end (the least recently seen is forgotten)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def allow(self, key: str, now: float) -> bool:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.allow(now)
