@@ -111,8 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
     config, made_up = config.with_tokens()
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner, contextlib.suppress(
-        KeyboardInterrupt
+    with (
+        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
+        contextlib.suppress(KeyboardInterrupt),
     ):
         return runner.run(serve(config, made_up))
     return 0

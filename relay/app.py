@@ -101,6 +101,7 @@ class Connection:
         self.logged: set[str] = set()
         transport = request.transport
         assert transport is not None
+        self.transport = transport
         self.subscriber = state.hub.attach(transport, self.close_slow, self.name)
         self.closing: asyncio.Task[None] | None = None
 
@@ -152,9 +153,7 @@ class Connection:
             ch = hub.publish(request.channel, request.data, origin=sub)
             if request.ack:
                 sub.send_control(
-                    protocol.dumps(
-                        {"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch}
-                    )
+                    protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
                 )
         elif isinstance(request, protocol.Subscribe):
             hub.subscribe(sub, request.channel, request.v == 2, request.since, request.epoch)
@@ -196,14 +195,11 @@ class Connection:
         # Let queued replies (the error that explains the close) go first.
         self.state.hub.flush()
         try:
-            await asyncio.wait_for(
-                self.ws.close(code=code, message=reason.encode()[:120]), timeout
-            )
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), timeout)
         except (TimeoutError, ConnectionError):
-            pass
-        transport = self.subscriber.sink
-        if not transport.is_closing() and isinstance(transport, asyncio.BaseTransport):
-            transport.abort()  # type: ignore[attr-defined]
+            # A peer that reads nothing never takes the close frame; a transport with
+            # unsent bytes would wait for it forever on close(), so cut it off.
+            self.transport.abort()
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -229,7 +225,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if msg.type is WSMsgType.TEXT:
                 conn.on_text(msg.data)
             elif msg.type is WSMsgType.BINARY:
-                conn.refuse(ProtocolError("binary", "binary frames are not accepted; send JSON text"))
+                conn.refuse(
+                    ProtocolError("binary", "binary frames are not accepted; send JSON text")
+                )
         if ws.close_code == protocol.CLOSE_TOO_BIG:
             state.count_error("too_large")
             log.info("closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame)
@@ -293,10 +291,10 @@ async def http_publish(request: web.Request) -> web.Response:
     if not protocol.valid_channel(channel):
         state.count_error("bad_id")
         return http_error(400, "bad_id", "channel must be 1–64 characters of A-Z a-z 0-9 _ . : -")
-    if not roles and state.http_buckets is not None:
-        if not state.http_buckets.allow(request.remote or "?", time.monotonic()):
-            state.count_error("rate_limited")
-            return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
+    buckets = state.http_buckets
+    if not roles and buckets and not buckets.allow(request.remote or "?", time.monotonic()):
+        state.count_error("rate_limited")
+        return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
     limit = cfg.token_max_frame if roles else cfg.max_frame
     body = await request.content.read(limit + 1)
     if len(body) > limit:
@@ -318,7 +316,9 @@ async def http_publish(request: web.Request) -> web.Response:
         ch = state.hub.publish(channel, req.data)
     except ProtocolError as exc:
         state.count_error(exc.code)
-        status = 401 if exc.code == "unauthorised" else 503 if exc.code == "too_many_channels" else 400
+        status = (
+            401 if exc.code == "unauthorised" else 503 if exc.code == "too_many_channels" else 400
+        )
         return http_error(status, exc.code, exc.message)
     return web.json_response({"type": "ack", "id": channel, "seq": ch.seq, "epoch": ch.epoch})
 
@@ -349,7 +349,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:

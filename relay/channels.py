@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import secrets
 import time
@@ -316,9 +317,7 @@ class Hub:
             self.channels[name] = ch
         return ch
 
-    def publish(
-        self, name: str, data: dict[str, Any], origin: Subscriber | None = None
-    ) -> Channel:
+    def publish(self, name: str, data: dict[str, Any], origin: Subscriber | None = None) -> Channel:
         """Give `data` the channel's next seq, keep it in history and queue it for
         every subscriber. The origin's own v1 subscription gets no echo (2010 rule)."""
         ch = self.channel(name)
@@ -355,9 +354,7 @@ class Hub:
         subscriber.subscriptions[name] = sub
         if v2:
             subscriber.send_control(
-                protocol.dumps(
-                    {"type": "subscribed", "id": name, "seq": ch.seq, "epoch": ch.epoch}
-                )
+                protocol.dumps({"type": "subscribed", "id": name, "seq": ch.seq, "epoch": ch.epoch})
             )
             if since is not None:
                 self._replay(subscriber, sub, ch, since, epoch)
@@ -394,10 +391,8 @@ class Hub:
         return True
 
     def _remove(self, sub: Subscription) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             sub.channel.subscriptions.remove(sub)
-        except ValueError:
-            pass
         sub.subscriber.dropped.pop(sub, None)
 
     # -- subscribers --
@@ -438,11 +433,11 @@ class Hub:
     def sweep(self) -> int:
         """Expire history and free channels nobody holds; returns channels freed."""
         oldest_allowed = self.clock() - self.limits.history_seconds
-        freed = [
-            name
-            for name, ch in self.channels.items()
-            if (ch.prune(oldest_allowed) or True) and not ch.subscriptions and not ch.history
-        ]
+        freed: list[str] = []
+        for name, ch in self.channels.items():
+            ch.prune(oldest_allowed)
+            if not ch.subscriptions and not ch.history:
+                freed.append(name)
         for name in freed:
             del self.channels[name]
         return len(freed)

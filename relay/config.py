@@ -61,7 +61,7 @@ class RelayConfig:
     def with_tokens(self) -> tuple[RelayConfig, list[str]]:
         """Fill missing tokens with random ones; returns the roles that were made up."""
         made: list[str] = []
-        changes: dict[str, str] = {}
+        changes: dict[str, Any] = {}
         for role in ("operator", "billboard"):
             if not getattr(self, f"{role}_token"):
                 changes[f"{role}_token"] = secrets.token_urlsafe(18)

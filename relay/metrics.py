@@ -42,7 +42,9 @@ class RelayCollector(Collector):
             "dialjam_relay_frames_in", "WebSocket frames received", value=state.frames_in
         )
         yield CounterMetricFamily(
-            "dialjam_relay_events_published", "Events published (messages in)", value=stats.published
+            "dialjam_relay_events_published",
+            "Events published (messages in)",
+            value=stats.published,
         )
         yield CounterMetricFamily(
             "dialjam_relay_events_delivered",

@@ -1,0 +1,122 @@
+"""A real relay on a free port of 127.0.0.1, and real aiohttp clients."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from relay.app import STATE, RelayState, create_app
+from relay.config import RelayConfig
+
+OPERATOR = "operator-secret-token"
+BILLBOARD = "billboard-secret-token"
+
+
+@dataclasses.dataclass
+class RunningRelay:
+    app: web.Application
+    runner: web.AppRunner
+    port: int
+    session: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def state(self) -> RelayState:
+        return self.app[STATE]
+
+    async def connect(self, path: str = "/ws", **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
+        return await self.session.ws_connect(f"ws://127.0.0.1:{self.port}{path}", **kwargs)
+
+    async def healthz(self) -> dict[str, Any]:
+        async with self.session.get(f"{self.url}/healthz") as resp:
+            assert resp.status == 200
+            result: dict[str, Any] = await resp.json()
+            return result
+
+
+StartRelay = Callable[..., Awaitable[RunningRelay]]
+
+
+@pytest.fixture
+async def start_relay() -> AsyncIterator[StartRelay]:
+    started: list[RunningRelay] = []
+
+    async def start(**settings: Any) -> RunningRelay:
+        settings.setdefault("operator_token", OPERATOR)
+        settings.setdefault("billboard_token", BILLBOARD)
+        config = RelayConfig(host="127.0.0.1", port=0, **settings)
+        app = create_app(config)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        relay = RunningRelay(app, runner, port, aiohttp.ClientSession())
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        await relay.session.close()
+        await relay.runner.cleanup()
+
+
+@pytest.fixture
+async def relay(start_relay: StartRelay) -> RunningRelay:
+    return await start_relay()
+
+
+async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> Any:
+    """The next JSON frame (an object, or a coalesced array)."""
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    assert msg.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg!r}"
+    return orjson.loads(msg.data)
+
+
+class Inbox:
+    """A v2 client's messages, one at a time, whether they came alone or coalesced."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.pending: list[dict[str, Any]] = []
+
+    async def next(self, timeout: float = 3.0) -> dict[str, Any]:
+        while not self.pending:
+            frame = await recv(self.ws, timeout)
+            self.pending.extend(frame if isinstance(frame, list) else [frame])
+        return self.pending.pop(0)
+
+    async def events(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(out) < n:
+            msg = await self.next(max(0.01, deadline - asyncio.get_running_loop().time()))
+            out.append(msg)
+        return out
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, obj: Any) -> None:
+    await ws.send_str(orjson.dumps(obj).decode())
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
+    """Wait until `check()` holds (polled), or fail."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

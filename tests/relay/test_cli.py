@@ -1,0 +1,121 @@
+"""`python -m relay` as a real process: start, announce, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_process(
+    *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_for_line(proc: asyncio.subprocess.Process, fragment: str) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while True:
+        raw = await asyncio.wait_for(proc.stdout.readline(), 15)
+        if not raw:
+            raise AssertionError(f"relay exited before printing {fragment!r}: {lines}")
+        lines.append(raw.decode())
+        if fragment in lines[-1]:
+            return lines
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_closes_every_client_with_1001_and_exits_0(sig: signal.Signals) -> None:
+    port = free_port()
+    proc = await start_process("--host", "127.0.0.1", "--port", str(port))
+    try:
+        lines = await wait_for_line(proc, "health:")
+        assert any("/keypad?channel=dialjam" in line for line in lines)
+        assert any("#token=" in line for line in lines)  # the console link carries it
+        async with aiohttp.ClientSession() as session:
+            clients = [await session.ws_connect(f"ws://127.0.0.1:{port}/ws") for _ in range(3)]
+            await clients[0].send_str('{"type":"subscriber","id":"dialjam","v":2}')
+            await clients[0].receive()
+            proc.send_signal(sig)
+            for ws in clients:
+                msg = await asyncio.wait_for(ws.receive(), 10)
+                assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert proc.stderr is not None
+        stderr = (await proc.stderr.read()).decode()
+        assert "Traceback" not in stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_bad_config_file_is_explained_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "dialjam.toml"
+    config.write_text("[relay]\nport = 'eighty'\n")
+    proc = await start_process("--config", str(config))
+    _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 2
+    assert "port must be a whole number" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_a_port_in_use_is_explained_without_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await start_process("--host", "127.0.0.1", "--port", str(port))
+        _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_the_config_file_and_environment_set_the_relay(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "dialjam.toml"
+    config.write_text(
+        f'[relay]\nhost = "127.0.0.1"\nport = {port}\nchannel = "tower"\n'
+        'operator_token = "op-token-from-file"\nbillboard_token = "bb-token-from-file"\n'
+    )
+    proc = await start_process(
+        "--config", str(config), env={"DIALJAM_PUBLIC_URL": "https://jam.example.org"}
+    )
+    try:
+        lines = await wait_for_line(proc, "health:")
+        text = "".join(lines)
+        assert "https://jam.example.org/keypad?channel=tower" in text
+        assert "made up" not in text
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": "Bearer op-token-from-file"}
+            url = f"http://127.0.0.1:{port}/publish/tower:control"
+            async with session.post(url, json={"name": "panic"}, headers=headers) as resp:
+                assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0

@@ -1,0 +1,99 @@
+"""The wire protocol, without I/O."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from relay import protocol
+from relay.protocol import ProtocolError, Publish, Subscribe
+
+
+def test_seed_subscriber_frame_parses_to_a_v1_subscribe() -> None:
+    assert protocol.parse_frame(b'{"type":"subscriber","id":"dialjam"}') == Subscribe("dialjam")
+
+
+def test_seed_publisher_frame_keeps_its_data() -> None:
+    req = protocol.parse_frame(
+        b'{"type":"publisher","id":"dialjam","data":{"caller_id":"4155551212","command":"5"}}'
+    )
+    assert req == Publish("dialjam", {"caller_id": "4155551212", "command": "5"})
+
+
+def test_v2_subscribe_carries_since_and_epoch() -> None:
+    req = protocol.parse_frame(b'{"type":"subscriber","id":"a","v":2,"since":7,"epoch":"x-1"}')
+    assert req == Subscribe("a", v=2, since=7, epoch="x-1")
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"{not json", "bad_json"),
+        (b"\xff\xfe", "bad_json"),
+        (b"[1,2]", "not_object"),
+        (b'"hello"', "not_object"),
+        (b"{}", "bad_type"),
+        (b'{"type":5,"id":"a"}', "bad_type"),
+        (b'{"type":"shout","id":"a"}', "unknown_type"),
+        (b'{"type":"subscriber"}', "bad_id"),
+        (b'{"type":"subscriber","id":""}', "bad_id"),
+        (b'{"type":"subscriber","id":"has space"}', "bad_id"),
+        (b'{"type":"subscriber","id":"' + b"a" * 65 + b'"}', "bad_id"),
+        (b'{"type":"subscriber","id":7}', "bad_id"),
+        (b'{"type":"publisher","id":"a"}', "bad_data"),
+        (b'{"type":"publisher","id":"a","data":[1]}', "bad_data"),
+        (b'{"type":"publisher","id":"a","data":{},"ack":"yes"}', "bad_field"),
+        (b'{"type":"subscriber","id":"a","v":3}', "bad_field"),
+        (b'{"type":"subscriber","id":"a","v":2,"since":-1}', "bad_field"),
+        (b'{"type":"subscriber","id":"a","since":3}', "bad_field"),
+        (b'{"type":"subscriber","id":"a","token":1}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{"n":1e999}}', "bad_json"),
+        (b'{"type":"publisher","id":"a","data":{"n":NaN}}', "bad_json"),
+    ],
+)
+def test_bad_frames_raise_protocol_errors_with_their_code(frame: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        protocol.parse_frame(frame)
+    assert info.value.code == code
+    assert info.value.close is None
+
+
+def test_a_64_character_id_of_every_allowed_character_is_valid() -> None:
+    name = ("Az09_.:-" * 8)[:64]
+    assert protocol.valid_channel(name)
+
+
+def test_control_and_state_channels_need_their_roles() -> None:
+    assert protocol.required_role("dialjam:control") == "operator"
+    assert protocol.required_role("dialjam:state") == "billboard"
+    assert protocol.required_role("dialjam") is None
+    assert protocol.required_role("dialjam:controller") is None
+
+
+def test_envelope_is_valid_json_with_the_data_inside() -> None:
+    env = protocol.encode_envelope(b'"dialjam"', 3, 1700000000123, b'{"digit":"5"}')
+    assert orjson.loads(env) == {
+        "type": "event",
+        "id": "dialjam",
+        "seq": 3,
+        "ts": 1700000000123,
+        "data": {"digit": "5"},
+    }
+
+
+def test_several_envelopes_coalesce_into_one_json_array() -> None:
+    a, b = orjson.dumps({"seq": 1}), orjson.dumps({"seq": 2})
+    assert orjson.loads(protocol.coalesce([a, b])) == [{"seq": 1}, {"seq": 2}]
+    assert protocol.coalesce([a]) == a
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_carry_their_length_as_rfc_6455_says(size: int) -> None:
+    frame = protocol.ws_text_frame(b"x" * size)
+    assert frame[0] == 0x81  # FIN + text, never masked from a server
+    if size < 126:
+        assert frame[1] == size and len(frame) == 2 + size
+    elif size < 65536:
+        assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == size
+    else:
+        assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == size

@@ -1,0 +1,91 @@
+"""Token buckets and settings, without I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relay.config import ConfigError, RelayConfig, load_config
+from relay.ratelimit import BucketsByKey, TokenBucket
+
+
+def test_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=3, now=0.0)
+    assert [bucket.allow(0.0) for _ in range(4)] == [True, True, True, False]
+    assert not bucket.allow(0.05)  # half a token
+    assert bucket.allow(0.1)
+    assert [bucket.allow(10.0) for _ in range(4)] == [True, True, True, False]  # capped
+
+
+def test_bucket_with_rate_zero_never_refuses() -> None:
+    bucket = TokenBucket(rate=0, burst=1, now=0.0)
+    assert all(bucket.allow(0.0) for _ in range(1000))
+
+
+def test_buckets_by_key_forget_the_least_recently_seen() -> None:
+    buckets = BucketsByKey(rate=1, burst=1, max_keys=2)
+    assert buckets.allow("a", 0.0)
+    assert not buckets.allow("a", 0.0)
+    buckets.allow("b", 0.0)
+    buckets.allow("c", 0.0)  # "a" is forgotten: a fresh bucket
+    assert buckets.allow("a", 0.0)
+
+
+def test_defaults_match_the_readme() -> None:
+    config = load_config(env={})
+    assert (config.host, config.port, config.channel) == ("0.0.0.0", 8080, "dialjam")
+    assert config.max_frame == 4096 and config.token_max_frame == 65536
+    assert config.history_events == 1000 and config.history_seconds == 600
+
+
+def test_toml_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(
+        '[relay]\nport = 9000\nchannel = "tower"\npublic_url = "https://jam.example.org"\n'
+        "rate = 5\n[billboard]\nanything = 1\n"
+    )
+    config = load_config(path, env={"DIALJAM_PORT": "9100", "DIALJAM_RATE": "7.5"})
+    assert config.port == 9100 and config.rate == 7.5 and config.channel == "tower"
+    assert config.keypad_url() == "https://jam.example.org/keypad?channel=tower"
+    config = load_config(path, env={"DIALJAM_PORT": "9100"}, overrides={"port": 9200})
+    assert config.port == 9200
+
+
+def test_console_url_keeps_the_token_out_of_the_query() -> None:
+    config = RelayConfig(public_url="https://jam.example.org/", operator_token="tok")
+    assert config.console_url() == "https://jam.example.org/console?channel=dialjam#token=tok"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "fragment"),
+    [
+        ("[relay]\nprot = 1\n", {}, "no setting 'prot'"),
+        ('[relay]\nport = "eighty"\n', {}, "port must be a whole number"),
+        ("[relay]\nport = 70000\n", {}, "outside 0–65535"),
+        ('[relay]\nchannel = "bad channel"\n', {}, "channel"),
+        ('[relay]\nchannel = "x:control"\n', {}, "channel"),
+        ('[relay]\npublic_url = "jam.example.org"\n', {}, "http://"),
+        ("[relay\n", {}, "not valid TOML"),
+        ("", {"DIALJAM_PORT": "x"}, "environment DIALJAM_PORT"),
+        ("[relay]\nrate = -1\n", {}, "rate"),
+    ],
+)
+def test_bad_settings_say_what_to_fix(
+    tmp_path: Path, toml: str, env: dict[str, str], fragment: str
+) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path, env=env)
+
+
+def test_a_missing_config_file_is_named() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent/dialjam.toml", env={})
+
+
+def test_missing_tokens_are_made_up_and_reported() -> None:
+    config, made = RelayConfig(operator_token="mine").with_tokens()
+    assert made == ["billboard"]
+    assert config.operator_token == "mine" and len(config.billboard_token) >= 16
