@@ -89,3 +89,8 @@ def test_missing_tokens_are_made_up_and_reported() -> None:
     config, made = RelayConfig(operator_token="mine").with_tokens()
     assert made == ["billboard"]
     assert config.operator_token == "mine" and len(config.billboard_token) >= 16
+
+
+def test_the_example_config_in_the_repo_loads_and_states_the_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
+    assert load_config(example, env={}) == RelayConfig()
