@@ -33,6 +33,8 @@ log = logging.getLogger("relay")
 
 # A connection that keeps flooding after this many refused frames in a row is closed.
 FLOOD_CLOSE_AFTER = 1000
+# Frames handled from one connection before giving the event loop a turn.
+YIELD_EVERY = 256
 
 
 @dataclass
@@ -221,9 +223,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     state.connections.add(conn)
     writer = asyncio.get_running_loop().create_task(conn.subscriber.run_writer())
     try:
+        handled = 0
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 conn.on_text(msg.data)
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    # A burst already buffered is read without suspending; let the
+                    # fan-out flush (and other peers run) between slices of it.
+                    await asyncio.sleep(0)
             elif msg.type is WSMsgType.BINARY:
                 conn.refuse(
                     ProtocolError("binary", "binary frames are not accepted; send JSON text")

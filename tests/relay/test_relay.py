@@ -390,6 +390,19 @@ async def test_a_subscriber_that_never_reads_does_not_delay_the_others(
     writer.close()
 
 
+async def test_heartbeats_find_a_dead_peer_and_it_leaves_its_channels(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(heartbeat_s=0.3)
+    _reader, writer = await _raw_websocket(relay.port)  # never answers a ping
+    writer.write(_masked_text(b'{"type":"subscriber","id":"dialjam"}'))
+    await writer.drain()
+    await until(lambda: _subscribers(relay, 1))
+    await until(lambda: _health(relay, lambda h: h["connections"] == 0), timeout=3)
+    assert relay.state.hub.subscription_count() == 0
+    writer.close()
+
+
 async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningRelay) -> None:
     clients = [await relay.connect() for _ in range(6)]
     for n, ws in enumerate(clients):
