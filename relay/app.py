@@ -195,7 +195,7 @@ class Connection:
     async def close(self, code: int, reason: str, timeout: float = 2.0) -> None:
         """Close with `code`; a peer that will not take the close frame is cut off."""
         # Let queued replies (the error that explains the close) go first.
-        self.state.hub.flush()
+        self.state.hub.flush_now()
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()[:120]), timeout)
         except (TimeoutError, ConnectionError):

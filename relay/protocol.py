@@ -80,9 +80,21 @@ Request = Subscribe | Unsubscribe | Publish | Ping
 KNOWN_TYPES: Final = ("subscriber", "publisher", "unsubscribe", "ping")
 
 
+_valid_seen: set[str] = set()  # ids already checked: a set lookup beats the regex
+
+
 def valid_channel(channel: object) -> bool:
     """True when `channel` is a string of 1–64 characters of ``[A-Za-z0-9_.:-]``."""
-    return isinstance(channel, str) and CHANNEL_ID.fullmatch(channel) is not None
+    if not isinstance(channel, str):
+        return False
+    if channel in _valid_seen:
+        return True
+    if CHANNEL_ID.fullmatch(channel) is None:
+        return False
+    if len(_valid_seen) >= 4096:  # bounded: a crowd of names cannot grow it
+        _valid_seen.clear()
+    _valid_seen.add(channel)
+    return True
 
 
 def required_role(channel: str) -> str | None:

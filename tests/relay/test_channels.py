@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from relay.channels import HIGH_WATER, Hub, HubLimits, Subscriber
+from relay.channels import BIG_FLUSH, BIG_FLUSH_GAP_S, HIGH_WATER, Hub, HubLimits, Subscriber
 
 
 class FakeTransport:
@@ -209,3 +209,28 @@ async def test_a_detached_subscriber_leaves_every_channel_at_once() -> None:
     assert hub.subscription_count() == 3
     hub.detach(sub)
     assert hub.subscription_count() == 0 and hub.subscribers == set()
+
+
+async def test_under_heavy_fan_out_a_flush_is_held_briefly_so_events_coalesce() -> None:
+    hub = Hub(HubLimits(), boot="boot")  # the real clock: the hold is a real timer
+    subs = [attach(hub) for _ in range(BIG_FLUSH)]
+    for sub, _, _ in subs:
+        hub.subscribe(sub, "a", v2=True)
+    await asyncio.sleep(0)  # the `subscribed` replies: the first big flush, at once
+    hub.publish("a", {"n": 1})
+    hub.publish("a", {"n": 2})
+    await asyncio.sleep(0)
+    assert all(len(sink.frames) == 1 for _, sink, _ in subs)  # held: a big flush just ran
+    await asyncio.sleep(BIG_FLUSH_GAP_S * 3)
+    for _, sink, _ in subs:
+        assert [e["seq"] for e in sink.frames[1]] == [1, 2]
+
+
+async def test_a_flush_to_few_subscribers_is_never_held() -> None:
+    hub, _ = make_hub()
+    sub, sink, _ = attach(hub)
+    hub.subscribe(sub, "a", v2=False)
+    for n in range(3):
+        hub.publish("a", {"n": n})
+        await asyncio.sleep(0)
+    assert sink.frames == [{"n": 0}, {"n": 1}, {"n": 2}]
