@@ -1,0 +1,39 @@
+"""Instrument tracks: what a caller plays when they hold one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# How a track turns digits into notes (harmony.py):
+#   drums        — the GM drum map; * accents the next hit, # plays a fill
+#   scale        — degrees of the scale from the current chord's root (lead, pluck, bells)
+#   chord_tones  — only the current chord's tones, across octaves (bass, pad)
+#   chord        — the current chord, voiced and inverted by the digit (chords)
+Mode = Literal["drums", "scale", "chord_tones", "chord"]
+MODES: Final = ("drums", "scale", "chord_tones", "chord")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    name: str
+    color: str  # "#rrggbb"
+    channel: int  # MIDI channel 0–15 (9 = GM drums, "channel 10")
+    program: int  # GM program 0–127 (ignored on channel 9)
+    samples: str  # the sample set in sounds/ (e.g. "kit", "bass", "bell")
+    octave: int  # the octave of the track's lowest note (MIDI: C4 = 60 → octave 4)
+    length: int  # note length in grid steps (16ths)
+    mode: Mode
+    velocity: int = 96
+
+
+DEFAULT_TRACKS: Final[tuple[TrackSpec, ...]] = (
+    TrackSpec("drums", "#f97316", 9, 0, "kit", 0, 1, "drums", 110),
+    TrackSpec("bass", "#8a5cf6", 0, 38, "bass", 2, 2, "chord_tones", 104),
+    TrackSpec("chords", "#22c55e", 1, 4, "keys", 4, 4, "chord", 80),
+    TrackSpec("lead", "#ef4444", 2, 80, "lead", 5, 2, "scale", 96),
+    TrackSpec("pluck", "#eab308", 3, 45, "pluck", 4, 1, "scale", 92),
+    TrackSpec("pad", "#06b6d4", 4, 89, "pad", 3, 8, "chord_tones", 70),
+    TrackSpec("bells", "#ec4899", 5, 14, "bell", 6, 2, "scale", 84),
+    TrackSpec("percussion", "#a3e635", 9, 0, "perc", 0, 1, "drums", 100),
+)
