@@ -1,0 +1,38 @@
+"""The pure music engine: no pygame, mido or aiohttp here (a test checks)."""
+
+from .engine import Engine, EngineConfig
+from .events import (
+    Assign,
+    Command,
+    Digit,
+    InputEvent,
+    Join,
+    Leave,
+    Left,
+    Note,
+    NoteOff,
+    NoteOn,
+    parse_event,
+)
+from .scene import Facade, Scene
+from .tracks import DEFAULT_TRACKS, TrackSpec
+
+__all__ = [
+    "DEFAULT_TRACKS",
+    "Assign",
+    "Command",
+    "Digit",
+    "Engine",
+    "EngineConfig",
+    "Facade",
+    "InputEvent",
+    "Join",
+    "Leave",
+    "Left",
+    "Note",
+    "NoteOff",
+    "NoteOn",
+    "Scene",
+    "TrackSpec",
+    "parse_event",
+]

@@ -1,0 +1,490 @@
+"""The music engine: callers → tracks → notes, and a scene of the facade.
+
+Pure and deterministic: events and the time come in as arguments, notes (stamped with
+the time they must sound) and caller updates come out. No clock is read here, and the
+only randomness (the attract pattern) comes from a seeded generator.
+
+The adapters drive it like this::
+
+    notes = engine.handle(event, now)        # a press: its note on the next step
+    notes += engine.advance(now, horizon)    # timeouts at `now`; loop notes up to now+horizon
+    updates = engine.take_updates()          # Assign / Left to publish on CHANNEL:state
+    scene = engine.scene(now)                # for the screen and the `state` event
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from .clock import Grid
+from .events import (
+    Assign,
+    CallerUpdate,
+    Command,
+    Digit,
+    InputEvent,
+    Join,
+    Leave,
+    Left,
+    Note,
+    NoteOff,
+    NoteOn,
+)
+from .harmony import FILL_NOTES, SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
+from .scene import Facade, Lit, Scene, TrackView, decay
+from .tracks import DEFAULT_TRACKS, TrackSpec
+
+log = logging.getLogger("billboard.engine")
+
+MAX_HITS_PER_STEP: Final = 3  # a caller mashing keys cannot pile up a step
+FILL_STEPS: Final = 4
+LIGHT_HALF_LIFE_S: Final = 0.35
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    tracks: tuple[TrackSpec, ...] = DEFAULT_TRACKS
+    bpm: float = 112.0
+    swing: float = 0.1
+    key: str = "C"
+    scale: str = "major"
+    progression: tuple[int, ...] = (0, 4, 5, 3)  # I–V–vi–IV
+    bars_per_chord: int = 1
+    idle_s: float = 30.0  # a caller silent this long frees the track
+    turn_s: float = 180.0  # a turn this long ends when others wait
+    kick_ban_s: float = 120.0  # a kicked caller is refused this long
+    grace_s: float = 0.030  # a press this soon after a step plays at once
+    loop_bars: int = 2  # each track loops what its caller played in the last bars
+    fade_bars: int = 4  # a departed caller's loop fades over this many bars
+    attract_after_s: float = 20.0  # nobody playing this long → the attract pattern
+    facade: Facade = field(default_factory=Facade)
+    seed: int = 2010
+
+
+@dataclass(slots=True)
+class Hit:
+    """One press in a track's loop: kept as a digit, so the loop follows the chords."""
+
+    step: int
+    index: int  # digit index 0–9
+    shift: int  # octave shift at the time
+    velocity: int
+
+
+@dataclass(slots=True)
+class Caller:
+    caller: str
+    source: str
+    display: str | None
+    nick: str | None
+    joined: float
+    last_active: float
+    track: int | None = None
+    since: float = 0.0  # when the current track was taken
+
+
+@dataclass(slots=True)
+class Track:
+    spec: TrackSpec
+    index: int
+    caller: str | None = None
+    loop: list[Hit] = field(default_factory=list)
+    last_press_step: int = -(10**9)
+    fading: list[Hit] = field(default_factory=list)
+    fade_from: int = 0
+    shift: int = 0
+    accent: bool = False
+    fill_from: int = 0
+    fill_until: int = -1
+    muted: bool = False
+    last_note: float = -(10**9)
+
+
+class Engine:
+    """Callers, tracks and the grid; see the module docstring for the driving loop."""
+
+    def __init__(self, config: EngineConfig | None = None, start: float = 0.0) -> None:
+        self.config = config = config or EngineConfig()
+        if not config.tracks:
+            raise ValueError("an installation needs at least one track")
+        self.grid = Grid(config.bpm, config.swing, anchor_time=start, anchor_step=0)
+        self.harmony = Harmony(
+            parse_key(config.key), config.scale, config.progression, config.bars_per_chord
+        )
+        if config.scale not in SCALES:
+            raise ValueError(f"unknown scale {config.scale!r}")
+        self.tracks = [Track(spec, i) for i, spec in enumerate(config.tracks)]
+        self.callers: dict[str, Caller] = {}
+        self.line: list[str] = []
+        self.banned: dict[str, float] = {}
+        self.paused = False
+        self.loop_steps = config.loop_bars * STEPS_PER_BAR
+        self.fade_steps = max(1, config.fade_bars * STEPS_PER_BAR)
+        self.rendered = self.grid.step_at(start)  # loop notes emitted up to this step
+        self.last_play = start - config.attract_after_s  # attract from the start
+        self._updates: list[CallerUpdate] = []
+        self._lights: deque[tuple[float, int, int, str]] = deque(maxlen=256)
+        self._seed = config.seed
+
+    # -- events in ------------------------------------------------------------------
+
+    def handle(self, event: InputEvent, now: float) -> list[Note]:
+        """Apply one input event at time `now`; returns the notes a press makes."""
+        if isinstance(event, Digit):
+            return self._digit(event, now)
+        if isinstance(event, Join):
+            self._join(event.caller, event.source, event.display, event.nick, now)
+        elif isinstance(event, Leave):
+            self._remove(event.caller, now, reason=None)
+        elif isinstance(event, Command):
+            self._command(event, now)
+        return []
+
+    def take_updates(self) -> list[CallerUpdate]:
+        """Assign / Left events since the last call, in order."""
+        updates, self._updates = self._updates, []
+        return updates
+
+    def _join(
+        self,
+        caller: str,
+        source: str,
+        display: str | None,
+        nick: str | None,
+        now: float,
+        explicit: bool = True,
+    ) -> Caller | None:
+        banned_until = self.banned.get(caller)
+        if banned_until is not None:
+            if now < banned_until:
+                if explicit:  # told once per join, not once per key pressed
+                    self._updates.append(Left(caller, "kicked"))
+                return None
+            del self.banned[caller]
+        known = self.callers.get(caller)
+        if known is not None:  # a second join (a reconnecting keypad): refresh only
+            known.display = display or known.display
+            known.nick = nick or known.nick
+            known.last_active = now
+            self._tell(known)
+            return known
+        entry = Caller(caller, source, display, nick, joined=now, last_active=now)
+        self.callers[caller] = entry
+        free = None if self.paused else self._free_track()
+        if free is None:
+            self.line.append(caller)
+            self._tell(entry)
+        else:
+            self._seat(entry, free, now)
+        return entry
+
+    def _free_track(self) -> Track | None:
+        return next((t for t in self.tracks if t.caller is None), None)
+
+    def _seat(self, caller: Caller, track: Track, now: float) -> None:
+        caller.track = track.index
+        caller.since = now
+        caller.last_active = now
+        track.caller = caller.caller
+        track.loop = []
+        track.shift = 0
+        track.accent = False
+        track.fill_until = -1
+        track.muted = False
+        self._tell(caller)
+
+    def _tell(self, caller: Caller) -> None:
+        if caller.track is not None:
+            spec = self.tracks[caller.track].spec
+            self._updates.append(Assign(caller.caller, spec.name, spec.color, 0))
+        else:
+            self._updates.append(
+                Assign(caller.caller, None, None, self.line.index(caller.caller) + 1)
+            )
+
+    def _remove(self, caller: str, now: float, reason: str | None) -> None:
+        """A caller goes (hung up, or freed for `reason`): their track's loop fades,
+        the next in line takes it, and everyone behind moves up."""
+        entry = self.callers.pop(caller, None)
+        if entry is None:
+            return
+        if reason is not None:
+            self._updates.append(Left(caller, reason))
+        if entry.track is None:
+            self.line.remove(caller)
+            self._retell_line()
+            return
+        track = self.tracks[entry.track]
+        track.fading = track.loop
+        track.fade_from = self.grid.step_at(now)
+        track.loop = []
+        track.caller = None
+        self._fill_free_tracks(now)
+
+    def _fill_free_tracks(self, now: float) -> None:
+        if self.paused:
+            return
+        moved = False
+        while self.line:
+            track = self._free_track()
+            if track is None:
+                break
+            nxt = self.callers[self.line.pop(0)]
+            self._seat(nxt, track, now)
+            moved = True
+        if moved:
+            self._retell_line()
+
+    def _retell_line(self) -> None:
+        for caller in self.line:
+            self._tell(self.callers[caller])
+
+    # -- presses --------------------------------------------------------------------
+
+    def _digit(self, event: Digit, now: float) -> list[Note]:
+        entry = self.callers.get(event.caller)
+        if entry is None:  # a digit from a caller never seen implies a join
+            entry = self._join(event.caller, event.source, None, None, now, explicit=False)
+            if entry is None:
+                return []
+        entry.last_active = now
+        if entry.track is None:
+            return []
+        track = self.tracks[entry.track]
+        spec = track.spec
+        # Quantise: the next step, unless the press is within grace of the last one.
+        last = self.grid.step_at(now)
+        if now - self.grid.time_of(last) <= self.config.grace_s:
+            step, when = last, now
+        else:
+            step, when = last + 1, self.grid.time_of(last + 1)
+        index = digit_index(event.digit)
+        if index is None:
+            self._modifier(track, event.digit, step)
+            return []
+        velocity = spec.velocity
+        if spec.mode == "drums" and track.accent:
+            velocity, track.accent = 127, False
+        hit = Hit(step, index, track.shift, velocity)
+        self._record(track, hit)
+        self.last_play = now
+        return self._sound(track, hit, step, when)
+
+    def _modifier(self, track: Track, digit: str, step: int) -> None:
+        """`*` and `#`: octave down / up on melodic tracks; accent / fill on drums."""
+        if track.spec.mode == "drums":
+            if digit == "*":
+                track.accent = True
+            else:
+                track.fill_from, track.fill_until = step, step + FILL_STEPS
+        else:
+            track.shift = max(-1, min(1, track.shift + (-1 if digit == "*" else 1)))
+
+    def _record(self, track: Track, hit: Hit) -> None:
+        track.last_press_step = hit.step
+        # The loop is what the caller played in the last `loop_bars` bars.
+        oldest = hit.step - self.loop_steps
+        loop = [h for h in track.loop if h.step > oldest]
+        same = [h for h in loop if h.step == hit.step]
+        if len(same) >= MAX_HITS_PER_STEP:
+            loop.remove(same[0])
+        loop.append(hit)
+        track.loop = loop
+
+    def _sound(
+        self, track: Track, hit: Hit, step: int, when: float, scale: float = 1.0
+    ) -> list[Note]:
+        if track.muted:
+            return []
+        spec = track.spec
+        notes = self.harmony.notes_for(spec, hit.index, step, hit.shift)
+        velocity = max(1, min(127, round(hit.velocity * scale)))
+        off_time = self.grid.time_of(step + spec.length)
+        out: list[Note] = []
+        for note in notes:
+            out.append(NoteOn(when, step, spec.name, spec.channel, note, velocity))
+            out.append(NoteOff(off_time, step + spec.length, spec.name, spec.channel, note))
+        self._light(track, notes[0], when)
+        return out
+
+    def _light(self, track: Track, note: int, when: float) -> None:
+        spec = track.spec
+        if spec.mode == "drums":
+            position = (note % 12) / 11
+        else:
+            low = 12 * (spec.octave + 1) - 12
+            position = (note - low) / 48
+        floor, bay = self.config.facade.window_for(track.index, position)
+        self._lights.append((when, floor, bay, spec.color))
+        track.last_note = when
+
+    # -- time -----------------------------------------------------------------------
+
+    def advance(self, now: float, horizon: float = 0.0) -> list[Note]:
+        """Free idle and over-long callers as of `now`, and render the loops (and the
+        attract pattern) for every step that sounds by `now + horizon`."""
+        self._timeouts(now)
+        notes: list[Note] = []
+        target = self.grid.step_at(now + horizon)
+        while self.rendered < target:
+            self.rendered += 1
+            notes.extend(self._render_step(self.rendered, now))
+        return notes
+
+    def _timeouts(self, now: float) -> None:
+        cfg = self.config
+        for entry in list(self.callers.values()):
+            if entry.track is None:
+                continue
+            if now - entry.last_active > cfg.idle_s:
+                self._remove(entry.caller, now, "idle")
+            elif self.line and now - entry.since > cfg.turn_s:
+                self._remove(entry.caller, now, "turn")
+        for caller, until in list(self.banned.items()):
+            if now >= until:
+                del self.banned[caller]
+
+    def _render_step(self, step: int, now: float) -> list[Note]:
+        when = self.grid.time_of(step)
+        notes: list[Note] = []
+        length = self.loop_steps
+        for track in self.tracks:
+            for hit in track.loop:
+                if hit.step < step and (step - hit.step) % length == 0:
+                    notes.extend(self._sound(track, hit, step, when))
+            if track.fading:
+                age = step - track.fade_from
+                if age >= self.fade_steps:
+                    track.fading = []
+                else:
+                    scale = 1.0 - age / self.fade_steps
+                    for hit in track.fading:
+                        if hit.step < step and (step - hit.step) % length == 0:
+                            notes.extend(self._sound(track, hit, step, when, scale))
+            if track.fill_from <= step <= track.fill_until and track.caller:
+                notes.extend(self._fill(track, step, when))
+        if self.attract(now):
+            notes.extend(self._attract_step(step, when))
+        return notes
+
+    def _fill(self, track: Track, step: int, when: float) -> list[Note]:
+        """One step of a drum fill (#): a roll that grows louder."""
+        if track.muted:
+            return []
+        spec = track.spec
+        note = FILL_NOTES.get(spec.samples, 38)
+        velocity = min(127, 70 + 12 * (FILL_STEPS - (track.fill_until - step)))
+        off = self.grid.time_of(step + 1)
+        return [
+            NoteOn(when, step, spec.name, spec.channel, note, velocity),
+            NoteOff(off, step + 1, spec.name, spec.channel, note),
+        ]
+
+    def attract(self, now: float) -> bool:
+        """Nobody on a track, nothing fading, and no press for a while."""
+        return now - self.last_play >= self.config.attract_after_s and all(
+            t.caller is None and not t.fading for t in self.tracks
+        )
+
+    def _attract_step(self, step: int, when: float) -> list[Note]:
+        """A quiet pattern, the same for the same bar (seeded per bar)."""
+        bar, pos = divmod(step, STEPS_PER_BAR)
+        rng = random.Random(self._seed * 1_000_003 + bar)
+        picks = [rng.random() for _ in range(STEPS_PER_BAR)]
+        notes: list[Note] = []
+        for track in self.tracks:
+            spec = track.spec
+            hit: Hit | None = None
+            if spec.mode == "drums" and spec.samples == "kit":
+                if pos in (0, 8):
+                    hit = Hit(step, 0, 0, 52)  # kick
+                elif pos % 4 == 2:
+                    hit = Hit(step, 2, 0, 30)  # closed hat
+            elif spec.mode == "chord_tones" and spec.length >= 8 and pos == 0:
+                hit = Hit(step, 0, 0, 40)  # the pad holds the chord's root
+            elif spec.name == "bells" and pos % 4 == 0 and picks[pos] < 0.35:
+                hit = Hit(step, int(picks[(pos + 5) % 16] * 8), 0, 34)
+            if hit is not None:
+                notes.extend(self._sound(track, hit, step, when))
+        return notes
+
+    # -- operator commands ----------------------------------------------------------
+
+    def _command(self, command: Command, now: float) -> None:
+        name, args = command.name, command.args
+        try:
+            if name == "kick":
+                caller = str(args["caller"])
+                if caller in self.callers:
+                    self._remove(caller, now, "kicked")
+                    self.banned[caller] = now + self.config.kick_ban_s
+            elif name == "mute":
+                entry = self.callers.get(str(args["caller"]))
+                if entry is not None and entry.track is not None:
+                    self.tracks[entry.track].muted = bool(args.get("on", True))
+            elif name == "tempo":
+                self.grid.set_bpm(float(args["bpm"]), now)
+            elif name == "key":
+                self.harmony = dataclasses.replace(self.harmony, key=parse_key(str(args["key"])))
+            elif name == "scale":
+                scale = str(args["name"])
+                if scale not in SCALES:
+                    raise ValueError(f"unknown scale {scale!r}")
+                self.harmony = dataclasses.replace(self.harmony, scale=scale)
+            elif name == "pause":
+                self.paused = bool(args.get("on", True))
+                if not self.paused:
+                    self._fill_free_tracks(now)
+            elif name == "panic":
+                for track in self.tracks:
+                    track.loop, track.fading, track.fill_until = [], [], -1
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("ignored command %s: %s", name, exc)
+
+    # -- the scene ------------------------------------------------------------------
+
+    def scene(self, now: float) -> Scene:
+        """A snapshot for the screen and the `state` event."""
+        lit: dict[tuple[int, int], Lit] = {}
+        for when, floor, bay, color in self._lights:
+            intensity = decay(now - when, LIGHT_HALF_LIFE_S)
+            if intensity < 0.05:
+                continue
+            best = lit.get((floor, bay))
+            if best is None or best.intensity < intensity:
+                lit[(floor, bay)] = Lit(floor, bay, color, intensity)
+        views = []
+        for track in self.tracks:
+            entry = self.callers.get(track.caller) if track.caller else None
+            hits = track.loop or track.fading
+            views.append(
+                TrackView(
+                    name=track.spec.name,
+                    color=track.spec.color,
+                    caller=track.caller,
+                    display=(entry.nick or entry.display) if entry else None,
+                    muted=track.muted,
+                    fading=bool(track.fading),
+                    pattern=tuple(sorted({h.step % self.loop_steps for h in hits})),
+                    level=decay(now - track.last_note, LIGHT_HALF_LIFE_S * 2),
+                )
+            )
+        return Scene(
+            time=now,
+            step=self.grid.step_at(now),
+            loop_steps=self.loop_steps,
+            bpm=self.grid.bpm,
+            key=self.harmony.key_name,
+            scale=self.harmony.scale,
+            facade=self.config.facade,
+            tracks=tuple(views),
+            line=tuple(self.line),
+            lit=tuple(sorted(lit.values(), key=lambda w: (w.floor, w.bay))),
+            attract=self.attract(now),
+            paused=self.paused,
+        )

@@ -1,0 +1,104 @@
+"""What the facade shows: a frozen snapshot the display draws and the billboard
+publishes as its ``state`` event. Pure: built from the engine's state and a time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Facade:
+    """A building's windows: a grid of `floors` × `bays` (floor 0 at the top)."""
+
+    floors: int = 7
+    bays: int = 8
+
+    def window_for(self, track_index: int, pitch_position: float) -> tuple[int, int]:
+        """The window a note lights: its track's bay (tracks wrap past the last bay),
+        higher notes on higher floors (`pitch_position` 0 low … 1 high)."""
+        bay = track_index % self.bays
+        position = min(1.0, max(0.0, pitch_position))
+        floor = self.floors - 1 - min(self.floors - 1, int(position * self.floors))
+        return floor, bay
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    floor: int
+    bay: int
+    color: str
+    intensity: float  # 0–1, decaying after the note
+
+
+@dataclass(frozen=True, slots=True)
+class TrackView:
+    name: str
+    color: str
+    caller: str | None
+    display: str | None  # "…12" or a keypad nickname; never a full number
+    muted: bool
+    fading: bool
+    pattern: tuple[int, ...]  # loop positions (0 … loop_steps-1) that hold a hit
+    level: float  # 0–1: how recently it played
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    time: float
+    step: int
+    loop_steps: int
+    bpm: float
+    key: str
+    scale: str
+    facade: Facade
+    tracks: tuple[TrackView, ...]
+    line: tuple[str, ...]
+    lit: tuple[Lit, ...]
+    attract: bool
+    paused: bool
+    hud: dict[str, Any] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        """The ``state`` event of DESIGN.md (published on CHANNEL:state)."""
+        return {
+            "event": "state",
+            "tempo": round(self.bpm, 1),
+            "key": self.key,
+            "scale": self.scale,
+            "step": self.step,
+            "facade": {"floors": self.facade.floors, "bays": self.facade.bays},
+            "tracks": [
+                {
+                    "name": t.name,
+                    "color": t.color,
+                    "caller": t.caller,
+                    "display": t.display,
+                    "muted": t.muted,
+                }
+                for t in self.tracks
+            ],
+            "line": list(self.line),
+            "lit": [[w.floor, w.bay, w.color, round(w.intensity, 2)] for w in self.lit],
+            "attract": self.attract,
+            "paused": self.paused,
+            "hud": dict(self.hud),
+        }
+
+    def signature(self) -> tuple[Any, ...]:
+        """What a change of state means for publishing (not the decaying lights)."""
+        return (
+            round(self.bpm, 1),
+            self.key,
+            self.scale,
+            tuple((t.caller, t.display, t.muted) for t in self.tracks),
+            self.line,
+            self.attract,
+            self.paused,
+        )
+
+
+def decay(age: float, half_life: float) -> float:
+    """Light left in a window `age` seconds after its note (1 at the note)."""
+    return math.pow(0.5, age / half_life) if age >= 0 else 0.0

@@ -1,0 +1,386 @@
+"""The music engine in simulated time: no I/O, no clock, exact notes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from billboard.engine import (
+    Assign,
+    Command,
+    Digit,
+    Engine,
+    EngineConfig,
+    Join,
+    Leave,
+    Left,
+    NoteOff,
+    NoteOn,
+    parse_event,
+)
+from billboard.engine.clock import Grid
+from billboard.engine.events import clean_display, clean_nick
+from billboard.engine.harmony import Harmony, parse_key, parse_progression
+from billboard.engine.tracks import DEFAULT_TRACKS
+
+STEP = 60 / 120 / 4  # 125 ms at 120 BPM
+
+
+def engine(**changes: object) -> Engine:
+    settings: dict[str, object] = {"bpm": 120, "swing": 0.0, "attract_after_s": 1e9}
+    settings.update(changes)
+    return Engine(EngineConfig(**settings), start=0.0)  # type: ignore[arg-type]
+
+
+def ons(notes: list[NoteOn | NoteOff]) -> list[tuple[float, str, int, int]]:
+    return [(round(n.time, 4), n.track, n.note, n.velocity) for n in notes if isinstance(n, NoteOn)]
+
+
+def test_the_engine_imports_no_pygame_mido_or_aiohttp() -> None:
+    code = (
+        "import sys, billboard.engine, billboard.engine.engine;"
+        "bad = [m for m in ('pygame', 'mido', 'rtmidi', 'aiohttp') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- callers and tracks ---------------------------------------------------------------
+
+
+def test_a_join_takes_the_first_free_track_and_is_told_its_colour() -> None:
+    e = engine()
+    e.handle(Join("c-aa"), 0.0)
+    e.handle(Join("c-bb"), 0.0)
+    assert e.take_updates() == [
+        Assign("c-aa", "drums", "#f97316", 0),
+        Assign("c-bb", "bass", "#8a5cf6", 0),
+    ]
+
+
+def test_the_ninth_caller_waits_in_line_and_moves_up_when_a_track_frees() -> None:
+    e = engine()
+    for n in range(10):
+        e.handle(Join(f"c-{n}"), 0.0)
+    updates = e.take_updates()
+    assert updates[8:] == [Assign("c-8", None, None, 1), Assign("c-9", None, None, 2)]
+    e.handle(Leave("c-3"), 1.0)  # the lead's caller hangs up
+    assert e.take_updates() == [
+        Assign("c-8", "lead", "#ef4444", 0),
+        Assign("c-9", None, None, 1),
+    ]
+
+
+def test_a_caller_who_leaves_the_line_moves_those_behind_up() -> None:
+    e = engine()
+    for n in range(11):
+        e.handle(Join(f"c-{n}"), 0.0)
+    e.take_updates()
+    e.handle(Leave("c-8"), 1.0)
+    assert e.take_updates() == [Assign("c-9", None, None, 1), Assign("c-10", None, None, 2)]
+
+
+def test_an_idle_caller_frees_the_track_for_the_next_in_line() -> None:
+    e = engine(idle_s=30)
+    for n in range(9):
+        e.handle(Join(f"c-{n}"), 0.0)
+    for n in range(1, 8):
+        e.handle(Digit(f"c-{n}", "1"), 20.0)  # everyone but c-0 keeps playing
+    e.take_updates()
+    e.advance(29.9)
+    assert e.take_updates() == []
+    e.advance(30.1)
+    assert e.take_updates() == [Left("c-0", "idle"), Assign("c-8", "drums", "#f97316", 0)]
+
+
+def test_a_turn_ends_after_three_minutes_only_while_others_wait() -> None:
+    e = engine(turn_s=180, idle_s=1e9)
+    e.handle(Join("c-alone"), 0.0)
+    e.advance(500.0)
+    assert e.take_updates() == [Assign("c-alone", "drums", "#f97316", 0)]  # nobody waits
+    full = engine(turn_s=180, idle_s=1e9)
+    for n in range(9):
+        full.handle(Join(f"c-{n}"), float(n))
+    full.take_updates()
+    full.advance(180.5)
+    assert full.take_updates() == [Left("c-0", "turn"), Assign("c-8", "drums", "#f97316", 0)]
+
+
+def test_a_freed_caller_who_presses_again_rejoins_at_the_back_of_the_line() -> None:
+    e = engine(idle_s=30)
+    for n in range(10):
+        e.handle(Join(f"c-{n}"), 0.0)
+    for n in range(1, 8):
+        e.handle(Digit(f"c-{n}", "1"), 25.0)
+    e.advance(31.0)  # c-0 freed, c-8 seated, c-9 first in line
+    e.take_updates()
+    assert e.handle(Digit("c-0", "5"), 32.0) == []
+    assert e.take_updates() == [Assign("c-0", None, None, 2)]
+
+
+def test_a_kicked_caller_is_refused_until_the_ban_ends() -> None:
+    e = engine(kick_ban_s=60)
+    e.handle(Join("c-rude"), 0.0)
+    e.take_updates()
+    e.handle(Command("kick", {"caller": "c-rude"}), 1.0)
+    assert e.take_updates() == [Left("c-rude", "kicked")]
+    assert e.handle(Digit("c-rude", "1"), 2.0) == []  # a press is ignored, silently
+    e.handle(Join("c-rude"), 3.0)
+    assert e.take_updates() == [Left("c-rude", "kicked")]  # a join is told why
+    e.handle(Join("c-rude"), 62.0)
+    assert e.take_updates() == [Assign("c-rude", "drums", "#f97316", 0)]
+
+
+def test_pause_keeps_new_callers_in_line_until_it_is_lifted() -> None:
+    e = engine()
+    e.handle(Command("pause", {"on": True}), 0.0)
+    e.handle(Join("c-new"), 0.1)
+    assert e.take_updates() == [Assign("c-new", None, None, 1)]
+    e.handle(Command("pause", {"on": False}), 0.2)
+    assert e.take_updates() == [Assign("c-new", "drums", "#f97316", 0)]
+
+
+# -- notes on the grid -----------------------------------------------------------------
+
+
+def test_a_press_plays_on_the_next_step() -> None:
+    e = engine()
+    e.handle(Join("c-a"), 0.0)
+    notes = e.handle(Digit("c-a", "1"), 0.2)  # between step 1 (0.125) and step 2 (0.25)
+    assert notes == [
+        NoteOn(0.25, 2, "drums", 9, 36, 110),
+        NoteOff(0.375, 3, "drums", 9, 36),
+    ]
+
+
+def test_a_press_just_after_a_step_plays_at_once() -> None:
+    e = engine(grace_s=0.030)
+    e.handle(Join("c-a"), 0.0)
+    assert ons(e.handle(Digit("c-a", "1"), 0.25 + 0.029)) == [(0.279, "drums", 36, 110)]
+    assert ons(e.handle(Digit("c-a", "1"), 0.375 + 0.031)) == [(0.5, "drums", 36, 110)]
+
+
+def test_swing_delays_the_off_beat_sixteenths() -> None:
+    grid = Grid(bpm=120, swing=0.25)
+    assert grid.time_of(0) == 0.0
+    assert grid.time_of(1) == pytest.approx(STEP * 1.25)
+    assert grid.time_of(2) == pytest.approx(STEP * 2)
+    assert grid.step_at(STEP * 1.1) == 0  # step 1 has not sounded yet
+    assert grid.step_at(STEP * 1.3) == 1
+
+
+def test_a_tempo_change_keeps_the_grid_continuous() -> None:
+    grid = Grid(bpm=120)
+    grid.set_bpm(60, now=0.3)  # during step 2
+    assert grid.time_of(3) == pytest.approx(0.375)  # the next step keeps its place
+    assert grid.time_of(4) == pytest.approx(0.375 + 0.25)
+
+
+def test_digits_on_melodic_tracks_follow_the_chord_progression() -> None:
+    h = Harmony(parse_key("C"), "major", parse_progression("I-V-vi-IV"))
+    lead = DEFAULT_TRACKS[3]  # "scale" mode, octave 5
+    bar = 16
+    # Digit 1 is the current chord's root: C, G, A, F in the four bars.
+    assert [h.notes_for(lead, 0, b * bar, 0) for b in range(4)] == [(72,), (79,), (81,), (77,)]
+    bass = DEFAULT_TRACKS[1]  # chord tones: 1 root, 2 third, 3 fifth
+    assert [h.notes_for(bass, i, 0, 0)[0] for i in range(3)] == [36, 40, 43]
+    chords = DEFAULT_TRACKS[2]
+    assert h.notes_for(chords, 0, 0, 0) == (60, 64, 67)
+    assert h.notes_for(chords, 1, 0, 0) == (64, 67, 72)  # first inversion
+
+
+def test_star_and_hash_shift_the_octave_of_melodic_tracks() -> None:
+    e = engine()
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Join("c-b"), 0.0)  # bass
+    first = ons(e.handle(Digit("c-b", "1"), 0.2))[0][2]
+    e.handle(Digit("c-b", "#"), 0.3)
+    up = ons(e.handle(Digit("c-b", "1"), 0.4))[0][2]
+    e.handle(Digit("c-b", "*"), 0.5)
+    e.handle(Digit("c-b", "*"), 0.6)
+    down = ons(e.handle(Digit("c-b", "1"), 0.7))[0][2]
+    assert (up - first, down - first) == (12, -12)
+
+
+def test_drum_star_accents_the_next_hit_and_hash_rolls_a_fill() -> None:
+    e = engine()
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Digit("c-d", "*"), 0.2)
+    assert ons(e.handle(Digit("c-d", "2"), 0.2)) == [(0.25, "drums", 38, 127)]
+    assert ons(e.handle(Digit("c-d", "2"), 0.3)) == [(0.375, "drums", 38, 110)]
+    e.handle(Digit("c-d", "#"), 0.45)  # quantised to step 4: fills steps 4–8
+    fill = [n for n in ons(e.advance(0.45, horizon=1.0)) if n[2] == 38]
+    assert [t for t, *_ in fill] == [0.5, 0.625, 0.75, 0.875, 1.0]
+    assert [v for *_, v in fill] == sorted(v for *_, v in fill)  # it grows
+
+
+def test_each_track_loops_what_its_caller_played_following_the_chords() -> None:
+    e = engine(loop_bars=2)
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Join("c-b"), 0.0)
+    e.handle(Digit("c-b", "1"), 0.1)  # step 1 of bar 0 (chord I: C)
+    loop = ons(e.advance(12.5))  # 100 steps = 6 bars and a bit
+    bar_s = 16 * STEP
+    assert loop == [
+        (round(1 * STEP + 2 * bar_s, 4), "bass", 36 + 9, 104),  # bar 2: chord vi (A)
+        (round(1 * STEP + 4 * bar_s, 4), "bass", 36, 104),  # bar 4: chord I (C)
+        (round(1 * STEP + 6 * bar_s, 4), "bass", 36 + 9, 104),
+    ]
+
+
+def test_the_loop_holds_only_the_last_bars_of_play() -> None:
+    e = engine(loop_bars=1)
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Digit("c-d", "1"), 0.1)  # step 1
+    e.handle(Digit("c-d", "2"), 16 * STEP + 0.1)  # step 17: step 1's kick is now too old
+    e.advance(16 * STEP + 0.2)
+    assert [(n.note, n.step) for n in e.advance(4 * 16 * STEP) if isinstance(n, NoteOn)] == [
+        (38, 33),
+        (38, 49),
+    ]
+
+
+def test_a_departed_callers_loop_fades_out_over_a_few_bars() -> None:
+    e = engine(loop_bars=1, fade_bars=4)
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Digit("c-d", "1"), 0.1)
+    e.handle(Leave("c-d"), 0.2)
+    velocities = [n.velocity for n in e.advance(10 * 16 * STEP) if isinstance(n, NoteOn)]
+    assert velocities == [82, 55, 28]  # 3/4, 1/2, 1/4 of 110 over four bars, then silence
+
+
+def test_a_muted_caller_makes_no_sound() -> None:
+    e = engine()
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Command("mute", {"caller": "c-d", "on": True}), 0.0)
+    assert e.handle(Digit("c-d", "1"), 0.1) == []
+    e.handle(Command("mute", {"caller": "c-d", "on": False}), 0.2)
+    assert e.handle(Digit("c-d", "1"), 0.3) != []
+
+
+def test_tempo_key_and_scale_commands_change_what_plays() -> None:
+    e = engine()
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Join("c-b"), 0.0)
+    e.handle(Command("key", {"key": "D"}), 0.0)
+    e.handle(Command("scale", {"name": "minor"}), 0.0)
+    e.handle(Command("tempo", {"bpm": 60}), 0.0)
+    assert e.grid.bpm == 60
+    notes = ons(e.handle(Digit("c-b", "2"), 0.05))  # the third of D minor: F
+    assert notes[0][2] % 12 == 5
+    e.handle(Command("scale", {"name": "nonsense"}), 0.1)  # refused, nothing breaks
+    e.handle(Command("tempo", {"bpm": "fast"}), 0.1)
+    e.handle(Command("kick", {}), 0.1)
+    assert e.harmony.scale == "minor" and e.grid.bpm == 60
+
+
+def test_panic_clears_every_loop() -> None:
+    e = engine()
+    e.handle(Join("c-d"), 0.0)
+    e.handle(Digit("c-d", "1"), 0.1)
+    e.handle(Command("panic"), 0.2)
+    assert e.advance(20.0) == []
+
+
+def test_nobody_playing_brings_a_quiet_attract_pattern_until_someone_joins() -> None:
+    e = Engine(EngineConfig(bpm=120, attract_after_s=5.0), start=0.0)
+    notes = [n for n in e.advance(2.0) if isinstance(n, NoteOn)]
+    assert notes and max(n.velocity for n in notes) <= 60
+    assert e.scene(2.0).attract
+    e.handle(Join("c-a"), 2.0)
+    assert e.advance(4.0) == [] and not e.scene(4.0).attract
+
+
+def test_the_same_events_at_the_same_times_give_the_same_notes() -> None:
+    def run() -> list[object]:
+        e = Engine(EngineConfig(attract_after_s=3.0), start=0.0)
+        out: list[object] = []
+        out += e.advance(10.0)  # attract first
+        for n in range(12):
+            e.handle(Join(f"c-{n}"), 10.0 + n * 0.1)
+        for i in range(200):
+            who, digit = f"c-{i % 12}", "1234567890*#"[(i * 7) % 12]
+            out += e.handle(Digit(who, digit), 11.0 + i * 0.037)
+            out += e.advance(11.0 + i * 0.037, horizon=0.1)
+        out += e.advance(60.0)
+        out += e.take_updates()
+        return out
+
+    first, second = run(), run()
+    assert first == second and len(first) > 200
+
+
+# -- the scene ---------------------------------------------------------------------------
+
+
+def test_notes_light_windows_in_the_tracks_colour_and_fade() -> None:
+    e = engine()
+    e.handle(Join("c-d", display="…12"), 0.0)
+    e.handle(Digit("c-d", "1"), 0.2)
+    assert e.scene(0.2).lit == ()  # the note sounds at 0.25
+    lit = e.scene(0.25).lit
+    assert len(lit) == 1 and lit[0].color == "#f97316" and lit[0].bay == 0
+    assert lit[0].intensity == pytest.approx(1.0)
+    assert e.scene(0.6).lit[0].intensity < 0.6
+    assert e.scene(5.0).lit == ()
+
+
+def test_the_state_event_has_designs_shape_and_never_a_number() -> None:
+    e = engine()
+    e.handle(Join("c-d", source="twilio", display=clean_display("+14155551212")), 0.0)
+    e.handle(Join("c-k", nick=clean_nick("Ana 🎺 the great")), 0.0)
+    state = e.scene(0.0).to_state()
+    assert state["event"] == "state" and state["tempo"] == 120 and state["key"] == "C"
+    assert state["facade"] == {"floors": 7, "bays": 8}
+    assert state["tracks"][0] == {
+        "name": "drums",
+        "color": "#f97316",
+        "caller": "c-d",
+        "display": "…12",
+        "muted": False,
+    }
+    assert state["tracks"][1]["display"] == "Ana the great"
+    assert "4155551212" not in repr(state)
+
+
+@pytest.mark.parametrize(
+    ("nick", "shown"),
+    [
+        ("Ana", "Ana"),
+        ("  spaced   out  ", "spaced out"),
+        ("<script>alert(1)</script>", "scriptalert1script"[:16]),
+        ("call 4155551212", None),  # could be a number: never on the building
+        ("", None),
+        (42, None),
+        ("x" * 40, "x" * 16),
+    ],
+)
+def test_a_keypad_nickname_is_at_most_16_letters_digits_or_spaces(
+    nick: object, shown: str | None
+) -> None:
+    assert clean_nick(nick) == shown
+
+
+def test_parse_event_reads_designs_shapes_and_refuses_the_rest() -> None:
+    assert parse_event({"event": "digit", "caller": "c-5f1e09a2b4", "digit": "5"}) == Digit(
+        "c-5f1e09a2b4", "5"
+    )
+    assert parse_event({"event": "join", "caller": "c-1", "source": "twilio"}) == Join(
+        "c-1", "twilio"
+    )
+    assert parse_event({"event": "leave", "caller": "c-1", "reason": "weird"}) == Leave("c-1")
+    assert parse_event({"event": "command", "name": "tempo", "args": {"bpm": 90}}) == Command(
+        "tempo", {"bpm": 90}
+    )
+    for bad in (
+        {"event": "digit", "caller": "c-1", "digit": "55"},
+        {"event": "digit", "caller": "4155551212", "digit": "5"},  # a number is no pseudonym
+        {"event": "digit", "caller": None, "digit": "5"},
+        {"event": "command", "name": "format_disk"},
+        {"event": "dance", "caller": "c-1"},
+        {},
+    ):
+        assert parse_event(bad) is None
