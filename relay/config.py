@@ -86,8 +86,20 @@ _TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RelayConfig)}
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
-    """Check a setting's type; strings (from the environment or flags) are converted."""
-    kind = _TYPES[key]
+    return coerce(_TYPES[key], key, value, origin)
+
+
+def coerce(kind: str, key: str, value: Any, origin: str) -> Any:
+    """Check a setting of `kind` ("int", "float", "str", "bool"); strings (from the
+    environment or flags) are converted. Raises `ConfigError` naming the setting."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{origin}: {key} must be true or false, not {value!r}")
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{origin}: {key} must be a string, not {value!r}")

@@ -207,7 +207,7 @@ class Engine:
                 Assign(caller.caller, None, None, self.line.index(caller.caller) + 1)
             )
 
-    def _remove(self, caller: str, now: float, reason: str | None) -> None:
+    def _remove(self, caller: str, now: float, reason: str | None, step: int | None = None) -> None:
         """A caller goes (hung up, or freed for `reason`): their track's loop fades,
         the next in line takes it, and everyone behind moves up."""
         entry = self.callers.pop(caller, None)
@@ -221,7 +221,7 @@ class Engine:
             return
         track = self.tracks[entry.track]
         track.fading = track.loop
-        track.fade_from = self.grid.step_at(now)
+        track.fade_from = self.grid.step_at(now) if step is None else step
         track.loop = []
         track.caller = None
         self._fill_free_tracks(now)
@@ -326,30 +326,33 @@ class Engine:
     # -- time -----------------------------------------------------------------------
 
     def advance(self, now: float, horizon: float = 0.0) -> list[Note]:
-        """Free idle and over-long callers as of `now`, and render the loops (and the
-        attract pattern) for every step that sounds by `now + horizon`."""
-        self._timeouts(now)
+        """Render every step that sounds by `now + horizon`: the loops, fills and the
+        attract pattern, after freeing callers whose idle or turn limit falls before
+        that step. Tied to steps, not to when this is called, so the same events at
+        the same times give the same notes however often the adapters call it (the
+        adapters always call it with the same `horizon`)."""
         notes: list[Note] = []
         target = self.grid.step_at(now + horizon)
         while self.rendered < target:
-            self.rendered += 1
-            notes.extend(self._render_step(self.rendered, now))
+            step = self.rendered = self.rendered + 1
+            self._timeouts(self.grid.time_of(step), step)
+            notes.extend(self._render_step(step))
         return notes
 
-    def _timeouts(self, now: float) -> None:
+    def _timeouts(self, at: float, step: int) -> None:
         cfg = self.config
         for entry in list(self.callers.values()):
             if entry.track is None:
                 continue
-            if now - entry.last_active > cfg.idle_s:
-                self._remove(entry.caller, now, "idle")
-            elif self.line and now - entry.since > cfg.turn_s:
-                self._remove(entry.caller, now, "turn")
+            if at - entry.last_active >= cfg.idle_s:
+                self._remove(entry.caller, at, "idle", step)
+            elif self.line and at - entry.since >= cfg.turn_s:
+                self._remove(entry.caller, at, "turn", step)
         for caller, until in list(self.banned.items()):
-            if now >= until:
+            if at >= until:
                 del self.banned[caller]
 
-    def _render_step(self, step: int, now: float) -> list[Note]:
+    def _render_step(self, step: int) -> list[Note]:
         when = self.grid.time_of(step)
         notes: list[Note] = []
         length = self.loop_steps
@@ -368,7 +371,7 @@ class Engine:
                             notes.extend(self._sound(track, hit, step, when, scale))
             if track.fill_from <= step <= track.fill_until and track.caller:
                 notes.extend(self._fill(track, step, when))
-        if self.attract(now):
+        if self.attract(when):
             notes.extend(self._attract_step(step, when))
         return notes
 

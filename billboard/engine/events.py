@@ -111,6 +111,28 @@ class Left:
 CallerUpdate = Assign | Left
 
 
+def event_to_data(event: InputEvent) -> dict[str, Any]:
+    """The relay ``data`` shape of an input event (the inverse of `parse_event`)."""
+    if isinstance(event, Join):
+        return {
+            "event": "join",
+            "caller": event.caller,
+            "source": event.source,
+            "display": event.display,
+            "nick": event.nick,
+        }
+    if isinstance(event, Digit):
+        return {
+            "event": "digit",
+            "caller": event.caller,
+            "digit": event.digit,
+            "source": event.source,
+        }
+    if isinstance(event, Leave):
+        return {"event": "leave", "caller": event.caller, "reason": event.reason}
+    return {"event": "command", "name": event.name, "args": dict(event.args)}
+
+
 def clean_nick(nick: object) -> str | None:
     """A nickname as the facade may show it: letters, digits and spaces only, at most
     16 characters, or None. Digit runs that could be a phone number are refused."""

@@ -1,0 +1,169 @@
+"""The billboard's door to the relay: a v2 subscriber that resumes, reconnects with
+backoff and jitter, and publishes the billboard's caller updates and state.
+
+It runs on the asyncio thread, off the frame loop. What it receives is handed to
+`on_data` (the installation's channel: joins, digits, leaves) and `on_command` (the
+``:control`` channel: the console's commands); both are called on the asyncio thread
+and must only queue the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+log = logging.getLogger("billboard.relay_link")
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 15.0
+PENDING_MAX = 1000  # caller updates kept while the relay is away
+
+
+class RelayLink:
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        token: str,
+        on_data: Callable[[dict[str, Any]], None],
+        on_command: Callable[[dict[str, Any]], None],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.control = f"{channel}:control"
+        self.state_channel = f"{channel}:state"
+        self.token = token
+        self.on_data = on_data
+        self.on_command = on_command
+        self.status = "connecting"
+        self.gaps = 0
+        self.reconnects = 0
+        self._rng = rng or random.Random()
+        self._since: dict[str, tuple[int, str]] = {}  # channel → (last seq, epoch)
+        self._pending: deque[bytes] = deque(maxlen=PENDING_MAX)
+        self._state: bytes | None = None  # only the latest state matters
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._wake = asyncio.Event()
+
+    # -- publishing (asyncio thread) --
+
+    def publish_update(self, data: dict[str, Any]) -> None:
+        """An assign or leave for CHANNEL:state; kept (boundedly) while offline."""
+        self._pending.append(self._frame(data))
+        self._wake.set()
+
+    def publish_state(self, data: dict[str, Any]) -> None:
+        """The latest `state`; an older one not yet sent is replaced."""
+        self._state = self._frame(data)
+        self._wake.set()
+
+    def _frame(self, data: dict[str, Any]) -> bytes:
+        return orjson.dumps({"type": "publisher", "id": self.state_channel, "data": data})
+
+    # -- the connection --
+
+    async def run(self) -> None:
+        """Connect, subscribe, read; on any failure wait (backoff with jitter) and
+        connect again, resuming each channel from the last seq seen."""
+        attempt = 0
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    async with session.ws_connect(
+                        self.url, heartbeat=10.0, headers=headers, compress=0, max_msg_size=0
+                    ) as ws:
+                        self._ws = ws
+                        await self._subscribe(ws)
+                        self.status = "connected"
+                        if attempt:
+                            self.reconnects += 1
+                            log.info("relay link back after %d attempt(s)", attempt)
+                        attempt = 0
+                        writer = asyncio.create_task(self._writer(ws))
+                        try:
+                            await self._reader(ws)
+                        finally:
+                            writer.cancel()
+                    log.warning("relay closed the link (%s)", ws.close_code)
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    if attempt == 0:
+                        log.warning("relay link down: %s", exc.__class__.__name__)
+                finally:
+                    self._ws = None
+                self.status = "offline"
+                attempt += 1
+                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+                self.status = "connecting"
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        for channel in (self.channel, self.control):
+            frame: dict[str, Any] = {"type": "subscriber", "id": channel, "v": 2}
+            if channel in self._since:
+                frame["since"], frame["epoch"] = self._since[channel]
+            await ws.send_str(orjson.dumps(frame).decode())
+
+    async def _writer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await ws.send_str(self._pending[0].decode())
+                self._pending.popleft()  # only once it is on its way
+            if self._state is not None:
+                state, self._state = self._state, None
+                await ws.send_str(state.decode())
+
+    async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                frame = orjson.loads(msg.data)
+            except orjson.JSONDecodeError:
+                log.warning("relay sent a frame that is not JSON; ignored")
+                continue
+            for item in frame if isinstance(frame, list) else [frame]:
+                if isinstance(item, dict):
+                    self._receive(item)
+
+    def _receive(self, item: dict[str, Any]) -> None:
+        kind = item.get("type")
+        channel = item.get("id")
+        if kind == "event" and isinstance(channel, str):
+            seq, data = item.get("seq"), item.get("data")
+            epoch = self._since.get(channel, (0, ""))[1]
+            if isinstance(seq, int):
+                self._since[channel] = (seq, epoch)
+            if not isinstance(data, dict):
+                return
+            if channel == self.channel:
+                self.on_data(data)
+            elif channel == self.control:
+                self.on_command(data)
+        elif kind == "subscribed" and isinstance(channel, str):
+            epoch = str(item.get("epoch", ""))
+            last = self._since.get(channel)
+            if last is None or last[1] != epoch:
+                self._since[channel] = (int(item.get("seq", 0)), epoch)
+        elif kind == "gap":
+            self.gaps += 1
+            log.warning(
+                "relay lost events %s–%s of %s (%s)",
+                item.get("from"),
+                item.get("to"),
+                channel,
+                item.get("reason"),
+            )
+        elif kind == "error":
+            log.warning("relay refused a frame: %s", item.get("code"))

@@ -1,0 +1,223 @@
+"""The engine's own thread: notes leave on their grid step, not on the next video frame.
+
+The scheduler owns the engine. Input events arrive through `submit` from any thread
+(the relay link, the keyboard, a replay) and are applied in time order; notes are
+rendered a little ahead (`LOOKAHEAD_S`) and handed to the outputs (speakers, MIDI,
+recording) at their time, whatever the display is doing. The display only reads
+`scene`, an immutable snapshot.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .engine import Engine, InputEvent, Note, NoteOff, NoteOn, Scene
+from .engine.events import CallerUpdate, Command
+
+log = logging.getLogger("billboard.scheduler")
+
+LOOKAHEAD_S = 0.05  # notes are rendered this far ahead of their time
+SCENE_HZ = 60.0
+MIDI_CLOCKS_PER_STEP = 6  # 24 ppqn, 4 steps a beat
+
+
+class NoteSink(Protocol):
+    """An output the scheduler plays notes through (speakers, MIDI, a recording)."""
+
+    name: str
+
+    def note_on(self, note: NoteOn) -> None: ...
+    def note_off(self, note: NoteOff) -> None: ...
+    def panic(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ClockSink(Protocol):
+    def clock_start(self) -> None: ...
+    def clock_tick(self) -> None: ...
+    def clock_stop(self) -> None: ...
+
+
+@dataclass
+class Timing:
+    """How late notes leave, for the HUD and the benchmark (seconds, bounded)."""
+
+    lateness: deque[float]
+    press_latency: deque[float]
+
+    @classmethod
+    def empty(cls, keep: int = 20_000) -> Timing:
+        return cls(deque(maxlen=keep), deque(maxlen=keep))
+
+
+class Scheduler:
+    """Runs the engine on its own thread; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sinks: Sequence[NoteSink],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        midi_clock: ClockSink | None = None,
+        on_updates: Callable[[list[CallerUpdate]], None] | None = None,
+        on_scene: Callable[[Scene], None] | None = None,
+        on_event: Callable[[InputEvent, float], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sinks = list(sinks)
+        self.clock = clock
+        self.midi_clock = midi_clock
+        self.on_updates = on_updates
+        self.on_scene = on_scene
+        self.on_event = on_event
+        self.timing = Timing.empty()
+        self.scene: Scene = engine.scene(clock())
+        self._cond = threading.Condition()
+        self._inbox: list[tuple[float, int, InputEvent, float | None]] = []
+        self._order = itertools.count()
+        self._notes: list[tuple[float, int, Note]] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
+        self._pending_panic = False
+
+    # -- from any thread --
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, event: InputEvent, at: float | None = None) -> None:
+        """Apply `event` at time `at` (a replay) or as soon as the engine sees it."""
+        with self._cond:
+            stamp = at if at is not None else -1.0
+            heapq.heappush(self._inbox, (stamp, next(self._order), event, at))
+            self._cond.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the show: every sounding note off, every output closed."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the engine thread --
+
+    def _run(self) -> None:
+        engine = self.engine
+        next_scene = 0.0
+        next_tick = engine.grid.time_of(engine.rendered + 1)
+        tick_index = 0
+        if self.midi_clock is not None:
+            self._safe(self.midi_clock.clock_start)
+        try:
+            while True:
+                now = self.clock()
+                with self._cond:
+                    if self._stop:
+                        break
+                    ready = []
+                    while self._inbox and self._inbox[0][0] <= now:
+                        ready.append(heapq.heappop(self._inbox))
+                for _, _, event, at in ready:
+                    self._apply(event, now if at is None else at, now)
+                self._queue(engine.advance(now, LOOKAHEAD_S))
+                self._dispatch(now)
+                updates = engine.take_updates()
+                if updates and self.on_updates is not None:
+                    self.on_updates(updates)
+                if self.midi_clock is not None:
+                    while next_tick <= now:
+                        self._safe(self.midi_clock.clock_tick)
+                        tick_index += 1
+                        next_tick += engine.grid.step_duration / MIDI_CLOCKS_PER_STEP
+                if now >= next_scene:
+                    self.scene = engine.scene(now)
+                    if self.on_scene is not None:
+                        self.on_scene(self.scene)
+                    next_scene = now + 1 / SCENE_HZ
+                wake = min(next_scene, now + 0.01)
+                if self._notes:
+                    wake = min(wake, self._notes[0][0])
+                if self.midi_clock is not None:
+                    wake = min(wake, next_tick)
+                with self._cond:
+                    if self._inbox and self._inbox[0][0] < wake:
+                        wake = self._inbox[0][0]
+                    delay = wake - self.clock()
+                    if delay > 0 and not self._stop:
+                        self._cond.wait(delay)
+        except Exception:  # our bug: log it, then silence everything rather than hang notes
+            log.exception("the scheduler failed; silencing the outputs")
+        finally:
+            self._shutdown()
+
+    def _apply(self, event: InputEvent, at: float, now: float) -> None:
+        engine = self.engine
+        # Render up to the event's own time first, so the notes depend only on the
+        # events and their times (a replay gives the same notes).
+        self._queue(engine.advance(at, LOOKAHEAD_S))
+        if self.on_event is not None:
+            self.on_event(event, at)
+        notes = engine.handle(event, at)
+        if isinstance(event, Command) and event.name == "panic":
+            self.panic()
+        for note in notes:
+            if isinstance(note, NoteOn) and note.time <= at + 1e-9:
+                self.timing.press_latency.append(max(0.0, now - at))
+        self._queue(notes)
+
+    def _queue(self, notes: list[Note]) -> None:
+        for note in notes:
+            heapq.heappush(self._notes, (note.time, next(self._order), note))
+
+    def _dispatch(self, now: float) -> None:
+        notes = self._notes
+        while notes and notes[0][0] <= now:
+            when, _, note = heapq.heappop(notes)
+            if isinstance(note, NoteOn):
+                self.timing.lateness.append(self.clock() - when)
+                for sink in self.sinks:
+                    self._safe(sink.note_on, note)
+            else:
+                for sink in self.sinks:
+                    self._safe(sink.note_off, note)
+
+    def panic(self) -> None:
+        """All notes off now, and nothing already queued plays (engine thread)."""
+        pending = [n for _, _, n in self._notes if isinstance(n, NoteOff)]
+        self._notes.clear()
+        for note in pending:
+            for sink in self.sinks:
+                self._safe(sink.note_off, note)
+        for sink in self.sinks:
+            self._safe(sink.panic)
+
+    def _shutdown(self) -> None:
+        # Every note that was started gets its note-off: no stuck notes.
+        offs = [n for _, _, n in self._notes if isinstance(n, NoteOff)]
+        self._notes.clear()
+        for note in offs:
+            for sink in self.sinks:
+                self._safe(sink.note_off, note)
+        if self.midi_clock is not None:
+            self._safe(self.midi_clock.clock_stop)
+        for sink in self.sinks:
+            self._safe(sink.panic)
+            self._safe(sink.close)
+
+    @staticmethod
+    def _safe(fn: Callable[..., None], *args: object) -> None:
+        """An output failing must never stop the show (each adapter says why once)."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("an output failed in %s", getattr(fn, "__qualname__", fn))

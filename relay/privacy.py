@@ -1,0 +1,27 @@
+"""Caller numbers are personal data: they become a keyed pseudonym at the first door
+they pass, and at most their last two digits are ever shown."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def normalise_number(number: str) -> str:
+    """The digits of a phone number ("+1 (415) 555-1212" → "14155551212"); a caller id
+    with no digits (e.g. "anonymous") is kept as it is, lower-cased."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return digits or number.strip().lower()
+
+
+def pseudonym(number: str, key: bytes) -> str:
+    """A stable pseudonym for `number` under `key` ("c-" + 10 hex digits). Without the
+    key it cannot be turned back into the number, even by trying every number."""
+    mac = hmac.new(key, normalise_number(number).encode(), hashlib.sha256)
+    return "c-" + mac.hexdigest()[:10]
+
+
+def masked(number: str) -> str | None:
+    """What a screen may show of a number: "…12" (None when it has no digits)."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return f"…{digits[-2:]}" if digits else None
