@@ -87,7 +87,7 @@ class Scheduler:
         self._notes: list[tuple[float, int, Note]] = []
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
-        self._pending_panic = False
+        self._failed: set[str] = set()
 
     # -- from any thread --
 
@@ -115,7 +115,6 @@ class Scheduler:
         engine = self.engine
         next_scene = 0.0
         next_tick = engine.grid.time_of(engine.rendered + 1)
-        tick_index = 0
         if self.midi_clock is not None:
             self._safe(self.midi_clock.clock_start)
         try:
@@ -137,7 +136,6 @@ class Scheduler:
                 if self.midi_clock is not None:
                     while next_tick <= now:
                         self._safe(self.midi_clock.clock_tick)
-                        tick_index += 1
                         next_tick += engine.grid.step_duration / MIDI_CLOCKS_PER_STEP
                 if now >= next_scene:
                     self.scene = engine.scene(now)
@@ -214,10 +212,13 @@ class Scheduler:
             self._safe(sink.panic)
             self._safe(sink.close)
 
-    @staticmethod
-    def _safe(fn: Callable[..., None], *args: object) -> None:
-        """An output failing must never stop the show (each adapter says why once)."""
+    def _safe(self, fn: Callable[..., None], *args: object) -> None:
+        """An output failing must never stop the show; each failing call is logged
+        (with its traceback: it is a bug in the adapter) once."""
         try:
             fn(*args)
         except Exception:
-            log.exception("an output failed in %s", getattr(fn, "__qualname__", fn))
+            where = getattr(fn, "__qualname__", repr(fn))
+            if where not in self._failed:
+                self._failed.add(where)
+                log.exception("an output failed in %s; the show goes on", where)

@@ -384,3 +384,25 @@ def test_parse_event_reads_designs_shapes_and_refuses_the_rest() -> None:
         {},
     ):
         assert parse_event(bad) is None
+
+
+@pytest.mark.parametrize("tick", [0.001, 0.0137, 0.25])
+def test_the_notes_do_not_depend_on_how_often_the_engine_is_advanced(tick: float) -> None:
+    def run(tick: float) -> list[object]:
+        e = Engine(EngineConfig(idle_s=2.0, attract_after_s=3.0), start=0.0)
+        script = [(0.5 + i * 0.11, f"c-{i % 3}", "1357*#902468"[i % 12]) for i in range(40)]
+        script += [(9.0, "c-9", "5")]  # after idle timeouts and the attract pattern
+        out: list[object] = []
+        now = 0.0
+        for at, caller, digit in script:
+            while now + tick < at:
+                now += tick
+                out += e.advance(now, 0.05)
+            out += e.advance(at, 0.05)  # the scheduler renders up to an event first
+            out += e.handle(Digit(caller, digit), at)
+            out += e.take_updates()
+        out += e.advance(20.0, 0.05)
+        out += e.take_updates()
+        return sorted(out, key=repr)
+
+    assert run(tick) == run(0.005)

@@ -1,0 +1,233 @@
+"""One night's show: the wiring of the engine, its thread, the relay and the outputs.
+
+Three threads, each with one job:
+- the main thread draws (pygame wants it) or, headless, just waits;
+- the asyncio thread runs the embedded relay (unless a remote one is used) and the
+  relay link;
+- the scheduler thread owns the engine and plays notes on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from relay.app import create_app
+from relay.config import RelayConfig
+
+from .config import BillboardConfig
+from .door import Door
+from .engine import Engine, Scene
+from .engine.events import CallerUpdate, Command, InputEvent, parse_event
+from .eventlog import EventLog, read_events
+from .relay_link import RelayLink
+from .scheduler import Scheduler
+
+log = logging.getLogger("billboard")
+
+STATE_MIN_INTERVAL_S = 0.1  # `state` at most 10 times a second…
+STATE_KEEPALIVE_S = 2.0  # …and every 2 s when nothing changes
+
+
+@dataclasses.dataclass
+class Options:
+    """What the command line adds to the config file for this run."""
+
+    headless: bool = False
+    duration: float | None = None
+    record: Path | None = None
+    log_events: Path | None = None
+    replay: Path | None = None
+    screenshot: Path | None = None
+    sounds_dir: Path = Path(__file__).resolve().parent.parent / "sounds"
+
+
+class Show:
+    def __init__(
+        self,
+        config: BillboardConfig,
+        relay_config: RelayConfig,
+        options: Options,
+        *,
+        sinks: list[Any] | None = None,
+        midi: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.clock = clock
+        self.start = clock()
+        if not (relay_config.operator_token and relay_config.billboard_token):
+            relay_config, _ = relay_config.with_tokens()
+        self.relay_config = relay_config
+        self.channel = config.channel or relay_config.channel
+        key = config.pseudonym_key.encode() or secrets.token_bytes(32)
+        self.door = Door(key)
+        self.engine = Engine(config.engine_config(), start=self.start)
+        self.eventlog = EventLog(options.log_events, self.start) if options.log_events else None
+        self.scheduler = Scheduler(
+            self.engine,
+            sinks or [],
+            clock=clock,
+            midi_clock=midi,
+            on_updates=self._updates,
+            on_scene=self._scene,
+            on_event=self.eventlog.write if self.eventlog else None,
+        )
+        self.midi = midi
+        self.link: RelayLink | None = None
+        self.relay_port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._async_error: BaseException | None = None
+        self._runner: web.AppRunner | None = None
+        self._link_task: asyncio.Task[None] | None = None
+        self._last_state = 0.0
+        self._last_signature: object = None
+        self._last_lit = False
+
+    # -- start and stop --
+
+    def start_background(self) -> None:
+        """Start the relay (embedded or remote link) and the engine thread."""
+        self._async_thread = threading.Thread(target=self._async_main, name="dialjam-relay")
+        self._async_thread.daemon = True
+        self._async_thread.start()
+        self._ready.wait(15)
+        if self._async_error is not None:
+            raise self._async_error
+        self.scheduler.start()
+        if self.options.replay:
+            threading.Thread(target=self._replay, name="dialjam-replay", daemon=True).start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        if self.eventlog:
+            self.eventlog.close()
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._async_stop(), loop)
+            try:
+                future.result(10)
+            except Exception:
+                log.exception("the relay did not stop cleanly")
+            loop.call_soon_threadsafe(loop.stop)
+        if self._async_thread is not None:
+            self._async_thread.join(10)
+
+    # -- the asyncio thread --
+
+    def _async_main(self) -> None:
+        from relay.__main__ import event_loop_factory
+
+        loop = self._loop = event_loop_factory()()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._async_start())
+        except BaseException as exc:  # reported to the main thread, which says why
+            self._async_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.close()
+
+    async def _async_start(self) -> None:
+        cfg = self.config
+        token = cfg.token or self.relay_config.billboard_token
+        if cfg.relay:
+            url = cfg.relay
+        else:
+            app = create_app(self.relay_config)
+            runner = self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3)
+            await runner.setup()
+            site = web.TCPSite(runner, self.relay_config.host, self.relay_config.port)
+            await site.start()
+            self.relay_port = runner.addresses[0][1]
+            url = f"ws://127.0.0.1:{self.relay_port}/ws"
+        self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)
+        self._link_task = asyncio.get_running_loop().create_task(self.link.run())
+
+    async def _async_stop(self) -> None:
+        if self._link_task is not None:
+            self._link_task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _on_data(self, data: dict[str, Any]) -> None:
+        for event in self.door.admit(data):
+            self.scheduler.submit(event)
+
+    def _on_command(self, data: dict[str, Any]) -> None:
+        event = parse_event(data)
+        if isinstance(event, Command):
+            self.scheduler.submit(event)
+        else:
+            log.info("ignored a control message that is not a known command")
+
+    # -- from the engine thread --
+
+    def _updates(self, updates: list[CallerUpdate]) -> None:
+        loop, link = self._loop, self.link
+        if loop is None or link is None:
+            return
+        for update in updates:
+            loop.call_soon_threadsafe(link.publish_update, update.to_data())
+
+    def _scene(self, scene: Scene) -> None:
+        loop, link = self._loop, self.link
+        if loop is None or link is None:
+            return
+        now = scene.time
+        signature = scene.signature()
+        lit = bool(scene.lit)
+        changed = signature != self._last_signature or lit or self._last_lit
+        due = now - self._last_state >= (STATE_MIN_INTERVAL_S if changed else STATE_KEEPALIVE_S)
+        if not due:
+            return
+        self._last_state, self._last_signature, self._last_lit = now, signature, lit
+        state = scene.to_state()
+        state["hud"] = self.hud_figures()
+        loop.call_soon_threadsafe(link.publish_state, state)
+
+    def hud_figures(self) -> dict[str, Any]:
+        lateness = list(self.scheduler.timing.lateness)[-200:]
+        presses = list(self.scheduler.timing.press_latency)[-50:]
+        return {
+            "midi_port": getattr(self.midi, "name", None),
+            "latency_ms": round(1000 * max(presses), 2) if presses else None,
+            "late_ms": round(1000 * max(lateness), 2) if lateness else None,
+            "relay": self.link.status if self.link else "starting",
+        }
+
+    # -- replay --
+
+    def _replay(self) -> None:
+        assert self.options.replay is not None
+        for t, event in read_events(self.options.replay):
+            at = self.start + t
+            # Hand each event over shortly before its time: the scheduler applies it
+            # at `at` exactly, so the replay plays the same notes.
+            delay = at - 0.2 - self.clock()
+            if delay > 0:
+                time.sleep(delay)
+            self.scheduler.submit(event, at=at)
+
+    # -- for the main thread --
+
+    def submit(self, event: InputEvent) -> None:
+        self.scheduler.submit(event)
+
+    @property
+    def scene(self) -> Scene:
+        return self.scheduler.scene

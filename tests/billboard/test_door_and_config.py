@@ -1,0 +1,121 @@
+"""The billboard's door (pseudonyms) and its settings, without I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from billboard.config import ConfigError, load_billboard_config
+from billboard.door import Door
+from billboard.engine import Digit, Join, Leave
+from billboard.eventlog import EventLog, read_events
+from relay.privacy import masked, pseudonym
+
+KEY = b"test-key"
+
+
+def test_a_seed_message_becomes_a_join_and_a_digit_under_a_pseudonym() -> None:
+    door = Door(KEY)
+    events = door.admit({"caller_id": "4155551212", "command": "5"})
+    caller = pseudonym("4155551212", KEY)
+    assert events == [Join(caller, "seed", "…12"), Digit(caller, "5", "seed")]
+    assert door.admit({"ani": "(415) 555-1212", "command": "7"}) == [
+        Digit(caller, "7", "seed")  # the same number, written otherwise: the same caller
+    ]
+    assert "4155551212" not in repr(events)
+
+
+def test_pseudonyms_depend_on_the_key_and_show_two_digits_at_most() -> None:
+    assert pseudonym("4155551212", b"a") != pseudonym("4155551212", b"b")
+    assert pseudonym("4155551212", b"a").startswith("c-")
+    assert masked("+1 415 555 1212") == "…12" and masked("anonymous") is None
+
+
+def test_a_caller_field_holding_a_number_is_pseudonymised_too() -> None:
+    (event,) = Door(KEY).admit({"event": "digit", "caller": "+14155551212", "digit": "3"})
+    assert event == Digit(pseudonym("+14155551212", KEY), "3")
+
+
+def test_designs_event_shapes_pass_the_door_unchanged() -> None:
+    door = Door(KEY)
+    assert door.admit({"event": "leave", "caller": "c-5f1e09a2b4", "reason": "hangup"}) == [
+        Leave("c-5f1e09a2b4", "hangup")
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"caller_id": "4155551212", "command": "55"},
+        {"caller_id": "4155551212", "command": None},
+        {"caller_id": ["x"], "command": "5"},
+        {"event": "digit", "caller": "c-1", "digit": "x"},
+        {"event": "nonsense"},
+        {},
+    ],
+)
+def test_bad_messages_are_refused_without_an_exception(data: dict[str, object]) -> None:
+    door = Door(KEY)
+    assert door.admit(data) == []
+    assert door.refused == 1
+
+
+def test_the_event_log_replays_the_same_events_at_the_same_times(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, start=100.0)
+    log.write(Join("c-a", "twilio", "…12"), 100.5)
+    log.write(Digit("c-a", "5"), 101.25)
+    log.close()
+    with path.open("a") as f:
+        f.write("not json\n")
+    assert list(read_events(path)) == [
+        (0.5, Join("c-a", "twilio", "…12")),
+        (1.25, Digit("c-a", "5")),
+    ]
+
+
+def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(
+        "[billboard]\nbpm = 96\nkey = 'D'\nphone = '+1 415 555 0100'\n"
+        "[billboard.facade]\nfloors = 2\nbays = 2\n"
+        "windows = [[0, 0, 0.5, 0.5], [0.5, 0, 0.5, 0.5],\n"
+        "           [0, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]\n"
+        "[[billboard.tracks]]\nname = 'bass'\ncolor = '#8a5cf6'\nchannel = 1\nprogram = 38\n"
+        "samples = 'bass'\noctave = 2\nlength = 2\nmode = 'chord_tones'\n"
+    )
+    config = load_billboard_config(path, overrides={"bpm": 100})
+    assert config.bpm == 100 and config.key == "D" and config.floors == 2
+    assert config.tracks[0].channel == 0 and config.tracks[0].name == "bass"
+    engine_config = config.engine_config()
+    assert engine_config.facade.bays == 2 and engine_config.key == "D"
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[billboard]\nbmp = 1\n", "no setting 'bmp'"),
+        ("[billboard]\nkey = 'H'\n", "unknown key"),
+        ("[billboard]\nscale = 'klingon'\n", "scale must be one of"),
+        ("[billboard]\nrelay = 'http://x'\n", "ws://"),
+        ("[billboard]\nsize = 'big'\n", "1920x1080"),
+        ("[billboard.facade]\nfloors = 2\nbays = 2\nwindows = [[0, 0, 1, 1]]\n", "floors × bays"),
+        ("[[billboard.tracks]]\nname = 'x'\n", "needs"),
+        (
+            "[[billboard.tracks]]\nname='x'\ncolor='red'\nchannel=1\nprogram=0\nsamples='bass'\n"
+            "octave=2\nlength=1\nmode='scale'\n",
+            "color",
+        ),
+        (
+            "[[billboard.tracks]]\nname='x'\ncolor='#000000'\nchannel=17\nprogram=0\n"
+            "samples='bass'\noctave=2\nlength=1\nmode='scale'\n",
+            "channel must be 1–16",
+        ),
+    ],
+)
+def test_bad_billboard_settings_say_what_to_fix(tmp_path: Path, toml: str, fragment: str) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=fragment):
+        load_billboard_config(path)
