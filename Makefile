@@ -30,8 +30,8 @@ apt-deps:
 	@bash .ci/apt-deps $(APT_TEST_PACKAGES)
 
 lint: venv
-	$(VENV)/bin/ruff check relay billboard tests bench
-	$(VENV)/bin/ruff format --check relay billboard tests bench
+	$(VENV)/bin/ruff check relay billboard tests bench sounds
+	$(VENV)/bin/ruff format --check relay billboard tests bench sounds
 
 typecheck: venv
 	$(VENV)/bin/mypy

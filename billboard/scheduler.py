@@ -88,6 +88,7 @@ class Scheduler:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
         self._failed: set[str] = set()
+        self._prepares = [p for p in (getattr(s, "prepare", None) for s in sinks) if p]
 
     # -- from any thread --
 
@@ -176,6 +177,11 @@ class Scheduler:
     def _queue(self, notes: list[Note]) -> None:
         for note in notes:
             heapq.heappush(self._notes, (note.time, next(self._order), note))
+            if isinstance(note, NoteOn):
+                # Outputs that need work before a note (the mixer resamples a pitch the
+                # first time) do it now, ahead of time, not when the note is due.
+                for prepare in self._prepares:
+                    self._safe(prepare, note)
 
     def _dispatch(self, now: float) -> None:
         notes = self._notes

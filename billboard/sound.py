@@ -1,0 +1,620 @@
+"""The billboard's speakers: the engine's notes played on pygame.mixer.
+
+The only module of the billboard that imports ``pygame.mixer``. It reads the samples
+that ``sounds/make_sounds.py`` generates (``sounds/manifest.json``) and plays each
+track's notes on its own small pool of mixer channels:
+
+- a drum set ("kit", "perc") picks a file by the General MIDI drum note; a note it does
+  not have falls back to a stand-in (a pedal hat plays the closed hat) or the nearest;
+- a pitched set resamples the zone whose root is nearest to the note (numpy, cached
+  per set and note, so `play` only starts a prepared sound);
+- a track that runs out of voices steals its own oldest one, never another track's;
+- velocity sets the channel volume; nothing the engine sends can make `play` or `stop`
+  raise: a bad note is ignored and logged once.
+
+`SoundOut` is also a scheduler `NoteSink` (`name`, `note_on`, `note_off`, `panic`,
+`close`). Its methods may be called from the scheduler's thread and the display's
+thread at once (a lock keeps its voices consistent). One `SoundOut` per process: it
+owns the mixer and closes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import wave
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pygame
+import pygame.mixer
+
+from .engine.events import NoteOff, NoteOn
+from .engine.tracks import TrackSpec
+
+log = logging.getLogger("billboard.sound")
+
+Samples = npt.NDArray[np.float32]
+
+MANIFEST: Final = "manifest.json"
+VOICES_PER_TRACK: Final = 6
+# Unreserved channels left for anyone else's Sound.play(); our tracks never take them.
+SPARE_CHANNELS: Final = 8
+# Eight tracks peaking together must not clip the mix: -6 dB of headroom.
+MASTER_GAIN: Final = 0.5
+RELEASE_MS: Final = 30  # note-off fade when the manifest gives none
+RETRIGGER_FADE_MS: Final = 20  # a note restarted (or a hat choked) fades its old voice
+STEAL_FADE_MS: Final = 12  # the oldest voice's fade when a track's last voice is taken
+PANIC_FADE_MS: Final = 10  # "at once", without the pop of a hard cut on a big PA
+CACHE_BYTES: Final = 48 * 2**20  # prepared sounds kept, least recently used dropped
+MAX_VOICE_SECONDS: Final = 6.0  # a very low note resampled longer is cut (and faded)
+_WARN_KEYS_MAX: Final = 256  # distinct "ignored" warnings remembered
+
+# General MIDI level 1 drum notes we have no file for → the notes that stand in for
+# them, best first. Anything else falls back to the nearest note of the set.
+GM_DRUM_ALIASES: Final[Mapping[int, tuple[int, ...]]] = {
+    35: (36,),  # acoustic bass drum → kick
+    40: (38,),  # electric snare → snare
+    41: (45,),  # low floor tom → low tom
+    43: (45,),  # high floor tom → low tom
+    44: (42,),  # pedal hi-hat → closed hat
+    47: (45, 50),  # low-mid tom
+    48: (50, 45),  # hi-mid tom
+    52: (49,),  # Chinese cymbal → crash
+    53: (51,),  # ride bell → ride
+    55: (49,),  # splash → crash
+    57: (49,),  # crash 2 → crash
+    58: (70, 54),  # vibraslap → a rattle
+    59: (51,),  # ride 2 → ride
+    63: (62,),  # open hi conga → hi conga
+    65: (60,),  # high timbale → hi bongo
+    66: (61,),  # low timbale → lo bongo
+    68: (67,),  # low agogo → agogo
+    69: (70,),  # cabasa → maracas
+    73: (70,),  # short guiro → maracas
+    74: (70,),  # long guiro → maracas
+    76: (75,),  # hi wood block → claves
+    77: (75,),  # low wood block → claves
+    80: (81,),  # mute triangle → triangle
+}
+# GM2 "exclusive classes": a hit silences the others of its class (a closed hat chokes
+# the open one, as a drummer's foot does).
+EXCLUSIVE_CLASS: Final[Mapping[int, int]] = {
+    42: 1,
+    44: 1,
+    46: 1,
+    71: 2,
+    72: 2,
+    73: 3,
+    74: 3,
+    78: 4,
+    79: 4,
+    80: 5,
+    81: 5,
+}
+
+
+# -- the sample sets (no mixer needed) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A pitched sample recorded at MIDI note `root`."""
+
+    root: int
+    samples: Samples
+
+
+@dataclass(frozen=True, slots=True)
+class DrumSample:
+    samples: Samples
+    gain: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSet:
+    """One sample set of the manifest: drums by GM note, or pitched zones."""
+
+    name: str
+    kind: Literal["drums", "pitched"]
+    rate: int  # the samples' sample rate (Hz)
+    gain: float = 1.0
+    release_ms: int = RELEASE_MS
+    drums: Mapping[int, DrumSample] = field(default_factory=dict)
+    zones: tuple[Zone, ...] = ()
+
+
+def read_wav(path: Path) -> tuple[int, Samples]:
+    """A 16-bit PCM WAV file as (rate, mono float32 samples in [-1, 1]); several
+    channels are averaged. OSError when the file is missing or not 16-bit PCM."""
+    try:
+        with wave.open(str(path), "rb") as source:
+            width, channels = source.getsampwidth(), source.getnchannels()
+            rate, frames = source.getframerate(), source.readframes(source.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise OSError(f"{path}: not a readable WAV file ({exc})") from exc
+    if width != 2:
+        raise OSError(f"{path}: {8 * width}-bit samples; the billboard reads 16-bit PCM")
+    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+    if pcm.size == 0:
+        raise OSError(f"{path}: no samples")
+    return rate, pcm
+
+
+def load_sample_sets(sounds_dir: Path) -> dict[str, SampleSet]:
+    """Every sample set that ``sounds_dir/manifest.json`` lists, its WAV files read.
+    OSError (with the path) when the manifest or a file it names cannot be read."""
+    path = sounds_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries: Mapping[str, Any] = manifest["sets"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OSError(f"{path}: not a sample manifest ({exc!r})") from exc
+    sets: dict[str, SampleSet] = {}
+    for name, entry in entries.items():
+        try:
+            sets[name] = _read_set(sounds_dir, name, entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OSError(f"{path}: sample set {name!r} is malformed ({exc!r})") from exc
+    return sets
+
+
+def _read_set(sounds_dir: Path, name: str, entry: Mapping[str, Any]) -> SampleSet:
+    rates: set[int] = set()
+    drums: dict[int, DrumSample] = {}
+    zones: list[Zone] = []
+    kind = entry["kind"]
+    if kind == "drums":
+        for note, hit in entry["notes"].items():
+            rate, samples = read_wav(sounds_dir / hit["file"])
+            rates.add(rate)
+            drums[int(note)] = DrumSample(samples, float(hit.get("gain", 1.0)))
+    elif kind == "pitched":
+        for zone in entry["zones"]:
+            rate, samples = read_wav(sounds_dir / zone["file"])
+            rates.add(rate)
+            zones.append(Zone(int(zone["root"]), samples))
+        zones.sort(key=lambda z: z.root)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    if not drums and not zones:
+        raise ValueError("no samples")
+    if len(rates) != 1:
+        raise ValueError(f"needs one sample rate, found {sorted(rates)}")
+    return SampleSet(
+        name=name,
+        kind=kind,
+        rate=rates.pop(),
+        gain=float(entry.get("gain", 1.0)),
+        release_ms=int(entry.get("release_ms", RELEASE_MS)),
+        drums=drums,
+        zones=tuple(zones),
+    )
+
+
+def drum_note(available: Collection[int], note: int) -> int | None:
+    """The note of a drum set that plays `note`: itself, its GM stand-in, or the
+    nearest the set has (the lower on a tie). None for an empty set."""
+    if not available:
+        return None
+    if note in available:
+        return note
+    for alias in GM_DRUM_ALIASES.get(note, ()):
+        if alias in available:
+            return alias
+    return min(available, key=lambda n: (abs(n - note), n))
+
+
+def nearest_zone(zones: Sequence[Zone], note: int) -> Zone:
+    """The zone whose root is nearest to `note`; on a tie the higher one, since
+    resampling down cannot alias."""
+    return min(zones, key=lambda z: (abs(note - z.root), -z.root))
+
+
+def velocity_gain(velocity: int) -> float:
+    """MIDI velocity 1–127 → amplitude: the DLS curve, 40·log10(v/127) dB, i.e. the
+    square of v/127, which is how GM synths make soft notes sound soft."""
+    v = min(max(velocity, 0), 127) / 127
+    return v * v
+
+
+def _lowpass(x: npt.NDArray[np.float64], cutoff: float) -> npt.NDArray[np.float64]:
+    """Zero-phase low-pass at `cutoff` (a fraction of the sample rate, < 0.5) with a
+    raised-cosine transition over its top fifth; zero-padded so nothing wraps round."""
+    size = 1 << (len(x) + 256).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    freq = np.fft.rfftfreq(size)
+    knee = 0.8 * cutoff
+    ramp = np.clip((freq - knee) / (cutoff - knee), 0.0, 1.0)
+    spectrum *= 0.5 + 0.5 * np.cos(np.pi * ramp)
+    return np.fft.irfft(spectrum, size)[: len(x)]
+
+
+def resample(samples: Samples, step: float, max_frames: int | None = None) -> Samples:
+    """`samples` read `step` source frames per output frame: step 2 sounds an octave
+    higher and half as long, 0.5 an octave lower. Four-point Hermite interpolation;
+    when stepping up, the source is first low-passed below the new Nyquist frequency,
+    so high notes do not alias. At most `max_frames` come out (the cut is faded)."""
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"resampling step must be a positive number, not {step!r}")
+    if samples.size == 0:
+        return samples.astype(np.float32)
+    frames = int((samples.size - 1) / step) + 1
+    cut = max_frames is not None and frames > max_frames
+    if max_frames is not None:
+        frames = max(1, min(frames, max_frames))
+    if step == 1.0:
+        out64 = samples[:frames].astype(np.float64)
+    else:
+        source = samples.astype(np.float64)
+        if step > 1.0:
+            source = _lowpass(source, 0.45 / step)
+        padded = np.concatenate(([0.0], source, [0.0, 0.0]))
+        position = np.arange(frames, dtype=np.float64) * step
+        index = position.astype(np.int64)
+        t = position - index
+        xm1, x0, x1, x2 = (padded[index + k] for k in range(4))
+        # Catmull-Rom form of the cubic Hermite through x0 and x1.
+        c1 = 0.5 * (x1 - xm1)
+        c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2
+        c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1)
+        out64 = ((c3 * t + c2) * t + c1) * t + x0
+    if cut:
+        fade = min(frames, 441)  # 10 ms at 44.1 kHz: no click where the note is cut
+        out64[-fade:] *= np.linspace(1.0, 0.0, fade)
+    return out64.astype(np.float32)
+
+
+# -- the mixer ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Voice:
+    """One mixer channel of a track's pool, and the note it was last given."""
+
+    channel: pygame.mixer.Channel
+    note: int = -1
+    exclusive: int | None = None
+    started: int = 0  # play order: the oldest voice is stolen first
+    volume: float = 0.0
+    released: bool = True  # note-off given (fading or done): first to be reused
+
+
+@dataclass(slots=True)
+class _Track:
+    name: str
+    samples: SampleSet | None
+    voices: list[_Voice]
+
+
+class SoundOut:
+    """The engine's notes on the mixer; see the module docstring."""
+
+    name = "sound"
+
+    def __init__(
+        self,
+        sounds_dir: Path,
+        tracks: Sequence[TrackSpec],
+        *,
+        buffer: int = 256,
+        frequency: int = 44100,
+        voices_per_track: int = VOICES_PER_TRACK,
+    ) -> None:
+        """Read the samples, then open the mixer with a `buffer` of frames (small for
+        low latency). OSError, with the cause, when the samples cannot be read or the
+        mixer cannot open (no audio device, an unknown SDL_AUDIODRIVER)."""
+        if voices_per_track < 1:
+            raise ValueError("a track needs at least one voice")
+        self._sets = load_sample_sets(sounds_dir)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._muted = False
+        self._order = 0
+        self._cache: OrderedDict[tuple[str, int], tuple[pygame.mixer.Sound, int]] = OrderedDict()
+        self._cache_bytes = 0
+        self._warned: set[tuple[object, ...]] = set()
+        self._rate, self._channels, frames = _open_mixer(frequency, buffer)
+        self.latency_ms: float = 1000.0 * frames / self._rate
+        reserved = len(tracks) * voices_per_track
+        pygame.mixer.set_num_channels(reserved + SPARE_CHANNELS)
+        pygame.mixer.set_reserved(reserved)  # Sound.play() elsewhere never takes these
+        self._tracks: dict[str, _Track] = {}
+        for i, spec in enumerate(tracks):
+            sample_set = self._sets.get(spec.samples)
+            if sample_set is None:
+                log.warning(
+                    "track %r: no sample set %r in %s; the track is silent (MIDI still plays)",
+                    spec.name,
+                    spec.samples,
+                    sounds_dir,
+                )
+            if spec.name in self._tracks:
+                log.warning("two tracks are named %r; the last one is heard", spec.name)
+            first = i * voices_per_track
+            voices = [_Voice(pygame.mixer.Channel(first + j)) for j in range(voices_per_track)]
+            self._tracks[spec.name] = _Track(spec.name, sample_set, voices)
+        log.info(
+            "sound: %s driver, %d Hz, %d channels, %.1f ms buffer, %d voices",
+            pygame.mixer.get_driver(),
+            self._rate,
+            self._channels,
+            self.latency_ms,
+            reserved,
+        )
+
+    # -- the NoteSink protocol (billboard.scheduler) --
+
+    def note_on(self, note: NoteOn) -> None:
+        """Same as `play`."""
+        self.play(note)
+
+    def note_off(self, note: NoteOff) -> None:
+        """Same as `stop`."""
+        self.stop(note)
+
+    # -- public --
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def play(self, note: NoteOn) -> None:
+        """Start `note` now (the scheduler calls this at the note's time). A note-on at
+        velocity 0 is a note-off, as in MIDI. Bad input is ignored and logged once."""
+        with self._lock:
+            track = self._usable_track(note.track, note.note)
+            if track is None or track.samples is None:
+                return
+            if not isinstance(note.velocity, int):
+                self._warn_once(("velocity",), "ignoring a note with velocity %r", note.velocity)
+                return
+            if note.velocity <= 0:
+                self._release(track, note.note)
+                return
+            try:
+                sound, gain = self._sound_for(track.samples, note.note)
+                volume = min(1.0, MASTER_GAIN * gain * velocity_gain(note.velocity))
+                exclusive = (
+                    EXCLUSIVE_CLASS.get(note.note) if track.samples.kind == "drums" else None
+                )
+                self._start(track, note.note, sound, volume, exclusive)
+            except pygame.error as exc:  # the device went away: keep the show going
+                self._warn_once(("mixer", str(exc)), "the mixer refused a note: %s", exc)
+
+    def stop(self, note: NoteOff) -> None:
+        """End `note` with its set's release fade. Drums ring out (a drum has no
+        note-off). Bad input is ignored and logged once."""
+        with self._lock:
+            track = self._usable_track(note.track, note.note)
+            if track is not None:
+                try:
+                    self._release(track, note.note)
+                except pygame.error as exc:
+                    self._warn_once(("mixer", str(exc)), "the mixer refused a note-off: %s", exc)
+
+    def prepare(self, note: NoteOn) -> None:
+        """Resample and cache `note`'s sound now, so its `play` only starts it (for a
+        scheduler that sees notes ahead of their time). Never raises on bad input."""
+        with self._lock:
+            track = self._usable_track(note.track, note.note)
+            if track is not None and track.samples is not None:
+                try:
+                    self._sound_for(track.samples, note.note)
+                except pygame.error as exc:
+                    self._warn_once(("mixer", str(exc)), "the mixer refused a sound: %s", exc)
+
+    def panic(self) -> None:
+        """Silence everything at once (a 10 ms fade, so the PA does not pop)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                pygame.mixer.fadeout(PANIC_FADE_MS)
+            except pygame.error as exc:
+                self._warn_once(("mixer", str(exc)), "the mixer refused a panic: %s", exc)
+            for voice in self._voices():
+                voice.released = True
+                voice.note = -1
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute (or unmute) all sound. Notes go on being played and tracked silently,
+        so a held pad is heard again on unmute, like a mixing desk's mute button."""
+        with self._lock:
+            self._muted = muted
+            if self._closed:
+                return
+            try:
+                for voice in self._voices():
+                    if not voice.channel.get_busy():
+                        continue
+                    if not muted:
+                        voice.channel.set_volume(voice.volume)
+                    elif voice.released:
+                        # A fade sets the volume itself each mix; this note was ending anyway.
+                        voice.channel.stop()
+                    else:
+                        voice.channel.set_volume(0.0)
+            except pygame.error as exc:
+                self._warn_once(("mixer", str(exc)), "the mixer refused to mute: %s", exc)
+
+    def active_voices(self, track: str | None = None) -> int:
+        """How many voices are sounding (on one track, or on all of them)."""
+        with self._lock:
+            if self._closed:
+                return 0
+            if track is None:
+                tracks = list(self._tracks.values())
+            else:
+                tracks = [self._tracks[track]] if track in self._tracks else []
+            return sum(v.channel.get_busy() for t in tracks for v in t.voices)
+
+    def close(self) -> None:
+        """Stop every sound and close the mixer. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cache.clear()
+            self._cache_bytes = 0
+            with contextlib.suppress(pygame.error):  # closed by someone else: nothing to stop
+                pygame.mixer.stop()
+            pygame.mixer.quit()
+
+    def __enter__(self) -> SoundOut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals (called with the lock held) --
+
+    def _voices(self) -> list[_Voice]:
+        return [v for t in self._tracks.values() for v in t.voices]
+
+    def _usable_track(self, name: str, note: int) -> _Track | None:
+        if self._closed:
+            return None
+        track = self._tracks.get(name)
+        if track is None:
+            self._warn_once(("track", name), "ignoring notes for unknown track %r", name)
+            return None
+        if not isinstance(note, int) or not 0 <= note <= 127:
+            self._warn_once(
+                ("note", name), "ignoring note %r on track %r (MIDI is 0–127)", note, name
+            )
+            return None
+        return track
+
+    def _sound_for(self, sample_set: SampleSet, note: int) -> tuple[pygame.mixer.Sound, float]:
+        """The prepared sound for `note` (from the cache, or resampled now) and its gain."""
+        gain = sample_set.gain
+        if sample_set.kind == "drums":
+            resolved = drum_note(sample_set.drums, note)
+            assert resolved is not None  # _read_set refuses an empty set
+            hit = sample_set.drums[resolved]
+            key, samples, step, gain = (
+                (sample_set.name, resolved),
+                hit.samples,
+                1.0,
+                gain * hit.gain,
+            )
+        else:
+            zone = nearest_zone(sample_set.zones, note)
+            key, samples = (sample_set.name, note), zone.samples
+            step = 2.0 ** ((note - zone.root) / 12)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached[0], gain
+        mono = resample(
+            samples,
+            step * sample_set.rate / self._rate,  # the mixer may run at another rate
+            max_frames=int(MAX_VOICE_SECONDS * self._rate),
+        )
+        pcm = np.clip(np.rint(mono * 32767.0), -32768, 32767).astype(np.int16)
+        if self._channels > 1:  # the same signal on every speaker
+            pcm = np.ascontiguousarray(np.repeat(pcm[:, np.newaxis], self._channels, axis=1))
+        sound = pygame.mixer.Sound(buffer=pcm.tobytes())
+        self._cache[key] = (sound, pcm.nbytes)
+        self._cache_bytes += pcm.nbytes
+        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+            # A sound still playing stays alive: its channel holds a reference.
+            _, (_, size) = self._cache.popitem(last=False)
+            self._cache_bytes -= size
+        return sound, gain
+
+    def _start(
+        self,
+        track: _Track,
+        note: int,
+        sound: pygame.mixer.Sound,
+        volume: float,
+        exclusive: int | None,
+    ) -> None:
+        pool = track.voices
+        for voice in pool:
+            same = voice.note == note or (exclusive is not None and voice.exclusive == exclusive)
+            if same and not voice.released and voice.channel.get_busy():
+                voice.channel.fadeout(RETRIGGER_FADE_MS)
+                voice.released = True
+        free = [v for v in pool if not v.channel.get_busy()]
+        if free:
+            voice = free[0]
+        else:
+            # Every voice busy: steal the oldest, preferring one already fading out.
+            voice = min(pool, key=lambda v: (not v.released, v.started))
+            voice.channel.stop()  # also ends a fade, which would override the volume
+        self._order += 1
+        voice.note, voice.exclusive, voice.started = note, exclusive, self._order
+        voice.volume, voice.released = volume, False
+        voice.channel.set_volume(0.0 if self._muted else volume)
+        voice.channel.play(sound)
+        # Keep a voice in hand: when this was the last one, fade the oldest out now, so
+        # the next note finds a free channel instead of cutting one off with a click.
+        if not any(v.released or not v.channel.get_busy() for v in pool):
+            oldest = min(pool, key=lambda v: v.started)
+            if oldest is not voice:
+                oldest.channel.fadeout(STEAL_FADE_MS)
+                oldest.released = True
+
+    def _release(self, track: _Track, note: int) -> None:
+        if track.samples is None or track.samples.kind == "drums":
+            return
+        for voice in track.voices:
+            if voice.note == note and not voice.released:
+                voice.released = True
+                if voice.channel.get_busy():
+                    if track.samples.release_ms > 0:
+                        voice.channel.fadeout(track.samples.release_ms)
+                    else:
+                        voice.channel.stop()
+
+    def _warn_once(self, key: tuple[object, ...], message: str, *args: object) -> None:
+        if key in self._warned:
+            return
+        if len(self._warned) >= _WARN_KEYS_MAX:
+            return  # a flood of distinct bad notes: the first few hundred said enough
+        self._warned.add(key)
+        log.warning(message, *args)
+
+
+def _open_mixer(frequency: int, buffer: int) -> tuple[int, int, int]:
+    """Open pygame.mixer for 16-bit output; (rate, speakers, buffer frames). The rate
+    and speaker count are the device's if it prefers others; OSError if it cannot open."""
+    # pygame.init() opens the mixer with its own defaults, and a second init() would be
+    # ignored: close it first so our small buffer applies.
+    pygame.mixer.quit()
+    driver = os.environ.get("SDL_AUDIODRIVER") or "default"
+    try:
+        pygame.mixer.init(
+            frequency=frequency,
+            size=-16,
+            channels=2,
+            buffer=buffer,
+            allowedchanges=pygame.AUDIO_ALLOW_FREQUENCY_CHANGE | pygame.AUDIO_ALLOW_CHANNELS_CHANGE,
+        )
+    except pygame.error as exc:
+        raise OSError(
+            f"cannot open the sound mixer (SDL audio driver {driver!r}, {frequency} Hz, "
+            f"buffer {buffer} frames): {exc}"
+        ) from exc
+    spec = pygame.mixer.get_init()
+    if spec is None or spec[1] != -16:
+        pygame.mixer.quit()
+        raise OSError(f"the sound mixer opened in an unexpected format {spec!r}")
+    rate, _, channels = spec
+    # pygame rounds the buffer up to a power of two, at least 256 frames.
+    frames = max(256, 1 << max(0, buffer - 1).bit_length())
+    return rate, channels, frames
