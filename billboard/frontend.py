@@ -1,0 +1,135 @@
+"""The main thread: draw the scene, read the keys, keep time for `--duration`.
+
+The engine plays on its own thread (scheduler.py); a slow frame here never delays a
+note. Without a usable display the show goes on headless: relay, keypad, MIDI and
+recording keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from relay.config import RelayConfig
+
+from .config import BillboardConfig
+from .engine.events import Command
+from .show import Options, Show
+
+log = logging.getLogger("billboard.frontend")
+
+FPS = 60
+HEADLESS_DEFAULT_SIZE = (1280, 720)
+
+
+def run_frontend(
+    show: Show,
+    board: BillboardConfig,
+    relay: RelayConfig,
+    options: Options,
+    stop: threading.Event,
+    sound: Any = None,
+) -> None:
+    """Run until Esc Esc, a signal (`stop`) or `options.duration`."""
+    import pygame
+
+    from .controls import HELP_LINES, Keyboard, Resized, Ui, read_controls
+    from .display import Banner, Display, Hud
+
+    pygame.display.init()
+    pygame.font.init()
+    size = board.window_size()
+    if size is None and (options.headless or board.windowed):
+        size = HEADLESS_DEFAULT_SIZE
+    banner = Banner(board.phone or None, relay.keypad_url())
+    try:
+        display: Display | None = Display(
+            size=size,
+            fullscreen=not (board.windowed or options.headless),
+            display=board.display,
+            banner=banner,
+            windows=board.windows or None,
+        )
+    except OSError as exc:
+        print(f"dialjam billboard: no display ({exc}); running headless", file=sys.stderr)
+        display = None
+    keyboard = Keyboard()
+    show_hud = show_test = show_help = False
+    muted = False
+    frame_ms: deque[float] = deque(maxlen=120)
+    start = time.monotonic()
+    deadline = start + options.duration if options.duration else None
+    last = start
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if display is None:
+                stop.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - now)))
+                continue
+            scene = show.scene
+            for control in read_controls(
+                keyboard, now=now, bpm=scene.bpm, key=scene.key, paused=scene.paused
+            ):
+                if isinstance(control, Command):
+                    show.submit(control)
+                elif isinstance(control, Resized):
+                    pass  # the display lays itself out again at the next draw
+                elif isinstance(control, Ui):
+                    action = control.action
+                    if action == "quit":
+                        stop.set()
+                    elif action == "fullscreen":
+                        display.toggle_fullscreen()
+                    elif action == "hud":
+                        show_hud = not show_hud
+                    elif action == "test_pattern":
+                        show_test = not show_test
+                    elif action == "help":
+                        show_help = not show_help
+                    elif action == "mute_sound":
+                        muted = not muted
+                        if sound is not None:
+                            sound.set_muted(muted)
+            hud = None
+            if show_hud:
+                figures = show.hud_figures()
+                fps = 1000 / (sum(frame_ms) / len(frame_ms)) if frame_ms else 0.0
+                hud = Hud(
+                    fps=fps,
+                    frame_ms=max(frame_ms) if frame_ms else 0.0,
+                    relay=str(figures["relay"]),
+                    latency_ms=figures["latency_ms"],
+                    callers=sum(1 for t in scene.tracks if t.caller) + len(scene.line),
+                    midi_port=figures["midi_port"],
+                    extra={"sound": "muted" if muted else "on"},
+                )
+            message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)
+            drawn = time.monotonic()
+            display.draw(
+                scene,
+                hud=hud,
+                test_pattern=show_test,
+                help_lines=HELP_LINES if show_help else None,
+                message=message,
+            )
+            frame_ms.append((time.monotonic() - drawn) * 1000)
+            # Pace to FPS with a wait that a signal can cut short.
+            last += 1 / FPS
+            wait = last - time.monotonic()
+            if wait > 0:
+                stop.wait(wait)
+            else:
+                last = time.monotonic()
+        if display is not None and options.screenshot:
+            display.draw(show.scene)
+            display.screenshot(options.screenshot)
+            print(f"dialjam billboard: screenshot saved to {options.screenshot}")
+    finally:
+        if display is not None:
+            display.close()
