@@ -23,6 +23,7 @@ from .show import Options, Show
 log = logging.getLogger("billboard.frontend")
 
 FPS = 60
+FLUSH_EVERY_S = 10.0  # a recording is rewritten this often: a crash loses little
 HEADLESS_DEFAULT_SIZE = (1280, 720)
 
 
@@ -64,11 +65,18 @@ def run_frontend(
     start = time.monotonic()
     deadline = start + options.duration if options.duration else None
     last = start
+    next_flush = start + FLUSH_EVERY_S
     try:
         while not stop.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
+            if now >= next_flush:
+                next_flush = now + FLUSH_EVERY_S
+                for sink in show.scheduler.sinks:
+                    flush = getattr(sink, "flush", None)
+                    if flush is not None:
+                        flush()
             if display is None:
                 stop.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - now)))
                 continue

@@ -1,0 +1,220 @@
+"""python -m billboard — the projector program, with its relay embedded by default."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relay.config import ConfigError, RelayConfig, load_config
+
+from .config import BillboardConfig, load_billboard_config
+from .show import Options, Show
+
+log = logging.getLogger("billboard")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m billboard",
+        description="dialjam billboard: callers' digits become music and light on a facade.",
+        epilog="Settings come from the [billboard] and [relay] tables of --config; flags win.",
+    )
+    a = p.add_argument
+    a("--config", help="the installation's TOML file")
+    a("--relay", help="ws(s)://host/ws of a remote relay (default: run one in-process)")
+    a("--port", type=int, help="port of the embedded relay (default 8080)")
+    a("--host", help="address of the embedded relay (default 0.0.0.0)")
+    a("--channel", help="the installation's channel (default dialjam)")
+    a("--token", help="the billboard token of a remote relay")
+    a("--public-url", help="address phones and providers reach (for the QR code)")
+    a("--phone", help="the number shown on the banner")
+    a("--bpm", type=float, help="tempo (default 112)")
+    a("--key", help="key (default C)")
+    a("--display", type=int, help="which display to fill (default 0)")
+    a("--windowed", action="store_true", default=None, help="a window, not full screen")
+    a("--size", help="window size, e.g. 1920x1080")
+    a("--headless", action="store_true", help="no screen (SDL dummy drivers)")
+    a("--duration", type=float, help="stop after this many seconds")
+    a("--screenshot", type=Path, help="save the last frame to this PNG")
+    a("--no-sound", action="store_true", help="no speakers")
+    a("--midi-port", help="MIDI output port (substring of its name)")
+    a("--midi-virtual", help="create a virtual MIDI output port of this name")
+    a("--midi-api", help="alsa, jack, coremidi or winmm")
+    a("--list-midi-ports", action="store_true", help="list MIDI output ports and exit")
+    a("--record", type=Path, help="write the session to this Standard MIDI File")
+    a("--log-events", type=Path, help="log input events to this JSON-lines file")
+    a("--replay", type=Path, help="play the events of a --log-events file")
+    a("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def load(args: argparse.Namespace) -> tuple[BillboardConfig, RelayConfig]:
+    relay = load_config(
+        args.config,
+        overrides={
+            "host": args.host,
+            "port": args.port,
+            "channel": args.channel,
+            "public_url": args.public_url,
+        },
+    )
+    board = load_billboard_config(
+        args.config or os.environ.get("DIALJAM_CONFIG"),
+        overrides={
+            "relay": args.relay,
+            "channel": args.channel,
+            "token": args.token,
+            "phone": args.phone,
+            "bpm": args.bpm,
+            "key": args.key,
+            "display": args.display,
+            "windowed": args.windowed,
+            "size": args.size,
+            "sound": False if args.no_sound else None,
+            "midi_port": args.midi_port,
+            "midi_virtual": args.midi_virtual,
+            "midi_api": args.midi_api,
+        },
+    )
+    return board, relay
+
+
+def has_display() -> bool:
+    if sys.platform != "linux":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def open_sinks(config: BillboardConfig, options: Options) -> tuple[list[Any], Any, Any]:
+    """The outputs that open (all, speakers, MIDI); each that cannot says why, and the
+    show goes on without it."""
+    sinks: list[Any] = []
+    midi = sound = None
+    if config.sound:
+        try:
+            from .sound import SoundOut
+
+            sound = SoundOut(options.sounds_dir, config.tracks, buffer=config.sound_buffer)
+            sinks.append(sound)
+        except OSError as exc:
+            print(f"dialjam billboard: no sound: {exc}", file=sys.stderr)
+    if config.midi_port or config.midi_virtual:
+        try:
+            from .midi_out import MidiOut
+
+            midi = MidiOut.open(
+                config.midi_port or None,
+                virtual=config.midi_virtual or None,
+                api=config.midi_api or None,
+                tracks=config.tracks,
+            )
+            midi.send_programs()
+            sinks.append(midi)
+            print(f"dialjam billboard: MIDI out on {midi.name}")
+        except OSError as exc:
+            print(f"dialjam billboard: no MIDI, sound only: {exc}", file=sys.stderr)
+    if options.record:
+        from .recorder import MidiRecorder
+
+        sinks.append(RecorderSink(MidiRecorder(options.record, config.tracks, config.bpm)))
+    return sinks, sound, midi
+
+
+class RecorderSink:
+    """The session's MIDI file as an output of the scheduler."""
+
+    name = "record"
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.note_on = recorder.note_on
+        self.note_off = recorder.note_off
+        self.flush = recorder.flush
+        self.close = recorder.close
+
+    def panic(self) -> None:
+        """A recording keeps what was played; the scheduler's note-offs end the notes."""
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if args.list_midi_ports:
+        from .midi_out import list_ports
+
+        try:
+            ports = list_ports(args.midi_api)
+        except OSError as exc:
+            print(f"dialjam billboard: {exc}", file=sys.stderr)
+            return 1
+        print("\n".join(ports) if ports else "no MIDI output ports")
+        return 0
+    try:
+        board, relay = load(args)
+    except ConfigError as exc:
+        print(f"dialjam billboard: error: {exc}", file=sys.stderr)
+        return 2
+    headless = args.headless
+    if not headless and not has_display():
+        print(
+            "dialjam billboard: no display here (DISPLAY is not set): running headless; "
+            "relay, keypad, MIDI and recording still work",
+            file=sys.stderr,
+        )
+        headless = True
+    if headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        if not board.sound:
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    options = Options(
+        headless=headless,
+        duration=args.duration,
+        record=args.record,
+        log_events=args.log_events,
+        replay=args.replay,
+        screenshot=args.screenshot,
+    )
+    sinks, sound, midi = open_sinks(board, options)
+    relay, made_up = relay.with_tokens()
+    show = Show(board, relay, options, sinks=sinks, midi=midi)
+    for sink in sinks:
+        if isinstance(sink, RecorderSink):
+            sink.recorder.start(show.start)  # the file's time zero is the show's
+    try:
+        show.start_background()
+    except OSError as exc:
+        print(f"dialjam billboard: cannot start the relay: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if not board.relay:
+        from relay.__main__ import announce
+
+        announce(dataclasses.replace(relay, port=show.relay_port or relay.port), made_up, print)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        from .frontend import run_frontend
+
+        run_frontend(show, board, relay, options, stop, sound)
+    finally:
+        show.stop()
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""A headless billboard as a real process, its relay embedded, simulated callers
+publishing over real sockets; what it records is read back with mido."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import mido
+import orjson
+
+from tests.relay.test_cli import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "billboard",
+        "--headless",
+        "--no-sound",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not line:
+            _, err = await proc.communicate()
+            raise AssertionError(f"billboard exited early: {err.decode()[-2000:]}")
+        if b"health:" in line:
+            return proc, port
+
+
+def notes_by_track(path: Path, until_s: float = 1e9) -> dict[str, list[tuple[int, int, int]]]:
+    """track name → [(tick, channel, note)] of note-ons before `until_s`."""
+    midi = mido.MidiFile(path)
+    limit = mido.second2tick(until_s, midi.ticks_per_beat, 500_000)
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for track in midi.tracks:
+        tick, sounding, notes = 0, 0, []
+        for msg in track:
+            tick += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding += 1
+                if tick < limit:
+                    notes.append((tick, msg.channel, msg.note))
+            elif msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0):
+                sounding -= 1
+        assert sounding == 0, f"a note of {track.name} never ends"
+        out[track.name] = notes
+    return out
+
+
+async def play_crowd(port: int) -> list[dict[str, Any]]:
+    """Two callers and a seed caller play; returns what the billboard said on :state."""
+    said: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        watcher = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        await watcher.send_str('{"type":"subscriber","id":"dialjam:state"}')
+        pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+
+        async def publish(data: dict[str, Any]) -> None:
+            frame = {"type": "publisher", "id": "dialjam", "data": data}
+            await pub.send_str(orjson.dumps(frame).decode())
+
+        await asyncio.sleep(0.5)
+        await publish({"event": "join", "caller": "c-drummer", "source": "web"})
+        await publish(
+            {"event": "join", "caller": "c-bassist", "source": "twilio", "display": "…34"}
+        )
+        for n in range(8):
+            await publish({"event": "digit", "caller": "c-drummer", "digit": "12"[n % 2]})
+            await publish({"event": "digit", "caller": "c-bassist", "digit": "135"[n % 3]})
+            await asyncio.sleep(0.15)
+        await publish({"caller_id": "4155551212", "command": "5"})  # the 2010 form
+        deadline = asyncio.get_running_loop().time() + 3
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                msg = await asyncio.wait_for(watcher.receive(), 0.5)
+            except TimeoutError:
+                continue
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                said.append(orjson.loads(msg.data))
+    return said
+
+
+async def test_a_headless_billboard_plays_records_and_replays_simulated_callers(
+    tmp_path: Path,
+) -> None:
+    live_mid, replay_mid = tmp_path / "live.mid", tmp_path / "replay.mid"
+    events = tmp_path / "events.jsonl"
+    proc, port = await start_billboard(
+        "--duration", "7", "--record", str(live_mid), "--log-events", str(events)
+    )
+    try:
+        said = await play_crowd(port)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.stderr is not None
+    stderr = (await proc.stderr.read()).decode()
+    assert "Traceback" not in stderr
+
+    # The billboard told each caller their instrument, and published its state.
+    assigns = {(s["caller"], s["track"]) for s in said if s.get("event") == "assign"}
+    assert {("c-drummer", "drums"), ("c-bassist", "bass")} <= assigns
+    states = [s for s in said if s.get("event") == "state"]
+    assert states and states[-1]["tracks"][1]["display"] == "…34"
+    # The seed caller got a track under a pseudonym; the number is nowhere.
+    assert any(s.get("track") == "chords" for s in said if s.get("event") == "assign")
+    for text in (repr(said), events.read_text(), stderr):
+        assert "4155551212" not in text
+
+    live = notes_by_track(live_mid)
+    assert {note for _, channel, note in live["drums"] if channel == 9} >= {36, 38}
+    bass_notes = {note % 12 for _, channel, note in live["bass"] if channel == 0}
+    assert bass_notes and bass_notes <= {0, 2, 4, 5, 7, 9, 11}  # C major, always
+    assert live["chords"], "the seed caller's digit made a chord"
+
+    # The event log plays back to the same notes.
+    proc, _ = await start_billboard(
+        "--duration", "7", "--replay", str(events), "--record", str(replay_mid)
+    )
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    assert notes_by_track(replay_mid, until_s=6.0) == notes_by_track(live_mid, until_s=6.0)
+
+
+async def test_sigterm_stops_the_billboard_cleanly(tmp_path: Path) -> None:
+    proc, port = await start_billboard("--record", str(tmp_path / "s.mid"))
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        proc.send_signal(signal.SIGTERM)
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+    assert proc.stderr is not None
+    assert "Traceback" not in (await proc.stderr.read()).decode()
+    assert mido.MidiFile(tmp_path / "s.mid").tracks  # the recording was written
