@@ -12,7 +12,7 @@ RUN_ARGS ?=
 .PHONY: run test lint typecheck pytest bench apt-deps venv clean
 
 run: venv
-	$(PY) -m relay $(RUN_ARGS)
+	$(PY) -m billboard $(RUN_ARGS)
 
 test: venv apt-deps lint typecheck pytest
 

@@ -119,3 +119,10 @@ def test_bad_billboard_settings_say_what_to_fix(tmp_path: Path, toml: str, fragm
     path.write_text(toml)
     with pytest.raises(ConfigError, match=fragment):
         load_billboard_config(path)
+
+
+def test_the_example_config_states_the_billboard_defaults() -> None:
+    from billboard.config import BillboardConfig
+
+    example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
+    assert load_billboard_config(example) == BillboardConfig()
