@@ -153,3 +153,47 @@ async def test_sigterm_stops_the_billboard_cleanly(tmp_path: Path) -> None:
     assert proc.stderr is not None
     assert "Traceback" not in (await proc.stderr.read()).decode()
     assert mido.MidiFile(tmp_path / "s.mid").tracks  # the recording was written
+
+
+async def test_a_60_second_show_with_a_crowd_ends_without_error_or_stuck_note(
+    tmp_path: Path,
+) -> None:
+    import random
+
+    recording = tmp_path / "crowd.mid"
+    proc, port = await start_billboard("--duration", "62", "--record", str(recording))
+    rng = random.Random(7)
+    callers = [f"c-crowd{n:02d}" for n in range(12)]  # 8 play, 4 wait in line
+    try:
+        async with aiohttp.ClientSession() as session:
+            pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+
+            async def publish(data: dict[str, Any]) -> None:
+                frame = {"type": "publisher", "id": "dialjam", "data": data}
+                await pub.send_str(orjson.dumps(frame).decode())
+
+            for caller in callers:
+                await publish({"event": "join", "caller": caller})
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 58
+            while loop.time() < end:
+                caller = rng.choice(callers)
+                roll = rng.random()
+                if roll < 0.01:
+                    await publish({"event": "leave", "caller": caller, "reason": "hangup"})
+                elif roll < 0.02:
+                    await publish({"event": "join", "caller": caller})
+                else:
+                    digit = rng.choice("0123456789*#")
+                    await publish({"event": "digit", "caller": caller, "digit": digit})
+                await asyncio.sleep(rng.uniform(0.01, 0.09))
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.stderr is not None
+    stderr = (await proc.stderr.read()).decode()
+    assert "Traceback" not in stderr and " ERROR " not in stderr
+    played = notes_by_track(recording)  # asserts that every note ends
+    assert sum(len(notes) for notes in played.values()) > 500
+    assert sum(1 for notes in played.values() if notes) == 8
