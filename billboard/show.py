@@ -27,6 +27,7 @@ from relay.config import RelayConfig
 from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
+from .engine.clock import MAX_BPM, MIN_BPM
 from .engine.events import CallerUpdate, Command, InputEvent, parse_event
 from .eventlog import EventLog, read_events
 from .relay_link import RelayLink
@@ -81,7 +82,7 @@ class Show:
             midi_clock=midi,
             on_updates=self._updates,
             on_scene=self._scene,
-            on_event=self.eventlog.write if self.eventlog else None,
+            on_event=self._on_event,
         )
         self.midi = midi
         self.link: RelayLink | None = None
@@ -176,6 +177,20 @@ class Show:
             log.info("ignored a control message that is not a known command")
 
     # -- from the engine thread --
+
+    def _on_event(self, event: InputEvent, at: float) -> None:
+        if self.eventlog is not None:
+            self.eventlog.write(event, at)
+        if isinstance(event, Command) and event.name == "tempo":
+            # A recording keeps the operator's tempo changes in its tempo map.
+            try:
+                bpm = min(MAX_BPM, max(MIN_BPM, float(event.args["bpm"])))
+            except (KeyError, TypeError, ValueError):
+                return
+            for sink in self.scheduler.sinks:
+                set_tempo = getattr(getattr(sink, "recorder", None), "set_tempo", None)
+                if set_tempo is not None:
+                    set_tempo(bpm, at)
 
     def _updates(self, updates: list[CallerUpdate]) -> None:
         loop, link = self._loop, self.link
