@@ -1,0 +1,283 @@
+"""Record the show as a Standard MIDI File, one named track per instrument.
+
+The recorder keeps what it hears in seconds on the engine's clock and converts to ticks
+only when it writes, with the tempo map it was given (the session's BPM, and any tempo
+change the operator made), so the file plays back at the times the notes sounded.
+
+Writing is atomic: the file is written beside its final name and renamed over it
+(`os.replace`), so a crash mid-write leaves the previous version, never half a file.
+The billboard calls `flush` now and then, and `close` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import mido
+
+from billboard.engine.events import Note, NoteOff, NoteOn
+from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
+
+TICKS_PER_BEAT: Final = 480
+DRUM_CHANNEL: Final = 9  # GM: no program change on the drum channel (it would pick a kit)
+# Events on one tick go program change first, then note-offs, then note-ons: a key
+# struck again on the tick its previous strike ends must not be cut short.
+_FIRST, _OFF, _ON = -1, 0, 1
+# The tempo map: (start in seconds, exact start tick, microseconds per beat) per tempo.
+_Segments = list[tuple[float, float, int]]
+
+
+@dataclass(slots=True)
+class _Take:
+    """One note as played: when it began and, once known, when it ended (seconds)."""
+
+    channel: int
+    note: int
+    velocity: int
+    start: float
+    end: float | None = None
+
+
+class MidiRecorder:
+    """Collects NoteOn/NoteOff and writes them to `path` as a type 1 MIDI file.
+
+    Time zero is `start(t0)` or, without it, the first recorded note. Safe to call from
+    several threads (the scheduler records, the display may flush).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        tracks: Sequence[TrackSpec] = DEFAULT_TRACKS,
+        bpm: float = 120.0,
+        *,
+        ticks_per_beat: int = TICKS_PER_BEAT,
+        title: str = "dialjam",
+    ) -> None:
+        if bpm <= 0:
+            raise ValueError(f"bpm must be positive, not {bpm}")
+        self.path = Path(path)
+        # Say so now, not when the show ends and the recording is lost.
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"cannot record to {self.path}: no such directory")
+        if not os.access(self.path.parent, os.W_OK):
+            raise PermissionError(f"cannot record to {self.path}: directory not writable")
+        self.tracks = tuple(tracks)
+        self.ticks_per_beat = ticks_per_beat
+        self.title = title
+        self._t0: float | None = None
+        self._latest = -math.inf  # the latest time heard: where stuck notes end
+        self._bpm = bpm  # the session's tempo, until the first of the changes below
+        self._tempo_changes: list[tuple[float, float]] = []  # (time, bpm), in time order
+        self._takes: dict[str, list[_Take]] = {track.name: [] for track in self.tracks}
+        self._open: dict[tuple[str, int, int], list[_Take]] = {}
+        self._closed = False
+        self._lock = threading.Lock()  # guards the notes
+        self._write_lock = threading.Lock()  # one write at a time, in the order asked
+
+    def start(self, t0: float) -> None:
+        """Make `t0` (engine clock, seconds) time zero of the file."""
+        with self._lock:
+            self._t0 = t0
+
+    def set_tempo(self, bpm: float, time: float) -> None:
+        """The tempo changed to `bpm` at `time`: ticks after it are counted in it."""
+        if bpm <= 0:
+            raise ValueError(f"bpm must be positive, not {bpm}")
+        with self._lock:
+            self._tempo_changes.append((time, bpm))
+            self._tempo_changes.sort(key=lambda change: change[0])
+
+    def record(self, note: Note) -> None:
+        """Record a NoteOn or a NoteOff."""
+        if isinstance(note, NoteOn):
+            self.note_on(note)
+        else:
+            self.note_off(note)
+
+    def note_on(self, note: NoteOn) -> None:
+        """Record a note starting at `note.time`."""
+        with self._lock:
+            if self._closed:
+                return
+            if note.velocity == 0:  # MIDI 1.0: a note-on of velocity 0 is a note-off
+                self._end(note.track, note.channel, note.note, note.time)
+                return
+            self._heard(note.time)
+            take = _Take(note.channel, note.note, note.velocity, note.time)
+            self._takes.setdefault(note.track, []).append(take)
+            self._open.setdefault((note.track, note.channel, note.note), []).append(take)
+
+    def note_off(self, note: NoteOff) -> None:
+        """Record the end of the earliest sounding note of that track, channel and key."""
+        with self._lock:
+            if not self._closed:
+                self._end(note.track, note.channel, note.note, note.time)
+
+    def flush(self, now: float | None = None) -> None:
+        """(Re)write the file atomically with everything recorded so far.
+
+        Notes still sounding end in the written file at `now` (or the latest time
+        heard) but go on sounding in the recording. Raises OSError if it cannot write;
+        the previous file is then left as it was. Does nothing after `close`.
+        """
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    return  # close() wrote the final file
+                snapshot = self._snapshot(now)
+            self._write(self._build(*snapshot))
+
+    def close(self, now: float | None = None) -> None:
+        """End every sounding note (at `now`, or the latest time heard), write the file
+        and stop recording. Later calls do nothing."""
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+                end = self._stuck_end(now)
+                for takes in self._open.values():
+                    for take in takes:
+                        take.end = max(end, take.start)
+                self._open.clear()
+                snapshot = self._snapshot(now)
+            self._write(self._build(*snapshot))
+
+    # -- inside the lock --
+
+    def _heard(self, time: float) -> None:
+        if self._t0 is None:
+            self._t0 = time
+        self._latest = max(self._latest, time)
+
+    def _end(self, track: str, channel: int, key: int, time: float) -> None:
+        takes = self._open.get((track, channel, key))
+        if not takes:
+            return  # nothing of ours is sounding there: nothing to end
+        self._heard(time)
+        take = takes.pop(0)
+        take.end = max(time, take.start)
+        if not takes:
+            del self._open[(track, channel, key)]
+
+    def _stuck_end(self, now: float | None) -> float:
+        return max(self._latest, now if now is not None else -math.inf)
+
+    def _tempo_map(self) -> _Segments:
+        """(start seconds, exact start tick, microseconds per beat) from time zero on."""
+        t0 = self._t0 if self._t0 is not None else 0.0
+        bpm = self._bpm
+        later: list[tuple[float, float]] = []
+        for time, new_bpm in self._tempo_changes:
+            if time <= t0:
+                bpm = new_bpm  # changed before the file began: it is the opening tempo
+            else:
+                later.append((time, new_bpm))
+        # Ticks are counted with the tempo as the file stores it (whole microseconds),
+        # so a player reading the file lands every note at the second it sounded.
+        segments = [(t0, 0.0, mido.bpm2tempo(bpm))]
+        for time, new_bpm in later:
+            start, tick, tempo = segments[-1]
+            tempo_new = mido.bpm2tempo(new_bpm)
+            if tempo_new == tempo:
+                continue
+            tick += (time - start) * 1e6 * self.ticks_per_beat / tempo
+            segments.append((time, tick, tempo_new))
+        return segments
+
+    def _snapshot(self, now: float | None) -> tuple[_Segments, float, dict[str, list[_Take]]]:
+        # Shallow copies only, so the scheduler's `record` never waits on a long write
+        # (building 50 000 notes takes about a second). A take ended after the copy is
+        # written ended or still sounding: both are true of some moment of the show.
+        takes = {name: list(track_takes) for name, track_takes in self._takes.items()}
+        return self._tempo_map(), self._stuck_end(now), takes
+
+    # -- outside the note lock --
+
+    def _build(
+        self, segments: _Segments, stuck_end: float, all_takes: dict[str, list[_Take]]
+    ) -> Any:
+
+        def ticks(time: float) -> int:
+            start, tick, tempo = segments[0]
+            for segment in segments[1:]:
+                if segment[0] > time:
+                    break
+                start, tick, tempo = segment
+            seconds = max(0.0, time - start)  # anything before time zero lands on it
+            return round(tick + seconds * 1e6 * self.ticks_per_beat / tempo)
+
+        midi_file = mido.MidiFile(type=1, ticks_per_beat=self.ticks_per_beat)
+        # Track 0 holds the tempo map (SMF type 1 convention). No time signature: the
+        # SMF default, 4/4, is the grid's.
+        conductor: list[tuple[int, int, Any]] = [
+            (round(tick), _FIRST, mido.MetaMessage("set_tempo", tempo=tempo))
+            for _, tick, tempo in segments
+        ]
+        midi_file.tracks.append(_track(self.title, conductor))
+
+        specs = {track.name: track for track in self.tracks}
+        for name, takes in all_takes.items():
+            events: list[tuple[int, int, Any]] = []
+            spec = specs.get(name)
+            if spec is not None and spec.channel != DRUM_CHANNEL:
+                program = mido.Message("program_change", channel=spec.channel, program=spec.program)
+                events.append((0, _FIRST, program))
+            for take in takes:
+                on = ticks(take.start)
+                end = take.end  # read once: the scheduler may be ending it right now
+                end = end if end is not None else max(stuck_end, take.start)
+                off = max(ticks(end), on + 1)  # at least a tick, so the off follows its on
+                channel, key = take.channel, take.note
+                struck = mido.Message("note_on", channel=channel, note=key, velocity=take.velocity)
+                released = mido.Message("note_off", channel=channel, note=key)
+                events += [(on, _ON, struck), (off, _OFF, released)]
+            midi_file.tracks.append(_track(name, events))
+        return midi_file
+
+    def _write(self, midi_file: Any) -> None:
+        directory = self.path.parent
+        tmp = directory / f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            with open(tmp, "xb") as out:  # "x": never clobber; umask gives the mode
+                midi_file.save(file=out)
+                out.flush()
+                os.fsync(out.fileno())  # the bytes are on disk before the name points at them
+            os.replace(tmp, self.path)  # atomic on POSIX and Windows within one directory
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _sync_directory(directory)
+
+
+def _track(name: str, events: list[tuple[int, int, Any]]) -> Any:
+    """A named MIDI track from (absolute tick, order, message), in delta times."""
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=name, time=0))
+    now = 0
+    for tick, _, msg in sorted(events, key=lambda event: (event[0], event[1])):
+        msg.time = tick - now  # each message is new and ours: set, don't copy
+        track.append(msg)
+        now = tick
+    return track
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); where directories cannot be opened
+    (Windows) the rename is as durable as the OS makes it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,258 @@
+"""MidiRecorder: the show as a Standard MIDI File that other programs can open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mido
+import pytest
+
+from billboard.engine.events import NoteOff, NoteOn
+from billboard.engine.tracks import DEFAULT_TRACKS
+from billboard.recorder import MidiRecorder
+
+if TYPE_CHECKING:  # pytest_plugins imports it, so that pytest rewrites its asserts
+    from tests.services import FluidSynth
+
+
+BPM = 100  # 0.6 s a beat: 480 ticks every 0.6 s, 800 ticks a second
+NAMES = [track.name for track in DEFAULT_TRACKS]
+
+
+def on(time: float, track: str, channel: int, note: int, velocity: int = 100) -> NoteOn:
+    return NoteOn(time=time, step=0, track=track, channel=channel, note=note, velocity=velocity)
+
+
+def off(time: float, track: str, channel: int, note: int) -> NoteOff:
+    return NoteOff(time=time, step=0, track=track, channel=channel, note=note)
+
+
+def events(track: Any) -> list[tuple[int, str, int, int, int]]:
+    """(absolute tick, type, channel, note, velocity) of a track's notes."""
+    now, found = 0, []
+    for msg in track:
+        now += msg.time
+        if msg.type in ("note_on", "note_off"):
+            velocity = msg.velocity if msg.type == "note_on" else 0
+            found.append((now, msg.type, msg.channel, msg.note, velocity))
+    return found
+
+
+def track_named(midi_file: Any, name: str) -> Any:
+    [track] = [track for track in midi_file.tracks if track.name == name]
+    return track
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "show.mid"
+
+
+def test_the_file_has_a_tempo_track_then_one_named_track_per_instrument_with_its_program(
+    path: Path,
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(10.0, "bass", 0, 40))
+    recorder.record(off(10.3, "bass", 0, 40))
+    recorder.close()
+
+    midi_file = mido.MidiFile(path)
+    assert midi_file.type == 1
+    assert midi_file.ticks_per_beat == 480
+    assert [track.name for track in midi_file.tracks] == ["dialjam", *NAMES]
+    tempos = [msg.tempo for msg in midi_file.tracks[0] if msg.type == "set_tempo"]
+    assert tempos == [mido.bpm2tempo(BPM)]
+    for spec, track in zip(DEFAULT_TRACKS, midi_file.tracks[1:], strict=True):
+        programs = [(msg.channel, msg.program) for msg in track if msg.type == "program_change"]
+        # GM channel 10 (9 from zero) is the drum kit: no program change there.
+        assert programs == ([] if spec.channel == 9 else [(spec.channel, spec.program)])
+
+
+def test_notes_land_on_the_ticks_their_seconds_make_at_the_session_tempo(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(10.0, "bass", 0, 40, 104))  # the first note: time zero
+    recorder.record(on(10.6, "drums", 9, 36, 110))
+    recorder.record(off(10.3, "bass", 0, 40))  # notes arrive in the order they were made
+    recorder.record(off(10.75, "drums", 9, 36))
+    recorder.record(on(10.6, "percussion", 9, 42, 90))
+    recorder.record(off(10.6375, "percussion", 9, 42))
+    recorder.close()
+
+    midi_file = mido.MidiFile(path)
+    assert events(track_named(midi_file, "bass")) == [
+        (0, "note_on", 0, 40, 104),
+        (240, "note_off", 0, 40, 0),
+    ]
+    assert events(track_named(midi_file, "drums")) == [
+        (480, "note_on", 9, 36, 110),
+        (600, "note_off", 9, 36, 0),
+    ]
+    assert events(track_named(midi_file, "percussion")) == [
+        (480, "note_on", 9, 42, 90),
+        (510, "note_off", 9, 42, 0),
+    ]
+    assert events(track_named(midi_file, "lead")) == []
+
+
+def test_an_explicit_start_is_time_zero(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.start(4.4)
+    recorder.record(on(5.0, "lead", 2, 72))
+    recorder.record(off(5.3, "lead", 2, 72))
+    recorder.close()
+
+    assert events(track_named(mido.MidiFile(path), "lead")) == [
+        (480, "note_on", 2, 72, 100),
+        (720, "note_off", 2, 72, 0),
+    ]
+
+
+def test_a_key_struck_again_as_it_ends_is_released_before_it_sounds_again(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(0.0, "pluck", 3, 64))
+    recorder.record(on(0.3, "pluck", 3, 64))  # the engine sends the new strike first
+    recorder.record(off(0.3, "pluck", 3, 64))
+    recorder.record(off(0.6, "pluck", 3, 64))
+    recorder.close()
+
+    assert events(track_named(mido.MidiFile(path), "pluck")) == [
+        (0, "note_on", 3, 64, 100),
+        (240, "note_off", 3, 64, 0),
+        (240, "note_on", 3, 64, 100),
+        (480, "note_off", 3, 64, 0),
+    ]
+
+
+def test_notes_still_sounding_at_close_get_a_note_off(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(0.0, "pad", 4, 60))
+    recorder.record(on(0.6, "bells", 5, 84))
+    recorder.record(off(0.9, "bells", 5, 84))
+    recorder.record(on(1.2, "bass", 0, 40))
+    recorder.close(now=1.8)
+
+    midi_file = mido.MidiFile(path)
+    assert events(track_named(midi_file, "pad")) == [
+        (0, "note_on", 4, 60, 100),
+        (1440, "note_off", 4, 60, 0),
+    ]
+    assert events(track_named(midi_file, "bass")) == [
+        (960, "note_on", 0, 40, 100),
+        (1440, "note_off", 0, 40, 0),
+    ]
+
+
+def test_a_tempo_change_keeps_every_note_at_the_second_it_sounded(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    played = [0.0, 0.6, 1.2, 1.95, 2.4, 3.0]
+    recorder.start(0.0)
+    recorder.set_tempo(150, 1.5)
+    for time in played:
+        recorder.record(on(time, "lead", 2, 72))
+        recorder.record(off(time + 0.1, "lead", 2, 72))
+    recorder.close()
+
+    midi_file = mido.MidiFile(path)
+    tempos = [msg.tempo for msg in midi_file.tracks[0] if msg.type == "set_tempo"]
+    assert tempos == [mido.bpm2tempo(100), mido.bpm2tempo(150)]
+    # Playing the file back (mido applies the tempo map) gives the seconds we heard.
+    heard, now = [], 0.0
+    for msg in midi_file:
+        now += msg.time
+        if msg.type == "note_on":
+            heard.append(now)
+    assert heard == pytest.approx(played, abs=0.002)
+
+
+def test_flush_writes_a_playable_file_mid_show_and_recording_goes_on(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(0.0, "pad", 4, 60))
+    recorder.record(on(0.3, "bass", 0, 40))
+    recorder.record(off(0.6, "bass", 0, 40))
+
+    recorder.flush(now=1.2)
+
+    snapshot = mido.MidiFile(path)
+    assert events(track_named(snapshot, "pad")) == [
+        (0, "note_on", 4, 60, 100),
+        (960, "note_off", 4, 60, 0),  # still sounding: ended where the snapshot ends
+    ]
+    recorder.record(off(2.4, "pad", 4, 60))
+    recorder.close()
+    assert events(track_named(mido.MidiFile(path), "pad")) == [
+        (0, "note_on", 4, 60, 100),
+        (1920, "note_off", 4, 60, 0),
+    ]
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_file_whole(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.record(on(0.0, "bass", 0, 40))
+    recorder.record(off(0.3, "bass", 0, 40))
+    recorder.flush()
+    before = path.read_bytes()
+
+    def crash_midway(self: Any, filename: Any = None, file: Any = None) -> None:
+        file.write(b"MThd\x00\x00")  # half a header, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mido.MidiFile, "save", crash_midway)
+    recorder.record(on(0.6, "lead", 2, 72))
+    with pytest.raises(OSError, match="No space left"):
+        recorder.flush()
+
+    assert path.read_bytes() == before
+    assert events(track_named(mido.MidiFile(path), "bass")) == [
+        (0, "note_on", 0, 40, 100),
+        (240, "note_off", 0, 40, 0),
+    ]
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_recording_into_a_missing_directory_fails_when_the_show_starts_not_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        MidiRecorder(tmp_path / "nowhere" / "show.mid", DEFAULT_TRACKS, BPM)
+
+
+def test_the_recording_renders_to_audible_sound_with_fluidsynth(
+    path: Path, tmp_path: Path, fluidsynth: FluidSynth
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, 120)
+    for beat in range(4):  # a bar of bass, chords and drums
+        t = beat * 0.5
+        recorder.record(on(t, "bass", 0, 36 + beat * 2, 110))
+        recorder.record(on(t, "chords", 1, 60, 90))
+        recorder.record(on(t, "drums", 9, 36 if beat % 2 == 0 else 38, 120))
+        recorder.record(off(t + 0.4, "bass", 0, 36 + beat * 2))
+        recorder.record(off(t + 0.4, "chords", 1, 60))
+        recorder.record(off(t + 0.1, "drums", 9, 36 if beat % 2 == 0 else 38))
+    recorder.close()
+
+    wav = fluidsynth.render(path, tmp_path / "show.wav")
+
+    from tests.services import wav_rms  # here: pytest_plugins must import it first
+
+    # With TimGM6mb this bar and its release tail measure about 0.015 of full scale;
+    # an empty recording renders to about 0.00003.
+    assert wav_rms(wav) > 0.003
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_without_fluidsynth_a_ci_run_fails_and_a_local_run_skips_saying_what_to_install(
+    ci: str, outcome: type[BaseException], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.services import find_fluidsynth
+
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no fluidsynth on it
+
+    with pytest.raises(outcome, match="apt-get install fluidsynth"):
+        find_fluidsynth()
