@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.config import ConfigError, RelayConfig, load_config
+from relay.__main__ import config_from_args, setup_logging
+from relay.config import ConfigError, RelayConfig
 
 from .config import BillboardConfig, load_billboard_config
 from .show import Options, Show
@@ -57,15 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace) -> tuple[BillboardConfig, RelayConfig]:
-    relay = load_config(
-        args.config,
-        overrides={
-            "host": args.host,
-            "port": args.port,
-            "channel": args.channel,
-            "public_url": args.public_url,
-        },
-    )
+    relay = config_from_args(args)
     board = load_billboard_config(
         args.config or os.environ.get("DIALJAM_CONFIG"),
         overrides={
@@ -147,10 +140,7 @@ class RecorderSink:
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    setup_logging(args.log_level)
     if args.list_midi_ports:
         from .midi_out import list_ports
 

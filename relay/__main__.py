@@ -91,22 +91,32 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def config_from_args(args: argparse.Namespace) -> RelayConfig:
+    """The relay's settings from --config, the environment and the relay's flags (the
+    billboard, which embeds the relay, takes the same flags)."""
+    return load_config(
+        args.config,
+        overrides={
+            "host": args.host,
+            "port": args.port,
+            "channel": args.channel,
+            "public_url": args.public_url,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level)
     try:
-        config = load_config(
-            args.config,
-            overrides={
-                "host": args.host,
-                "port": args.port,
-                "channel": args.channel,
-                "public_url": args.public_url,
-            },
-        )
+        config = config_from_args(args)
     except ConfigError as exc:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
