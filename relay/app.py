@@ -279,7 +279,8 @@ async def static(request: web.Request) -> web.StreamResponse:
         target = target / "index.html"
     if not target.is_file():
         raise web.HTTPNotFound()
-    return web.FileResponse(target)
+    # Revalidate every time: a phone must not keep last night's keypad after an update.
+    return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
 def http_error(status: int, code: str, message: str) -> web.Response:

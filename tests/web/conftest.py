@@ -1,0 +1,156 @@
+"""A real headless Chromium for the web pages, and relays they can reach.
+
+Chromium starts once per module; each test drives it through Playwright over the
+DevTools protocol from its own event loop, so the relay the test starts and the
+browser it drives share that loop. Under CI=true a missing Chromium or Playwright
+fails the tests; elsewhere they skip, saying what to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from relay.app import create_app
+from relay.config import RelayConfig
+from tests.relay.conftest import BILLBOARD, OPERATOR
+from tests.services import service_unavailable
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+CHROMIUM = os.environ.get("DIALJAM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    # Fifty keypads in one browser: background tabs must keep their timers and sockets.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+)
+INSTALL = "apt-get install chromium; pip install -e '.[test]' (playwright)"
+# Screenshots land here for a human to look at (override with DIALJAM_ARTIFACTS).
+ARTIFACTS = Path(
+    os.environ.get("DIALJAM_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")
+)
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture(scope="module")
+def chromium_endpoint() -> Iterator[str]:
+    """One Chromium for the module, listening for DevTools on a free port."""
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        service_unavailable("playwright is not installed", INSTALL)
+    binary = shutil.which(CHROMIUM)
+    if binary is None:
+        service_unavailable(f"{CHROMIUM} not found", INSTALL)
+    with tempfile.TemporaryDirectory(prefix="dialjam-chromium-") as profile:
+        proc = subprocess.Popen(
+            [binary, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes end with it (see below)
+        )
+        try:
+            # Chromium writes the port it chose to DevToolsActivePort once it listens.
+            active = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + 30
+            while not (active.exists() and active.read_text().count("\n") >= 1):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    service_unavailable(f"{binary} did not start (exit {proc.poll()})", INSTALL)
+                time.sleep(0.05)
+            port = active.read_text().split()[0]
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture
+async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
+    """The module's Chromium, driven by Playwright from this test's event loop; the
+    contexts a test opens are closed after it."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        connected = await pw.chromium.connect_over_cdp(chromium_endpoint)
+        try:
+            yield connected
+        finally:
+            for context in connected.contexts[1:]:  # [0] is Chromium's own default one
+                await context.close()
+            await connected.close()
+
+
+async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
+    """A keypad in a fresh context (its own sessionStorage: a new caller), connected."""
+    ctx = await browser.new_context(**context)
+    page = await ctx.new_page()
+    await page.goto(f"{base_url}/keypad{query}")
+    await wait_online(page)
+    return page
+
+
+async def wait_online(page: Page, timeout_s: float = 10) -> None:
+    await page.wait_for_selector('#link[data-state="online"]', timeout=timeout_s * 1000)
+
+
+class RelayOnPort:
+    """A relay on a port of our choosing, to stop and start again on the same port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        config = RelayConfig(
+            host="127.0.0.1", port=self.port, operator_token=OPERATOR, billboard_token=BILLBOARD
+        )
+        self.runner = web.AppRunner(create_app(config), shutdown_timeout=2.0)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def frame(channel: str, data: dict[str, Any], **extra: Any) -> str:
+    return orjson.dumps({"type": "publisher", "id": channel, "data": data, **extra}).decode()
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, ws_url: str, channel: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A plain (seed-style) subscriber: it receives each event's `data` as one frame."""
+    ws = await session.ws_connect(ws_url)
+    await ws.send_str(orjson.dumps({"type": "subscriber", "id": channel}).decode())
+    return ws
