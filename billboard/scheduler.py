@@ -27,6 +27,7 @@ log = logging.getLogger("billboard.scheduler")
 LOOKAHEAD_S = 0.05  # notes are rendered this far ahead of their time
 SCENE_HZ = 60.0
 MIDI_CLOCKS_PER_STEP = 6  # 24 ppqn, 4 steps a beat
+SPIN_S = 0.003  # wake this early for a note, then hold on until it is due
 
 
 class NoteSink(Protocol):
@@ -82,12 +83,14 @@ class Scheduler:
         self.timing = Timing.empty()
         self.scene: Scene = engine.scene(clock())
         self._cond = threading.Condition()
-        self._inbox: list[tuple[float, int, InputEvent, float | None]] = []
+        # (apply at, order, event, its own time or None for "now", when submitted)
+        self._inbox: list[tuple[float, int, InputEvent, float | None, float]] = []
         self._order = itertools.count()
         self._notes: list[tuple[float, int, Note]] = []
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
         self._failed: set[str] = set()
+        self._latency_from: float | None = None
         self._prepares = [p for p in (getattr(s, "prepare", None) for s in sinks) if p]
 
     # -- from any thread --
@@ -99,7 +102,7 @@ class Scheduler:
         """Apply `event` at time `at` (a replay) or as soon as the engine sees it."""
         with self._cond:
             stamp = at if at is not None else -1.0
-            heapq.heappush(self._inbox, (stamp, next(self._order), event, at))
+            heapq.heappush(self._inbox, (stamp, next(self._order), event, at, self.clock()))
             self._cond.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -127,8 +130,8 @@ class Scheduler:
                     ready = []
                     while self._inbox and self._inbox[0][0] <= now:
                         ready.append(heapq.heappop(self._inbox))
-                for _, _, event, at in ready:
-                    self._apply(event, now if at is None else at, now)
+                for _, _, event, at, received in ready:
+                    self._apply(event, now if at is None else at, received)
                 self._queue(engine.advance(now, LOOKAHEAD_S))
                 self._dispatch(now)
                 updates = engine.take_updates()
@@ -151,15 +154,27 @@ class Scheduler:
                 with self._cond:
                     if self._inbox and self._inbox[0][0] < wake:
                         wake = self._inbox[0][0]
-                    delay = wake - self.clock()
+                    for_note = bool(self._notes) and wake >= self._notes[0][0]
+                    delay = wake - self.clock() - (SPIN_S if for_note else 0.0)
                     if delay > 0 and not self._stop:
                         self._cond.wait(delay)
+                if for_note:
+                    self._spin_until(self._notes[0][0])
         except Exception:  # our bug: log it, then silence everything rather than hang notes
             log.exception("the scheduler failed; silencing the outputs")
         finally:
             self._shutdown()
 
-    def _apply(self, event: InputEvent, at: float, now: float) -> None:
+    def _spin_until(self, due: float) -> None:
+        """Hold the interpreter until a note is due: a frame drawn by the main thread
+        holds the GIL for ~2 ms, and a note whose wait ended mid-draw would leave late.
+        Bounded by SPIN_S of real time; a new event ends it at once."""
+        limit = time.monotonic() + SPIN_S
+        while self.clock() < due and time.monotonic() < limit:
+            if self._inbox or self._stop:
+                break
+
+    def _apply(self, event: InputEvent, at: float, received: float) -> None:
         engine = self.engine
         # Render up to the event's own time first, so the notes depend only on the
         # events and their times (a replay gives the same notes).
@@ -169,9 +184,10 @@ class Scheduler:
         notes = engine.handle(event, at)
         if isinstance(event, Command) and event.name == "panic":
             self.panic()
-        for note in notes:
-            if isinstance(note, NoteOn) and note.time <= at + 1e-9:
-                self.timing.press_latency.append(max(0.0, now - at))
+        if any(isinstance(n, NoteOn) and n.time <= at + 1e-9 for n in notes):
+            # A press played at once: from its arrival here to its note leaving. The
+            # note is dispatched in this same loop turn, right after this.
+            self._latency_from = min(received, at)
         self._queue(notes)
 
     def _queue(self, notes: list[Note]) -> None:
@@ -188,7 +204,11 @@ class Scheduler:
         while notes and notes[0][0] <= now:
             when, _, note = heapq.heappop(notes)
             if isinstance(note, NoteOn):
-                self.timing.lateness.append(self.clock() - when)
+                sent = self.clock()
+                self.timing.lateness.append(sent - when)
+                if self._latency_from is not None:
+                    self.timing.press_latency.append(sent - self._latency_from)
+                    self._latency_from = None
                 for sink in self.sinks:
                     self._safe(sink.note_on, note)
             else:
