@@ -41,6 +41,9 @@ pytest: venv
 
 bench: venv
 	$(PY) bench/relay_load.py $(BENCH_ARGS)
+	$(PY) bench/engine_speed.py
+	$(PY) bench/frame_time.py
+	$(PY) bench/grid_timing.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
