@@ -66,6 +66,7 @@ def run_frontend(
     deadline = start + options.duration if options.duration else None
     last = start
     next_flush = start + FLUSH_EVERY_S
+    frames, fps_since = 0, start
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -107,9 +108,8 @@ def run_frontend(
             hud = None
             if show_hud:
                 figures = show.hud_figures()
-                fps = 1000 / (sum(frame_ms) / len(frame_ms)) if frame_ms else 0.0
                 hud = Hud(
-                    fps=fps,
+                    fps=show.fps or 0.0,
                     frame_ms=max(frame_ms) if frame_ms else 0.0,
                     relay=str(figures["relay"]),
                     latency_ms=figures["latency_ms"],
@@ -127,6 +127,10 @@ def run_frontend(
                 message=message,
             )
             frame_ms.append((time.monotonic() - drawn) * 1000)
+            frames += 1
+            if now - fps_since >= 1.0:  # frames a second, for the HUD and the console
+                show.fps = frames / (now - fps_since)
+                frames, fps_since = 0, now
             # Pace to FPS with a wait that a signal can cut short.
             last += 1 / FPS
             wait = last - time.monotonic()

@@ -96,6 +96,7 @@ class Show:
         self._last_state = 0.0
         self._last_signature: object = None
         self._last_lit = False
+        self.fps: float | None = None  # the display's, set by the frontend
 
     # -- start and stop --
 
@@ -219,6 +220,7 @@ class Show:
         lateness = list(self.scheduler.timing.lateness)[-200:]
         presses = list(self.scheduler.timing.press_latency)[-50:]
         return {
+            "fps": round(self.fps, 1) if self.fps is not None else None,
             "midi_port": getattr(self.midi, "name", None),
             "latency_ms": round(1000 * max(presses), 2) if presses else None,
             "late_ms": round(1000 * max(lateness), 2) if lateness else None,

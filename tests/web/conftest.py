@@ -13,7 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -154,3 +156,73 @@ async def subscribe(
     ws = await session.ws_connect(ws_url)
     await ws.send_str(orjson.dumps({"type": "subscriber", "id": channel}).decode())
     return ws
+
+
+class Billboard:
+    """A real headless billboard (its relay embedded) with tokens we know."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.process = process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@pytest.fixture(scope="module")
+def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
+    """One headless billboard for the module (`python -m billboard --headless
+    --no-sound`), its relay's tokens set by a config file, stopped with SIGTERM."""
+    from tests.relay.test_cli import free_port
+
+    folder = tmp_path_factory.mktemp("billboard")
+    config = folder / "venue.toml"
+    config.write_text(f'[relay]\noperator_token = "{OPERATOR}"\nbillboard_token = "{BILLBOARD}"\n')
+    port = free_port()
+    root = Path(__file__).resolve().parents[2]
+    log_path = folder / "billboard.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "billboard",
+                "--headless",
+                "--no-sound",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+            ],
+            cwd=root,
+            env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    assert proc.stdout is not None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            line = proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the billboard did not start: {log_path.read_text()[-2000:]}")
+            if b"health:" in line:
+                break
+        # Whatever it prints later must never fill the pipe and stall it.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield Billboard(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

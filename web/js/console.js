@@ -1,0 +1,450 @@
+// The operator's console: what the billboard says on CHANNEL:state (who plays, who
+// waits, the music, its HUD), the relay's /healthz figures, and the operator's
+// commands, published on CHANNEL:control with the operator token.
+
+import { CHANNEL_ID, RelayLink, relayUrl } from "./relay.js";
+
+const $ = (id) => document.getElementById(id);
+const MIN_BPM = 40;
+const MAX_BPM = 240;
+const TEMPO_STEP = 4; // the billboard's + / − keys move this much too
+const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
+const HEALTH_EVERY_MS = 2000;
+const HOLD_MS = 2000; // a control just changed here is not overwritten by older states
+// Keys as the billboard reports them (sharps), labelled as musicians read them.
+const KEYS = [
+  ["C", "C"], ["C#", "C♯ / D♭"], ["D", "D"], ["D#", "D♯ / E♭"], ["E", "E"], ["F", "F"],
+  ["F#", "F♯ / G♭"], ["G", "G"], ["G#", "G♯ / A♭"], ["A", "A"], ["A#", "A♯ / B♭"], ["B", "B"],
+];
+const SCALES = [
+  ["major", "Major"], ["minor", "Minor"], ["dorian", "Dorian"], ["mixolydian", "Mixolydian"],
+  ["pentatonic", "Major pentatonic"], ["minor_pentatonic", "Minor pentatonic"],
+];
+
+const channel = new URLSearchParams(location.search).get("channel") ?? "dialjam";
+const control = `${channel}:control`;
+const stateChannel = `${channel}:state`;
+const TOKEN_KEY = `dialjam.operator.${channel}`;
+
+// -- the operator token: from the link's #fragment, then out of the address bar --------
+
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get("token");
+  if (given !== null) {
+    fragment.delete("token");
+    const rest = fragment.toString();
+    // Out of the address bar and the history: a shoulder or a shared screen must not see it.
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+    if (given.trim()) store(given.trim());
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || null;
+  } catch {
+    return given?.trim() || null;
+  }
+}
+
+function store(value) {
+  try {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {}
+}
+
+let token = takeToken();
+
+// -- small helpers ---------------------------------------------------------------------
+
+const safeColor = (c) => (/^#[0-9a-fA-F]{6}$/.test(c ?? "") ? c : "#555555");
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function setAttr(el, name, value) {
+  if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
+function ordinal(n) {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th";
+  return `${n}${suffix}`;
+}
+
+let messageTimer = 0;
+function tell(text, kind = "info") {
+  const el = $("message");
+  clearTimeout(messageTimer);
+  el.hidden = false;
+  el.dataset.kind = kind;
+  el.textContent = text;
+  if (kind !== "error") messageTimer = setTimeout(() => (el.hidden = true), 4000);
+}
+
+// A control changed here keeps its value until the billboard has caught up.
+const held = new Map();
+const hold = (el) => held.set(el, performance.now() + HOLD_MS);
+const isHeld = (el) => document.activeElement === el && el.tagName === "INPUT" && el.type === "number"
+  ? true
+  : (held.get(el) ?? 0) > performance.now();
+
+// -- the relay link --------------------------------------------------------------------
+
+let pending = []; // commands sent, waiting for the relay's ack (answers come in order)
+let tokenChecked = false;
+
+const link = new RelayLink(relayUrl(), {
+  onOpen() {
+    // No token on the subscribe: a wrong one would refuse the subscription too.
+    link.send({ type: "subscriber", id: stateChannel, v: 2 });
+    pending = [];
+    checkToken();
+  },
+  onMessage: heard,
+  onStatus(status, retryMs) {
+    const el = $("link");
+    el.dataset.state = status;
+    if (status === "online") setText(el, "Relay: connected");
+    else if (status === "connecting") setText(el, "Relay: connecting…");
+    else setText(el, `Relay: offline — trying again in ${Math.ceil(retryMs / 1000)} s`);
+  },
+});
+
+/** Ask the relay about the token at once (a ping carrying it), not at the first kick. */
+function checkToken() {
+  if (!token) return askToken();
+  tokenChecked = false;
+  link.send({ type: "ping", token });
+}
+
+function askToken(why = null) {
+  const form = $("token-form");
+  form.hidden = false;
+  document.body.dataset.token = "missing";
+  if (why) {
+    $("token-why").textContent = why;
+    form.dataset.refused = "true";
+  }
+  $("token").focus();
+}
+
+function tokenRefused() {
+  token = null;
+  store(null);
+  pending = [];
+  const why = "The relay refused this operator token. Enter the token the relay printed at start.";
+  tell(why, "error");
+  askToken(why);
+}
+
+function command(name, args = {}, label = name) {
+  if (!token) {
+    tell("Enter the operator token first.", "error");
+    askToken();
+    return false;
+  }
+  const frame = {
+    type: "publisher",
+    id: control,
+    data: { event: "command", name, args },
+    token,
+    ack: true,
+  };
+  if (!link.send(frame)) {
+    tell(`Not sent (${label}): the relay is offline.`, "error");
+    return false;
+  }
+  pending.push(label);
+  return true;
+}
+
+function heard(msg) {
+  switch (msg.type) {
+    case "event":
+      if (msg.id === stateChannel && msg.data) onBillboard(msg.data);
+      break;
+    case "ack":
+      if (msg.id === control && pending.length) tell(`Sent: ${pending.shift()}.`);
+      break;
+    case "pong":
+      if (token && !tokenChecked) {
+        tokenChecked = true;
+        document.body.dataset.token = "accepted";
+        $("token-form").hidden = true;
+      }
+      break;
+    case "error":
+      if (msg.code === "unauthorised") tokenRefused();
+      else {
+        const what = pending.shift();
+        tell(`The relay refused ${what ? `“${what}”` : "a request"}: ${msg.message ?? msg.code}`, "error");
+      }
+      break;
+  }
+}
+
+// -- what the billboard says -----------------------------------------------------------
+
+let state = null;
+let lastHeard = 0; // performance.now() of the last state
+const displays = new Map(); // caller → what the facade shows for them ("…12", a nickname)
+const trackOf = new Map(); // caller → track name, from the latest state
+
+function onBillboard(data) {
+  if (data.event === "state") {
+    state = data;
+    lastHeard = performance.now();
+    render();
+    tickHeard();
+  } else if (data.event === "leave" && data.reason === "kicked") {
+    const who = displays.get(data.caller);
+    tell(`${who ?? "A caller"} was removed.`);
+  }
+}
+
+function render() {
+  const s = state;
+  renderTracks(s.tracks ?? []);
+  renderLine(s.line ?? []);
+  const tempo = Math.round(Number(s.tempo) || 0);
+  for (const el of [$("tempo"), $("tempo-range")]) {
+    if (!isHeld(el) && tempo && String(tempo) !== el.value) el.value = String(tempo);
+  }
+  if (!isHeld($("key")) && KEYS.some(([k]) => k === s.key)) $("key").value = s.key;
+  if (!isHeld($("scale")) && SCALES.some(([k]) => k === s.scale)) $("scale").value = s.scale;
+  if (!isHeld($("pause"))) setAttr($("pause"), "aria-pressed", String(Boolean(s.paused)));
+  setText($("pause"), s.paused ? "New callers paused — resume" : "Pause new callers");
+  const hud = s.hud ?? {};
+  const ms = (v) => (typeof v === "number" ? `${v.toFixed(1)} ms` : "–");
+  setText($("f-fps"), typeof hud.fps === "number" ? String(Math.round(hud.fps)) : "–");
+  setText($("f-midi"), hud.midi_port ? String(hud.midi_port) : "none");
+  setText($("f-latency"), ms(hud.latency_ms));
+  setText($("f-late"), ms(hud.late_ms));
+  setText($("f-relay"), hud.relay ? String(hud.relay) : "–");
+  const scaleName = SCALES.find(([k]) => k === s.scale)?.[1] ?? String(s.scale ?? "");
+  setText($("f-music"), `${tempo} BPM · ${s.key ?? "?"} ${scaleName.toLowerCase()}`);
+}
+
+// One row per track, kept across states: a focused Kick button stays focused.
+const rows = new Map();
+
+function trackRow(name) {
+  let row = rows.get(name);
+  if (row) return row;
+  const li = document.createElement("li");
+  li.className = "track";
+  li.innerHTML =
+    '<span class="swatch" aria-hidden="true"></span><span class="who"><b class="name"></b>' +
+    '<span class="caller"></span></span><span class="badge" hidden>muted</span>' +
+    '<span class="actions"><button type="button" class="mute"></button>' +
+    '<button type="button" class="kick">Kick</button></span>';
+  row = {
+    li,
+    swatch: li.querySelector(".swatch"),
+    name: li.querySelector(".name"),
+    caller: li.querySelector(".caller"),
+    badge: li.querySelector(".badge"),
+    mute: li.querySelector(".mute"),
+    kick: li.querySelector(".kick"),
+    data: null,
+  };
+  row.mute.addEventListener("click", () => {
+    const t = row.data;
+    if (!t?.caller) return;
+    const on = !t.muted;
+    if (command("mute", { caller: t.caller, on }, `${on ? "mute" : "unmute"} ${t.name}`)) {
+      hold(row.mute);
+      setAttr(row.mute, "aria-pressed", String(on));
+    }
+  });
+  row.kick.addEventListener("click", () => {
+    const t = row.data;
+    if (t?.caller) command("kick", { caller: t.caller }, `kick the ${t.name}`);
+  });
+  rows.set(name, row);
+  return row;
+}
+
+function renderTracks(tracks) {
+  const list = $("tracks");
+  trackOf.clear();
+  tracks.forEach((t, i) => {
+    const row = trackRow(String(t.name));
+    row.data = t;
+    const who = t.caller ? String(t.display ?? "a caller") : null; // masked by the billboard
+    if (t.caller) {
+      displays.set(t.caller, who);
+      trackOf.set(t.caller, t.name);
+    }
+    row.swatch.style.background = safeColor(t.color);
+    setText(row.name, String(t.name));
+    setText(row.caller, who ?? "free");
+    row.li.dataset.free = String(!t.caller);
+    row.li.dataset.caller = t.caller ?? "";
+    row.badge.hidden = !(t.caller && t.muted);
+    row.mute.disabled = row.kick.disabled = !t.caller;
+    setText(row.mute, t.muted ? "Unmute" : "Mute");
+    if (!isHeld(row.mute)) setAttr(row.mute, "aria-pressed", String(Boolean(t.muted)));
+    setAttr(row.mute, "aria-label", `${t.muted ? "Unmute" : "Mute"} the ${t.name}${who ? ` (${who})` : ""}`);
+    setAttr(row.kick, "aria-label", `Kick the ${t.name}${who ? ` (${who})` : ""}`);
+    if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] ?? null);
+  });
+  while (list.children.length > tracks.length) list.lastElementChild.remove();
+}
+
+function renderLine(line) {
+  const list = $("line");
+  const items = [...list.children];
+  line.forEach((caller, i) => {
+    let li = items.find((el) => el.dataset.caller === caller);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.caller = caller;
+      li.innerHTML = '<span class="who"></span><button type="button" class="kick">Kick</button>';
+      li.querySelector("button").addEventListener("click", () => {
+        command("kick", { caller }, `kick the ${ordinal(Number(li.dataset.place))} in line`);
+      });
+    }
+    li.dataset.place = String(i + 1);
+    // Only what the facade would show; a caller never seen on a track has no name here.
+    const who = displays.get(caller);
+    setText(li.querySelector(".who"), `${ordinal(i + 1)}${who ? ` — ${who}` : ""}`);
+    setAttr(li.querySelector("button"), "aria-label", `Kick the ${ordinal(i + 1)} in line${who ? ` (${who})` : ""}`);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+  });
+  for (const li of [...list.children].slice(line.length)) li.remove();
+  setText($("line-count"), line.length ? `(${line.length})` : "");
+  $("line-empty").hidden = line.length > 0;
+}
+
+// -- is the billboard there? ------------------------------------------------------------
+
+let wasStale = false;
+function tickHeard() {
+  const el = $("heard");
+  if (!lastHeard) {
+    el.dataset.state = "waiting";
+    setText(el, "Waiting for the billboard…");
+    return;
+  }
+  const age = (performance.now() - lastHeard) / 1000;
+  const stale = age >= STALE_AFTER_S;
+  el.dataset.state = stale ? "stale" : "ok";
+  setText(el, stale ? `Billboard not heard from for ${Math.floor(age)} s` : "Billboard: live");
+  if (stale !== wasStale) {
+    // Said once to a screen reader, not every second.
+    $("announce").textContent = stale ? "Billboard not heard from" : "Billboard is back";
+    wasStale = stale;
+  }
+}
+
+// -- the relay's figures ---------------------------------------------------------------
+
+function uptime(s) {
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+async function pollHealth() {
+  try {
+    const resp = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(1800) });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const h = await resp.json();
+    setText($("f-connections"), String(h.connections ?? "–"));
+    setText($("f-events"), typeof h.events_per_s === "number" ? h.events_per_s.toFixed(1) : "–");
+    setText($("f-drops"), String(h.drops ?? "–"));
+    setText($("f-subscribers"), String(h.subscribers ?? "–"));
+    setText($("f-uptime"), typeof h.uptime_s === "number" ? uptime(h.uptime_s) : "–");
+    const errors = Object.entries(h.errors ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    setText($("relay-health"), `Status ${h.status ?? "?"}${errors ? ` · refused frames: ${errors}` : ""}`);
+    $("figures").dataset.health = "ok";
+  } catch {
+    setText($("relay-health"), "The relay's health figures are unreachable.");
+    $("figures").dataset.health = "unreachable";
+  }
+}
+
+// -- controls --------------------------------------------------------------------------
+
+function fillSelect(select, options) {
+  for (const [value, label] of options) select.add(new Option(label, value));
+}
+
+function sendTempo(bpm) {
+  const value = Math.round(Math.min(MAX_BPM, Math.max(MIN_BPM, Number(bpm))));
+  if (!Number.isFinite(value)) return;
+  for (const el of [$("tempo"), $("tempo-range")]) {
+    el.value = String(value);
+    hold(el);
+  }
+  command("tempo", { bpm: value }, `tempo ${value} BPM`);
+}
+
+function start() {
+  setText($("channel"), `Channel “${channel}”`);
+  if (!CHANNEL_ID.test(channel) || !CHANNEL_ID.test(control)) {
+    $("link").dataset.state = "offline";
+    setText($("link"), "This link's channel name is not valid.");
+    for (const el of document.querySelectorAll("main button, main input, main select")) el.disabled = true;
+    return;
+  }
+  fillSelect($("key"), KEYS);
+  fillSelect($("scale"), SCALES);
+
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = $("token").value.trim();
+    if (!value) return;
+    token = value;
+    store(value);
+    $("token").value = "";
+    $("token-form").hidden = true;
+    delete $("token-form").dataset.refused;
+    tell("Checking the token…");
+    checkToken();
+  });
+
+  const range = $("tempo-range");
+  range.addEventListener("input", () => {
+    hold(range);
+    $("tempo").value = range.value;
+  });
+  range.addEventListener("change", () => sendTempo(range.value));
+  $("tempo").addEventListener("change", (e) => sendTempo(e.target.value));
+  $("tempo").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") sendTempo(e.target.value);
+  });
+  const current = () => Number($("tempo").value) || 112;
+  $("tempo-down").addEventListener("click", () => sendTempo(current() - TEMPO_STEP));
+  $("tempo-up").addEventListener("click", () => sendTempo(current() + TEMPO_STEP));
+  $("key").addEventListener("change", (e) => {
+    hold(e.target);
+    command("key", { key: e.target.value }, `key ${e.target.value}`);
+  });
+  $("scale").addEventListener("change", (e) => {
+    hold(e.target);
+    command("scale", { name: e.target.value }, `scale ${e.target.selectedOptions[0].text}`);
+  });
+  $("panic").addEventListener("click", () => command("panic", {}, "panic"));
+  $("pause").addEventListener("click", () => {
+    const on = $("pause").getAttribute("aria-pressed") !== "true";
+    if (command("pause", { on }, on ? "pause new callers" : "resume new callers")) {
+      hold($("pause"));
+      $("pause").setAttribute("aria-pressed", String(on));
+    }
+  });
+
+  addEventListener("online", () => link.wake());
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") link.wake();
+  });
+  setInterval(tickHeard, 500);
+  setInterval(pollHealth, HEALTH_EVERY_MS);
+  pollHealth();
+  link.connect();
+  if (!token) askToken();
+}
+
+start();
