@@ -59,6 +59,7 @@ class Scene:
     attract: bool
     paused: bool
     hud: dict[str, Any] = field(default_factory=dict)
+    line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
 
     def to_state(self) -> dict[str, Any]:
         """The ``state`` event of DESIGN.md (published on CHANNEL:state)."""
@@ -80,6 +81,11 @@ class Scene:
                 for t in self.tracks
             ],
             "line": list(self.line),
+            # Beside DESIGN.md's `line` of ids: what the facade may show of each.
+            "waiting": [
+                {"caller": caller, "display": display}
+                for caller, display in zip(self.line, self.line_display, strict=False)
+            ],
             "lit": [[w.floor, w.bay, w.color, round(w.intensity, 2)] for w in self.lit],
             "attract": self.attract,
             "paused": self.paused,

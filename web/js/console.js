@@ -206,6 +206,12 @@ function onBillboard(data) {
 function render() {
   const s = state;
   renderTracks(s.tracks ?? []);
+  // The billboard names waiting callers as the facade would ("…12" or a nickname).
+  for (const w of Array.isArray(s.waiting) ? s.waiting : []) {
+    if (w && typeof w.caller === "string" && typeof w.display === "string") {
+      displays.set(w.caller, w.display);
+    }
+  }
   renderLine(s.line ?? []);
   const tempo = Math.round(Number(s.tempo) || 0);
   for (const el of [$("tempo"), $("tempo-range")]) {

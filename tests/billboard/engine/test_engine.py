@@ -406,3 +406,17 @@ def test_the_notes_do_not_depend_on_how_often_the_engine_is_advanced(tick: float
         return sorted(out, key=repr)
 
     assert run(tick) == run(0.005)
+
+
+def test_the_state_names_waiting_callers_as_the_facade_would() -> None:
+    e = engine()
+    for n in range(8):
+        e.handle(Join(f"c-{n}"), 0.0)
+    e.handle(Join("c-phone", display="…77"), 0.0)
+    e.handle(Join("c-kid", nick="Zoe"), 0.0)
+    state = e.scene(0.0).to_state()
+    assert state["line"] == ["c-phone", "c-kid"]
+    assert state["waiting"] == [
+        {"caller": "c-phone", "display": "…77"},
+        {"caller": "c-kid", "display": "Zoe"},
+    ]
