@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need (installed by .ci/apt-deps when missing and root).
-APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb imagemagick zbar-tools chromium sip-tester
+APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb imagemagick zbar-tools chromium sip-tester multimon-ng sox espeak-ng
 RUN_ARGS ?=
 
 .PHONY: run test lint typecheck pytest bench apt-deps venv clean

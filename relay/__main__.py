@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from .app import create_app
-from .config import ConfigError, RelayConfig, load_config
+from .config import ConfigError, RelayConfig, TwilioConfig, load_config, load_twilio_config
 
 log = logging.getLogger("relay")
 
@@ -34,7 +34,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def announce(config: RelayConfig, made_up: list[str], say: Callable[[str], None]) -> None:
+def announce(
+    config: RelayConfig,
+    made_up: list[str],
+    say: Callable[[str], None],
+    twilio: TwilioConfig | None = None,
+) -> None:
     """Tell the operator where everything is (stdout, not the log: tokens never go to
     a log file)."""
     base = config.base_url()
@@ -51,10 +56,23 @@ def announce(config: RelayConfig, made_up: list[str], say: Callable[[str], None]
         )
         if "billboard" in made_up:
             say(f"  billboard token: {config.billboard_token}")
+    # --- [twilio] (issue 5) ---
+    if twilio is not None:
+        say(
+            f"  Twilio:     voice webhook {base}/twilio/voice (HTTP POST), channel "
+            f"{twilio.channel_for(config)}"
+        )
+        if not config.public_url:
+            say("  warning:    set public_url to the https:// address Twilio reaches")
+        if not twilio.auth_token:
+            say(
+                "  warning:    [twilio] auth_token is empty: signatures are not checked, "
+                "anyone can pose as Twilio"
+            )
 
 
-async def serve(config: RelayConfig, made_up: list[str]) -> int:
-    app = create_app(config)
+async def serve(config: RelayConfig, made_up: list[str], twilio: TwilioConfig | None = None) -> int:
+    app = create_app(config, twilio)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
@@ -71,7 +89,7 @@ async def serve(config: RelayConfig, made_up: list[str]) -> int:
         import dataclasses
 
         config = dataclasses.replace(config, port=runner.addresses[0][1])
-    announce(config, made_up, lambda line: print(line, flush=True))
+    announce(config, made_up, lambda line: print(line, flush=True), twilio)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         config = config_from_args(args)
+        twilio = load_twilio_config(args.config)
     except ConfigError as exc:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
@@ -125,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.Runner(loop_factory=event_loop_factory()) as runner,
         contextlib.suppress(KeyboardInterrupt),
     ):
-        return runner.run(serve(config, made_up))
+        return runner.run(serve(config, made_up, twilio))
     return 0
 
 

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from . import protocol
 from .channels import Hub, HubLimits, Subscriber
-from .config import RelayConfig
+from .config import RelayConfig, TwilioConfig
 from .metrics import make_registry
 from .protocol import ProtocolError
 from .ratelimit import BucketsByKey, TokenBucket
@@ -392,8 +392,9 @@ async def close_all(app: web.Application) -> None:
         )
 
 
-def create_app(config: RelayConfig) -> web.Application:
-    """The relay as an aiohttp application (embeddable: the billboard runs it too)."""
+def create_app(config: RelayConfig, twilio: TwilioConfig | None = None) -> web.Application:
+    """The relay as an aiohttp application (embeddable: the billboard runs it too);
+    with `twilio`, the Twilio gateway's webhook and stream are mounted too."""
     if not (config.operator_token and config.billboard_token):
         config, _ = config.with_tokens()
     hub = Hub(
@@ -418,6 +419,12 @@ def create_app(config: RelayConfig) -> web.Application:
     app.router.add_post("/publish/{channel}", http_publish)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    # --- telephony gateways (issue 5); before the catch-all GET of web/ ---
+    if twilio is not None:
+        from .gateways.twilio import TwilioGateway  # only a relay that has it loads it
+
+        TwilioGateway(twilio, config, state.hub.publish, state.count_error).mount(app)
+    # --- end of gateways ---
     app.router.add_get("/{page:keypad|console|wall}", named_page)
     app.router.add_get("/{path:.+}", static)
     return app

@@ -186,3 +186,62 @@ def validate(config: RelayConfig) -> None:
             raise ConfigError(f"{key} must be more than 0")
     if config.operator_token and config.operator_token == config.billboard_token:
         raise ConfigError("operator_token and billboard_token must differ")
+
+
+# --- [twilio]: the Twilio Media Streams gateway (issue 5) -------------------------------
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    """The `[twilio]` table. The gateway runs when the table is present (and `enabled`
+    is not false); its webhook is PUBLIC_URL/twilio/voice."""
+
+    enabled: bool = True
+    # Twilio's auth token: every webhook and stream upgrade must carry a valid
+    # X-Twilio-Signature. Empty: no check, and anyone can pose as Twilio (warned at start).
+    auth_token: str = ""
+    # Said to the caller before the stream starts; empty: no greeting.
+    greeting: str = "Welcome to dial jam. Press any key to play."
+    # The key of the callers' pseudonyms; empty: a new random one each start.
+    pseudonym_key: str = ""
+    # Where the callers' events go; empty: the relay's channel.
+    channel: str = ""
+
+    def channel_for(self, relay: RelayConfig) -> str:
+        return self.channel or relay.channel
+
+
+_TWILIO_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(TwilioConfig)}
+
+
+def load_twilio_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> TwilioConfig | None:
+    """The `[twilio]` table of the installation's file (`path` or DIALJAM_CONFIG), or
+    None when there is none or it says `enabled = false`. Raises `ConfigError`."""
+    env = os.environ if env is None else env
+    path = path or env.get("DIALJAM_CONFIG") or None
+    if not path:
+        return None
+    table = read_table(path, "twilio")  # a missing or broken file: a ConfigError
+    if not table:
+        with open(path, "rb") as f:
+            if "twilio" not in tomllib.load(f):  # no table (an empty one: defaults)
+                return None
+    origin = f"{path} [twilio]"
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _TWILIO_TYPES:
+            known = ", ".join(sorted(_TWILIO_TYPES))
+            raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
+        values[key] = coerce(_TWILIO_TYPES[key], key, value, origin)
+    config = TwilioConfig(**values)
+    if config.channel and (
+        not protocol.valid_channel(config.channel)
+        or config.channel.endswith((protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX))
+    ):
+        raise ConfigError(
+            f"{origin}: channel {config.channel!r} must be 1–64 characters of "
+            "A-Z a-z 0-9 _ . : - and not end in :control or :state"
+        )
+    return config if config.enabled else None

@@ -1,0 +1,477 @@
+"""Twilio Media Streams gateway: phone callers through Twilio become `join` / `digit` /
+`leave` events on the installation's channel.
+
+Two doors, both mounted on the relay's app:
+
+- ``POST /twilio/voice`` — the number's voice webhook. The caller's number (``From``)
+  is turned into a keyed pseudonym at once and is never kept or logged; the answer is
+  TwiML: a short ``<Say>``, then ``<Connect><Stream>`` (bidirectional streams are the
+  ones that carry ``dtmf`` messages) whose ``<Parameter>``s carry the channel, the
+  pseudonym, the number's last two digits and a seal over them, because the stream's
+  ``start`` message carries no number.
+- ``GET /twilio/stream`` — the WebSocket Twilio opens: ``connected``, ``start``,
+  ``media``, ``dtmf``, ``mark``, ``stop`` (WIRE.md).
+
+`TwilioStream` is the pure core of one stream (JSON in, events out, no I/O); the
+handlers only check signatures, feed it and publish what it returns. A bad message is
+the peer's fault: it is counted, logged once per stream and kind, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from ..config import RelayConfig, TwilioConfig
+from ..privacy import pseudonym
+from ..protocol import CLOSE_GOING_AWAY, ProtocolError
+
+log = logging.getLogger("relay.twilio")
+
+VOICE_PATH = "/twilio/voice"
+STREAM_PATH = "/twilio/stream"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+# The sixteen DTMF keys (RFC 4733 events 0–15).
+KEYS = frozenset("0123456789*#ABCD")
+# Twilio's frames are small (a 20 ms media frame is about 400 bytes of JSON).
+MAX_MESSAGE = 65536
+_LAST_DIGITS = re.compile(r"[0-9]{0,2}")
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+PublishFn = Callable[[str, dict[str, Any]], object]
+CountError = Callable[[str], None]
+
+
+# -- signatures (pure) --
+
+
+def compute_signature(token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """Twilio's X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + each POST
+    parameter sorted by name, name + value)). Repeated names: each distinct value in
+    order, as twilio-python's RequestValidator does."""
+    by_name: dict[str, set[str]] = {}
+    for name, value in params:
+        by_name.setdefault(name, set()).add(value)
+    text = url + "".join(
+        name + value for name in sorted(by_name) for value in sorted(by_name[name])
+    )
+    mac = hmac.new(token.encode(), text.encode(), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def url_variants(url: str) -> list[str]:
+    """`url` as given, and with its default port added or removed (:443 for https and
+    wss, :80 for http and ws): Twilio has signed both forms."""
+    parts = urlsplit(url)
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return [url]
+    if default is None or parts.hostname is None:
+        return [url]
+    if port is None:
+        other = parts._replace(netloc=f"{parts.netloc}:{default}")
+    elif port == default:
+        other = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])
+    else:
+        return [url]
+    return [url, urlunsplit(other)]
+
+
+def signature_ok(
+    token: str, url: str, params: Iterable[tuple[str, str]], given: str | None
+) -> bool:
+    """Whether `given` signs `url` (with or without its default port) and `params`;
+    compared in constant time."""
+    if not given:
+        return False
+    params = list(params)
+    expected = given.strip().encode()
+    return any(
+        hmac.compare_digest(compute_signature(token, variant, params).encode(), expected)
+        for variant in url_variants(url)
+    )
+
+
+def websocket_url(url: str) -> str:
+    """https://… → wss://…, http://… → ws://…"""
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    return url
+
+
+# -- TwiML (pure) --
+
+
+def connect_twiml(stream_url: str, greeting: str, parameters: dict[str, str]) -> str:
+    """`<Say>` the greeting, then `<Connect><Stream>` with `<Parameter>`s; escaped by
+    ElementTree, so a greeting with `<` or `&` stays text."""
+    response = ET.Element("Response")
+    if greeting:
+        ET.SubElement(response, "Say").text = greeting
+    connect = ET.SubElement(response, "Connect")
+    stream = ET.SubElement(connect, "Stream", url=stream_url)
+    for name, value in parameters.items():
+        ET.SubElement(stream, "Parameter", name=name, value=value)
+    body = ET.tostring(response, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def seal(key: bytes, call_sid: str, channel: str, caller: str, last_digits: str) -> str:
+    """Our own MAC over a call's stream parameters: a stream upgrade signature covers
+    only the URL, so without it a replayed upgrade could claim any caller or channel."""
+    text = "\n".join((call_sid, channel, caller, last_digits)).encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:32]
+
+
+# -- one stream (pure core) --
+
+
+@dataclass(frozen=True)
+class Call:
+    """A caller on one Media Stream (no number: only its pseudonym and "…12")."""
+
+    call_sid: str
+    stream_sid: str
+    channel: str
+    caller: str
+    display: str | None
+    ulaw_8k: bool  # the documented audio/x-mulaw, 8000 Hz, 1 channel
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event for the relay to publish."""
+
+    channel: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Media:
+    """20 ms of the caller's audio (μ-law bytes), for an in-band DTMF detector."""
+
+    call: Call
+    track: str
+    ulaw: bytes
+
+
+Output = Event | Media
+
+
+class StreamError(Exception):
+    """A message the stream cannot use: the peer's fault, never the relay's."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind):
+        raise StreamError("bad_field", f"{where}.{name} missing or not a {kind.__name__}")
+    return value
+
+
+@dataclass
+class TwilioStream:
+    """The messages of one Twilio Media Stream in, events out. Raises `StreamError`
+    for a bad message and keeps going: the next good one works."""
+
+    seal_key: bytes
+    call: Call | None = None
+    stopped: bool = False
+
+    def receive(self, frame: str | bytes) -> list[Output]:
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            raise StreamError("bad_json", "not JSON") from None
+        if not isinstance(msg, dict):
+            raise StreamError("bad_json", "not a JSON object")
+        event = msg.get("event")
+        if not isinstance(event, str):
+            raise StreamError("bad_field", "event missing or not a string")
+        if event in ("connected", "mark"):
+            return []
+        if self.stopped:
+            raise StreamError("after_stop", f"{event} after stop")
+        if event == "start":
+            return self._start(msg)
+        if event not in ("media", "dtmf", "stop"):
+            raise StreamError("unknown_event", f"unknown event {event[:32]!r}")
+        call = self.call
+        if call is None:
+            raise StreamError("no_start", f"{event} before start")
+        if event == "media":
+            media = _field(msg, "media", dict, "")
+            payload = _field(media, "payload", str, "media")
+            try:
+                ulaw = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                raise StreamError("bad_field", "media.payload is not base64") from None
+            track = media.get("track")
+            return [Media(call, track if isinstance(track, str) else "inbound", ulaw)]
+        if event == "dtmf":
+            dtmf = _field(msg, "dtmf", dict, "")
+            digit = _field(dtmf, "digit", str, "dtmf")
+            if digit not in KEYS:
+                raise StreamError("bad_digit", "dtmf.digit is not one of 0-9 * # A-D")
+            return [self.digit(digit)]
+        return self.hang_up()  # stop
+
+    def digit(self, key: str) -> Event:
+        """A key press of this stream's caller (from a `dtmf` message or the audio)."""
+        call = self.call
+        assert call is not None
+        data = {"event": "digit", "caller": call.caller, "digit": key, "source": "twilio"}
+        return Event(call.channel, data)
+
+    def hang_up(self) -> list[Output]:
+        """`stop`, or the socket closed: the caller leaves (once)."""
+        if self.call is None or self.stopped:
+            return []
+        self.stopped = True
+        data = {"event": "leave", "caller": self.call.caller, "reason": "hangup"}
+        return [Event(self.call.channel, data)]
+
+    def _start(self, msg: dict[str, Any]) -> list[Output]:
+        if self.call is not None:
+            raise StreamError("second_start", "a second start on one stream")
+        start = _field(msg, "start", dict, "")
+        call_sid = _field(start, "callSid", str, "start")
+        stream_sid = start.get("streamSid", msg.get("streamSid"))
+        if not isinstance(stream_sid, str):
+            raise StreamError("bad_field", "streamSid missing or not a string")
+        params = _field(start, "customParameters", dict, "start")
+        channel = _field(params, "channel", str, "start.customParameters")
+        caller = _field(params, "caller", str, "start.customParameters")
+        last = _field(params, "last_digits", str, "start.customParameters")
+        given = _field(params, "seal", str, "start.customParameters")
+        expected = seal(self.seal_key, call_sid, channel, caller, last)
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise StreamError("bad_seal", "stream parameters not sealed by this relay")
+        if not _LAST_DIGITS.fullmatch(last):  # sealed, so ours: cannot happen
+            raise StreamError("bad_field", "last_digits is not two digits")
+        fmt = start.get("mediaFormat")
+        ulaw_8k = isinstance(fmt, dict) and (
+            fmt.get("encoding"),
+            fmt.get("sampleRate"),
+            fmt.get("channels"),
+        ) == ("audio/x-mulaw", 8000, 1)
+        display = f"…{last}" if last else None
+        self.call = Call(call_sid, stream_sid, channel, caller, display, ulaw_8k)
+        data = {
+            "event": "join",
+            "caller": caller,
+            "source": "twilio",
+            "display": display,
+            "nick": None,
+        }
+        return [Event(channel, data)]
+
+
+# -- the aiohttp adapter --
+
+
+class TwilioGateway:
+    """Mounts the webhook and the stream on the relay's app and publishes their events.
+
+    `on_media(call, ulaw)` is the hook for in-band DTMF (relay/gateways/dtmf.py): it
+    gets every inbound 20 ms frame and returns the keys it heard (none, for now)."""
+
+    def __init__(
+        self,
+        config: TwilioConfig,
+        relay: RelayConfig,
+        publish: PublishFn,
+        count_error: CountError,
+    ) -> None:
+        self.config = config
+        self.relay = relay
+        self.channel = config.channel_for(relay)
+        self._publish = publish
+        self._count_error = count_error
+        key = config.pseudonym_key.encode() or secrets.token_bytes(32)
+        self._key = key
+        self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
+        self.sockets: set[web.WebSocketResponse] = set()
+        self.refused_signatures = 0
+        self.stream_count = 0
+        if not config.auth_token:
+            log.warning(
+                "[twilio] auth_token is empty: X-Twilio-Signature is not checked, so anyone "
+                "can pose as Twilio and play"
+            )
+
+    def mount(self, app: web.Application) -> None:
+        app[TWILIO] = self
+        app.router.add_post(VOICE_PATH, self.voice)
+        app.router.add_get(STREAM_PATH, self.stream)
+        app.on_shutdown.append(self.close_all)
+
+    # -- helpers --
+
+    def requested_url(self, request: web.Request) -> str:
+        """The URL Twilio asked for, the one it signed: public_url (behind a TLS proxy
+        the request's own scheme and host are not what Twilio used) + path + query."""
+        base = self.relay.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+        return base + request.raw_path
+
+    def signed(self, request: web.Request, url: str, params: Iterable[tuple[str, str]]) -> bool:
+        token = self.config.auth_token
+        if not token:
+            return True
+        if signature_ok(token, url, params, request.headers.get(SIGNATURE_HEADER)):
+            return True
+        self.refused_signatures += 1
+        self._count_error("twilio_bad_signature")
+        n = self.refused_signatures
+        if n <= 3 or n % 100 == 0:  # a prober never floods the log
+            log.warning(
+                "refused %s %s from %s: bad or missing %s (%d so far)",
+                request.method,
+                request.path,
+                request.remote,
+                SIGNATURE_HEADER,
+                n,
+            )
+        return False
+
+    def publish(self, out: Event) -> None:
+        try:
+            self._publish(out.channel, out.data)
+        except ProtocolError as exc:
+            self._count_error(exc.code)
+            log.warning("twilio event not published: %s (%s)", exc.code, exc.message)
+
+    def on_media(self, call: Call, ulaw: bytes) -> list[str]:
+        """In-band DTMF hook: the keys heard in this 20 ms frame of `call`'s inbound
+        audio. None yet: our `<Connect><Stream>` carries `dtmf` messages."""
+        return []
+
+    def on_call_end(self, call: Call) -> None:
+        """The call's stream is over (stop, or the socket closed): free what
+        `on_media` kept for it."""
+
+    def _call_pseudonym(self, call_sid: str) -> str:
+        # Not privacy.pseudonym: it keeps only the digits, and two CallSids may share them.
+        mac = hmac.new(self._key, f"twilio call {call_sid}".encode(), hashlib.sha256)
+        return "c-" + mac.hexdigest()[:10]
+
+    # -- handlers --
+
+    async def voice(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        params = [(name, value) for name, value in form.items() if isinstance(value, str)]
+        if not self.signed(request, self.requested_url(request), params):
+            raise web.HTTPForbidden(text="bad X-Twilio-Signature")
+        call_sid = form.get("CallSid")
+        if not isinstance(call_sid, str) or not call_sid:
+            self._count_error("twilio_bad_webhook")
+            raise web.HTTPBadRequest(text="CallSid missing")
+        number = form.get("From")
+        digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
+        # The number stops here: a pseudonym under our key and its last two digits. A
+        # call without one ("anonymous", a client) gets a pseudonym of its own.
+        caller = pseudonym(digits, self._key) if digits else self._call_pseudonym(call_sid)
+        last = digits[-2:]
+        parameters = {
+            "channel": self.channel,
+            "caller": caller,
+            "last_digits": last,
+            "seal": seal(self._seal_key, call_sid, self.channel, caller, last),
+        }
+        base = self.relay.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+        twiml = connect_twiml(websocket_url(base) + STREAM_PATH, self.config.greeting, parameters)
+        log.info("twilio call %s: caller %s (…%s)", call_sid, caller, last or "?")
+        return web.Response(text=twiml, content_type="text/xml", charset="utf-8")
+
+    async def stream(self, request: web.Request) -> web.WebSocketResponse:
+        # The upgrade is signed over the wss:// URL, with no parameters.
+        if not self.signed(request, websocket_url(self.requested_url(request)), ()):
+            raise web.HTTPForbidden(text="bad X-Twilio-Signature")
+        ws = web.WebSocketResponse(
+            heartbeat=self.relay.heartbeat_s, max_msg_size=MAX_MESSAGE, compress=False
+        )
+        await ws.prepare(request)
+        self.stream_count += 1
+        name = f"twilio stream #{self.stream_count} ({request.remote})"
+        core = TwilioStream(self._seal_key)
+        logged: set[str] = set()
+        self.sockets.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    try:
+                        outputs = core.receive(msg.data)
+                    except StreamError as exc:
+                        self._refuse(name, core, exc, logged)
+                        continue
+                    for out in outputs:
+                        if isinstance(out, Media):
+                            self._media(name, core, out)
+                        else:
+                            self.publish(out)
+                elif msg.type is WSMsgType.BINARY:
+                    self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
+        finally:
+            self.sockets.discard(ws)
+            # A socket closed without `stop` is a hang-up too.
+            for out in core.hang_up():
+                if isinstance(out, Event):
+                    self.publish(out)
+            if core.call is not None:
+                self.on_call_end(core.call)
+        return ws
+
+    def _media(self, name: str, core: TwilioStream, media: Media) -> None:
+        if not media.track.startswith("inbound"):
+            return  # our own audio echoed back, not the caller's keys
+        try:
+            keys = self.on_media(media.call, media.ulaw)
+        except Exception:  # our bug: show it, keep the call
+            log.exception("in-band DTMF failed on %s", name)
+            return
+        for key in keys:
+            if key in KEYS:
+                self.publish(core.digit(key))
+
+    def _refuse(self, name: str, core: TwilioStream, exc: StreamError, logged: set[str]) -> None:
+        self._count_error(f"twilio_{exc.code}")
+        if exc.code not in logged:
+            logged.add(exc.code)
+            caller = core.call.caller if core.call else "no caller yet"
+            log.info("ignored a message on %s (%s): %s", name, caller, exc.message)
+
+    async def close_all(self, app: web.Application) -> None:
+        """On shutdown every stream is closed with 1001 Going Away."""
+        await asyncio.gather(
+            *(
+                ws.close(code=CLOSE_GOING_AWAY, message=b"relay shutting down")
+                for ws in self.sockets
+            ),
+            return_exceptions=True,
+        )
+
+
+TWILIO = web.AppKey("twilio", TwilioGateway)

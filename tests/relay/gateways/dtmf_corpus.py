@@ -1,0 +1,260 @@
+"""The DTMF corpus shared by tests/relay/gateways/test_dtmf.py and bench/dtmf_speed.py:
+generated key presses as a call carries them (through G.711 μ-law), talk-off audio
+(espeak-ng speech, music mixed from sounds/), and multimon-ng run on the same audio.
+
+The tools are real: `espeak-ng`, `sox` and `multimon-ng` (Debian packages of the same
+names). `missing_tools()` says which are absent; callers decide to fail, skip or say so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+import wave
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from relay.gateways.dtmf import (
+    CHUNK_SAMPLES,
+    DBM0_AMPLITUDE,
+    KEYS,
+    ULAW_TO_PCM,
+    DtmfDetector,
+    dtmf_tone,
+    ulaw_encode,
+)
+
+RATE = 8000
+ALL_KEYS = "".join(KEYS)
+SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
+TOOLS = {"sox": "sox", "multimon-ng": "multimon-ng", "espeak-ng": "espeak-ng"}
+INSTALL = "apt-get install --no-install-recommends multimon-ng sox espeak-ng"
+SENTENCES = (
+    "Welcome to the show. Press any key on your phone to play the building.",
+    "One, two, three, four, five, six, seven, eight, nine, zero, star and hash.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely seashells.",
+    "Hello? Hello! Can you hear me? I am calling from the square, the music is so loud!",
+    "Peter Piper picked a peck of pickled peppers; how many pickled peppers did he pick?",
+    "Ooooh, aaaah, eeeee, mmmmm: the quick brown fox jumps over the lazy dog at noon.",
+)
+
+
+def missing_tools() -> list[str]:
+    return [name for name in TOOLS if shutil.which(name) is None]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A stretch of call audio (int16 scale, 8 kHz, already through μ-law) and the
+    keys a good receiver hears in it ("" for talk-off audio)."""
+
+    name: str
+    pcm: NDArray[np.int16]
+    expected: str
+
+
+def through_ulaw(signal: NDArray[np.float64]) -> NDArray[np.int16]:
+    """What the far end of a G.711 μ-law call receives of `signal`."""
+    return ULAW_TO_PCM[np.frombuffer(ulaw_encode(signal), dtype=np.uint8)]
+
+
+def presses(
+    keys: str, tone_ms: float, gap_ms: float = 100.0, lead_ms: float = 100.0, **tone: float
+) -> NDArray[np.float64]:
+    """`keys` pressed one after another: lead silence, then tone/gap for each."""
+    parts = [np.zeros(round(lead_ms * RATE / 1000))]
+    for key in keys:
+        parts += [dtmf_tone(key, tone_ms, **tone), np.zeros(round(gap_ms * RATE / 1000))]
+    return np.concatenate(parts)
+
+
+def with_noise(signal: NDArray[np.float64], snr_db: float, seed: int) -> NDArray[np.float64]:
+    """White noise added at `snr_db` below a −10 dBm0-per-tone DTMF signal's power."""
+    tone_power = (DBM0_AMPLITUDE * 10 ** (-10 / 20)) ** 2  # two tones of A²/2 each
+    sigma = np.sqrt(tone_power / 10 ** (snr_db / 10))
+    return signal + np.random.default_rng(seed).normal(0.0, sigma, signal.size)
+
+
+def accuracy_corpus() -> list[Clip]:
+    """Q.24's must-accept cases: every key, 40–100 ms, ±1.5 %, twist, noise."""
+    clips: list[Clip] = []
+    for ms in (40, 60, 100):
+        clips.append(Clip(f"{ms} ms", through_ulaw(presses(KEYS, ms)), ALL_KEYS))
+    for offset in (-0.015, 0.015):
+        signal = presses(KEYS, 60, row_offset=offset, column_offset=offset)
+        clips.append(Clip(f"{offset:+.1%} both tones", through_ulaw(signal), ALL_KEYS))
+    for twist in (7.0, -3.0):
+        signal = presses(KEYS, 60, twist_db=twist)
+        clips.append(Clip(f"twist {twist:+.0f} dB", through_ulaw(signal), ALL_KEYS))
+    for level in (-30.0, 0.0):
+        signal = presses(KEYS, 60, level_dbm0=level)
+        clips.append(Clip(f"level {level:.0f} dBm0", through_ulaw(signal), ALL_KEYS))
+    for snr in (20, 10, 6):
+        for ms in (40, 60):
+            signal = with_noise(presses(KEYS, ms), snr, seed=snr * 100 + ms)
+            clips.append(Clip(f"{ms} ms, SNR {snr} dB", through_ulaw(signal), ALL_KEYS))
+    return clips
+
+
+def detect(pcm: NDArray[np.int16], chunk: int = CHUNK_SAMPLES) -> str:
+    """Our detector on `pcm`, fed as a call delivers it: μ-law, `chunk` samples at a time."""
+    detector = DtmfDetector()
+    data = ulaw_encode(pcm)
+    found: list[str] = []
+    for start in range(0, len(data), chunk):
+        found += detector.feed_ulaw(data[start : start + chunk])
+    return "".join(found)
+
+
+def write_wav(path: Path, pcm: NDArray[np.int16], rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> NDArray[np.int16]:
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getsampwidth() == 2 and wav.getnchannels() == 1, path
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
+
+
+def resample(source: Path, target: Path, rate: int = RATE) -> Path:
+    """sox: any WAV → 16-bit mono at `rate`."""
+    subprocess.run(
+        ["sox", str(source), "-r", str(rate), "-c", "1", "-b", "16", str(target)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return target
+
+
+def multimon(pcm: NDArray[np.int16], workdir: Path, name: str = "clip") -> str:
+    """multimon-ng's DTMF decoder on `pcm` (8 kHz). It reads raw signed 16-bit mono at
+    its native 22050 Hz; sox converts (this is what `multimon-ng -t wav` would do)."""
+    wav = write_wav(workdir / f"{name}.wav", pcm)
+    raw = workdir / f"{name}.raw"
+    subprocess.run(
+        [
+            "sox",
+            "-V1",
+            str(wav),
+            "-t",
+            "raw",
+            "-r",
+            "22050",
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            str(raw),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    done = subprocess.run(
+        ["multimon-ng", "-q", "-c", "-a", "DTMF", "-t", "raw", str(raw)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    return "".join(line.split(":", 1)[1].strip() for line in lines if line.startswith("DTMF:"))
+
+
+def score(expected: str, found: str) -> tuple[int, int]:
+    """(keys of `expected` found in order, digits too many or wrong)."""
+    matcher = difflib.SequenceMatcher(None, expected, found, autojunk=False)
+    hits = sum(block.size for block in matcher.get_matching_blocks())
+    return hits, len(found) - hits
+
+
+def speech_corpus(workdir: Path) -> list[Clip]:
+    """espeak-ng reading SENTENCES in a few voices and speeds, resampled to 8 kHz by sox,
+    then through μ-law."""
+    clips: list[Clip] = []
+    voices = (("en", "160"), ("en+f3", "140"), ("en-us+m3", "200"))
+    for index, sentence in enumerate(SENTENCES):
+        voice, speed = voices[index % len(voices)]
+        raw = workdir / f"speech{index}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), sentence],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        pcm = read_wav(resample(raw, workdir / f"speech{index}_8k.wav"))
+        # Loud, as a caller shouting over the music: peak at −1 dBFS.
+        loud = pcm.astype(np.float64) * (0.9 * 32767 / max(1, int(np.abs(pcm).max())))
+        clips.append(Clip(f"speech {index} ({voice})", through_ulaw(loud), ""))
+    return clips
+
+
+def _sample(workdir: Path, name: str) -> NDArray[np.float64]:
+    target = workdir / f"{Path(name).stem}_8k.wav"
+    if not target.exists():
+        resample(SOUNDS / name, target)
+    return read_wav(target).astype(np.float64)
+
+
+def _pitched(sample: NDArray[np.float64], semitones: float) -> NDArray[np.float64]:
+    """The sample played `semitones` higher (resampled, as the billboard's player does)."""
+    step = 2.0 ** (semitones / 12.0)
+    positions = np.arange(0, sample.size - 1, step)
+    return np.interp(positions, np.arange(sample.size), sample)
+
+
+def music_corpus(workdir: Path, seconds: float = 12.0, seed: int = 7) -> list[Clip]:
+    """Music from the project's own sounds: per instrument set, a random chord
+    progression (three-note chords, notes within two octaves of the zone's root) over
+    drums, mixed at 8 kHz, normalised to −1 dBFS, then through μ-law."""
+    rng = np.random.default_rng(seed)
+    sets = (
+        ("keys", ("keys_67.wav", "keys_79.wav")),
+        ("pad", ("pad_55.wav", "pad_67.wav")),
+        ("bell", ("bell_91.wav", "bell_103.wav")),
+        ("lead", ("lead_79.wav", "lead_91.wav")),
+        ("pluck", ("pluck_67.wav", "pluck_79.wav")),
+    )
+    drums = [path.name for path in sorted(SOUNDS.glob("kit_*.wav"))]
+    drums += [path.name for path in sorted(SOUNDS.glob("perc_*.wav"))]
+    clips: list[Clip] = []
+    length = round(seconds * RATE)
+    for name, zones in sets:
+        mix = np.zeros(length + RATE * 4)
+        at = 0
+        while at < length:
+            zone = _sample(workdir, zones[int(rng.integers(len(zones)))])
+            root = int(rng.integers(-12, 12))
+            for interval in (0, int(rng.choice([3, 4])), 7):
+                note = _pitched(zone, root + interval)[: RATE * 3]
+                mix[at : at + note.size] += note
+            at += int(rng.integers(RATE // 4, RATE))
+        for beat in range(0, length, RATE // 4):
+            drum = _sample(workdir, drums[int(rng.integers(len(drums)))])[:RATE]
+            mix[beat : beat + drum.size] += 0.7 * drum
+        mix = mix[:length]
+        mix *= 0.9 * 32767 / max(1.0, float(np.abs(mix).max()))
+        clips.append(Clip(f"music: {name} chords + drums", through_ulaw(mix), ""))
+    return clips
+
+
+def table(rows: Iterable[tuple[str, str, str, str]]) -> str:
+    header = ("clip", "expected", "dtmf.py", "multimon-ng")
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
+    )

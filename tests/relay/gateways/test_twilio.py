@@ -1,0 +1,700 @@
+"""The Twilio gateway against a real relay on a free port, with real aiohttp clients in
+Twilio's documented shapes (WIRE.md), signatures cross-checked with twilio-python."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
+from relay.__main__ import announce
+from relay.config import ConfigError, RelayConfig, TwilioConfig, load_twilio_config
+from relay.gateways.twilio import (
+    TWILIO,
+    Call,
+    compute_signature,
+    connect_twiml,
+    signature_ok,
+    url_variants,
+)
+from relay.privacy import pseudonym
+
+from ..conftest import RunningRelay, StartRelay, recv, send, until
+
+PUBLIC = "https://jam.example.org"
+TOKEN = "12345678901234567890123456789012"
+NUMBER = "+14155550112"
+KEY = "test-pseudonym-key"
+CALL_SID = "CA5ad4b3a2c1d0e9f8a7b6c5d4e3f2a1b0"
+STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
+ACCOUNT_SID = "AC25e16e9a716a4a1786a7c83f58e30482"
+SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
+
+
+def webhook_form(number: str = NUMBER, call_sid: str = CALL_SID) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "Called": "+14155550100",
+        "Caller": number,
+        "Direction": "inbound",
+        "From": number,
+        "FromCountry": "US",
+        "To": "+14155550100",
+    }
+
+
+async def start(start_relay: StartRelay, **twilio: Any) -> RunningRelay:
+    twilio.setdefault("pseudonym_key", KEY)
+    return await start_relay(public_url=PUBLIC, twilio=TwilioConfig(**twilio))
+
+
+async def subscribe(
+    relay: RunningRelay, channel: str = "dialjam"
+) -> aiohttp.ClientWebSocketResponse:
+    """A seed-style subscriber: it receives exactly each event's data."""
+    before = relay.state.hub.subscription_count()
+    ws = await relay.connect()
+    await send(ws, {"type": "subscriber", "id": channel})
+
+    async def subscribed() -> bool:
+        return relay.state.hub.subscription_count() > before
+
+    await until(subscribed)
+    return ws
+
+
+async def nothing_published(relay: RunningRelay, sub: aiohttp.ClientWebSocketResponse) -> None:
+    """Nothing reached `sub` before a marker published now."""
+    async with relay.session.post(f"{relay.url}/publish/dialjam", json={"marker": 1}) as resp:
+        assert resp.status == 200
+    assert await recv(sub) == {"marker": 1}
+
+
+async def post_voice(
+    relay: RunningRelay,
+    form: dict[str, str],
+    signature: str | None = None,
+    path: str = "/twilio/voice",
+) -> aiohttp.ClientResponse:
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    async with relay.session.post(f"{relay.url}{path}", data=form, headers=headers) as resp:
+        await resp.read()
+        return resp
+
+
+async def dial(relay: RunningRelay, form: dict[str, str] | None = None) -> dict[str, Any]:
+    """The voice webhook as Twilio calls it (signed when the relay has a token); returns
+    the TwiML's Stream url and Parameters."""
+    form = form or webhook_form()
+    token = _token(relay)
+    headers = {}
+    if token:
+        signature = RequestValidator(token).compute_signature(f"{PUBLIC}/twilio/voice", form)
+        headers["X-Twilio-Signature"] = signature
+    async with relay.session.post(f"{relay.url}/twilio/voice", data=form, headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/xml"
+        root = ET.fromstring(await resp.read())
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+    return {"url": stream.attrib["url"], "params": params, "root": root}
+
+
+def _token(relay: RunningRelay) -> str:
+    return relay.app[TWILIO].config.auth_token
+
+
+async def open_stream(
+    relay: RunningRelay, signature: str | None = None
+) -> aiohttp.ClientWebSocketResponse:
+    token = _token(relay)
+    if signature is None and token:
+        signature = RequestValidator(token).compute_signature(
+            "wss://jam.example.org/twilio/stream", {}
+        )
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    return await relay.connect("/twilio/stream", headers=headers)
+
+
+def connected() -> dict[str, Any]:
+    return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+
+
+def start_message(params: dict[str, str], call_sid: str = CALL_SID) -> dict[str, Any]:
+    return {
+        "event": "start",
+        "sequenceNumber": "1",
+        "start": {
+            "accountSid": ACCOUNT_SID,
+            "streamSid": STREAM_SID,
+            "callSid": call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": params,
+        },
+        "streamSid": STREAM_SID,
+    }
+
+
+def media(n: int) -> dict[str, Any]:
+    return {
+        "event": "media",
+        "sequenceNumber": str(n + 2),
+        "media": {
+            "track": "inbound",
+            "chunk": str(n + 1),
+            "timestamp": str(20 * n),
+            "payload": SILENCE,
+        },
+        "streamSid": STREAM_SID,
+    }
+
+
+def dtmf(digit: str, seq: int) -> dict[str, Any]:
+    return {
+        "event": "dtmf",
+        "streamSid": STREAM_SID,
+        "sequenceNumber": str(seq),
+        "dtmf": {"track": "inbound_track", "digit": digit},
+    }
+
+
+def stop(seq: int) -> dict[str, Any]:
+    return {
+        "event": "stop",
+        "sequenceNumber": str(seq),
+        "streamSid": STREAM_SID,
+        "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID},
+    }
+
+
+# -- a whole call --
+
+
+async def test_a_recorded_twilio_session_becomes_join_three_digits_and_leave(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    sub = await subscribe(relay)
+    answer = await dial(relay)
+    ws = await open_stream(relay)
+    session = [connected(), start_message(answer["params"])]
+    session += [media(n) for n in range(25)]
+    session += [dtmf("1", 28), dtmf("5", 29)]
+    session += [{"event": "mark", "streamSid": STREAM_SID, "mark": {"name": "greeting"}}]
+    session += [dtmf("#", 31), stop(32)]
+    for message in session:
+        await send(ws, message)
+    caller = pseudonym(NUMBER, KEY.encode())
+    assert caller.startswith("c-")
+    assert [await recv(sub) for _ in range(5)] == [
+        {"event": "join", "caller": caller, "source": "twilio", "display": "…12", "nick": None},
+        {"event": "digit", "caller": caller, "digit": "1", "source": "twilio"},
+        {"event": "digit", "caller": caller, "digit": "5", "source": "twilio"},
+        {"event": "digit", "caller": caller, "digit": "#", "source": "twilio"},
+        {"event": "leave", "caller": caller, "reason": "hangup"},
+    ]
+    await ws.close()
+    await nothing_published(relay, sub)  # closing after stop: no second leave
+    assert not any(code.startswith("twilio") for code in relay.state.errors)
+
+
+async def test_a_stream_closed_without_stop_still_sends_leave(start_relay: StartRelay) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay)
+    answer = await dial(relay)
+    ws = await open_stream(relay)
+    await send(ws, connected())
+    await send(ws, start_message(answer["params"]))
+    await send(ws, dtmf("9", 3))
+    assert (await recv(sub))["event"] == "join"
+    assert (await recv(sub))["digit"] == "9"
+    await ws.close()
+    assert await recv(sub) == {
+        "event": "leave",
+        "caller": answer["params"]["caller"],
+        "reason": "hangup",
+    }
+
+
+async def test_the_events_go_to_the_configured_channel(start_relay: StartRelay) -> None:
+    relay = await start(start_relay, channel="tower-b")
+    sub = await subscribe(relay, "tower-b")
+    answer = await dial(relay)
+    assert answer["params"]["channel"] == "tower-b"
+    ws = await open_stream(relay)
+    await send(ws, start_message(answer["params"]))
+    assert (await recv(sub))["event"] == "join"
+    await ws.close()
+
+
+# -- the voice webhook's TwiML --
+
+
+async def test_the_voice_webhook_answers_twiml_that_connects_a_stream_with_the_callers_parameters(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay, greeting="Hello, jam!")
+    answer = await dial(relay)
+    root = answer["root"]
+    assert root.tag == "Response"
+    assert [child.tag for child in root] == ["Say", "Connect"]
+    assert root.find("Say").text == "Hello, jam!"
+    assert answer["url"] == "wss://jam.example.org/twilio/stream"
+    params = answer["params"]
+    assert params["channel"] == "dialjam"
+    assert params["caller"] == pseudonym(NUMBER, KEY.encode())
+    assert params["last_digits"] == "12"
+    assert set(params) == {"channel", "caller", "last_digits", "seal"}
+
+
+async def test_the_stream_url_follows_the_public_url_scheme_and_path(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(public_url="http://10.0.0.5:8080/jam/", twilio=TwilioConfig())
+    async with relay.session.post(f"{relay.url}/twilio/voice", data=webhook_form()) as resp:
+        root = ET.fromstring(await resp.read())
+    stream = root.find("./Connect/Stream")
+    assert stream is not None and stream.attrib["url"] == "ws://10.0.0.5:8080/jam/twilio/stream"
+
+
+def test_a_greeting_with_markup_stays_text_in_valid_twiml() -> None:
+    twiml = connect_twiml(
+        'wss://x.org/twilio/stream?a=1&b="2"',
+        "Press <1> & 'play'",
+        {"caller": 'c-"&<>'},
+    )
+    root = ET.fromstring(twiml)
+    say = root.find("Say")
+    assert say is not None and say.text == "Press <1> & 'play'"
+    stream = root.find("./Connect/Stream")
+    assert stream is not None and stream.attrib["url"] == 'wss://x.org/twilio/stream?a=1&b="2"'
+    param = stream.find("Parameter")
+    assert param is not None and param.attrib == {"name": "caller", "value": 'c-"&<>'}
+
+
+async def test_an_empty_greeting_says_nothing(start_relay: StartRelay) -> None:
+    relay = await start(start_relay, greeting="")
+    answer = await dial(relay)
+    assert [child.tag for child in answer["root"]] == ["Connect"]
+
+
+async def test_callers_without_a_number_get_a_pseudonym_of_their_own_call_even_if_sids_share_digits(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay)
+    first = await dial(relay, webhook_form("anonymous", "CA" + "a1" * 16))
+    second = await dial(relay, webhook_form("anonymous", "CA" + "b1" * 16))
+    assert first["params"]["caller"] != second["params"]["caller"]
+    assert first["params"]["last_digits"] == ""
+    ws = await open_stream(relay)
+    await send(ws, start_message(first["params"], "CA" + "a1" * 16))
+    joined = await recv(sub)
+    assert joined["caller"] == first["params"]["caller"] and joined["display"] is None
+    await ws.close()
+
+
+async def test_a_webhook_without_a_call_sid_is_a_bad_request(start_relay: StartRelay) -> None:
+    relay = await start(start_relay)
+    form = webhook_form()
+    del form["CallSid"]
+    resp = await post_voice(relay, form)
+    assert resp.status == 400
+
+
+# -- signatures --
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("https://jam.example.org/twilio/voice", webhook_form()),
+        ("https://jam.example.org:443/twilio/voice?x=1&y=é", webhook_form("+33 6 12 34 56 78")),
+        ("wss://jam.example.org/twilio/stream", {}),
+        ("http://10.0.0.5:8080/twilio/voice", {"b": "2", "a": "1", "B": "0", "Digits": "#*"}),
+    ],
+)
+def test_our_signature_agrees_with_twilios_request_validator(
+    url: str, params: dict[str, str]
+) -> None:
+    expected = RequestValidator(TOKEN).compute_signature(url, params)
+    assert compute_signature(TOKEN, url, params.items()) == expected
+    assert signature_ok(TOKEN, url, params.items(), expected)
+    assert not signature_ok("another-token", url, params.items(), expected)
+
+
+def test_repeated_parameters_are_signed_as_twilio_python_does() -> None:
+    from multidict import MultiDict
+
+    params = MultiDict([("Digits", "2"), ("a", "x"), ("Digits", "1"), ("Digits", "2")])
+    url = "https://jam.example.org/twilio/voice"
+    expected = RequestValidator(TOKEN).compute_signature(url, params)
+    assert compute_signature(TOKEN, url, params.items()) == expected
+
+
+def test_a_url_is_also_tried_with_and_without_its_default_port() -> None:
+    assert url_variants("https://a.org/v?x=1") == ["https://a.org/v?x=1", "https://a.org:443/v?x=1"]
+    assert url_variants("wss://a.org:443/s") == ["wss://a.org:443/s", "wss://a.org/s"]
+    assert url_variants("http://a.org/v") == ["http://a.org/v", "http://a.org:80/v"]
+    assert url_variants("http://a.org:8080/v") == ["http://a.org:8080/v"]
+    validator = RequestValidator(TOKEN)
+    for signed in ("https://a.org:443/v", "https://a.org/v"):
+        signature = validator.compute_signature(signed, {"From": NUMBER})
+        for url in ("https://a.org/v", "https://a.org:443/v"):
+            assert signature_ok(TOKEN, url, [("From", NUMBER)], signature)
+            assert validator.validate(url, {"From": NUMBER}, signature)
+
+
+@pytest.mark.parametrize(
+    "signed_url",
+    ["https://jam.example.org/twilio/voice", "https://jam.example.org:443/twilio/voice"],
+)
+async def test_a_webhook_signed_by_twilio_is_answered(
+    start_relay: StartRelay, signed_url: str
+) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    form = webhook_form()
+    signature = RequestValidator(TOKEN).compute_signature(signed_url, form)
+    assert RequestValidator(TOKEN).validate(f"{PUBLIC}/twilio/voice", form, signature)
+    resp = await post_voice(relay, form, signature)
+    assert resp.status == 200
+
+
+async def test_a_webhook_with_a_query_is_signed_over_it(start_relay: StartRelay) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    form = webhook_form()
+    path = "/twilio/voice?venue=tower%20b"
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, form)
+    assert (await post_voice(relay, form, signature, path)).status == 200
+    plain = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/voice", form)
+    assert (await post_voice(relay, form, plain, path)).status == 403
+
+
+def _tampered_webhooks() -> list[tuple[str, dict[str, str], str | None]]:
+    """(what, form sent, signature) where the signature does not fit what was sent."""
+    validator = RequestValidator(TOKEN)
+    form = webhook_form()
+    good = validator.compute_signature(f"{PUBLIC}/twilio/voice", form)
+    return [
+        ("a changed From", {**form, "From": "+14155550199"}, good),
+        ("an added parameter", {**form, "Digits": "5"}, good),
+        ("a dropped parameter", {k: v for k, v in form.items() if k != "Direction"}, good),
+        (
+            "the relay's own http URL",
+            form,
+            validator.compute_signature("http://127.0.0.1/twilio/voice", form),
+        ),
+        (
+            "another host",
+            form,
+            validator.compute_signature("https://evil.example.org/twilio/voice", form),
+        ),
+        ("another path", form, validator.compute_signature(f"{PUBLIC}/twilio/other", form)),
+        (
+            "another token",
+            form,
+            RequestValidator("x" * 32).compute_signature(f"{PUBLIC}/twilio/voice", form),
+        ),
+        ("no signature", form, None),
+        ("an empty signature", form, ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "form", "signature"), _tampered_webhooks(), ids=[t[0] for t in _tampered_webhooks()]
+)
+async def test_a_tampered_webhook_is_refused_with_403_and_no_event(
+    start_relay: StartRelay, what: str, form: dict[str, str], signature: str | None
+) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    sub = await subscribe(relay)
+    resp = await post_voice(relay, form, signature)
+    assert resp.status == 403, what
+    assert relay.state.errors.get("twilio_bad_signature") == 1
+    await nothing_published(relay, sub)
+
+
+async def test_a_stream_upgrade_signed_over_the_wss_url_is_accepted(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    validator = RequestValidator(TOKEN)
+    for url in ("wss://jam.example.org/twilio/stream", "wss://jam.example.org:443/twilio/stream"):
+        ws = await open_stream(relay, validator.compute_signature(url, {}))
+        await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("what", "signature"),
+    [
+        ("the https URL", RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/stream", {})),
+        (
+            "the ws URL",
+            RequestValidator(TOKEN).compute_signature("ws://jam.example.org/twilio/stream", {}),
+        ),
+        (
+            "another path",
+            RequestValidator(TOKEN).compute_signature("wss://jam.example.org/twilio/voice", {}),
+        ),
+        (
+            "another token",
+            RequestValidator("y" * 32).compute_signature("wss://jam.example.org/twilio/stream", {}),
+        ),
+        ("no signature", None),
+    ],
+    ids=["https URL", "ws URL", "another path", "another token", "no signature"],
+)
+async def test_a_bad_stream_upgrade_is_refused_with_403_and_no_event(
+    start_relay: StartRelay, what: str, signature: str | None
+) -> None:
+    relay = await start(start_relay, auth_token=TOKEN)
+    sub = await subscribe(relay)
+    headers = {"X-Twilio-Signature": signature} if signature is not None else {}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await relay.connect("/twilio/stream", headers=headers)
+    assert refused.value.status == 403, what
+    await nothing_published(relay, sub)
+
+
+# -- bad input --
+
+
+async def test_bad_messages_do_not_crash_the_stream_and_later_good_ones_still_work(
+    start_relay: StartRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay)
+    answer = await dial(relay)
+    params = answer["params"]
+    ws = await open_stream(relay)
+    caplog.set_level(logging.INFO, logger="relay.twilio")
+    await ws.send_str("not json {")
+    await ws.send_str("[1, 2]")
+    await send(ws, {"no": "event"})
+    await send(ws, {"event": "dance"})
+    await send(ws, dtmf("1", 2))  # before start
+    await send(ws, media(0))  # before start
+    await send(ws, {"event": "start", "start": {"callSid": CALL_SID}})
+    await send(ws, start_message({**params, "channel": "dialjam:control"}))  # not our seal
+    await send(ws, start_message({**params, "caller": "c-0000000000"}))
+    await ws.send_bytes(b"\x00\x01")
+    await send(ws, start_message(params))
+    await send(ws, dtmf("X", 3))
+    await send(ws, dtmf("55", 4))
+    await send(ws, {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": 5}})
+    await send(ws, {"event": "dtmf"})
+    await send(ws, {**media(1), "media": {"payload": "%%% not base64"}})
+    await send(ws, {"event": "not json either"})
+    await send(ws, start_message(params))  # a second start
+    await send(ws, media(2))
+    await send(ws, dtmf("A", 5))
+    await send(ws, stop(6))
+    await send(ws, dtmf("2", 7))  # after stop
+    caller = params["caller"]
+    assert [await recv(sub) for _ in range(3)] == [
+        {"event": "join", "caller": caller, "source": "twilio", "display": "…12", "nick": None},
+        {"event": "digit", "caller": caller, "digit": "A", "source": "twilio"},
+        {"event": "leave", "caller": caller, "reason": "hangup"},
+    ]
+    await ws.close()
+    await nothing_published(relay, sub)
+    errors = relay.state.errors
+    assert errors["twilio_bad_json"] == 2
+    assert errors["twilio_unknown_event"] == 2
+    assert errors["twilio_no_start"] == 2
+    assert errors["twilio_bad_seal"] == 2
+    assert errors["twilio_bad_digit"] == 2
+    assert errors["twilio_bad_field"] == 5
+    assert errors["twilio_binary"] == 1
+    assert errors["twilio_second_start"] == 1
+    assert errors["twilio_after_stop"] == 1
+    ignored = [r for r in caplog.records if "ignored a message" in r.getMessage()]
+    assert len(ignored) == 9  # once per stream and kind of mistake
+    health = await relay.healthz()
+    assert health["status"] == "ok" and health["errors"]["twilio_bad_json"] == 2
+
+
+async def test_a_forged_start_without_our_seal_publishes_nothing(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay, "dialjam:control")
+    ws = await open_stream(relay)
+    forged = {"channel": "dialjam:control", "caller": "c-0123456789", "last_digits": "12"}
+    await send(ws, start_message({**forged, "seal": "0" * 32}))
+    await send(ws, start_message(forged))
+    await send(ws, dtmf("1", 2))
+    await ws.close()
+
+    async def refused() -> bool:
+        return relay.state.errors.get("twilio_no_start", 0) == 1
+
+    await until(refused)
+    assert relay.state.errors["twilio_bad_seal"] == 1
+    assert relay.state.errors["twilio_bad_field"] == 1
+    assert relay.state.hub.stats.published == 0
+    await sub.close()
+
+
+# -- in-band DTMF hook --
+
+
+async def test_inbound_audio_reaches_the_in_band_dtmf_hook_and_its_keys_are_published(
+    start_relay: StartRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = await start(start_relay)
+    gateway = relay.app[TWILIO]
+    heard: list[tuple[Call, bytes]] = []
+
+    def on_media(call: Call, ulaw: bytes) -> list[str]:
+        heard.append((call, ulaw))
+        return ["7"] if len(heard) == 2 else []
+
+    ended: list[Call] = []
+    monkeypatch.setattr(gateway, "on_media", on_media)
+    monkeypatch.setattr(gateway, "on_call_end", ended.append)
+    sub = await subscribe(relay)
+    answer = await dial(relay)
+    ws = await open_stream(relay)
+    await send(ws, start_message(answer["params"]))
+    for n in range(3):
+        await send(ws, media(n))
+    outbound = media(3)
+    outbound["media"] = {**outbound["media"], "track": "outbound"}
+    await send(ws, outbound)  # our own audio: not the caller's keys
+    await send(ws, stop(9))
+    events = [await recv(sub) for _ in range(3)]
+    assert [e["event"] for e in events] == ["join", "digit", "leave"]
+    assert events[1]["digit"] == "7"
+    assert len(heard) == 3
+    call, ulaw = heard[0]
+    assert ulaw == b"\xff" * 160
+    assert call.ulaw_8k and call.call_sid == CALL_SID and call.stream_sid == STREAM_SID
+    assert call.caller == answer["params"]["caller"] and call.display == "…12"
+    await ws.close()
+
+    async def over() -> bool:
+        return ended == [call]
+
+    await until(over)
+
+
+async def test_shutdown_closes_every_stream_with_going_away(start_relay: StartRelay) -> None:
+    relay = await start(start_relay)
+    answer = await dial(relay)
+    ws = await open_stream(relay)
+    await send(ws, start_message(answer["params"]))
+
+    async def streaming() -> bool:
+        return bool(relay.app[TWILIO].sockets)
+
+    await until(streaming)
+    cleanup = asyncio.create_task(relay.runner.cleanup())
+    msg = await ws.receive(timeout=3)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    await ws.close()
+    await cleanup
+
+
+# -- privacy --
+
+
+async def test_the_full_number_never_reaches_logs_or_events(
+    start_relay: StartRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    relay = await start(start_relay, auth_token=TOKEN)
+    sub = await subscribe(relay)
+    answer = await dial(relay)
+    assert NUMBER not in ET.tostring(answer["root"], encoding="unicode")
+    ws = await open_stream(relay)
+    await send(ws, start_message(answer["params"]))
+    await send(ws, {"event": "bogus"})
+    await send(ws, dtmf("3", 3))
+    await send(ws, stop(4))
+    events = [await recv(sub) for _ in range(3)]
+    await ws.close()
+    await post_voice(relay, webhook_form(), "forged")  # a refused one is logged too
+    text = caplog.text + repr(events)
+    assert caplog.records
+    for form in (NUMBER, NUMBER.lstrip("+"), "4155550112", "5550112"):
+        assert form not in text
+
+
+# -- configuration and start --
+
+
+async def test_without_an_auth_token_the_relay_warns_that_anyone_can_pose_as_twilio(
+    start_relay: StartRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="relay.twilio")
+    await start(start_relay)
+    assert "anyone can pose as Twilio" in caplog.text
+    lines: list[str] = []
+    config = RelayConfig(public_url=PUBLIC)
+    announce(config, [], lines.append, TwilioConfig())
+    text = "\n".join(lines)
+    assert "voice webhook https://jam.example.org/twilio/voice" in text
+    assert "anyone can pose as Twilio" in text
+    lines.clear()
+    announce(config, [], lines.append, TwilioConfig(auth_token=TOKEN))
+    assert "anyone can pose" not in "\n".join(lines) and TOKEN not in "\n".join(lines)
+    lines.clear()
+    announce(config, [], lines.append)
+    assert "twilio" not in "\n".join(lines).lower()
+
+
+async def test_without_the_gateway_its_paths_are_not_served(start_relay: StartRelay) -> None:
+    relay = await start_relay()
+    resp = await post_voice(relay, webhook_form())
+    assert resp.status in (404, 405)
+    assert TWILIO not in relay.app
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_twilio_table_turns_the_gateway_on(tmp_path: Path) -> None:
+    assert load_twilio_config(_write(tmp_path, "[relay]\nport = 9000\n"), env={}) is None
+    assert load_twilio_config(None, env={}) is None
+    assert load_twilio_config(_write(tmp_path, "[twilio]\n"), env={}) == TwilioConfig()
+    path = _write(
+        tmp_path,
+        '[twilio]\nauth_token = "t"\ngreeting = "Hi"\npseudonym_key = "k"\nchannel = "x"\n',
+    )
+    assert load_twilio_config(path, env={}) == TwilioConfig(
+        auth_token="t", greeting="Hi", pseudonym_key="k", channel="x"
+    )
+    assert load_twilio_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
+    off = _write(tmp_path, '[twilio]\nenabled = false\nauth_token = "t"\n')
+    assert load_twilio_config(off, env={}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[twilio]\nauth_tokn = 'x'\n", "no setting 'auth_tokn'"),
+        ("[twilio]\nauth_token = 5\n", "auth_token must be a string"),
+        ("[twilio]\nchannel = 'dialjam:control'\n", "channel"),
+        ("[twilio]\nchannel = 'a b'\n", "channel"),
+        ("twilio = 3\n", "must be a table"),
+    ],
+)
+def test_a_wrong_twilio_setting_is_named(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_twilio_config(_write(tmp_path, text), env={})
