@@ -487,9 +487,7 @@ class Engine:
             facade=self.config.facade,
             tracks=tuple(views),
             line=tuple(self.line),
-            line_display=tuple(
-                self.callers[c].nick or self.callers[c].display for c in self.line
-            ),
+            line_display=tuple(self.callers[c].nick or self.callers[c].display for c in self.line),
             lit=tuple(sorted(lit.values(), key=lambda w: (w.floor, w.bay))),
             attract=self.attract(now),
             paused=self.paused,
