@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.__main__ import config_from_args, setup_logging
-from relay.config import ConfigError, RelayConfig
+from relay.config import ConfigError, RelayConfig, load_twilio_config
 
 from .config import BillboardConfig, load_billboard_config
 from .show import Options, Show
@@ -153,6 +153,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         board, relay = load(args)
+        twilio = None if board.relay else load_twilio_config(args.config)
     except ConfigError as exc:
         print(f"dialjam billboard: error: {exc}", file=sys.stderr)
         return 2
@@ -178,7 +179,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     sinks, sound, midi = open_sinks(board, options)
     relay, made_up = relay.with_tokens()
-    show = Show(board, relay, options, sinks=sinks, midi=midi)
+    show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio)
     for sink in sinks:
         if isinstance(sink, RecorderSink):
             sink.recorder.start(show.start)  # the file's time zero is the show's
@@ -190,7 +191,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not board.relay:
         from relay.__main__ import announce
 
-        announce(dataclasses.replace(relay, port=show.relay_port or relay.port), made_up, print)
+        announce(
+            dataclasses.replace(relay, port=show.relay_port or relay.port), made_up, print, twilio
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

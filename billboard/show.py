@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.app import create_app
-from relay.config import RelayConfig
+from relay.config import RelayConfig, TwilioConfig
 
 from .config import BillboardConfig
 from .door import Door
@@ -61,9 +61,11 @@ class Show:
         *,
         sinks: list[Any] | None = None,
         midi: Any = None,
+        twilio: TwilioConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.twilio = twilio  # the embedded relay mounts the gateway, as python -m relay does
         self.options = options
         self.clock = clock
         self.start = clock()
@@ -150,7 +152,7 @@ class Show:
         if cfg.relay:
             url = cfg.relay
         else:
-            app = create_app(self.relay_config)
+            app = create_app(self.relay_config, self.twilio)
             runner = self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3)
             await runner.setup()
             site = web.TCPSite(runner, self.relay_config.host, self.relay_config.port)
