@@ -206,6 +206,9 @@ class TwilioConfig:
     pseudonym_key: str = ""
     # Where the callers' events go; empty: the relay's channel.
     channel: str = ""
+    # Also listen for key tones in the callers' audio (phones whose keys reach Twilio
+    # as sound, <Start><Stream>); a press Twilio also reports as `dtmf` counts once.
+    inband_dtmf: bool = True
 
     def channel_for(self, relay: RelayConfig) -> str:
         return self.channel or relay.channel

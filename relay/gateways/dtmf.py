@@ -330,3 +330,46 @@ class DtmfDetector:
             self._held, self._misses = key, 0
             return True
         return False
+
+
+# -- one press, two reports --
+
+MERGE_WINDOW_S: Final = 0.6  # a tone and an event of one press arrive this close
+
+
+class PressMerger:
+    """Each key press once, when two sources report the same presses: a provider's
+    DTMF events (Twilio's ``dtmf`` messages, RFC 4733) and the tones a detector hears
+    in the same call's audio.
+
+    The first report of a press counts (the tone is usually heard ~25 ms after the
+    key goes down, the event comes when it is released). A report is the *other*
+    source's copy of a press already counted when that source has an unmatched report
+    of the same key less than `window_s` old; reports are matched oldest first, so a
+    key pressed twice quickly is still two presses. A source that misses a press costs
+    nothing: its partner's report simply finds no match and counts. Pure: the caller
+    passes the time.
+    """
+
+    def __init__(self, window_s: float = MERGE_WINDOW_S, depth: int = 32) -> None:
+        self.window_s = window_s
+        self.depth = depth
+        self._unmatched: dict[str, list[tuple[float, str]]] = {}  # source → (time, key)
+        self.merged = 0  # reports that were a copy of a press already counted
+
+    def press(self, source: str, key: str, now: float) -> bool:
+        """Whether this report of `key` from `source` at `now` is a new press."""
+        oldest = now - self.window_s
+        for other, reports in self._unmatched.items():
+            reports[:] = [(t, k) for t, k in reports if t >= oldest]
+            if other == source:
+                continue
+            for index, (_, earlier) in enumerate(reports):
+                if earlier == key:
+                    del reports[index]
+                    self.merged += 1
+                    return False
+        mine = self._unmatched.setdefault(source, [])
+        mine.append((now, key))
+        del mine[: -self.depth]
+        return True

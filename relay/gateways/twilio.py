@@ -13,7 +13,11 @@ Two doors, both mounted on the relay's app:
   ``media``, ``dtmf``, ``mark``, ``stop`` (WIRE.md).
 
 `TwilioStream` is the pure core of one stream (JSON in, events out, no I/O); the
-handlers only check signatures, feed it and publish what it returns. A bad message is
+handlers only check signatures, feed it and publish what it returns. With
+``[twilio] inband_dtmf`` (the default) the core also listens to the caller's audio
+with the Goertzel detector of ``dtmf.py``, for phones whose keys reach Twilio only as
+sound and for ``<Start><Stream>`` streams, which carry no ``dtmf`` messages; a press
+reported both ways counts once (``dtmf.PressMerger``). A bad message is
 the peer's fault: it is counted, logged once per stream and kind, and the stream goes on.
 """
 
@@ -29,7 +33,7 @@ import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +43,7 @@ from aiohttp import WSMsgType, web
 from ..config import RelayConfig, TwilioConfig
 from ..privacy import pseudonym
 from ..protocol import CLOSE_GOING_AWAY, ProtocolError
+from .dtmf import DtmfDetector, PressMerger
 
 log = logging.getLogger("relay.twilio")
 
@@ -164,18 +169,6 @@ class Event:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Media:
-    """20 ms of the caller's audio (μ-law bytes), for an in-band DTMF detector."""
-
-    call: Call
-    track: str
-    ulaw: bytes
-
-
-Output = Event | Media
-
-
 class StreamError(Exception):
     """A message the stream cannot use: the peer's fault, never the relay's."""
 
@@ -195,13 +188,20 @@ def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
 @dataclass
 class TwilioStream:
     """The messages of one Twilio Media Stream in, events out. Raises `StreamError`
-    for a bad message and keeps going: the next good one works."""
+    for a bad message and keeps going: the next good one works.
+
+    With `inband`, the caller's inbound μ-law audio goes through a DTMF detector too;
+    `now` (seconds, any steady clock) only serves to tell one press reported twice
+    (a `dtmf` message and its tone) from two presses."""
 
     seal_key: bytes
+    inband: bool = True
     call: Call | None = None
     stopped: bool = False
+    detector: DtmfDetector | None = None
+    presses: PressMerger = field(default_factory=PressMerger)
 
-    def receive(self, frame: str | bytes) -> list[Output]:
+    def receive(self, frame: str | bytes, now: float = 0.0) -> list[Event]:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
@@ -230,23 +230,30 @@ class TwilioStream:
             except (binascii.Error, ValueError):
                 raise StreamError("bad_field", "media.payload is not base64") from None
             track = media.get("track")
-            return [Media(call, track if isinstance(track, str) else "inbound", ulaw)]
+            if self.detector is None or (isinstance(track, str) and track != "inbound"):
+                return []  # no detector, or our own audio echoed back: not the caller's keys
+            keys = self.detector.feed_ulaw(ulaw)
+            return [out for key in keys for out in self.digit(key, "tone", now)]
         if event == "dtmf":
             dtmf = _field(msg, "dtmf", dict, "")
             digit = _field(dtmf, "digit", str, "dtmf")
             if digit not in KEYS:
                 raise StreamError("bad_digit", "dtmf.digit is not one of 0-9 * # A-D")
-            return [self.digit(digit)]
+            return self.digit(digit, "event", now)
         return self.hang_up()  # stop
 
-    def digit(self, key: str) -> Event:
-        """A key press of this stream's caller (from a `dtmf` message or the audio)."""
+    def digit(self, key: str, how: str, now: float) -> list[Event]:
+        """A key press of this stream's caller, heard `how` ("event": a `dtmf`
+        message; "tone": in the audio): one event, or none when it is the second
+        report of a press already counted."""
         call = self.call
         assert call is not None
+        if not self.presses.press(how, key, now):
+            return []
         data = {"event": "digit", "caller": call.caller, "digit": key, "source": "twilio"}
-        return Event(call.channel, data)
+        return [Event(call.channel, data)]
 
-    def hang_up(self) -> list[Output]:
+    def hang_up(self) -> list[Event]:
         """`stop`, or the socket closed: the caller leaves (once)."""
         if self.call is None or self.stopped:
             return []
@@ -254,7 +261,7 @@ class TwilioStream:
         data = {"event": "leave", "caller": self.call.caller, "reason": "hangup"}
         return [Event(self.call.channel, data)]
 
-    def _start(self, msg: dict[str, Any]) -> list[Output]:
+    def _start(self, msg: dict[str, Any]) -> list[Event]:
         if self.call is not None:
             raise StreamError("second_start", "a second start on one stream")
         start = _field(msg, "start", dict, "")
@@ -280,6 +287,8 @@ class TwilioStream:
         ) == ("audio/x-mulaw", 8000, 1)
         display = f"…{last}" if last else None
         self.call = Call(call_sid, stream_sid, channel, caller, display, ulaw_8k)
+        if self.inband and ulaw_8k:
+            self.detector = DtmfDetector()
         data = {
             "event": "join",
             "caller": caller,
@@ -294,10 +303,7 @@ class TwilioStream:
 
 
 class TwilioGateway:
-    """Mounts the webhook and the stream on the relay's app and publishes their events.
-
-    `on_media(call, ulaw)` is the hook for in-band DTMF (relay/gateways/dtmf.py): it
-    gets every inbound 20 ms frame and returns the keys it heard (none, for now)."""
+    """Mounts the webhook and the stream on the relay's app and publishes their events."""
 
     def __init__(
         self,
@@ -364,15 +370,6 @@ class TwilioGateway:
             self._count_error(exc.code)
             log.warning("twilio event not published: %s (%s)", exc.code, exc.message)
 
-    def on_media(self, call: Call, ulaw: bytes) -> list[str]:
-        """In-band DTMF hook: the keys heard in this 20 ms frame of `call`'s inbound
-        audio. None yet: our `<Connect><Stream>` carries `dtmf` messages."""
-        return []
-
-    def on_call_end(self, call: Call) -> None:
-        """The call's stream is over (stop, or the socket closed): free what
-        `on_media` kept for it."""
-
     def _call_pseudonym(self, call_sid: str) -> str:
         # Not privacy.pseudonym: it keeps only the digits, and two CallSids may share them.
         mac = hmac.new(self._key, f"twilio call {call_sid}".encode(), hashlib.sha256)
@@ -416,45 +413,30 @@ class TwilioGateway:
         await ws.prepare(request)
         self.stream_count += 1
         name = f"twilio stream #{self.stream_count} ({request.remote})"
-        core = TwilioStream(self._seal_key)
+        core = TwilioStream(self._seal_key, inband=self.config.inband_dtmf)
         logged: set[str] = set()
+        clock = asyncio.get_running_loop().time
         self.sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     try:
-                        outputs = core.receive(msg.data)
+                        outputs = core.receive(msg.data, clock())
                     except StreamError as exc:
                         self._refuse(name, core, exc, logged)
                         continue
                     for out in outputs:
-                        if isinstance(out, Media):
-                            self._media(name, core, out)
-                        else:
-                            self.publish(out)
+                        self.publish(out)
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
         finally:
             self.sockets.discard(ws)
             # A socket closed without `stop` is a hang-up too.
             for out in core.hang_up():
-                if isinstance(out, Event):
-                    self.publish(out)
-            if core.call is not None:
-                self.on_call_end(core.call)
+                self.publish(out)
+            if core.presses.merged:
+                log.debug("%s: %d presses reported twice, counted once", name, core.presses.merged)
         return ws
-
-    def _media(self, name: str, core: TwilioStream, media: Media) -> None:
-        if not media.track.startswith("inbound"):
-            return  # our own audio echoed back, not the caller's keys
-        try:
-            keys = self.on_media(media.call, media.ulaw)
-        except Exception:  # our bug: show it, keep the call
-            log.exception("in-band DTMF failed on %s", name)
-            return
-        for key in keys:
-            if key in KEYS:
-                self.publish(core.digit(key))
 
     def _refuse(self, name: str, core: TwilioStream, exc: StreamError, logged: set[str]) -> None:
         self._count_error(f"twilio_{exc.code}")

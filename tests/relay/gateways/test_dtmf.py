@@ -12,6 +12,7 @@ import pytest
 from relay.gateways.dtmf import (
     KEYS,
     DtmfDetector,
+    PressMerger,
     dtmf_tone,
     ulaw_decode,
     ulaw_encode,
@@ -211,3 +212,43 @@ def test_music_gives_no_more_false_digits_than_multimon_ng(tmp_path: Path) -> No
     needs_tools()
     _, _, ours_wrong, _, theirs_wrong = _compare(music_corpus(tmp_path), tmp_path)
     assert ours_wrong <= theirs_wrong
+
+
+# -- one press reported by two sources --
+
+
+def test_a_press_reported_by_both_sources_counts_once_whichever_comes_first() -> None:
+    merger = PressMerger()
+    assert merger.press("tone", "5", 1.00) is True
+    assert merger.press("event", "5", 1.08) is False
+    assert merger.press("event", "7", 2.00) is True
+    assert merger.press("tone", "7", 2.03) is False
+    assert merger.merged == 2
+
+
+def test_a_single_source_counts_every_press_even_the_same_key_quickly() -> None:
+    merger = PressMerger()
+    assert [merger.press("event", "1", 0.1 * n) for n in range(5)] == [True] * 5
+
+
+def test_a_key_pressed_twice_quickly_is_two_presses_when_both_sources_report_both() -> None:
+    merger = PressMerger()
+    reports = [("tone", 0.00), ("event", 0.10), ("tone", 0.18), ("event", 0.28)]
+    assert [merger.press(source, "9", t) for source, t in reports] == [True, False, True, False]
+
+
+def test_reports_further_apart_than_the_window_or_of_other_keys_are_different_presses() -> None:
+    merger = PressMerger(window_s=0.6)
+    assert merger.press("tone", "2", 0.0) is True
+    assert merger.press("event", "2", 0.7) is True
+    assert merger.press("tone", "3", 0.75) is True
+    assert merger.press("event", "4", 0.76) is True
+    assert merger.merged == 0
+
+
+def test_a_press_one_source_missed_does_not_swallow_a_later_press() -> None:
+    merger = PressMerger()
+    # The detector missed the first "6"; Twilio reported both.
+    assert merger.press("event", "6", 0.0) is True
+    assert merger.press("tone", "6", 0.25) is False  # taken for the first press's copy…
+    assert merger.press("event", "6", 0.35) is True  # …so the second still counts

@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
+import orjson
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from relay.__main__ import announce
 from relay.config import ConfigError, RelayConfig, TwilioConfig, load_twilio_config
+from relay.gateways.dtmf import dtmf_tone, ulaw_encode
 from relay.gateways.twilio import (
     TWILIO,
-    Call,
+    TwilioStream,
     compute_signature,
     connect_twiml,
+    seal,
     signature_ok,
     url_variants,
 )
@@ -548,47 +552,103 @@ async def test_a_forged_start_without_our_seal_publishes_nothing(
     await sub.close()
 
 
-# -- in-band DTMF hook --
+# -- in-band DTMF --
 
 
-async def test_inbound_audio_reaches_the_in_band_dtmf_hook_and_its_keys_are_published(
-    start_relay: StartRelay, monkeypatch: pytest.MonkeyPatch
+def audio_frames(keys: str, tone_ms: float = 80, gap_ms: float = 80) -> list[bytes]:
+    """A caller's inbound audio as Twilio delivers it: 20 ms μ-law frames, each key
+    a tone of `tone_ms` and a pause of `gap_ms` (160 bytes a frame)."""
+    pcm = np.concatenate(
+        [np.zeros(160)]
+        + [np.concatenate((dtmf_tone(k, tone_ms), np.zeros(round(gap_ms * 8)))) for k in keys]
+    )
+    pcm = np.concatenate((pcm, np.zeros(-len(pcm) % 160)))
+    ulaw = ulaw_encode(pcm)
+    return [ulaw[i : i + 160] for i in range(0, len(ulaw), 160)]
+
+
+def media_of(n: int, ulaw: bytes, track: str = "inbound") -> dict[str, Any]:
+    message = media(n)
+    payload = base64.b64encode(ulaw).decode()
+    message["media"] = {**message["media"], "payload": payload, "track": track}
+    return message
+
+
+async def digits_until_leave(sub: aiohttp.ClientWebSocketResponse) -> list[str]:
+    events = []
+    while not events or events[-1]["event"] != "leave":
+        events.append(await recv(sub))
+    assert events[0]["event"] == "join"
+    return [e["digit"] for e in events if e["event"] == "digit"]
+
+
+async def test_keys_that_reach_twilio_only_as_tones_are_heard_in_the_audio(
+    start_relay: StartRelay,
 ) -> None:
     relay = await start(start_relay)
-    gateway = relay.app[TWILIO]
-    heard: list[tuple[Call, bytes]] = []
-
-    def on_media(call: Call, ulaw: bytes) -> list[str]:
-        heard.append((call, ulaw))
-        return ["7"] if len(heard) == 2 else []
-
-    ended: list[Call] = []
-    monkeypatch.setattr(gateway, "on_media", on_media)
-    monkeypatch.setattr(gateway, "on_call_end", ended.append)
     sub = await subscribe(relay)
     answer = await dial(relay)
     ws = await open_stream(relay)
     await send(ws, start_message(answer["params"]))
-    for n in range(3):
-        await send(ws, media(n))
-    outbound = media(3)
-    outbound["media"] = {**outbound["media"], "track": "outbound"}
-    await send(ws, outbound)  # our own audio: not the caller's keys
-    await send(ws, stop(9))
-    events = [await recv(sub) for _ in range(3)]
-    assert [e["event"] for e in events] == ["join", "digit", "leave"]
-    assert events[1]["digit"] == "7"
-    assert len(heard) == 3
-    call, ulaw = heard[0]
-    assert ulaw == b"\xff" * 160
-    assert call.ulaw_8k and call.call_sid == CALL_SID and call.stream_sid == STREAM_SID
-    assert call.caller == answer["params"]["caller"] and call.display == "…12"
+    for n, frame in enumerate(audio_frames("159#*0D")):
+        await send(ws, media_of(n, frame))
+    await send(ws, stop(999))
+    assert await digits_until_leave(sub) == list("159#*0D")
     await ws.close()
 
-    async def over() -> bool:
-        return ended == [call]
 
-    await until(over)
+def test_a_press_reported_as_a_dtmf_message_and_as_a_tone_counts_once() -> None:
+    core = TwilioStream(seal_key=b"k" * 32)
+    params = {"channel": "dialjam", "caller": "c-1", "last_digits": "12"}
+    params["seal"] = seal(b"k" * 32, CALL_SID, "dialjam", "c-1", "12")
+    assert len(core.receive(orjson.dumps(start_message(params)), 0.0)) == 1
+    heard: list[str] = []
+    now = 0.0
+    # "55" then "8", each a 100 ms tone (frames 1-5, 9-13, 17-21). Twilio's dtmf
+    # message usually comes when the key is released, after the detector has heard
+    # the tone; the first one here overtakes its tone (sent at frame 1, the tone is
+    # confirmed at frame 2).
+    frames = audio_frames("558", tone_ms=100, gap_ms=60)
+    messages = {1: "5", 14: "5", 22: "8"}  # frame index → a dtmf message after it
+    for n, frame in enumerate(frames):
+        now = 0.02 * n
+        for out in core.receive(orjson.dumps(media_of(n, frame)), now):
+            heard.append(out.data["digit"])
+        if n in messages:
+            for out in core.receive(orjson.dumps(dtmf(messages[n], 100 + n)), now):
+                heard.append(out.data["digit"])
+    assert heard == ["5", "5", "8"]
+    assert core.presses.merged == 3
+
+
+def test_a_dtmf_message_without_a_tone_and_a_tone_without_a_message_both_count() -> None:
+    core = TwilioStream(seal_key=b"k" * 32)
+    params = {"channel": "dialjam", "caller": "c-1", "last_digits": "12"}
+    params["seal"] = seal(b"k" * 32, CALL_SID, "dialjam", "c-1", "12")
+    core.receive(orjson.dumps(start_message(params)), 0.0)
+    heard = [out.data["digit"] for out in core.receive(orjson.dumps(dtmf("3", 5)), 0.0)]
+    for n, frame in enumerate(audio_frames("3")):
+        heard += [out.data["digit"] for out in core.receive(orjson.dumps(media_of(n, frame)), 5.0)]
+    assert heard == ["3", "3"]  # seconds apart: two presses
+
+
+async def test_tones_on_the_outbound_track_or_with_inband_dtmf_off_are_not_keys(
+    start_relay: StartRelay,
+) -> None:
+    for relay, track in (
+        (await start(start_relay), "outbound"),
+        (await start(start_relay, inband_dtmf=False), "inbound"),
+    ):
+        sub = await subscribe(relay)
+        answer = await dial(relay)
+        ws = await open_stream(relay)
+        await send(ws, start_message(answer["params"]))
+        for n, frame in enumerate(audio_frames("123")):
+            await send(ws, media_of(n, frame, track))
+        await send(ws, dtmf("9", 500))
+        await send(ws, stop(999))
+        assert await digits_until_leave(sub) == ["9"]
+        await ws.close()
 
 
 async def test_shutdown_closes_every_stream_with_going_away(start_relay: StartRelay) -> None:
