@@ -44,6 +44,7 @@ bench: venv
 	$(PY) bench/engine_speed.py
 	$(PY) bench/frame_time.py
 	$(PY) bench/grid_timing.py
+	$(PY) bench/dtmf_speed.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -5,7 +5,9 @@
 `DtmfDetector` 20 ms μ-law chunks (160 bytes, as Twilio Media Streams deliver them) of
 a generated call mixing silence, key presses and loud speech-like noise, on one thread
 pinned to one core, for about ``--seconds`` (5) of wall-clock time, and prints × real
-time (target ≥ 1,000×: one core serves a thousand calls) and µs per chunk. Then the
+time (target ≥ 1,000×: one core serves a thousand calls) and µs per chunk; then the
+same for a whole Twilio stream's core (`TwilioStream.receive`: JSON, base64, detector
+and the merging of dtmf messages with tones), the cost per call the relay pays. Then the
 accuracy table: the Q.24 must-accept corpus of tests/relay/gateways/dtmf_corpus.py
 (every key; 40–100 ms; ±1.5 %; twist; levels; white noise at 20/10/6 dB) through our
 detector and through multimon-ng (needs `multimon-ng` and `sox`; skipped, saying so,
@@ -15,17 +17,21 @@ when they are missing). The exit code is 0 whatever the numbers: it is a measure
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import numpy as np
+import orjson
 
 from relay.gateways.dtmf import CHUNK_SAMPLES, KEYS, DtmfDetector, dtmf_tone, ulaw_encode
+from relay.gateways.twilio import TwilioStream, seal
 from tests.relay.gateways.dtmf_corpus import (
     INSTALL,
     accuracy_corpus,
@@ -64,6 +70,36 @@ def call_audio(seconds: float, seed: int) -> tuple[list[bytes], int]:
     return chunks, pressed
 
 
+def twilio_frames(chunks: list[bytes]) -> list[bytes]:
+    """The chunks as a Twilio Media Stream delivers them: `start`, then `media`
+    messages (JSON, base64), as the relay's socket hands them to the core."""
+    key = b"bench" * 8
+    params = {"channel": "dialjam", "caller": "c-bench", "last_digits": "12"}
+    params["seal"] = seal(key, "CAbench", "dialjam", "c-bench", "12")
+    fmt = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+    start = {"callSid": "CAbench", "streamSid": "MZbench", "mediaFormat": fmt}
+    message = {"event": "start", "start": {**start, "customParameters": params}}
+    frames = [orjson.dumps({**message, "streamSid": "MZbench"})]
+    for n, chunk in enumerate(chunks):
+        media = {"track": "inbound", "chunk": str(n + 1), "timestamp": str(20 * n)}
+        media["payload"] = base64.b64encode(chunk).decode()
+        message = {"event": "media", "sequenceNumber": str(n + 2), "media": media}
+        frames.append(orjson.dumps({**message, "streamSid": "MZbench"}))
+    return frames
+
+
+def timed(seconds: float, run: Callable[[], int]) -> tuple[int, float, int]:
+    """Run `run()` (→ keys found) again and again for about `seconds`; (runs, elapsed, found)."""
+    runs, elapsed, found = 0, 0.0, 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        found = run()
+        elapsed += time.perf_counter() - start
+        runs += 1
+    return runs, elapsed, found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -72,15 +108,12 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     chunks, pressed = call_audio(60.0, seed=1)
     audio_s = len(chunks) * CHUNK_SAMPLES / 8000
-    runs, elapsed, found = 0, 0.0, 0
-    deadline = time.perf_counter() + args.seconds
-    while time.perf_counter() < deadline:
+
+    def detector_run() -> int:
         detector = DtmfDetector()
-        start = time.perf_counter()
-        digits = [d for chunk in chunks for d in detector.feed_ulaw(chunk)]
-        elapsed += time.perf_counter() - start
-        runs += 1
-        found = len(digits)
+        return len([d for chunk in chunks for d in detector.feed_ulaw(chunk)])
+
+    runs, elapsed, found = timed(args.seconds, detector_run)
     per_chunk = elapsed / (runs * len(chunks))
     factor = audio_s * runs / elapsed
     print(f"DtmfDetector, one core, 20 ms μ-law chunks: {runs} × {audio_s:.0f} s of call audio")
@@ -89,6 +122,18 @@ def main() -> None:
         f"({'PASS' if factor >= 1000 else 'MISS'}: target ≥ 1,000×)"
     )
     print(f"  keys heard: {found} of {pressed} pressed (speech-like noise between them)")
+    frames = twilio_frames(chunks)
+
+    def stream_run() -> int:
+        core = TwilioStream(seal_key=b"bench" * 8)
+        return sum(len(core.receive(frame, 0.02 * n)) for n, frame in enumerate(frames)) - 1
+
+    runs, elapsed, found = timed(args.seconds, stream_run)
+    factor = audio_s * runs / elapsed
+    print(
+        f"TwilioStream.receive (JSON + base64 + detector): {factor:,.0f}× real time, "
+        f"{elapsed / (runs * len(frames)) * 1e6:.1f} µs per message; keys {found} of {pressed}"
+    )
     missing = missing_tools()
     if "multimon-ng" in missing or "sox" in missing:
         print(f"accuracy table skipped: {', '.join(missing)} missing — {INSTALL}")
