@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from . import protocol
 
@@ -214,7 +214,14 @@ class TwilioConfig:
         return self.channel or relay.channel
 
 
-_TWILIO_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(TwilioConfig)}
+class GatewayConfig(Protocol):
+    """What the shared loader needs of a gateway's settings: a frozen dataclass with a
+    `channel` (empty: the relay's)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def channel(self) -> str: ...
 
 
 def load_twilio_config(
@@ -222,23 +229,38 @@ def load_twilio_config(
 ) -> TwilioConfig | None:
     """The `[twilio]` table of the installation's file (`path` or DIALJAM_CONFIG), or
     None when there is none or it says `enabled = false`. Raises `ConfigError`."""
+    loaded = _load_gateway_table(path, env, "twilio", TwilioConfig)
+    return loaded[0] if loaded is not None and loaded[0].enabled else None
+
+
+_Gateway = TypeVar("_Gateway", bound=GatewayConfig)
+
+
+def _load_gateway_table(
+    path: str | Path | None, env: Mapping[str, str] | None, table: str, cls: type[_Gateway]
+) -> tuple[_Gateway, str] | None:
+    """A gateway's `[table]` of the installation's file (`path` or DIALJAM_CONFIG) as
+    `cls`, and the origin to name in errors; None when the file has no such table (an
+    empty one: the defaults). Unknown keys, wrong types and a bad `channel` raise
+    `ConfigError`."""
     env = os.environ if env is None else env
     path = path or env.get("DIALJAM_CONFIG") or None
     if not path:
         return None
-    table = read_table(path, "twilio")  # a missing or broken file: a ConfigError
-    if not table:
+    values = read_table(path, table)  # a missing or broken file: a ConfigError
+    if not values:
         with open(path, "rb") as f:
-            if "twilio" not in tomllib.load(f):  # no table (an empty one: defaults)
+            if table not in tomllib.load(f):  # no table (an empty one: defaults)
                 return None
-    origin = f"{path} [twilio]"
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _TWILIO_TYPES:
-            known = ", ".join(sorted(_TWILIO_TYPES))
+    origin = f"{path} [{table}]"
+    types = {f.name: str(f.type) for f in fields(cls)}
+    settings: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in types:
+            known = ", ".join(sorted(types))
             raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
-        values[key] = coerce(_TWILIO_TYPES[key], key, value, origin)
-    config = TwilioConfig(**values)
+        settings[key] = coerce(types[key], key, value, origin)
+    config = cls(**settings)
     if config.channel and (
         not protocol.valid_channel(config.channel)
         or config.channel.endswith((protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX))
@@ -247,4 +269,58 @@ def load_twilio_config(
             f"{origin}: channel {config.channel!r} must be 1–64 characters of "
             "A-Z a-z 0-9 _ . : - and not end in :control or :state"
         )
-    return config if config.enabled else None
+    return config, origin
+
+
+# --- [ari]: the Asterisk ARI gateway (issue 5) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    """The `[ari]` table. The gateway runs when `url` is set: the relay connects out to
+    Asterisk's ARI (http.conf, ari.conf) and takes the callers of the Stasis app."""
+
+    # Asterisk's HTTP server, e.g. http://127.0.0.1:8088 (ws:// or wss:// also do);
+    # the events socket is ws(s)://…/ari/events. Empty: no ARI gateway.
+    url: str = ""
+    # The Stasis application: the dialplan sends callers with `Stasis(dialjam)`.
+    app: str = "dialjam"
+    # An ARI user of ari.conf (REST calls use HTTP basic auth, the socket api_key).
+    username: str = ""
+    password: str = ""
+    # Played after answering, before the caller joins; empty: none. Several media
+    # URIs may be given comma-separated (sound:…, tone:…, recording:…).
+    prompt: str = "sound:beep"
+    # The key of the callers' pseudonyms; empty: a new random one each start.
+    pseudonym_key: str = ""
+    # Where the callers' events go; empty: the relay's channel.
+    channel: str = ""
+    # The longest wait between two attempts to reach Asterisk (seconds).
+    reconnect_max_s: float = 30.0
+
+    def channel_for(self, relay: RelayConfig) -> str:
+        return self.channel or relay.channel
+
+
+def load_ari_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> AriConfig | None:
+    """The `[ari]` table of the installation's file (`path` or DIALJAM_CONFIG), or None
+    when there is none or its `url` is empty. Raises `ConfigError`."""
+    loaded = _load_gateway_table(path, env, "ari", AriConfig)
+    if loaded is None or not loaded[0].url:
+        return None
+    config, origin = loaded
+    if not config.url.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ConfigError(
+            f"{origin}: url {config.url!r} must start with http://, https://, ws:// or wss:// "
+            "(Asterisk's HTTP server, e.g. http://127.0.0.1:8088)"
+        )
+    if not config.app or any(ch in config.app for ch in "/?&#%, ") or len(config.app) > 64:
+        raise ConfigError(
+            f"{origin}: app {config.app!r} must be 1–64 characters without / ? & # % , "
+            "or spaces (the name given to Stasis() in the dialplan)"
+        )
+    if config.reconnect_max_s <= 0:
+        raise ConfigError(f"{origin}: reconnect_max_s must be more than 0")
+    return config
