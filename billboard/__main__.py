@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.__main__ import config_from_args, setup_logging
-from relay.config import ConfigError, RelayConfig, load_twilio_config
+from relay.config import ConfigError, RelayConfig, load_ari_config, load_twilio_config
 
 from .config import BillboardConfig, load_billboard_config
 from .show import Options, Show
@@ -154,6 +154,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         board, relay = load(args)
         twilio = None if board.relay else load_twilio_config(args.config)
+        ari = None if board.relay else load_ari_config(args.config)
     except ConfigError as exc:
         print(f"dialjam billboard: error: {exc}", file=sys.stderr)
         return 2
@@ -179,7 +180,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     sinks, sound, midi = open_sinks(board, options)
     relay, made_up = relay.with_tokens()
-    show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio)
+    show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio, ari=ari)
     for sink in sinks:
         if isinstance(sink, RecorderSink):
             sink.recorder.start(show.start)  # the file's time zero is the show's
@@ -192,7 +193,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         from relay.__main__ import announce
 
         announce(
-            dataclasses.replace(relay, port=show.relay_port or relay.port), made_up, print, twilio
+            dataclasses.replace(relay, port=show.relay_port or relay.port),
+            made_up,
+            print,
+            twilio,
+            ari,
         )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

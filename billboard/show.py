@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.app import create_app
-from relay.config import RelayConfig, TwilioConfig
+from relay.config import AriConfig, RelayConfig, TwilioConfig
 
 from .config import BillboardConfig
 from .door import Door
@@ -62,10 +62,12 @@ class Show:
         sinks: list[Any] | None = None,
         midi: Any = None,
         twilio: TwilioConfig | None = None,
+        ari: AriConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.twilio = twilio  # the embedded relay mounts the gateway, as python -m relay does
+        self.ari = ari  # and runs the ARI client
         self.options = options
         self.clock = clock
         self.start = clock()
@@ -152,7 +154,7 @@ class Show:
         if cfg.relay:
             url = cfg.relay
         else:
-            app = create_app(self.relay_config, self.twilio)
+            app = create_app(self.relay_config, self.twilio, self.ari)
             runner = self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3)
             await runner.setup()
             site = web.TCPSite(runner, self.relay_config.host, self.relay_config.port)

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from .app import create_app
-from .config import ConfigError, RelayConfig, TwilioConfig, load_config, load_twilio_config
+from .config import (
+    AriConfig,
+    ConfigError,
+    RelayConfig,
+    TwilioConfig,
+    load_ari_config,
+    load_config,
+    load_twilio_config,
+)
 
 log = logging.getLogger("relay")
 
@@ -39,6 +47,7 @@ def announce(
     made_up: list[str],
     say: Callable[[str], None],
     twilio: TwilioConfig | None = None,
+    ari: AriConfig | None = None,
 ) -> None:
     """Tell the operator where everything is (stdout, not the log: tokens never go to
     a log file)."""
@@ -69,10 +78,23 @@ def announce(
                 "  warning:    [twilio] auth_token is empty: signatures are not checked, "
                 "anyone can pose as Twilio"
             )
+    # --- [ari] (issue 5): never the password ---
+    if ari is not None:
+        say(
+            f"  Asterisk:   ARI client of {ari.url} app {ari.app} (dialplan: Stasis({ari.app})), "
+            f"channel {ari.channel_for(config)}"
+        )
+        if not ari.username:
+            say("  warning:    [ari] username is empty: Asterisk will refuse the client")
 
 
-async def serve(config: RelayConfig, made_up: list[str], twilio: TwilioConfig | None = None) -> int:
-    app = create_app(config, twilio)
+async def serve(
+    config: RelayConfig,
+    made_up: list[str],
+    twilio: TwilioConfig | None = None,
+    ari: AriConfig | None = None,
+) -> int:
+    app = create_app(config, twilio, ari)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
@@ -89,7 +111,7 @@ async def serve(config: RelayConfig, made_up: list[str], twilio: TwilioConfig | 
         import dataclasses
 
         config = dataclasses.replace(config, port=runner.addresses[0][1])
-    announce(config, made_up, lambda line: print(line, flush=True), twilio)
+    announce(config, made_up, lambda line: print(line, flush=True), twilio, ari)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         twilio = load_twilio_config(args.config)
+        ari = load_ari_config(args.config)
     except ConfigError as exc:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
@@ -144,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.Runner(loop_factory=event_loop_factory()) as runner,
         contextlib.suppress(KeyboardInterrupt),
     ):
-        return runner.run(serve(config, made_up, twilio))
+        return runner.run(serve(config, made_up, twilio, ari))
     return 0
 
 

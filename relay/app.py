@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from . import protocol
 from .channels import Hub, HubLimits, Subscriber
-from .config import RelayConfig, TwilioConfig
+from .config import AriConfig, RelayConfig, TwilioConfig
 from .metrics import make_registry
 from .protocol import ProtocolError
 from .ratelimit import BucketsByKey, TokenBucket
@@ -51,6 +51,8 @@ class RelayState:
     _rate_samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=6))
     http_buckets: BucketsByKey | None = None
     closing: bool = False
+    # Gateways that run a client of their own (ARI) add their status to /healthz.
+    gateway_health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
     def roles_for(self, token: str | None) -> set[str]:
         """The roles a token grants, compared in constant time; never logged."""
@@ -348,6 +350,7 @@ def health(state: RelayState) -> dict[str, Any]:
         "drops": hub.stats.drops,
         "queued": sum(hub.queued()),
         "errors": dict(state.errors),
+        **{name: status() for name, status in state.gateway_health.items()},
     }
 
 
@@ -392,9 +395,12 @@ async def close_all(app: web.Application) -> None:
         )
 
 
-def create_app(config: RelayConfig, twilio: TwilioConfig | None = None) -> web.Application:
+def create_app(
+    config: RelayConfig, twilio: TwilioConfig | None = None, ari: AriConfig | None = None
+) -> web.Application:
     """The relay as an aiohttp application (embeddable: the billboard runs it too);
-    with `twilio`, the Twilio gateway's webhook and stream are mounted too."""
+    with `twilio`, the Twilio gateway's webhook and stream are mounted too; with `ari`,
+    an Asterisk ARI client runs with the app."""
     if not (config.operator_token and config.billboard_token):
         config, _ = config.with_tokens()
     hub = Hub(
@@ -424,6 +430,12 @@ def create_app(config: RelayConfig, twilio: TwilioConfig | None = None) -> web.A
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it
 
         TwilioGateway(twilio, config, state.hub.publish, state.count_error).mount(app)
+    if ari is not None:
+        from .gateways.ari import AriGateway
+
+        gateway = AriGateway(ari, config, state.hub.publish, state.count_error)
+        gateway.mount(app)
+        state.gateway_health["ari"] = gateway.health
     # --- end of gateways ---
     app.router.add_get("/{page:keypad|console|wall}", named_page)
     app.router.add_get("/{path:.+}", static)
