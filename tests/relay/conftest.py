@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from relay.app import STATE, RelayState, create_app
-from relay.config import RelayConfig, TwilioConfig
+from relay.config import AriConfig, RelayConfig, TwilioConfig
 
 OPERATOR = "operator-secret-token"
 BILLBOARD = "billboard-secret-token"
@@ -55,11 +55,13 @@ StartRelay = Callable[..., Awaitable[RunningRelay]]
 async def start_relay() -> AsyncIterator[StartRelay]:
     started: list[RunningRelay] = []
 
-    async def start(twilio: TwilioConfig | None = None, **settings: Any) -> RunningRelay:
+    async def start(
+        twilio: TwilioConfig | None = None, ari: AriConfig | None = None, **settings: Any
+    ) -> RunningRelay:
         settings.setdefault("operator_token", OPERATOR)
         settings.setdefault("billboard_token", BILLBOARD)
         config = RelayConfig(host="127.0.0.1", port=0, **settings)
-        app = create_app(config, twilio)
+        app = create_app(config, twilio, ari)
         runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,0 +1,646 @@
+"""The Asterisk ARI gateway: its pure core without I/O, then the real client in a real
+relay on a free port against the fake ARI server (relay/gateways/fake_ari.py), which
+speaks Asterisk's wire format (WIRE.md, rest-api/api-docs/events.json)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from relay.__main__ import announce
+from relay.config import AriConfig, ConfigError, RelayConfig, load_ari_config
+from relay.gateways.ari import (
+    Answer,
+    AriCalls,
+    AriError,
+    Replaced,
+    ari_urls,
+    backoff_delay,
+    basic_auth,
+)
+from relay.gateways.fake_ari import FakeAri, channel_json
+from relay.gateways.twilio import Event
+from relay.privacy import pseudonym
+
+from ..conftest import RunningRelay, StartRelay, recv, until
+from .test_twilio import nothing_published, subscribe
+
+NUMBER = "+14155550112"
+DIGITS = "14155550112"
+KEY = "test-pseudonym-key"
+USER = "dialjam"
+PASSWORD = "s3cret-ari-password"
+CALLER = pseudonym(DIGITS, KEY.encode())
+
+
+def joined(caller: str = CALLER, display: str | None = "…12") -> dict[str, Any]:
+    return {"event": "join", "caller": caller, "source": "ari", "display": display, "nick": None}
+
+
+def digit(key: str, caller: str = CALLER) -> dict[str, Any]:
+    return {"event": "digit", "caller": caller, "digit": key, "source": "ari"}
+
+
+def left(caller: str = CALLER) -> dict[str, Any]:
+    return {"event": "leave", "caller": caller, "reason": "hangup"}
+
+
+# -- the pure core --
+
+
+def core() -> AriCalls:
+    return AriCalls(KEY.encode(), "dialjam")
+
+
+def frame(kind: str, channel: dict[str, Any] | None = None, **fields: Any) -> bytes:
+    msg: dict[str, Any] = {"type": kind, "application": "dialjam", **fields}
+    if channel is not None:
+        msg["channel"] = channel
+    return orjson.dumps(msg)
+
+
+def datas(outputs: list[Any]) -> list[dict[str, Any]]:
+    assert all(isinstance(out, Event) for out in outputs), outputs
+    return [out.data for out in outputs]
+
+
+def test_a_channel_entering_the_app_is_answered_before_its_caller_joins() -> None:
+    calls = core()
+    out = calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
+    assert len(out) == 1 and isinstance(out[0], Answer)
+    assert out[0].call.caller == CALLER and out[0].call.display == "…12"
+    assert calls.callers == 0
+    assert datas(calls.answered("1.1")) == [joined()]
+    assert calls.callers == 1
+
+
+def test_a_caller_who_hangs_up_leaves_once_whatever_asterisk_sends() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER)
+    calls.receive(frame("StasisStart", channel, args=[]))
+    calls.answered("1.1")
+    out = [
+        *calls.receive(frame("ChannelHangupRequest", channel, cause=16, soft=False)),
+        *calls.receive(frame("StasisEnd", channel)),
+        *calls.receive(frame("ChannelDestroyed", channel, cause=16, cause_txt="Normal Clearing")),
+    ]
+    assert datas(out) == [left()]
+    assert calls.callers == 0
+
+
+def test_a_caller_who_hangs_up_during_the_answer_never_joins() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER)
+    calls.receive(frame("StasisStart", channel, args=[]))
+    assert calls.receive(frame("StasisEnd", channel)) == []
+    assert calls.answered("1.1") == []
+    assert calls.receive(frame("StasisStart", channel, args=[])) == []  # a late repeat
+
+
+def test_an_answer_that_failed_joins_nobody() -> None:
+    calls = core()
+    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
+    calls.answer_failed("1.1")
+    assert calls.answered("1.1") == []
+    assert calls.callers == 0
+
+
+def test_a_key_pressed_during_the_answer_joins_the_caller_at_once() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER, state="Up")
+    calls.receive(frame("StasisStart", channel, args=[]))
+    out = calls.receive(frame("ChannelDtmfReceived", channel, digit="7", duration_ms=0))
+    assert datas(out) == [joined(), digit("7")]
+    assert calls.answered("1.1") == []  # joined already: no second join
+
+
+def test_a_key_from_a_channel_never_seen_implies_a_join() -> None:
+    calls = core()
+    out = calls.receive(frame("ChannelDtmfReceived", channel_json("9.9", NUMBER), digit="#"))
+    assert datas(out) == [joined(), digit("#")]
+
+
+def test_every_dtmf_key_is_a_digit_and_anything_else_is_refused() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER)
+    calls.receive(frame("StasisStart", channel, args=[]))
+    calls.answered("1.1")
+    for key in "0123456789*#ABCD":
+        out = calls.receive(frame("ChannelDtmfReceived", channel, digit=key, duration_ms=240))
+        assert datas(out) == [digit(key)]
+    for bad in ("E", "55", "", 5):
+        with pytest.raises(AriError) as exc:
+            calls.receive(frame("ChannelDtmfReceived", channel, digit=bad, duration_ms=240))
+        assert exc.value.code == "bad_digit"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (b"{not json", "bad_json"),
+        (b"[1, 2]", "bad_json"),
+        (b'{"application": "dialjam"}', "bad_field"),
+        (b'{"type": 5}', "bad_field"),
+        (b'{"type": "StasisStart", "args": []}', "bad_field"),
+        (b'{"type": "ChannelDtmfReceived", "digit": "5", "channel": {"name": "x"}}', "bad_field"),
+        (b'{"type": "StasisEnd", "channel": "1.1"}', "bad_field"),
+        (b'{"type": "SomethingNew"}', "unknown_event"),
+    ],
+)
+def test_a_bad_message_is_refused_with_its_kind(text: bytes, code: str) -> None:
+    with pytest.raises(AriError) as exc:
+        core().receive(text)
+    assert exc.value.code == code
+
+
+def test_ordinary_events_of_no_interest_are_ignored_quietly() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER, state="Up")
+    assert calls.receive(frame("ChannelStateChange", channel)) == []
+    assert calls.receive(frame("PlaybackFinished", playback={"id": "p"})) == []
+    assert calls.receive(frame("ChannelVarset", channel, variable="X", value="1")) == []
+
+
+def test_application_replaced_tells_the_client_to_stop() -> None:
+    assert core().receive(frame("ApplicationReplaced")) == [Replaced()]
+
+
+def test_callers_without_a_number_get_a_pseudonym_of_their_own_channel() -> None:
+    calls = core()
+    a = calls.call_for(channel_json("1700000000.11", None))
+    b = calls.call_for(channel_json("1700000001.1", None))  # the same digits
+    assert a.caller != b.caller and a.display is None
+    assert a == calls.call_for(channel_json("1700000000.11", None))
+    anonymous = channel_json("1.2", "anonymous")
+    assert calls.call_for(anonymous).display is None
+
+
+def test_a_resync_leaves_the_vanished_and_lists_the_unknown() -> None:
+    calls = core()
+    for channel_id in ("1.1", "1.2"):
+        calls.receive(frame("StasisStart", channel_json(channel_id, NUMBER), args=[]))
+        calls.answered(channel_id)
+    calls.receive(frame("StasisStart", channel_json("1.3", "+15550000003"), args=[]))
+    calls.receive(frame("StasisEnd", channel_json("1.4", NUMBER)))  # ended: never again
+    leaves, unknown = calls.resync(["1.2", "1.4", "1.5"])
+    assert datas(list(leaves)) == [left()]  # 1.1 is gone; 1.3 never joined
+    assert unknown == ["1.5"]
+    assert set(calls.joined) == {"1.2"} and not calls.answering
+
+
+def test_a_channel_found_by_resync_joins_if_up_and_is_answered_if_ringing() -> None:
+    calls = core()
+    assert datas(calls.adopt(channel_json("2.1", NUMBER, state="Up"))) == [joined()]
+    out = calls.adopt(channel_json("2.2", NUMBER, state="Ring"))
+    assert len(out) == 1 and isinstance(out[0], Answer)
+    calls.leave("2.3")
+    assert calls.adopt(channel_json("2.3", NUMBER, state="Up")) == []
+
+
+def test_when_the_app_is_taken_everyone_leaves() -> None:
+    calls = core()
+    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
+    calls.answered("1.1")
+    calls.receive(frame("StasisStart", channel_json("1.2", NUMBER), args=[]))
+    assert datas(list(calls.leave_all())) == [left()]
+    assert calls.callers == 0 and not calls.answering
+
+
+@pytest.mark.parametrize(
+    ("url", "rest", "events"),
+    [
+        ("http://127.0.0.1:8088", "http://127.0.0.1:8088/ari", "ws://127.0.0.1:8088/ari/events"),
+        (
+            "https://pbx.example.org/",
+            "https://pbx.example.org/ari",
+            "wss://pbx.example.org/ari/events",
+        ),
+        ("ws://h:8088/ari/events", "http://h:8088/ari", "ws://h:8088/ari/events"),
+        ("wss://h/asterisk/ari", "https://h/asterisk/ari", "wss://h/asterisk/ari/events"),
+    ],
+)
+def test_the_events_socket_and_rest_base_come_from_one_url(
+    url: str, rest: str, events: str
+) -> None:
+    assert ari_urls(url) == (rest, events)
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    assert backoff_delay(0, 30.0, lambda: 0.0) == 0.25
+    assert backoff_delay(0, 30.0, lambda: 1.0) == 0.5
+    assert backoff_delay(3, 30.0, lambda: 1.0) == 4.0
+    assert backoff_delay(10, 30.0, lambda: 1.0) == 30.0
+    assert backoff_delay(10_000, 30.0, lambda: 0.5) == 22.5
+    assert backoff_delay(0, 0.1, lambda: 1.0) == 0.1  # a cap below the first wait
+
+
+# -- the fake ARI server itself --
+
+
+async def test_the_fake_speaks_asterisks_event_and_rest_shapes() -> None:
+    fake = FakeAri(username=USER, password=PASSWORD)
+    base = await fake.start()
+    try:
+        headers = {"Authorization": basic_auth(USER, PASSWORD)}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            params = {"app": "dialjam", "api_key": f"{USER}:{PASSWORD}"}
+            async with http.ws_connect(base + "/ari/events", params=params) as ws:
+                await fake.wait_client()
+                channel_id = await fake.call(NUMBER)
+                start = orjson.loads((await ws.receive(timeout=3)).data)
+                assert set(start) == {
+                    "type",
+                    "timestamp",
+                    "application",
+                    "asterisk_id",
+                    "args",
+                    "channel",
+                }
+                assert start["type"] == "StasisStart" and start["application"] == "dialjam"
+                channel = start["channel"]
+                assert {"id", "name", "state", "caller", "connected", "accountcode"} <= set(channel)
+                assert {"dialplan", "creationtime", "language"} <= set(channel)
+                assert channel["state"] == "Ring" and channel["caller"]["number"] == NUMBER
+                assert set(channel["dialplan"]) >= {"context", "exten", "priority"}
+                async with http.post(f"{base}/ari/channels/{channel_id}/answer") as resp:
+                    assert resp.status == 204
+                play = f"{base}/ari/channels/{channel_id}/play"
+                async with http.post(play, params={"media": "sound:beep"}) as resp:
+                    assert resp.status == 201
+                    playback = await resp.json()
+                    assert playback["media_uri"] == "sound:beep"
+                    assert playback["target_uri"] == f"channel:{channel_id}"
+                    assert playback["state"] == "queued"
+                async with http.get(f"{base}/ari/applications/dialjam") as resp:
+                    application = await resp.json()
+                    assert application["channel_ids"] == [channel_id]
+                    assert set(application) >= {"name", "bridge_ids", "endpoint_ids"}
+                async with http.post(f"{base}/ari/channels/nope/answer") as resp:
+                    assert resp.status == 404
+                    assert await resp.json() == {"message": "Channel not found"}
+                await fake.press(channel_id, "5", 0)
+                dtmf = orjson.loads((await ws.receive(timeout=3)).data)
+                assert (dtmf["type"], dtmf["digit"], dtmf["duration_ms"]) == (
+                    "ChannelDtmfReceived",
+                    "5",
+                    0,
+                )
+                await fake.hang_up(channel_id)
+                kinds = [orjson.loads((await ws.receive(timeout=3)).data) for _ in range(3)]
+                assert [k["type"] for k in kinds] == [
+                    "ChannelHangupRequest",
+                    "StasisEnd",
+                    "ChannelDestroyed",
+                ]
+                assert kinds[0]["cause"] == 16 and kinds[2]["cause_txt"] == "Normal Clearing"
+        async with (
+            aiohttp.ClientSession() as anonymous,
+            anonymous.get(f"{base}/ari/applications/dialjam") as resp,
+        ):
+            assert resp.status == 401
+    finally:
+        await fake.close()
+    assert fake.requests[0] == ("POST", f"/ari/channels/{channel_id}/answer", {})
+
+
+# -- the client in a real relay against the fake --
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAri]:
+    server = FakeAri(username=USER, password=PASSWORD)
+    await server.start()
+    yield server
+    await server.close()
+
+
+def ari_config(fake: FakeAri, **settings: Any) -> AriConfig:
+    settings.setdefault("username", USER)
+    settings.setdefault("password", PASSWORD)
+    settings.setdefault("pseudonym_key", KEY)
+    settings.setdefault("reconnect_max_s", 0.05)
+    return AriConfig(url=f"http://127.0.0.1:{fake.port}", **settings)
+
+
+async def start(
+    start_relay: StartRelay, fake: FakeAri, **settings: Any
+) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse]:
+    """A relay whose ARI client is connected to `fake`, and a subscriber of its channel."""
+    relay = await start_relay(ari=ari_config(fake, **settings))
+    sub = await subscribe(relay, settings.get("channel") or "dialjam")
+    await fake.wait_client()
+    return relay, sub
+
+
+async def call_and_join(
+    fake: FakeAri, sub: aiohttp.ClientWebSocketResponse, number: str | None = NUMBER
+) -> tuple[str, dict[str, Any]]:
+    channel_id = await fake.call(number)
+    event = await recv(sub)
+    assert event["event"] == "join"
+    return channel_id, event
+
+
+async def ari_health(relay: RunningRelay) -> dict[str, Any]:
+    ari: dict[str, Any] = (await relay.healthz())["ari"]
+    return ari
+
+
+async def test_a_caller_is_answered_and_prompted_and_then_joins(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    channel_id = await fake.call(NUMBER)
+    assert await recv(sub) == joined()
+    rest = [(m, p, q) for m, p, q in fake.requests if "/channels/" in p]
+    assert rest == [
+        ("POST", f"/ari/channels/{channel_id}/answer", {}),
+        ("POST", f"/ari/channels/{channel_id}/play", {"media": "sound:beep"}),
+    ]
+    assert ("GET", "/ari/applications/dialjam", {}) in fake.requests  # the first resync
+    health = await ari_health(relay)
+    assert health["status"] == "connected" and health["callers"] == 1
+    assert health["app"] == "dialjam"
+
+
+async def test_presses_become_digits_in_order(start_relay: StartRelay, fake: FakeAri) -> None:
+    _, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    for key in "15#*A0":
+        await fake.press(channel_id, key)
+    assert [await recv(sub) for _ in range(6)] == [digit(k) for k in "15#*A0"]
+
+
+async def test_a_caller_who_hangs_up_leaves_once(start_relay: StartRelay, fake: FakeAri) -> None:
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    await fake.hang_up(channel_id)
+    assert await recv(sub) == left()
+    await nothing_published(relay, sub)
+    assert (await ari_health(relay))["callers"] == 0
+
+
+async def test_the_events_go_to_the_configured_channel_with_the_configured_prompt(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    _, sub = await start(start_relay, fake, channel="lobby", prompt="sound:hello,tone:ring")
+    channel_id, event = await call_and_join(fake, sub)
+    assert event == joined()
+    plays = [q for m, p, q in fake.requests if p.endswith("/play")]
+    assert plays == [{"media": "sound:hello,tone:ring"}]
+    assert channel_id
+
+
+async def test_an_empty_prompt_plays_nothing(start_relay: StartRelay, fake: FakeAri) -> None:
+    _, sub = await start(start_relay, fake, prompt="")
+    await call_and_join(fake, sub)
+    assert not [p for _, p, _ in fake.requests if p.endswith("/play")]
+
+
+async def test_callers_without_a_number_join_under_pseudonyms_of_their_own(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    _, sub = await start(start_relay, fake)
+    _, a = await call_and_join(fake, sub, None)
+    _, b = await call_and_join(fake, sub, None)
+    assert a["caller"] != b["caller"]
+    assert a["display"] is None and b["display"] is None
+
+
+async def test_the_full_number_never_reaches_logs_or_events(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    relay, sub = await start(start_relay, fake)
+    channel_id, join = await call_and_join(fake, sub)
+    await fake.press(channel_id, "5")
+    events = [join, await recv(sub)]
+    await fake.hang_up(channel_id)
+    events.append(await recv(sub))
+    await fake.send("not json")  # a refusal is logged too
+    await nothing_published(relay, sub)
+    text = caplog.text + repr(events) + repr(await relay.healthz())
+    assert caplog.records
+    for secret in (NUMBER, DIGITS, DIGITS[1:], PASSWORD):
+        assert secret not in text
+
+
+async def test_an_answer_refused_with_404_joins_nobody(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    # A StasisStart for a channel Asterisk no longer has: the answer gets 404.
+    await fake.send({"type": "StasisStart", "args": [], "channel": channel_json("404.1", NUMBER)})
+
+    async def refused() -> bool:
+        return relay.state.errors.get("ari_rest_404", 0) == 1
+
+    await until(refused)
+    await nothing_published(relay, sub)
+    assert not [p for _, p, _ in fake.requests if p.endswith("/play")]
+    # and the client goes on
+    await call_and_join(fake, sub)
+
+
+async def test_a_prompt_that_fails_still_lets_the_caller_join(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    relay, sub = await start(start_relay, fake)
+    fake.failures["/play"] = 500
+    await call_and_join(fake, sub)
+    await call_and_join(fake, sub, "+15550000002")
+    assert relay.state.errors["ari_rest_500"] == 2
+    assert len([r for r in caplog.records if "HTTP 500" in r.getMessage()]) == 1
+
+
+async def test_malformed_events_are_counted_and_the_next_good_one_works(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    channel = fake.channels[channel_id]
+    await fake.send("{not json")
+    await fake.send("[1, 2, 3]")
+    await fake.send({"type": "ChannelDtmfReceived", "digit": "5", "duration_ms": 80})
+    await fake.send({"type": "ChannelDtmfReceived", "digit": "E", "channel": channel})
+    await fake.send({"type": "TotallyNew", "channel": channel})
+    await fake.send({"type": "PlaybackFinished", "playback": {"id": "x"}})  # normal: quiet
+    await fake.press(channel_id, "9")
+    assert await recv(sub) == digit("9")
+    errors = relay.state.errors
+    assert errors["ari_bad_json"] == 2
+    assert errors["ari_bad_field"] == 1
+    assert errors["ari_bad_digit"] == 1
+    assert errors["ari_unknown_event"] == 1
+    ignored = [r for r in caplog.records if "ignored an ARI message" in r.getMessage()]
+    assert len(ignored) == 4  # once per kind
+
+
+async def test_bad_credentials_are_logged_once_and_retried_with_backoff(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="relay.ari")
+    relay = await start_relay(ari=ari_config(fake, password="wrong-password"))
+
+    async def retried() -> bool:
+        return fake.refused >= 3
+
+    await until(retried)
+    health = await ari_health(relay)
+    assert health["status"] == "reconnecting" and health["last_error"] == "unauthorised"
+    assert relay.state.errors["ari_unauthorised"] >= 3
+    told = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(told) == 1 and "ari.conf" in told[0].getMessage()
+    assert "wrong-password" not in caplog.text
+    assert fake.listener is None
+
+
+async def test_a_dropped_socket_is_reconnected_and_resynced(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    gone, _ = await call_and_join(fake, sub)
+    stays, stayer = await call_and_join(fake, sub, "+15550000002")
+    await fake.drop()
+    # While the client is away: one caller hangs up, two arrive (one still ringing).
+    fake.remove_channel(gone)
+    fake.add_channel("+15550000003", state="Up")
+    ringing = fake.add_channel("+15550000004", state="Ring")
+    await fake.wait_clients(2)
+    events = [await recv(sub) for _ in range(3)]
+    assert events[0] == left()
+    callers = {pseudonym("15550000003", KEY.encode()), pseudonym("15550000004", KEY.encode())}
+    assert [e["event"] for e in events[1:]] == ["join", "join"]
+    assert {e["caller"] for e in events[1:]} == callers
+    await fake.answered(ringing)  # the ringing one was answered before it joined
+    await fake.press(stays, "3")  # the one who stayed plays on, without a second join
+    assert await recv(sub) == digit("3", stayer["caller"])
+    health = await ari_health(relay)
+    assert health["connections"] == 2 and health["callers"] == 3
+
+
+async def test_a_restarted_asterisk_is_reconnected_and_resynced(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    relay, sub = await start(start_relay, fake)
+    gone, _ = await call_and_join(fake, sub)
+    port = fake.port
+    await fake.close()
+
+    async def unreachable() -> bool:
+        return relay.state.errors.get("ari_unreachable", 0) >= 2
+
+    await until(unreachable)
+    assert (await ari_health(relay))["status"] == "reconnecting"
+    fake.remove_channel(gone)
+    new = fake.add_channel("+15550000005")
+    await fake.start(port=port)
+    await fake.wait_clients(2)
+    assert await recv(sub) == left()
+    assert (await recv(sub))["caller"] == pseudonym("15550000005", KEY.encode())
+    await fake.press(new, "8")
+    assert (await recv(sub))["digit"] == "8"
+    assert (await ari_health(relay))["status"] == "connected"
+    warnings = [r for r in caplog.records if "cannot reach" in r.getMessage()]
+    assert len(warnings) == 1  # once, not once per attempt
+
+
+async def test_when_another_client_takes_the_app_the_client_stops_and_says_so(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    relay, sub = await start(start_relay, fake)
+    await call_and_join(fake, sub)
+    async with aiohttp.ClientSession() as other:
+        params = {"app": "dialjam", "api_key": f"{USER}:{PASSWORD}"}
+        base = f"http://127.0.0.1:{fake.port}"
+        async with other.ws_connect(base + "/ari/events", params=params):
+            assert await recv(sub) == left()  # we no longer hear them
+            health = await ari_health(relay)
+            assert health["status"] == "replaced"
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            assert len(errors) == 1
+            assert "ApplicationReplaced" in errors[0].getMessage()
+            assert "another" in errors[0].getMessage()
+            await asyncio.sleep(0.3)  # several backoffs' worth: no reconnect
+            assert fake.connects == 2
+
+
+async def test_shutting_the_relay_down_closes_the_ari_client(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, _ = await start(start_relay, fake)
+    await relay.runner.cleanup()
+
+    async def closed() -> bool:
+        return fake.listener is None
+
+    await until(closed)
+
+
+async def test_without_the_gateway_the_health_has_no_ari(start_relay: StartRelay) -> None:
+    relay = await start_relay()
+    assert "ari" not in await relay.healthz()
+
+
+def test_the_operator_is_told_where_the_client_connects_but_never_the_password() -> None:
+    lines: list[str] = []
+    config = AriConfig(url="http://pbx:8088", username=USER, password=PASSWORD)
+    announce(RelayConfig(), [], lines.append, ari=config)
+    text = "\n".join(lines)
+    assert "http://pbx:8088" in text and "Stasis(dialjam)" in text
+    assert PASSWORD not in text
+
+
+# -- the [ari] table --
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dialjam.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
+    assert load_ari_config(_write(tmp_path, "[relay]\nport = 9000\n"), env={}) is None
+    assert load_ari_config(None, env={}) is None
+    assert load_ari_config(_write(tmp_path, "[ari]\n"), env={}) is None  # no url
+    path = _write(
+        tmp_path,
+        '[ari]\nurl = "http://127.0.0.1:8088"\nusername = "u"\npassword = "p"\n'
+        'prompt = ""\nreconnect_max_s = 5\n',
+    )
+    assert load_ari_config(path, env={}) == AriConfig(
+        url="http://127.0.0.1:8088", username="u", password="p", prompt="", reconnect_max_s=5.0
+    )
+    assert load_ari_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[ari]\nurl = "127.0.0.1:8088"\n', "url"),
+        ('[ari]\nurl = "ftp://pbx"\n', "url"),
+        ('[ari]\nurl = "http://pbx"\nsecret = "x"\n', "'secret'"),
+        ('[ari]\nurl = "http://pbx"\nchannel = "a:control"\n', "channel"),
+        ('[ari]\nurl = "http://pbx"\napp = "a/b"\n', "app"),
+        ('[ari]\nurl = "http://pbx"\nreconnect_max_s = 0\n', "reconnect_max_s"),
+        ('[ari]\nurl = "http://pbx"\nreconnect_max_s = "soon"\n', "reconnect_max_s"),
+        ("[ari]\nurl = 8088\n", "url"),
+        ('ari = "x"\n', "[ari] must be a table"),
+    ],
+)
+def test_a_wrong_ari_setting_is_named(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_ari_config(_write(tmp_path, text), env={})
+    assert fragment in str(exc.value)
