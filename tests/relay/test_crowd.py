@@ -1,0 +1,275 @@
+"""The rehearsal crowd (relay.crowd) against a real relay on a free port: each ingress
+path end to end into the crowd's own subscriber, its report, and its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from relay.config import AriConfig, TwilioConfig
+from relay.crowd import (
+    CallerPlan,
+    Options,
+    Report,
+    UsageError,
+    match_presses,
+    on_relay,
+    parse_options,
+    plan_crowd,
+    read_twiml,
+    run_crowd,
+)
+from relay.gateways.twilio import connect_twiml
+
+from .conftest import StartRelay
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC = "https://jam.example.org"
+TOKEN = "12345678901234567890123456789012"
+SMALL = Options(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def assert_whole(report: Report, callers: int) -> None:
+    """Every caller got through, and every press it sent was seen once, in order."""
+    assert report.callers_failed == 0, report.render()
+    assert report.joins_seen == report.leaves_seen == callers, report.render()
+    assert report.presses_sent == report.presses_planned == callers * 8, report.render()
+    assert report.presses_seen == report.presses_sent, report.render()
+    assert (report.lost, report.duplicated, report.out_of_order) == (0, 0, 0), report.render()
+    assert report.errors == {}, report.render()
+    assert report.latency_max_ms is not None and report.latency_max_ms < 1000
+    assert report.ok
+    assert "PASS" in report.render()
+
+
+# -- each path, end to end --
+
+
+async def test_a_crowd_of_keypads_arrives_whole_at_the_subscriber(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay()
+    report = await run_crowd(dataclasses.replace(SMALL, relay=relay.url))
+    assert_whole(report, 5)
+
+
+async def test_a_crowd_of_twilio_callers_with_signed_webhooks_arrives_whole(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
+    options = dataclasses.replace(
+        SMALL, via="twilio", relay=relay.url, public_url=PUBLIC, twilio_token=TOKEN
+    )
+    report = await run_crowd(options)
+    assert_whole(report, 5)
+    assert report.media_lag_max_ms is not None
+
+
+async def test_a_crowd_whose_keys_are_tones_in_the_twilio_audio_is_heard(
+    start_relay: StartRelay,
+) -> None:
+    # Needs the relay's in-band detector ([twilio] inband_dtmf, on by default).
+    relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
+    options = dataclasses.replace(
+        SMALL, via="twilio-audio", relay=relay.url, public_url=PUBLIC, twilio_token=TOKEN
+    )
+    report = await run_crowd(options)
+    assert_whole(report, 5)
+    assert report.latency_p50_ms is not None and report.latency_p50_ms >= 20  # 2 frames heard
+
+
+async def test_a_crowd_through_the_fake_asterisk_arrives_whole(start_relay: StartRelay) -> None:
+    port = free_port()
+    ari = AriConfig(
+        url=f"http://127.0.0.1:{port}",
+        username="dialjam",
+        password="dialjam",
+        reconnect_max_s=0.2,
+    )
+    relay = await start_relay(ari=ari)
+    lines: list[str] = []
+    options = dataclasses.replace(
+        SMALL, via="ari", relay=relay.url, ari_listen=("127.0.0.1", port), ari_wait=10.0
+    )
+    report = await run_crowd(options, say=lines.append)
+    assert_whole(report, 5)
+    assert any(f"point the relay's [ari] url at http://127.0.0.1:{port}" in x for x in lines)
+
+
+# -- failures are reported, not raised --
+
+
+async def test_an_ari_crowd_whose_relay_never_connects_says_so_and_fails(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay()  # no [ari]: nobody will connect to the fake Asterisk
+    lines: list[str] = []
+    options = dataclasses.replace(
+        SMALL, via="ari", relay=relay.url, ari_listen=("127.0.0.1", 0), ari_wait=0.3
+    )
+    report = await run_crowd(options, say=lines.append)
+    assert report.errors == {"no ARI client": 5}
+    assert any("no ARI client connected to http://127.0.0.1:" in x for x in lines)
+    assert not report.ok
+
+
+async def test_a_wrong_twilio_token_shows_as_refused_calls_in_the_report(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
+    options = dataclasses.replace(
+        SMALL, via="twilio", relay=relay.url, public_url=PUBLIC, twilio_token="not-the-token"
+    )
+    report = await run_crowd(options)
+    assert report.callers_failed == 5
+    assert report.errors == {"voice webhook refused (403: signature)": 5}
+    assert report.presses_sent == 0
+    assert not report.ok
+    assert "FAIL: 5 callers failed" in report.render()
+
+
+async def test_a_relay_that_is_not_there_fails_every_caller_without_a_traceback() -> None:
+    options = dataclasses.replace(SMALL, relay=f"http://127.0.0.1:{free_port()}")
+    lines: list[str] = []
+    report = await run_crowd(options, say=lines.append)
+    assert report.callers_failed == 5
+    assert report.errors == {"relay unreachable": 5}
+    assert any("cannot subscribe to dialjam" in x for x in lines)
+    assert not report.ok
+
+
+async def test_an_unchecked_crowd_only_counts_what_it_sent(start_relay: StartRelay) -> None:
+    relay = await start_relay()
+    options = dataclasses.replace(SMALL, callers=2, relay=relay.url, check=False)
+    report = await run_crowd(options)
+    assert (report.presses_sent, report.presses_seen, report.callers_failed) == (16, 0, 0)
+    assert report.ok
+    assert "not checked" in report.render()
+
+
+async def test_stopping_the_crowd_hangs_everyone_up_and_reports_an_interruption(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay()
+    stop = asyncio.Event()
+    options = dataclasses.replace(SMALL, relay=relay.url, duration=30.0)
+    asyncio.get_running_loop().call_later(1.0, stop.set)
+    report = await asyncio.wait_for(run_crowd(options, stop=stop), 10)
+    assert report.interrupted and not report.ok
+    assert report.callers_failed == 0
+    assert 0 < report.presses_sent < report.presses_planned
+
+
+# -- the pure parts --
+
+
+def test_presses_are_matched_in_order_and_losses_duplicates_and_swaps_are_counted() -> None:
+    sent = [("1", 0.0), ("2", 1.0), ("3", 2.0), ("4", 3.0)]
+    assert match_presses(sent, [("1", 0.1), ("2", 1.1), ("3", 2.1), ("4", 3.1)]).lost == 0
+    lost = match_presses(sent, [("1", 0.1), ("3", 2.1), ("4", 3.1)])
+    assert (lost.lost, lost.duplicated, lost.out_of_order) == (1, 0, 0)
+    twice = match_presses(sent, [("1", 0.1), ("1", 0.2), ("2", 1.1), ("3", 2.1), ("4", 3.1)])
+    assert (twice.lost, twice.duplicated, twice.out_of_order) == (0, 1, 0)
+    swapped = match_presses(sent, [("1", 0.1), ("3", 2.1), ("2", 2.2), ("4", 3.1)])
+    assert (swapped.lost, swapped.duplicated, swapped.out_of_order) == (0, 0, 1)
+    assert [round(x, 3) for x in match_presses(sent, [("1", 0.25)]).latencies] == [0.25]
+
+
+def test_a_seeded_plan_is_the_same_every_time_and_spreads_the_starts_over_the_ramp() -> None:
+    options = Options(callers=4, rate=2.0, duration=3.0, ramp=2.0)
+    plan = plan_crowd(options, seed=42)
+    assert plan == plan_crowd(options, seed=42)
+    assert plan != plan_crowd(options, seed=43)
+    assert [p.start for p in plan] == [0.0, 0.5, 1.0, 1.5]
+    first: CallerPlan = plan[0]
+    assert [p.at for p in first.presses] == [0.25, 0.75, 1.25, 1.75, 2.25, 2.75]
+    assert first.hang_up == 3.0
+
+
+def test_the_twiml_gives_the_stream_and_its_parameters_and_the_stream_goes_to_the_relay() -> None:
+    twiml = connect_twiml("wss://jam.example.org/twilio/stream", "Hi", {"caller": "c-1"})
+    url, params = read_twiml(twiml.encode())
+    assert (url, params) == ("wss://jam.example.org/twilio/stream", {"caller": "c-1"})
+    assert on_relay(url, "http://127.0.0.1:8080") == "ws://127.0.0.1:8080/twilio/stream"
+
+
+def test_options_come_from_the_installations_config(tmp_path: Path) -> None:
+    config = tmp_path / "jam.toml"
+    config.write_text(
+        '[relay]\nchannel = "street"\npublic_url = "https://jam.example.org"\nrate = 10\n'
+        f'[twilio]\nauth_token = "{TOKEN}"\nchannel = "phones"\n'
+    )
+    options, _ = parse_options(["--config", str(config), "--via", "twilio"], env={})
+    assert (options.channel, options.twilio_token) == ("phones", TOKEN)
+    assert (options.relay, options.public_url) == (PUBLIC, PUBLIC)
+    options, _ = parse_options(["--config", str(config), "--relay", "http://127.0.0.1:9"], env={})
+    assert (options.channel, options.relay) == ("street", "http://127.0.0.1:9")
+    with pytest.raises(UsageError, match="not below the relay's limit of 10"):
+        parse_options(["--config", str(config), "--rate", "12"], env={})
+
+
+# -- the command line --
+
+
+async def crowd_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay.crowd",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--callers", "0"], "--callers must be 1–2000"),
+        (["--callers", "5000"], "--callers must be 1–2000"),
+        (["--callers", "many"], "invalid int value: 'many'"),
+        (["--rate", "25"], "not below the relay's limit of 20"),
+        (["--via", "twilio-audio", "--rate", "10"], "at most 6 for twilio-audio"),
+        (["--via", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["--relay", "ftp://x"], "--relay 'ftp://x' must be an http:// or https:// address"),
+        (["--ari-listen", "8088"], "--ari-listen '8088' must be HOST:PORT"),
+        (["--config", "/nonexistent/jam.toml"], "does not exist"),
+    ],
+)
+async def test_a_bad_option_is_one_clear_line_and_exit_status_2(args: list[str], says: str) -> None:
+    code, out, err = await crowd_cli(*args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("python -m relay.crowd: error: ")
+    assert says in err
+    assert "Traceback" not in err
+
+
+async def test_the_command_line_plays_a_crowd_and_exits_0_when_everything_arrived(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay()
+    code, out, err = await crowd_cli(
+        "--relay", relay.url, "--callers", "3", "--rate", "3", "--duration", "1", "--ramp", "0"
+    )
+    assert code == 0, out + err
+    assert "dialjam crowd: 3 callers via ws" in out
+    assert "9 planned, 9 sent, 9 seen: 0 lost, 0 duplicated, 0 out of order" in out
+    assert "PASS" in out
