@@ -364,10 +364,11 @@ class Report:
                     f"{self.lost} lost, {self.duplicated} duplicated, "
                     f"{self.out_of_order} out of order"
                 )
-            if self.joins_seen != self.callers or self.leaves_seen != self.callers:
+            through = self.callers - self.callers_failed
+            if self.joins_seen != through or self.leaves_seen != through:
                 out.append(
-                    f"joins seen {self.joins_seen}/{self.callers}, "
-                    f"leaves seen {self.leaves_seen}/{self.callers}"
+                    f"joins seen {self.joins_seen}/{through}, "
+                    f"leaves seen {self.leaves_seen}/{through} of the callers who got through"
                 )
         return out or ["see above"]
 
@@ -536,8 +537,11 @@ class Crowd:
         tally: Tally,
         stop: asyncio.Event,
         seed: int,
+        say: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.options = options
+        self.say = say
+        self._hinted: set[str] = set()
         self.session = session
         self.tally = tally
         self.stop = stop
@@ -545,7 +549,6 @@ class Crowd:
         self.numbers = fake_numbers(options.callers, random.Random(seed ^ 0x5EED))
         self.in_call = 0
         self.media_lag = 0.0
-        self.media_lagged = False
         self.ari: FakeAri | None = None
         self.ari_lock = asyncio.Lock()
         self._tones: dict[str, list[str]] = {}
@@ -577,6 +580,7 @@ class Crowd:
                 await self.twilio_call(plan, audio=via == "twilio-audio")
         except CallerFailed as exc:
             self.tally.fail(plan.index, exc.kind)
+            self.hint(exc.kind)
         except aiohttp.WSServerHandshakeError as exc:
             self.tally.fail(plan.index, f"stream refused ({exc.status})")
         except (aiohttp.ClientError, OSError) as exc:
@@ -589,7 +593,23 @@ class Crowd:
         finally:
             self.in_call -= 1
 
-    async def read_replies(self, ws: aiohttp.ClientWebSocketResponse, index: int) -> None:
+    def hint(self, kind: str) -> None:
+        """Once per run, what to check when a caller fails this way."""
+        o = self.options
+        hints = {
+            "voice webhook refused (403: signature)": (
+                "the relay refused the webhook's X-Twilio-Signature: is --twilio-token its "
+                f"[twilio] auth_token, and {o.public_url or o.relay!r} (--public-url) its "
+                "public_url?"
+            ),
+            "voice webhook answered 404": "the relay has no /twilio/voice: is [twilio] configured?",
+        }
+        text = hints.get(kind)
+        if text and kind not in self._hinted:
+            self._hinted.add(kind)
+            self.say(text)
+
+    async def read_replies(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Read what the relay says to a caller (errors are counted); reading also
         answers the relay's heartbeat pings."""
         async for msg in ws:
@@ -608,7 +628,7 @@ class Crowd:
         caller = "c-" + secrets.token_hex(5)  # as keypad.js makes one per browser tab
         log_ = self.tally.add_caller(caller, plan.index)
         ws = await self.session.ws_connect(ws_base(o.relay) + "/ws", autoping=True)
-        reader = asyncio.create_task(self.read_replies(ws, plan.index))
+        reader = asyncio.create_task(self.read_replies(ws))
         try:
 
             async def publish(data: dict[str, Any]) -> None:
@@ -701,7 +721,7 @@ class Crowd:
         ws = await self.session.ws_connect(
             on_relay(stream_url, o.relay), headers=self._signed(stream_url), autoping=True
         )
-        reader = asyncio.create_task(self.read_replies(ws, plan.index))
+        reader = asyncio.create_task(self.read_replies(ws))
         seq = 0
 
         async def send(msg: dict[str, Any]) -> None:
@@ -953,7 +973,7 @@ async def run_crowd(
             except CallerFailed as exc:
                 say(exc.kind)
                 return fail_all("subscribe refused")
-        crowd = Crowd(options, session, tally, stop, seed)
+        crowd = Crowd(options, session, tally, stop, seed, say)
         try:
             if options.via == "ari":
                 ready = await start_ari(crowd, say)
@@ -1033,7 +1053,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m relay.crowd",
         description="The rehearsal crowd: simulated callers play a running relay through "
         "one ingress path while a subscriber checks that every key press arrives.",
-        epilog="Exit status: 0 every caller got through and every press arrived once, in "
+        epilog="Paths: ws = browser keypads on /ws; twilio = the signed voice webhook, then a "
+        "Media Stream with 20 ms silence frames and dtmf messages; twilio-audio = the same "
+        "with each key as a tone in the audio (the relay's in-band detector); ari = a fake "
+        "Asterisk the relay's [ari] client connects to. "
+        "Exit status: 0 every caller got through and every press arrived once, in "
         "order; 1 otherwise; 2 a bad option. Ctrl-C hangs everyone up and reports.",
     )
     p.add_argument(
@@ -1068,8 +1092,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", help="the channel to play (default: the config's, or dialjam)")
     p.add_argument(
         "--config",
-        help="the installation's TOML file: [relay] channel, public_url, rate and "
-        "[twilio] auth_token (default DIALJAM_CONFIG)",
+        help="the installation's TOML file: [relay] channel, public_url, rate, [twilio] "
+        "auth_token and channel, [ari] url and channel (default DIALJAM_CONFIG)",
     )
     p.add_argument(
         "--public-url",

@@ -132,12 +132,15 @@ async def test_a_wrong_twilio_token_shows_as_refused_calls_in_the_report(
     options = dataclasses.replace(
         SMALL, via="twilio", relay=relay.url, public_url=PUBLIC, twilio_token="not-the-token"
     )
-    report = await run_crowd(options)
+    lines: list[str] = []
+    report = await run_crowd(options, say=lines.append)
     assert report.callers_failed == 5
     assert report.errors == {"voice webhook refused (403: signature)": 5}
     assert report.presses_sent == 0
     assert not report.ok
     assert "FAIL: 5 callers failed" in report.render()
+    hints = [x for x in lines if "refused the webhook's X-Twilio-Signature" in x]
+    assert len(hints) == 1 and PUBLIC in hints[0]
 
 
 async def test_a_relay_that_is_not_there_fails_every_caller_without_a_traceback() -> None:
