@@ -51,8 +51,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from ..config import AriConfig, RelayConfig
 from ..privacy import masked, pseudonym
-from ..protocol import ProtocolError
-from .twilio import KEYS, CountError, Event, PublishFn
+from .common import KEYS, CountError, Event, Publisher, PublishFn
 
 log = logging.getLogger("relay.ari")
 
@@ -343,7 +342,7 @@ class AriGateway:
         self.config = config
         self.channel = config.channel_for(relay)
         self.rest_url, self.events_url = ari_urls(config.url)
-        self._publish = publish
+        self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
         key = config.pseudonym_key.encode() or secrets.token_bytes(32)
         self.core = AriCalls(key, self.channel)
@@ -565,13 +564,6 @@ class AriGateway:
                 "rest_failed", logging.WARNING, "ARI %s %s failed: %s", method, path, _reason(exc)
             )
             return None, None
-
-    def publish(self, out: Event) -> None:
-        try:
-            self._publish(out.channel, out.data)
-        except ProtocolError as exc:
-            self._count_error(exc.code)
-            log.warning("ari event not published: %s (%s)", exc.code, exc.message)
 
     # -- helpers --
 

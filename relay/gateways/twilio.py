@@ -32,7 +32,7 @@ import logging
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,7 +42,8 @@ from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
 from ..privacy import pseudonym
-from ..protocol import CLOSE_GOING_AWAY, ProtocolError
+from ..protocol import CLOSE_GOING_AWAY
+from .common import KEYS, CountError, Event, Publisher, PublishFn
 from .dtmf import DtmfDetector, PressMerger
 
 log = logging.getLogger("relay.twilio")
@@ -50,16 +51,10 @@ log = logging.getLogger("relay.twilio")
 VOICE_PATH = "/twilio/voice"
 STREAM_PATH = "/twilio/stream"
 SIGNATURE_HEADER = "X-Twilio-Signature"
-# The sixteen DTMF keys (RFC 4733 events 0–15).
-KEYS = frozenset("0123456789*#ABCD")
 # Twilio's frames are small (a 20 ms media frame is about 400 bytes of JSON).
 MAX_MESSAGE = 65536
 _LAST_DIGITS = re.compile(r"[0-9]{0,2}")
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-
-PublishFn = Callable[[str, dict[str, Any]], object]
-CountError = Callable[[str], None]
-
 
 # -- signatures (pure) --
 
@@ -159,14 +154,6 @@ class Call:
     caller: str
     display: str | None
     ulaw_8k: bool  # the documented audio/x-mulaw, 8000 Hz, 1 channel
-
-
-@dataclass(frozen=True)
-class Event:
-    """An event for the relay to publish."""
-
-    channel: str
-    data: dict[str, Any]
 
 
 class StreamError(Exception):
@@ -315,7 +302,7 @@ class TwilioGateway:
         self.config = config
         self.relay = relay
         self.channel = config.channel_for(relay)
-        self._publish = publish
+        self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
         key = config.pseudonym_key.encode() or secrets.token_bytes(32)
         self._key = key
@@ -362,13 +349,6 @@ class TwilioGateway:
                 n,
             )
         return False
-
-    def publish(self, out: Event) -> None:
-        try:
-            self._publish(out.channel, out.data)
-        except ProtocolError as exc:
-            self._count_error(exc.code)
-            log.warning("twilio event not published: %s (%s)", exc.code, exc.message)
 
     def _call_pseudonym(self, call_sid: str) -> str:
         # Not privacy.pseudonym: it keeps only the digits, and two CallSids may share them.

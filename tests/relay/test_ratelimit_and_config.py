@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from relay.config import ConfigError, RelayConfig, load_config
+from relay.config import (
+    AriConfig,
+    ConfigError,
+    RelayConfig,
+    TwilioConfig,
+    load_ari_config,
+    load_config,
+    load_twilio_config,
+)
 from relay.ratelimit import BucketsByKey, TokenBucket
 
 
@@ -94,3 +103,20 @@ def test_missing_tokens_are_made_up_and_reported() -> None:
 def test_the_example_config_in_the_repo_loads_and_states_the_defaults() -> None:
     example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
     assert load_config(example, env={}) == RelayConfig()
+
+
+def test_the_example_configs_telephony_tables_once_uncommented_state_the_defaults(
+    tmp_path: Path,
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
+    text = example.read_text()
+    assert load_twilio_config(example, env={}) is None  # off until the operator opts in
+    assert load_ari_config(example, env={}) is None
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line == "# [twilio]")
+    setting = re.compile(r"# (\[\w+\]|\w+ = )")  # "# [ari]", "# url = …"; not prose
+    uncommented = [line[2:] if setting.match(line) else line for line in lines[start:]]
+    on = tmp_path / "on.toml"
+    on.write_text("\n".join(lines[:start] + uncommented) + "\n")
+    assert load_twilio_config(on, env={}) == TwilioConfig()
+    assert load_ari_config(on, env={}) == AriConfig(url="http://127.0.0.1:8088")

@@ -25,8 +25,8 @@ from relay.gateways.ari import (
     backoff_delay,
     basic_auth,
 )
+from relay.gateways.common import Event
 from relay.gateways.fake_ari import FakeAri, channel_json
-from relay.gateways.twilio import Event
 from relay.privacy import pseudonym
 
 from ..conftest import RunningRelay, StartRelay, recv, until
