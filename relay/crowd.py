@@ -113,6 +113,10 @@ class Options:
     public_url: str = ""
     twilio_token: str = ""  # empty: webhooks are not signed
     ari_listen: tuple[str, int] = ("127.0.0.1", 8088)
+    # The Stasis app and ARI user the fake Asterisk accepts: the relay's [ari] ones.
+    ari_app: str = "dialjam"
+    ari_username: str = "dialjam"
+    ari_password: str = "dialjam"
     ari_wait: float = 60.0  # how long to wait for the relay's ARI client
     seed: int | None = None  # None: a random seed, printed with the report
     check: bool = True
@@ -489,11 +493,14 @@ class Tally:
 # -- the crowd's I/O -------------------------------------------------------------------
 
 
-def make_fake_ari() -> FakeAri:
-    """The Asterisk stand-in, with the app and ARI user a rehearsal relay is told of."""
+def make_fake_ari(options: Options) -> FakeAri:
+    """The Asterisk stand-in, with the app and ARI user of the relay's [ari] table (so
+    the installation's own relay connects to it unchanged)."""
     from .gateways.fake_ari import FakeAri  # only an ARI rehearsal needs its server
 
-    return FakeAri(app="dialjam", username="dialjam", password="dialjam")
+    return FakeAri(
+        app=options.ari_app, username=options.ari_username, password=options.ari_password
+    )
 
 
 def ws_base(http_url: str) -> str:
@@ -1006,7 +1013,7 @@ async def run_crowd(
 async def start_ari(crowd: Crowd, say: Callable[[str], None]) -> bool:
     """Start the Asterisk stand-in and wait for the relay's ARI client to connect."""
     host, port = crowd.options.ari_listen
-    ari = make_fake_ari()
+    ari = make_fake_ari(crowd.options)
     try:
         base = await ari.start(host, port)
     except OSError as exc:
@@ -1014,8 +1021,9 @@ async def start_ari(crowd: Crowd, say: Callable[[str], None]) -> bool:
         return False
     crowd.ari = ari
     say(
-        f"point the relay's [ari] url at {base} (app dialjam, user/password dialjam) and "
-        "restart it (a relay already pointed there connects by itself)"
+        f"point the relay's [ari] url at {base} (app {crowd.options.ari_app}, user "
+        f"{crowd.options.ari_username or '(none)'}) and restart it (a relay already "
+        "pointed there connects by itself)"
     )
     wait = crowd.options.ari_wait
     say(f"waiting up to {wait:g} s for the relay's ARI client to connect …")
@@ -1154,6 +1162,11 @@ def parse_options(
         # A gateway may have a channel of its own ([twilio] / [ari] channel).
         gateway = {"twilio": twilio_cfg, "twilio-audio": twilio_cfg, "ari": ari_cfg}.get(args.via)
         channel = gateway.channel_for(relay_cfg) if gateway is not None else relay_cfg.channel
+    ari_user = (
+        {"ari_app": ari_cfg.app, "ari_username": ari_cfg.username, "ari_password": ari_cfg.password}
+        if ari_cfg is not None
+        else {}
+    )
     token = args.twilio_token
     if token is None:
         token = twilio_cfg.auth_token if twilio_cfg is not None else ""
@@ -1168,6 +1181,7 @@ def parse_options(
         public_url=public,
         twilio_token=token,
         ari_listen=(host.strip("[]"), int(port)),
+        **ari_user,
         ari_wait=args.ari_wait,
         seed=args.seed,
         check=not args.no_check,

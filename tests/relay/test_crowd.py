@@ -94,14 +94,22 @@ async def test_a_crowd_through_the_fake_asterisk_arrives_whole(start_relay: Star
     port = free_port()
     ari = AriConfig(
         url=f"http://127.0.0.1:{port}",
-        username="dialjam",
-        password="dialjam",
+        app="venue-jam",
+        username="asterisk",
+        password="s3cret",
         reconnect_max_s=0.2,
     )
     relay = await start_relay(ari=ari)
     lines: list[str] = []
     options = dataclasses.replace(
-        SMALL, via="ari", relay=relay.url, ari_listen=("127.0.0.1", port), ari_wait=10.0
+        SMALL,
+        via="ari",
+        relay=relay.url,
+        ari_listen=("127.0.0.1", port),
+        ari_wait=10.0,
+        ari_app="venue-jam",
+        ari_username="asterisk",
+        ari_password="s3cret",
     )
     report = await run_crowd(options, say=lines.append)
     assert_whole(report, 5)
@@ -221,6 +229,20 @@ def test_options_come_from_the_installations_config(tmp_path: Path) -> None:
     assert (options.channel, options.relay) == ("street", "http://127.0.0.1:9")
     with pytest.raises(UsageError, match="not below the relay's limit of 10"):
         parse_options(["--config", str(config), "--rate", "12"], env={})
+
+
+def test_the_fake_asterisk_listens_and_answers_as_the_relays_ari_table_says(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "jam.toml"
+    config.write_text(
+        '[ari]\nurl = "http://127.0.0.1:18188"\napp = "tower"\nusername = "pbx"\n'
+        'password = "pw"\nchannel = "phones"\n'
+    )
+    options, _ = parse_options(["--config", str(config), "--via", "ari"], env={})
+    assert options.ari_listen == ("127.0.0.1", 18188)
+    assert (options.ari_app, options.ari_username, options.ari_password) == ("tower", "pbx", "pw")
+    assert options.channel == "phones"
 
 
 # -- the command line --
