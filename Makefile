@@ -8,13 +8,19 @@ STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need (installed by .ci/apt-deps when missing and root).
 APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb imagemagick zbar-tools chromium sip-tester multimon-ng sox espeak-ng
 RUN_ARGS ?=
+REHEARSE_ARGS ?= --callers 20 --rate 2 --duration 30
 
-.PHONY: run test lint typecheck pytest bench apt-deps venv clean
+.PHONY: run test lint typecheck pytest bench rehearse apt-deps venv clean
 
 run: venv
 	$(PY) -m billboard $(RUN_ARGS)
 
 test: venv apt-deps lint typecheck pytest
+
+# A rehearsal crowd against the running relay (python -m relay.crowd --help), e.g.
+# make rehearse REHEARSE_ARGS="--config venue.toml --via twilio --callers 100"
+rehearse: venv
+	$(PY) -m relay.crowd $(REHEARSE_ARGS)
 
 venv: $(STAMP)
 
