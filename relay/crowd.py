@@ -503,6 +503,16 @@ def make_fake_ari(options: Options) -> FakeAri:
     )
 
 
+async def close_with_reader(
+    ws: aiohttp.ClientWebSocketResponse, reader: asyncio.Task[None]
+) -> None:
+    """A caller's socket is done: close it and stop the task that read it."""
+    await ws.close()
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+
+
 def ws_base(http_url: str) -> str:
     """http://host:port/prefix → ws://host:port/prefix (https → wss)."""
     parts = urlsplit(http_url.rstrip("/"))
@@ -664,10 +674,7 @@ class Crowd:
             await publish({"event": "leave", "caller": caller, "reason": "closed"})
             log_.ended = True
         finally:
-            await ws.close()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await close_with_reader(ws, reader)
 
     # -- twilio: a phone through Twilio Media Streams --
 
@@ -803,10 +810,7 @@ class Crowd:
             await send({"event": "stop", "stop": {"accountSid": ACCOUNT_SID, "callSid": call_sid}})
             log_.ended = True
         finally:
-            await ws.close()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await close_with_reader(ws, reader)
 
     # -- ari: a phone through Asterisk --
 

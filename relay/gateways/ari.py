@@ -51,7 +51,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from ..config import AriConfig, RelayConfig
 from ..privacy import masked, pseudonym
-from .common import KEYS, CountError, Event, Publisher, PublishFn
+from .common import KEYS, CountError, Event, PeerError, Publisher, PublishFn, json_object
 
 log = logging.getLogger("relay.ari")
 
@@ -121,13 +121,8 @@ class Replaced:
 Output = Event | Answer | Replaced
 
 
-class AriError(Exception):
+class AriError(PeerError):
     """A message the client cannot use: the peer's fault, never the relay's."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # -- pure helpers --
@@ -194,15 +189,7 @@ class AriCalls:
         return len(self.joined)
 
     def receive(self, frame: str | bytes) -> list[Output]:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise AriError("bad_json", "not JSON") from None
-        if not isinstance(msg, dict):
-            raise AriError("bad_json", "not a JSON object")
-        kind = msg.get("type")
-        if not isinstance(kind, str):
-            raise AriError("bad_field", "type missing or not a string")
+        msg, kind = json_object(frame, "type", AriError)
         if kind == "StasisStart":
             return self.start(_channel(msg))
         if kind == "ChannelDtmfReceived":

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from ..protocol import ProtocolError
 
@@ -15,6 +17,34 @@ KEYS = frozenset("0123456789*#ABCD")
 
 PublishFn = Callable[[str, dict[str, Any]], object]
 CountError = Callable[[str], None]
+
+
+class PeerError(Exception):
+    """A message a gateway cannot use: the peer's fault, never the relay's. `code`
+    names it in the error counters."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+E = TypeVar("E", bound=PeerError)
+
+
+def json_object(frame: str | bytes, kind_field: str, error: type[E]) -> tuple[dict[str, Any], str]:
+    """A provider's JSON message and its kind (the string in `kind_field`); raises
+    `error` when it is not JSON, not an object, or has no kind."""
+    try:
+        msg = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise error("bad_json", "not JSON") from None
+    if not isinstance(msg, dict):
+        raise error("bad_json", "not a JSON object")
+    kind = msg.get(kind_field)
+    if not isinstance(kind, str):
+        raise error("bad_field", f"{kind_field} missing or not a string")
+    return msg, kind
 
 
 @dataclass(frozen=True)

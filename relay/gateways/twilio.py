@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
 from ..privacy import pseudonym
 from ..protocol import CLOSE_GOING_AWAY
-from .common import KEYS, CountError, Event, Publisher, PublishFn
+from .common import KEYS, CountError, Event, PeerError, Publisher, PublishFn, json_object
 from .dtmf import DtmfDetector, PressMerger
 
 log = logging.getLogger("relay.twilio")
@@ -156,13 +155,8 @@ class Call:
     ulaw_8k: bool  # the documented audio/x-mulaw, 8000 Hz, 1 channel
 
 
-class StreamError(Exception):
+class StreamError(PeerError):
     """A message the stream cannot use: the peer's fault, never the relay's."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
@@ -189,15 +183,7 @@ class TwilioStream:
     presses: PressMerger = field(default_factory=PressMerger)
 
     def receive(self, frame: str | bytes, now: float = 0.0) -> list[Event]:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise StreamError("bad_json", "not JSON") from None
-        if not isinstance(msg, dict):
-            raise StreamError("bad_json", "not a JSON object")
-        event = msg.get("event")
-        if not isinstance(event, str):
-            raise StreamError("bad_field", "event missing or not a string")
+        msg, event = json_object(frame, "event", StreamError)
         if event in ("connected", "mark"):
             return []
         if self.stopped:
