@@ -96,7 +96,7 @@ def load_billboard_config(
     """Read `[billboard]` from `path` (if any) and apply flag `overrides`; raises
     `ConfigError` with a message for the operator."""
     values: dict[str, Any] = {}
-    table: dict[str, Any] = read_table(path, "billboard") if path else {}
+    table: dict[str, Any] = (read_table(path, "billboard") or {}) if path else {}
     origin = f"{path} [billboard]"
     for key, value in table.items():
         if key == "facade":

@@ -118,8 +118,34 @@ def coerce(kind: str, key: str, value: Any, origin: str) -> Any:
     raise ConfigError(f"{origin}: {key} must be {what}, not {value!r}")
 
 
-def read_table(path: str | Path, table: str) -> dict[str, Any]:
-    """One table of the installation's TOML file ({} when it has none)."""
+def table_settings(
+    table: Mapping[str, Any], types: Mapping[str, str], origin: str
+) -> dict[str, Any]:
+    """A table's settings checked against `types` (name → "int" | "float" | "str" |
+    "bool"); an unknown name or a wrong type raises `ConfigError` naming it."""
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in types:
+            known = ", ".join(sorted(types))
+            raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
+        settings[key] = coerce(types[key], key, value, origin)
+    return settings
+
+
+def check_channel(channel: str, origin: str) -> None:
+    """An installation's channel: the channel grammar, and not a :control or :state
+    channel of its own."""
+    if not protocol.valid_channel(channel) or channel.endswith(
+        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX)
+    ):
+        raise ConfigError(
+            f"{origin}channel {channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
+            "and not end in :control or :state"
+        )
+
+
+def read_table(path: str | Path, table: str) -> dict[str, Any] | None:
+    """One table of the installation's TOML file (None when it has none)."""
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -129,8 +155,8 @@ def read_table(path: str | Path, table: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    value = doc.get(table, {})
-    if not isinstance(value, dict):
+    value = doc.get(table)
+    if value is not None and not isinstance(value, dict):
         raise ConfigError(f"{path}: [{table}] must be a table")
     return value
 
@@ -145,11 +171,7 @@ def load_config(
     values: dict[str, Any] = {}
     path = path or env.get("DIALJAM_CONFIG") or None
     if path:
-        for key, value in read_table(path, "relay").items():
-            if key not in _TYPES:
-                known = ", ".join(sorted(_TYPES))
-                raise ConfigError(f"{path}: [relay] has no setting {key!r} (known: {known})")
-            values[key] = _coerce(key, value, f"{path} [relay]")
+        values = table_settings(read_table(path, "relay") or {}, _TYPES, f"{path} [relay]")
     for key in _TYPES:
         name = f"DIALJAM_{key.upper()}"
         if name in env:
@@ -165,13 +187,7 @@ def load_config(
 def validate(config: RelayConfig) -> None:
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is outside 0–65535")
-    if not protocol.valid_channel(config.channel) or config.channel.endswith(
-        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX)
-    ):
-        raise ConfigError(
-            f"channel {config.channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
-            "and not end in :control or :state"
-        )
+    check_channel(config.channel, "")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
     for key in ("max_frame", "token_max_frame", "queue", "history_events", "max_channels"):
@@ -248,27 +264,12 @@ def _load_gateway_table(
     if not path:
         return None
     values = read_table(path, table)  # a missing or broken file: a ConfigError
-    if not values:
-        with open(path, "rb") as f:
-            if table not in tomllib.load(f):  # no table (an empty one: defaults)
-                return None
+    if values is None:
+        return None  # no table (an empty one: the defaults)
     origin = f"{path} [{table}]"
-    types = {f.name: str(f.type) for f in fields(cls)}
-    settings: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in types:
-            known = ", ".join(sorted(types))
-            raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
-        settings[key] = coerce(types[key], key, value, origin)
-    config = cls(**settings)
-    if config.channel and (
-        not protocol.valid_channel(config.channel)
-        or config.channel.endswith((protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX))
-    ):
-        raise ConfigError(
-            f"{origin}: channel {config.channel!r} must be 1–64 characters of "
-            "A-Z a-z 0-9 _ . : - and not end in :control or :state"
-        )
+    config = cls(**table_settings(values, {f.name: str(f.type) for f in fields(cls)}, origin))
+    if config.channel:
+        check_channel(config.channel, f"{origin}: ")
     return config, origin
 
 

@@ -62,6 +62,7 @@ import orjson
 
 from . import protocol
 from .config import ConfigError, load_ari_config, load_config, load_twilio_config
+from .gateways.common import websocket_url
 
 if TYPE_CHECKING:
     from .gateways.fake_ari import FakeAri
@@ -515,8 +516,7 @@ async def close_with_reader(
 
 def ws_base(http_url: str) -> str:
     """http://host:port/prefix → ws://host:port/prefix (https → wss)."""
-    parts = urlsplit(http_url.rstrip("/"))
-    return urlunsplit(parts._replace(scheme="wss" if parts.scheme == "https" else "ws"))
+    return websocket_url(http_url.rstrip("/"))
 
 
 def on_relay(stream_url: str, relay: str) -> str:

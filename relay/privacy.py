@@ -17,7 +17,18 @@ def normalise_number(number: str) -> str:
 def pseudonym(number: str, key: bytes) -> str:
     """A stable pseudonym for `number` under `key` ("c-" + 10 hex digits). Without the
     key it cannot be turned back into the number, even by trying every number."""
-    mac = hmac.new(key, normalise_number(number).encode(), hashlib.sha256)
+    return _keyed(normalise_number(number), key)
+
+
+def call_pseudonym(call: str, key: bytes) -> str:
+    """A pseudonym for a call that shows no number, from a name of the call itself
+    (e.g. "twilio call CA…"): not `pseudonym`, which keeps only digits, and two call
+    ids may share theirs."""
+    return _keyed(call, key)
+
+
+def _keyed(text: str, key: bytes) -> str:
+    mac = hmac.new(key, text.encode(), hashlib.sha256)
     return "c-" + mac.hexdigest()[:10]
 
 

@@ -34,8 +34,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import random
 import secrets
@@ -50,8 +48,19 @@ import orjson
 from aiohttp import WSMsgType, hdrs, web
 
 from ..config import AriConfig, RelayConfig
-from ..privacy import masked, pseudonym
-from .common import KEYS, CountError, Event, PeerError, Publisher, PublishFn, json_object
+from ..privacy import call_pseudonym, masked, pseudonym
+from .common import (
+    KEYS,
+    CountError,
+    Event,
+    PeerError,
+    Publisher,
+    PublishFn,
+    digit_event,
+    join_event,
+    json_object,
+    leave_event,
+)
 
 log = logging.getLogger("relay.ari")
 
@@ -246,8 +255,7 @@ class AriCalls:
             # caller is plainly there, and a digit from an unknown caller implies a join.
             call = self.answering.pop(channel_id, None) or self.call_for(channel)
             out.append(self._join(call))
-        data = {"event": "digit", "caller": call.caller, "digit": key, "source": "ari"}
-        out.append(Event(self.channel, data))
+        out.append(digit_event(self.channel, call.caller, key, "ari"))
         return out
 
     def leave(self, channel_id: str) -> list[Event]:
@@ -258,10 +266,7 @@ class AriCalls:
             self.ended[channel_id] = None
             while len(self.ended) > ENDED_MEMORY:
                 self.ended.popitem(last=False)
-        if call is None:
-            return []
-        data = {"event": "leave", "caller": call.caller, "reason": "hangup"}
-        return [Event(self.channel, data)]
+        return [] if call is None else [leave_event(self.channel, call.caller)]
 
     def resync(self, channel_ids: Iterable[str]) -> tuple[list[Event], list[str]]:
         """After a reconnect: the app's `channel_ids` now. Returns the leaves of the
@@ -295,20 +300,11 @@ class AriCalls:
         digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
         if digits:
             return AriCall(channel_id, pseudonym(digits, self.key), masked(digits))
-        # Not privacy.pseudonym: it keeps only the digits, and channel ids share them.
-        mac = hmac.new(self.key, f"ari channel {channel_id}".encode(), hashlib.sha256)
-        return AriCall(channel_id, "c-" + mac.hexdigest()[:10], None)
+        return AriCall(channel_id, call_pseudonym(f"ari channel {channel_id}", self.key), None)
 
     def _join(self, call: AriCall) -> Event:
         self.joined[call.channel_id] = call
-        data = {
-            "event": "join",
-            "caller": call.caller,
-            "source": "ari",
-            "display": call.display,
-            "nick": None,
-        }
-        return Event(self.channel, data)
+        return join_event(self.channel, call.caller, "ari", call.display)
 
 
 # -- the aiohttp adapter --

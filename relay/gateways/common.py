@@ -55,6 +55,31 @@ class Event:
     data: dict[str, Any]
 
 
+# The shapes of DESIGN.md's "Channels and event shapes", as a gateway publishes them.
+
+
+def join_event(channel: str, caller: str, source: str, display: str | None) -> Event:
+    data = {"event": "join", "caller": caller, "source": source, "display": display, "nick": None}
+    return Event(channel, data)
+
+
+def digit_event(channel: str, caller: str, key: str, source: str) -> Event:
+    return Event(channel, {"event": "digit", "caller": caller, "digit": key, "source": source})
+
+
+def leave_event(channel: str, caller: str) -> Event:
+    return Event(channel, {"event": "leave", "caller": caller, "reason": "hangup"})
+
+
+def websocket_url(url: str) -> str:
+    """https://… → wss://…, http://… → ws://…"""
+    if url.startswith("https://"):
+        return "wss://" + url[len("https://") :]
+    if url.startswith("http://"):
+        return "ws://" + url[len("http://") :]
+    return url
+
+
 class Publisher:
     """Publishes a gateway's events on the relay's hub. An event the hub refuses (a
     full channel table, say) is counted and logged, never raised: one caller's event

@@ -191,13 +191,7 @@ class FakeAri:
         if ws is None:
             return
         if isinstance(event, dict):
-            event = {
-                **event,
-                "timestamp": timestamp(),
-                "asterisk_id": ASTERISK_ID,
-                "application": self.app,
-            }
-            event = orjson.dumps(event)
+            event = self._stamped(event)
         text = event.decode() if isinstance(event, bytes) else event
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(text)
@@ -238,6 +232,11 @@ class FakeAri:
                 return False
         return given == f"{self.username}:{self.password}"
 
+    def _stamped(self, event: dict[str, Any]) -> bytes:
+        """An event with the fields Asterisk adds to every one (Event/Message models)."""
+        stamp = {"timestamp": timestamp(), "asterisk_id": ASTERISK_ID, "application": self.app}
+        return orjson.dumps({**event, **stamp})
+
     def _record(self, request: web.Request) -> None:
         self.requests.append((request.method, request.path, dict(request.query)))
 
@@ -252,14 +251,8 @@ class FakeAri:
         await ws.prepare(request)
         for old in [c for c in self.clients if not c.closed]:
             # Asterisk: "the newer WebSocket wins, and the older one receives this event".
-            event = {
-                "type": "ApplicationReplaced",
-                "timestamp": timestamp(),
-                "asterisk_id": ASTERISK_ID,
-                "application": self.app,
-            }
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await old.send_str(orjson.dumps(event).decode())
+                await old.send_str(self._stamped({"type": "ApplicationReplaced"}).decode())
                 await old.close()
         self.clients.append(ws)
         self.connects += 1

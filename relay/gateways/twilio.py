@@ -29,7 +29,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -40,9 +39,21 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
-from ..privacy import pseudonym
+from ..privacy import call_pseudonym, pseudonym
 from ..protocol import CLOSE_GOING_AWAY
-from .common import KEYS, CountError, Event, PeerError, Publisher, PublishFn, json_object
+from .common import (
+    KEYS,
+    CountError,
+    Event,
+    PeerError,
+    Publisher,
+    PublishFn,
+    digit_event,
+    join_event,
+    json_object,
+    leave_event,
+    websocket_url,
+)
 from .dtmf import DtmfDetector, PressMerger
 
 log = logging.getLogger("relay.twilio")
@@ -52,7 +63,6 @@ STREAM_PATH = "/twilio/stream"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Twilio's frames are small (a 20 ms media frame is about 400 bytes of JSON).
 MAX_MESSAGE = 65536
-_LAST_DIGITS = re.compile(r"[0-9]{0,2}")
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 # -- signatures (pure) --
@@ -107,15 +117,6 @@ def signature_ok(
     )
 
 
-def websocket_url(url: str) -> str:
-    """https://… → wss://…, http://… → ws://…"""
-    if url.startswith("https://"):
-        return "wss://" + url[len("https://") :]
-    if url.startswith("http://"):
-        return "ws://" + url[len("http://") :]
-    return url
-
-
 # -- TwiML (pure) --
 
 
@@ -145,14 +146,10 @@ def seal(key: bytes, call_sid: str, channel: str, caller: str, last_digits: str)
 
 @dataclass(frozen=True)
 class Call:
-    """A caller on one Media Stream (no number: only its pseudonym and "…12")."""
+    """A caller on one Media Stream (no number: only its pseudonym)."""
 
-    call_sid: str
-    stream_sid: str
     channel: str
     caller: str
-    display: str | None
-    ulaw_8k: bool  # the documented audio/x-mulaw, 8000 Hz, 1 channel
 
 
 class StreamError(PeerError):
@@ -182,7 +179,7 @@ class TwilioStream:
     detector: DtmfDetector | None = None
     presses: PressMerger = field(default_factory=PressMerger)
 
-    def receive(self, frame: str | bytes, now: float = 0.0) -> list[Event]:
+    def receive(self, frame: str | bytes, now: float) -> list[Event]:
         msg, event = json_object(frame, "event", StreamError)
         if event in ("connected", "mark"):
             return []
@@ -223,24 +220,21 @@ class TwilioStream:
         assert call is not None
         if not self.presses.press(how, key, now):
             return []
-        data = {"event": "digit", "caller": call.caller, "digit": key, "source": "twilio"}
-        return [Event(call.channel, data)]
+        return [digit_event(call.channel, call.caller, key, "twilio")]
 
     def hang_up(self) -> list[Event]:
         """`stop`, or the socket closed: the caller leaves (once)."""
         if self.call is None or self.stopped:
             return []
         self.stopped = True
-        data = {"event": "leave", "caller": self.call.caller, "reason": "hangup"}
-        return [Event(self.call.channel, data)]
+        return [leave_event(self.call.channel, self.call.caller)]
 
     def _start(self, msg: dict[str, Any]) -> list[Event]:
         if self.call is not None:
             raise StreamError("second_start", "a second start on one stream")
         start = _field(msg, "start", dict, "")
         call_sid = _field(start, "callSid", str, "start")
-        stream_sid = start.get("streamSid", msg.get("streamSid"))
-        if not isinstance(stream_sid, str):
+        if not isinstance(start.get("streamSid", msg.get("streamSid")), str):
             raise StreamError("bad_field", "streamSid missing or not a string")
         params = _field(start, "customParameters", dict, "start")
         channel = _field(params, "channel", str, "start.customParameters")
@@ -250,26 +244,16 @@ class TwilioStream:
         expected = seal(self.seal_key, call_sid, channel, caller, last)
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise StreamError("bad_seal", "stream parameters not sealed by this relay")
-        if not _LAST_DIGITS.fullmatch(last):  # sealed, so ours: cannot happen
-            raise StreamError("bad_field", "last_digits is not two digits")
         fmt = start.get("mediaFormat")
         ulaw_8k = isinstance(fmt, dict) and (
             fmt.get("encoding"),
             fmt.get("sampleRate"),
             fmt.get("channels"),
         ) == ("audio/x-mulaw", 8000, 1)
-        display = f"…{last}" if last else None
-        self.call = Call(call_sid, stream_sid, channel, caller, display, ulaw_8k)
+        self.call = Call(channel, caller)
         if self.inband and ulaw_8k:
             self.detector = DtmfDetector()
-        data = {
-            "event": "join",
-            "caller": caller,
-            "source": "twilio",
-            "display": display,
-            "nick": None,
-        }
-        return [Event(channel, data)]
+        return [join_event(channel, caller, "twilio", f"…{last}" if last else None)]
 
 
 # -- the aiohttp adapter --
@@ -336,11 +320,6 @@ class TwilioGateway:
             )
         return False
 
-    def _call_pseudonym(self, call_sid: str) -> str:
-        # Not privacy.pseudonym: it keeps only the digits, and two CallSids may share them.
-        mac = hmac.new(self._key, f"twilio call {call_sid}".encode(), hashlib.sha256)
-        return "c-" + mac.hexdigest()[:10]
-
     # -- handlers --
 
     async def voice(self, request: web.Request) -> web.Response:
@@ -356,7 +335,11 @@ class TwilioGateway:
         digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
         # The number stops here: a pseudonym under our key and its last two digits. A
         # call without one ("anonymous", a client) gets a pseudonym of its own.
-        caller = pseudonym(digits, self._key) if digits else self._call_pseudonym(call_sid)
+        caller = (
+            pseudonym(digits, self._key)
+            if digits
+            else call_pseudonym(f"twilio call {call_sid}", self._key)
+        )
         last = digits[-2:]
         parameters = {
             "channel": self.channel,
