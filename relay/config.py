@@ -43,6 +43,33 @@ class RelayConfig:
     slow_close_s: float = 5.0
     max_channels: int = 10_000
     web_dir: str = str(WEB_DIR)
+    # --- who may publish (DESIGN.md "Who may do what") ---
+    # Seed-format publishers (a Tropo script, a custom IVR) show this token in a frame's
+    # "token" or the URL (/ws?token=…). Empty: none is accepted.
+    publisher_token: str = ""
+    # Signs keypads' caller sessions. Empty: derived from operator_token (so sessions
+    # outlive a restart whenever the tokens are configured).
+    session_key: str = ""
+    session_ttl_s: float = 7200.0  # a caller session's life; the keypad renews it
+    sessions_per_minute: int = 120  # new sessions per address (a festival NAT is one)
+    session_grace_s: float = 20.0  # a keypad gone this long leaves the billboard
+    # Anonymous publishing as in 2010, for a local rehearsal; refused on a non-loopback
+    # host unless open_public is also set.
+    open: bool = False
+    open_public: bool = False
+    # --- abuse limits ---
+    max_connections: int = 0  # 0: from RLIMIT_NOFILE (raised to its hard limit)
+    reserved_connections: int = 32  # of those, kept for token holders
+    connections_per_address: int = 500  # hundreds of phones share a festival NAT
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this
+    # Proxies (Caddy, nginx) whose X-Forwarded-For is believed: addresses or networks,
+    # comma-separated (e.g. "127.0.0.1, 10.0.0.0/8").
+    trusted_proxies: str = ""
+    # Browser origins allowed to open a WebSocket or POST /publish, comma-separated.
+    # Empty: public_url's origin and the relay's own address.
+    allowed_origins: str = ""
+    history_bytes: int = 1 << 20  # per channel
+    history_total_bytes: int = 64 << 20  # for all channels together
 
     def keypad_url(self) -> str:
         return f"{self.base_url()}/keypad?channel={self.channel}"
