@@ -1,78 +1,92 @@
 """The billboard's door for relay messages: every ``data`` object passes here before
 the engine, the screen, the event log or the recording see it.
 
-The seed's ``{"caller_id": NUMBER, "command": DIGIT}`` (or ``ani`` for ``caller_id``)
-is a digit; its number becomes a keyed pseudonym here and nowhere is it kept. A
-``caller`` that looks like a phone number (a gateway that forgot to pseudonymise) is
-treated the same way.
+The installation's channel carries joins, digits and leaves, read by the contract's
+total reader (`relay.contract.events.read_public`): anything else is counted and
+dropped, and a command there is refused (commands come only from ``NAME:control``,
+`admit_command`). The seed's ``{"caller_id": NUMBER, "command": KEY}`` is a digit; a
+relay pseudonymises the number before fan-out, and a number that still arrives here
+(an older relay, a gateway that forgot) becomes a keyed pseudonym at this door.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import Counter, OrderedDict
 from typing import Any
 
-from relay.privacy import masked, pseudonym
-
-from .engine.events import CALLER_ID, Digit, InputEvent, Join, parse_event
+from relay.contract.events import (
+    Command,
+    Digit,
+    InputEvent,
+    Join,
+    Leave,
+    Refused,
+    SeedDigit,
+    clean_display,
+    is_caller_id,
+    read_command,
+    read_public,
+)
+from relay.contract.privacy import masked, pseudonym
 
 log = logging.getLogger("billboard.door")
 
 
 class Door:
-    """Turns relay data into engine events; remembers (boundedly) which pseudonymised
-    callers it has announced, so a seed caller's first digit brings a join with "…12"."""
+    """Turns relay data into engine events; remembers (boundedly) which seed callers it
+    has announced, so a seed caller's first digit brings a join with "…12"."""
 
     def __init__(self, key: bytes, remember: int = 10_000) -> None:
         self._key = key
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
         self.refused = 0
+        self.refused_by_code: Counter[str] = Counter()
 
-    def admit(self, data: Mapping[str, Any]) -> list[InputEvent]:
-        """The engine events in one relay ``data`` object ([] if it holds none)."""
-        if not isinstance(data, Mapping):
-            return self._refuse("not an object")
-        number = data.get("caller_id", data.get("ani"))
-        if "event" not in data and "command" in data and number is not None:
-            return self._seed(number, data.get("command"))
-        caller = data.get("caller")
-        if isinstance(caller, str) and _looks_like_number(caller):
-            fixed = dict(data)
-            fixed["caller"] = pseudonym(caller, self._key)
-            fixed.setdefault("display", masked(caller))
-            data = fixed
-        event = parse_event(data)
-        if event is None:
-            return self._refuse(f"unreadable {str(data.get('event'))[:16]!r} event")
+    def admit(self, data: object) -> list[InputEvent]:
+        """The engine events in one ``data`` object of the installation's channel ([]
+        if it holds none). Never raises."""
+        event = read_public(data, self._pseudonym)
+        if isinstance(event, Refused):
+            return self._refuse(event)
+        if isinstance(event, SeedDigit):
+            shown = data.get("display") if isinstance(data, dict) else None
+            return self._seed(event, shown)
         return [event]
 
-    def _seed(self, number: object, command: object) -> list[InputEvent]:
-        if not isinstance(number, str | int) or not isinstance(command, str | int):
-            return self._refuse("seed message without a number and a digit")
-        number = str(number)
-        digit = str(command).strip()
-        if len(digit) != 1 or digit not in "0123456789*#":
-            return self._refuse("seed message whose command is not one key")
-        caller = pseudonym(number, self._key)
+    def _pseudonym(self, number: str) -> str:
+        return pseudonym(number, self._key)
+
+    def admit_command(self, data: object) -> list[InputEvent]:
+        """An operator's command from ``NAME:control`` ([] if it is not one)."""
+        command = read_command(data)
+        if isinstance(command, Refused):
+            return self._refuse(command)
+        return [command]
+
+    def _seed(self, seed: SeedDigit, shown: Any) -> list[InputEvent]:
+        if is_caller_id(seed.number):  # already a pseudonym (the relay's door made it)
+            caller, display = seed.number, clean_display(shown)
+        else:
+            caller, display = pseudonym(seed.number, self._key), masked(seed.number)
         events: list[InputEvent] = []
         if caller not in self._seen:
             self._seen[caller] = None
             if len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-            events.append(Join(caller, "seed", masked(number)))
-        events.append(Digit(caller, digit, "seed"))
+            events.append(Join(caller, "seed", display))
+        events.append(Digit(caller, seed.digit, "seed"))
         return events
 
-    def _refuse(self, why: str) -> list[InputEvent]:
+    def _refuse(self, why: Refused) -> list[InputEvent]:
         self.refused += 1
+        self.refused_by_code[why.code] += 1
         if self.refused <= 5 or self.refused % 1000 == 0:  # never a flood in the log
-            log.info("ignored a relay message (%s); %d so far", why, self.refused)
+            log.info(
+                "ignored a relay message (%s: %s); %d so far", why.code, why.message, self.refused
+            )
         return []
 
 
-def _looks_like_number(caller: str) -> bool:
-    digits = sum(ch.isdigit() for ch in caller)
-    return (digits >= 5 and not CALLER_ID.fullmatch(caller)) or caller.lstrip("+").isdigit()
+__all__ = ["Command", "Digit", "Door", "Join", "Leave"]

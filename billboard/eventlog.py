@@ -11,7 +11,7 @@ from typing import IO
 
 import orjson
 
-from .engine.events import InputEvent, event_to_data, parse_event
+from .engine.events import InputEvent, read_input, to_data
 
 log = logging.getLogger("billboard.eventlog")
 
@@ -28,7 +28,7 @@ class EventLog:
     def write(self, event: InputEvent, at: float) -> None:
         if self._file is None:
             return
-        line = {"t": round(at - self.start, 6), **event_to_data(event)}
+        line = {"t": round(at - self.start, 6), **to_data(event)}
         try:
             self._file.write(orjson.dumps(line) + b"\n")
             self._file.flush()
@@ -52,7 +52,7 @@ def read_events(path: Path) -> Iterator[tuple[float, InputEvent]]:
             try:
                 item = orjson.loads(raw)
                 t = float(item.pop("t"))
-                event = parse_event(item)
+                event = read_input(item)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 event = None
             if event is None:

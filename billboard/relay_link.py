@@ -5,6 +5,12 @@ It runs on the asyncio thread, off the frame loop. What it receives is handed to
 `on_data` (the installation's channel: joins, digits, leaves) and `on_command` (the
 ``:control`` channel: the console's commands); both are called on the asyncio thread
 and must only queue the work.
+
+Nothing a peer sends can end the link: a frame it cannot read is counted and dropped,
+a failure in handling one event is logged (rate-limited) and the next one is read, and
+any failure of the connection itself is followed by a reconnect with backoff. `Show`
+restarts `run` if it ever returns or raises (our bug), so the link is never silently
+dead; `status` is what the HUD and the `state` event show.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import orjson
 log = logging.getLogger("billboard.relay_link")
 
 BACKOFF_FIRST_S = 0.5
+LOG_EVERY = 1000  # a steady stream of bad frames is logged once per this many
 BACKOFF_MAX_S = 15.0
 PENDING_MAX = 1000  # caller updates kept while the relay is away
 
@@ -47,6 +54,8 @@ class RelayLink:
         self.status = "connecting"
         self.gaps = 0
         self.reconnects = 0
+        self.bad_frames = 0  # frames or events that could not be handled
+        self.refusals = 0  # error frames from the relay
         self._rng = rng or random.Random()
         self._since: dict[str, tuple[int, str]] = {}  # channel → (last seq, epoch)
         self._pending: deque[bytes] = deque(maxlen=PENDING_MAX)
@@ -98,6 +107,10 @@ class RelayLink:
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     if attempt == 0:
                         log.warning("relay link down: %s", exc.__class__.__name__)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # our bug: show it, then reconnect as for a lost link
+                    log.exception("relay link failed; reconnecting")
                 finally:
                     self._ws = None
                 self.status = "offline"
@@ -131,11 +144,25 @@ class RelayLink:
             try:
                 frame = orjson.loads(msg.data)
             except orjson.JSONDecodeError:
-                log.warning("relay sent a frame that is not JSON; ignored")
+                self._bad("relay sent a frame that is not JSON")
                 continue
             for item in frame if isinstance(frame, list) else [frame]:
-                if isinstance(item, dict):
+                if not isinstance(item, dict):
+                    self._bad("relay sent a frame that is not an object")
+                    continue
+                try:
                     self._receive(item)
+                except Exception:  # our bug: one event never ends the link
+                    self.bad_frames += 1
+                    if self.bad_frames % LOG_EVERY == 1:
+                        log.exception(
+                            "failed on a relay frame (%d so far); going on", self.bad_frames
+                        )
+
+    def _bad(self, why: str) -> None:
+        self.bad_frames += 1
+        if self.bad_frames % LOG_EVERY == 1:
+            log.warning("%s; ignored (%d so far)", why, self.bad_frames)
 
     def _receive(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
@@ -143,7 +170,7 @@ class RelayLink:
         if kind == "event" and isinstance(channel, str):
             seq, data = item.get("seq"), item.get("data")
             epoch = self._since.get(channel, (0, ""))[1]
-            if isinstance(seq, int):
+            if isinstance(seq, int) and not isinstance(seq, bool):
                 self._since[channel] = (seq, epoch)
             if not isinstance(data, dict):
                 return
@@ -152,11 +179,21 @@ class RelayLink:
             elif channel == self.control:
                 self.on_command(data)
         elif kind == "subscribed" and isinstance(channel, str):
-            epoch = str(item.get("epoch", ""))
+            new_epoch, first_seq = item.get("epoch"), item.get("seq")
+            if (
+                not isinstance(new_epoch, str)
+                or not isinstance(first_seq, int)
+                or isinstance(first_seq, bool)
+            ):
+                self._bad("relay sent a subscribed frame without seq and epoch")
+                return
             last = self._since.get(channel)
-            if last is None or last[1] != epoch:
-                self._since[channel] = (int(item.get("seq", 0)), epoch)
+            if last is None or last[1] != new_epoch:
+                self._since[channel] = (first_seq, new_epoch)
         elif kind == "gap":
+            first, last_lost = item.get("from"), item.get("to")
+            if isinstance(first, int) and isinstance(last_lost, int) and last_lost < first:
+                return  # an empty range: nothing of this epoch was lost (a relay restart)
             self.gaps += 1
             log.warning(
                 "relay lost events %s–%s of %s (%s)",
@@ -166,4 +203,10 @@ class RelayLink:
                 item.get("reason"),
             )
         elif kind == "error":
-            log.warning("relay refused a frame: %s", item.get("code"))
+            self.refusals += 1
+            if self.refusals % LOG_EVERY == 1:
+                log.warning(
+                    "relay refused a frame: %s (%d so far)",
+                    str(item.get("code"))[:32],
+                    self.refusals,
+                )

@@ -28,7 +28,7 @@ from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
 from .engine.clock import MAX_BPM, MIN_BPM
-from .engine.events import CallerUpdate, Command, InputEvent, parse_event
+from .engine.events import CallerUpdate, Command, InputEvent
 from .eventlog import EventLog, read_events
 from .relay_link import RelayLink
 from .scheduler import Scheduler
@@ -37,6 +37,7 @@ log = logging.getLogger("billboard")
 
 STATE_MIN_INTERVAL_S = 0.1  # `state` at most 10 times a second…
 STATE_KEEPALIVE_S = 2.0  # …and every 2 s when nothing changes
+LINK_RESTART_MAX_S = 15.0
 
 
 @dataclasses.dataclass
@@ -162,7 +163,23 @@ class Show:
             self.relay_port = runner.addresses[0][1]
             url = f"ws://127.0.0.1:{self.relay_port}/ws"
         self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)
-        self._link_task = asyncio.get_running_loop().create_task(self.link.run())
+        self._link_task = asyncio.get_running_loop().create_task(self._supervise(self.link))
+
+    async def _supervise(self, link: RelayLink) -> None:
+        """Keep the relay link running: `run` only returns or raises through a bug of
+        ours, and then it is shown and restarted with backoff, never left dead."""
+        failures = 0
+        while True:
+            try:
+                await link.run()
+                log.error("the relay link stopped by itself; restarting it")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the relay link failed; restarting it")
+            link.status = "offline"
+            failures += 1
+            await asyncio.sleep(min(LINK_RESTART_MAX_S, 0.5 * 2 ** min(failures, 6)))
 
     async def _async_stop(self) -> None:
         if self._link_task is not None:
@@ -175,11 +192,8 @@ class Show:
             self.scheduler.submit(event)
 
     def _on_command(self, data: dict[str, Any]) -> None:
-        event = parse_event(data)
-        if isinstance(event, Command):
+        for event in self.door.admit_command(data):
             self.scheduler.submit(event)
-        else:
-            log.info("ignored a control message that is not a known command")
 
     # -- from the engine thread --
 

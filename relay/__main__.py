@@ -38,8 +38,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="the installation's TOML file (its [relay] table)")
     p.add_argument("--channel", help="the installation's channel (default dialjam)")
     p.add_argument("--public-url", help="address phones and providers reach")
+    add_open_flags(p)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p.parse_args(argv)
+
+
+def add_open_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--open",
+        action="store_const",
+        const=True,
+        help="rehearsal: anyone may publish, as in 2010 (only on a loopback --host)",
+    )
+    p.add_argument(
+        "--open-public",
+        action="store_const",
+        const=True,
+        help="with --open: allow it on a public address too (anyone on the network can "
+        "play as anyone and fill the relay)",
+    )
 
 
 def announce(
@@ -58,6 +75,11 @@ def announce(
     say(f"  keypad:     {config.keypad_url()}")
     say(f"  console:    {config.console_url()}")
     say(f"  health:     {base}/healthz   metrics: {base}/metrics")
+    if config.open:
+        say(
+            "  warning:    OPEN mode: anyone who reaches this relay may publish as any caller "
+            "(a rehearsal setting, never a show's)"
+        )
     if made_up:
         say(
             f"  tokens:     made up for this run ({', '.join(made_up)}); set operator_token "
@@ -148,6 +170,8 @@ def config_from_args(args: argparse.Namespace) -> RelayConfig:
             "port": args.port,
             "channel": args.channel,
             "public_url": args.public_url,
+            "open": getattr(args, "open", None),
+            "open_public": getattr(args, "open_public", None),
         },
     )
 

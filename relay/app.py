@@ -23,11 +23,14 @@ from aiohttp import WSMsgType, hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from . import protocol
+from .admission import Publisher, admit
 from .channels import Hub, HubLimits, Subscriber
 from .config import AriConfig, RelayConfig, TwilioConfig
+from .contract.privacy import pseudonym
 from .metrics import make_registry
 from .protocol import ProtocolError
 from .ratelimit import BucketsByKey, TokenBucket
+from .sessions import Session, SessionError, Sessions, derive_key
 
 log = logging.getLogger("relay")
 
@@ -46,6 +49,7 @@ class RelayState:
     started: float = field(default_factory=time.monotonic)
     connections: set[Connection] = field(default_factory=set)
     frames_in: int = 0
+    sessions_minted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     events_per_s: float = 0.0
     _rate_samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=6))
@@ -53,6 +57,70 @@ class RelayState:
     closing: bool = False
     # Gateways that run a client of their own (ARI) add their status to /healthz.
     gateway_health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    # The installation's public channels: joins, digits and leaves, read at the door.
+    public_channels: frozenset[str] = frozenset()
+    sessions: Sessions | None = None
+    pseudonym_key: bytes = b""
+    session_buckets: BucketsByKey | None = None  # new sessions, by address
+    caller_buckets: BucketsByKey | None = None  # events, by caller (across connections)
+    # Open connections per keypad caller: the last one gone (and not back within
+    # session_grace_s) means the caller left.
+    live_callers: dict[tuple[str, str], int] = field(default_factory=dict)
+    wall: Callable[[], float] = time.time
+
+    def pseudonymise(self, number: str) -> str:
+        return pseudonym(number, self.pseudonym_key)
+
+    def publish_for(self, channel: str, data: dict[str, Any], who: Publisher) -> dict[str, Any]:
+        """What `who` may put on `channel` (the admission rules), or ProtocolError; a
+        caller's events are also held to the per-caller rate."""
+        admitted = admit(channel, data, who, self.public_channels, self.pseudonymise)
+        caller = admitted.get("caller")
+        buckets = self.caller_buckets
+        if (
+            channel in self.public_channels
+            and isinstance(caller, str)
+            and buckets is not None
+            and not buckets.allow(caller, time.monotonic())
+        ):
+            raise ProtocolError("rate_limited", "this caller sends too fast; event dropped")
+        return admitted
+
+    def caller_opened(self, key: tuple[str, str]) -> None:
+        self.live_callers[key] = self.live_callers.get(key, 0) + 1
+
+    def caller_closed(self, key: tuple[str, str]) -> None:
+        left = self.live_callers.get(key, 1) - 1
+        if left > 0:
+            self.live_callers[key] = left
+            return
+        self.live_callers[key] = 0
+        with contextlib.suppress(RuntimeError):  # no loop: the relay is going away
+            asyncio.get_running_loop().call_later(
+                self.config.session_grace_s, self._leave_if_gone, key
+            )
+
+    def _leave_if_gone(self, key: tuple[str, str]) -> None:
+        """A keypad gone for session_grace_s leaves its place (on a track or in line)."""
+        if self.live_callers.get(key) != 0 or self.closing:
+            return
+        del self.live_callers[key]
+        caller, channel = key
+        try:
+            self.hub.publish(channel, {"event": "leave", "caller": caller, "reason": "closed"})
+        except ProtocolError as exc:
+            self.count_error(exc.code)
+
+    def billboards(self) -> int:
+        """Billboard connections subscribed to the installation's channel."""
+        ch = self.hub.channels.get(self.config.channel)
+        if ch is None:
+            return 0
+        return sum(
+            1
+            for sub in ch.subscriptions
+            if isinstance(conn := sub.subscriber.owner, Connection) and "billboard" in conn.roles
+        )
 
     def roles_for(self, token: str | None) -> set[str]:
         """The roles a token grants, compared in constant time; never logged."""
@@ -64,6 +132,9 @@ class RelayState:
             roles.add("operator")
         if hmac.compare_digest(given, self.config.billboard_token.encode()):
             roles.add("billboard")
+        publisher = self.config.publisher_token.encode()
+        if publisher and hmac.compare_digest(given, publisher):
+            roles.add("publisher")
         return roles
 
     def count_error(self, code: str) -> None:
@@ -97,7 +168,8 @@ class Connection:
         self.state = state
         self.ws = ws
         cfg = state.config
-        self.roles = state.roles_for(bearer(request))
+        self.roles = state.roles_for(bearer(request) or request.query.get("token"))
+        self.session: Session | None = None
         now = time.monotonic()
         self.bucket = TokenBucket(cfg.rate, cfg.burst, now)
         self.refused_in_a_row = 0
@@ -107,6 +179,7 @@ class Connection:
         assert transport is not None
         self.transport = transport
         self.subscriber = state.hub.attach(transport, self.close_slow, self.name)
+        self.subscriber.owner = self
         self.closing: asyncio.Task[None] | None = None
 
     # -- frames in --
@@ -149,12 +222,16 @@ class Connection:
         hub = self.state.hub
         sub = self.subscriber
         if isinstance(request, protocol.Publish):
-            role = protocol.required_role(request.channel)
-            if role is not None and role not in self.roles:
-                raise ProtocolError(
-                    "unauthorised", f"publishing to {request.channel} needs the {role} token"
-                )
-            ch = hub.publish(request.channel, request.data, origin=sub)
+            if request.session is not None:
+                self._bind(request.session, request.channel)
+            session = self.session
+            who = Publisher(
+                frozenset(self.roles),
+                session.caller if session and session.channel == request.channel else None,
+                cfg.open,
+            )
+            data = self.state.publish_for(request.channel, request.data, who)
+            ch = hub.publish(request.channel, data, origin=sub)
             if request.ack:
                 sub.send_control(
                     protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
@@ -166,6 +243,30 @@ class Connection:
             sub.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
         else:
             sub.send_control(b'{"type":"pong"}')
+
+    def _bind(self, token: str, channel: str) -> None:
+        """Bind this connection to the caller of a keypad's session: from then on it
+        speaks for that caller only (one connection, one caller)."""
+        state = self.state
+        if state.sessions is None or channel not in state.public_channels:
+            raise ProtocolError("bad_session", f"no caller sessions on {channel}")
+        try:
+            session = state.sessions.check(token, channel, state.wall())
+        except SessionError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+        if self.session is None:
+            self.session = session
+            state.caller_opened((session.caller, channel))
+        elif (self.session.caller, self.session.channel) != (session.caller, channel):
+            raise ProtocolError("bad_session", "a connection speaks for one caller only")
+        else:
+            self.session = session  # renewed: the later expiry
+
+    def gone(self) -> None:
+        """The connection closed: a keypad's caller may have left."""
+        if self.session is not None:
+            self.state.caller_closed((self.session.caller, self.session.channel))
+            self.session = None
 
     def refuse(self, exc: ProtocolError) -> None:
         """Answer the peer's mistake, log it once per connection, and go on (or close
@@ -244,6 +345,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         state.hub.detach(conn.subscriber)
         state.connections.discard(conn)
+        conn.gone()
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
@@ -321,24 +423,88 @@ async def http_publish(request: web.Request) -> web.Response:
             obj = {"type": "publisher", "id": channel, "data": obj}
         req = protocol.parse_object(obj)
         assert isinstance(req, protocol.Publish)
-        role = protocol.required_role(channel)
-        if role is not None and role not in roles:
-            raise ProtocolError("unauthorised", f"publishing to {channel} needs the {role} token")
-        ch = state.hub.publish(channel, req.data)
+        caller = None
+        if req.session is not None:
+            if state.sessions is None or channel not in state.public_channels:
+                raise ProtocolError("bad_session", f"no caller sessions on {channel}")
+            try:
+                caller = state.sessions.check(req.session, channel, state.wall()).caller
+            except SessionError as exc:
+                raise ProtocolError(exc.code, exc.message) from None
+        who = Publisher(frozenset(roles), caller, cfg.open)
+        ch = state.hub.publish(channel, state.publish_for(channel, req.data, who))
     except ProtocolError as exc:
         state.count_error(exc.code)
-        status = (
-            401 if exc.code == "unauthorised" else 503 if exc.code == "too_many_channels" else 400
-        )
+        status = {
+            "unauthorised": 401,
+            "bad_session": 401,
+            "session_expired": 401,
+            "rate_limited": 429,
+            "too_many_channels": 503,
+        }.get(exc.code, 400)
         return http_error(status, exc.code, exc.message)
     return web.json_response({"type": "ack", "id": channel, "seq": ch.seq, "epoch": ch.epoch})
+
+
+async def new_session(request: web.Request) -> web.Response:
+    """POST /session: a keypad's caller session for ``channel`` (JSON body or query);
+    ``{"renew": OLD}`` keeps the caller of a valid or recently expired session."""
+    state = request.app[STATE]
+    cfg = state.config
+    sessions, buckets = state.sessions, state.session_buckets
+    assert sessions is not None and buckets is not None
+    if not buckets.allow(request.remote or "?", time.monotonic()):
+        state.count_error("rate_limited")
+        return http_error(
+            429, "rate_limited", f"more than {cfg.sessions_per_minute} new sessions a minute here"
+        )
+    body = await request.content.read(1025)
+    try:
+        obj = protocol.decode_json(body) if body.strip() else {}
+    except ProtocolError as exc:
+        state.count_error(exc.code)
+        return http_error(400, exc.code, exc.message)
+    if not isinstance(obj, dict) or len(body) > 1024:
+        state.count_error("bad_data")
+        return http_error(400, "bad_data", 'the body must be a small JSON object {"channel": …}')
+    channel = obj.get("channel", request.query.get("channel", cfg.channel))
+    if not isinstance(channel, str) or channel not in state.public_channels:
+        state.count_error("unknown_channel")
+        return http_error(404, "unknown_channel", "no installation plays on that channel here")
+    now = state.wall()
+    try:
+        if "renew" in obj:
+            session = sessions.renew(obj["renew"], channel, now)
+        else:
+            session = sessions.mint(channel, now)
+    except SessionError as exc:
+        state.count_error(exc.code)
+        return http_error(401, exc.code, exc.message)
+    state.sessions_minted += 1
+    return web.json_response(
+        {
+            "type": "session",
+            "session": session.token,
+            "caller": session.caller,
+            "channel": channel,
+            "expires": session.expires,
+            "ttl_s": sessions.ttl_s,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def health(state: RelayState) -> dict[str, Any]:
     hub = state.hub
     active = sum(1 for ch in hub.channels.values() if ch.subscriptions)
+    billboards = state.billboards()
+    status = "shutting_down" if state.closing else "ok" if billboards else "degraded"
     return {
-        "status": "shutting_down" if state.closing else "ok",
+        "status": status,
+        # "degraded" while no billboard listens: callers' keys reach nobody.
+        "billboard": {"subscribed": billboards},
+        "sessions_minted": state.sessions_minted,
+        "callers_online": sum(1 for n in state.live_callers.values() if n),
         "uptime_s": round(time.monotonic() - state.started, 3),
         "channels": active,
         "channels_held": len(hub.channels),
@@ -415,6 +581,16 @@ def create_app(
     state = RelayState(config=config, hub=hub)
     if config.rate > 0:
         state.http_buckets = BucketsByKey(config.rate, config.burst)
+    secret = config.session_key or config.operator_token
+    state.sessions = Sessions(derive_key(secret, "caller sessions"), config.session_ttl_s)
+    state.pseudonym_key = derive_key(secret, "relay pseudonyms")
+    per_minute = config.sessions_per_minute
+    state.session_buckets = BucketsByKey(per_minute / 60.0, per_minute)
+    state.caller_buckets = BucketsByKey(config.caller_rate, 2 * config.caller_rate)
+    state.public_channels = frozenset(
+        {config.channel}
+        | {gateway.channel_for(config) for gateway in (twilio, ari) if gateway is not None}
+    )
     app = web.Application(client_max_size=config.token_max_frame + 1024)
     app[STATE] = state
     app[METRICS_REGISTRY] = make_registry(state)
@@ -423,6 +599,7 @@ def create_app(
     app.router.add_get("/ws", websocket)
     app.router.add_get("/", root)
     app.router.add_post("/publish/{channel}", http_publish)
+    app.router.add_post("/session", new_session)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     # --- telephony gateways (issue 5); before the catch-all GET of web/ ---

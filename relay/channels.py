@@ -159,6 +159,7 @@ class Subscriber:
         self.subscriptions: dict[str, Subscription] = {}
         self.dropped: dict[Subscription, list[int]] = {}  # v2 only: [first, last]
         self.overflow_since: float | None = None
+        self.owner: object = None  # the adapter's connection, for its own bookkeeping
         self.dirty = False
         self.busy = False
         self.closed = False

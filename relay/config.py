@@ -53,6 +53,7 @@ class RelayConfig:
     session_ttl_s: float = 7200.0  # a caller session's life; the keypad renews it
     sessions_per_minute: int = 120  # new sessions per address (a festival NAT is one)
     session_grace_s: float = 20.0  # a keypad gone this long leaves the billboard
+    caller_rate: float = 10.0  # events a second per caller, across its connections
     # Anonymous publishing as in 2010, for a local rehearsal; refused on a non-loopback
     # host unless open_public is also set.
     open: bool = False
@@ -227,8 +228,34 @@ def validate(config: RelayConfig) -> None:
     for key in ("history_seconds", "heartbeat_s", "slow_close_s"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be more than 0")
-    if config.operator_token and config.operator_token == config.billboard_token:
-        raise ConfigError("operator_token and billboard_token must differ")
+    tokens = [
+        t for t in (config.operator_token, config.billboard_token, config.publisher_token) if t
+    ]
+    if len(tokens) != len(set(tokens)):
+        raise ConfigError("operator_token, billboard_token and publisher_token must differ")
+    for key in ("session_ttl_s", "session_grace_s", "caller_rate"):
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"{key} must be more than 0")
+    if config.sessions_per_minute < 1:
+        raise ConfigError("sessions_per_minute must be at least 1")
+    if config.open and not config.open_public and not is_loopback(config.host):
+        raise ConfigError(
+            f"open = true lets anyone publish as anyone: refused on {config.host}, which is "
+            "not a loopback address; listen on 127.0.0.1 for a rehearsal, or set open_public "
+            "(--open-public) as well if you really mean the whole network"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: a rehearsal on this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --- [twilio]: the Twilio Media Streams gateway (issue 5) -------------------------------

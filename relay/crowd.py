@@ -642,14 +642,23 @@ class Crowd:
 
     async def keypad(self, plan: CallerPlan) -> None:
         o = self.options
-        caller = "c-" + secrets.token_hex(5)  # as keypad.js makes one per browser tab
+        # keypad.js: a caller session from the relay first; the relay stamps its caller
+        # on everything the socket publishes.
+        async with self.session.post(
+            o.relay.rstrip("/") + "/session", json={"channel": o.channel}
+        ) as resp:
+            answer = await resp.json(content_type=None)
+            if resp.status != 200 or not isinstance(answer, dict):
+                code = answer.get("code") if isinstance(answer, dict) else None
+                raise CallerFailed(f"session refused ({resp.status} {code})")
+        token, caller = str(answer["session"]), str(answer["caller"])
         log_ = self.tally.add_caller(caller, plan.index)
         ws = await self.session.ws_connect(ws_base(o.relay) + "/ws", autoping=True)
         reader = asyncio.create_task(self.read_replies(ws))
         try:
 
             async def publish(data: dict[str, Any]) -> None:
-                frame = {"type": "publisher", "id": o.channel, "data": data}
+                frame = {"type": "publisher", "id": o.channel, "session": token, "data": data}
                 await ws.send_str(orjson.dumps(frame).decode())
 
             # keypad.js: subscribe to CHANNEL:state before joining, so the billboard's
@@ -658,7 +667,7 @@ class Crowd:
             if protocol.valid_channel(state):
                 frame = {"type": "subscriber", "id": state, "v": 2}
                 await ws.send_str(orjson.dumps(frame).decode())
-            await publish({"caller": caller, "event": "join", "source": "web", "nick": None})
+            await publish({"event": "join", "source": "web", "nick": None})
             began = self.now()
             for press in plan.presses:
                 if not await self.sleep_until(began + press.at):
@@ -666,12 +675,10 @@ class Crowd:
                 if ws.closed:
                     raise CallerFailed("keypad socket closed by the relay")
                 self.tally.sent(caller, press.key, self.now())
-                await publish(
-                    {"caller": caller, "event": "digit", "digit": press.key, "source": "web"}
-                )
+                await publish({"event": "digit", "digit": press.key, "source": "web"})
             await self.sleep_until(began + plan.hang_up)
             # keypad.js on pagehide: a best-effort leave, then the socket goes.
-            await publish({"event": "leave", "caller": caller, "reason": "closed"})
+            await publish({"event": "leave", "reason": "closed"})
             log_.ended = True
         finally:
             await close_with_reader(ws, reader)

@@ -11,7 +11,8 @@ Seed (2010) frames::
     {"type":"publisher","id":CH,"data":{...}}
 
 v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` on
-publish, a top-level ``"token"`` on any frame, and ``unsubscribe`` / ``ping``.
+publish, a top-level ``"token"`` (a role's token) or ``"session"`` (a keypad's caller
+session) on any frame, and ``unsubscribe`` / ``ping``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CHANNEL_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 CONTROL_SUFFIX: Final = ":control"
 STATE_SUFFIX: Final = ":state"
+CALLERS_SUFFIX: Final = ":callers"
 
 # Close codes (RFC 6455 §7.4.1).
 CLOSE_GOING_AWAY: Final = 1001
@@ -68,11 +70,13 @@ class Publish:
     data: dict[str, Any]
     ack: bool = False
     token: str | None = None
+    session: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
     token: str | None = None
+    session: str | None = None
 
 
 Request = Subscribe | Unsubscribe | Publish | Ping
@@ -99,10 +103,10 @@ def valid_channel(channel: object) -> bool:
 
 def required_role(channel: str) -> str | None:
     """The token role a publisher needs on `channel`: ``operator`` for ``*:control``,
-    ``billboard`` for ``*:state``, None for every other channel."""
+    ``billboard`` for ``*:state`` and ``*:callers``, None for every other channel."""
     if channel.endswith(CONTROL_SUFFIX):
         return "operator"
-    if channel.endswith(STATE_SUFFIX):
+    if channel.endswith((STATE_SUFFIX, CALLERS_SUFFIX)):
         return "billboard"
     return None
 
@@ -127,11 +131,14 @@ def parse_object(obj: Any) -> Request:
     token = obj.get("token")
     if token is not None and not isinstance(token, str):
         raise ProtocolError("bad_field", "token must be a string")
+    session = obj.get("session")
+    if session is not None and not isinstance(session, str):
+        raise ProtocolError("bad_field", "session must be a string")
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_type", 'a frame needs "type" as a string')
     if kind == "ping":
-        return Ping(token=token)
+        return Ping(token=token, session=session)
     if kind not in KNOWN_TYPES:
         shown = kind[:32]
         raise ProtocolError(
@@ -149,7 +156,7 @@ def parse_object(obj: Any) -> Request:
         ack = obj.get("ack", False)
         if not isinstance(ack, bool):
             raise ProtocolError("bad_field", '"ack" must be true or false')
-        return Publish(channel=channel, data=data, ack=ack, token=token)
+        return Publish(channel=channel, data=data, ack=ack, token=token, session=session)
     if kind == "unsubscribe":
         return Unsubscribe(channel=channel, token=token)
     v = obj.get("v", 1)

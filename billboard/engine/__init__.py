@@ -12,7 +12,7 @@ from .events import (
     Note,
     NoteOff,
     NoteOn,
-    parse_event,
+    read_input,
 )
 from .scene import Facade, Scene
 from .tracks import DEFAULT_TRACKS, TrackSpec
@@ -34,5 +34,5 @@ __all__ = [
     "NoteOn",
     "Scene",
     "TrackSpec",
-    "parse_event",
+    "read_input",
 ]

@@ -48,7 +48,7 @@ import orjson
 from aiohttp import WSMsgType, hdrs, web
 
 from ..config import AriConfig, RelayConfig
-from ..privacy import call_pseudonym, masked, pseudonym
+from ..contract.privacy import call_pseudonym, masked, pseudonym
 from .common import (
     KEYS,
     CountError,

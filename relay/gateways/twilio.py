@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
-from ..privacy import call_pseudonym, pseudonym
+from ..contract.privacy import call_pseudonym, pseudonym
 from ..protocol import CLOSE_GOING_AWAY
 from .common import (
     KEYS,

@@ -14,6 +14,7 @@ import aiohttp
 import mido
 import orjson
 
+from tests.relay.conftest import PUBLISHER
 from tests.relay.test_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,13 @@ async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
         str(port),
         *args,
         cwd=ROOT,
-        env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+        env={
+            **os.environ,
+            "SDL_VIDEODRIVER": "dummy",
+            "SDL_AUDIODRIVER": "dummy",
+            # The test's callers publish as a seed publisher (an IVR) does.
+            "DIALJAM_PUBLISHER_TOKEN": PUBLISHER,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -73,7 +80,7 @@ async def play_crowd(port: int) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         watcher = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
         await watcher.send_str('{"type":"subscriber","id":"dialjam:state"}')
-        pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?token={PUBLISHER}")
 
         async def publish(data: dict[str, Any]) -> None:
             frame = {"type": "publisher", "id": "dialjam", "data": data}
@@ -166,7 +173,7 @@ async def test_a_60_second_show_with_a_crowd_ends_without_error_or_stuck_note(
     callers = [f"c-crowd{n:02d}" for n in range(12)]  # 8 play, 4 wait in line
     try:
         async with aiohttp.ClientSession() as session:
-            pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+            pub = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?token={PUBLISHER}")
 
             async def publish(data: dict[str, Any]) -> None:
                 frame = {"type": "publisher", "id": "dialjam", "data": data}

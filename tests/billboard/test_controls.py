@@ -21,9 +21,9 @@ from billboard.controls import (
     next_key,
     read_controls,
 )
-from billboard.engine import Command, parse_event
-from billboard.engine.events import COMMANDS
+from billboard.engine import Command
 from billboard.engine.harmony import parse_key
+from relay.contract.events import COMMANDS, read_command
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +180,7 @@ def test_the_commands_are_the_ones_the_operator_console_sends() -> None:
         assert isinstance(control, Command)
         assert control.name in COMMANDS
         sent = {"event": "command", "name": control.name, "args": dict(control.args)}
-        assert parse_event(sent) == control  # as if it had come from the console
+        assert read_command(sent) == control  # as if it had come from the console
 
 
 def test_the_help_names_every_key() -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from billboard.config import ConfigError, load_billboard_config
 from billboard.door import Door
-from billboard.engine import Digit, Join, Leave
+from billboard.engine import Command, Digit, Join, Leave
 from billboard.eventlog import EventLog, read_events
-from relay.privacy import masked, pseudonym
+from relay.contract.privacy import masked, pseudonym
 
 KEY = b"test-key"
 
@@ -39,8 +39,8 @@ def test_a_caller_field_holding_a_number_is_pseudonymised_too() -> None:
 
 def test_designs_event_shapes_pass_the_door_unchanged() -> None:
     door = Door(KEY)
-    assert door.admit({"event": "leave", "caller": "c-5f1e09a2b4", "reason": "hangup"}) == [
-        Leave("c-5f1e09a2b4", "hangup")
+    assert door.admit({"event": "leave", "caller": "c-pfbnkdsvqt", "reason": "hangup"}) == [
+        Leave("c-pfbnkdsvqt", "hangup")
     ]
 
 
@@ -126,3 +126,20 @@ def test_the_example_config_states_the_billboard_defaults() -> None:
 
     example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
     assert load_billboard_config(example) == BillboardConfig()
+
+
+def test_the_public_channel_never_carries_a_command_and_poison_is_counted() -> None:
+    door = Door(KEY)
+    for poison in (
+        {"event": "command", "name": "panic"},
+        {"event": "command", "name": []},
+        {"event": "leave", "caller": "c-x", "reason": {}},  # read, as a hangup
+        {"event": ["digit"]},
+        ["not", "an", "object"],
+        None,
+    ):
+        events = door.admit(poison)
+        assert all(not isinstance(e, Command) for e in events)
+    assert door.refused == 5 and door.refused_by_code["wrong_channel"] == 2
+    assert door.admit_command({"event": "command", "name": "panic"}) == [Command("panic", {})]
+    assert door.admit_command({"event": "command", "name": "tempo", "args": {"bpm": "x"}}) == []

@@ -17,6 +17,7 @@ from relay.config import AriConfig, RelayConfig, TwilioConfig
 
 OPERATOR = "operator-secret-token"
 BILLBOARD = "billboard-secret-token"
+PUBLISHER = "publisher-secret-token"  # a seed publisher's (a Tropo script, an IVR)
 
 
 @dataclasses.dataclass
@@ -41,6 +42,17 @@ class RunningRelay:
     async def connect(self, path: str = "/ws", **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
         return await self.session.ws_connect(f"ws://127.0.0.1:{self.port}{path}", **kwargs)
 
+    async def publisher(self, token: str = PUBLISHER) -> aiohttp.ClientWebSocketResponse:
+        """A connection holding a role's token (default: the publisher token)."""
+        return await self.connect(headers={"Authorization": f"Bearer {token}"})
+
+    async def caller_session(self, channel: str = "dialjam") -> dict[str, Any]:
+        """A keypad's caller session, as keypad.js asks for one."""
+        async with self.session.post(f"{self.url}/session", json={"channel": channel}) as resp:
+            assert resp.status == 200, await resp.text()
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
     async def healthz(self) -> dict[str, Any]:
         async with self.session.get(f"{self.url}/healthz") as resp:
             assert resp.status == 200
@@ -60,6 +72,7 @@ async def start_relay() -> AsyncIterator[StartRelay]:
     ) -> RunningRelay:
         settings.setdefault("operator_token", OPERATOR)
         settings.setdefault("billboard_token", BILLBOARD)
+        settings.setdefault("publisher_token", PUBLISHER)
         config = RelayConfig(host="127.0.0.1", port=0, **settings)
         app = create_app(config, twilio, ari)
         runner = web.AppRunner(app, shutdown_timeout=2.0)

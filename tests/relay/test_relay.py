@@ -7,23 +7,51 @@ import random
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
-from .conftest import BILLBOARD, OPERATOR, Inbox, RunningRelay, StartRelay, recv, send, until
+from relay.contract.events import is_caller_id
+
+from .conftest import (
+    BILLBOARD,
+    OPERATOR,
+    PUBLISHER,
+    Inbox,
+    RunningRelay,
+    StartRelay,
+    recv,
+    send,
+    until,
+)
 
 SEED_DIGIT = {"caller_id": "4155551212", "command": "5"}
 
 
-async def test_seed_publisher_reaches_seed_subscriber_with_the_exact_data(
+@pytest.fixture(name="start_relay")
+async def start_open_relay(start_relay: StartRelay) -> StartRelay:
+    """The hub's fan-out, seen through a rehearsal relay (``open``: anyone may publish
+    on any channel, as in 2010); who may publish what is tested in test_trust.py."""
+
+    async def start(**settings: Any) -> RunningRelay:
+        settings.setdefault("open", True)
+        return await start_relay(**settings)
+
+    return start
+
+
+async def test_a_seed_publisher_reaches_seed_subscribers_with_the_number_pseudonymised(
     relay: RunningRelay,
 ) -> None:
     sub = await relay.connect()
     await send(sub, {"type": "subscriber", "id": "dialjam"})
-    pub = await relay.connect()
+    pub = await relay.publisher()  # a Tropo script holds the publisher token
     await until(lambda: _subscribers(relay, 1))
     await send(pub, {"type": "publisher", "id": "dialjam", "data": SEED_DIGIT})
     msg = await asyncio.wait_for(sub.receive(), 2)
-    assert msg.data == '{"caller_id":"4155551212","command":"5"}'
+    seen = orjson.loads(msg.data)
+    # Still the seed's shape, so a 2010 page reads it; the number never leaves the door.
+    assert seen["command"] == "5" and seen["display"] == "…12"
+    assert is_caller_id(seen["caller_id"]) and "4155551212" not in msg.data
 
 
 async def test_seed_clients_connect_at_the_root_and_browsers_get_a_page(
@@ -31,10 +59,10 @@ async def test_seed_clients_connect_at_the_root_and_browsers_get_a_page(
 ) -> None:
     sub = await relay.connect("/")
     await send(sub, {"type": "subscriber", "id": "dialjam"})
-    pub = await relay.connect("/")
+    pub = await relay.connect("/?token=" + PUBLISHER)  # a seed client changes only its URL
     await until(lambda: _subscribers(relay, 1))
     await send(pub, {"type": "publisher", "id": "dialjam", "data": SEED_DIGIT})
-    assert await recv(sub) == SEED_DIGIT
+    assert (await recv(sub))["command"] == "5"
     async with relay.session.get(relay.url + "/") as resp:
         assert resp.status == 200
         assert "text/html" in resp.headers["Content-Type"]
@@ -114,16 +142,16 @@ async def test_v2_subscriber_gets_subscribed_then_envelopes_with_seq_by_one(
 ) -> None:
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(ws, {"type": "subscriber", "id": "dialjam", "v": 2})
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2})
     subscribed = await inbox.next()
     assert subscribed["type"] == "subscribed" and subscribed["seq"] == 0
     assert isinstance(subscribed["epoch"], str) and subscribed["epoch"]
     pub = await relay.connect()
     for n in range(3):
-        await send(pub, {"type": "publisher", "id": "dialjam", "data": {"event": "digit", "n": n}})
+        await send(pub, {"type": "publisher", "id": "room", "data": {"event": "digit", "n": n}})
     events = await inbox.events(3)
     assert [e["seq"] for e in events] == [1, 2, 3]
-    assert all(e["type"] == "event" and e["id"] == "dialjam" for e in events)
+    assert all(e["type"] == "event" and e["id"] == "room" for e in events)
     assert [e["data"]["n"] for e in events] == [0, 1, 2]
     assert all(isinstance(e["ts"], int) and e["ts"] > 1_600_000_000_000 for e in events)
 
@@ -134,10 +162,10 @@ async def test_v2_resume_after_a_disconnect_has_no_loss_and_no_duplicate(
     relay = await start_relay(rate=0)
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(ws, {"type": "subscriber", "id": "dialjam", "v": 2})
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2})
     epoch = (await inbox.next())["epoch"]
     pub = await relay.connect()
-    publishing = asyncio.create_task(_publish_numbers(pub, "dialjam", 300, pause=0.001))
+    publishing = asyncio.create_task(_publish_numbers(pub, "room", 300, pause=0.001))
     seen: list[int] = []
     while len(seen) < 50:
         seen.append((await inbox.next())["seq"])
@@ -145,9 +173,7 @@ async def test_v2_resume_after_a_disconnect_has_no_loss_and_no_duplicate(
     await asyncio.sleep(0.05)
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(
-        ws, {"type": "subscriber", "id": "dialjam", "v": 2, "since": seen[-1], "epoch": epoch}
-    )
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2, "since": seen[-1], "epoch": epoch})
     assert (await inbox.next())["type"] == "subscribed"
     await publishing
     while len(seen) < 300:
@@ -159,13 +185,13 @@ async def test_v2_resume_after_a_disconnect_has_no_loss_and_no_duplicate(
 
 async def test_since_from_another_epoch_first_gets_a_gap(relay: RunningRelay) -> None:
     pub = await relay.connect()
-    await _publish_numbers(pub, "dialjam", 3)
+    await _publish_numbers(pub, "room", 3)
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(ws, {"type": "subscriber", "id": "dialjam", "v": 2, "since": 40, "epoch": "old"})
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2, "since": 40, "epoch": "old"})
     assert (await inbox.next())["type"] == "subscribed"
     gap = await inbox.next()
-    assert gap["type"] == "gap" and gap["reason"] == "epoch" and gap["id"] == "dialjam"
+    assert gap["type"] == "gap" and gap["reason"] == "epoch" and gap["id"] == "room"
     assert [m["seq"] for m in await inbox.events(3)] == [1, 2, 3]
 
 
@@ -174,14 +200,14 @@ async def test_since_older_than_the_history_gets_a_gap_saying_what_is_lost(
 ) -> None:
     relay = await start_relay(history_events=10)
     pub = await relay.connect()
-    await _publish_numbers(pub, "dialjam", 25, ack_last=True)
+    await _publish_numbers(pub, "room", 25, ack_last=True)
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(ws, {"type": "subscriber", "id": "dialjam", "v": 2, "since": 5})
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2, "since": 5})
     assert (await inbox.next())["seq"] == 25
     assert await inbox.next() == {
         "type": "gap",
-        "id": "dialjam",
+        "id": "room",
         "from": 6,
         "to": 15,
         "reason": "history",
@@ -191,10 +217,10 @@ async def test_since_older_than_the_history_gets_a_gap_saying_what_is_lost(
 
 async def test_a_publisher_asking_for_ack_gets_the_seq(relay: RunningRelay) -> None:
     pub = await relay.connect()
-    await send(pub, {"type": "publisher", "id": "dialjam", "data": {"a": 1}, "ack": True})
-    await send(pub, {"type": "publisher", "id": "dialjam", "data": {"a": 2}, "ack": True})
+    await send(pub, {"type": "publisher", "id": "room", "data": {"a": 1}, "ack": True})
+    await send(pub, {"type": "publisher", "id": "room", "data": {"a": 2}, "ack": True})
     first, second = await recv(pub), await recv(pub)
-    assert (first["type"], first["id"], first["seq"]) == ("ack", "dialjam", 1)
+    assert (first["type"], first["id"], first["seq"]) == ("ack", "room", 1)
     assert second["seq"] == 2 and second["epoch"] == first["epoch"]
 
 
@@ -259,13 +285,13 @@ async def test_tokens_never_reach_the_log(
 BAD_FRAMES: list[tuple[str, str | bytes]] = [
     ("bad_json", "{not json"),
     ("not_object", "[1, 2, 3]"),
-    ("bad_type", '{"id": "dialjam"}'),
-    ("bad_type", '{"type": 12, "id": "dialjam"}'),
-    ("unknown_type", '{"type": "shout", "id": "dialjam"}'),
+    ("bad_type", '{"id": "room"}'),
+    ("bad_type", '{"type": 12, "id": "room"}'),
+    ("unknown_type", '{"type": "shout", "id": "room"}'),
     ("bad_id", '{"type": "subscriber"}'),
     ("bad_id", '{"type": "subscriber", "id": "no spaces allowed"}'),
     ("bad_id", '{"type": "subscriber", "id": "' + "x" * 65 + '"}'),
-    ("bad_data", '{"type": "publisher", "id": "dialjam", "data": "5"}'),
+    ("bad_data", '{"type": "publisher", "id": "room", "data": "5"}'),
     ("binary", b"\x00\x01binary"),
     ("too_large", '{"type":"publisher","id":"dialjam","data":{"x":"' + "y" * 5000 + '"}}'),
 ]
@@ -276,7 +302,7 @@ async def test_bad_input_gets_its_error_and_everyone_is_still_served(
     relay: RunningRelay, code: str, frame: str | bytes
 ) -> None:
     bystander = await relay.connect()
-    await send(bystander, {"type": "subscriber", "id": "dialjam"})
+    await send(bystander, {"type": "subscriber", "id": "room"})
     await until(lambda: _subscribers(relay, 1))
     bad = await relay.connect()
     if isinstance(frame, bytes):
@@ -287,7 +313,7 @@ async def test_bad_input_gets_its_error_and_everyone_is_still_served(
     assert error["type"] == "error" and error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     # The same connection still works, and so does everyone else.
-    await send(bad, {"type": "publisher", "id": "dialjam", "data": {"after": code}})
+    await send(bad, {"type": "publisher", "id": "room", "data": {"after": code}})
     assert await recv(bystander) == {"after": code}
     await send(bad, {"type": "ping"})
     assert await recv(bad) == {"type": "pong"}
@@ -321,11 +347,11 @@ async def test_a_flood_is_rate_limited_but_the_connection_stays(
 ) -> None:
     relay = await start_relay(rate=10, burst=5)
     sub = await relay.connect()
-    await send(sub, {"type": "subscriber", "id": "dialjam"})
+    await send(sub, {"type": "subscriber", "id": "room"})
     await until(lambda: _subscribers(relay, 1))
     flood = await relay.connect()
     for n in range(50):
-        await send(flood, {"type": "publisher", "id": "dialjam", "data": {"n": n}})
+        await send(flood, {"type": "publisher", "id": "room", "data": {"n": n}})
     error = await recv(flood)
     assert error["code"] == "rate_limited"
     got = []
@@ -334,7 +360,7 @@ async def test_a_flood_is_rate_limited_but_the_connection_stays(
             got.append(await recv(sub, 0.3))
     assert 4 <= len(got) <= 8  # the burst (plus what refilled), never all 50
     await asyncio.sleep(0.3)  # the bucket refills: the same connection goes on
-    await send(flood, {"type": "publisher", "id": "dialjam", "data": {"n": "later"}})
+    await send(flood, {"type": "publisher", "id": "room", "data": {"n": "later"}})
     assert await recv(sub) == {"n": "later"}
     health = await relay.healthz()
     assert health["errors"]["rate_limited"] >= 40
@@ -357,11 +383,11 @@ async def test_a_subscriber_that_never_reads_does_not_delay_the_others(
     relay = await start_relay(queue=200, slow_close_s=1.0, rate=0)
     # A peer that completes the handshake, subscribes, then never reads a byte.
     _reader, writer = await _raw_websocket(relay.port)
-    writer.write(_masked_text(b'{"type":"subscriber","id":"dialjam","v":2}'))
+    writer.write(_masked_text(b'{"type":"subscriber","id":"room","v":2}'))
     await writer.drain()
     readers = [await relay.connect() for _ in range(3)]
     for ws in readers:
-        await send(ws, {"type": "subscriber", "id": "dialjam"})
+        await send(ws, {"type": "subscriber", "id": "room"})
     await until(lambda: _subscribers(relay, 4))
     pub = await relay.connect()
     pad = "p" * 3000
@@ -377,9 +403,7 @@ async def test_a_subscriber_that_never_reads_does_not_delay_the_others(
     loop = asyncio.get_running_loop()
     collecting = [asyncio.create_task(collect(ws)) for ws in readers]
     for n in range(total):
-        await send(
-            pub, {"type": "publisher", "id": "dialjam", "data": {"t": loop.time(), "x": pad}}
-        )
+        await send(pub, {"type": "publisher", "id": "room", "data": {"t": loop.time(), "x": pad}})
         if n % 50 == 0:
             await asyncio.sleep(0.005)
     worst = max(await asyncio.gather(*collecting))
@@ -411,7 +435,9 @@ async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningR
     await until(lambda: _subscribers(relay, 12))
     health = await relay.healthz()
     assert health["connections"] == 6 and health["channels"] == 4
-    assert health["status"] == "ok" and health["uptime_s"] >= 0
+    # No billboard listens to the installation's channel: callers would reach nobody.
+    assert health["status"] == "degraded" and health["billboard"] == {"subscribed": 0}
+    assert health["uptime_s"] >= 0
     assert {"events_per_s", "drops"} <= health.keys()
     for ws in clients:
         await ws.close()
@@ -426,7 +452,7 @@ async def test_events_per_second_is_measured(start_relay: StartRelay) -> None:
     relay = await start_relay(rate=0)
     pub = await relay.connect()
     for _ in range(5):
-        await _publish_numbers(pub, "dialjam", 20, ack_last=True)
+        await _publish_numbers(pub, "room", 20, ack_last=True)
         await asyncio.sleep(0.25)
     await until(lambda: _health(relay, lambda h: h["events_per_s"] > 10), timeout=4)
 
@@ -434,16 +460,16 @@ async def test_events_per_second_is_measured(start_relay: StartRelay) -> None:
 async def test_http_publish_returns_the_seq_and_reaches_subscribers(relay: RunningRelay) -> None:
     ws = await relay.connect()
     inbox = Inbox(ws)
-    await send(ws, {"type": "subscriber", "id": "dialjam", "v": 2})
+    await send(ws, {"type": "subscriber", "id": "room", "v": 2})
     await inbox.next()
-    async with relay.session.post(f"{relay.url}/publish/dialjam", json=SEED_DIGIT) as resp:
+    async with relay.session.post(f"{relay.url}/publish/room", json=SEED_DIGIT) as resp:
         assert resp.status == 200
         body = await resp.json()
     assert (body["type"], body["seq"]) == ("ack", 1)
     event = await inbox.next()
     assert event["data"] == SEED_DIGIT and event["seq"] == 1
     frame = {"type": "publisher", "id": "ignored", "data": {"event": "digit"}}
-    async with relay.session.post(f"{relay.url}/publish/dialjam", json=frame) as resp:
+    async with relay.session.post(f"{relay.url}/publish/room", json=frame) as resp:
         assert (await resp.json())["seq"] == 2
     assert (await inbox.next())["data"] == {"event": "digit"}
 
@@ -484,10 +510,10 @@ async def test_http_publish_answers_bad_requests_with_a_json_error(
 
 async def test_metrics_are_prometheus_text_with_counts_and_latency(relay: RunningRelay) -> None:
     sub = await relay.connect()
-    await send(sub, {"type": "subscriber", "id": "dialjam"})
+    await send(sub, {"type": "subscriber", "id": "room"})
     pub = await relay.connect()
     await until(lambda: _subscribers(relay, 1))
-    await send(pub, {"type": "publisher", "id": "dialjam", "data": {}})
+    await send(pub, {"type": "publisher", "id": "room", "data": {}})
     await send(pub, "nonsense")
     await recv(sub)
     async with relay.session.get(relay.url + "/metrics") as resp:

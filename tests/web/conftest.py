@@ -28,7 +28,7 @@ from aiohttp import web
 
 from relay.app import create_app
 from relay.config import RelayConfig
-from tests.relay.conftest import BILLBOARD, OPERATOR
+from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER
 from tests.services import service_unavailable
 
 if TYPE_CHECKING:
@@ -133,7 +133,11 @@ class RelayOnPort:
 
     async def start(self) -> None:
         config = RelayConfig(
-            host="127.0.0.1", port=self.port, operator_token=OPERATOR, billboard_token=BILLBOARD
+            host="127.0.0.1",
+            port=self.port,
+            operator_token=OPERATOR,
+            billboard_token=BILLBOARD,
+            publisher_token=PUBLISHER,
         )
         self.runner = web.AppRunner(create_app(config), shutdown_timeout=2.0)
         await self.runner.setup()
@@ -182,7 +186,10 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
 
     folder = tmp_path_factory.mktemp("billboard")
     config = folder / "venue.toml"
-    config.write_text(f'[relay]\noperator_token = "{OPERATOR}"\nbillboard_token = "{BILLBOARD}"\n')
+    config.write_text(
+        f'[relay]\noperator_token = "{OPERATOR}"\nbillboard_token = "{BILLBOARD}"\n'
+        f'publisher_token = "{PUBLISHER}"\n'
+    )
     port = free_port()
     root = Path(__file__).resolve().parents[2]
     log_path = folder / "billboard.log"

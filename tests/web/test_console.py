@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.relay.conftest import BILLBOARD, OPERATOR, StartRelay, start_relay
+from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER, StartRelay, start_relay
 from tests.web.conftest import (
     ARTIFACTS,
     PHONE,
@@ -83,7 +83,7 @@ async def test_the_console_lists_callers_by_track_and_kick_frees_the_track_and_t
         track = await keypad.locator("#said").get_attribute("data-track")
         assert track
         # A caller by phone: the billboard masks the number; the console shows only "…12".
-        phone = await session.ws_connect(billboard.ws_url)
+        phone = await session.ws_connect(billboard.ws_url + "?token=" + PUBLISHER)
         await phone.send_str(frame("dialjam", {"event": "join", "caller": "4155559912"}))
         console = await open_console(browser, billboard.url)
         row = console.locator(f'#tracks li[data-caller="{caller}"]')
@@ -107,7 +107,7 @@ async def test_the_console_works_from_the_keyboard_alone_and_its_commands_reach_
 ) -> None:
     async with aiohttp.ClientSession() as session:
         watcher = await subscribe(session, billboard.ws_url, "dialjam:state")
-        phone = await session.ws_connect(billboard.ws_url)
+        phone = await session.ws_connect(billboard.ws_url + "?token=" + PUBLISHER)
         await phone.send_str(frame("dialjam", {"event": "join", "caller": "4155550077"}))
         first = await state_where(
             watcher, lambda s: any(t["display"] == "…77" for t in s["tracks"])

@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from billboard.engine.tracks import DEFAULT_TRACKS
+from relay.contract.events import is_caller_id
 from tests.billboard.test_billboard_e2e import start_billboard
-from tests.relay.conftest import BILLBOARD, StartRelay, start_relay
+from tests.relay.conftest import BILLBOARD, PUBLISHER, StartRelay, start_relay
 from tests.relay.test_cli import free_port
 from tests.web.conftest import (
     ARTIFACTS,
@@ -57,8 +58,12 @@ async def synced(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 
 async def caller_of(page: Page) -> str:
-    caller: str = await page.evaluate("sessionStorage.getItem('dialjam.caller')")
-    assert re.fullmatch(r"c-[0-9a-f]{10}", caller)
+    """The caller of the session the relay gave this tab (kept in sessionStorage)."""
+    await page.wait_for_function("sessionStorage.getItem('dialjam.session') !== null")
+    caller: str = await page.evaluate(
+        "JSON.parse(sessionStorage.getItem('dialjam.session')).caller"
+    )
+    assert is_caller_id(caller)
     return caller
 
 
@@ -73,7 +78,13 @@ async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order
     for name in ("1", "5", "9", "Hash"):
         await page.get_by_role("button", name=name, exact=True).tap()
     events = await received(listener, 5)
-    assert events[0] == {"event": "join", "caller": caller, "source": "web", "nick": None}
+    assert events[0] == {
+        "event": "join",
+        "caller": caller,
+        "source": "web",
+        "display": None,
+        "nick": None,
+    }
     assert events[1:] == [
         {"event": "digit", "caller": caller, "digit": d, "source": "web"} for d in "159#"
     ]
@@ -89,7 +100,7 @@ async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order
 async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_else(
     start_relay: StartRelay, browser: Browser
 ) -> None:
-    relay = await start_relay()
+    relay = await start_relay(channel="plaza.north")
     page = await open_keypad(browser, relay.url, "?channel=plaza.north", **PHONE)
     caller = await caller_of(page)
     billboard = await relay.connect(headers={"Authorization": f"Bearer {BILLBOARD}"})
@@ -130,7 +141,7 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
             drums = DEFAULT_TRACKS[0]
             assert await first.locator("#said").get_attribute("data-color") == drums.color
             # Seven callers by phone take the other tracks, two more wait in line…
-            phones = await session.ws_connect(f"ws://127.0.0.1:{port}/ws")
+            phones = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?token={PUBLISHER}")
             for n in range(9):
                 join = {"event": "join", "caller": f"c-phone{n}", "source": "twilio"}
                 await phones.send_str(frame("dialjam", join))
@@ -245,7 +256,13 @@ async def test_the_keypad_works_with_the_keyboard_alone(
     await page.keyboard.press("Enter")
     events = await received(listener, 5)
     assert [e.get("digit") for e in events[1:4]] == ["4", "*", "1"]
-    assert events[4] == {"event": "join", "caller": caller, "source": "web", "nick": "Ada7 b"}
+    assert events[4] == {
+        "event": "join",
+        "caller": caller,
+        "source": "web",
+        "display": None,
+        "nick": "Ada7 b",
+    }
     # A nickname that could be a phone number never leaves the page.
     await page.locator("#nick").fill("555 1234")
     await page.keyboard.press("Enter")
@@ -303,7 +320,14 @@ async def test_the_whole_keypad_page_weighs_under_60_kb(
         sizes = await response.request.sizes()
         total += sizes["responseHeadersSize"] + sizes["responseBodySize"]
     paths = sorted(re.sub(r"^https?://[^/]+", "", r.url) for r in responses)
-    assert paths == ["/", "/css/keypad.css", "/js/dtmf.js", "/js/keypad.js", "/js/relay.js"]
+    assert paths == [
+        "/",
+        "/css/keypad.css",
+        "/js/dtmf.js",
+        "/js/keypad.js",
+        "/js/relay.js",
+        "/session",  # the caller session the relay stamps on the tab's events
+    ]
     print(f"keypad page: {total} bytes in {len(responses)} responses")
     assert total < 60_000
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from tests.relay.conftest import BILLBOARD, StartRelay, start_relay
+from tests.relay.conftest import BILLBOARD, PUBLISHER, StartRelay, start_relay
 from tests.web.conftest import ARTIFACTS, PHONE, Billboard, frame
 from tests.web.test_console import DESKTOP, sample_state
 
@@ -70,7 +70,7 @@ async def test_the_wall_draws_the_facade_and_lights_the_windows_where_a_caller_p
     assert await wall.evaluate(COLOURS) > 3  # a building with windows, not a blank canvas
     floors, bays = (await wall.evaluate("window.dialjamWall.facade")).values()
     async with aiohttp.ClientSession() as session:
-        phone = await session.ws_connect(billboard.ws_url)
+        phone = await session.ws_connect(billboard.ws_url + "?token=" + PUBLISHER)
         caller = "4155550123"
         await phone.send_str(frame("dialjam", {"event": "join", "caller": caller}))
         legend = wall.locator("#legend li", has_text="…23")
@@ -112,7 +112,7 @@ async def test_the_wall_animates_at_30_frames_a_second_or_more(
     wall = await open_wall(browser, billboard.url, **DESKTOP)
     await expect(wall.locator("#status")).to_have_attribute("data-state", "live")
     async with aiohttp.ClientSession() as session:
-        phone = await session.ws_connect(billboard.ws_url)
+        phone = await session.ws_connect(billboard.ws_url + "?token=" + PUBLISHER)
         await phone.send_str(frame("dialjam", {"event": "join", "caller": "4155550456"}))
         start = await wall.evaluate("[window.dialjamWall.frames, performance.now()]")
 

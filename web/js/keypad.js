@@ -10,16 +10,57 @@ const $ = (id) => document.getElementById(id);
 
 // -- who and where ---------------------------------------------------------------------
 
-function callerId() {
-  // A random pseudonym for this browser tab, kept across reloads (sessionStorage), never
-  // anything that identifies the person.
-  let id = sessionStorage.getItem("dialjam.caller");
-  if (!/^c-[0-9a-f]{10}$/.test(id ?? "")) {
-    const bytes = crypto.getRandomValues(new Uint8Array(5));
-    id = "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    sessionStorage.setItem("dialjam.caller", id);
-  }
-  return id;
+// The relay gives this tab a caller session (POST /session): a signed pseudonym that
+// the relay stamps on everything the tab sends, so nobody can play as someone else. It
+// is kept across reloads (sessionStorage) and renewed for the same caller when it expires.
+const SESSION_KEY = "dialjam.session";
+let session = null; // {session, caller, expires}
+
+function storedSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+    if (s && typeof s.session === "string" && typeof s.caller === "string") return s;
+  } catch {}
+  return null;
+}
+
+let asking = null;
+/** A valid session, asked from the relay when there is none or it is about to expire. */
+function ensureSession(force = false) {
+  const now = Date.now() / 1000;
+  if (!force && session && session.expires - now > 60) return Promise.resolve(session);
+  if (asking) return asking;
+  const body = { channel };
+  if (session) body.renew = session.session;
+  asking = fetch("/session", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    cache: "no-store",
+  })
+    .then(async (r) => {
+      const answer = await r.json().catch(() => ({}));
+      if (r.ok && answer.type === "session") {
+        session = { session: answer.session, caller: answer.caller, expires: answer.expires };
+        try {
+          sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+        } catch {}
+        return session;
+      }
+      if (body.renew && (answer.code === "bad_session" || answer.code === "session_expired")) {
+        session = null; // too old to renew: start afresh
+        asking = null;
+        return ensureSession(true);
+      }
+      if (answer.code === "rate_limited") say("Busy here — trying again in a moment", "");
+      else if (answer.code === "unknown_channel")
+        say("This installation is not playing", "Scan the code on the building again.");
+      throw new Error(answer.code ?? `HTTP ${r.status}`);
+    })
+    .finally(() => {
+      asking = null;
+    });
+  return asking;
 }
 
 /** A nickname as the facade may show it: letters, digits and single spaces, ≤ 16. */
@@ -33,8 +74,8 @@ function ordinal(n) {
   return `${n}${suffix}`;
 }
 
-const caller = callerId();
 const channel = new URLSearchParams(location.search).get("channel") ?? "dialjam";
+session = storedSession();
 const stored = (key, fallback) => {
   try {
     return localStorage.getItem(key) ?? fallback;
@@ -74,11 +115,13 @@ function say(main, more = "", color = null, extra = {}) {
 function heard(msg) {
   if (msg.type === "error") {
     if (msg.code === "rate_limited") say("Slow down a little", "Some keys were not played.");
+    else if (msg.code === "bad_session" || msg.code === "session_expired")
+      ensureSession(true).then(join, () => {});
     return;
   }
   if (msg.type !== "event" || msg.id !== `${channel}:state`) return;
   const data = msg.data;
-  if (!data || data.caller !== caller) return; // `state` and other callers' news
+  if (!data || !session || data.caller !== session.caller) return; // `state` and others' news
   if (data.event === "assign") {
     if (data.track) {
       say(`You are the ${data.track}`, "Your keys play on the building in this colour.", data.color, {
@@ -91,6 +134,8 @@ function heard(msg) {
     }
   } else if (data.event === "leave") {
     if (data.reason === "kicked") say("You were removed by the operator", "Please try again later.");
+    else if (data.reason === "full")
+      say("The line is full", "Many people are playing. Try again in a few minutes.");
     else say("Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
   }
 }
@@ -105,7 +150,7 @@ const link = new RelayLink(relayUrl(), {
     if (CHANNEL_ID.test(state)) link.send({ type: "subscriber", id: state, v: 2 });
     if (missed) say("Back online — press a key to play");
     missed = false;
-    join();
+    ensureSession().then(join, () => {}); // renews an expiring session first
   },
   onMessage: heard,
   onStatus(status, retryMs) {
@@ -121,7 +166,12 @@ const link = new RelayLink(relayUrl(), {
 });
 
 function publish(data) {
-  return link.send({ type: "publisher", id: channel, data: { caller, ...data } });
+  // The relay puts this session's caller on the event, whatever it says.
+  if (!session) {
+    ensureSession().then(join, () => {});
+    return link.online;
+  }
+  return link.send({ type: "publisher", id: channel, session: session.session, data });
 }
 
 function join() {
@@ -216,12 +266,28 @@ function start() {
   addEventListener("pagehide", () => {
     // Best effort: the page may be gone before this frame leaves; the billboard frees an
     // idle caller's track by itself anyway.
-    const leave = { type: "publisher", id: channel, data: { event: "leave", caller, reason: "closed" } };
+    if (!session) return;
+    const leave = {
+      type: "publisher",
+      id: channel,
+      session: session.session,
+      data: { event: "leave", reason: "closed" },
+    };
     if (!link.send(leave)) return;
     link.drop();
   });
 
-  link.connect();
+  // The session first: a key pressed as soon as the page says "connected" must play.
+  const begin = (attempt = 0) =>
+    ensureSession().then(
+      () => link.connect(),
+      () => {
+        const delay = Math.min(10_000, 1000 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        setLink("offline", "Cannot reach the installation. Trying again…");
+        setTimeout(() => begin(attempt + 1), delay);
+      },
+    );
+  begin();
 }
 
 start();

@@ -18,12 +18,11 @@ from billboard.engine import (
     Left,
     NoteOff,
     NoteOn,
-    parse_event,
 )
 from billboard.engine.clock import Grid
-from billboard.engine.events import clean_display, clean_nick
 from billboard.engine.harmony import Harmony, parse_key, parse_progression
 from billboard.engine.tracks import DEFAULT_TRACKS
+from relay.contract.events import clean_display, clean_nick
 
 STEP = 60 / 120 / 4  # 125 ms at 120 BPM
 
@@ -362,28 +361,6 @@ def test_a_keypad_nickname_is_at_most_16_letters_digits_or_spaces(
     nick: object, shown: str | None
 ) -> None:
     assert clean_nick(nick) == shown
-
-
-def test_parse_event_reads_designs_shapes_and_refuses_the_rest() -> None:
-    assert parse_event({"event": "digit", "caller": "c-5f1e09a2b4", "digit": "5"}) == Digit(
-        "c-5f1e09a2b4", "5"
-    )
-    assert parse_event({"event": "join", "caller": "c-1", "source": "twilio"}) == Join(
-        "c-1", "twilio"
-    )
-    assert parse_event({"event": "leave", "caller": "c-1", "reason": "weird"}) == Leave("c-1")
-    assert parse_event({"event": "command", "name": "tempo", "args": {"bpm": 90}}) == Command(
-        "tempo", {"bpm": 90}
-    )
-    for bad in (
-        {"event": "digit", "caller": "c-1", "digit": "55"},
-        {"event": "digit", "caller": "4155551212", "digit": "5"},  # a number is no pseudonym
-        {"event": "digit", "caller": None, "digit": "5"},
-        {"event": "command", "name": "format_disk"},
-        {"event": "dance", "caller": "c-1"},
-        {},
-    ):
-        assert parse_event(bad) is None
 
 
 @pytest.mark.parametrize("tick", [0.001, 0.0137, 0.25])

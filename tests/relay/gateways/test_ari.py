@@ -16,6 +16,7 @@ import pytest
 
 from relay.__main__ import announce
 from relay.config import AriConfig, ConfigError, RelayConfig, load_ari_config
+from relay.contract.privacy import pseudonym
 from relay.gateways.ari import (
     Answer,
     AriCalls,
@@ -27,7 +28,6 @@ from relay.gateways.ari import (
 )
 from relay.gateways.common import Event
 from relay.gateways.fake_ari import FakeAri, channel_json
-from relay.privacy import pseudonym
 
 from ..conftest import RunningRelay, StartRelay, recv, until
 from .test_twilio import nothing_published, subscribe

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 
 def normalise_number(number: str) -> str:
@@ -27,9 +28,20 @@ def call_pseudonym(call: str, key: bytes) -> str:
     return _keyed(call, key)
 
 
+# A pseudonym's ten characters come from sixteen consonants, not hex digits: a caller
+# id is refused when it holds more than four digits (it could be a phone number), and
+# one of hex would by chance hold many.
+_LETTERS = str.maketrans("0123456789abcdef", "bcdfghjkmnpqrstv")
+
+
 def _keyed(text: str, key: bytes) -> str:
     mac = hmac.new(key, text.encode(), hashlib.sha256)
-    return "c-" + mac.hexdigest()[:10]
+    return "c-" + mac.hexdigest()[:10].translate(_LETTERS)
+
+
+def random_pseudonym() -> str:
+    """A fresh pseudonym for a caller who has no number (a keypad's session)."""
+    return "c-" + secrets.token_hex(5).translate(_LETTERS)
 
 
 def masked(number: str) -> str | None:
