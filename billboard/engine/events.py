@@ -22,7 +22,7 @@ DIGITS: Final = frozenset("0123456789*#")
 CALLER_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,39}")
 # A keypad nickname: at most 16 letters, digits or spaces (Unicode letters allowed).
 NICK_MAX: Final = 16
-LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "kicked", "idle", "turn", "closed"})
+LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "kicked", "idle", "turn", "closed", "full"})
 COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "panic", "pause"})
 
 
