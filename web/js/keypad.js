@@ -91,6 +91,7 @@ function heard(msg) {
     }
   } else if (data.event === "leave") {
     if (data.reason === "kicked") say("You were removed by the operator", "Please try again later.");
+    else if (data.reason === "full") say("The line is full", "Too many people are waiting. Please try again in a few minutes.");
     else say("Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
   }
 }
