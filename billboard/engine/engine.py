@@ -205,6 +205,7 @@ class Engine:
             return None
         entry = Caller(caller, source, display, nick, joined=now, last_active=now)
         self.callers[caller] = entry
+        self._told_full.pop(caller, None)  # turned away again later, they hear it again
         if free is None:
             self.line.append(caller)
             self._quiet[caller] = None

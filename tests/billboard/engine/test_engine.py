@@ -468,6 +468,19 @@ def test_a_turned_away_caller_gets_a_track_when_one_is_free() -> None:
     assert e.take_updates() == [Assign("c-keen", "lead", "#ef4444", 0)]
 
 
+def test_a_caller_let_in_and_gone_again_hears_the_line_is_full_anew() -> None:
+    e = engine(line_max=1)
+    full_house(e, waiting=1)
+    e.handle(Digit("c-keen", "5"), 0.0)  # told: full
+    e.handle(Leave("w-0"), 1.0)
+    e.handle(Digit("c-keen", "5"), 2.0)  # in line
+    e.handle(Leave("c-keen"), 3.0)
+    e.handle(Join("w-1"), 4.0)  # full again
+    e.take_updates()
+    e.handle(Digit("c-keen", "5"), 5.0)
+    assert e.take_updates() == [Left("c-keen", "full")]
+
+
 def test_only_the_first_fifty_waiting_are_told_their_new_place() -> None:
     e = engine(line_max=200)
     full_house(e, waiting=120)
