@@ -50,10 +50,10 @@ LIGHT_HALF_LIFE_S: Final = 0.35
 # caller's true place when it is made. When the line moves, only callers whose place
 # changed are told, once per event or `advance` however many left, and only those now
 # within the first RETOLD_PLACES: that many messages at most, however long the line
-# (and a crowd of fake callers timing out together costs no more). A caller
-# further back keeps the place they were last told until they move into that window
-# or join again (a keypad's reconnect), and since the line only ever moves forward
-# (newcomers join at the back) that place is never sooner than the truth.
+# (and a crowd of fake callers timing out together costs no more). A caller further
+# back keeps the place they were last told until they move into that window or join
+# again (a keypad's reconnect); since the line only ever moves forward (newcomers join
+# at the back), that place is never sooner than the truth.
 RETOLD_PLACES: Final = 50
 SHOWN_WAITING: Final = 20  # waiting callers in the scene and its `state` event
 # A caller turned away from a full line hears it at each join, but a caller who only
@@ -302,9 +302,9 @@ class Engine:
         rule is beside it). Called once at the end of each event and `advance`."""
         if self._moved_from is None:
             return
-        shown = self.line.first(RETOLD_PLACES)
-        for place in range(self._moved_from, len(shown) + 1):
-            self._updates.append(Assign(shown[place - 1], None, None, place))
+        front = self.line.first(RETOLD_PLACES)
+        for place in range(self._moved_from, len(front) + 1):
+            self._updates.append(Assign(front[place - 1], None, None, place))
         self._moved_from = None
 
     # -- presses --------------------------------------------------------------------
