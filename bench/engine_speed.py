@@ -22,12 +22,22 @@ Events are generated ahead in chunks, outside the timed part; the time per chunk
 what is measured. Target: ≥ 10,000 events/s on one core (PASS/MISS is printed; the
 exit code is 0 whatever the numbers, it is a measurement).
 
+A second figure is what a flood of fake callers does to a real one: the cost of a
+press on a held track (applied as above, ``--presses`` of them at 100 a second) with
+nobody waiting, beside the same after ``--flood`` callers (10,000) tried to join: the
+line takes `EngineConfig.line_max` of them (200) and turns the rest away. Also the
+cost of each of those joins, of building the scene the screen draws 60 times a
+second, and of a waiting caller leaving from the front (everyone behind moves up).
+Each is the best of three runs on fresh engines.
+
     .venv/bin/python bench/engine_speed.py [--seconds S] [--sim-rate N] [--seed N]
+                                           [--flood N] [--presses N]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -165,6 +175,80 @@ def run_chunk(engine: Engine, events: Sequence[tuple[float, InputEvent]], totals
     return elapsed
 
 
+@dataclass
+class FloodFigure:
+    """Microseconds per operation on one engine, with `waiting` callers in line."""
+
+    press_us: float
+    scene_us: float
+    join_us: float
+    leave_us: float  # a waiting caller leaving from the front; nan when nobody waits
+    told: float  # callers told their new place, per such leave
+    waiting: int
+
+
+def flood_figure(flood: int, presses: int) -> FloodFigure:
+    """Eight callers hold the tracks; `flood` more try to join within 10 s (each
+    turned away once the line is full); then the eight press keys for `presses`/100 s,
+    well inside the idle and turn limits, so every press lands on a held track."""
+    engine = Engine(EngineConfig(), start=0.0)
+    players = [f"c-player{n}" for n in range(len(engine.tracks))]
+    for caller in players:
+        engine.handle(Join(caller, "twilio", "…12"), 0.0)
+    joins = [(10.0 * n / max(flood, 1), Join(f"c-{n:08x}", "web")) for n in range(flood)]
+    start = time.perf_counter()
+    for t, event in joins:
+        engine.handle(event, t)
+    join_s = time.perf_counter() - start
+    engine.take_updates()
+    t0 = 10.0
+    script = [
+        (t0 + n / 100, Digit(players[n % len(players)], DIGITS[n % len(DIGITS)], "twilio"))
+        for n in range(presses)
+    ]
+    advance, handle, take = engine.advance, engine.handle, engine.take_updates
+    start = time.perf_counter()
+    for t, digit in script:
+        advance(t, LOOKAHEAD_S)
+        handle(digit, t)
+        advance(t, LOOKAHEAD_S)
+        take()
+    press_s = time.perf_counter() - start
+    end = script[-1][0] if script else t0
+    start = time.perf_counter()
+    for _ in range(1000):
+        engine.scene(end)
+    scene_s = time.perf_counter() - start
+    waiting = len(engine.line)
+    leaving = [Leave(caller) for caller in engine.line.first(100)]
+    told = 0
+    start = time.perf_counter()
+    for leave in leaving:
+        handle(leave, end)
+        told += len(take())
+    leave_s = time.perf_counter() - start
+    return FloodFigure(
+        press_us=1e6 * press_s / max(presses, 1),
+        scene_us=1e6 * scene_s / 1000,
+        join_us=1e6 * join_s / max(flood, 1),
+        leave_us=1e6 * leave_s / len(leaving) if leaving else math.nan,
+        told=told / len(leaving) if leaving else math.nan,
+        waiting=waiting,
+    )
+
+
+def best_flood_figure(flood: int, presses: int, runs: int = 3) -> FloodFigure:
+    figures = [flood_figure(flood, presses) for _ in range(runs)]
+    return FloodFigure(
+        press_us=min(f.press_us for f in figures),
+        scene_us=min(f.scene_us for f in figures),
+        join_us=min(f.join_us for f in figures),
+        leave_us=min(f.leave_us for f in figures),
+        told=figures[0].told,
+        waiting=figures[0].waiting,
+    )
+
+
 def pin_to_one_core() -> str:
     """Run on one CPU (the one we are on), where the OS lets us choose."""
     if not hasattr(os, "sched_setaffinity"):
@@ -179,6 +263,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0, help="wall-clock time (5)")
     p.add_argument("--sim-rate", type=float, default=100.0, help="events a simulated second (100)")
     p.add_argument("--seed", type=int, default=2010, help="the crowd's random seed (2010)")
+    p.add_argument("--flood", type=int, default=10_000, help="fake callers who join (10000)")
+    p.add_argument("--presses", type=int, default=10_000, help="real presses timed (10000)")
     return p.parse_args(argv)
 
 
@@ -226,6 +312,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"target: ≥ {TARGET_EVENTS_PER_S:,.0f} events/s on one core: {verdict} "
         f"({per_s / TARGET_EVENTS_PER_S:.1f}× the target)"
+    )
+    calm = best_flood_figure(0, args.presses)
+    flooded = best_flood_figure(args.flood, args.presses)
+    print(
+        f"a real press: {calm.press_us:.1f} µs with nobody waiting, "
+        f"{flooded.press_us:.1f} µs after {args.flood:,} callers tried to join "
+        f"({flooded.waiting} waiting, the rest turned away; "
+        f"{flooded.press_us / calm.press_us:.2f}×)"
+    )
+    print(
+        f"each of those joins: {flooded.join_us:.1f} µs; the scene: "
+        f"{calm.scene_us:.1f} µs with nobody waiting, {flooded.scene_us:.1f} µs flooded; "
+        f"a departure from the front of the flooded line: {flooded.leave_us:.1f} µs "
+        f"({flooded.told:.0f} callers told their new place)"
     )
     return 0
 

@@ -35,6 +35,8 @@ class BillboardConfig:
     idle_s: float = 30.0
     turn_s: float = 180.0
     kick_ban_s: float = 120.0
+    line_max: int = 200
+    line_idle_s: float = 600.0
     grace_ms: float = 30.0
     loop_bars: int = 2
     fade_bars: int = 4
@@ -69,6 +71,8 @@ class BillboardConfig:
             idle_s=self.idle_s,
             turn_s=self.turn_s,
             kick_ban_s=self.kick_ban_s,
+            line_max=self.line_max,
+            line_idle_s=self.line_idle_s,
             grace_s=self.grace_ms / 1000,
             loop_bars=self.loop_bars,
             fade_bars=self.fade_bars,
@@ -205,6 +209,10 @@ def _validate(config: BillboardConfig) -> None:
         )
     if config.midi_api and config.midi_api not in ("alsa", "jack", "coremidi", "winmm"):
         raise ConfigError("midi_api must be alsa, jack, coremidi or winmm")
+    if not 0 <= config.line_max <= 100_000:
+        raise ConfigError("line_max must be 0–100000 callers")
+    if not config.line_idle_s > 0:
+        raise ConfigError("line_idle_s must be more than 0 seconds")
     if not 0 <= config.swing <= 0.5:
         raise ConfigError("swing must be 0–0.5")
     if not 128 <= config.sound_buffer <= 4096:

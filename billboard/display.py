@@ -755,7 +755,7 @@ class Display:
             self._screen.blit(notice, (status.right - notice.get_width(), y))
         # The waiting line: how many, and a numbered dot per place.
         line = lay.line
-        waiting = len(scene.line)
+        waiting = scene.line_length
         free = sum(1 for t in scene.tracks if t.caller is None)
         if waiting:
             label = f"{waiting} waiting"

@@ -113,7 +113,7 @@ def run_frontend(
                     frame_ms=max(frame_ms) if frame_ms else 0.0,
                     relay=str(figures["relay"]),
                     latency_ms=figures["latency_ms"],
-                    callers=sum(1 for t in scene.tracks if t.caller) + len(scene.line),
+                    callers=sum(1 for t in scene.tracks if t.caller) + scene.line_length,
                     midi_port=figures["midi_port"],
                     extra={"sound": "muted" if muted else "on"},
                 )

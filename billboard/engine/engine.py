@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +36,7 @@ from .events import (
     NoteOn,
 )
 from .harmony import FILL_NOTES, SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
+from .line import WaitingLine
 from .scene import Facade, Lit, Scene, TrackView, decay
 from .tracks import DEFAULT_TRACKS, TrackSpec
 
@@ -44,6 +45,21 @@ log = logging.getLogger("billboard.engine")
 MAX_HITS_PER_STEP: Final = 3  # a caller mashing keys cannot pile up a step
 FILL_STEPS: Final = 4
 LIGHT_HALF_LIFE_S: Final = 0.35
+
+# Telling waiting callers their place. Every `Assign` with `line` > 0 holds the
+# caller's true place when it is made. When the line moves, only callers whose place
+# changed are told, once per event or `advance` however many left, and only those now
+# within the first RETOLD_PLACES: that many messages at most, however long the line
+# (and a crowd of fake callers timing out together costs no more). A caller further
+# back keeps the place they were last told until they move into that window or join
+# again (a keypad's reconnect); since the line only ever moves forward (newcomers join
+# at the back), that place is never sooner than the truth.
+RETOLD_PLACES: Final = 50
+SHOWN_WAITING: Final = 20  # waiting callers in the scene and its `state` event
+# A caller turned away from a full line hears it at each join, but a caller who only
+# presses keys (a digit implies a join) hears it at most this often, not once per key.
+FULL_RETELL_S: Final = 30.0
+FULL_TOLD_MAX: Final = 4096  # callers remembered as told; the oldest may hear it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,8 @@ class EngineConfig:
     idle_s: float = 30.0  # a caller silent this long frees the track
     turn_s: float = 180.0  # a turn this long ends when others wait
     kick_ban_s: float = 120.0  # a kicked caller is refused this long
+    line_max: int = 200  # callers who may wait for a track; more are turned away
+    line_idle_s: float = 600.0  # a waiting caller silent this long leaves the line
     grace_s: float = 0.030  # a press this soon after a step plays at once
     loop_bars: int = 2  # each track loops what its caller played in the last bars
     fade_bars: int = 4  # a departed caller's loop fades over this many bars
@@ -120,7 +138,13 @@ class Engine:
             raise ValueError(f"unknown scale {config.scale!r}")
         self.tracks = [Track(spec, i) for i, spec in enumerate(config.tracks)]
         self.callers: dict[str, Caller] = {}
-        self.line: list[str] = []
+        self.line = WaitingLine()
+        # The waiting callers again, least recently active first: events come in time
+        # order, so moving a caller to the back when they press keeps it sorted, and
+        # only the front can have waited past `line_idle_s`.
+        self._quiet: OrderedDict[str, None] = OrderedDict()
+        self._told_full: OrderedDict[str, float] = OrderedDict()  # caller → when, oldest first
+        self._moved_from: int | None = None  # the line moved up from this place on
         self.banned: dict[str, float] = {}
         self.paused = False
         self.loop_steps = config.loop_bars * STEPS_PER_BAR
@@ -135,15 +159,17 @@ class Engine:
 
     def handle(self, event: InputEvent, now: float) -> list[Note]:
         """Apply one input event at time `now`; returns the notes a press makes."""
+        notes: list[Note] = []
         if isinstance(event, Digit):
-            return self._digit(event, now)
-        if isinstance(event, Join):
+            notes = self._digit(event, now)
+        elif isinstance(event, Join):
             self._join(event.caller, event.source, event.display, event.nick, now)
         elif isinstance(event, Leave):
             self._remove(event.caller, now, reason=None)
         elif isinstance(event, Command):
             self._command(event, now)
-        return []
+        self._retell()
+        return notes
 
     def take_updates(self) -> list[CallerUpdate]:
         """Assign / Left events since the last call, in order."""
@@ -170,18 +196,44 @@ class Engine:
         if known is not None:  # a second join (a reconnecting keypad): refresh only
             known.display = display or known.display
             known.nick = nick or known.nick
-            known.last_active = now
+            self._active(known, now)
             self._tell(known)
             return known
+        free = None if self.paused else self._free_track()
+        if free is None and len(self.line) >= self.config.line_max:
+            self._turn_away(caller, now, explicit)
+            return None
         entry = Caller(caller, source, display, nick, joined=now, last_active=now)
         self.callers[caller] = entry
-        free = None if self.paused else self._free_track()
+        self._told_full.pop(caller, None)  # turned away again later, they hear it again
         if free is None:
             self.line.append(caller)
+            self._quiet[caller] = None
             self._tell(entry)
         else:
             self._seat(entry, free, now)
         return entry
+
+    def _turn_away(self, caller: str, now: float, explicit: bool) -> None:
+        """The line is full: the caller is not kept, and is told so (see FULL_RETELL_S)."""
+        told = self._told_full
+        while told:  # oldest first: forget those told long enough ago
+            first, when = next(iter(told.items()))
+            if now - when < FULL_RETELL_S:
+                break
+            del told[first]
+        if caller in told and not explicit:
+            return
+        told[caller] = now
+        told.move_to_end(caller)
+        if len(told) > FULL_TOLD_MAX:
+            told.popitem(last=False)
+        self._updates.append(Left(caller, "full"))
+
+    def _active(self, caller: Caller, now: float) -> None:
+        caller.last_active = now
+        if caller.track is None:
+            self._quiet.move_to_end(caller.caller)
 
     def _free_track(self) -> Track | None:
         return next((t for t in self.tracks if t.caller is None), None)
@@ -203,9 +255,7 @@ class Engine:
             spec = self.tracks[caller.track].spec
             self._updates.append(Assign(caller.caller, spec.name, spec.color, 0))
         else:
-            self._updates.append(
-                Assign(caller.caller, None, None, self.line.index(caller.caller) + 1)
-            )
+            self._updates.append(Assign(caller.caller, None, None, self.line.place(caller.caller)))
 
     def _remove(self, caller: str, now: float, reason: str | None, step: int | None = None) -> None:
         """A caller goes (hung up, or freed for `reason`): their track's loop fades,
@@ -216,8 +266,9 @@ class Engine:
         if reason is not None:
             self._updates.append(Left(caller, reason))
         if entry.track is None:
+            self._line_moved(self.line.place(caller))
             self.line.remove(caller)
-            self._retell_line()
+            del self._quiet[caller]
             return
         track = self.tracks[entry.track]
         track.fading = track.loop
@@ -234,15 +285,27 @@ class Engine:
             track = self._free_track()
             if track is None:
                 break
-            nxt = self.callers[self.line.pop(0)]
+            nxt = self.callers[self.line.pop_front()]
+            del self._quiet[nxt.caller]
             self._seat(nxt, track, now)
             moved = True
         if moved:
-            self._retell_line()
+            self._line_moved(1)
 
-    def _retell_line(self) -> None:
-        for caller in self.line:
-            self._tell(self.callers[caller])
+    def _line_moved(self, place: int) -> None:
+        """Everyone from `place` on has moved up; they are told by `_retell`."""
+        if self._moved_from is None or place < self._moved_from:
+            self._moved_from = place
+
+    def _retell(self) -> None:
+        """Tell the callers who moved up their new place, as far as RETOLD_PLACES (the
+        rule is beside it). Called once at the end of each event and `advance`."""
+        if self._moved_from is None:
+            return
+        front = self.line.first(RETOLD_PLACES)
+        for place in range(self._moved_from, len(front) + 1):
+            self._updates.append(Assign(front[place - 1], None, None, place))
+        self._moved_from = None
 
     # -- presses --------------------------------------------------------------------
 
@@ -252,7 +315,7 @@ class Engine:
             entry = self._join(event.caller, event.source, None, None, now, explicit=False)
             if entry is None:
                 return []
-        entry.last_active = now
+        self._active(entry, now)
         if entry.track is None:
             return []
         track = self.tracks[entry.track]
@@ -337,17 +400,25 @@ class Engine:
             step = self.rendered = self.rendered + 1
             self._timeouts(self.grid.time_of(step), step)
             notes.extend(self._render_step(step))
+        self._retell()
         return notes
 
     def _timeouts(self, at: float, step: int) -> None:
+        """Free the callers whose limits fall by `at`: waiting callers first, so a track
+        freed here goes to someone still there. Costs the number of tracks plus those
+        who leave, not the size of the crowd."""
         cfg = self.config
-        for entry in list(self.callers.values()):
-            if entry.track is None:
-                continue
+        while self._quiet:
+            waiting = self.callers[next(iter(self._quiet))]
+            if at - waiting.last_active < cfg.line_idle_s:
+                break
+            self._remove(waiting.caller, at, "idle", step)
+        for caller in [t.caller for t in self.tracks if t.caller is not None]:
+            entry = self.callers[caller]
             if at - entry.last_active >= cfg.idle_s:
-                self._remove(entry.caller, at, "idle", step)
+                self._remove(caller, at, "idle", step)
             elif self.line and at - entry.since >= cfg.turn_s:
-                self._remove(entry.caller, at, "turn", step)
+                self._remove(caller, at, "turn", step)
         for caller, until in list(self.banned.items()):
             if at >= until:
                 del self.banned[caller]
@@ -461,6 +532,7 @@ class Engine:
             best = lit.get((floor, bay))
             if best is None or best.intensity < intensity:
                 lit[(floor, bay)] = Lit(floor, bay, color, intensity)
+        shown = self.line.first(SHOWN_WAITING)
         views = []
         for track in self.tracks:
             entry = self.callers.get(track.caller) if track.caller else None
@@ -486,8 +558,9 @@ class Engine:
             scale=self.harmony.scale,
             facade=self.config.facade,
             tracks=tuple(views),
-            line=tuple(self.line),
-            line_display=tuple(self.callers[c].nick or self.callers[c].display for c in self.line),
+            line=tuple(shown),
+            line_length=len(self.line),
+            line_display=tuple(self.callers[c].nick or self.callers[c].display for c in shown),
             lit=tuple(sorted(lit.values(), key=lambda w: (w.floor, w.bay))),
             attract=self.attract(now),
             paused=self.paused,

@@ -54,7 +54,10 @@ class Scene:
     scale: str
     facade: Facade
     tracks: tuple[TrackView, ...]
+    # The front of the waiting line, and how many wait in all: the `state` event stays
+    # small whatever the crowd (the relay caps a frame at 64 KiB).
     line: tuple[str, ...]
+    line_length: int
     lit: tuple[Lit, ...]
     attract: bool
     paused: bool
@@ -81,11 +84,13 @@ class Scene:
                 for t in self.tracks
             ],
             "line": list(self.line),
-            # Beside DESIGN.md's `line` of ids: what the facade may show of each.
+            # Beside DESIGN.md's `line` of ids: what the facade may show of each, and
+            # how many wait in all (`line` and `waiting` hold only the front).
             "waiting": [
                 {"caller": caller, "display": display}
                 for caller, display in zip(self.line, self.line_display, strict=False)
             ],
+            "line_length": self.line_length,
             "lit": [[w.floor, w.bay, w.color, round(w.intensity, 2)] for w in self.lit],
             "attract": self.attract,
             "paused": self.paused,
@@ -100,6 +105,7 @@ class Scene:
             self.scale,
             tuple((t.caller, t.display, t.muted) for t in self.tracks),
             self.line,
+            self.line_length,
             self.attract,
             self.paused,
         )

@@ -103,6 +103,7 @@ def scene(
         facade=facade or Facade(),
         tracks=tuple(tracks),
         line=tuple(line),
+        line_length=len(line),
         lit=tuple(lit),
         attract=attract,
         paused=paused,

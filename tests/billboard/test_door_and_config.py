@@ -79,6 +79,7 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
     path = tmp_path / "dialjam.toml"
     path.write_text(
         "[billboard]\nbpm = 96\nkey = 'D'\nphone = '+1 415 555 0100'\n"
+        "line_max = 50\nline_idle_s = 120\n"
         "[billboard.facade]\nfloors = 2\nbays = 2\n"
         "windows = [[0, 0, 0.5, 0.5], [0.5, 0, 0.5, 0.5],\n"
         "           [0, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]\n"
@@ -90,6 +91,7 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
     assert config.tracks[0].channel == 0 and config.tracks[0].name == "bass"
     engine_config = config.engine_config()
     assert engine_config.facade.bays == 2 and engine_config.key == "D"
+    assert (engine_config.line_max, engine_config.line_idle_s) == (50, 120.0)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +102,8 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
         ("[billboard]\nscale = 'klingon'\n", "scale must be one of"),
         ("[billboard]\nrelay = 'http://x'\n", "ws://"),
         ("[billboard]\nsize = 'big'\n", "1920x1080"),
+        ("[billboard]\nline_max = -1\n", "line_max must be"),
+        ("[billboard]\nline_idle_s = 0\n", "line_idle_s must be"),
         ("[billboard.facade]\nfloors = 2\nbays = 2\nwindows = [[0, 0, 1, 1]]\n", "floors × bays"),
         ("[[billboard.tracks]]\nname = 'x'\n", "needs"),
         (

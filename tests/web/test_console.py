@@ -237,6 +237,12 @@ def sample_state(**changes: Any) -> dict[str, Any]:
             for i, name in enumerate(names)
         ],
         "line": ["c-0000000101", "c-0000000102", "c-0000000103"],
+        "waiting": [
+            {"caller": "c-0000000101", "display": "…31"},
+            {"caller": "c-0000000102", "display": None},
+            {"caller": "c-0000000103", "display": "Zoe"},
+        ],
+        "line_length": 3,
         "lit": [[6 - i % 7, i, colors[i], 0.9] for i in range(8)],
         "attract": False,
         "paused": False,
@@ -295,6 +301,32 @@ async def test_the_console_shows_the_relays_figures_the_billboards_hud_and_when_
     await expect(console.locator("#heard")).to_have_text("Billboard: live")
 
 
+async def test_a_long_line_shows_its_front_and_how_many_more_wait(
+    start_relay: StartRelay, browser: Browser
+) -> None:
+    relay = await start_relay()
+    billboard = await relay.connect(headers={"Authorization": f"Bearer {BILLBOARD}"})
+    console = await open_console(browser, relay.url, **DESKTOP)
+    front = [f"c-{n:010d}" for n in range(20)]  # the billboard sends the first 20
+    waiting = [{"caller": c, "display": f"…{n:02d}"} for n, c in enumerate(front)]
+    await billboard.send_str(
+        frame("dialjam:state", sample_state(line=front, waiting=waiting, line_length=200))
+    )
+    await expect(console.locator("#line li")).to_have_count(20)
+    await expect(console.locator("#line li").first).to_contain_text("1st — …00")
+    await expect(console.locator("#line-count")).to_have_text("(200)")
+    await expect(console.locator("#line-more")).to_have_text("and 180 more")
+    await billboard.send_str(frame("dialjam:state", sample_state()))
+    await expect(console.locator("#line li")).to_have_count(3)
+    await expect(console.locator("#line-count")).to_have_text("(3)")
+    await expect(console.locator("#line-more")).to_be_hidden()
+    await billboard.send_str(
+        frame("dialjam:state", sample_state(line=[], waiting=[], line_length=0))
+    )
+    await expect(console.locator("#line-empty")).to_be_visible()
+    assert console.script_errors == []  # type: ignore[attr-defined]
+
+
 async def test_every_console_control_has_an_accessible_name_and_screenshots_are_saved(
     start_relay: StartRelay, browser: Browser
 ) -> None:
@@ -335,6 +367,7 @@ async def test_every_console_control_has_an_accessible_name_and_screenshots_are_
         "Kick the drums (…12)",
         "Mute the bass (Ada)",
         "Unmute the chords (…07)",
-        "Kick the 1st in line",
+        "Kick the 1st in line (…31)",
+        "Kick the 2nd in line",
     } <= names, names
     assert console.script_errors == []  # type: ignore[attr-defined]

@@ -119,6 +119,8 @@ async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_e
     assert swatch == "rgb(138, 92, 246)"
     await tell({"event": "leave", "caller": caller, "reason": "turn"})
     await expect(said).to_have_text("Your turn is over — press a key to play again")
+    await tell({"event": "leave", "caller": caller, "reason": "full"})
+    await expect(said).to_have_text("The line is full")
     await tell({"event": "leave", "caller": caller, "reason": "kicked"})
     await expect(said).to_have_text("You were removed by the operator")
     await tell({"event": "leave", "caller": "c-someoneelse", "reason": "idle"})

@@ -212,7 +212,9 @@ function render() {
       displays.set(w.caller, w.display);
     }
   }
-  renderLine(s.line ?? []);
+  const line = Array.isArray(s.line) ? s.line : [];
+  // `line` holds only the front of the line; `line_length` counts everyone waiting.
+  renderLine(line, Math.max(line.length, Number(s.line_length) || 0));
   const tempo = Math.round(Number(s.tempo) || 0);
   for (const el of [$("tempo"), $("tempo-range")]) {
     if (!isHeld(el) && tempo && String(tempo) !== el.value) el.value = String(tempo);
@@ -299,7 +301,7 @@ function renderTracks(tracks) {
   while (list.children.length > tracks.length) list.lastElementChild.remove();
 }
 
-function renderLine(line) {
+function renderLine(line, total) {
   const list = $("line");
   const items = [...list.children];
   line.forEach((caller, i) => {
@@ -320,8 +322,11 @@ function renderLine(line) {
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
   });
   for (const li of [...list.children].slice(line.length)) li.remove();
-  setText($("line-count"), line.length ? `(${line.length})` : "");
-  $("line-empty").hidden = line.length > 0;
+  const more = total - line.length;
+  setText($("line-count"), total ? `(${total})` : "");
+  setText($("line-more"), more > 0 ? `and ${more} more` : "");
+  $("line-more").hidden = more <= 0;
+  $("line-empty").hidden = total > 0;
 }
 
 // -- is the billboard there? ------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from billboard.engine import (
@@ -397,3 +398,118 @@ def test_the_state_names_waiting_callers_as_the_facade_would() -> None:
         {"caller": "c-phone", "display": "…77"},
         {"caller": "c-kid", "display": "Zoe"},
     ]
+
+
+# -- the waiting line ------------------------------------------------------------------
+
+
+def full_house(e: Engine, waiting: int, at: float = 0.0) -> None:
+    """Every track taken (c-0 … c-7) and `waiting` callers in line (w-0, w-1, …)."""
+    for n in range(len(e.tracks)):
+        e.handle(Join(f"c-{n}"), at)
+    for n in range(waiting):
+        e.handle(Join(f"w-{n}"), at)
+    e.take_updates()
+
+
+def test_a_join_to_a_full_line_is_told_so_and_not_kept() -> None:
+    e = engine(line_max=2)
+    full_house(e, waiting=2)
+    e.handle(Join("c-late"), 1.0)
+    assert e.take_updates() == [Left("c-late", "full")]
+    assert "c-late" not in e.callers and len(e.line) == 2
+    e.handle(Join("c-late"), 2.0)  # every join is answered
+    assert e.take_updates() == [Left("c-late", "full")]
+    e.handle(Leave("w-0"), 3.0)
+    e.handle(Join("c-late"), 4.0)  # a place came free
+    assert e.take_updates() == [Assign("w-1", None, None, 1), Assign("c-late", None, None, 2)]
+
+
+def test_keys_from_a_caller_turned_away_are_answered_once_per_half_minute() -> None:
+    e = engine(line_max=0)
+    full_house(e, waiting=0)
+    told = []
+    for n in range(400):  # ten keys a second for forty seconds
+        assert e.handle(Digit("c-keen", "5"), n / 10) == []
+        told += [(n / 10, u) for u in e.take_updates()]
+    assert told == [(0.0, Left("c-keen", "full")), (30.0, Left("c-keen", "full"))]
+
+
+def test_a_turned_away_caller_gets_a_track_when_one_is_free() -> None:
+    e = engine(line_max=0)
+    full_house(e, waiting=0)
+    e.handle(Digit("c-keen", "5"), 0.0)
+    e.handle(Leave("c-3"), 1.0)
+    e.take_updates()
+    e.handle(Digit("c-keen", "5"), 2.0)
+    assert e.take_updates() == [Assign("c-keen", "lead", "#ef4444", 0)]
+
+
+def test_a_caller_let_in_and_gone_again_hears_the_line_is_full_anew() -> None:
+    e = engine(line_max=1)
+    full_house(e, waiting=1)
+    e.handle(Digit("c-keen", "5"), 0.0)  # told: full
+    e.handle(Leave("w-0"), 1.0)
+    e.handle(Digit("c-keen", "5"), 2.0)  # in line
+    e.handle(Leave("c-keen"), 3.0)
+    e.handle(Join("w-1"), 4.0)  # full again
+    e.take_updates()
+    e.handle(Digit("c-keen", "5"), 5.0)
+    assert e.take_updates() == [Left("c-keen", "full")]
+
+
+def test_only_the_first_fifty_waiting_are_told_their_new_place() -> None:
+    e = engine(line_max=200)
+    full_house(e, waiting=120)
+    e.handle(Leave("w-9"), 1.0)  # place 10 leaves: places 10 … 119 move up
+    assert e.take_updates() == [Assign(f"w-{n + 1}", None, None, n + 1) for n in range(9, 50)]
+    e.handle(Leave("c-0"), 2.0)  # a track frees: the front is seated, the rest move up
+    behind = [f"w-{n}" for n in range(1, 120) if n != 9]
+    assert e.take_updates() == [
+        Assign("w-0", "drums", "#f97316", 0),
+        *(Assign(caller, None, None, place) for place, caller in enumerate(behind[:50], 1)),
+    ]
+    # Further back, a place is told when it crosses into the first fifty, or on a join.
+    e.handle(Join("w-60"), 3.0)
+    assert e.take_updates() == [Assign("w-60", None, None, 59)]
+
+
+def test_the_line_moving_up_many_places_tells_each_caller_once() -> None:
+    e = engine()
+    e.handle(Command("pause", {"on": True}), 0.0)
+    for n in range(30):
+        e.handle(Join(f"w-{n}"), 0.0)
+    e.take_updates()
+    e.handle(Command("pause", {"on": False}), 1.0)  # eight seated at once
+    updates = e.take_updates()
+    assert updates[8:] == [Assign(f"w-{n + 8}", None, None, n + 1) for n in range(22)]
+    assert len({u.caller for u in updates}) == len(updates)
+
+
+def test_a_waiting_caller_silent_for_ten_minutes_leaves_the_line() -> None:
+    e = engine(line_idle_s=600, idle_s=1e9, turn_s=1e9)
+    full_house(e, waiting=3)
+    e.handle(Digit("w-0", "5"), 300.0)  # a key keeps a waiting caller in line
+    e.advance(599.9)
+    assert e.take_updates() == []
+    e.advance(600.1)
+    assert e.take_updates() == [  # w-0 stays first: nobody ahead of them moved
+        Left("w-1", "idle"),
+        Left("w-2", "idle"),
+    ]
+    e.advance(900.1)
+    assert e.take_updates() == [Left("w-0", "idle")]
+    assert len(e.line) == 0 and len(e.callers) == 8
+
+
+def test_the_state_event_stays_small_whatever_the_crowd() -> None:
+    e = engine()  # line_max 200
+    for n in range(10_000):
+        e.handle(Join(f"c-{n:010d}", display=f"…{n % 100:02d}"), n / 1000)
+        e.handle(Digit(f"c-{n % 8:010d}", "123456789"[n % 9]), n / 1000)
+    state = e.scene(10.0).to_state()
+    assert state["line_length"] == 200 and len(e.callers) == 208
+    assert len(state["line"]) == len(state["waiting"]) == 20
+    assert state["waiting"][0] == {"caller": "c-0000000008", "display": "…08"}
+    assert state["lit"]  # the building is busy too
+    assert len(orjson.dumps(state)) < 16 * 1024
