@@ -28,6 +28,7 @@ CHANNEL_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 CONTROL_SUFFIX: Final = ":control"
 STATE_SUFFIX: Final = ":state"
+CALLERS_SUFFIX: Final = ":callers"
 
 # Close codes (RFC 6455 §7.4.1).
 CLOSE_GOING_AWAY: Final = 1001
@@ -95,6 +96,14 @@ def valid_channel(channel: object) -> bool:
         _valid_seen.clear()
     _valid_seen.add(channel)
     return True
+
+
+def installation_channels(name: str) -> frozenset[str]:
+    """The channels an installation named `name` uses (DESIGN.md, "Channels and event
+    shapes"): `name` itself and its ``:state``, ``:control`` and ``:callers``; a name
+    that a suffix would push past the channel grammar is left out."""
+    names = (name, *(name + s for s in (STATE_SUFFIX, CONTROL_SUFFIX, CALLERS_SUFFIX)))
+    return frozenset(n for n in names if valid_channel(n))
 
 
 def required_role(channel: str) -> str | None:
