@@ -154,13 +154,16 @@ class Connection:
                 raise ProtocolError(
                     "unauthorised", f"publishing to {request.channel} needs the {role} token"
                 )
-            ch = hub.publish(request.channel, request.data, origin=sub)
+            # Only a token holder opens a channel (anyone could squat max_channels).
+            ch = hub.publish(request.channel, request.data, origin=sub, create=bool(self.roles))
             if request.ack:
                 sub.send_control(
                     protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
                 )
         elif isinstance(request, protocol.Subscribe):
-            hub.subscribe(sub, request.channel, request.v == 2, request.since, request.epoch)
+            hub.subscribe(
+                sub, request.channel, request.v == 2, request.since, request.epoch, bool(self.roles)
+            )
         elif isinstance(request, protocol.Unsubscribe):
             hub.unsubscribe(sub, request.channel)
             sub.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
@@ -324,11 +327,11 @@ async def http_publish(request: web.Request) -> web.Response:
         role = protocol.required_role(channel)
         if role is not None and role not in roles:
             raise ProtocolError("unauthorised", f"publishing to {channel} needs the {role} token")
-        ch = state.hub.publish(channel, req.data)
+        ch = state.hub.publish(channel, req.data, create=bool(roles))
     except ProtocolError as exc:
         state.count_error(exc.code)
-        status = (
-            401 if exc.code == "unauthorised" else 503 if exc.code == "too_many_channels" else 400
+        status = {"unauthorised": 401, "unknown_channel": 404, "too_many_channels": 503}.get(
+            exc.code, 400
         )
         return http_error(status, exc.code, exc.message)
     return web.json_response({"type": "ack", "id": channel, "seq": ch.seq, "epoch": ch.epoch})
@@ -349,6 +352,11 @@ def health(state: RelayState) -> dict[str, Any]:
         "delivered": hub.stats.delivered,
         "drops": hub.stats.drops,
         "queued": sum(hub.queued()),
+        "history_bytes": hub.history_bytes,
+        "history_dropped": {
+            "channel_bytes": hub.stats.history_dropped_channel,
+            "total_bytes": hub.stats.history_dropped_total,
+        },
         "errors": dict(state.errors),
         **{name: status() for name, status in state.gateway_health.items()},
     }
@@ -403,6 +411,10 @@ def create_app(
     an Asterisk ARI client runs with the app."""
     if not (config.operator_token and config.billboard_token):
         config, _ = config.with_tokens()
+    # The installation's channels (and the gateways', when elsewhere) always exist.
+    pinned = protocol.installation_channels(config.channel).union(
+        *(protocol.installation_channels(t.channel_for(config)) for t in (twilio, ari) if t)
+    )
     hub = Hub(
         HubLimits(
             queue=config.queue,
@@ -410,7 +422,10 @@ def create_app(
             history_seconds=config.history_seconds,
             slow_close_s=config.slow_close_s,
             max_channels=config.max_channels,
-        )
+            history_bytes=config.history_bytes,
+            history_total_bytes=config.history_total_bytes,
+        ),
+        pinned=pinned,
     )
     state = RelayState(config=config, hub=hub)
     if config.rate > 0:
