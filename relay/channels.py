@@ -14,7 +14,7 @@ for the transport to drain; the oldest queued events are dropped past the bound 
 v2 subscriber is told the range in a ``gap``; one that stays overflowed is closed.
 
 History is bounded four ways: events and age per channel, bytes per channel, and bytes
-for all channels together (see `Hub.publish` and `Hub._shed`). Dropping history never
+for all channels together (see `Hub._keep` and `Hub._shed`). Dropping history never
 touches an outbox: an event still queued for a subscriber is its own reference there
 and is still delivered. A subscriber resuming with ``since`` from before what is held
 gets a ``gap`` with reason ``history``.
