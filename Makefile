@@ -47,6 +47,7 @@ pytest: venv
 
 bench: venv
 	$(PY) bench/relay_load.py $(BENCH_ARGS)
+	$(PY) bench/relay_memory.py
 	$(PY) bench/engine_speed.py
 	$(PY) bench/frame_time.py
 	$(PY) bench/grid_timing.py

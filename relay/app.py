@@ -231,13 +231,23 @@ class Connection:
                 cfg.open,
             )
             data = self.state.publish_for(request.channel, request.data, who)
-            ch = hub.publish(request.channel, data, origin=sub)
+            # Only a token holder opens a channel (anyone could squat max_channels); the
+            # open mode of a rehearsal lets anyone, as in 2010.
+            create = bool(self.roles) or cfg.open
+            ch = hub.publish(request.channel, data, origin=sub, create=create)
             if request.ack:
                 sub.send_control(
                     protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
                 )
         elif isinstance(request, protocol.Subscribe):
-            hub.subscribe(sub, request.channel, request.v == 2, request.since, request.epoch)
+            hub.subscribe(
+                sub,
+                request.channel,
+                request.v == 2,
+                request.since,
+                request.epoch,
+                bool(self.roles) or cfg.open,
+            )
         elif isinstance(request, protocol.Unsubscribe):
             hub.unsubscribe(sub, request.channel)
             sub.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
@@ -432,7 +442,8 @@ async def http_publish(request: web.Request) -> web.Response:
             except SessionError as exc:
                 raise ProtocolError(exc.code, exc.message) from None
         who = Publisher(frozenset(roles), caller, cfg.open)
-        ch = state.hub.publish(channel, state.publish_for(channel, req.data, who))
+        admitted = state.publish_for(channel, req.data, who)
+        ch = state.hub.publish(channel, admitted, create=bool(roles) or cfg.open)
     except ProtocolError as exc:
         state.count_error(exc.code)
         status = {
@@ -440,6 +451,7 @@ async def http_publish(request: web.Request) -> web.Response:
             "bad_session": 401,
             "session_expired": 401,
             "rate_limited": 429,
+            "unknown_channel": 404,
             "too_many_channels": 503,
         }.get(exc.code, 400)
         return http_error(status, exc.code, exc.message)
@@ -515,6 +527,11 @@ def health(state: RelayState) -> dict[str, Any]:
         "delivered": hub.stats.delivered,
         "drops": hub.stats.drops,
         "queued": sum(hub.queued()),
+        "history_bytes": hub.history_bytes,
+        "history_dropped": {
+            "channel_bytes": hub.stats.history_dropped_channel,
+            "total_bytes": hub.stats.history_dropped_total,
+        },
         "errors": dict(state.errors),
         **{name: status() for name, status in state.gateway_health.items()},
     }
@@ -569,6 +586,10 @@ def create_app(
     an Asterisk ARI client runs with the app."""
     if not (config.operator_token and config.billboard_token):
         config, _ = config.with_tokens()
+    # The installation's channels (and the gateways', when elsewhere) always exist.
+    pinned = protocol.installation_channels(config.channel).union(
+        *(protocol.installation_channels(t.channel_for(config)) for t in (twilio, ari) if t)
+    )
     hub = Hub(
         HubLimits(
             queue=config.queue,
@@ -576,7 +597,10 @@ def create_app(
             history_seconds=config.history_seconds,
             slow_close_s=config.slow_close_s,
             max_channels=config.max_channels,
-        )
+            history_bytes=config.history_bytes,
+            history_total_bytes=config.history_total_bytes,
+        ),
+        pinned=pinned,
     )
     state = RelayState(config=config, hub=hub)
     if config.rate > 0:

@@ -12,6 +12,17 @@ when the socket is idle (the flush runs in the very next loop iteration). When t
 kernel stops taking bytes, the subscriber turns busy and its own writer task waits
 for the transport to drain; the oldest queued events are dropped past the bound and a
 v2 subscriber is told the range in a ``gap``; one that stays overflowed is closed.
+
+History is bounded four ways: events and age per channel, bytes per channel, and bytes
+for all channels together (see `Hub._keep` and `Hub._shed`). Dropping history never
+touches an outbox: an event still queued for a subscriber is its own reference there
+and is still delivered. A subscriber resuming with ``since`` from before what is held
+gets a ``gap`` with reason ``history``.
+
+Channels are made by the first publish or subscribe that names them, when the caller
+allows it (``create=True``: a token holder); the installation's own channels are
+*pinned*: made with the hub, never freed, and not counted against ``max_channels``, so
+a crowd of new channels can never squat them out.
 """
 
 from __future__ import annotations
@@ -44,6 +55,15 @@ DRAIN_POLL_S: Final = 0.005
 # a flush to fewer subscribers (the usual case) is never held.
 BIG_FLUSH: Final = 32
 BIG_FLUSH_GAP_S: Final = 0.002
+# What one event of history costs beyond its envelope's bytes: the bytes object's
+# header (33), the (seq, time, envelope) tuple (64), the float (24), the int (28) and
+# the deque's slot (8), as sys.getsizeof reports them on 64-bit CPython 3.11. Counting
+# it keeps the byte bounds honest for floods of tiny events too.
+EVENT_OVERHEAD: Final = 160
+# When all history passes `history_total_bytes`, it is cut to this fraction of it, so
+# the scan over channels (`Hub._shed`) runs once per many publishes, not on each one.
+SHED_TO: Final = 15 / 16
+SHED_LOG_EVERY_S: Final = 60.0
 
 
 class Sink(Protocol):
@@ -60,7 +80,9 @@ class HubLimits:
     history_events: int = 1000
     history_seconds: float = 600.0
     slow_close_s: float = 5.0  # overflowed this long without catching up → closed
-    max_channels: int = 10_000
+    max_channels: int = 10_000  # pinned channels come on top of these
+    history_bytes: int = 1 << 20  # per channel, counted by `event_cost`
+    history_total_bytes: int = 64 << 20  # all channels' history together
 
 
 class LatencyHistogram:
@@ -98,6 +120,10 @@ class Stats:
     bytes_out: int = 0
     drops: int = 0
     slow_closed: int = 0
+    # Events dropped from history by the byte bounds (the count and age bounds are the
+    # expected life of history and are not counted).
+    history_dropped_channel: int = 0  # a channel passed `history_bytes`
+    history_dropped_total: int = 0  # all history passed `history_total_bytes`
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
@@ -112,28 +138,66 @@ class Subscription:
         self.v2 = v2
 
 
+def event_cost(envelope: bytes) -> int:
+    """The bytes one event of history is counted for: its envelope and what holds it."""
+    return len(envelope) + EVENT_OVERHEAD
+
+
 class Channel:
-    """A named stream of events with a per-channel seq and a bounded history."""
+    """A named stream of events with a per-channel seq and a bounded history.
 
-    __slots__ = ("epoch", "history", "name", "name_json", "seq", "subscriptions")
+    The channel keeps `history_bytes` equal to the `event_cost` of what it holds; the
+    hub decides what to drop and keeps the total."""
 
-    def __init__(self, name: str, epoch: str, history_events: int) -> None:
+    __slots__ = (
+        "epoch", "history", "history_bytes", "name", "name_json", "pinned", "seq",
+        "subscriptions",
+    )  # fmt: skip
+
+    def __init__(self, name: str, epoch: str, pinned: bool = False) -> None:
         self.name = name
         self.name_json = protocol.dumps(name)
         self.epoch = epoch
+        self.pinned = pinned
         self.seq = 0
         # (seq, monotonic time, envelope); seqs are contiguous from history[0].
-        self.history: deque[tuple[int, float, bytes]] = deque(maxlen=history_events)
+        self.history: deque[tuple[int, float, bytes]] = deque()
+        self.history_bytes = 0
         self.subscriptions: list[Subscription] = []
 
     def first_held(self) -> int:
         """The oldest seq still in history (seq + 1 when history is empty)."""
         return self.history[0][0] if self.history else self.seq + 1
 
-    def prune(self, oldest_allowed: float) -> None:
+    def keep(self, seq: int, now: float, envelope: bytes) -> int:
+        """Append an event to history; returns its cost."""
+        self.history.append((seq, now, envelope))
+        cost = event_cost(envelope)
+        self.history_bytes += cost
+        return cost
+
+    def drop_oldest(self) -> int:
+        """Drop the oldest event of history; returns the bytes freed."""
+        cost = event_cost(self.history.popleft()[2])
+        self.history_bytes -= cost
+        return cost
+
+    def prune(self, oldest_allowed: float) -> int:
+        """Drop history older than `oldest_allowed`; returns the bytes freed."""
         history = self.history
+        freed = 0
         while history and history[0][1] < oldest_allowed:
-            history.popleft()
+            freed += self.drop_oldest()
+        return freed
+
+    def trim_to(self, level: int) -> tuple[int, int]:
+        """Drop the oldest events until history holds at most `level` bytes; returns
+        (events, bytes) dropped."""
+        events = freed = 0
+        while self.history_bytes > level and self.history:
+            freed += self.drop_oldest()
+            events += 1
+        return events, freed
 
 
 # An event waiting in an outbox: (subscription, seq, payload, monotonic enqueue time).
@@ -297,7 +361,10 @@ class Hub:
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         boot: str | None = None,
+        pinned: Iterable[str] = (),
     ) -> None:
+        """`pinned`: the installation's channels, made now and held for the hub's life
+        (never freed by `sweep`, not counted against `max_channels`)."""
         self.limits = limits or HubLimits()
         self.clock = clock
         self.wall_ms = wall_ms
@@ -306,36 +373,60 @@ class Hub:
         self.boot = boot or secrets.token_hex(4)
         self._epochs = 0
         self.channels: dict[str, Channel] = {}
+        self.pinned = frozenset(pinned)
+        # The `event_cost` of every channel's history together.
+        self.history_bytes = 0
         self.subscribers: set[Subscriber] = set()
         self.stats = Stats()
         self._dirty: list[Subscriber] = []
         self._flush_scheduled = False
         self._last_big_flush = -1.0
+        self._last_shed_log = -SHED_LOG_EVERY_S
+        for name in sorted(self.pinned):
+            self._make(name, pinned=True)
 
     # -- channels --
 
-    def channel(self, name: str, create: bool = True) -> Channel | None:
-        ch = self.channels.get(name)
-        if ch is None and create:
-            if len(self.channels) >= self.limits.max_channels:
-                raise protocol.ProtocolError(
-                    "too_many_channels", "the relay holds too many channels; try later"
-                )
-            self._epochs += 1
-            ch = Channel(name, f"{self.boot}-{self._epochs}", self.limits.history_events)
-            self.channels[name] = ch
+    def _make(self, name: str, pinned: bool = False) -> Channel:
+        self._epochs += 1
+        ch = self.channels[name] = Channel(name, f"{self.boot}-{self._epochs}", pinned)
         return ch
 
-    def publish(self, name: str, data: dict[str, Any], origin: Subscriber | None = None) -> Channel:
+    def channel(self, name: str, create: bool = True) -> Channel:
+        """The channel `name`; made when missing if `create` (else ``unknown_channel``),
+        within `max_channels` (else ``too_many_channels``)."""
+        ch = self.channels.get(name)
+        if ch is not None:
+            return ch
+        if not create:
+            raise protocol.ProtocolError(
+                "unknown_channel",
+                f"there is no channel {name!r}: use the installation's channel or one a "
+                "token holder opened (opening a new channel needs a token)",
+            )
+        # Pinned channels always exist, so the others are all the rest.
+        if len(self.channels) - len(self.pinned) >= self.limits.max_channels:
+            raise protocol.ProtocolError(
+                "too_many_channels", "the relay holds too many channels; try later"
+            )
+        return self._make(name)
+
+    def publish(
+        self,
+        name: str,
+        data: dict[str, Any],
+        origin: Subscriber | None = None,
+        create: bool = True,
+    ) -> Channel:
         """Give `data` the channel's next seq, keep it in history and queue it for
-        every subscriber. The origin's own v1 subscription gets no echo (2010 rule)."""
-        ch = self.channel(name)
-        assert ch is not None
+        every subscriber. The origin's own v1 subscription gets no echo (2010 rule).
+        With `create` false, a channel that does not exist raises ``unknown_channel``."""
+        ch = self.channel(name, create)
         now = self.clock()
         seq = ch.seq = ch.seq + 1
         data_json = protocol.dumps(data)
         envelope = protocol.encode_envelope(ch.name_json, seq, self.wall_ms(), data_json)
-        ch.history.append((seq, now, envelope))
+        self._keep(ch, seq, now, envelope)
         self.stats.published += 1
         for sub in ch.subscriptions:
             if sub.v2:
@@ -344,6 +435,71 @@ class Hub:
                 sub.subscriber.enqueue(sub, seq, data_json, now)
         return ch
 
+    def _keep(self, ch: Channel, seq: int, now: float, envelope: bytes) -> None:
+        """Put an event in `ch`'s history within the count and byte bounds."""
+        limits = self.limits
+        added = ch.keep(seq, now, envelope)
+        freed = 0
+        if len(ch.history) > limits.history_events:
+            freed += ch.drop_oldest()
+        if ch.history_bytes > limits.history_bytes:
+            events, trimmed = ch.trim_to(limits.history_bytes)
+            self.stats.history_dropped_channel += events
+            freed += trimmed
+        self.history_bytes += added - freed
+        if self.history_bytes > limits.history_total_bytes:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Cut all history to `SHED_TO` of the total bound, from the channels that hold
+        the most bytes: each of them is trimmed (oldest events first) down to one common
+        level, and a channel holding less than that level loses nothing.
+
+        Largest-first rather than globally oldest: a flood makes its own events the
+        newest, so dropping the globally oldest would empty every quiet channel (the
+        last commands on ``:control``, the state a console resumes from) to make room
+        for the flood. Trimming from the top makes the channels holding the bytes pay
+        for them, whoever fills them; pinned channels share the same rule."""
+        need = self.history_bytes - int(self.limits.history_total_bytes * SHED_TO)
+        held = sorted(
+            (ch for ch in self.channels.values() if ch.history_bytes),
+            key=lambda ch: ch.history_bytes,
+            reverse=True,
+        )
+        # Trimming the k largest to `level` frees (their bytes - k × level): find the
+        # smallest k for which a level no lower than the next channel's bytes frees
+        # enough. k = len(held) always does, with the next channel's bytes taken as 0.
+        prefix = 0
+        level = 0
+        count = len(held)
+        for k, ch in enumerate(held, 1):
+            prefix += ch.history_bytes
+            below = held[k].history_bytes if k < len(held) else 0
+            if prefix - k * below >= need:
+                level, count = (prefix - need) // k, k
+                break
+        dropped = freed = 0
+        for ch in held[:count]:
+            events, trimmed = ch.trim_to(level)
+            dropped += events
+            freed += trimmed
+        self.history_bytes -= freed
+        self.stats.history_dropped_total += dropped
+        now = self.clock()
+        if now - self._last_shed_log >= SHED_LOG_EVERY_S:  # a flood sheds many times a second
+            self._last_shed_log = now
+            log.warning(
+                "history passed %d bytes in all; dropped the oldest %d events of the %d "
+                "channels holding the most (each now at most %d bytes)",
+                self.limits.history_total_bytes,
+                dropped,
+                count,
+                level,
+            )
+
+    def _prune(self, ch: Channel, now: float) -> None:
+        self.history_bytes -= ch.prune(now - self.limits.history_seconds)
+
     def subscribe(
         self,
         subscriber: Subscriber,
@@ -351,11 +507,12 @@ class Hub:
         v2: bool,
         since: int | None = None,
         epoch: str | None = None,
+        create: bool = True,
     ) -> Channel:
         """Subscribe, replaying history after `since` first: no loss, no duplicates
-        (nothing awaits between the replay and joining the live fan-out)."""
-        ch = self.channel(name)
-        assert ch is not None
+        (nothing awaits between the replay and joining the live fan-out). With `create`
+        false, a channel that does not exist raises ``unknown_channel``."""
+        ch = self.channel(name, create)
         old = subscriber.subscriptions.get(name)
         if old is not None:
             self._remove(old)
@@ -374,7 +531,7 @@ class Hub:
         self, subscriber: Subscriber, sub: Subscription, ch: Channel, since: int, epoch: str | None
     ) -> None:
         now = self.clock()
-        ch.prune(now - self.limits.history_seconds)
+        self._prune(ch, now)
         first = ch.first_held()
         if epoch is not None and epoch != ch.epoch:
             # Another epoch's seqs mean nothing here: say what this epoch lost, then
@@ -452,12 +609,13 @@ class Hub:
     # -- housekeeping --
 
     def sweep(self) -> int:
-        """Expire history and free channels nobody holds; returns channels freed."""
-        oldest_allowed = self.clock() - self.limits.history_seconds
+        """Expire history and free channels nobody holds (never a pinned one); returns
+        channels freed."""
+        now = self.clock()
         freed: list[str] = []
         for name, ch in self.channels.items():
-            ch.prune(oldest_allowed)
-            if not ch.subscriptions and not ch.history:
+            self._prune(ch, now)
+            if not ch.subscriptions and not ch.history and not ch.pinned:
                 freed.append(name)
         for name in freed:
             del self.channels[name]

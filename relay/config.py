@@ -218,7 +218,10 @@ def validate(config: RelayConfig) -> None:
     check_channel(config.channel, "")
     if config.public_url and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
-    for key in ("max_frame", "token_max_frame", "queue", "history_events", "max_channels"):
+    for key in (
+        "max_frame", "token_max_frame", "queue", "history_events", "max_channels",
+        "history_bytes", "history_total_bytes",
+    ):  # fmt: skip
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if config.max_frame > config.token_max_frame:

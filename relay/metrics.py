@@ -65,6 +65,20 @@ class RelayCollector(Collector):
             "Subscribers closed for staying overflowed",
             value=stats.slow_closed,
         )
+        yield GaugeMetricFamily(
+            "dialjam_relay_history_bytes",
+            "Bytes of history held, all channels (envelopes and their bookkeeping)",
+            value=hub.history_bytes,
+        )
+        history_dropped = CounterMetricFamily(
+            "dialjam_relay_history_dropped",
+            "Events dropped from history by a byte bound: a channel's (channel) or all "
+            "channels' together (total)",
+            labels=["bound"],
+        )
+        history_dropped.add_metric(["channel"], stats.history_dropped_channel)
+        history_dropped.add_metric(["total"], stats.history_dropped_total)
+        yield history_dropped
         errors = CounterMetricFamily(
             "dialjam_relay_errors", "Refused frames and requests, by error code", labels=["code"]
         )

@@ -101,6 +101,14 @@ def valid_channel(channel: object) -> bool:
     return True
 
 
+def installation_channels(name: str) -> frozenset[str]:
+    """The channels an installation named `name` uses (DESIGN.md, "Channels and event
+    shapes"): `name` itself and its ``:state``, ``:control`` and ``:callers``; a name
+    that a suffix would push past the channel grammar is left out."""
+    names = (name, *(name + s for s in (STATE_SUFFIX, CONTROL_SUFFIX, CALLERS_SUFFIX)))
+    return frozenset(n for n in names if valid_channel(n))
+
+
 def required_role(channel: str) -> str | None:
     """The token role a publisher needs on `channel`: ``operator`` for ``*:control``,
     ``billboard`` for ``*:state`` and ``*:callers``, None for every other channel."""

@@ -6,8 +6,22 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from relay.channels import BIG_FLUSH, BIG_FLUSH_GAP_S, HIGH_WATER, Hub, HubLimits, Subscriber
+from relay import protocol
+from relay.channels import (
+    BIG_FLUSH,
+    BIG_FLUSH_GAP_S,
+    HIGH_WATER,
+    SHED_TO,
+    Hub,
+    HubLimits,
+    Subscriber,
+    event_cost,
+)
+from relay.protocol import ProtocolError, installation_channels
 
 
 class FakeTransport:
@@ -45,9 +59,10 @@ class Clock:
         return self.now
 
 
-def make_hub(**limits: Any) -> tuple[Hub, Clock]:
+def make_hub(pinned: frozenset[str] = frozenset(), **limits: Any) -> tuple[Hub, Clock]:
     clock = Clock()
-    return Hub(HubLimits(**limits), clock=clock, wall_ms=lambda: 42, boot="boot"), clock
+    hub = Hub(HubLimits(**limits), clock=clock, wall_ms=lambda: 42, boot="boot", pinned=pinned)
+    return hub, clock
 
 
 def attach(hub: Hub) -> tuple[Subscriber, FakeTransport, list[str]]:
@@ -234,3 +249,193 @@ async def test_a_flush_to_few_subscribers_is_never_held() -> None:
         hub.publish("a", {"n": n})
         await asyncio.sleep(0)
     assert sink.frames == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+# -- history in bytes --
+
+
+def cost_of(data: dict[str, Any]) -> int:
+    """What one event of `data` costs in history on a one-letter channel, seq < 10."""
+    return event_cost(protocol.encode_envelope(b'"a"', 1, 42, protocol.dumps(data)))
+
+
+def held(hub: Hub, name: str) -> list[int]:
+    return [seq for seq, _, _ in hub.channels[name].history]
+
+
+PAD = {"x": "y" * 1000}
+
+
+async def test_history_is_bounded_in_bytes_per_channel_by_dropping_its_oldest() -> None:
+    c = cost_of(PAD)
+    hub, _ = make_hub(history_bytes=3 * c)
+    for _ in range(9):
+        hub.publish("a", PAD)
+    assert held(hub, "a") == [7, 8, 9]
+    assert hub.channels["a"].history_bytes == hub.history_bytes == 3 * c
+    assert hub.stats.history_dropped_channel == 6
+
+
+async def test_a_resume_across_history_dropped_for_bytes_gets_a_history_gap() -> None:
+    hub, _ = make_hub(history_bytes=3 * cost_of(PAD))
+    for _ in range(9):
+        hub.publish("a", PAD)
+    sub, sink, _ = attach(hub)
+    hub.subscribe(sub, "a", v2=True, since=2, epoch="boot-1")
+    await asyncio.sleep(0)
+    _, gap, batch = sink.frames
+    assert gap == {"type": "gap", "id": "a", "from": 3, "to": 6, "reason": "history"}
+    assert [e["seq"] for e in batch] == [7, 8, 9]
+
+
+async def test_dropping_history_never_takes_an_event_from_a_subscribers_outbox() -> None:
+    c = cost_of(PAD)
+    hub, _ = make_hub(history_bytes=2 * c, history_total_bytes=3 * c)
+    sub, sink, _ = attach(hub)
+    hub.subscribe(sub, "a", v2=True)
+    for _ in range(9):  # all in one loop iteration: all nine wait in the outbox
+        hub.publish("a", PAD)
+    assert held(hub, "a") == [8, 9]
+    await asyncio.sleep(0)
+    assert [e["seq"] for e in sink.frames[1]] == list(range(1, 10))
+
+
+async def test_past_the_total_bound_the_channel_holding_the_most_loses_first() -> None:
+    c = cost_of(PAD)
+    hub, _ = make_hub(history_total_bytes=int(15.5 * c))
+    for name, count in (("c", 2), ("b", 5), ("a", 8)):
+        for _ in range(count):
+            hub.publish(name, PAD)
+    assert hub.history_bytes == 15 * c and hub.stats.history_dropped_total == 0
+    hub.publish("a", PAD)  # 16 events: over the bound, cut to 15/16 of it
+    assert held(hub, "a") == [3, 4, 5, 6, 7, 8, 9]
+    assert held(hub, "b") == [1, 2, 3, 4, 5] and held(hub, "c") == [1, 2]
+    assert hub.stats.history_dropped_total == 2
+    assert hub.history_bytes == 14 * c <= 15.5 * c * SHED_TO
+
+
+async def test_the_largest_channels_are_cut_to_one_level_and_a_quiet_one_keeps_its_own() -> None:
+    c = cost_of(PAD)
+    hub, _ = make_hub(history_total_bytes=int(14.5 * c))
+    for name, count in (("a", 6), ("b", 6), ("c", 2)):
+        for _ in range(count):
+            hub.publish(name, PAD)
+    hub.publish("c", PAD)  # the quiet channel pushes all history over the bound
+    assert held(hub, "a") == held(hub, "b") == [2, 3, 4, 5, 6]
+    assert held(hub, "c") == [1, 2, 3]
+    assert hub.history_bytes == 13 * c
+
+
+async def test_history_that_expires_gives_its_bytes_back() -> None:
+    hub, clock = make_hub(history_seconds=60)
+    hub.publish("a", PAD)
+    clock.now += 30
+    hub.publish("a", PAD)
+    clock.now += 31
+    hub.sweep()
+    assert held(hub, "a") == [2] and hub.history_bytes == cost_of(PAD)
+    clock.now += 60
+    hub.sweep()
+    assert hub.history_bytes == 0 and hub.channels == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("publish"),
+                st.sampled_from("abcd"),
+                st.integers(0, 100) | st.integers(1000, 2000),
+            ),
+            st.tuples(st.just("wait"), st.just(""), st.integers(0, 40)),
+            st.tuples(st.just("sweep"), st.just(""), st.just(0)),
+        ),
+        min_size=10,
+        max_size=80,
+    )
+)
+def test_history_bytes_always_match_what_is_held_and_stay_within_both_bounds(
+    steps: list[tuple[str, str, int]],
+) -> None:
+    limits = {"history_events": 8, "history_seconds": 60, "history_bytes": 5000}
+    hub, clock = make_hub(history_total_bytes=8000, **limits)
+    for op, name, n in steps:
+        if op == "publish":
+            hub.publish(name, {"x": "y" * n})
+        elif op == "wait":
+            clock.now += n
+        else:
+            hub.sweep()
+        total = 0
+        for ch in hub.channels.values():
+            seqs = [seq for seq, _, _ in ch.history]
+            assert seqs == list(range(ch.first_held(), ch.first_held() + len(seqs)))
+            assert not seqs or seqs[-1] <= ch.seq
+            assert ch.history_bytes == sum(event_cost(e) for _, _, e in ch.history) <= 5000
+            assert len(seqs) <= 8
+            total += ch.history_bytes
+        assert hub.history_bytes == total <= 8000
+
+
+# -- pinned channels and who may open a channel --
+
+PINNED = installation_channels("dialjam")
+
+
+async def test_pinned_channels_exist_from_the_start_and_are_never_freed() -> None:
+    hub, clock = make_hub(PINNED, history_seconds=1)
+    assert set(hub.channels) == PINNED
+    epoch = hub.channels["dialjam:control"].epoch
+    hub.publish("dialjam:control", {"event": "command", "name": "panic"})
+    clock.now += 2
+    assert hub.sweep() == 0
+    assert set(hub.channels) == PINNED and hub.channels["dialjam:control"].epoch == epoch
+
+
+async def test_pinned_channels_do_not_count_against_max_channels() -> None:
+    hub, _ = make_hub(PINNED, max_channels=2)
+    hub.publish("one", {})
+    hub.publish("two", {})
+    with pytest.raises(ProtocolError) as refused:
+        hub.publish("three", {})
+    assert refused.value.code == "too_many_channels"
+    assert hub.publish("dialjam:control", {"event": "command"}).seq == 1
+
+
+async def test_a_crowd_of_new_channels_cannot_squat_out_the_control_channel() -> None:
+    hub, _ = make_hub(PINNED, max_channels=100)
+    for n in range(100):
+        hub.publish(f"squat-{n}", {"n": n})
+    hub.sweep()  # they hold history, so none is freed
+    billboard, sink, _ = attach(hub)
+    hub.subscribe(billboard, "dialjam:control", v2=False, create=False)  # a reconnect
+    hub.publish("dialjam:control", {"event": "command", "name": "panic"}, create=False)
+    await asyncio.sleep(0)
+    assert sink.frames == [{"event": "command", "name": "panic"}]
+
+
+@pytest.mark.parametrize("action", ["publish", "subscribe"])
+async def test_without_create_an_unknown_channel_is_refused_and_not_made(action: str) -> None:
+    hub, _ = make_hub(PINNED)
+    sub, _, _ = attach(hub)
+    with pytest.raises(ProtocolError) as refused:
+        if action == "publish":
+            hub.publish("mine", {}, create=False)
+        else:
+            hub.subscribe(sub, "mine", v2=True, create=False)
+    assert refused.value.code == "unknown_channel"
+    assert "'mine'" in refused.value.message and "token" in refused.value.message
+    assert "mine" not in hub.channels and sub.subscriptions == {}
+
+
+async def test_without_create_a_channel_someone_opened_can_be_used() -> None:
+    hub, _ = make_hub()
+    opener, sink, _ = attach(hub)
+    hub.subscribe(opener, "tower-b", v2=False)  # a token holder opens it
+    hub.publish("tower-b", {"n": 1}, create=False)
+    anyone, other_sink, _ = attach(hub)
+    hub.subscribe(anyone, "tower-b", v2=False, create=False)
+    hub.publish("tower-b", {"n": 2}, create=False)
+    await asyncio.sleep(0)
+    assert sink.frames == [{"n": 1}, {"n": 2}] and other_sink.frames == [{"n": 2}]

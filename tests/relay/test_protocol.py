@@ -97,3 +97,14 @@ def test_text_frames_carry_their_length_as_rfc_6455_says(size: int) -> None:
         assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == size
     else:
         assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == size
+
+
+def test_an_installations_channels_are_its_name_and_three_suffixes() -> None:
+    assert protocol.installation_channels("dialjam") == {
+        "dialjam",
+        "dialjam:state",
+        "dialjam:control",
+        "dialjam:callers",
+    }
+    name = "t" * 58  # ":state" still fits in 64 characters; ":control" would not
+    assert protocol.installation_channels(name) == {name, name + ":state"}

@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
+from relay.config import TwilioConfig
 from relay.contract.events import is_caller_id
 
 from .conftest import (
@@ -25,6 +26,8 @@ from .conftest import (
 )
 
 SEED_DIGIT = {"caller_id": "4155551212", "command": "5"}
+# A token holder may open channels beyond the installation's; anyone may then use them.
+AS_BILLBOARD = {"headers": {"Authorization": f"Bearer {BILLBOARD}"}}
 
 
 @pytest.fixture(name="start_relay")
@@ -69,7 +72,7 @@ async def test_seed_clients_connect_at_the_root_and_browsers_get_a_page(
 
 
 async def test_channels_are_isolated(relay: RunningRelay) -> None:
-    a, b = await relay.connect(), await relay.connect()
+    a, b = await relay.connect(**AS_BILLBOARD), await relay.connect(**AS_BILLBOARD)
     await send(a, {"type": "subscriber", "id": "tower-a"})
     await send(b, {"type": "subscriber", "id": "tower-b"})
     pub = await relay.connect()
@@ -85,7 +88,7 @@ async def test_channels_are_isolated(relay: RunningRelay) -> None:
 async def test_one_connection_subscribes_to_several_channels_and_publishes_many(
     relay: RunningRelay,
 ) -> None:
-    conn = await relay.connect()
+    conn = await relay.connect(**AS_BILLBOARD)
     listener = await relay.connect()
     for name in ("one", "two"):
         await send(conn, {"type": "subscriber", "id": name})
@@ -108,7 +111,7 @@ async def test_one_connection_subscribes_to_several_channels_and_publishes_many(
 async def test_500_concurrent_publishers_reach_5_subscribers_exactly_once_in_order(
     relay: RunningRelay,
 ) -> None:
-    subs = [await relay.connect() for _ in range(5)]
+    subs = [await relay.connect(**AS_BILLBOARD) for _ in range(5)]
     for ws in subs:
         await send(ws, {"type": "subscriber", "id": "crowd"})
     await until(lambda: _subscribers(relay, 5))
@@ -428,7 +431,7 @@ async def test_heartbeats_find_a_dead_peer_and_it_leaves_its_channels(
 
 
 async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningRelay) -> None:
-    clients = [await relay.connect() for _ in range(6)]
+    clients = [await relay.connect(**AS_BILLBOARD) for _ in range(6)]
     for n, ws in enumerate(clients):
         await send(ws, {"type": "subscriber", "id": f"ch{n % 3}", "v": 2})
         await send(ws, {"type": "subscriber", "id": "all"})
@@ -491,6 +494,8 @@ async def test_http_publish_returns_the_seq_and_reaches_subscribers(relay: Runni
             "unauthorised",
         ),
         ("/publish/dialjam:control", b"{}", {"Authorization": f"Bearer {OPERATOR}"}, 200, None),
+        ("/publish/newly", b"{}", {}, 404, "unknown_channel"),  # opening one needs a token
+        ("/publish/newly", b"{}", {"Authorization": f"Bearer {BILLBOARD}"}, 200, None),
     ],
 )
 async def test_http_publish_answers_bad_requests_with_a_json_error(
@@ -523,6 +528,51 @@ async def test_metrics_are_prometheus_text_with_counts_and_latency(relay: Runnin
     assert "dialjam_relay_events_delivered_total 1.0" in text
     assert 'dialjam_relay_errors_total{code="not_object"} 1.0' in text
     assert "dialjam_relay_fanout_latency_seconds_count 1.0" in text
+
+
+async def test_an_anonymous_client_opens_no_channel_but_uses_one_a_token_holder_opened(
+    relay: RunningRelay,
+) -> None:
+    anon = await relay.connect()
+    await send(anon, {"type": "subscriber", "id": "tower-b", "v": 2})
+    await send(anon, {"type": "publisher", "id": "tower-c", "data": {}})
+    for _ in range(2):
+        error = await recv(anon)
+        assert (error["type"], error["code"]) == ("error", "unknown_channel")
+    assert not {"tower-b", "tower-c"} & relay.state.hub.channels.keys()
+    opener = await relay.connect(**AS_BILLBOARD)
+    await send(opener, {"type": "subscriber", "id": "tower-b"})
+    await until(lambda: _subscribers(relay, 1))
+    await send(anon, {"type": "publisher", "id": "tower-b", "data": {"n": 1}})
+    assert await recv(opener) == {"n": 1}
+
+
+async def test_the_installations_and_gateways_channels_exist_from_the_start(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(twilio=TwilioConfig(channel="tower"))
+    for name in ("dialjam", "tower"):
+        for suffix in ("", ":state", ":control", ":callers"):
+            assert name + suffix in relay.state.hub.channels
+    assert (await relay.healthz())["channels_held"] == 8
+
+
+async def test_history_bytes_and_drops_show_in_healthz_and_metrics(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(history_bytes=4000, rate=0)
+    pub = await relay.connect()
+    for _ in range(5):
+        await send(pub, {"type": "publisher", "id": "dialjam", "data": {"x": "y" * 1500}})
+    await until(lambda: _health(relay, lambda h: h["history_dropped"]["channel_bytes"] >= 3))
+    health = await relay.healthz()
+    assert 1500 < health["history_bytes"] <= 4000
+    assert health["history_dropped"] == {"channel_bytes": 3, "total_bytes": 0}
+    async with relay.session.get(relay.url + "/metrics") as resp:
+        text = await resp.text()
+    assert f"dialjam_relay_history_bytes {float(health['history_bytes'])}" in text
+    assert 'dialjam_relay_history_dropped_total{bound="channel"} 3.0' in text
+    assert 'dialjam_relay_history_dropped_total{bound="total"} 0.0' in text
 
 
 async def test_static_files_never_leave_the_web_folder(relay: RunningRelay) -> None:

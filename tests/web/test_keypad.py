@@ -100,7 +100,7 @@ async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order
 async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_else(
     start_relay: StartRelay, browser: Browser
 ) -> None:
-    relay = await start_relay(channel="plaza.north")
+    relay = await start_relay(channel="plaza.north")  # the installation's: it exists
     page = await open_keypad(browser, relay.url, "?channel=plaza.north", **PHONE)
     caller = await caller_of(page)
     billboard = await relay.connect(headers={"Authorization": f"Bearer {BILLBOARD}"})
