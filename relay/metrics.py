@@ -65,6 +65,32 @@ class RelayCollector(Collector):
             "Subscribers closed for staying overflowed",
             value=stats.slow_closed,
         )
+        edge = state.edge
+        if edge is not None:
+            ledger = edge.ledger
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets",
+                "Open client sockets (HTTP and WebSocket)",
+                value=len(ledger),
+            )
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets_token_holders",
+                "Open sockets whose requests showed a known token",
+                value=ledger.holders,
+            )
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets_max",
+                "Sockets allowed at once (max_connections)",
+                value=ledger.limits.total,
+            )
+            refused = CounterMetricFamily(
+                "dialjam_relay_refused",
+                "Sockets and requests refused at the edge, by reason",
+                labels=["reason"],
+            )
+            for reason, count in edge.figures(state.errors)["refused"].items():
+                refused.add_metric([reason], count)
+            yield refused
         errors = CounterMetricFamily(
             "dialjam_relay_errors", "Refused frames and requests, by error code", labels=["code"]
         )

@@ -78,8 +78,9 @@ async def test_one_connection_subscribes_to_several_channels_and_publishes_many(
 
 
 async def test_500_concurrent_publishers_reach_5_subscribers_exactly_once_in_order(
-    relay: RunningRelay,
+    start_relay: StartRelay,
 ) -> None:
+    relay = await start_relay(connections_per_address=0)  # all 505 come from 127.0.0.1
     subs = [await relay.connect() for _ in range(5)]
     for ws in subs:
         await send(ws, {"type": "subscriber", "id": "crowd"})
