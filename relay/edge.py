@@ -297,39 +297,39 @@ class MaskCheck:
     __slots__ = ("_head", "_skip")
 
     def __init__(self) -> None:
-        self._skip = 0  # payload bytes of the current frame still to pass
-        self._head = b""  # a frame header split across reads
+        self._skip = 0  # bytes of the current frame (mask key, payload) still to pass
+        self._head = b""  # the start of a frame header split across reads
 
     def feed(self, data: bytes) -> bool:
         """False as soon as a frame without a mask starts in `data`."""
-        pos, end = 0, len(data)
         if self._head:
             data = self._head + data
-            pos, end = 0, len(data)
             self._head = b""
-        while True:
-            if self._skip:
-                step = min(self._skip, end - pos)
-                self._skip -= step
-                pos += step
-            if pos >= end:
-                return True
-            if end - pos < 2:
-                self._head = data[pos:]
-                return True
+        end = len(data)
+        pos = self._skip
+        while pos < end:
+            if pos + 2 > end:
+                break
             second = data[pos + 1]
-            if not second & 0x80:
+            if second < 0x80:  # the mask bit
                 return False
             length = second & 0x7F
-            extra = 2 if length == 126 else 8 if length == 127 else 0
-            size = 2 + extra + 4
-            if end - pos < size:
-                self._head = data[pos:]
-                return True
-            if extra:
-                length = int.from_bytes(data[pos + 2 : pos + 2 + extra], "big")
-            pos += size
-            self._skip = length
+            if length < 126:
+                pos += 6 + length  # header, mask key, payload
+            elif length == 126:
+                if pos + 4 > end:
+                    break
+                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                if pos + 10 > end:
+                    break
+                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+        else:
+            self._skip = pos - end
+            return True
+        self._head = data[pos:]  # a header cut short: read it whole with the next bytes
+        self._skip = 0
+        return True
 
 
 # A close frame with 1002 Protocol Error, as a server sends it (unmasked, RFC 6455 §5.5.1).

@@ -6,8 +6,9 @@ what aiohttp has no option for (its `web_protocol.py`):
 
 - every accepted socket is counted in the app's `Ledger` (a full relay or a greedy
   address is answered 503 and closed at once, before it costs anything more);
-- a socket must send a complete request head within `header_timeout_s` (slowloris);
-  a keep-alive socket idle between requests is closed after `KEEPALIVE_S`;
+- a socket must send a complete request head within `header_timeout_s` of opening
+  (slowloris), and a keep-alive socket its next one within as long of the last
+  response (aiohttp's `keepalive_timeout`, which closes a socket idle in between);
 - a client's WebSocket frame without a mask fails the connection with 1002
   (RFC 6455 §5.1; aiohttp's reader, shared with its client, does not check);
 - a malformed request is answered 400 by aiohttp and logged by us in one line,
@@ -60,9 +61,6 @@ from .edge import (
 
 log = logging.getLogger("relay")
 
-# A keep-alive socket idle this long between requests is closed: a page and its files
-# load within a second or two, and an idle socket holds one of its address's places.
-KEEPALIVE_S: Final = 15.0
 RETRY_AFTER_S: Final = 10
 
 _MESSAGES: Final = {
@@ -266,6 +264,11 @@ class EdgeHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        # aiohttp times the first head with keepalive_timeout too; ours answers 408 and
+        # counts it. Its own timer comes back after each response (start()).
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
         guard = self._guard
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple) and peername:
@@ -407,8 +410,11 @@ async def listen(
         limits.per_address or "no limit",
         guard.config.header_timeout_s,
     )
+    # An idle keep-alive socket holds one of its address's places: it gets as long for
+    # its next head as a new socket for its first (a page's files load in a second).
+    keepalive = guard.config.header_timeout_s
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=shutdown_timeout, keepalive_timeout=KEEPALIVE_S
+        app, handle_signals=False, shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive
     )
     await runner.setup()
     server = runner.server
@@ -416,7 +422,7 @@ async def listen(
     loop = asyncio.get_running_loop()
 
     def handler() -> EdgeHandler:
-        return EdgeHandler(server, guard, loop=loop, keepalive_timeout=KEEPALIVE_S)
+        return EdgeHandler(server, guard, loop=loop, keepalive_timeout=keepalive)
 
     try:
         await EdgeSite(runner, host, port, handler, reuse_address).start()

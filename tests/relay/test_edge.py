@@ -347,6 +347,18 @@ async def test_slowloris_is_cut_at_the_header_deadline(start_relay: StartRelay) 
         assert resp.status == 200  # everyone else is served
 
 
+async def test_a_keep_alive_socket_gets_the_same_deadline_for_its_next_head(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(header_timeout_s=0.5)
+    conn = await RawHttp.open(relay.port)
+    await conn.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (await conn.response())[0] == 200
+    await conn.send(b"GET /healthz HTTP/1.1\r\n")  # and then nothing more
+    assert await conn.closed() == b""
+    await until(lambda: _sockets(relay, 0))
+
+
 async def test_a_websocket_outlives_the_header_deadline(start_relay: StartRelay) -> None:
     relay = await start_relay(header_timeout_s=0.3)
     ws = await relay.connect()
@@ -455,10 +467,9 @@ async def test_steady_flooder_is_closed(start_relay: StartRelay) -> None:
 
     pouring = asyncio.get_running_loop().create_task(pour())
     try:
-        while True:
-            msg = await asyncio.wait_for(flood.receive(), 30)
-            if msg.type is not aiohttp.WSMsgType.TEXT:
-                break
+        async with asyncio.timeout(30):  # a flooder that is never closed fails here
+            while (msg := await flood.receive()).type is aiohttp.WSMsgType.TEXT:
+                pass
     finally:
         pouring.cancel()
     assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == protocol.CLOSE_POLICY
