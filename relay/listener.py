@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -277,9 +277,9 @@ class EdgeHandler(RequestHandler):
         refusal = guard.ledger.open(self, self._peer, guard.is_proxy(self._peer))
         if refusal is not None:
             guard.refuse(refusal, self._peer, "connection closed at once")
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_http_refusal("503 Service Unavailable", refusal, _MESSAGES[refusal]))
-            transport.close()
+            refused = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+            refused.write(_http_refusal("503 Service Unavailable", refusal, _MESSAGES[refusal]))
+            refused.close()
             return
         self._counted = True
         timeout = guard.config.header_timeout_s
@@ -401,15 +401,6 @@ async def listen(
     stops it). A port that cannot be bound raises `OSError`, the runner cleaned up."""
     guard = app[GUARD]
     guard.fit(open_files_limit())
-    limits = guard.ledger.limits
-    log.info(
-        "connections: at most %d, %d of them kept for token holders, %s per address; "
-        "request heads within %g s",
-        limits.total,
-        limits.reserved,
-        limits.per_address or "no limit",
-        guard.config.header_timeout_s,
-    )
     # An idle keep-alive socket holds one of its address's places: it gets as long for
     # its next head as a new socket for its first (a page's files load in a second).
     keepalive = guard.config.header_timeout_s
@@ -429,4 +420,13 @@ async def listen(
     except BaseException:
         await runner.cleanup()
         raise
+    limits = guard.ledger.limits
+    log.info(
+        "connections: at most %d, %d of them kept for token holders, %s per address; "
+        "request heads within %g s",
+        limits.total,
+        limits.reserved,
+        limits.per_address or "no limit",
+        keepalive,
+    )
     return runner

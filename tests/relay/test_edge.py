@@ -224,8 +224,9 @@ class RawHttp:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int) -> RawHttp:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+    async def open(cls, port: int, source: str = "127.0.0.1") -> RawHttp:
+        """A socket to the relay from `source` (all of 127.0.0.0/8 is this machine)."""
+        return cls(*await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)))
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -295,6 +296,10 @@ async def test_idle_sockets_count_against_their_address(start_relay: StartRelay)
     refused = await RawHttp.open(relay.port)
     assert (await refused.closed()).startswith(b"HTTP/1.1 503")
     assert relay.state.errors["too_many_from_address"] == 1
+    neighbour = await RawHttp.open(relay.port, source="127.0.0.2")  # another address
+    await neighbour.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (await neighbour.response())[0] == 200
+    neighbour.close()
     for sock in idle:
         sock.close()
     await until(lambda: _sockets(relay, 0))
@@ -535,7 +540,8 @@ async def test_healthz_and_metrics_show_sockets_and_refusals(relay: RunningRelay
     await ws.close()
 
 
-async def test_the_relay_raises_its_open_files_limit_at_start() -> None:
+async def test_python_m_relay_raises_its_open_files_limit_and_refuses_without_tracebacks() -> None:
+    """The real process (uvloop, whose transports are not asyncio's classes)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard <= 256:
         pytest.skip(f"the hard limit ({hard}) leaves nothing to show")
@@ -544,16 +550,15 @@ async def test_the_relay_raises_its_open_files_limit_at_start() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
 
     port = free_port()
+    settings = {
+        "DIALJAM_CONNECTIONS_PER_ADDRESS": "2",
+        "DIALJAM_RESERVED_CONNECTIONS": "1",
+        "DIALJAM_HEADER_TIMEOUT_S": "0.5",
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        *(sys.executable, "-m", "relay", "--host", "127.0.0.1", "--port", str(port)),
         cwd=ROOT,
-        env=os.environ.copy(),
+        env={**os.environ, **settings},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=lower,
@@ -567,10 +572,21 @@ async def test_the_relay_raises_its_open_files_limit_at_start() -> None:
             lines.append(raw.decode())
         text = "".join(lines)
         assert f"open files: limit raised from 256 to {hard}" in text
-        assert f"connections: at most {max_connections_for(hard)}, 32 of them" in text
+        assert f"connections: at most {max_connections_for(hard)}, 1 of them" in text
+        idle = [await RawHttp.open(port) for _ in range(3)]  # two, and one more may wait
+        refused = await RawHttp.open(port)
+        assert (await refused.closed()).startswith(b"HTTP/1.1 503")
+        for sock in idle:
+            assert (await sock.closed()).startswith(b"HTTP/1.1 408")
+        ws = await RawHttp.open(port)
+        await ws.send(upgrade())
+        assert (await ws.response())[0] == 101
+        await ws.send(protocol.ws_text_frame(b'{"type":"ping"}'))
+        assert (await ws.closed())[:4] == b"\x88\x02\x03\xea"
     finally:
         proc.terminate()
-        await proc.wait()
+        _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    assert "Traceback" not in stderr.decode()
 
 
 # -- helpers --
