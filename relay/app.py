@@ -286,7 +286,7 @@ async def static(request: web.Request) -> web.StreamResponse:
         if target.is_dir():
             target = target / "index.html"
         found = target.is_file()
-    except (ValueError, OSError):  # OSError: a name too long for the file system (36)
+    except (ValueError, OSError):  # OSError: ENAMETOOLONG for a long URL, never a 500
         found = False
     if not found:
         raise web.HTTPNotFound()

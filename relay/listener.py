@@ -40,6 +40,7 @@ from .edge import (
     HEADER_TIMEOUT,
     REFUSAL_CODES,
     TOO_MANY_CONNECTIONS,
+    TOO_MANY_FROM_ADDRESS,
     UNMASKED,
     HeadWatch,
     Ledger,
@@ -65,7 +66,7 @@ RETRY_AFTER_S: Final = 10
 
 _MESSAGES: Final = {
     TOO_MANY_CONNECTIONS: "the relay is full; try again in a moment",
-    "too_many_from_address": "too many connections from your address; close some and retry",
+    TOO_MANY_FROM_ADDRESS: "too many connections from your address; close some and retry",
 }
 
 
@@ -179,9 +180,8 @@ class EdgeGuard:
     def _hint_untrusted_proxy(self, peer: str) -> None:
         if self.limiter.allow(("untrusted_proxy", peer), time.monotonic()):
             log.warning(
-                "requests from %s carry X-Forwarded-For, but trusted_proxies is empty: the "
-                "header is ignored and every client behind it shares %s's connection cap",
-                peer,
+                "requests from %s carry X-Forwarded-For, but it is not in trusted_proxies: "
+                "the header is ignored, and every client behind it shares its connection cap",
                 peer,
             )
 
