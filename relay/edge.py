@@ -6,7 +6,7 @@ what a browser may do. `relay/listener.py` is the adapter that feeds it.
   were written by the client itself).
 - `Ledger` counts the open sockets: all of them against `max_connections`, those whose
   requests hold no token against `max_connections - reserved_connections` and, per
-  address, against `connections_per_address`.
+  address (an IPv6 client's /64), against `connections_per_address`.
 - `HeadWatch` tells when a request head is complete; `MaskCheck` follows WebSocket
   frame boundaries and reports a frame a client sent without a mask.
 - Origins, security headers and rate-limited logging of refusals.
@@ -102,6 +102,16 @@ def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Netwo
         if not is_trusted(address, trusted):
             break
     return str(client)
+
+
+def counted_as(address: str) -> str:
+    """What a client's connections are counted under: its IPv4 address, or its IPv6
+    /64 (one subscriber's network: a phone or a home gets a whole /64, RFC 6177, so an
+    address each would let one of them take every place)."""
+    parsed = parse_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and not parsed.is_loopback:
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
 
 
 # --- connection accounting ---------------------------------------------------------------

@@ -49,6 +49,7 @@ from .edge import (
     MaskCheck,
     bearer_token,
     client_address,
+    counted_as,
     is_trusted,
     known_token,
     max_connections_for,
@@ -151,7 +152,7 @@ class EdgeGuard:
             request = request.clone(remote=client)  # what every handler sees as remote
         token = bearer_token(request.headers.get(hdrs.AUTHORIZATION, ""))
         holder = known_token(token or request.query.get("token"), self.tokens)
-        refusal = self.ledger.identify(request.protocol, client, holder)
+        refusal = self.ledger.identify(request.protocol, counted_as(client), holder)
         if refusal is not None:
             self.refuse(refusal, client, f"{request.method} {request.path[:64]}")
             response = _json_error(503, refusal, _MESSAGES[refusal])
@@ -274,7 +275,7 @@ class EdgeHandler(RequestHandler):
         if isinstance(peername, tuple) and peername:
             address = parse_address(str(peername[0]))
             self._peer = str(address) if address is not None else str(peername[0])
-        refusal = guard.ledger.open(self, self._peer, guard.is_proxy(self._peer))
+        refusal = guard.ledger.open(self, counted_as(self._peer), guard.is_proxy(self._peer))
         if refusal is not None:
             guard.refuse(refusal, self._peer, "connection closed at once")
             refused = cast(asyncio.Transport, transport)  # uvloop's is not a subclass

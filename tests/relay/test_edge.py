@@ -25,6 +25,7 @@ from relay.edge import (
     LogLimiter,
     MaskCheck,
     client_address,
+    counted_as,
     max_connections_for,
     origin_allowed,
     parse_networks,
@@ -60,6 +61,14 @@ def test_forwarded_for_names_the_rightmost_hop_that_is_not_a_trusted_proxy(
     peer: str, forwarded: list[str], trusted: str, client: str
 ) -> None:
     assert client_address(peer, forwarded, parse_networks(trusted)) == client
+
+
+def test_an_ipv6_client_is_counted_by_its_64_and_an_ipv4_one_by_its_address() -> None:
+    assert counted_as("2001:db8:1:2:aaaa::1") == counted_as("2001:db8:1:2:bbbb::9")
+    assert counted_as("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert counted_as("2001:db8:1:3::1") != counted_as("2001:db8:1:2::1")
+    assert counted_as("198.51.100.7") == "198.51.100.7"
+    assert counted_as("::1") == "::1"
 
 
 def test_the_ledger_keeps_reserved_places_for_token_holders() -> None:
