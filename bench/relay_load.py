@@ -2,8 +2,9 @@
 """Load benchmark for the relay: dialjam against a naive per-message aiohttp relay.
 
 ``make bench`` (or ``python bench/relay_load.py``) runs three scenarios, each against
-a fresh dialjam relay (``python -m relay`` with ``DIALJAM_RATE=0`` and
-``DIALJAM_QUEUE=100000``: no rate limit, nothing dropped unless truly overloaded) and a
+a fresh dialjam relay (``python -m relay`` with ``DIALJAM_RATE=0``,
+``DIALJAM_QUEUE=100000`` and ``DIALJAM_CONNECTIONS_PER_ADDRESS=0``: no rate limit, no cap
+for the one address the load comes from, nothing dropped unless truly overloaded) and a
 fresh baseline (``bench/naive_relay.py``: ``for ws in subscribers: await
 ws.send_str(json.dumps(data))``), one after the other, over loopback:
 
@@ -771,7 +772,15 @@ def relay_command(kind: str, port: int, naive_uvloop: bool) -> list[str]:
 
 def relay_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALJAM_")}
-    env.update(DIALJAM_RATE="0", DIALJAM_QUEUE="100000", PYTHONUNBUFFERED="1")
+    # The load comes from one address (scenario a: 1,005 sockets from 127.0.0.1): no cap.
+    env.update(
+        DIALJAM_RATE="0",
+        DIALJAM_QUEUE="100000",
+        DIALJAM_CONNECTIONS_PER_ADDRESS="0",
+        # A rehearsal relay on loopback: anonymous clients publish, as the baseline's do.
+        DIALJAM_OPEN="1",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.app import create_app
+from relay.app import create_app, listen
 from relay.config import AriConfig, RelayConfig, TwilioConfig
 
 from .config import BillboardConfig
@@ -156,10 +156,8 @@ class Show:
             url = cfg.relay
         else:
             app = create_app(self.relay_config, self.twilio, self.ari)
-            runner = self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=3)
-            await runner.setup()
-            site = web.TCPSite(runner, self.relay_config.host, self.relay_config.port)
-            await site.start()
+            host, port = self.relay_config.host, self.relay_config.port
+            runner = self._runner = await listen(app, host, port, shutdown_timeout=3)
             self.relay_port = runner.addresses[0][1]
             url = f"ws://127.0.0.1:{self.relay_port}/ws"
         self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)

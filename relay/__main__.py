@@ -10,9 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from aiohttp import web
-
-from .app import create_app
+from .app import create_app, listen
 from .config import (
     AriConfig,
     ConfigError,
@@ -117,13 +115,9 @@ async def serve(
     ari: AriConfig | None = None,
 ) -> int:
     app = create_app(config, twilio, ari)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     try:
-        await site.start()
+        runner = await listen(app, config.host, config.port, reuse_address=True)
     except OSError as exc:
-        await runner.cleanup()
         print(
             f"dialjam relay: cannot listen on {config.host}:{config.port}: {exc.strerror}",
             file=sys.stderr,

@@ -27,15 +27,19 @@ from .admission import Publisher, admit
 from .channels import Hub, HubLimits, Subscriber
 from .config import AriConfig, RelayConfig, TwilioConfig
 from .contract.privacy import pseudonym
+from .listener import GUARD, EdgeGuard, listen
 from .metrics import make_registry
 from .protocol import ProtocolError
-from .ratelimit import BucketsByKey, TokenBucket
+from .ratelimit import BucketsByKey, RefusalWindow, TokenBucket
 from .sessions import Session, SessionError, Sessions, derive_key
 
 log = logging.getLogger("relay")
 
-# A connection that keeps flooding after this many refused frames in a row is closed.
-FLOOD_CLOSE_AFTER = 1000
+# A connection with more than this many frames refused for its rate within the window
+# is closed (1008): a flood, not a burst (a peer sending 1,000 frames a second is closed
+# within half a second; one at twice `rate` never is).
+FLOOD_REFUSALS = 250
+FLOOD_WINDOW_S = 5.0
 # Frames handled from one connection before giving the event loop a turn.
 YIELD_EVERY = 256
 
@@ -57,6 +61,7 @@ class RelayState:
     closing: bool = False
     # Gateways that run a client of their own (ARI) add their status to /healthz.
     gateway_health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    edge: EdgeGuard | None = None  # sockets, caps and origins (relay/listener.py)
     # The installation's public channels: joins, digits and leaves, read at the door.
     public_channels: frozenset[str] = frozenset()
     sessions: Sessions | None = None
@@ -172,7 +177,7 @@ class Connection:
         self.session: Session | None = None
         now = time.monotonic()
         self.bucket = TokenBucket(cfg.rate, cfg.burst, now)
-        self.refused_in_a_row = 0
+        self.flood = RefusalWindow(FLOOD_REFUSALS, FLOOD_WINDOW_S)
         self.last_rate_error = -1.0
         self.logged: set[str] = set()
         transport = request.transport
@@ -198,16 +203,15 @@ class Connection:
     def _handle(self, frame: bytes) -> None:
         cfg = self.state.config
         privileged = bool(self.roles)
-        if not privileged and not self.bucket.allow(time.monotonic()):
-            self.refused_in_a_row += 1
-            if self.refused_in_a_row >= FLOOD_CLOSE_AFTER:
+        now = time.monotonic()
+        if not privileged and not self.bucket.allow(now):
+            if self.flood.refused(now):
                 raise ProtocolError(
                     "rate_limited", "flooding: connection closed", protocol.CLOSE_POLICY
                 )
             raise ProtocolError(
                 "rate_limited", f"more than {cfg.rate:g} frames a second; frame dropped"
             )
-        self.refused_in_a_row = 0
         oversize = len(frame) > cfg.max_frame
         request = protocol.parse_frame(frame)
         if request.token is not None:
@@ -322,7 +326,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     cfg = state.config
     ws = web.WebSocketResponse(
         heartbeat=cfg.heartbeat_s,
-        max_msg_size=cfg.token_max_frame,  # hard cap: beyond it aiohttp closes with 1009
+        # Hard cap: beyond it aiohttp closes with 1009 (it refuses a message of exactly
+        # max_msg_size, so one more lets token_max_frame itself through).
+        max_msg_size=cfg.token_max_frame + 1,
         compress=False,  # permessage-deflate off: small frames, CPU for fan-out
         decode_text=False,  # orjson reads bytes and checks UTF-8 itself
     )
@@ -335,6 +341,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     conn = Connection(state, ws, request)
     state.connections.add(conn)
     writer = asyncio.get_running_loop().create_task(conn.subscriber.run_writer())
+    too_big = False
     try:
         handled = 0
         async for msg in ws:
@@ -349,7 +356,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 conn.refuse(
                     ProtocolError("binary", "binary frames are not accepted; send JSON text")
                 )
-        if ws.close_code == protocol.CLOSE_TOO_BIG:
+            elif msg.type is WSMsgType.ERROR:
+                too_big = too_big or getattr(msg.data, "code", None) == protocol.CLOSE_TOO_BIG
+        # aiohttp reports the 1009 as an ERROR message; close_code is then the peer's echo.
+        if too_big or ws.close_code == protocol.CLOSE_TOO_BIG:
             state.count_error("too_large")
             log.info("closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame)
     finally:
@@ -387,11 +397,12 @@ async def static(request: web.Request) -> web.StreamResponse:
     try:
         target = (web_dir / rel).resolve()
         target.relative_to(web_dir)  # never outside web/
-    except (ValueError, OSError):
-        raise web.HTTPNotFound() from None
-    if target.is_dir():
-        target = target / "index.html"
-    if not target.is_file():
+        if target.is_dir():
+            target = target / "index.html"
+        found = target.is_file()
+    except (ValueError, OSError):  # OSError: ENAMETOOLONG for a long URL, never a 500
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     # Revalidate every time: a phone must not keep last night's keypad after an update.
     return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
@@ -533,6 +544,7 @@ def health(state: RelayState) -> dict[str, Any]:
             "total_bytes": hub.stats.history_dropped_total,
         },
         "errors": dict(state.errors),
+        **({"sockets": state.edge.figures(state.errors)} if state.edge else {}),
         **{name: status() for name, status in state.gateway_health.items()},
     }
 
@@ -615,8 +627,13 @@ def create_app(
         {config.channel}
         | {gateway.channel_for(config) for gateway in (twilio, ari) if gateway is not None}
     )
-    app = web.Application(client_max_size=config.token_max_frame + 1024)
+    state.edge = EdgeGuard(config, state.count_error)
+    app = web.Application(
+        client_max_size=config.token_max_frame + 1024, middlewares=[state.edge.middleware]
+    )
     app[STATE] = state
+    app[GUARD] = state.edge
+    app.on_response_prepare.append(state.edge.add_headers)
     app[METRICS_REGISTRY] = make_registry(state)
     app.cleanup_ctx.append(housekeeping)
     app.on_shutdown.append(close_all)
@@ -643,4 +660,4 @@ def create_app(
     return app
 
 
-__all__ = ["STATE", "Connection", "RelayState", "Subscriber", "create_app", "health"]
+__all__ = ["STATE", "Connection", "RelayState", "Subscriber", "create_app", "health", "listen"]

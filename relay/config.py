@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from . import protocol
+from .edge import parse_networks, parse_origins
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -164,11 +165,11 @@ def check_channel(channel: str, origin: str) -> None:
     """An installation's channel: the channel grammar, and not a :control or :state
     channel of its own."""
     if not protocol.valid_channel(channel) or channel.endswith(
-        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX)
+        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX, protocol.CALLERS_SUFFIX)
     ):
         raise ConfigError(
             f"{origin}channel {channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
-            "and not end in :control or :state"
+            "and not end in :control, :state or :callers"
         )
 
 
@@ -247,6 +248,38 @@ def validate(config: RelayConfig) -> None:
             "not a loopback address; listen on 127.0.0.1 for a rehearsal, or set open_public "
             "(--open-public) as well if you really mean the whole network"
         )
+
+    validate_edge(config)
+
+
+def validate_edge(config: RelayConfig) -> None:
+    """The connection caps, header deadline, trusted proxies and allowed origins."""
+    for key in ("max_connections", "reserved_connections", "connections_per_address"):
+        if getattr(config, key) < 0:
+            raise ConfigError(f"{key} must be 0 or more, not {getattr(config, key)}")
+    if config.max_connections and config.reserved_connections >= config.max_connections:
+        raise ConfigError(
+            f"reserved_connections ({config.reserved_connections}) must be less than "
+            f"max_connections ({config.max_connections}): the rest is for everyone else"
+        )
+    if not 0 < config.header_timeout_s <= 300:
+        raise ConfigError(
+            f"header_timeout_s must be more than 0 and at most 300 seconds, "
+            f"not {config.header_timeout_s:g}"
+        )
+    try:
+        parse_networks(config.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(
+            f"trusted_proxies: {exc}; give addresses or networks, comma-separated "
+            '(e.g. "127.0.0.1, 10.0.0.0/8")'
+        ) from None
+    try:
+        parse_origins(config.allowed_origins)
+    except ValueError as exc:
+        raise ConfigError(
+            f"allowed_origins: {exc}; give scheme://host[:port] entries, comma-separated"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:

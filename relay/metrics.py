@@ -79,6 +79,32 @@ class RelayCollector(Collector):
         history_dropped.add_metric(["channel"], stats.history_dropped_channel)
         history_dropped.add_metric(["total"], stats.history_dropped_total)
         yield history_dropped
+        edge = state.edge
+        if edge is not None:
+            ledger = edge.ledger
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets",
+                "Open client sockets (HTTP and WebSocket)",
+                value=len(ledger),
+            )
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets_token_holders",
+                "Open sockets whose requests showed a known token",
+                value=ledger.holders,
+            )
+            yield GaugeMetricFamily(
+                "dialjam_relay_sockets_max",
+                "Sockets allowed at once (max_connections)",
+                value=ledger.limits.total,
+            )
+            refused = CounterMetricFamily(
+                "dialjam_relay_refused",
+                "Sockets and requests refused at the edge, by reason",
+                labels=["reason"],
+            )
+            for reason, count in edge.figures(state.errors)["refused"].items():
+                refused.add_metric([reason], count)
+            yield refused
         errors = CounterMetricFamily(
             "dialjam_relay_errors", "Refused frames and requests, by error code", labels=["code"]
         )

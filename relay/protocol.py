@@ -119,12 +119,36 @@ def required_role(channel: str) -> str | None:
     return None
 
 
+# orjson keeps integers from -2**63 to 2**64 - 1 and silently turns bigger ones into
+# floats; one that long has 19 digits or more, so only such a frame is looked at twice.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+_JSON_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?')
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
 def decode_json(text: str | bytes) -> Any:
     """Parse strict JSON (no NaN, integers within 64 bits) or raise ``bad_json``."""
     try:
-        return orjson.loads(text)
+        obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError("bad_json", f"frame is not valid JSON: {exc.msg}") from None
+    raw = text.encode() if isinstance(text, str) else text
+    if _LONG_DIGITS.search(raw) is not None and _has_huge_integer(raw):
+        raise ProtocolError("bad_json", "frame has an integer beyond 64 bits")
+    return obj
+
+
+def _has_huge_integer(raw: bytes) -> bool:
+    """Whether valid JSON `raw` has an integer literal outside orjson's range (strings
+    are matched whole first, so digits inside them are never read as numbers)."""
+    for match in _JSON_TOKEN.finditer(raw):
+        token = match.group()
+        if token[:1] != b'"' and not any(c in token for c in b".eE"):
+            value = int(token)
+            if not _INT_MIN <= value <= _INT_MAX:
+                return True
+    return False
 
 
 def parse_frame(text: str | bytes) -> Request:

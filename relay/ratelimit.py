@@ -1,8 +1,9 @@
-"""A token bucket per peer: `rate` frames a second, bursts up to `burst`."""
+"""Rate limits: a token bucket per peer (`rate` frames a second, bursts up to `burst`),
+and a sliding window of the refusals that tells a flood from a burst."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 
 class TokenBucket:
@@ -50,3 +51,24 @@ class BucketsByKey:
         else:
             self._buckets.move_to_end(key)
         return bucket.allow(now)
+
+
+class RefusalWindow:
+    """Refusals of one connection in a sliding window: `refused(now)` is True once more
+    than `limit` of them fell within the last `window_s` seconds. A token bucket that
+    lets one frame through now and then never sees a flood end, so the refusals
+    themselves are counted. Keeps at most `limit` times."""
+
+    __slots__ = ("_times", "limit", "window_s")
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=limit)
+
+    def refused(self, now: float) -> bool:
+        times = self._times
+        full = len(times) == self.limit
+        oldest = times[0] if full else now
+        times.append(now)  # drops the oldest when full
+        return full and now - oldest < self.window_s

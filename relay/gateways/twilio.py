@@ -40,7 +40,7 @@ from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
 from ..contract.privacy import call_pseudonym, pseudonym
-from ..protocol import CLOSE_GOING_AWAY
+from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
 from .common import (
     KEYS,
     CountError,
@@ -378,6 +378,9 @@ class TwilioGateway:
                         self.publish(out)
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
+                elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", 0) == CLOSE_TOO_BIG:
+                    # aiohttp closed the stream with 1009 (a message over MAX_MESSAGE).
+                    self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
             self.sockets.discard(ws)
             # A socket closed without `stop` is a hang-up too.

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from relay.app import STATE, RelayState, create_app
+from relay.app import STATE, RelayState, create_app, listen
 from relay.config import AriConfig, RelayConfig, TwilioConfig
 
 OPERATOR = "operator-secret-token"
@@ -75,10 +75,7 @@ async def start_relay() -> AsyncIterator[StartRelay]:
         settings.setdefault("publisher_token", PUBLISHER)
         config = RelayConfig(host="127.0.0.1", port=0, **settings)
         app = create_app(config, twilio, ari)
-        runner = web.AppRunner(app, shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner = await listen(app, "127.0.0.1", 0, shutdown_timeout=2.0)
         port = runner.addresses[0][1]
         relay = RunningRelay(app, runner, port, aiohttp.ClientSession())
         started.append(relay)

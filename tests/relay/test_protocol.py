@@ -49,6 +49,9 @@ def test_v2_subscribe_carries_since_and_epoch() -> None:
         (b'{"type":"subscriber","id":"a","token":1}', "bad_field"),
         (b'{"type":"publisher","id":"a","data":{"n":1e999}}', "bad_json"),
         (b'{"type":"publisher","id":"a","data":{"n":NaN}}', "bad_json"),
+        (b'{"type":"publisher","id":"a","data":{"n":18446744073709551616}}', "bad_json"),
+        (b'{"type":"publisher","id":"a","data":{"n":-9223372036854775809}}', "bad_json"),
+        (b'{"type":"subscriber","id":"a","v":2,"since":' + b"9" * 40 + b"}", "bad_json"),
     ],
 )
 def test_bad_frames_raise_protocol_errors_with_their_code(frame: bytes, code: str) -> None:
@@ -56,6 +59,23 @@ def test_bad_frames_raise_protocol_errors_with_their_code(frame: bytes, code: st
         protocol.parse_frame(frame)
     assert info.value.code == code
     assert info.value.close is None
+
+
+def test_integers_within_64_bits_and_long_digit_strings_are_kept_exactly() -> None:
+    # orjson would turn 2**64 into a float silently: beyond 64 bits is bad_json (above);
+    # at the edges, and digits inside strings (an escaped quote before them too), pass.
+    frame = (
+        b'{"type":"publisher","id":"a","data":{"max":18446744073709551615,'
+        b'"min":-9223372036854775808,"s":"\\\\\\"12345678901234567890123","f":1.5e19}}'
+    )
+    req = protocol.parse_frame(frame)
+    assert isinstance(req, Publish)
+    assert req.data == {
+        "max": 2**64 - 1,
+        "min": -(2**63),
+        "s": '\\"12345678901234567890123',
+        "f": 1.5e19,
+    }
 
 
 def test_a_64_character_id_of_every_allowed_character_is_valid() -> None:

@@ -210,6 +210,27 @@ async def test_healthz_is_degraded_until_a_billboard_listens(relay: RunningRelay
     await until(lambda: _health(relay, "degraded"))
 
 
+async def test_a_stranger_opens_no_channel_but_may_listen_to_one_a_token_holder_opened(
+    relay: RunningRelay,
+) -> None:
+    anon = await relay.connect()
+    await send(anon, {"type": "subscriber", "id": "tower-b", "v": 2})
+    error = await recv(anon)
+    assert (error["type"], error["code"]) == ("error", "unknown_channel")
+    await send(anon, {"type": "publisher", "id": "tower-c", "data": {}})
+    assert (await recv(anon))["code"] == "unauthorised"
+    assert not {"tower-b", "tower-c"} & relay.state.hub.channels.keys()
+    opener = await relay.publisher()
+    await send(opener, {"type": "subscriber", "id": "tower-b"})
+    await send(anon, {"type": "subscriber", "id": "tower-b"})
+    await until(lambda: _true(relay.state.hub.subscription_count() == 2))
+    await send(opener, {"type": "publisher", "id": "tower-b", "data": {"n": 1}})
+    assert await recv(anon) == {"n": 1}
+    # Over HTTP too: a channel nobody opened is not there for a stranger.
+    async with relay.session.post(f"{relay.url}/publish/newly", json={}) as resp:
+        assert resp.status == 401
+
+
 def test_open_mode_is_refused_on_a_public_address_unless_asked_for_by_name() -> None:
     validate(RelayConfig(host="127.0.0.1", open=True))
     with pytest.raises(ConfigError, match="open_public"):

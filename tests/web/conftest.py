@@ -26,7 +26,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from relay.app import create_app
+from relay.app import create_app, listen
 from relay.config import RelayConfig
 from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER
 from tests.services import service_unavailable
@@ -139,9 +139,9 @@ class RelayOnPort:
             billboard_token=BILLBOARD,
             publisher_token=PUBLISHER,
         )
-        self.runner = web.AppRunner(create_app(config), shutdown_timeout=2.0)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+        self.runner = await listen(
+            create_app(config), "127.0.0.1", self.port, shutdown_timeout=2.0, reuse_address=True
+        )
 
     async def stop(self) -> None:
         if self.runner is not None:

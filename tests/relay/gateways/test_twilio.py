@@ -534,6 +534,21 @@ async def test_bad_messages_do_not_crash_the_stream_and_later_good_ones_still_wo
     assert health["status"] != "shutting_down" and health["errors"]["twilio_bad_json"] == 2
 
 
+async def test_a_stream_message_over_64_kib_closes_the_stream_and_is_counted(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    ws = await open_stream(relay)
+    await ws.send_str('{"event":"media","pad":"' + "x" * 70_000 + '"}')
+    msg = await asyncio.wait_for(ws.receive(), 5)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    await until(lambda: _count(relay, "twilio_too_large", 1))
+
+
+async def _count(relay: RunningRelay, code: str, n: int) -> bool:
+    return relay.state.errors.get(code) == n
+
+
 async def test_a_forged_start_without_our_seal_publishes_nothing(
     start_relay: StartRelay,
 ) -> None:
