@@ -620,6 +620,10 @@ class Crowd:
                 "public_url?"
             ),
             "voice webhook answered 404": "the relay has no /twilio/voice: is [twilio] configured?",
+            "session refused (429 rate_limited)": (
+                "the relay gives one address at most [relay] sessions_per_minute new keypad "
+                "sessions (default 120): raise it for a rehearsal crowd from one machine"
+            ),
         }
         text = hints.get(kind)
         if text and kind not in self._hinted:
