@@ -162,6 +162,7 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
         await asyncio.wait_for(proc.wait(), 15)
 
 
+@pytest.mark.timeout(240)
 async def test_fifty_keypads_at_once_deliver_every_digit(
     start_relay: StartRelay, browser: Browser
 ) -> None:
@@ -174,11 +175,12 @@ async def test_fifty_keypads_at_once_deliver_every_digit(
 
     async def play(page: Page) -> None:
         await page.goto(url)
-        await wait_online(page, 30)
+        await wait_online(page, 120)
         for key in "2580":
             await page.keyboard.press(key)
 
-    async with asyncio.timeout(40):  # about 20 s on two cores
+    # About 20 s on two idle cores, a minute when they are busy: 50 Chromium tabs.
+    async with asyncio.timeout(180):
         pages = await asyncio.gather(*(contexts[n % 5].new_page() for n in range(50)))
         await asyncio.gather(*(play(page) for page in pages))
         events = await received(listener, 50 * 5, timeout=10)
