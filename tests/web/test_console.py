@@ -371,3 +371,12 @@ async def test_every_console_control_has_an_accessible_name_and_screenshots_are_
         "Kick the 2nd in line",
     } <= names, names
     assert console.script_errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_console_says_when_no_billboard_listens(
+    start_relay: StartRelay, browser: Browser
+) -> None:
+    relay = await start_relay()  # a relay, and no billboard subscribed to it
+    console = await open_console(browser, relay.url, **DESKTOP)
+    await expect(console.locator("#relay-health")).to_contain_text("no billboard is listening")
+    assert await console.locator("#figures").get_attribute("data-health") == "degraded"

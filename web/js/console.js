@@ -369,8 +369,10 @@ async function pollHealth() {
     setText($("f-subscribers"), String(h.subscribers ?? "–"));
     setText($("f-uptime"), typeof h.uptime_s === "number" ? uptime(h.uptime_s) : "–");
     const errors = Object.entries(h.errors ?? {}).map(([k, v]) => `${k} ${v}`).join(", ");
-    setText($("relay-health"), `Status ${h.status ?? "?"}${errors ? ` · refused frames: ${errors}` : ""}`);
-    $("figures").dataset.health = "ok";
+    const status =
+      h.status === "degraded" ? "degraded: no billboard is listening (callers reach nobody)" : h.status;
+    setText($("relay-health"), `Status ${status ?? "?"}${errors ? ` · refused: ${errors}` : ""}`);
+    $("figures").dataset.health = h.status === "degraded" ? "degraded" : "ok";
   } catch {
     setText($("relay-health"), "The relay's health figures are unreachable.");
     $("figures").dataset.health = "unreachable";
