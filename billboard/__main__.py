@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.__main__ import config_from_args, setup_logging
+from relay.__main__ import add_open_flags, config_from_args, setup_logging
 from relay.config import ConfigError, RelayConfig, load_ari_config, load_twilio_config
 
 from .config import BillboardConfig, load_billboard_config
@@ -53,6 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--record", type=Path, help="write the session to this Standard MIDI File")
     a("--log-events", type=Path, help="log input events to this JSON-lines file")
     a("--replay", type=Path, help="play the events of a --log-events file")
+    add_open_flags(p)  # the embedded relay's rehearsal mode
     a("--log-level", default="INFO")
     return p.parse_args(argv)
 
