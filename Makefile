@@ -45,6 +45,7 @@ typecheck: venv
 pytest: venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The soak runs five minutes here; the full soak is 30 (python bench/soak.py).
 bench: venv
 	$(PY) bench/relay_load.py $(BENCH_ARGS)
 	$(PY) bench/relay_memory.py
@@ -52,6 +53,7 @@ bench: venv
 	$(PY) bench/frame_time.py
 	$(PY) bench/grid_timing.py
 	$(PY) bench/dtmf_speed.py
+	$(PY) bench/soak.py --duration 300
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -555,6 +555,7 @@ class Crowd:
         stop: asyncio.Event,
         seed: int,
         say: Callable[[str], None] = lambda line: None,
+        numbers: Sequence[str] | None = None,
     ) -> None:
         self.options = options
         self.say = say
@@ -563,7 +564,11 @@ class Crowd:
         self.tally = tally
         self.stop = stop
         self.t0 = self.now()
-        self.numbers = fake_numbers(options.callers, random.Random(seed ^ 0x5EED))
+        self.numbers = (
+            list(numbers)
+            if numbers is not None
+            else fake_numbers(options.callers, random.Random(seed ^ 0x5EED))
+        )
         self.in_call = 0
         self.media_lag = 0.0
         self.ari: FakeAri | None = None
@@ -953,16 +958,31 @@ async def run_crowd(
     options: Options,
     say: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    *,
+    plans: Sequence[CallerPlan] | None = None,
+    numbers: Sequence[str] | None = None,
 ) -> Report:
     """Play the crowd against the relay and return the report. `say` gets progress
     lines (None: quiet); setting `stop` ends every call early (the report says so).
     Raises `UsageError` for bad options; a relay that cannot be reached is a report
-    whose callers failed, never an exception."""
+    whose callers failed, never an exception.
+
+    By default the callers follow `plan_crowd`; a longer rehearsal (bench/soak.py runs
+    one crowd per path at once) may give its own `plans` (one per caller, indexed
+    0…callers-1: callers coming and going, phrases and pauses) and the phone `numbers`
+    its callers dial from (so that crowds on several paths use distinct numbers)."""
     validate(options)
     say = say or (lambda line: None)
     stop = stop or asyncio.Event()
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-    plans = plan_crowd(options, seed)
+    if plans is None:
+        plans, ramp = plan_crowd(options, seed), options.ramp
+    elif sorted(p.index for p in plans) == list(range(options.callers)):
+        ramp = max(p.start for p in plans)
+    else:
+        raise UsageError(f"plans must number the {options.callers} callers 0…{options.callers - 1}")
+    if numbers is not None and len(numbers) < options.callers:
+        raise UsageError(f"{len(numbers)} numbers for {options.callers} callers")
     tally = Tally(claim_source="ari" if options.via == "ari" else None)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -995,17 +1015,23 @@ async def run_crowd(
             except CallerFailed as exc:
                 say(exc.kind)
                 return fail_all("subscribe refused")
-        crowd = Crowd(options, session, tally, stop, seed, say)
+        crowd = Crowd(options, session, tally, stop, seed, say, numbers)
         try:
             if options.via == "ari":
                 ready = await start_ari(crowd, say)
                 if not ready:
                     return fail_all("no ARI client")
             crowd.t0 = crowd.now()
+            presses = [len(p.presses) for p in plans]
+            each = (
+                f"{presses[0]} presses each"
+                if min(presses) == max(presses)
+                else f"{sum(presses)} presses in all"
+            )
             say(
                 f"{options.callers} callers via {options.via} → {options.relay}, channel "
-                f"{options.channel}: {len(plans[0].presses)} presses each over "
-                f"{options.duration:g} s, starts spread over {options.ramp:g} s"
+                f"{options.channel}: {each} over {options.duration:g} s, starts spread "
+                f"over {ramp:g} s"
             )
             callers = [asyncio.create_task(crowd.play(plan)) for plan in plans]
             progress = asyncio.create_task(show_progress(crowd, say))

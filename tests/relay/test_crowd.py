@@ -15,6 +15,7 @@ from relay.config import AriConfig, TwilioConfig
 from relay.crowd import (
     CallerPlan,
     Options,
+    Press,
     Report,
     UsageError,
     match_presses,
@@ -114,6 +115,28 @@ async def test_a_crowd_through_the_fake_asterisk_arrives_whole(start_relay: Star
     report = await run_crowd(options, say=lines.append)
     assert_whole(report, 5)
     assert any(f"point the relay's [ari] url at http://127.0.0.1:{port}" in x for x in lines)
+
+
+async def test_a_crowd_plays_the_plans_and_calls_from_the_numbers_it_is_given(
+    start_relay: StartRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    # bench/soak.py gives each path's crowd its own callers coming and going, and
+    # numbers no other path uses.
+    relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
+    plans = [
+        CallerPlan(0, 0.0, (Press(0.1, "1"), Press(0.4, "2"), Press(0.7, "1")), 1.0),
+        CallerPlan(1, 0.5, (Press(0.1, "#"),), 0.3),
+    ]
+    options = dataclasses.replace(
+        SMALL, callers=2, via="twilio", relay=relay.url, public_url=PUBLIC, twilio_token=TOKEN
+    )
+    caplog.set_level("INFO", logger="relay.twilio")
+    report = await run_crowd(options, plans=plans, numbers=["+15550000012", "+15550000034"])
+    assert report.ok, report.render()
+    assert report.presses_planned == report.presses_sent == report.presses_seen == 4
+    assert "(…12)" in caplog.text and "(…34)" in caplog.text  # the gateway's masked numbers
+    with pytest.raises(UsageError, match="plans must number"):
+        await run_crowd(dataclasses.replace(options, callers=3), plans=plans)
 
 
 # -- failures are reported, not raised --
