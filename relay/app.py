@@ -145,6 +145,13 @@ class RelayState:
     def count_error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
 
+    def may_log(self, code: str, address: str) -> bool:
+        """Whether a refusal of `code` from `address` may be logged: through the edge's
+        limiter (once a minute per reason and address, within a budget for all), so a
+        peer that reconnects after each close cannot fill the log a line per socket."""
+        edge = self.edge
+        return edge is None or edge.limiter.allow((code, address), time.monotonic())
+
     def sample_rate(self) -> None:
         now = time.monotonic()
         self._rate_samples.append((now, self.hub.stats.published))
@@ -170,6 +177,7 @@ class Connection:
     def __init__(self, state: RelayState, ws: web.WebSocketResponse, request: web.Request):
         Connection._counter += 1
         self.name = f"#{Connection._counter} ({request.remote})"
+        self.client = request.remote or "?"  # as the edge placed it (a trusted proxy's client)
         self.state = state
         self.ws = ws
         cfg = state.config
@@ -289,7 +297,13 @@ class Connection:
         state.count_error(exc.code)
         if exc.code not in self.logged:
             self.logged.add(exc.code)
-            log.info("refused a frame from %s: %s (%s)", self.name, exc.code, exc.message)
+            if state.may_log(exc.code, self.client):
+                log.info(
+                    "refused a frame from %s: %s (%s; logged once a minute per address)",
+                    self.name,
+                    exc.code,
+                    exc.message,
+                )
         if exc.code == "rate_limited" and exc.close is None:
             # One error a second is enough to tell a flooding peer.
             now = time.monotonic()
@@ -361,7 +375,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # aiohttp reports the 1009 as an ERROR message; close_code is then the peer's echo.
         if too_big or ws.close_code == protocol.CLOSE_TOO_BIG:
             state.count_error("too_large")
-            log.info("closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame)
+            if state.may_log("too_large", conn.client):
+                log.info(
+                    "closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame
+                )
     finally:
         state.hub.detach(conn.subscriber)
         state.connections.discard(conn)
