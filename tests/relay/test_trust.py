@@ -164,6 +164,15 @@ async def test_the_publisher_token_speaks_for_any_caller_but_never_passes_a_numb
     )
     seen = await recv(sub)
     assert is_caller_id(seen["caller"]) and seen["display"] == "…12" and seen["nick"] is None
+    # Nor in a source, nor in the display of a seed caller already named by a pseudonym.
+    for data in (
+        {"event": "digit", "caller": "c-ivr", "digit": "1", "source": "14155551212"},
+        {"caller_id": "c-ivr", "command": "2", "display": "+1 415 555 1212"},
+    ):
+        await send(ivr, {"type": "publisher", "id": "dialjam", "data": data})
+        seen = await recv(sub)
+        assert "5551212" not in str(seen) and seen.get("source", "web") == "web"
+    assert seen["display"] == "…12"
     await send(
         ivr, {"type": "publisher", "id": "dialjam", "data": {"event": "command", "name": "panic"}}
     )
