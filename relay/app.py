@@ -42,6 +42,9 @@ FLOOD_REFUSALS = 250
 FLOOD_WINDOW_S = 5.0
 # Frames handled from one connection before giving the event loop a turn.
 YIELD_EVERY = 256
+# Who is held to `publisher_rate`: a seed publisher's token and nothing more (the
+# operator's console and the billboard are the installation's own).
+PUBLISHER_ONLY = frozenset({"publisher"})
 
 
 @dataclass
@@ -53,11 +56,13 @@ class RelayState:
     started: float = field(default_factory=time.monotonic)
     connections: set[Connection] = field(default_factory=set)
     frames_in: int = 0
+    throttled: int = 0  # publishers' frames held back for publisher_rate
     sessions_minted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     events_per_s: float = 0.0
     _rate_samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=6))
     http_buckets: BucketsByKey | None = None
+    publisher_buckets: BucketsByKey | None = None  # HTTP publishes of publishers, by address
     closing: bool = False
     # Gateways that run a client of their own (ARI) add their status to /healthz.
     gateway_health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
@@ -163,6 +168,12 @@ STATE = web.AppKey("state", RelayState)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
 
+def publisher_cost(size: int) -> float:
+    """What a publisher's frame of `size` bytes takes from its bucket: one, or one per
+    KiB (`publisher_rate` bounds the bytes the relay must read, not only the frames)."""
+    return max(1.0, size / 1024)
+
+
 def bearer(request: web.Request) -> str | None:
     value = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, token = value.partition(" ")
@@ -185,6 +196,7 @@ class Connection:
         self.session: Session | None = None
         now = time.monotonic()
         self.bucket = TokenBucket(cfg.rate, cfg.burst, now)
+        self.publisher_bucket = TokenBucket(cfg.publisher_rate, cfg.publisher_burst, now)
         self.flood = RefusalWindow(FLOOD_REFUSALS, FLOOD_WINDOW_S)
         self.last_rate_error = -1.0
         self.logged: set[str] = set()
@@ -196,6 +208,25 @@ class Connection:
         self.closing: asyncio.Task[None] | None = None
 
     # -- frames in --
+
+    def throttle(self, frame: bytes) -> float:
+        """Seconds to wait before handling `frame`: a publisher over publisher_rate is
+        read more slowly (its socket fills and TCP holds the sender back), never
+        refused, so a real IVR's burst is late, not lost, and a flood costs nothing."""
+        if self.roles != PUBLISHER_ONLY:
+            return 0.0
+        wait = self.publisher_bucket.delay(time.monotonic(), publisher_cost(len(frame)))
+        if wait > 0:
+            state = self.state
+            state.throttled += 1
+            if state.may_log("throttled", self.client):
+                log.info(
+                    "holding back %s: over publisher_rate (%g frames or KiB a second); "
+                    "logged once a minute per address",
+                    self.name,
+                    state.config.publisher_rate,
+                )
+        return wait
 
     def on_text(self, frame: bytes) -> None:
         state = self.state
@@ -360,6 +391,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         handled = 0
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
+                wait = conn.throttle(msg.data)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 conn.on_text(msg.data)
                 handled += 1
                 if handled % YIELD_EVERY == 0:
@@ -443,7 +477,8 @@ async def http_publish(request: web.Request) -> web.Response:
         state.count_error("bad_id")
         return http_error(400, "bad_id", "channel must be 1–64 characters of A-Z a-z 0-9 _ . : -")
     buckets = state.http_buckets
-    if not roles and buckets and not buckets.allow(request.remote or "?", time.monotonic()):
+    remote, now = request.remote or "?", time.monotonic()
+    if not roles and buckets and not buckets.allow(remote, now):
         state.count_error("rate_limited")
         return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
     limit = cfg.token_max_frame if roles else cfg.max_frame
@@ -451,6 +486,13 @@ async def http_publish(request: web.Request) -> web.Response:
     if len(body) > limit:
         state.count_error("too_large")
         return http_error(413, "too_large", f"body over the {limit}-byte limit")
+    publishers = state.publisher_buckets
+    cost = publisher_cost(len(body))
+    if roles == PUBLISHER_ONLY and publishers and not publishers.allow(remote, now, cost):
+        state.count_error("rate_limited")
+        return http_error(
+            429, "rate_limited", f"more than {cfg.publisher_rate:g} publishes (or KiB) a second"
+        )
     try:
         obj = protocol.decode_json(body)
         if not isinstance(obj, dict):
@@ -544,6 +586,7 @@ def health(state: RelayState) -> dict[str, Any]:
         # "degraded" while no billboard listens: callers' keys reach nobody.
         "billboard": {"subscribed": billboards},
         "sessions_minted": state.sessions_minted,
+        "throttled": state.throttled,
         "callers_online": sum(1 for n in state.live_callers.values() if n),
         "uptime_s": round(time.monotonic() - state.started, 3),
         "channels": active,
@@ -634,6 +677,8 @@ def create_app(
     state = RelayState(config=config, hub=hub)
     if config.rate > 0:
         state.http_buckets = BucketsByKey(config.rate, config.burst)
+    if config.publisher_rate > 0:
+        state.publisher_buckets = BucketsByKey(config.publisher_rate, config.publisher_burst)
     secret = config.session_key or config.operator_token
     state.sessions = Sessions(derive_key(secret, "caller sessions"), config.session_ttl_s)
     state.pseudonym_key = derive_key(secret, "relay pseudonyms")
