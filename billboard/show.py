@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import secrets
 import threading
@@ -114,6 +115,12 @@ class Show:
         if self._async_error is not None:
             raise self._async_error
         self.scheduler.start()
+        # A full garbage collection walks every object of the process, all of pygame's,
+        # numpy's and aiohttp's modules with ours (60-100 ms on a small machine), and
+        # holds the relay and the engine meanwhile: a caller's press waits it out. What
+        # start-up made lives all night, so it is left out of every later collection.
+        gc.collect()
+        gc.freeze()
         if self.options.replay:
             threading.Thread(target=self._replay, name="dialjam-replay", daemon=True).start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -128,6 +129,11 @@ async def serve(
 
         config = dataclasses.replace(config, port=runner.addresses[0][1])
     announce(config, made_up, lambda line: print(line, flush=True), twilio, ari)
+    # What start-up made lives as long as the relay: left out of every later garbage
+    # collection, so a full one no longer stops every client for the whole process's
+    # objects (billboard/show.py says more).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

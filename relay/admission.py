@@ -18,6 +18,7 @@ from . import protocol
 from .contract.events import (
     Refused,
     SeedDigit,
+    clean_display,
     is_caller_id,
     read_public,
     seed_data,
@@ -70,9 +71,8 @@ def admit(
     if isinstance(event, Refused):
         raise ProtocolError(event.code, event.message)
     if isinstance(event, SeedDigit):
-        if is_caller_id(event.number):  # already a pseudonym
-            shown = data.get("display")
-            return seed_data(event.number, event.digit, shown if isinstance(shown, str) else None)
+        if is_caller_id(event.number):  # already a pseudonym: its display is the peer's word
+            return seed_data(event.number, event.digit, clean_display(data.get("display")))
         return seed_data(pseudonymise(event.number), event.digit, masked(event.number))
     return to_data(event)
 

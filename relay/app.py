@@ -42,6 +42,9 @@ FLOOD_REFUSALS = 250
 FLOOD_WINDOW_S = 5.0
 # Frames handled from one connection before giving the event loop a turn.
 YIELD_EVERY = 256
+# Who is held to `publisher_rate`: a seed publisher's token and nothing more (the
+# operator's console and the billboard are the installation's own).
+PUBLISHER_ONLY = frozenset({"publisher"})
 
 
 @dataclass
@@ -53,11 +56,13 @@ class RelayState:
     started: float = field(default_factory=time.monotonic)
     connections: set[Connection] = field(default_factory=set)
     frames_in: int = 0
+    throttled: int = 0  # publishers' frames held back for publisher_rate
     sessions_minted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     events_per_s: float = 0.0
     _rate_samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=6))
     http_buckets: BucketsByKey | None = None
+    publisher_buckets: BucketsByKey | None = None  # HTTP publishes of publishers, by address
     closing: bool = False
     # Gateways that run a client of their own (ARI) add their status to /healthz.
     gateway_health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
@@ -145,6 +150,13 @@ class RelayState:
     def count_error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
 
+    def may_log(self, code: str, address: str) -> bool:
+        """Whether a refusal of `code` from `address` may be logged: through the edge's
+        limiter (once a minute per reason and address, within a budget for all), so a
+        peer that reconnects after each close cannot fill the log a line per socket."""
+        edge = self.edge
+        return edge is None or edge.limiter.allow((code, address), time.monotonic())
+
     def sample_rate(self) -> None:
         now = time.monotonic()
         self._rate_samples.append((now, self.hub.stats.published))
@@ -154,6 +166,12 @@ class RelayState:
 
 STATE = web.AppKey("state", RelayState)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+def publisher_cost(size: int) -> float:
+    """What a publisher's frame of `size` bytes takes from its bucket: one, or one per
+    KiB (`publisher_rate` bounds the bytes the relay must read, not only the frames)."""
+    return max(1.0, size / 1024)
 
 
 def bearer(request: web.Request) -> str | None:
@@ -170,6 +188,7 @@ class Connection:
     def __init__(self, state: RelayState, ws: web.WebSocketResponse, request: web.Request):
         Connection._counter += 1
         self.name = f"#{Connection._counter} ({request.remote})"
+        self.client = request.remote or "?"  # as the edge placed it (a trusted proxy's client)
         self.state = state
         self.ws = ws
         cfg = state.config
@@ -177,6 +196,7 @@ class Connection:
         self.session: Session | None = None
         now = time.monotonic()
         self.bucket = TokenBucket(cfg.rate, cfg.burst, now)
+        self.publisher_bucket = TokenBucket(cfg.publisher_rate, cfg.publisher_burst, now)
         self.flood = RefusalWindow(FLOOD_REFUSALS, FLOOD_WINDOW_S)
         self.last_rate_error = -1.0
         self.logged: set[str] = set()
@@ -188,6 +208,25 @@ class Connection:
         self.closing: asyncio.Task[None] | None = None
 
     # -- frames in --
+
+    def throttle(self, frame: bytes) -> float:
+        """Seconds to wait before handling `frame`: a publisher over publisher_rate is
+        read more slowly (its socket fills and TCP holds the sender back), never
+        refused, so a real IVR's burst is late, not lost, and a flood costs nothing."""
+        if self.roles != PUBLISHER_ONLY:
+            return 0.0
+        wait = self.publisher_bucket.delay(time.monotonic(), publisher_cost(len(frame)))
+        if wait > 0:
+            state = self.state
+            state.throttled += 1
+            if state.may_log("throttled", self.client):
+                log.info(
+                    "holding back %s: over publisher_rate (%g frames or KiB a second); "
+                    "logged once a minute per address",
+                    self.name,
+                    state.config.publisher_rate,
+                )
+        return wait
 
     def on_text(self, frame: bytes) -> None:
         state = self.state
@@ -289,7 +328,13 @@ class Connection:
         state.count_error(exc.code)
         if exc.code not in self.logged:
             self.logged.add(exc.code)
-            log.info("refused a frame from %s: %s (%s)", self.name, exc.code, exc.message)
+            if state.may_log(exc.code, self.client):
+                log.info(
+                    "refused a frame from %s: %s (%s; logged once a minute per address)",
+                    self.name,
+                    exc.code,
+                    exc.message,
+                )
         if exc.code == "rate_limited" and exc.close is None:
             # One error a second is enough to tell a flooding peer.
             now = time.monotonic()
@@ -346,6 +391,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         handled = 0
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
+                wait = conn.throttle(msg.data)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 conn.on_text(msg.data)
                 handled += 1
                 if handled % YIELD_EVERY == 0:
@@ -361,7 +409,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # aiohttp reports the 1009 as an ERROR message; close_code is then the peer's echo.
         if too_big or ws.close_code == protocol.CLOSE_TOO_BIG:
             state.count_error("too_large")
-            log.info("closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame)
+            if state.may_log("too_large", conn.client):
+                log.info(
+                    "closed %s: frame over the %d-byte hard cap", conn.name, cfg.token_max_frame
+                )
     finally:
         state.hub.detach(conn.subscriber)
         state.connections.discard(conn)
@@ -426,7 +477,8 @@ async def http_publish(request: web.Request) -> web.Response:
         state.count_error("bad_id")
         return http_error(400, "bad_id", "channel must be 1–64 characters of A-Z a-z 0-9 _ . : -")
     buckets = state.http_buckets
-    if not roles and buckets and not buckets.allow(request.remote or "?", time.monotonic()):
+    remote, now = request.remote or "?", time.monotonic()
+    if not roles and buckets and not buckets.allow(remote, now):
         state.count_error("rate_limited")
         return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
     limit = cfg.token_max_frame if roles else cfg.max_frame
@@ -434,6 +486,13 @@ async def http_publish(request: web.Request) -> web.Response:
     if len(body) > limit:
         state.count_error("too_large")
         return http_error(413, "too_large", f"body over the {limit}-byte limit")
+    publishers = state.publisher_buckets
+    cost = publisher_cost(len(body))
+    if roles == PUBLISHER_ONLY and publishers and not publishers.allow(remote, now, cost):
+        state.count_error("rate_limited")
+        return http_error(
+            429, "rate_limited", f"more than {cfg.publisher_rate:g} publishes (or KiB) a second"
+        )
     try:
         obj = protocol.decode_json(body)
         if not isinstance(obj, dict):
@@ -527,6 +586,7 @@ def health(state: RelayState) -> dict[str, Any]:
         # "degraded" while no billboard listens: callers' keys reach nobody.
         "billboard": {"subscribed": billboards},
         "sessions_minted": state.sessions_minted,
+        "throttled": state.throttled,
         "callers_online": sum(1 for n in state.live_callers.values() if n),
         "uptime_s": round(time.monotonic() - state.started, 3),
         "channels": active,
@@ -617,6 +677,8 @@ def create_app(
     state = RelayState(config=config, hub=hub)
     if config.rate > 0:
         state.http_buckets = BucketsByKey(config.rate, config.burst)
+    if config.publisher_rate > 0:
+        state.publisher_buckets = BucketsByKey(config.publisher_rate, config.publisher_burst)
     secret = config.session_key or config.operator_token
     state.sessions = Sessions(derive_key(secret, "caller sessions"), config.session_ttl_s)
     state.pseudonym_key = derive_key(secret, "relay pseudonyms")

@@ -55,6 +55,14 @@ class RelayConfig:
     sessions_per_minute: int = 120  # new sessions per address (a festival NAT is one)
     session_grace_s: float = 20.0  # a keypad gone this long leaves the billboard
     caller_rate: float = 10.0  # events a second per caller, across its connections
+    # Frames a second per connection holding only the publisher token (an IVR speaks for
+    # many callers), a frame counted once per KiB; 0 = no limit. Past it the socket is
+    # read more slowly (over HTTP, per address: 429). Everything on the public channel
+    # reaches the billboard in arrival order, so a burst from one publisher is a queue
+    # every caller's next press waits behind (the burst bounds it), and the relay's one
+    # thread reads every byte of every frame.
+    publisher_rate: float = 1000.0
+    publisher_burst: int = 200
     # Anonymous publishing as in 2010, for a local rehearsal; refused on a non-loopback
     # host unless open_public is also set.
     open: bool = False
@@ -229,6 +237,8 @@ def validate(config: RelayConfig) -> None:
         raise ConfigError("max_frame cannot exceed token_max_frame")
     if config.rate < 0 or config.burst < 1:
         raise ConfigError("rate must be ≥ 0 (0 = no limit) and burst ≥ 1")
+    if config.publisher_rate < 0 or config.publisher_burst < 1:
+        raise ConfigError("publisher_rate must be ≥ 0 (0 = no limit) and publisher_burst ≥ 1")
     for key in ("history_seconds", "heartbeat_s", "slow_close_s"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be more than 0")

@@ -42,6 +42,11 @@ class RelayCollector(Collector):
             "dialjam_relay_frames_in", "WebSocket frames received", value=state.frames_in
         )
         yield CounterMetricFamily(
+            "dialjam_relay_throttled",
+            "Frames of publishers held back for publisher_rate (read later, not refused)",
+            value=state.throttled,
+        )
+        yield CounterMetricFamily(
             "dialjam_relay_events_published",
             "Events published (messages in)",
             value=stats.published,

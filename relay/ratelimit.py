@@ -18,18 +18,30 @@ class TokenBucket:
         self.tokens = self.burst
         self.last = now
 
-    def allow(self, now: float) -> bool:
+    def allow(self, now: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens (a frame counted by its size, say) if there are as many."""
         if self.rate <= 0:
             return True
         tokens = self.tokens + (now - self.last) * self.rate
         self.last = now
         if tokens > self.burst:
             tokens = self.burst
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
+        if tokens >= cost:
+            self.tokens = tokens - cost
             return True
         self.tokens = tokens
         return False
+
+    def delay(self, now: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens, borrowing them when there are too few: the seconds to
+        wait before acting on them (0 when they were there). A stream read this slowly
+        is held back by TCP instead of being read and refused."""
+        if self.rate <= 0:
+            return 0.0
+        tokens = min(self.burst, self.tokens + (now - self.last) * self.rate) - cost
+        self.last = now
+        self.tokens = tokens
+        return 0.0 if tokens >= 0 else -tokens / self.rate
 
 
 class BucketsByKey:
@@ -42,7 +54,7 @@ class BucketsByKey:
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def allow(self, key: str, now: float) -> bool:
+    def allow(self, key: str, now: float, cost: float = 1.0) -> bool:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
@@ -50,7 +62,7 @@ class BucketsByKey:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-        return bucket.allow(now)
+        return bucket.allow(now, cost)
 
 
 class RefusalWindow:

@@ -131,7 +131,14 @@ def clean_display(display: object) -> str | None:
 
 
 def clean_source(source: object) -> str:
-    if isinstance(source, str) and 0 < len(source) <= SOURCE_MAX and source.isascii():
+    """Where a caller comes from ("twilio", "web"): a short name of letters, digits,
+    - and _, with at most four digits (more could be a phone number); else "web"."""
+    if (
+        isinstance(source, str)
+        and 0 < len(source) <= SOURCE_MAX
+        and source.isascii()
+        and digit_count(source) <= CALLER_MAX_DIGITS
+    ):
         return source if source.replace("-", "").replace("_", "").isalnum() else "web"
     return "web"
 

@@ -465,6 +465,21 @@ async def test_long_url_gives_404_without_traceback(
     assert max(len(r.getMessage()) for r in ours) < 300
 
 
+async def test_a_peer_coming_back_after_each_refusal_is_logged_once_a_minute(
+    relay: RunningRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "relay")
+    for _ in range(5):
+        ws = await relay.connect()
+        for frame in ("not json", "[]"):
+            await ws.send_str(frame)
+            assert (await recv(ws))["type"] == "error"
+        await ws.close()
+    assert relay.state.errors["bad_json"] == relay.state.errors["not_object"] == 5
+    refused = [r for r in caplog.records if "refused a frame" in r.getMessage()]
+    assert len(refused) == 2, [r.getMessage() for r in refused]  # one per reason
+
+
 async def test_steady_flooder_is_closed(start_relay: StartRelay) -> None:
     relay = await start_relay(rate=20, burst=40)
     flood = await relay.connect()

@@ -78,6 +78,29 @@ def test_integers_within_64_bits_and_long_digit_strings_are_kept_exactly() -> No
     }
 
 
+@pytest.mark.parametrize(
+    ("data", "refused"),
+    [
+        (b'{"f":1.5e19,"n":18446744073709551616}', True),
+        (b'{"f":[1e19],"n":[1,[-9223372036854775809]]}', True),
+        (b'{"s":"18446744073709551616","t":"' + b"9" * 5000 + b'"}', False),
+        (b'{"f":1e19,"s":"18446744073709551616"}', False),  # a string's digits, and a float
+        (b'{"f":1e19,"n":18446744073709551615,"m":-9223372036854775808}', False),
+        (b'{"f":1e19,"x":12345678901234567890123.5,"e":1e-12345678901234567890}', False),
+        (b'{"f":1e19,"s":"\\"","n":' + b"9" * 30 + b"}", True),
+        (b'{"f":1e19,"s":"\\"' + b"9" * 30 + b'"}', False),
+        (b"[" + b",".join([b"1"] * 5000) + b',"' + b"1" * 40 + b'"]', False),
+    ],
+)
+def test_an_integer_beyond_64_bits_is_found_wherever_it_hides(data: bytes, refused: bool) -> None:
+    frame = b'{"type":"publisher","id":"a","data":{"v":' + data + b"}}"
+    if refused:
+        with pytest.raises(ProtocolError, match="beyond 64 bits"):
+            protocol.parse_frame(frame)
+    else:
+        protocol.parse_frame(frame)
+
+
 def test_a_64_character_id_of_every_allowed_character_is_valid() -> None:
     name = ("Az09_.:-" * 8)[:64]
     assert protocol.valid_channel(name)

@@ -32,6 +32,17 @@ def test_bucket_with_rate_zero_never_refuses() -> None:
     assert all(bucket.allow(0.0) for _ in range(1000))
 
 
+def test_a_bucket_takes_a_cost_and_lends_ahead_to_whoever_will_wait() -> None:
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert not bucket.allow(0.0, cost=6) and bucket.allow(0.0, cost=5)
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert bucket.delay(0.0, cost=5) == 0.0
+    assert bucket.delay(0.0, cost=2) == pytest.approx(0.2)  # borrowed: wait for it
+    assert bucket.delay(0.2, cost=1) == pytest.approx(0.1)  # behind the debt
+    assert bucket.delay(10.0) == 0.0  # paid back, and full again (but no more)
+    assert TokenBucket(rate=0, burst=1, now=0.0).delay(0.0, cost=99) == 0.0
+
+
 def test_buckets_by_key_forget_the_least_recently_seen() -> None:
     buckets = BucketsByKey(rate=1, burst=1, max_keys=2)
     assert buckets.allow("a", 0.0)

@@ -164,11 +164,53 @@ async def test_the_publisher_token_speaks_for_any_caller_but_never_passes_a_numb
     )
     seen = await recv(sub)
     assert is_caller_id(seen["caller"]) and seen["display"] == "…12" and seen["nick"] is None
+    # Nor in a source, nor in the display of a seed caller already named by a pseudonym.
+    for data in (
+        {"event": "digit", "caller": "c-ivr", "digit": "1", "source": "14155551212"},
+        {"caller_id": "c-ivr", "command": "2", "display": "+1 415 555 1212"},
+    ):
+        await send(ivr, {"type": "publisher", "id": "dialjam", "data": data})
+        seen = await recv(sub)
+        assert "5551212" not in str(seen) and seen.get("source", "web") == "web"
+    assert seen["display"] == "…12"
     await send(
         ivr, {"type": "publisher", "id": "dialjam", "data": {"event": "command", "name": "panic"}}
     )
     assert (await recv(ivr))["code"] == "wrong_channel"
     await quiet(sub)
+
+
+async def test_a_publisher_over_its_rate_is_read_later_not_refused(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(publisher_rate=200, publisher_burst=20)
+    sub = await listener(relay)
+    ivr = await relay.publisher()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for n in range(80):
+        data = {"event": "digit", "caller": f"c-ivr{chr(97 + n % 26)}", "digit": "1"}
+        await send(ivr, {"type": "publisher", "id": "dialjam", "data": data})
+    # A frame as big as a token allows counts once per KiB: 64 of the rate.
+    await send(ivr, {"type": "publisher", "id": "elsewhere", "data": {"pad": "x" * 65000}})
+    last = {"event": "join", "caller": "c-z"}
+    await send(ivr, {"type": "publisher", "id": "dialjam", "data": last})
+    for _ in range(81):
+        frame = await recv(sub, 5)
+    assert frame["caller"] == "c-z"  # everything, in order, none refused …
+    # … later: 20 at once, then 200 a second for the other 60 and the big frame's 64.
+    assert loop.time() - began >= (80 + 64 - 20) / 200 * 0.9
+    health = await relay.healthz()
+    assert health["throttled"] > 0 and "rate_limited" not in health["errors"]
+    # Over HTTP, where a request cannot wait, a publisher over its rate is answered 429.
+    auth = {"Authorization": f"Bearer {PUBLISHER}"}
+    statuses = []
+    for _ in range(3):
+        async with relay.session.post(
+            f"{relay.url}/publish/dialjam", data=b'{"pad":"' + b"x" * 9000 + b'"}', headers=auth
+        ) as resp:
+            statuses.append(resp.status)
+    assert statuses[-1] == 429
 
 
 async def test_new_sessions_are_limited_per_address(start_relay: StartRelay) -> None:

@@ -142,6 +142,15 @@ def test_a_number_in_a_caller_id_becomes_a_pseudonym_or_is_refused() -> None:
         assert isinstance(read_public({"event": "join", "caller": number}), Refused)
 
 
+def test_a_number_hidden_in_a_source_is_not_a_source() -> None:
+    for source in ("15550103333", "555-010-3333", "4155551212"):
+        event = read_public({"event": "join", "caller": "c-x", "source": source})
+        assert event == Join("c-x", "web")
+    assert read_public({"event": "digit", "caller": "c-x", "digit": "1", "source": "sip2"}) == (
+        Digit("c-x", "1", "sip2")
+    )
+
+
 @pytest.mark.parametrize(
     "data",
     [
