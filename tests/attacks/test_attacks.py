@@ -82,9 +82,10 @@ async def test_strangers_neither_command_nor_play_as_someone_else(stage: Stage) 
 
 
 async def test_a_10000_join_line_flood_is_capped_and_the_link_stays_up(stage: Stage) -> None:
-    """A rogue IVR with the publisher token: a burst beyond its publisher_burst is
-    refused, 10,000 joins at its rate reach the engine, which keeps line_max of them
-    waiting; the state stays small and the billboard's link connected."""
+    """A rogue IVR with the publisher token: a burst of 2,000 joins is read at its
+    publisher_rate (held back, not queued before the callers' presses), then 10,000
+    more reach the engine, which keeps line_max of them waiting; the state stays small
+    and the billboard's link connected."""
     outcome = await stage.play(["line-flood"])
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)
