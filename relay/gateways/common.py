@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import orjson
 
+# The sixteen DTMF keys (RFC 4733 events 0–15), as the contract names them.
+from ..contract.events import KEYS as KEYS
+from ..contract.events import Digit, Join, Leave, to_data
 from ..protocol import ProtocolError
-
-# The sixteen DTMF keys (RFC 4733 events 0–15).
-KEYS = frozenset("0123456789*#ABCD")
 
 PublishFn = Callable[[str, dict[str, Any]], object]
 CountError = Callable[[str], None]
@@ -55,20 +55,19 @@ class Event:
     data: dict[str, Any]
 
 
-# The shapes of DESIGN.md's "Channels and event shapes", as a gateway publishes them.
+# The shapes of DESIGN.md's "Channels and event shapes", written by the contract.
 
 
 def join_event(channel: str, caller: str, source: str, display: str | None) -> Event:
-    data = {"event": "join", "caller": caller, "source": source, "display": display, "nick": None}
-    return Event(channel, data)
+    return Event(channel, to_data(Join(caller, source, display)))
 
 
 def digit_event(channel: str, caller: str, key: str, source: str) -> Event:
-    return Event(channel, {"event": "digit", "caller": caller, "digit": key, "source": source})
+    return Event(channel, to_data(Digit(caller, key, source)))
 
 
 def leave_event(channel: str, caller: str) -> Event:
-    return Event(channel, {"event": "leave", "caller": caller, "reason": "hangup"})
+    return Event(channel, to_data(Leave(caller, "hangup")))
 
 
 def websocket_url(url: str) -> str:
