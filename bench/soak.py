@@ -963,7 +963,7 @@ def checks(soak: Soak) -> list[tuple[str, bool, str]]:
         (
             "privacy",
             not leaks and e.events > 0,
-            f"{e.events:,} logged events, the subscriber's events and stderr: "
+            f"the event log ({e.events:,} events), the seed subscriber's events and stderr: "
             + (
                 f"{len(leaks)} runs of the callers' numbers, e.g. {leaks[0][:3]}…"
                 if leaks
