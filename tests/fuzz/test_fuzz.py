@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the relay's frame handling and the billboard's door,
-bounded in time (FUZZ_SECONDS, default 20 s a target): atheris where it installs,
-else hypothesis with a large example budget. A crash fails the test with its input."""
+bounded in time (FUZZ_SECONDS, default 20 s a target) under atheris, beside a
+hypothesis run of random bytes. A crash fails the test with its input."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import targets
+from tests.services import service_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "20"))
@@ -27,9 +28,10 @@ def test_seeds_pass_every_target(name: str) -> None:
         targets.TARGETS[name](seed)
 
 
-@pytest.mark.skipif(not HAVE_ATHERIS, reason="atheris does not install here; hypothesis runs")
 @pytest.mark.parametrize("name", sorted(targets.TARGETS))
 def test_atheris_finds_no_crash(name: str, tmp_path: Path) -> None:
+    if not HAVE_ATHERIS:  # under CI=true this fails: the fuzzer is part of the proof
+        service_unavailable("atheris", "pip install atheris (Linux x86_64 wheels on PyPI)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for n, seed in enumerate(targets.SEEDS):
@@ -56,9 +58,8 @@ def test_atheris_finds_no_crash(name: str, tmp_path: Path) -> None:
     assert "Done" in tail or "INFO" in tail  # it did run
 
 
-@pytest.mark.skipif(HAVE_ATHERIS, reason="atheris runs instead")
 @pytest.mark.parametrize("name", sorted(targets.TARGETS))
-@settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.binary(max_size=512) | st.sampled_from(targets.SEEDS))
 def test_hypothesis_finds_no_crash(name: str, data: bytes) -> None:
     targets.TARGETS[name](data)
