@@ -84,7 +84,14 @@ def chromium_endpoint() -> Iterator[str]:
                     service_unavailable(f"{binary} did not start (exit {proc.poll()})", INSTALL)
                 time.sleep(0.05)
             port = active.read_text().split()[0]
-            yield f"http://127.0.0.1:{port}"
+            endpoint = f"http://127.0.0.1:{port}"
+            # Listening is not ready: until its first tab has loaded, a DevTools client
+            # attaching to it can wait forever (Playwright's connect then times out).
+            while not _first_tab_ready(endpoint):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    service_unavailable(f"{binary} opened no tab (exit {proc.poll()})", INSTALL)
+                time.sleep(0.1)
+            yield endpoint
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -95,20 +102,48 @@ def chromium_endpoint() -> Iterator[str]:
                 proc.wait(5)
 
 
+def _first_tab_ready(endpoint: str) -> bool:
+    """Chromium lists a page target that has finished loading (DevTools' /json/list)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{endpoint}/json/list", timeout=5) as reply:
+            targets = orjson.loads(reply.read())
+    except (OSError, ValueError):
+        return False
+    return any(t.get("type") == "page" and t.get("url") for t in targets)
+
+
+CONNECT_ATTEMPTS = 3
+CONNECT_TIMEOUT_MS = 30_000
+
+
 @pytest.fixture
 async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
     """The module's Chromium, driven by Playwright from this test's event loop; the
-    contexts a test opens are closed after it."""
+    contexts a test opens are closed after it. A DevTools attach that stalls (seen once
+    in CI on a loaded machine, the socket open and no answer) is tried again from a
+    fresh Playwright, up to three times, before the test errors."""
+    from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as pw:
-        connected = await pw.chromium.connect_over_cdp(chromium_endpoint)
-        try:
-            yield connected
-        finally:
-            for context in connected.contexts[1:]:  # [0] is Chromium's own default one
-                await context.close()
-            await connected.close()
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        async with async_playwright() as pw:
+            try:
+                connected = await pw.chromium.connect_over_cdp(
+                    chromium_endpoint, timeout=CONNECT_TIMEOUT_MS
+                )
+            except PlaywrightError:
+                if attempt == CONNECT_ATTEMPTS:
+                    raise
+                continue
+            try:
+                yield connected
+            finally:
+                for context in connected.contexts[1:]:  # [0] is Chromium's own default one
+                    await context.close()
+                await connected.close()
+            return
 
 
 async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
