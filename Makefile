@@ -17,10 +17,10 @@ run: venv
 
 test: venv apt-deps lint typecheck pytest
 
-# A rehearsal crowd against the running relay (python -m relay.crowd --help), e.g.
+# A rehearsal crowd against the running relay (python -m relay.rehearsal --help), e.g.
 # make rehearse REHEARSE_ARGS="--config venue.toml --via twilio --callers 100"
 rehearse: venv
-	$(PY) -m relay.crowd $(REHEARSE_ARGS)
+	$(PY) -m relay.rehearsal $(REHEARSE_ARGS)
 
 venv: $(STAMP)
 

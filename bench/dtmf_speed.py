@@ -8,7 +8,7 @@ pinned to one core, for about ``--seconds`` (5) of wall-clock time, and prints �
 time (target ≥ 1,000×: one core serves a thousand calls) and µs per chunk; then the
 same for a whole Twilio stream's core (`TwilioStream.receive`: JSON, base64, detector
 and the merging of dtmf messages with tones), the cost per call the relay pays. Then the
-accuracy table: the Q.24 must-accept corpus of tests/relay/gateways/dtmf_corpus.py
+accuracy table: the Q.24 must-accept corpus of relay/rehearsal/dtmf_corpus.py
 (every key; 40–100 ms; ±1.5 %; twist; levels; white noise at 20/10/6 dB) through our
 detector and through multimon-ng (needs `multimon-ng` and `sox`; skipped, saying so,
 when they are missing). The exit code is 0 whatever the numbers: it is a measurement.
@@ -32,7 +32,7 @@ import orjson
 
 from relay.gateways.dtmf import CHUNK_SAMPLES, KEYS, DtmfDetector, dtmf_tone, ulaw_encode
 from relay.gateways.twilio import TwilioStream, seal
-from tests.relay.gateways.dtmf_corpus import (
+from relay.rehearsal.dtmf_corpus import (
     INSTALL,
     accuracy_corpus,
     detect,

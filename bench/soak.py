@@ -9,11 +9,11 @@ It starts a real headless billboard (``python -m billboard --headless --no-sound
 relay embedded, on a free port of 127.0.0.1) with a config of its own: known operator,
 billboard and publisher tokens, ``public_url`` on that port, a ``[twilio]`` table with
 an auth token (webhooks and streams are signed) and an ``[ari]`` table pointing at the
-fake Asterisk (relay/gateways/fake_ari.py, the real ARI wire format) that the ARI
+fake Asterisk (relay/rehearsal/fake_ari.py, the real ARI wire format) that the ARI
 crowd runs; it records the show (``--record``) and logs its input events
 (``--log-events``). Then a crowd plays through every path at once, at human rates:
 
-- the rehearsal crowd of relay/crowd.py, one per path: keypads (a caller session from
+- the rehearsal crowd of relay/rehearsal/crowd.py, one per path: keypads (a caller session from
   POST /session, then ``publisher`` frames on /ws), Twilio (the signed voice webhook,
   then a Media Stream with ``dtmf`` messages), Twilio audio (each key a tone in the
   stream's audio, for the relay's in-band detector) and ARI (StasisStart,
@@ -32,7 +32,7 @@ another takes the slot a few seconds later.
 What it measures, and the checks (exit 0 when all hold, 1 otherwise, naming them):
 
 - presses sent / acknowledged / arrived per path. Arrivals are counted by v2
-  subscribers on the installation channel: each crowd's own (relay.crowd's check,
+  subscribers on the installation channel: each crowd's own (relay.rehearsal.crowd's check,
   per caller, in order) and one for the seed publishers, which finds each
   acknowledged press by the ``seq`` of its ack. Every press must arrive once and in
   order, every caller get through, and no acknowledged press be lost;
@@ -91,7 +91,7 @@ import orjson
 from relay_load import HOST, ROOT, free_port, tail
 from relay_memory import rss_kib
 
-from relay.crowd import (
+from relay.rehearsal.crowd import (
     KEYPAD_KEYS,
     CallerPlan,
     Options,

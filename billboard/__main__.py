@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import faulthandler
 import logging
 import os
 import signal
@@ -13,13 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.__main__ import add_open_flags, config_from_args, setup_logging
 from relay.config import ConfigError, RelayConfig, load_ari_config, load_twilio_config
+from relay.runtime import add_open_flags, config_from_args, setup_logging
 
 from .config import BillboardConfig, load_billboard_config
 from .show import Options, Show
 
 log = logging.getLogger("billboard")
+
+# Seconds a stop (SIGTERM, Ctrl-C) may take before the stacks are dumped and it ends.
+STOP_DEADLINE_S = 20.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -191,7 +195,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"dialjam billboard: cannot start the relay: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if not board.relay:
-        from relay.__main__ import announce
+        from relay.runtime import announce
 
         announce(
             dataclasses.replace(relay, port=show.relay_port or relay.port),
@@ -201,8 +205,16 @@ def run(argv: Sequence[str] | None = None) -> int:
             ari,
         )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_stop(*_: object) -> None:
+        # A stop that hangs is a bug to find, never a process left running: after
+        # STOP_DEADLINE_S every thread's stack goes to stderr and the process ends.
+        if not stop.is_set():
+            faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     try:
         from .frontend import run_frontend
 

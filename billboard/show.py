@@ -142,7 +142,7 @@ class Show:
     # -- the asyncio thread --
 
     def _async_main(self) -> None:
-        from relay.__main__ import event_loop_factory
+        from relay.runtime import event_loop_factory
 
         loop = self._loop = event_loop_factory()()
         asyncio.set_event_loop(loop)

@@ -1,28 +1,16 @@
-"""python -m relay [--host H] [--port P] [--config FILE]"""
+"""python -m relay [--host H] [--port P] [--config FILE]: parses the arguments and
+runs the relay (relay/runtime.py does the work)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import gc
-import logging
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from .app import create_app, listen
-from .config import (
-    AriConfig,
-    ConfigError,
-    RelayConfig,
-    TwilioConfig,
-    load_ari_config,
-    load_config,
-    load_twilio_config,
-)
-
-log = logging.getLogger("relay")
+from .config import ConfigError, load_ari_config, load_twilio_config
+from .runtime import add_open_flags, config_from_args, event_loop_factory, serve, setup_logging
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -40,140 +28,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_open_flags(p)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p.parse_args(argv)
-
-
-def add_open_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--open",
-        action="store_const",
-        const=True,
-        help="rehearsal: anyone may publish, as in 2010 (only on a loopback --host)",
-    )
-    p.add_argument(
-        "--open-public",
-        action="store_const",
-        const=True,
-        help="with --open: allow it on a public address too (anyone on the network can "
-        "play as anyone and fill the relay)",
-    )
-
-
-def announce(
-    config: RelayConfig,
-    made_up: list[str],
-    say: Callable[[str], None],
-    twilio: TwilioConfig | None = None,
-    ari: AriConfig | None = None,
-) -> None:
-    """Tell the operator where everything is (stdout, not the log: tokens never go to
-    a log file)."""
-    base = config.base_url()
-    ws_base = base.replace("http", "ws", 1)
-    say(f"dialjam relay listening on {config.host}:{config.port}")
-    say(f"  WebSocket:  {ws_base}/ws   (seed clients: {ws_base}/)")
-    say(f"  keypad:     {config.keypad_url()}")
-    say(f"  console:    {config.console_url()}")
-    say(f"  health:     {base}/healthz   metrics: {base}/metrics")
-    if config.open:
-        say(
-            "  warning:    OPEN mode: anyone who reaches this relay may publish as any caller "
-            "(a rehearsal setting, never a show's)"
-        )
-    if made_up:
-        say(
-            f"  tokens:     made up for this run ({', '.join(made_up)}); set operator_token "
-            "and billboard_token in [relay] to keep them"
-        )
-        if "billboard" in made_up:
-            say(f"  billboard token: {config.billboard_token}")
-    # --- [twilio] (issue 5) ---
-    if twilio is not None:
-        say(
-            f"  Twilio:     voice webhook {base}/twilio/voice (HTTP POST), channel "
-            f"{twilio.channel_for(config)}"
-        )
-        if not config.public_url:
-            say("  warning:    set public_url to the https:// address Twilio reaches")
-        if not twilio.auth_token:
-            say(
-                "  warning:    [twilio] auth_token is empty: signatures are not checked, "
-                "anyone can pose as Twilio"
-            )
-    # --- [ari] (issue 5): never the password ---
-    if ari is not None:
-        say(
-            f"  Asterisk:   ARI client of {ari.url} app {ari.app} (dialplan: Stasis({ari.app})), "
-            f"channel {ari.channel_for(config)}"
-        )
-        if not ari.username:
-            say("  warning:    [ari] username is empty: Asterisk will refuse the client")
-
-
-async def serve(
-    config: RelayConfig,
-    made_up: list[str],
-    twilio: TwilioConfig | None = None,
-    ari: AriConfig | None = None,
-) -> int:
-    app = create_app(config, twilio, ari)
-    try:
-        runner = await listen(app, config.host, config.port, reuse_address=True)
-    except OSError as exc:
-        print(
-            f"dialjam relay: cannot listen on {config.host}:{config.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-    if config.port == 0 and runner.addresses:
-        import dataclasses
-
-        config = dataclasses.replace(config, port=runner.addresses[0][1])
-    announce(config, made_up, lambda line: print(line, flush=True), twilio, ari)
-    # What start-up made lives as long as the relay: left out of every later garbage
-    # collection, so a full one no longer stops every client for the whole process's
-    # objects (billboard/show.py says more).
-    gc.collect()
-    gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: closing every client with 1001 Going Away")
-    await runner.cleanup()
-    return 0
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop where it is installed (about twice the fan-out rate), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def config_from_args(args: argparse.Namespace) -> RelayConfig:
-    """The relay's settings from --config, the environment and the relay's flags (the
-    billboard, which embeds the relay, takes the same flags)."""
-    return load_config(
-        args.config,
-        overrides={
-            "host": args.host,
-            "port": args.port,
-            "channel": args.channel,
-            "public_url": args.public_url,
-            "open": getattr(args, "open", None),
-            "open_public": getattr(args, "open_public", None),
-        },
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,10 +42,10 @@ import pytest
 from billboard.config import BillboardConfig
 from billboard.engine.events import Command, Digit, InputEvent, Join, Leave
 from billboard.show import Options, Show
-from relay import crowd
 from relay.app import STATE, RelayState
 from relay.config import RelayConfig, TwilioConfig
 from relay.contract.events import is_caller_id
+from relay.rehearsal import crowd
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "dialjam"
@@ -222,7 +222,7 @@ class Outcome:
 
     def matches(self) -> dict[str, crowd.Match]:
         """Each legitimate caller's presses against the digits the engine applied under
-        its id (relay.crowd's matcher: lost, duplicated, out of order, latencies)."""
+        its id (relay.rehearsal.crowd's matcher: lost, duplicated, out of order, latencies)."""
         out = {}
         for caller, played in self.callers.items():
             seen = [

@@ -5,7 +5,7 @@ frame the public channel and the state channel carry.
     python -m tests.attacks.players --url http://127.0.0.1:PORT --twilio-token T \
         --operator-token O --seconds 15 --rate 4 --frames FILE
 
-The callers are `relay.crowd`'s own (``Crowd.keypad``: POST /session, then the socket
+The callers are `relay.rehearsal.crowd`'s own (``Crowd.keypad``: POST /session, then the socket
 with ``session`` on each publisher frame, as web/js/keypad.js does; ``Crowd.
 twilio_call``: the signed voice webhook, then the signed Media Stream with ``start``,
 ``dtmf`` and ``stop``), so the wire is the one the rehearsal crowd speaks. Each press
@@ -34,7 +34,7 @@ from typing import IO, Any
 import aiohttp
 import orjson
 
-from relay import crowd
+from relay.rehearsal import crowd
 
 CHANNEL = "dialjam"
 # Tempos the operator sets in turn, far from the default 112 and from each other.

@@ -1,5 +1,5 @@
 """The Asterisk ARI gateway: its pure core without I/O, then the real client in a real
-relay on a free port against the fake ARI server (relay/gateways/fake_ari.py), which
+relay on a free port against the fake ARI server (relay/rehearsal/fake_ari.py), which
 speaks Asterisk's wire format (WIRE.md, rest-api/api-docs/events.json)."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import aiohttp
 import orjson
 import pytest
 
-from relay.__main__ import announce
 from relay.config import AriConfig, ConfigError, RelayConfig, load_ari_config
 from relay.contract.privacy import pseudonym
 from relay.gateways.ari import (
@@ -27,7 +26,8 @@ from relay.gateways.ari import (
     basic_auth,
 )
 from relay.gateways.common import Event
-from relay.gateways.fake_ari import FakeAri, channel_json
+from relay.rehearsal.fake_ari import FakeAri, channel_json
+from relay.runtime import announce
 
 from ..conftest import RunningRelay, StartRelay, recv, until
 from .test_twilio import nothing_published, subscribe

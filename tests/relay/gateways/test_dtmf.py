@@ -17,7 +17,7 @@ from relay.gateways.dtmf import (
     ulaw_decode,
     ulaw_encode,
 )
-from tests.relay.gateways.dtmf_corpus import (
+from relay.rehearsal.dtmf_corpus import (
     ALL_KEYS,
     INSTALL,
     Clip,

@@ -16,7 +16,6 @@ import orjson
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from relay.__main__ import announce
 from relay.config import ConfigError, RelayConfig, TwilioConfig, load_twilio_config
 from relay.contract.privacy import pseudonym
 from relay.gateways.dtmf import dtmf_tone, ulaw_encode
@@ -29,6 +28,7 @@ from relay.gateways.twilio import (
     signature_ok,
     url_variants,
 )
+from relay.runtime import announce
 
 from ..conftest import PUBLISHER, RunningRelay, StartRelay, recv, send, until
 

@@ -1,7 +1,7 @@
 """The rehearsal crowd: N simulated callers play through one ingress path of a running
 relay while a subscriber on the channel checks that every press arrives.
 
-    python -m relay.crowd --callers 50 --rate 2 --via ws|twilio|twilio-audio|ari
+    python -m relay.rehearsal --callers 50 --rate 2 --via ws|twilio|twilio-audio|ari
 
 Before doors open the operator runs it against the installation's relay (the one the
 billboard shows): the billboard plays the crowd, and the report says whether every key
@@ -19,7 +19,7 @@ The paths, each speaking exactly what the real thing sends:
   ``stop`` (WIRE.md). The caller id is the TwiML's ``<Parameter name="caller">``.
 - ``twilio-audio``: the same, but each press is a DTMF tone inside the audio (for the
   relay's in-band detector) and no ``dtmf`` message is sent.
-- ``ari``: an Asterisk stand-in (relay.gateways.fake_ari) listens; the relay's ARI
+- ``ari``: an Asterisk stand-in (relay.rehearsal.fake_ari) listens; the relay's ARI
   client connects to it, and each caller is a StasisStart, ChannelDtmfReceived per
   press and a hang-up. The gateway names the caller with a keyed pseudonym of the
   number that the crowd cannot (and must not) compute; call starts are serialised
@@ -60,14 +60,14 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from . import protocol
-from .config import ConfigError, load_ari_config, load_config, load_twilio_config
-from .gateways.common import websocket_url
+from .. import protocol
+from ..config import ConfigError, load_ari_config, load_config, load_twilio_config
+from ..gateways.common import websocket_url
 
 if TYPE_CHECKING:
-    from .gateways.fake_ari import FakeAri
+    from .fake_ari import FakeAri
 
-log = logging.getLogger("relay.crowd")
+log = logging.getLogger("relay.rehearsal.crowd")
 
 VIAS: Final = ("ws", "twilio", "twilio-audio", "ari")
 MAX_CALLERS: Final = 2000  # one process, loopback: beyond this the crowd is the bottleneck
@@ -497,7 +497,7 @@ class Tally:
 def make_fake_ari(options: Options) -> FakeAri:
     """The Asterisk stand-in, with the app and ARI user of the relay's [ari] table (so
     the installation's own relay connects to it unchanged)."""
-    from .gateways.fake_ari import FakeAri  # only an ARI rehearsal needs its server
+    from .fake_ari import FakeAri  # only an ARI rehearsal needs its server
 
     return FakeAri(
         app=options.ari_app, username=options.ari_username, password=options.ari_password
@@ -695,7 +695,7 @@ class Crowd:
     # -- twilio: a phone through Twilio Media Streams --
 
     def _signed(self, url: str, params: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
-        from .gateways.twilio import SIGNATURE_HEADER, compute_signature
+        from ..gateways.twilio import SIGNATURE_HEADER, compute_signature
 
         token = self.options.twilio_token
         return {SIGNATURE_HEADER: compute_signature(token, url, params)} if token else {}
@@ -704,7 +704,7 @@ class Crowd:
         """A press as the phone's audio: base64 20 ms μ-law frames of the key's tone."""
         frames = self._tones.get(key)
         if frames is None:
-            from .gateways.dtmf import dtmf_tone, ulaw_encode
+            from ..gateways.dtmf import dtmf_tone, ulaw_encode
 
             ulaw = ulaw_encode(dtmf_tone(key, TONE_MS))
             frames = [
@@ -1099,7 +1099,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="python -m relay.crowd",
+        prog="python -m relay.rehearsal",
         description="The rehearsal crowd: simulated callers play a running relay through "
         "one ingress path while a subscriber checks that every key press arrives.",
         epilog="Paths: ws = browser keypads on /ws; twilio = the signed voice webhook, then a "
@@ -1271,12 +1271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options, as_json = parse_options(argv)
     except UsageError as exc:
-        print(f"python -m relay.crowd: error: {exc}", file=sys.stderr)
+        print(f"python -m relay.rehearsal: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit(options.callers)
     try:
-        from .__main__ import event_loop_factory
+        from ..runtime import event_loop_factory
 
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(_main(options, as_json))

@@ -31,7 +31,7 @@ from relay.gateways.dtmf import (
 
 RATE = 8000
 ALL_KEYS = "".join(KEYS)
-SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
+SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 TOOLS = {"sox": "sox", "multimon-ng": "multimon-ng", "espeak-ng": "espeak-ng"}
 INSTALL = "apt-get install --no-install-recommends multimon-ng sox espeak-ng"
 SENTENCES = (
@@ -64,12 +64,28 @@ def through_ulaw(signal: NDArray[np.float64]) -> NDArray[np.int16]:
 
 
 def presses(
-    keys: str, tone_ms: float, gap_ms: float = 100.0, lead_ms: float = 100.0, **tone: float
+    keys: Iterable[str],
+    tone_ms: float,
+    gap_ms: float = 100.0,
+    lead_ms: float = 100.0,
+    *,
+    level_dbm0: float = -10.0,
+    twist_db: float = 0.0,
+    row_offset: float = 0.0,
+    column_offset: float = 0.0,
 ) -> NDArray[np.float64]:
     """`keys` pressed one after another: lead silence, then tone/gap for each."""
     parts = [np.zeros(round(lead_ms * RATE / 1000))]
     for key in keys:
-        parts += [dtmf_tone(key, tone_ms, **tone), np.zeros(round(gap_ms * RATE / 1000))]
+        tone = dtmf_tone(
+            key,
+            tone_ms,
+            level_dbm0=level_dbm0,
+            twist_db=twist_db,
+            row_offset=row_offset,
+            column_offset=column_offset,
+        )
+        parts += [tone, np.zeros(round(gap_ms * RATE / 1000))]
     return np.concatenate(parts)
 
 

@@ -1,5 +1,5 @@
 """A fake Asterisk ARI server that speaks the real wire format, for tests and for
-rehearsals (`python -m relay.crowd --via ari`): phones "call", "press" and "hang up"
+rehearsals (`python -m relay.rehearsal --via ari`): phones "call", "press" and "hang up"
 through it, and the relay's ARI client cannot tell it from Asterisk.
 
 What it serves (shapes from Asterisk's ``rest-api/api-docs/*.json``, WIRE.md):

@@ -1,4 +1,4 @@
-"""The rehearsal crowd (relay.crowd) against a real relay on a free port: each ingress
+"""The rehearsal crowd (relay.rehearsal.crowd) against a real relay on a free port: each ingress
 path end to end into the crowd's own subscriber, its report, and its command line."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from relay.config import AriConfig, TwilioConfig
-from relay.crowd import (
+from relay.gateways.twilio import connect_twiml
+from relay.rehearsal.crowd import (
     CallerPlan,
     Options,
     Press,
@@ -25,11 +26,10 @@ from relay.crowd import (
     read_twiml,
     run_crowd,
 )
-from relay.gateways.twilio import connect_twiml
 
-from .conftest import StartRelay
+from tests.relay.conftest import StartRelay
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "https://jam.example.org"
 TOKEN = "12345678901234567890123456789012"
 SMALL = Options(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0)
@@ -275,7 +275,7 @@ async def crowd_cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay.crowd",
+        "relay.rehearsal.crowd",
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -305,7 +305,7 @@ async def test_a_bad_option_is_one_clear_line_and_exit_status_2(args: list[str],
     code, out, err = await crowd_cli(*args)
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("python -m relay.crowd: error: ")
+    assert err.count("\n") == 1 and err.startswith("python -m relay.rehearsal: error: ")
     assert says in err
     assert "Traceback" not in err
 

@@ -1,0 +1,8 @@
+"""python -m relay.rehearsal — the rehearsal crowd (see relay/rehearsal/crowd.py)."""
+
+import sys
+
+from .crowd import main
+
+if __name__ == "__main__":
+    sys.exit(main())
