@@ -24,6 +24,8 @@ from typing import Any, Final
 
 import orjson
 
+from .contract.errors import PeerError
+
 # An id is 1–64 characters of [A-Za-z0-9_.:-] (the issue's channel grammar).
 CHANNEL_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -38,14 +40,12 @@ CLOSE_TOO_BIG: Final = 1009
 CLOSE_TRY_AGAIN: Final = 1013
 
 
-class ProtocolError(Exception):
+class ProtocolError(PeerError):
     """The peer's fault: answered with an ``error`` frame, logged once, never fatal to
     the relay. ``close`` is the WebSocket close code when the connection must end."""
 
     def __init__(self, code: str, message: str, close: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.close = close
 
 

@@ -1,9 +1,12 @@
 """Rate limits: a token bucket per peer (`rate` frames a second, bursts up to `burst`),
-and a sliding window of the refusals that tells a flood from a burst."""
+a sliding window of the refusals that tells a flood from a burst, and `LogOnce`, the
+one way a repeated line is kept out of the log."""
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
+from collections.abc import Hashable
 
 
 class TokenBucket:
@@ -84,3 +87,65 @@ class RefusalWindow:
         oldest = times[0] if full else now
         times.append(now)  # drops the oldest when full
         return full and now - oldest < self.window_s
+
+
+class LogOnce:
+    """Whether a line may go to the log: once per `key` (a reason, a reason and an
+    address…), again only after `every_s` seconds (never, by default), so that a peer
+    repeating a mistake costs one line and a flood cannot fill the disk. With `burst`,
+    lines of all keys together are also held to `burst` at once and one a second
+    after that, so a crowd of addresses cannot fill it either. It remembers at most
+    `max_keys` keys (the least recently logged are forgotten, and may log again).
+
+    `log` writes the line, or the same line at DEBUG when it is held back, so a debug
+    run still sees every occurrence. Time is passed in, as for `TokenBucket`;
+    `suppressed` counts the lines held back."""
+
+    __slots__ = ("_bucket", "_last", "burst", "every_s", "max_keys", "suppressed")
+
+    def __init__(self, every_s: float = float("inf"), burst: int = 0, max_keys: int = 4096) -> None:
+        self.every_s = every_s
+        self.burst = burst
+        self.max_keys = max_keys
+        self.suppressed = 0
+        self._last: OrderedDict[Hashable, float] = OrderedDict()
+        self._bucket: TokenBucket | None = None
+
+    def allow(self, key: Hashable, now: float = 0.0) -> bool:
+        """True, and `key` is remembered as logged at `now`, when its line may go out."""
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self.suppressed += 1
+            return False
+        if self.burst > 0:
+            if self._bucket is None:
+                self._bucket = TokenBucket(1.0, self.burst, now)
+            if not self._bucket.allow(now):
+                self.suppressed += 1
+                return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        if len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return True
+
+    def log(
+        self,
+        logger: logging.Logger,
+        level: int,
+        key: Hashable,
+        message: str,
+        *args: object,
+        now: float = 0.0,
+    ) -> bool:
+        """`logger.log(level, message, *args)` if `key` may log at `now`, else the same
+        at DEBUG; returns whether it went out at `level`."""
+        if self.allow(key, now):
+            logger.log(level, message, *args)
+            return True
+        logger.debug(message, *args)
+        return False
+
+    def forget(self) -> None:
+        """Every key may log again (e.g. connection failures, once a connection worked)."""
+        self._last.clear()

@@ -47,13 +47,15 @@ import aiohttp
 import orjson
 from aiohttp import WSMsgType, hdrs, web
 
+from ..backoff import backoff_delay
 from ..config import AriConfig, RelayConfig
+from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, masked, pseudonym
+from ..ratelimit import LogOnce
 from .common import (
     KEYS,
     CountError,
     Event,
-    PeerError,
     Publisher,
     PublishFn,
     digit_event,
@@ -154,19 +156,6 @@ def ari_urls(url: str) -> tuple[str, str]:
 def basic_auth(username: str, password: str) -> str:
     """The Authorization header of HTTP basic auth (RFC 7617), as ARI's REST API takes."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def backoff_delay(
-    attempt: int,
-    cap: float,
-    rand: Callable[[], float] = random.random,
-    initial: float = INITIAL_BACKOFF_S,
-) -> float:
-    """The wait before reconnect attempt `attempt` (0 = the first after a loss):
-    exponential, capped at `cap`, with "equal jitter" (half fixed, half random) so that
-    many relays do not knock on a restarted Asterisk at the same instant."""
-    base = min(cap, min(initial, cap) * 2.0 ** min(attempt, 32))
-    return base / 2 + base / 2 * rand()
 
 
 def _channel(msg: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +310,7 @@ class AriGateway:
         relay: RelayConfig,
         publish: PublishFn,
         count_error: CountError,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self.channel = config.channel_for(relay)
@@ -332,8 +322,9 @@ class AriGateway:
         self.status = "connecting"
         self.connections = 0
         self.last_error = ""
-        self._logged: set[str] = set()  # REST failures, logged once per kind
-        self._conn_logged: set[str] = set()  # connection failures, once until connected
+        self._rand = rand  # the backoff's jitter
+        self._logged = LogOnce()  # REST failures, once per kind
+        self._conn_logged = LogOnce()  # connection failures, once until connected
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -385,7 +376,9 @@ class AriGateway:
             if connected:
                 attempt = 0  # a good connection: start the backoff over
             self.status = "reconnecting"
-            delay = backoff_delay(attempt, self.config.reconnect_max_s)
+            delay = backoff_delay(
+                attempt, INITIAL_BACKOFF_S, self.config.reconnect_max_s, self._rand
+            )
             attempt += 1
             log.debug("reconnecting to ARI in %.2f s (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
@@ -427,9 +420,9 @@ class AriGateway:
         self.connections += 1
         self.status = "connected"
         self.last_error = ""
-        self._conn_logged.clear()
+        self._conn_logged.forget()
         log.info("connected to ARI at %s, app %s", self.rest_url, self.config.app)
-        logged: set[str] = set()
+        logged = LogOnce()  # this connection's bad messages, once per kind
         try:
             # Events that arrive meanwhile wait in the socket: the snapshot is applied
             # before them, so a later StasisStart/End is never undone by it.
@@ -450,7 +443,7 @@ class AriGateway:
             self._fail("dropped", "the ARI events socket closed; reconnecting")
         return True
 
-    def on_frame(self, frame: str, logged: set[str]) -> None:
+    def on_frame(self, frame: str, logged: LogOnce) -> None:
         try:
             outputs = self.core.receive(frame)
         except AriError as exc:
@@ -531,9 +524,10 @@ class AriGateway:
                 if resp.status >= 400:
                     said = body.get("message") if isinstance(body, dict) else None
                     self._count_error(f"ari_rest_{resp.status}")
-                    self._once(
-                        f"rest_{resp.status}",
+                    self._logged.log(
+                        log,
                         logging.WARNING if resp.status >= 500 else logging.INFO,
+                        f"rest_{resp.status}",
                         "ARI %s %s: HTTP %d (%s)",
                         method,
                         path,
@@ -543,8 +537,14 @@ class AriGateway:
                 return resp.status, body
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._count_error("ari_rest_failed")
-            self._once(
-                "rest_failed", logging.WARNING, "ARI %s %s failed: %s", method, path, _reason(exc)
+            self._logged.log(
+                log,
+                logging.WARNING,
+                "rest_failed",
+                "ARI %s %s failed: %s",
+                method,
+                path,
+                _reason(exc),
             )
             return None, None
 
@@ -565,23 +565,11 @@ class AriGateway:
         self.last_error = kind
         self._count_error(f"ari_{kind}")
         level = logging.ERROR if kind == "unauthorised" else logging.WARNING
-        self._once(kind, level, "%s", message, logged=self._conn_logged)
+        self._conn_logged.log(log, level, kind, "%s", message)
 
-    def _once(
-        self, kind: str, level: int, message: str, *args: object, logged: set[str] | None = None
-    ) -> None:
-        logged = self._logged if logged is None else logged
-        if kind in logged:
-            log.debug(message, *args)
-            return
-        logged.add(kind)
-        log.log(level, message, *args)
-
-    def _refuse(self, exc: AriError, logged: set[str]) -> None:
+    def _refuse(self, exc: AriError, logged: LogOnce) -> None:
         self._count_error(f"ari_{exc.code}")
-        if exc.code not in logged:
-            logged.add(exc.code)
-            log.info("ignored an ARI message: %s", exc.message)
+        logged.log(log, logging.INFO, exc.code, "ignored an ARI message: %s", exc.message)
 
 
 def _reason(exc: BaseException) -> str:
@@ -608,5 +596,4 @@ __all__ = [
     "AriGateway",
     "Replaced",
     "ari_urls",
-    "backoff_delay",
 ]

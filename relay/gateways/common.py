@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ..contract.errors import PeerError
+
 # The sixteen DTMF keys (RFC 4733 events 0–15), as the contract names them.
 from ..contract.events import KEYS as KEYS
 from ..contract.events import Digit, Join, Leave, to_data
@@ -17,16 +19,6 @@ from ..protocol import ProtocolError
 
 PublishFn = Callable[[str, dict[str, Any]], object]
 CountError = Callable[[str], None]
-
-
-class PeerError(Exception):
-    """A message a gateway cannot use: the peer's fault, never the relay's. `code`
-    names it in the error counters."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 E = TypeVar("E", bound=PeerError)

@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,13 +40,14 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
+from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, pseudonym
 from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
+from ..ratelimit import LogOnce
 from .common import (
     KEYS,
     CountError,
     Event,
-    PeerError,
     Publisher,
     PublishFn,
     digit_event,
@@ -279,6 +281,7 @@ class TwilioGateway:
         self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
         self.sockets: set[web.WebSocketResponse] = set()
         self.refused_signatures = 0
+        self._signature_log = LogOnce(every_s=60.0, burst=20)
         self.stream_count = 0
         if not config.auth_token:
             log.warning(
@@ -308,16 +311,19 @@ class TwilioGateway:
             return True
         self.refused_signatures += 1
         self._count_error("twilio_bad_signature")
-        n = self.refused_signatures
-        if n <= 3 or n % 100 == 0:  # a prober never floods the log
-            log.warning(
-                "refused %s %s from %s: bad or missing %s (%d so far)",
-                request.method,
-                request.path,
-                request.remote,
-                SIGNATURE_HEADER,
-                n,
-            )
+        # A prober never floods the log: one line a minute per address.
+        self._signature_log.log(
+            log,
+            logging.WARNING,
+            request.remote,
+            "refused %s %s from %s: bad or missing %s (%d so far)",
+            request.method,
+            request.path,
+            request.remote,
+            SIGNATURE_HEADER,
+            self.refused_signatures,
+            now=time.monotonic(),
+        )
         return False
 
     # -- handlers --
@@ -363,7 +369,7 @@ class TwilioGateway:
         self.stream_count += 1
         name = f"twilio stream #{self.stream_count} ({request.remote})"
         core = TwilioStream(self._seal_key, inband=self.config.inband_dtmf)
-        logged: set[str] = set()
+        logged = LogOnce()  # this stream's bad messages, once per kind
         clock = asyncio.get_running_loop().time
         self.sockets.add(ws)
         try:
@@ -390,12 +396,18 @@ class TwilioGateway:
                 log.debug("%s: %d presses reported twice, counted once", name, core.presses.merged)
         return ws
 
-    def _refuse(self, name: str, core: TwilioStream, exc: StreamError, logged: set[str]) -> None:
+    def _refuse(self, name: str, core: TwilioStream, exc: StreamError, logged: LogOnce) -> None:
         self._count_error(f"twilio_{exc.code}")
-        if exc.code not in logged:
-            logged.add(exc.code)
-            caller = core.call.caller if core.call else "no caller yet"
-            log.info("ignored a message on %s (%s): %s", name, caller, exc.message)
+        caller = core.call.caller if core.call else "no caller yet"
+        logged.log(
+            log,
+            logging.INFO,
+            exc.code,
+            "ignored a message on %s (%s): %s",
+            name,
+            caller,
+            exc.message,
+        )
 
     async def close_all(self, app: web.Application) -> None:
         """On shutdown every stream is closed with 1001 Going Away."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import pytest
 
+from relay.backoff import backoff_delay
 from relay.config import (
     AriConfig,
     ConfigError,
@@ -16,7 +18,7 @@ from relay.config import (
     load_config,
     load_twilio_config,
 )
-from relay.ratelimit import BucketsByKey, TokenBucket
+from relay.ratelimit import BucketsByKey, LogOnce, TokenBucket
 
 
 def test_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
@@ -50,6 +52,51 @@ def test_buckets_by_key_forget_the_least_recently_seen() -> None:
     buckets.allow("b", 0.0)
     buckets.allow("c", 0.0)  # "a" is forgotten: a fresh bucket
     assert buckets.allow("a", 0.0)
+
+
+def test_a_line_is_logged_once_per_key_then_again_after_its_interval() -> None:
+    once = LogOnce()
+    assert [once.allow("bad_json"), once.allow("bad_json"), once.allow("bad_seal")] == [
+        True,
+        False,
+        True,
+    ]
+    assert not once.allow("bad_json", now=1e9)  # never again, by default
+    once.forget()
+    assert once.allow("bad_json")
+    minutely = LogOnce(every_s=60.0)
+    assert minutely.allow("x", 0.0) and not minutely.allow("x", 59.0)
+    assert minutely.allow("x", 60.0)
+    assert minutely.suppressed == 1
+
+
+def test_a_crowd_of_keys_cannot_fill_the_log() -> None:
+    once = LogOnce(every_s=60.0, burst=3, max_keys=2)
+    assert [once.allow(("refused", str(n)), 0.0) for n in range(5)] == [True] * 3 + [False] * 2
+    assert once.allow(("refused", "5"), 1.0)  # one line a second after the burst
+    assert once.allow(("refused", "0"), 10.0)  # forgotten: only two keys are kept
+
+
+def test_a_line_held_back_goes_to_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="test.logonce")
+    logger = logging.getLogger("test.logonce")
+    once = LogOnce()
+    assert once.log(logger, logging.WARNING, "k", "refused %s", "a")
+    assert not once.log(logger, logging.WARNING, "k", "refused %s", "b")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "refused a"),
+        (logging.DEBUG, "refused b"),
+    ]
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    assert backoff_delay(0, 0.5, 30.0, lambda: 0.0) == 0.25
+    assert backoff_delay(0, 0.5, 30.0, lambda: 1.0) == 0.5
+    assert backoff_delay(3, 0.5, 30.0, lambda: 1.0) == 4.0
+    assert backoff_delay(10, 0.5, 30.0, lambda: 1.0) == 30.0
+    assert backoff_delay(10_000, 0.5, 30.0, lambda: 0.5) == 22.5
+    assert backoff_delay(0, 0.5, 0.1, lambda: 1.0) == 0.1  # a cap below the first wait
+    assert backoff_delay(-1, 0.5, 30.0, lambda: 1.0) == 0.5  # no attempt waits less
 
 
 def test_defaults_match_the_readme() -> None:

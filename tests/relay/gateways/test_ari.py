@@ -22,7 +22,6 @@ from relay.gateways.ari import (
     AriError,
     Replaced,
     ari_urls,
-    backoff_delay,
     basic_auth,
 )
 from relay.gateways.common import Event
@@ -230,15 +229,6 @@ def test_the_events_socket_and_rest_base_come_from_one_url(
     url: str, rest: str, events: str
 ) -> None:
     assert ari_urls(url) == (rest, events)
-
-
-def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
-    assert backoff_delay(0, 30.0, lambda: 0.0) == 0.25
-    assert backoff_delay(0, 30.0, lambda: 1.0) == 0.5
-    assert backoff_delay(3, 30.0, lambda: 1.0) == 4.0
-    assert backoff_delay(10, 30.0, lambda: 1.0) == 30.0
-    assert backoff_delay(10_000, 30.0, lambda: 0.5) == 22.5
-    assert backoff_delay(0, 0.1, lambda: 1.0) == 0.1  # a cap below the first wait
 
 
 # -- the fake ARI server itself --
