@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.config import ConfigError, RelayConfig, load_ari_config, load_twilio_config
-from relay.runtime import add_open_flags, config_from_args, setup_logging
+from relay.config import ConfigError, Installation, fill_tokens
+from relay.runtime import add_open_flags, installation_from_args, setup_logging
 
 from .config import BillboardConfig, load_billboard_config
 from .show import Options, Show
@@ -62,10 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load(args: argparse.Namespace) -> tuple[BillboardConfig, RelayConfig]:
-    relay = config_from_args(args)
+def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
+    """The billboard's settings and the installation's (the file read once); the
+    gateways only when the relay runs in this process. Raises `ConfigError`."""
+    installation = installation_from_args(args)
     board = load_billboard_config(
-        args.config or os.environ.get("DIALJAM_CONFIG"),
+        installation,
         overrides={
             "relay": args.relay,
             "channel": args.channel,
@@ -82,7 +84,9 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, RelayConfig]:
             "midi_api": args.midi_api,
         },
     )
-    return board, relay
+    if board.relay:  # a remote relay runs the gateways
+        installation = dataclasses.replace(installation, twilio=None, ari=None)
+    return board, installation
 
 
 def has_display() -> bool:
@@ -157,9 +161,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("\n".join(ports) if ports else "no MIDI output ports")
         return 0
     try:
-        board, relay = load(args)
-        twilio = None if board.relay else load_twilio_config(args.config)
-        ari = None if board.relay else load_ari_config(args.config)
+        board, installation = load(args)
     except ConfigError as exc:
         print(f"dialjam billboard: error: {exc}", file=sys.stderr)
         return 2
@@ -184,7 +186,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         screenshot=args.screenshot,
     )
     sinks, sound, midi = open_sinks(board, options)
-    relay, made_up = relay.with_tokens()
+    relay, made_up = fill_tokens(installation.relay)
+    twilio, ari = installation.twilio, installation.ari
     show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio, ari=ari)
     for sink in sinks:
         if isinstance(sink, RecorderSink):

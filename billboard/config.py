@@ -1,16 +1,18 @@
 """The billboard's settings: defaults < the `[billboard]` table of the installation's
 TOML file (with `[billboard.facade]` and `[[billboard.tracks]]`) < flags.
 
-The embedded relay reads the same file's `[relay]` table (relay.config)."""
+The file is read once, by `relay.config.load_installation`, with the relay's and the
+gateways' tables (the embedded relay runs on those); this module reads the billboard's
+table from what it read."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
-from relay.config import ConfigError, coerce, read_table
+from relay.config import ConfigError, Installation, check_not_installation_wide, coerce
 
 from .engine import EngineConfig, Facade, TrackSpec
 from .engine.harmony import SCALES, parse_key, parse_progression
@@ -53,8 +55,6 @@ class BillboardConfig:
     midi_port: str = ""  # substring of an output port's name; empty: no MIDI
     midi_virtual: str = ""  # create a virtual output port of this name
     midi_api: str = ""  # alsa | jack | coremidi | winmm; empty: rtmidi's default
-    # Privacy: the key of the callers' pseudonyms; empty: a new one each start.
-    pseudonym_key: str = ""
     floors: int = 7
     bays: int = 8
     windows: tuple[tuple[float, float, float, float], ...] = ()
@@ -95,13 +95,16 @@ _TRACK_KEYS = {f.name: str(f.type) for f in fields(TrackSpec)}
 
 
 def load_billboard_config(
-    path: str | Path | None, overrides: dict[str, Any] | None = None
+    installation: Installation, overrides: Mapping[str, Any] | None = None
 ) -> BillboardConfig:
-    """Read `[billboard]` from `path` (if any) and apply flag `overrides`; raises
+    """The `[billboard]` table of the installation's file (see
+    `relay.config.load_installation`), with flag `overrides` (None: not given); raises
     `ConfigError` with a message for the operator."""
     values: dict[str, Any] = {}
-    table: dict[str, Any] = (read_table(path, "billboard") or {}) if path else {}
-    origin = f"{path} [billboard]"
+    table = installation.table("billboard") or {}
+    path = installation.path
+    origin = installation.origin("billboard")
+    check_not_installation_wide(table, origin)
     for key, value in table.items():
         if key == "facade":
             values.update(_facade(value, f"{path} [billboard.facade]"))

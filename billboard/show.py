@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import gc
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.app import create_app, listen
-from relay.config import AriConfig, RelayConfig, TwilioConfig
+from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 
 from .config import BillboardConfig
 from .door import Door
@@ -73,12 +72,14 @@ class Show:
         self.options = options
         self.clock = clock
         self.start = clock()
-        if not (relay_config.operator_token and relay_config.billboard_token):
-            relay_config, _ = relay_config.with_tokens()
+        relay_config, made_up = fill_tokens(relay_config)
+        if made_up:
+            log.info(
+                "made up for this show only: %s (relay.config.fill_tokens)", ", ".join(made_up)
+            )
         self.relay_config = relay_config
         self.channel = config.channel or relay_config.channel
-        key = config.pseudonym_key.encode() or secrets.token_bytes(32)
-        self.door = Door(key)
+        self.door = Door(pseudonym_key(relay_config))
         self.engine = Engine(config.engine_config(), start=self.start)
         self.eventlog = EventLog(options.log_events, self.start) if options.log_events else None
         self.scheduler = Scheduler(

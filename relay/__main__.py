@@ -9,8 +9,14 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, load_ari_config, load_twilio_config
-from .runtime import add_open_flags, config_from_args, event_loop_factory, serve, setup_logging
+from .config import ConfigError, fill_tokens
+from .runtime import (
+    add_open_flags,
+    event_loop_factory,
+    installation_from_args,
+    serve,
+    setup_logging,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -22,7 +28,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080; 0 = any free)")
-    p.add_argument("--config", help="the installation's TOML file (its [relay] table)")
+    p.add_argument(
+        "--config", help="the installation's TOML file (its [relay], [twilio] and [ari] tables)"
+    )
     p.add_argument("--channel", help="the installation's channel (default dialjam)")
     p.add_argument("--public-url", help="address phones and providers reach")
     add_open_flags(p)
@@ -34,18 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
     try:
-        config = config_from_args(args)
-        twilio = load_twilio_config(args.config)
-        ari = load_ari_config(args.config)
+        site = installation_from_args(args)
     except ConfigError as exc:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
-    config, made_up = config.with_tokens()
+    config, made_up = fill_tokens(site.relay)
     with (
         asyncio.Runner(loop_factory=event_loop_factory()) as runner,
         contextlib.suppress(KeyboardInterrupt),
     ):
-        return runner.run(serve(config, made_up, twilio, ari))
+        return runner.run(serve(config, made_up, site.twilio, site.ari))
     return 0
 
 

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from . import protocol
 from .admission import Publisher, admit
 from .channels import Hub, HubLimits, Subscriber
-from .config import AriConfig, RelayConfig, TwilioConfig
+from .config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 from .contract.privacy import pseudonym
 from .listener import GUARD, EdgeGuard, listen
 from .metrics import make_registry
@@ -656,8 +656,9 @@ def create_app(
     """The relay as an aiohttp application (embeddable: the billboard runs it too);
     with `twilio`, the Twilio gateway's webhook and stream are mounted too; with `ari`,
     an Asterisk ARI client runs with the app."""
-    if not (config.operator_token and config.billboard_token):
-        config, _ = config.with_tokens()
+    config, made_up = fill_tokens(config)
+    if made_up:
+        log.info("made up for this relay only: %s (relay.config.fill_tokens)", ", ".join(made_up))
     # The installation's channels (and the gateways', when elsewhere) always exist.
     pinned = protocol.installation_channels(config.channel).union(
         *(protocol.installation_channels(t.channel_for(config)) for t in (twilio, ari) if t)
@@ -681,7 +682,7 @@ def create_app(
         state.publisher_buckets = BucketsByKey(config.publisher_rate, config.publisher_burst)
     secret = config.session_key or config.operator_token
     state.sessions = Sessions(derive_key(secret, "caller sessions"), config.session_ttl_s)
-    state.pseudonym_key = derive_key(secret, "relay pseudonyms")
+    state.pseudonym_key = pseudonym_key(config)
     per_minute = config.sessions_per_minute
     state.session_buckets = BucketsByKey(per_minute / 60.0, per_minute)
     state.caller_buckets = BucketsByKey(config.caller_rate, 2 * config.caller_rate)

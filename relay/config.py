@@ -1,5 +1,16 @@
-"""The relay's settings: defaults < the `[relay]` table of the shared TOML file <
-``DIALJAM_*`` environment variables < command-line flags."""
+"""The installation's settings, read once from its one TOML file.
+
+`load_installation` reads the file (``--config`` or ``DIALJAM_CONFIG``) once and
+returns the relay's settings (defaults < the `[relay]` table < ``DIALJAM_*``
+environment variables < command-line flags), the gateways' (`[twilio]`, `[ari]`) and
+the file's other tables for the programs that embed the relay (the billboard reads its
+`[billboard]` table from there). Every mistake is a `ConfigError` whose message names
+the setting and how to fix it.
+
+`fill_tokens` is the one place a missing secret is made up (the operator's and the
+billboard's tokens, the callers' pseudonym key); it says what it made, and the
+command lines print it at start.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +19,13 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from . import protocol
 from .edge import parse_networks, parse_origins
+from .sessions import derive_key
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -51,6 +63,11 @@ class RelayConfig:
     # Signs keypads' caller sessions. Empty: derived from operator_token (so sessions
     # outlive a restart whenever the tokens are configured).
     session_key: str = ""
+    # The key of the callers' pseudonyms at every door of the installation (the relay's,
+    # the gateways', the billboard's), so a number is the same caller whichever door it
+    # came through. Empty: derived from session_key or operator_token, so it lasts as
+    # long as they do (a new one each start when the tokens are made up).
+    pseudonym_key: str = ""
     session_ttl_s: float = 7200.0  # a caller session's life; the keypad renews it
     sessions_per_minute: int = 120  # new sessions per address (a festival NAT is one)
     session_grace_s: float = 20.0  # a keypad gone this long leaves the billboard
@@ -95,15 +112,36 @@ class RelayConfig:
         host = self.host if self.host not in ("0.0.0.0", "::", "") else lan_address()
         return f"http://{host}:{self.port}"
 
-    def with_tokens(self) -> tuple[RelayConfig, list[str]]:
-        """Fill missing tokens with random ones; returns the roles that were made up."""
-        made: list[str] = []
-        changes: dict[str, Any] = {}
-        for role in ("operator", "billboard"):
-            if not getattr(self, f"{role}_token"):
-                changes[f"{role}_token"] = secrets.token_urlsafe(18)
-                made.append(role)
-        return dataclasses.replace(self, **changes), made
+
+def fill_tokens(config: RelayConfig) -> tuple[RelayConfig, list[str]]:
+    """The settings with every missing secret filled, and the names of those made up
+    for this run only, to tell the operator ("operator", "billboard", "pseudonym").
+
+    The operator's and the billboard's tokens are random; the pseudonym key is derived
+    from session_key or operator_token (HMAC as a KDF, apart from the session key), so
+    it is made up only when the token it comes from was. The one place that fills
+    them: the command lines call it before `announce`, and `create_app` and the
+    billboard's show call it too, so nothing runs with an empty token."""
+    made: list[str] = []
+    changes: dict[str, Any] = {}
+    for role in ("operator", "billboard"):
+        if not getattr(config, f"{role}_token"):
+            changes[f"{role}_token"] = secrets.token_urlsafe(18)
+            made.append(role)
+    if not config.pseudonym_key:
+        secret = config.session_key or changes.get("operator_token") or config.operator_token
+        changes["pseudonym_key"] = derive_key(secret, "relay pseudonyms").hex()
+        if not config.session_key and "operator" in made:
+            made.append("pseudonym")
+    return dataclasses.replace(config, **changes), made
+
+
+def pseudonym_key(config: RelayConfig) -> bytes:
+    """The installation's key of callers' pseudonyms, for a door to use. Empty is a
+    bug of ours, never a reason to make one up here: `fill_tokens` fills it, once."""
+    if not config.pseudonym_key:
+        raise ValueError("pseudonym_key is empty: the settings were not passed through fill_tokens")
+    return config.pseudonym_key.encode()
 
 
 def lan_address() -> str:
@@ -179,46 +217,6 @@ def check_channel(channel: str, origin: str) -> None:
             f"{origin}channel {channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
             "and not end in :control, :state or :callers"
         )
-
-
-def read_table(path: str | Path, table: str) -> dict[str, Any] | None:
-    """One table of the installation's TOML file (None when it has none)."""
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    value = doc.get(table)
-    if value is not None and not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{table}] must be a table")
-    return value
-
-
-def load_config(
-    path: str | Path | None = None,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> RelayConfig:
-    """Build the relay's settings; raises `ConfigError` with a message for a person."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    path = path or env.get("DIALJAM_CONFIG") or None
-    if path:
-        values = table_settings(read_table(path, "relay") or {}, _TYPES, f"{path} [relay]")
-    for key in _TYPES:
-        name = f"DIALJAM_{key.upper()}"
-        if name in env:
-            values[key] = _coerce(key, env[name], f"environment {name}")
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
-    config = RelayConfig(**values)
-    validate(config)
-    return config
 
 
 def validate(config: RelayConfig) -> None:
@@ -304,7 +302,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# --- [twilio]: the Twilio Media Streams gateway (issue 5) -------------------------------
+# --- the gateways' tables ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -318,8 +316,6 @@ class TwilioConfig:
     auth_token: str = ""
     # Said to the caller before the stream starts; empty: no greeting.
     greeting: str = "Welcome to dial jam. Press any key to play."
-    # The key of the callers' pseudonyms; empty: a new random one each start.
-    pseudonym_key: str = ""
     # Where the callers' events go; empty: the relay's channel.
     channel: str = ""
     # Also listen for key tones in the callers' audio (phones whose keys reach Twilio
@@ -328,52 +324,6 @@ class TwilioConfig:
 
     def channel_for(self, relay: RelayConfig) -> str:
         return self.channel or relay.channel
-
-
-class GatewayConfig(Protocol):
-    """What the shared loader needs of a gateway's settings: a frozen dataclass with a
-    `channel` (empty: the relay's)."""
-
-    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
-
-    @property
-    def channel(self) -> str: ...
-
-
-def load_twilio_config(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> TwilioConfig | None:
-    """The `[twilio]` table of the installation's file (`path` or DIALJAM_CONFIG), or
-    None when there is none or it says `enabled = false`. Raises `ConfigError`."""
-    loaded = _load_gateway_table(path, env, "twilio", TwilioConfig)
-    return loaded[0] if loaded is not None and loaded[0].enabled else None
-
-
-_Gateway = TypeVar("_Gateway", bound=GatewayConfig)
-
-
-def _load_gateway_table(
-    path: str | Path | None, env: Mapping[str, str] | None, table: str, cls: type[_Gateway]
-) -> tuple[_Gateway, str] | None:
-    """A gateway's `[table]` of the installation's file (`path` or DIALJAM_CONFIG) as
-    `cls`, and the origin to name in errors; None when the file has no such table (an
-    empty one: the defaults). Unknown keys, wrong types and a bad `channel` raise
-    `ConfigError`."""
-    env = os.environ if env is None else env
-    path = path or env.get("DIALJAM_CONFIG") or None
-    if not path:
-        return None
-    values = read_table(path, table)  # a missing or broken file: a ConfigError
-    if values is None:
-        return None  # no table (an empty one: the defaults)
-    origin = f"{path} [{table}]"
-    config = cls(**table_settings(values, {f.name: str(f.type) for f in fields(cls)}, origin))
-    if config.channel:
-        check_channel(config.channel, f"{origin}: ")
-    return config, origin
-
-
-# --- [ari]: the Asterisk ARI gateway (issue 5) ------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -392,8 +342,6 @@ class AriConfig:
     # Played after answering, before the caller joins; empty: none. Several media
     # URIs may be given comma-separated (sound:…, tone:…, recording:…).
     prompt: str = "sound:beep"
-    # The key of the callers' pseudonyms; empty: a new random one each start.
-    pseudonym_key: str = ""
     # Where the callers' events go; empty: the relay's channel.
     channel: str = ""
     # The longest wait between two attempts to reach Asterisk (seconds).
@@ -403,15 +351,133 @@ class AriConfig:
         return self.channel or relay.channel
 
 
-def load_ari_config(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> AriConfig | None:
-    """The `[ari]` table of the installation's file (`path` or DIALJAM_CONFIG), or None
-    when there is none or its `url` is empty. Raises `ConfigError`."""
-    loaded = _load_gateway_table(path, env, "ari", AriConfig)
-    if loaded is None or not loaded[0].url:
+# --- the installation's file, read once -------------------------------------------------
+
+# Settings that exist once for the whole installation, in [relay]: a table that names
+# one of them is told where it lives.
+INSTALLATION_SETTINGS = ("pseudonym_key",)
+
+
+def read_installation_file(path: str | Path) -> dict[str, Any]:
+    """The installation's TOML file as tables; a missing, unreadable or broken file
+    raises `ConfigError` naming it."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Installation:
+    """What one installation's file and environment say: the relay's settings, the
+    gateways' (None when their table is absent or turned off) and the file's tables
+    as read, for the programs that embed the relay and keep a table of their own."""
+
+    relay: RelayConfig
+    twilio: TwilioConfig | None = None
+    ari: AriConfig | None = None
+    path: str = ""  # the file read; empty: none (defaults and environment only)
+    tables: Mapping[str, Any] = field(default_factory=dict)
+
+    def table(self, name: str) -> dict[str, Any] | None:
+        """The file's `[name]` table (None when it has none); `ConfigError` when
+        `name` is in the file but is not a table."""
+        value = self.tables.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: [{name}] must be a table")
+        return value
+
+    def origin(self, name: str) -> str:
+        """How errors name the `[name]` table ("venue.toml [billboard]")."""
+        return f"{self.path} [{name}]"
+
+
+def load_installation(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Installation:
+    """The installation's settings from its file (`path`, else ``DIALJAM_CONFIG``,
+    read once), the ``DIALJAM_*`` environment (`env`, default: the process's) and the
+    relay's flag `overrides` (None: not given); raises `ConfigError` with a message
+    for a person. Tokens are left as given: `fill_tokens` fills them."""
+    env = os.environ if env is None else env
+    path = path or env.get("DIALJAM_CONFIG") or None
+    file = Installation(RelayConfig(), path=str(path or ""))
+    if path:
+        file = dataclasses.replace(file, tables=read_installation_file(path))
+    relay = _relay(file, env, overrides or {})
+    twilio = _gateway(file, "twilio", TwilioConfig)
+    ari = _gateway(file, "ari", AriConfig)
+    return dataclasses.replace(
+        file,
+        relay=relay,
+        twilio=twilio if twilio is not None and twilio.enabled else None,
+        ari=_check_ari(ari, file.origin("ari")) if ari is not None and ari.url else None,
+    )
+
+
+def _relay(file: Installation, env: Mapping[str, str], overrides: Mapping[str, Any]) -> RelayConfig:
+    """defaults < [relay] < DIALJAM_* < flags, validated."""
+    values = table_settings(file.table("relay") or {}, _TYPES, file.origin("relay"))
+    for key in _TYPES:
+        name = f"DIALJAM_{key.upper()}"
+        if name in env:
+            values[key] = _coerce(key, env[name], f"environment {name}")
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    config = RelayConfig(**values)
+    validate(config)
+    return config
+
+
+def check_not_installation_wide(table: Mapping[str, Any], origin: str) -> None:
+    """A setting the whole installation shares, given in another table: say where it
+    lives instead of that it is unknown."""
+    for key in INSTALLATION_SETTINGS:
+        if key in table:
+            raise ConfigError(
+                f"{origin} has no setting {key!r}: the installation has one {key}, in "
+                "[relay] (every door keys callers the same way)"
+            )
+
+
+class GatewayConfig(Protocol):
+    """What the shared loader needs of a gateway's settings: a frozen dataclass with a
+    `channel` (empty: the relay's)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def channel(self) -> str: ...
+
+
+_Gateway = TypeVar("_Gateway", bound=GatewayConfig)
+
+
+def _gateway(file: Installation, name: str, cls: type[_Gateway]) -> _Gateway | None:
+    """A gateway's `[name]` table as `cls`; None when the file has no such table (an
+    empty one: the defaults). Unknown keys, wrong types and a bad `channel` raise
+    `ConfigError`."""
+    values = file.table(name)
+    if values is None:
         return None
-    config, origin = loaded
+    origin = file.origin(name)
+    check_not_installation_wide(values, origin)
+    config = cls(**table_settings(values, {f.name: str(f.type) for f in fields(cls)}, origin))
+    if config.channel:
+        check_channel(config.channel, f"{origin}: ")
+    return config
+
+
+def _check_ari(config: AriConfig, origin: str) -> AriConfig:
+    """The `[ari]` settings that only make sense together with a `url`."""
     if not config.url.startswith(("http://", "https://", "ws://", "wss://")):
         raise ConfigError(
             f"{origin}: url {config.url!r} must start with http://, https://, ws:// or wss:// "
@@ -425,3 +491,29 @@ def load_ari_config(
     if config.reconnect_max_s <= 0:
         raise ConfigError(f"{origin}: reconnect_max_s must be more than 0")
     return config
+
+
+# One part of the installation, for a tool that needs only it (the rehearsal crowd).
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RelayConfig:
+    """The relay's settings of `load_installation`."""
+    return load_installation(path, env, overrides).relay
+
+
+def load_twilio_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> TwilioConfig | None:
+    """The `[twilio]` settings of `load_installation` (None: absent or turned off)."""
+    return load_installation(path, env).twilio
+
+
+def load_ari_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> AriConfig | None:
+    """The `[ari]` settings of `load_installation` (None: absent or no `url`)."""
+    return load_installation(path, env).ari

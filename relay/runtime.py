@@ -1,6 +1,7 @@
 """What the relay's and the billboard's command lines share: the open-mode flags, the
-settings from arguments, logging, the event loop, the operator's announcement and the
-relay's serve loop. `__main__` modules only parse arguments and call these."""
+installation's settings from arguments, logging, the event loop, the operator's
+announcement and the relay's serve loop. `__main__` modules only parse arguments and
+call these."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from .app import create_app, listen
-from .config import AriConfig, RelayConfig, TwilioConfig, load_config
+from .config import AriConfig, Installation, RelayConfig, TwilioConfig, load_installation
 
 log = logging.getLogger("relay")
 
@@ -56,14 +57,19 @@ def announce(
             "  warning:    OPEN mode: anyone who reaches this relay may publish as any caller "
             "(a rehearsal setting, never a show's)"
         )
-    if made_up:
+    tokens = [role for role in made_up if role != "pseudonym"]
+    if tokens:
         say(
-            f"  tokens:     made up for this run ({', '.join(made_up)}); set operator_token "
+            f"  tokens:     made up for this run ({', '.join(tokens)}); set operator_token "
             "and billboard_token in [relay] to keep them"
         )
-        if "billboard" in made_up:
+        if "billboard" in tokens:
             say(f"  billboard token: {config.billboard_token}")
-    # --- [twilio] (issue 5) ---
+    if "pseudonym" in made_up:
+        say(
+            "  callers:    pseudonyms keyed for this run only; set pseudonym_key (or "
+            "operator_token) in [relay] to keep a caller's pseudonym across restarts"
+        )
     if twilio is not None:
         say(
             f"  Twilio:     voice webhook {base}/twilio/voice (HTTP POST), channel "
@@ -76,8 +82,7 @@ def announce(
                 "  warning:    [twilio] auth_token is empty: signatures are not checked, "
                 "anyone can pose as Twilio"
             )
-    # --- [ari] (issue 5): never the password ---
-    if ari is not None:
+    if ari is not None:  # never the password
         say(
             f"  Asterisk:   ARI client of {ari.url} app {ari.app} (dialplan: Stasis({ari.app})), "
             f"channel {ari.channel_for(config)}"
@@ -135,10 +140,11 @@ def setup_logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def config_from_args(args: argparse.Namespace) -> RelayConfig:
-    """The relay's settings from --config, the environment and the relay's flags (the
-    billboard, which embeds the relay, takes the same flags)."""
-    return load_config(
+def installation_from_args(args: argparse.Namespace) -> Installation:
+    """The installation's settings from --config (or DIALJAM_CONFIG), the environment
+    and the relay's flags (the billboard, which embeds the relay, takes the same
+    flags). Raises `ConfigError`."""
+    return load_installation(
         args.config,
         overrides={
             "host": args.host,

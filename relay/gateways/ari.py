@@ -36,7 +36,6 @@ import base64
 import contextlib
 import logging
 import random
-import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ import orjson
 from aiohttp import WSMsgType, hdrs, web
 
 from ..backoff import backoff_delay
-from ..config import AriConfig, RelayConfig
+from ..config import AriConfig, RelayConfig, pseudonym_key
 from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, masked, pseudonym
 from ..ratelimit import LogOnce
@@ -317,7 +316,7 @@ class AriGateway:
         self.rest_url, self.events_url = ari_urls(config.url)
         self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
-        key = config.pseudonym_key.encode() or secrets.token_bytes(32)
+        key = pseudonym_key(relay)
         self.core = AriCalls(key, self.channel)
         self.status = "connecting"
         self.connections = 0

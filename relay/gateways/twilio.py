@@ -29,7 +29,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import secrets
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -39,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import WSMsgType, web
 
-from ..config import RelayConfig, TwilioConfig
+from ..config import RelayConfig, TwilioConfig, pseudonym_key
 from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, pseudonym
 from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
@@ -276,7 +275,7 @@ class TwilioGateway:
         self.channel = config.channel_for(relay)
         self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
-        key = config.pseudonym_key.encode() or secrets.token_bytes(32)
+        key = pseudonym_key(relay)
         self._key = key
         self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
         self.sockets: set[web.WebSocketResponse] = set()

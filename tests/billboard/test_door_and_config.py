@@ -10,6 +10,7 @@ from billboard.config import ConfigError, load_billboard_config
 from billboard.door import Door
 from billboard.engine import Command, Digit, Join, Leave
 from billboard.eventlog import EventLog, read_events
+from relay.config import load_installation
 from relay.contract.privacy import masked, pseudonym
 
 KEY = b"test-key"
@@ -86,7 +87,7 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
         "[[billboard.tracks]]\nname = 'bass'\ncolor = '#8a5cf6'\nchannel = 1\nprogram = 38\n"
         "samples = 'bass'\noctave = 2\nlength = 2\nmode = 'chord_tones'\n"
     )
-    config = load_billboard_config(path, overrides={"bpm": 100})
+    config = load_billboard_config(load_installation(path, env={}), overrides={"bpm": 100})
     assert config.bpm == 100 and config.key == "D" and config.floors == 2
     assert config.tracks[0].channel == 0 and config.tracks[0].name == "bass"
     engine_config = config.engine_config()
@@ -98,6 +99,8 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
     ("toml", "fragment"),
     [
         ("[billboard]\nbmp = 1\n", "no setting 'bmp'"),
+        ("[billboard]\npseudonym_key = 'k'\n", "one pseudonym_key, in \\[relay\\]"),
+        ("billboard = 1\n", "must be a table"),
         ("[billboard]\nkey = 'H'\n", "unknown key"),
         ("[billboard]\nscale = 'klingon'\n", "scale must be one of"),
         ("[billboard]\nrelay = 'http://x'\n", "ws://"),
@@ -122,14 +125,14 @@ def test_bad_billboard_settings_say_what_to_fix(tmp_path: Path, toml: str, fragm
     path = tmp_path / "dialjam.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError, match=fragment):
-        load_billboard_config(path)
+        load_billboard_config(load_installation(path, env={}))
 
 
 def test_the_example_config_states_the_billboard_defaults() -> None:
     from billboard.config import BillboardConfig
 
     example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
-    assert load_billboard_config(example) == BillboardConfig()
+    assert load_billboard_config(load_installation(example, env={})) == BillboardConfig()
 
 
 def test_the_public_channel_never_carries_a_command_and_poison_is_counted() -> None:

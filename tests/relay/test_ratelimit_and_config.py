@@ -12,11 +12,12 @@ from relay.backoff import backoff_delay
 from relay.config import (
     AriConfig,
     ConfigError,
+    Installation,
     RelayConfig,
     TwilioConfig,
-    load_ari_config,
-    load_config,
-    load_twilio_config,
+    fill_tokens,
+    load_installation,
+    pseudonym_key,
 )
 from relay.ratelimit import BucketsByKey, LogOnce, TokenBucket
 
@@ -99,6 +100,14 @@ def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     assert backoff_delay(-1, 0.5, 30.0, lambda: 1.0) == 0.5  # no attempt waits less
 
 
+def load_config(
+    path: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, object] | None = None,
+) -> RelayConfig:
+    return load_installation(path, env, overrides).relay
+
+
 def test_defaults_match_the_readme() -> None:
     config = load_config(env={})
     assert (config.host, config.port, config.channel) == ("0.0.0.0", 8080, "dialjam")
@@ -153,9 +162,59 @@ def test_a_missing_config_file_is_named() -> None:
 
 
 def test_missing_tokens_are_made_up_and_reported() -> None:
-    config, made = RelayConfig(operator_token="mine").with_tokens()
+    config, made = fill_tokens(RelayConfig(operator_token="mine"))
     assert made == ["billboard"]
     assert config.operator_token == "mine" and len(config.billboard_token) >= 16
+
+
+def test_the_pseudonym_key_is_one_fallback_as_lasting_as_the_token_it_comes_from() -> None:
+    first, made = fill_tokens(RelayConfig(operator_token="mine", billboard_token="theirs"))
+    again, _ = fill_tokens(RelayConfig(operator_token="mine", billboard_token="theirs"))
+    assert made == [] and first.pseudonym_key and first.pseudonym_key == again.pseudonym_key
+    assert first.pseudonym_key not in ("mine", "theirs")  # derived, never the token itself
+    by_session, _ = fill_tokens(RelayConfig(operator_token="mine", session_key="sessions"))
+    assert by_session.pseudonym_key != first.pseudonym_key
+    config, made = fill_tokens(RelayConfig())
+    assert made == ["operator", "billboard", "pseudonym"]  # all new this run, and said so
+    assert fill_tokens(RelayConfig(pseudonym_key="k"))[0].pseudonym_key == "k"
+    assert pseudonym_key(config) == config.pseudonym_key.encode()
+
+
+def test_no_door_makes_up_a_pseudonym_key_of_its_own() -> None:
+    with pytest.raises(ValueError, match="fill_tokens"):
+        pseudonym_key(RelayConfig())
+
+
+def test_the_installation_file_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tomllib
+
+    path = tmp_path / "dialjam.toml"
+    path.write_text(
+        '[relay]\nchannel = "tower"\npseudonym_key = "k"\n[twilio]\n'
+        '[ari]\nurl = "http://127.0.0.1:8088"\n[billboard]\nbpm = 90\n'
+    )
+    reads: list[object] = []
+    real_load = tomllib.load
+
+    def load(f: object) -> dict[str, object]:
+        reads.append(f)
+        return real_load(f)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tomllib, "load", load)
+    site = load_installation(path, env={})
+    assert len(reads) == 1
+    assert isinstance(site, Installation) and site.path == str(path)
+    assert (site.relay.channel, site.relay.pseudonym_key) == ("tower", "k")
+    assert site.twilio == TwilioConfig() and site.ari == AriConfig(url="http://127.0.0.1:8088")
+    assert site.table("billboard") == {"bpm": 90}
+    assert site.origin("billboard") == f"{path} [billboard]"
+
+
+def test_the_pseudonym_key_comes_from_the_environment_too() -> None:
+    site = load_installation(env={"DIALJAM_PSEUDONYM_KEY": "from-env"})
+    assert site.relay.pseudonym_key == "from-env" and site.path == ""
 
 
 def test_the_example_config_in_the_repo_loads_and_states_the_defaults() -> None:
@@ -168,13 +227,14 @@ def test_the_example_configs_telephony_tables_once_uncommented_state_the_default
 ) -> None:
     example = Path(__file__).resolve().parents[2] / "dialjam.example.toml"
     text = example.read_text()
-    assert load_twilio_config(example, env={}) is None  # off until the operator opts in
-    assert load_ari_config(example, env={}) is None
+    site = load_installation(example, env={})
+    assert site.twilio is None and site.ari is None  # off until the operator opts in
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line == "# [twilio]")
     setting = re.compile(r"# (\[\w+\]|\w+ = )")  # "# [ari]", "# url = …"; not prose
     uncommented = [line[2:] if setting.match(line) else line for line in lines[start:]]
     on = tmp_path / "on.toml"
     on.write_text("\n".join(lines[:start] + uncommented) + "\n")
-    assert load_twilio_config(on, env={}) == TwilioConfig()
-    assert load_ari_config(on, env={}) == AriConfig(url="http://127.0.0.1:8088")
+    site = load_installation(on, env={})
+    assert site.twilio == TwilioConfig()
+    assert site.ari == AriConfig(url="http://127.0.0.1:8088")

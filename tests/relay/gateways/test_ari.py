@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from relay.config import AriConfig, ConfigError, RelayConfig, load_ari_config
+from relay.config import AriConfig, ConfigError, RelayConfig, load_installation
 from relay.contract.privacy import pseudonym
 from relay.gateways.ari import (
     Answer,
@@ -314,7 +314,6 @@ async def fake() -> AsyncIterator[FakeAri]:
 def ari_config(fake: FakeAri, **settings: Any) -> AriConfig:
     settings.setdefault("username", USER)
     settings.setdefault("password", PASSWORD)
-    settings.setdefault("pseudonym_key", KEY)
     settings.setdefault("reconnect_max_s", 0.05)
     return AriConfig(url=f"http://127.0.0.1:{fake.port}", **settings)
 
@@ -323,7 +322,7 @@ async def start(
     start_relay: StartRelay, fake: FakeAri, **settings: Any
 ) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse]:
     """A relay whose ARI client is connected to `fake`, and a subscriber of its channel."""
-    relay = await start_relay(ari=ari_config(fake, **settings))
+    relay = await start_relay(pseudonym_key=KEY, ari=ari_config(fake, **settings))
     sub = await subscribe(relay, settings.get("channel") or "dialjam")
     await fake.wait_client()
     return relay, sub
@@ -601,6 +600,10 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def load_ari_config(path: Path | None, env: dict[str, str]) -> AriConfig | None:
+    return load_installation(path, env).ari
+
+
 def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
     assert load_ari_config(_write(tmp_path, "[relay]\nport = 9000\n"), env={}) is None
     assert load_ari_config(None, env={}) is None
@@ -622,6 +625,7 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
         ('[ari]\nurl = "127.0.0.1:8088"\n', "url"),
         ('[ari]\nurl = "ftp://pbx"\n', "url"),
         ('[ari]\nurl = "http://pbx"\nsecret = "x"\n', "'secret'"),
+        ('[ari]\nurl = "http://pbx"\npseudonym_key = "k"\n', "one pseudonym_key, in [relay]"),
         ('[ari]\nurl = "http://pbx"\nchannel = "a:control"\n', "channel"),
         ('[ari]\nurl = "http://pbx"\napp = "a/b"\n', "app"),
         ('[ari]\nurl = "http://pbx"\nreconnect_max_s = 0\n', "reconnect_max_s"),

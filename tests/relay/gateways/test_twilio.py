@@ -16,7 +16,7 @@ import orjson
 import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from relay.config import ConfigError, RelayConfig, TwilioConfig, load_twilio_config
+from relay.config import ConfigError, RelayConfig, TwilioConfig, load_installation
 from relay.contract.privacy import pseudonym
 from relay.gateways.dtmf import dtmf_tone, ulaw_encode
 from relay.gateways.twilio import (
@@ -58,8 +58,7 @@ def webhook_form(number: str = NUMBER, call_sid: str = CALL_SID) -> dict[str, st
 
 
 async def start(start_relay: StartRelay, **twilio: Any) -> RunningRelay:
-    twilio.setdefault("pseudonym_key", KEY)
-    return await start_relay(public_url=PUBLIC, twilio=TwilioConfig(**twilio))
+    return await start_relay(public_url=PUBLIC, pseudonym_key=KEY, twilio=TwilioConfig(**twilio))
 
 
 async def subscribe(
@@ -748,17 +747,23 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def load_twilio_config(path: Path | None, env: dict[str, str]) -> TwilioConfig | None:
+    return load_installation(path, env).twilio
+
+
 def test_the_twilio_table_turns_the_gateway_on(tmp_path: Path) -> None:
     assert load_twilio_config(_write(tmp_path, "[relay]\nport = 9000\n"), env={}) is None
     assert load_twilio_config(None, env={}) is None
     assert load_twilio_config(_write(tmp_path, "[twilio]\n"), env={}) == TwilioConfig()
     path = _write(
         tmp_path,
-        '[twilio]\nauth_token = "t"\ngreeting = "Hi"\npseudonym_key = "k"\nchannel = "x"\n',
+        '[relay]\npseudonym_key = "k"\n'
+        '[twilio]\nauth_token = "t"\ngreeting = "Hi"\nchannel = "x"\n',
     )
     assert load_twilio_config(path, env={}) == TwilioConfig(
-        auth_token="t", greeting="Hi", pseudonym_key="k", channel="x"
+        auth_token="t", greeting="Hi", channel="x"
     )
+    assert load_installation(path, env={}).relay.pseudonym_key == "k"  # one for every door
     assert load_twilio_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
     off = _write(tmp_path, '[twilio]\nenabled = false\nauth_token = "t"\n')
     assert load_twilio_config(off, env={}) is None
@@ -768,6 +773,7 @@ def test_the_twilio_table_turns_the_gateway_on(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("[twilio]\nauth_tokn = 'x'\n", "no setting 'auth_tokn'"),
+        ("[twilio]\npseudonym_key = 'k'\n", "one pseudonym_key, in \\[relay\\]"),
         ("[twilio]\nauth_token = 5\n", "auth_token must be a string"),
         ("[twilio]\nchannel = 'dialjam:control'\n", "channel"),
         ("[twilio]\nchannel = 'a b'\n", "channel"),
