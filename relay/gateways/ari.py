@@ -4,7 +4,9 @@ installation's channel.
 
 The relay is the client here: it connects *out* to Asterisk's events socket
 ``ws://HOST:8088/ari/events?app=NAME&api_key=USER:PASS`` and calls its REST API with
-HTTP basic auth (WIRE.md, Asterisk's ``rest-api/api-docs/events.json``):
+HTTP basic auth. The shapes are Asterisk's own, in its source tree's
+``rest-api/api-docs/events.json`` and ``channels.json`` and on
+https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/:
 
 - ``StasisStart {args, channel}`` → ``POST /ari/channels/{id}/answer``, the prompt
   (``POST /ari/channels/{id}/play?media=sound:beep``), then `join`. An answer that

@@ -4,6 +4,7 @@ hands the relay, and the one way it publishes it."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from ..contract.errors import PeerError
 # The sixteen DTMF keys (RFC 4733 events 0–15), as the contract names them.
 from ..contract.events import KEYS as KEYS
 from ..contract.events import Digit, Join, Leave, to_data
-from ..protocol import ProtocolError
+from ..ratelimit import LogOnce
 
 PublishFn = Callable[[str, dict[str, Any]], object]
 CountError = Callable[[str], None]
@@ -73,17 +74,26 @@ def websocket_url(url: str) -> str:
 
 class Publisher:
     """Publishes a gateway's events on the relay's hub. An event the hub refuses (a
-    full channel table, say) is counted and logged, never raised: one caller's event
-    never ends another's call."""
+    full channel table, say) is counted and logged (once a minute per reason), never
+    raised: one caller's event never ends another's call."""
 
     def __init__(self, publish: PublishFn, count_error: CountError, log: logging.Logger) -> None:
         self._publish = publish
         self._count_error = count_error
         self._log = log
+        self._logged = LogOnce(every_s=60.0)
 
     def __call__(self, out: Event) -> None:
         try:
             self._publish(out.channel, out.data)
-        except ProtocolError as exc:
+        except PeerError as exc:
             self._count_error(exc.code)
-            self._log.warning("event not published: %s (%s)", exc.code, exc.message)
+            self._logged.log(
+                self._log,
+                logging.WARNING,
+                exc.code,
+                "event not published: %s (%s)",
+                exc.code,
+                exc.message,
+                now=time.monotonic(),
+            )

@@ -5,8 +5,9 @@ delivers it (20 ms of 8 kHz μ-law or PCM at a time) and it returns the keys pre
 each press once. It never raises on bad input: an empty or odd-sized chunk, silence,
 clipping or garbage gives no digit, never an exception.
 
-The limits are ITU-T Q.23 (the frequencies) and Q.24 (the receiver), as Asterisk's
-``main/dsp.c`` applies them (see the "In-band DTMF" section of WIRE.md):
+The limits are ITU-T Q.23 (the frequencies, https://www.itu.int/rec/T-REC-Q.23) and
+Q.24 (the receiver, https://www.itu.int/rec/T-REC-Q.24), as Asterisk's ``main/dsp.c``
+applies them (``ast_dtmf_detect_init`` and ``dtmf_detect``):
 
 - rows 697, 770, 852, 941 Hz; columns 1209, 1336, 1477, 1633 Hz (Q.23 §2);
 - a tone of ≥ 40 ms is accepted, < 20 ms rejected (Q.24 §4.4, ETSI ES 201 235-3);
@@ -225,10 +226,6 @@ class DtmfDetector:
         self._run = 0  # how many consecutive blocks it has hit
         self._held: str | None = None  # the key whose press was reported and goes on
         self._misses = 0  # blocks since the held key was last heard
-
-    def reset(self) -> None:
-        """Forget everything heard (a new call, or the stream restarted)."""
-        self.__init__()  # type: ignore[misc]
 
     def feed_ulaw(self, data: bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of G.711 μ-law audio (one byte per

@@ -10,7 +10,10 @@ Two doors, both mounted on the relay's app:
   pseudonym, the number's last two digits and a seal over them, because the stream's
   ``start`` message carries no number.
 - ``GET /twilio/stream`` — the WebSocket Twilio opens: ``connected``, ``start``,
-  ``media``, ``dtmf``, ``mark``, ``stop`` (WIRE.md).
+  ``media``, ``dtmf``, ``mark``, ``stop``, as Twilio documents them at
+  https://www.twilio.com/docs/voice/media-streams/websocket-messages (the TwiML:
+  https://www.twilio.com/docs/voice/twiml/stream; the signature:
+  https://www.twilio.com/docs/usage/webhooks/webhooks-security).
 
 `TwilioStream` is the pure core of one stream (JSON in, events out, no I/O); the
 handlers only check signatures, feed it and publish what it returns. With

@@ -119,3 +119,21 @@ async def test_the_config_file_and_environment_set_the_relay(tmp_path: Path) -> 
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+def test_what_was_made_up_for_the_run_is_said_once_at_start() -> None:
+    from relay.config import RelayConfig, fill_tokens
+    from relay.runtime import announce
+
+    config, made_up = fill_tokens(RelayConfig(public_url="https://jam.example.org"))
+    lines: list[str] = []
+    announce(config, made_up, lines.append)
+    text = "\n".join(lines)
+    assert text.count("made up for this run (operator, billboard)") == 1
+    assert text.count("pseudonyms keyed for this run only") == 1
+    assert f"billboard token: {config.billboard_token}" in text
+    kept, nothing = fill_tokens(RelayConfig(operator_token="op", billboard_token="bb"))
+    lines.clear()
+    announce(kept, nothing, lines.append)
+    assert nothing == [] and "made up" not in "\n".join(lines)
+    assert "pseudonyms" not in "\n".join(lines)

@@ -1,6 +1,6 @@
 """The Asterisk ARI gateway: its pure core without I/O, then the real client in a real
 relay on a free port against the fake ARI server (relay/rehearsal/fake_ari.py), which
-speaks Asterisk's wire format (WIRE.md, rest-api/api-docs/events.json)."""
+speaks Asterisk's wire format (its source tree's rest-api/api-docs/events.json)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""In-band DTMF (issue 5; WIRE.md "In-band DTMF"): the detector on a generated corpus
+"""In-band DTMF (ITU-T Q.23/Q.24, relay/gateways/dtmf.py): the detector on a generated corpus
 sent through μ-law as a call carries it, talk-off on speech and music, and multimon-ng
 on the same audio beside ours."""
 

@@ -1,5 +1,6 @@
 """The Twilio gateway against a real relay on a free port, with real aiohttp clients in
-Twilio's documented shapes (WIRE.md), signatures cross-checked with twilio-python."""
+Twilio's documented shapes (https://www.twilio.com/docs/voice/media-streams/websocket-messages),
+signatures cross-checked with twilio-python."""
 
 from __future__ import annotations
 
