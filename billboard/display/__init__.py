@@ -29,13 +29,11 @@ module per job:
 """
 
 from .content import Banner, Hud, LegendLine, caller_label, legend_lines
-from .glows import GLOW_LEVELS
 from .layout import Layout, WindowRect, compute_layout, place_qr, window_rects
 from .palette import RGB, WINDOW_OFF, rgb
 from .screen import Display
 
 __all__ = [
-    "GLOW_LEVELS",
     "RGB",
     "WINDOW_OFF",
     "Banner",
