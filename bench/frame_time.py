@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Frame-time benchmark for the billboard's display (``billboard/display.py``).
+"""Frame-time benchmark for the billboard's display (``billboard/display/``).
 
 ``python bench/frame_time.py`` draws real engine scenes at 1920×1080 on SDL's dummy
 video driver (software rendering, no screen needed) and reports how long

@@ -12,13 +12,19 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from relay.config import ConfigError, Installation, fill_tokens
 from relay.runtime import add_open_flags, installation_from_args, setup_logging
 
 from .config import BillboardConfig, load_billboard_config
+from .outputs import NoteSink
+from .recorder import MidiRecorder
 from .show import Options, Show
+
+if TYPE_CHECKING:  # imported when they open: the mixer and rtmidi load with them
+    from .midi_out import MidiOut
+    from .sound import SoundOut
 
 log = logging.getLogger("billboard")
 
@@ -95,11 +101,14 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def open_sinks(config: BillboardConfig, options: Options) -> tuple[list[Any], Any, Any]:
+def open_sinks(
+    config: BillboardConfig, options: Options
+) -> tuple[list[NoteSink], SoundOut | None, MidiOut | None]:
     """The outputs that open (all, speakers, MIDI); each that cannot says why, and the
     show goes on without it."""
-    sinks: list[Any] = []
-    midi = sound = None
+    sinks: list[NoteSink] = []
+    midi: MidiOut | None = None
+    sound: SoundOut | None = None
     if config.sound:
         try:
             from .sound import SoundOut
@@ -124,26 +133,8 @@ def open_sinks(config: BillboardConfig, options: Options) -> tuple[list[Any], An
         except OSError as exc:
             print(f"dialjam billboard: no MIDI, sound only: {exc}", file=sys.stderr)
     if options.record:
-        from .recorder import MidiRecorder
-
-        sinks.append(RecorderSink(MidiRecorder(options.record, config.tracks, config.bpm)))
+        sinks.append(MidiRecorder(options.record, config.tracks, config.bpm))
     return sinks, sound, midi
-
-
-class RecorderSink:
-    """The session's MIDI file as an output of the scheduler."""
-
-    name = "record"
-
-    def __init__(self, recorder: Any) -> None:
-        self.recorder = recorder
-        self.note_on = recorder.note_on
-        self.note_off = recorder.note_off
-        self.flush = recorder.flush
-        self.close = recorder.close
-
-    def panic(self) -> None:
-        """A recording keeps what was played; the scheduler's note-offs end the notes."""
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -190,8 +181,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     twilio, ari = installation.twilio, installation.ari
     show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio, ari=ari)
     for sink in sinks:
-        if isinstance(sink, RecorderSink):
-            sink.recorder.start(show.start)  # the file's time zero is the show's
+        if isinstance(sink, MidiRecorder):
+            sink.start(show.start)  # the file's time zero is the show's
     try:
         show.start_background()
     except OSError as exc:

@@ -12,13 +12,17 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
 
 from relay.config import RelayConfig
 
 from .config import BillboardConfig
 from .engine.events import Command
+from .outputs import Flushes
 from .show import Options, Show
+
+if TYPE_CHECKING:  # imported when the speakers open: it opens pygame.mixer
+    from .sound import SoundOut
 
 log = logging.getLogger("billboard.frontend")
 
@@ -33,7 +37,7 @@ def run_frontend(
     relay: RelayConfig,
     options: Options,
     stop: threading.Event,
-    sound: Any = None,
+    sound: SoundOut | None = None,
 ) -> None:
     """Run until Esc Esc, a signal (`stop`) or `options.duration`."""
     import pygame
@@ -75,9 +79,8 @@ def run_frontend(
             if now >= next_flush:
                 next_flush = now + FLUSH_EVERY_S
                 for sink in show.scheduler.sinks:
-                    flush = getattr(sink, "flush", None)
-                    if flush is not None:
-                        flush()
+                    if isinstance(sink, Flushes):
+                        sink.flush()
             if display is None:
                 stop.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - now)))
                 continue

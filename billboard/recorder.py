@@ -7,6 +7,9 @@ change the operator made), so the file plays back at the times the notes sounded
 Writing is atomic: the file is written beside its final name and renamed over it
 (`os.replace`), so a crash mid-write leaves the previous version, never half a file.
 The billboard calls `flush` now and then, and `close` at the end.
+
+`MidiRecorder` is an output of the scheduler (a `NoteSink` that `FollowsTempo` and
+`Flushes`, ``billboard/outputs.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Final
 
 import mido
 
-from billboard.engine.events import Note, NoteOff, NoteOn
+from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
 TICKS_PER_BEAT: Final = 480
@@ -53,6 +56,8 @@ class MidiRecorder:
     Time zero is `start(t0)` or, without it, the first recorded note. Safe to call from
     several threads (the scheduler records, the display may flush).
     """
+
+    name = "record"
 
     def __init__(
         self,
@@ -97,13 +102,6 @@ class MidiRecorder:
             self._tempo_changes.append((time, bpm))
             self._tempo_changes.sort(key=lambda change: change[0])
 
-    def record(self, note: Note) -> None:
-        """Record a NoteOn or a NoteOff."""
-        if isinstance(note, NoteOn):
-            self.note_on(note)
-        else:
-            self.note_off(note)
-
     def note_on(self, note: NoteOn) -> None:
         """Record a note starting at `note.time`."""
         with self._lock:
@@ -122,6 +120,9 @@ class MidiRecorder:
         with self._lock:
             if not self._closed:
                 self._end(note.track, note.channel, note.note, note.time)
+
+    def panic(self) -> None:
+        """A recording keeps what was played; the scheduler's note-offs end the notes."""
 
     def flush(self, now: float | None = None) -> None:
         """(Re)write the file atomically with everything recorded so far.

@@ -17,10 +17,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from .engine import Engine, InputEvent, Note, NoteOff, NoteOn, Scene
 from .engine.events import CallerUpdate, Command
+from .outputs import ClockSink, NoteSink, PreparesNotes
 
 log = logging.getLogger("billboard.scheduler")
 
@@ -28,23 +28,6 @@ LOOKAHEAD_S = 0.05  # notes are rendered this far ahead of their time
 SCENE_HZ = 60.0
 MIDI_CLOCKS_PER_STEP = 6  # 24 ppqn, 4 steps a beat
 SPIN_S = 0.003  # wake this early for a note, then hold on until it is due
-
-
-class NoteSink(Protocol):
-    """An output the scheduler plays notes through (speakers, MIDI, a recording)."""
-
-    name: str
-
-    def note_on(self, note: NoteOn) -> None: ...
-    def note_off(self, note: NoteOff) -> None: ...
-    def panic(self) -> None: ...
-    def close(self) -> None: ...
-
-
-class ClockSink(Protocol):
-    def clock_start(self) -> None: ...
-    def clock_tick(self) -> None: ...
-    def clock_stop(self) -> None: ...
 
 
 @dataclass
@@ -91,7 +74,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
         self._failed: set[str] = set()
         self._latency_from: float | None = None
-        self._prepares = [p for p in (getattr(s, "prepare", None) for s in sinks) if p]
+        self._prepares = [s.prepare for s in sinks if isinstance(s, PreparesNotes)]
 
     # -- from any thread --
 

@@ -15,7 +15,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .engine import Engine, Scene
 from .engine.clock import MAX_BPM, MIN_BPM
 from .engine.events import CallerUpdate, Command, InputEvent
 from .eventlog import EventLog, read_events
+from .outputs import ClockSink, FollowsTempo, NoteSink
 from .relay_link import RelayLink
 from .scheduler import Scheduler
 
@@ -60,8 +61,8 @@ class Show:
         relay_config: RelayConfig,
         options: Options,
         *,
-        sinks: list[Any] | None = None,
-        midi: Any = None,
+        sinks: Sequence[NoteSink] = (),
+        midi: ClockSink | None = None,
         twilio: TwilioConfig | None = None,
         ari: AriConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -84,7 +85,7 @@ class Show:
         self.eventlog = EventLog(options.log_events, self.start) if options.log_events else None
         self.scheduler = Scheduler(
             self.engine,
-            sinks or [],
+            sinks,
             clock=clock,
             midi_clock=midi,
             on_updates=self._updates,
@@ -213,9 +214,8 @@ class Show:
             except (KeyError, TypeError, ValueError):
                 return
             for sink in self.scheduler.sinks:
-                set_tempo = getattr(getattr(sink, "recorder", None), "set_tempo", None)
-                if set_tempo is not None:
-                    set_tempo(bpm, at)
+                if isinstance(sink, FollowsTempo):
+                    sink.set_tempo(bpm, at)
 
     def _updates(self, updates: list[CallerUpdate]) -> None:
         loop, link = self._loop, self.link
@@ -245,7 +245,7 @@ class Show:
         presses = list(self.scheduler.timing.press_latency)[-50:]
         return {
             "fps": round(self.fps, 1) if self.fps is not None else None,
-            "midi_port": getattr(self.midi, "name", None),
+            "midi_port": self.midi.name if self.midi is not None else None,
             "latency_ms": round(1000 * max(presses), 2) if presses else None,
             "late_ms": round(1000 * max(lateness), 2) if lateness else None,
             "relay": self.link.status if self.link else "starting",

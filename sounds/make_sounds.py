@@ -11,7 +11,7 @@ dialjam (MIT).
     .venv/bin/python sounds/make_sounds.py --out DIR  # or anywhere else
 
 The output is deterministic: the same numpy on the same machine gives byte-identical
-files on every run (tests/billboard/test_sound.py checks it).
+files on every run (tests/billboard/test_samples.py checks it).
 
 Format: 16-bit mono PCM WAV at 44100 Hz, peaks at -3 dBFS, every file starting and
 ending at silence (short fades, so no clicks). Sample sets, as `TrackSpec.samples`

@@ -29,8 +29,11 @@ from billboard.display import (
     caller_label,
     compute_layout,
     legend_lines,
+    place_qr,
     rgb,
+    window_rects,
 )
+from billboard.display.text import TextCache
 from billboard.engine import Command, Digit, Engine, EngineConfig, Join
 from billboard.engine.scene import Facade, Lit, Scene, TrackView
 from billboard.engine.tracks import DEFAULT_TRACKS
@@ -68,6 +71,21 @@ def display(video: None) -> Iterator[Display]:
     shown = Display(size=(1920, 1080), fullscreen=False, banner=BANNER)
     yield shown
     shown.close()
+
+
+@pytest.fixture
+def drawn_text(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every string the display draws from now on: all its text goes through
+    `TextCache.render`, cached or not."""
+    drawn: set[str] = set()
+    render = TextCache.render
+
+    def spy(cache: TextCache, text: str, px: int, color: tuple[int, int, int]) -> pygame.Surface:
+        drawn.add(text)
+        return render(cache, text, px, color)
+
+    monkeypatch.setattr(TextCache, "render", spy)
+    return drawn
 
 
 def track(
@@ -130,8 +148,13 @@ def pixel(shown: Display, at: tuple[int, int]) -> tuple[int, int, int]:
     return r, g, b
 
 
+def windows_of(shown: Display, facade: Facade | None = None) -> list[pygame.Rect]:
+    """The facade's windows in screen pixels where `shown` draws them now."""
+    return window_rects(shown.layout.facade, facade or Facade(), None)
+
+
 def window(shown: Display, floor: int, bay: int, bays: int = 8) -> pygame.Rect:
-    return shown.windows_px[floor * bays + bay]
+    return windows_of(shown)[floor * bays + bay]
 
 
 def region(shown: Display, rect: pygame.Rect) -> np.ndarray:
@@ -143,8 +166,8 @@ def region(shown: Display, rect: pygame.Rect) -> np.ndarray:
 
 def test_an_empty_facade_is_dark_windows_on_black(display: Display) -> None:
     display.draw(scene())
-    assert len(display.windows_px) == 7 * 8
-    for rect in display.windows_px:
+    assert len(windows_of(display)) == 7 * 8
+    for rect in windows_of(display):
         assert pixel(display, rect.center) == WINDOW_OFF
     assert pixel(display, (display.size[0] // 2, display.size[1] - 2)) == (0, 0, 0)
     # Not blank: the banner, the QR code and the building are there.
@@ -216,7 +239,9 @@ def test_the_beat_strip_moves_with_the_step_and_nothing_else_does(display: Displ
 # -- the legend and the banner ---------------------------------------------------------
 
 
-def test_the_legend_shows_at_most_the_last_two_digits_of_a_number(display: Display) -> None:
+def test_the_legend_shows_at_most_the_last_two_digits_of_a_number(
+    display: Display, drawn_text: set[str]
+) -> None:
     # "…12" as the engine sends it, and a full number as a buggy adapter might.
     views = [track(0, display="…12"), track(1, caller="c-0002", display="+1 (415) 555-1212")]
     views += [track(2, caller=None, display=None), track(3, display="Anna")]
@@ -228,14 +253,16 @@ def test_the_legend_shows_at_most_the_last_two_digits_of_a_number(display: Displ
         "Anna",
     ]
     display.draw(scene(tracks=views))
-    drawn = display.rendered_text
+    drawn = drawn_text
     assert "…12" in drawn and "Anna" in drawn
     for text in drawn:
         digits = "".join(ch for ch in text if ch.isdigit())
         assert "5551212" not in digits and "4155" not in digits, text
 
 
-def test_muted_and_leaving_tracks_are_labelled_and_free_ones_invite(display: Display) -> None:
+def test_muted_and_leaving_tracks_are_labelled_and_free_ones_invite(
+    display: Display, drawn_text: set[str]
+) -> None:
     views = [track(0, muted=True), track(1, caller=None, display=None, fading=True)]
     views += [track(i, caller=None, display=None) for i in range(2, 8)]
     lines = legend_lines(scene(tracks=views))
@@ -245,16 +272,14 @@ def test_muted_and_leaving_tracks_are_labelled_and_free_ones_invite(display: Dis
         ("", False),
     ]
     display.draw(scene(tracks=views, line=["c-w1", "c-w2"]))
-    assert {"…12 (muted)", "(leaving)", "2 waiting"} <= display.rendered_text
+    assert {"…12 (muted)", "(leaving)", "2 waiting"} <= drawn_text
 
 
 def test_the_qr_code_on_screen_matches_segno_module_for_module(display: Display) -> None:
     display.draw(scene())
-    placement = display.qr_placement
-    assert placement is not None
-    rect, module = placement
-    assert module >= 4  # big enough to scan from across the street
     matrix = list(segno.make(URL, error="m", micro=False).matrix_iter(scale=1, border=4))
+    rect, module = place_qr(display.layout.qr, len(matrix))
+    assert module >= 4  # big enough to scan from across the street
     assert rect.width == module * len(matrix)
     for row, cells in enumerate(matrix):
         for col, dark in enumerate(cells):
@@ -276,12 +301,16 @@ def test_the_qr_code_on_screen_decodes_to_the_keypad_url(display: Display, tmp_p
     assert decoded.stdout.strip() == URL
 
 
-def test_without_a_keypad_url_the_banner_asks_for_a_call_and_draws_no_code(video: None) -> None:
+def test_without_a_keypad_url_the_banner_asks_for_a_call_and_draws_no_code(
+    video: None, drawn_text: set[str]
+) -> None:
     shown = Display(size=(800, 450), fullscreen=False, banner=Banner("+1 555 010 0199", None))
     try:
         shown.draw(scene(tracks=[track(0)]))
-        assert shown.qr_placement is None
-        assert "Call +1 555 010 0199 to play" in shown.rendered_text
+        assert shown.layout.qr.width == 0
+        # No module of a code anywhere: its quiet zone is the only pure white drawn.
+        assert not (pygame.surfarray.array3d(shown.surface) == 255).all(axis=2).any()
+        assert "Call +1 555 010 0199 to play" in drawn_text
     finally:
         shown.close()
 
@@ -289,32 +318,38 @@ def test_without_a_keypad_url_the_banner_asks_for_a_call_and_draws_no_code(video
 # -- overlays --------------------------------------------------------------------------
 
 
-def test_the_test_pattern_marks_the_corners_and_numbers_every_window(display: Display) -> None:
+def test_the_test_pattern_marks_the_corners_and_numbers_every_window(
+    display: Display, drawn_text: set[str]
+) -> None:
     display.draw(busy_scene(), test_pattern=True)
     w, h = display.size
     assert pixel(display, (2, 2)) == (255, 0, 0)  # top left red …
     assert pixel(display, (w - 3, 2)) == (0, 255, 0)  # … top right green
     assert pixel(display, (2, h - 3)) == (0, 128, 255)
     assert pixel(display, (w - 3, h - 3)) == (255, 255, 0)
-    assert {str(i) for i in range(56)} <= display.rendered_text
-    assert pixel(display, display.windows_px[0].topleft) == (0, 255, 255)  # outlined
+    assert {str(i) for i in range(56)} <= drawn_text
+    assert pixel(display, windows_of(display)[0].topleft) == (0, 255, 255)  # outlined
 
 
-def test_the_hud_the_help_and_a_message_are_drawn_over_the_facade(display: Display) -> None:
+def test_the_hud_the_help_and_a_message_are_drawn_over_the_facade(
+    display: Display, drawn_text: set[str]
+) -> None:
     busy = busy_scene()
     display.draw(busy)
     plain = region(display, display.layout.facade)
     hud = Hud(59.9, 2.4, "connected", 2.1, 11, "FluidSynth", {"dropped": "0"})
     display.draw(busy, hud=hud, help_lines=HELP_LINES, message=QUIT_PROMPT)
     assert not np.array_equal(region(display, display.layout.facade), plain)
-    assert set(hud.lines()) | {QUIT_PROMPT, "Keys"} <= display.rendered_text
+    assert set(hud.lines()) | {QUIT_PROMPT, "Keys"} <= drawn_text
     assert "latency  –  (event to note)" in Hud(60, 2, "down", None, 0, None).lines()
 
 
-def test_the_attract_state_invites_and_a_pause_is_announced(display: Display) -> None:
+def test_the_attract_state_invites_and_a_pause_is_announced(
+    display: Display, drawn_text: set[str]
+) -> None:
     display.draw(scene(attract=True, paused=True))
-    assert "Call +1 555 010 0199 to play!" in display.rendered_text
-    assert "PAUSED · new callers wait" in display.rendered_text
+    assert "Call +1 555 010 0199 to play!" in drawn_text
+    assert "PAUSED · new callers wait" in drawn_text
 
 
 # -- the window ------------------------------------------------------------------------
@@ -356,11 +391,11 @@ def test_a_resized_window_is_laid_out_again(display: Display) -> None:
 
 def test_full_screen_toggles_and_the_frame_still_draws(display: Display) -> None:
     display.toggle_fullscreen()
-    assert display.fullscreen
+    assert pygame.display.is_fullscreen()
     display.draw(scene(lit=[Lit(1, 1, LEAD, 1.0)]))
     assert pixel(display, window(display, 1, 1).center) == rgb(LEAD)
     display.toggle_fullscreen()
-    assert not display.fullscreen
+    assert not pygame.display.is_fullscreen()
 
 
 def test_no_reachable_screen_is_an_oserror_that_says_what_to_do(
@@ -441,7 +476,7 @@ def test_a_screenshot_of_eight_callers_under_xvfb_is_saved_and_not_blank(
         subprocess.run(
             [grab, "-display", xvfb, "-window", "root", str(root)], check=True, timeout=30
         )
-        windows = shown.windows_px
+        windows = window_rects(shown.layout.facade, busy.facade, None)
         shown.close()
     finally:
         pygame.quit()  # off the X server before the fixture stops it

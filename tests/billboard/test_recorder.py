@@ -53,8 +53,8 @@ def test_the_file_has_a_tempo_track_then_one_named_track_per_instrument_with_its
     path: Path,
 ) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(10.0, "bass", 0, 40))
-    recorder.record(off(10.3, "bass", 0, 40))
+    recorder.note_on(on(10.0, "bass", 0, 40))
+    recorder.note_off(off(10.3, "bass", 0, 40))
     recorder.close()
 
     midi_file = mido.MidiFile(path)
@@ -71,12 +71,12 @@ def test_the_file_has_a_tempo_track_then_one_named_track_per_instrument_with_its
 
 def test_notes_land_on_the_ticks_their_seconds_make_at_the_session_tempo(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(10.0, "bass", 0, 40, 104))  # the first note: time zero
-    recorder.record(on(10.6, "drums", 9, 36, 110))
-    recorder.record(off(10.3, "bass", 0, 40))  # notes arrive in the order they were made
-    recorder.record(off(10.75, "drums", 9, 36))
-    recorder.record(on(10.6, "percussion", 9, 42, 90))
-    recorder.record(off(10.6375, "percussion", 9, 42))
+    recorder.note_on(on(10.0, "bass", 0, 40, 104))  # the first note: time zero
+    recorder.note_on(on(10.6, "drums", 9, 36, 110))
+    recorder.note_off(off(10.3, "bass", 0, 40))  # notes arrive in the order they were made
+    recorder.note_off(off(10.75, "drums", 9, 36))
+    recorder.note_on(on(10.6, "percussion", 9, 42, 90))
+    recorder.note_off(off(10.6375, "percussion", 9, 42))
     recorder.close()
 
     midi_file = mido.MidiFile(path)
@@ -98,8 +98,8 @@ def test_notes_land_on_the_ticks_their_seconds_make_at_the_session_tempo(path: P
 def test_an_explicit_start_is_time_zero(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
     recorder.start(4.4)
-    recorder.record(on(5.0, "lead", 2, 72))
-    recorder.record(off(5.3, "lead", 2, 72))
+    recorder.note_on(on(5.0, "lead", 2, 72))
+    recorder.note_off(off(5.3, "lead", 2, 72))
     recorder.close()
 
     assert events(track_named(mido.MidiFile(path), "lead")) == [
@@ -110,10 +110,10 @@ def test_an_explicit_start_is_time_zero(path: Path) -> None:
 
 def test_a_key_struck_again_as_it_ends_is_released_before_it_sounds_again(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(0.0, "pluck", 3, 64))
-    recorder.record(on(0.3, "pluck", 3, 64))  # the engine sends the new strike first
-    recorder.record(off(0.3, "pluck", 3, 64))
-    recorder.record(off(0.6, "pluck", 3, 64))
+    recorder.note_on(on(0.0, "pluck", 3, 64))
+    recorder.note_on(on(0.3, "pluck", 3, 64))  # the engine sends the new strike first
+    recorder.note_off(off(0.3, "pluck", 3, 64))
+    recorder.note_off(off(0.6, "pluck", 3, 64))
     recorder.close()
 
     assert events(track_named(mido.MidiFile(path), "pluck")) == [
@@ -126,10 +126,10 @@ def test_a_key_struck_again_as_it_ends_is_released_before_it_sounds_again(path: 
 
 def test_notes_still_sounding_at_close_get_a_note_off(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(0.0, "pad", 4, 60))
-    recorder.record(on(0.6, "bells", 5, 84))
-    recorder.record(off(0.9, "bells", 5, 84))
-    recorder.record(on(1.2, "bass", 0, 40))
+    recorder.note_on(on(0.0, "pad", 4, 60))
+    recorder.note_on(on(0.6, "bells", 5, 84))
+    recorder.note_off(off(0.9, "bells", 5, 84))
+    recorder.note_on(on(1.2, "bass", 0, 40))
     recorder.close(now=1.8)
 
     midi_file = mido.MidiFile(path)
@@ -149,8 +149,8 @@ def test_a_tempo_change_keeps_every_note_at_the_second_it_sounded(path: Path) ->
     recorder.start(0.0)
     recorder.set_tempo(150, 1.5)
     for time in played:
-        recorder.record(on(time, "lead", 2, 72))
-        recorder.record(off(time + 0.1, "lead", 2, 72))
+        recorder.note_on(on(time, "lead", 2, 72))
+        recorder.note_off(off(time + 0.1, "lead", 2, 72))
     recorder.close()
 
     midi_file = mido.MidiFile(path)
@@ -167,9 +167,9 @@ def test_a_tempo_change_keeps_every_note_at_the_second_it_sounded(path: Path) ->
 
 def test_flush_writes_a_playable_file_mid_show_and_recording_goes_on(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(0.0, "pad", 4, 60))
-    recorder.record(on(0.3, "bass", 0, 40))
-    recorder.record(off(0.6, "bass", 0, 40))
+    recorder.note_on(on(0.0, "pad", 4, 60))
+    recorder.note_on(on(0.3, "bass", 0, 40))
+    recorder.note_off(off(0.6, "bass", 0, 40))
 
     recorder.flush(now=1.2)
 
@@ -178,7 +178,7 @@ def test_flush_writes_a_playable_file_mid_show_and_recording_goes_on(path: Path)
         (0, "note_on", 4, 60, 100),
         (960, "note_off", 4, 60, 0),  # still sounding: ended where the snapshot ends
     ]
-    recorder.record(off(2.4, "pad", 4, 60))
+    recorder.note_off(off(2.4, "pad", 4, 60))
     recorder.close()
     assert events(track_named(mido.MidiFile(path), "pad")) == [
         (0, "note_on", 4, 60, 100),
@@ -191,8 +191,8 @@ def test_a_write_that_fails_midway_leaves_the_previous_file_whole(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
-    recorder.record(on(0.0, "bass", 0, 40))
-    recorder.record(off(0.3, "bass", 0, 40))
+    recorder.note_on(on(0.0, "bass", 0, 40))
+    recorder.note_off(off(0.3, "bass", 0, 40))
     recorder.flush()
     before = path.read_bytes()
 
@@ -200,7 +200,7 @@ def test_a_write_that_fails_midway_leaves_the_previous_file_whole(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("billboard.recorder.os.fsync", disk_full)
-    recorder.record(on(0.6, "lead", 2, 72))
+    recorder.note_on(on(0.6, "lead", 2, 72))
     with pytest.raises(OSError, match="No space left"):
         recorder.flush()
 
@@ -225,12 +225,12 @@ def test_the_recording_renders_to_audible_sound_with_fluidsynth(
     recorder = MidiRecorder(path, DEFAULT_TRACKS, 120)
     for beat in range(4):  # a bar of bass, chords and drums
         t = beat * 0.5
-        recorder.record(on(t, "bass", 0, 36 + beat * 2, 110))
-        recorder.record(on(t, "chords", 1, 60, 90))
-        recorder.record(on(t, "drums", 9, 36 if beat % 2 == 0 else 38, 120))
-        recorder.record(off(t + 0.4, "bass", 0, 36 + beat * 2))
-        recorder.record(off(t + 0.4, "chords", 1, 60))
-        recorder.record(off(t + 0.1, "drums", 9, 36 if beat % 2 == 0 else 38))
+        recorder.note_on(on(t, "bass", 0, 36 + beat * 2, 110))
+        recorder.note_on(on(t, "chords", 1, 60, 90))
+        recorder.note_on(on(t, "drums", 9, 36 if beat % 2 == 0 else 38, 120))
+        recorder.note_off(off(t + 0.4, "bass", 0, 36 + beat * 2))
+        recorder.note_off(off(t + 0.4, "chords", 1, 60))
+        recorder.note_off(off(t + 0.1, "drums", 9, 36 if beat % 2 == 0 else 38))
     recorder.close()
 
     wav = fluidsynth.render(path, tmp_path / "show.wav")

@@ -1,0 +1,127 @@
+"""Lit windows, precomputed: for each colour and window size, the halo around the
+window and its pane at every one of `GLOW_LEVELS` intensities, so a frame only blits
+(halos with ``BLEND_ADD``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import pygame
+
+from billboard.engine.scene import Scene
+
+from .palette import BLACK, RGB, WINDOW_OFF, mix, rgb
+
+HALO_BUCKET: Final = 8  # pixels: window sizes that share a halo
+GLOW_LEVELS: Final = 24  # intensity steps of a glow: smooth enough for a 0.35 s decay
+HALO_STRENGTH: Final = 180  # of 255: how much of a window's light spills around it
+
+
+@dataclass(slots=True)
+class Glow:
+    """A lit window at every level: the halo around it (added) and its pane."""
+
+    halos: list[pygame.Surface]  # centred on the window
+    panes: list[pygame.Surface]
+
+
+class Glows:
+    """The glows made so far, by colour and window size."""
+
+    def __init__(self) -> None:
+        self._glows: dict[tuple[RGB, int, int], Glow] = {}
+        self._panes: dict[RGB, list[pygame.Surface]] = {}
+        self._pane_size = (1, 1)
+
+    def clear(self) -> None:
+        """Forget every glow (the window was laid out again)."""
+        self._glows.clear()
+        self._panes.clear()
+
+    def fit(self, windows: Sequence[pygame.Rect]) -> None:
+        """Size the panes for the largest of `windows`, forgetting glows made for
+        another size."""
+        widest = max((r.width for r in windows), default=1)
+        tallest = max((r.height for r in windows), default=1)
+        if (widest, tallest) != self._pane_size:
+            self._pane_size = (widest, tallest)
+            self.clear()
+
+    def glow(self, color: RGB, width: int, height: int) -> Glow:
+        """A `width`×`height` window lit in `color`, precomputed at every level.
+
+        Halos are made for sizes rounded up to `HALO_BUCKET` pixels (a real building's
+        windows differ by a few pixels; the blurred edge hides the difference) and
+        panes once per colour at the largest window's size, blitted cut to size: so a
+        building of many window sizes costs a few surfaces, not hundreds."""
+        bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
+        key = (color, bw, bh)
+        glow = self._glows.get(key)
+        if glow is not None:
+            return glow
+        pad = max(2, round(0.35 * min(bw, bh)))
+        full = pygame.Surface((bw + 2 * pad, bh + 2 * pad)).convert()
+        full.fill(BLACK)
+        full.fill(color, (pad, pad, bw, bh))
+        # Two box blurs approximate a Gaussian; done once per colour and window size.
+        radius = max(1, pad // 2)
+        full = pygame.transform.box_blur(pygame.transform.box_blur(full, radius), radius)
+        full.fill((HALO_STRENGTH,) * 3, special_flags=pygame.BLEND_MULT)
+        halos = []
+        for level in range(GLOW_LEVELS + 1):
+            halo = full.copy()
+            k = round(255 * level / GLOW_LEVELS)
+            halo.fill((k, k, k), special_flags=pygame.BLEND_MULT)
+            halos.append(halo)
+        glow = self._glows[key] = Glow(halos, self._panes_of(color))
+        return glow
+
+    def _panes_of(self, color: RGB) -> list[pygame.Surface]:
+        panes = self._panes.get(color)
+        if panes is None:
+            # Blitting a solid surface is several times faster than filling the same
+            # rectangle (pygame's fill is not vectorised): worth a surface per level.
+            panes = []
+            for level in range(GLOW_LEVELS + 1):
+                pane = pygame.Surface(self._pane_size).convert()
+                pane.fill(mix(WINDOW_OFF, color, level / GLOW_LEVELS))
+                panes.append(pane)
+            self._panes[color] = panes
+        return panes
+
+    def prepare(self, scene: Scene, windows: Sequence[pygame.Rect]) -> None:
+        """Make the glows of the tracks' colours now, with the background, rather than
+        on a frame during the show (a glow costs a few milliseconds to make)."""
+        sizes = {(r.width, r.height) for r in windows}
+        buckets = {(-(-w // HALO_BUCKET), -(-h // HALO_BUCKET)) for w, h in sizes}
+        if len(buckets) > 4:
+            return  # a building of many sizes: make them as they light up
+        for view in scene.tracks:
+            for w, h in sizes:
+                self.glow(rgb(view.color), w, h)
+
+
+def draw_lights(
+    screen: pygame.Surface, scene: Scene, windows: Sequence[pygame.Rect], glows: Glows
+) -> None:
+    """Every lit window of `scene` at its intensity, over the static layer."""
+    bays = scene.facade.bays
+    count = len(windows)
+    lit: list[tuple[pygame.Rect, Glow, int]] = []
+    for light in scene.lit:
+        index = light.floor * bays + light.bay
+        if 0 <= index < count and 0 <= light.bay < bays:
+            rect = windows[index]
+            glow = glows.glow(rgb(light.color), rect.width, rect.height)
+            level = min(GLOW_LEVELS, max(0, round(light.intensity * GLOW_LEVELS)))
+            lit.append((rect, glow, level))
+    # Halos first, then the panes, so a neighbour's halo never washes out a pane.
+    add = pygame.BLEND_ADD
+    for rect, glow, level in lit:
+        halo = glow.halos[level]
+        corner = (rect.centerx - halo.get_width() // 2, rect.centery - halo.get_height() // 2)
+        screen.blit(halo, corner, special_flags=add)
+    for rect, glow, level in lit:
+        screen.blit(glow.panes[level], rect, (0, 0, rect.width, rect.height))

@@ -1,0 +1,61 @@
+"""The shapes of the billboard's outputs: what the scheduler plays notes through.
+
+Every output (the speakers, ``billboard/sound.py``; MIDI, ``billboard/midi_out.py``;
+the recording, ``billboard/recorder.py``) is a `NoteSink`. A few have one more hook,
+each its own small protocol, checked with ``isinstance`` where it is used:
+
+- `PreparesNotes`: work to do before a note is due (the mixer resamples a pitch the
+  first time), called by the scheduler as soon as the note is rendered;
+- `FollowsTempo`: the operator's tempo changes (a recording keeps them in its tempo
+  map);
+- `Flushes`: written out now and then, so a crash loses little;
+- `ClockSink`: MIDI beat clock for synths that follow ours.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from .engine import NoteOff, NoteOn
+
+
+class NoteSink(Protocol):
+    """An output the scheduler plays notes through, at each note's time."""
+
+    name: str
+
+    def note_on(self, note: NoteOn) -> None: ...
+    def note_off(self, note: NoteOff) -> None: ...
+    def panic(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class PreparesNotes(Protocol):
+    """An output that can get a note ready before it is due."""
+
+    def prepare(self, note: NoteOn) -> None: ...
+
+
+@runtime_checkable
+class FollowsTempo(Protocol):
+    """An output that hears the tempo change to `bpm` at `time` (engine clock)."""
+
+    def set_tempo(self, bpm: float, time: float) -> None: ...
+
+
+@runtime_checkable
+class Flushes(Protocol):
+    """An output that writes what it holds so far when asked."""
+
+    def flush(self) -> None: ...
+
+
+class ClockSink(Protocol):
+    """MIDI beat clock: Start, 24 Timing Clocks a quarter note, Stop."""
+
+    name: str
+
+    def clock_start(self) -> None: ...
+    def clock_tick(self) -> None: ...
+    def clock_stop(self) -> None: ...
