@@ -48,7 +48,7 @@ import orjson
 from aiohttp import WSMsgType, hdrs, web
 
 from ..config import AriConfig, RelayConfig
-from ..contract.privacy import call_pseudonym, masked, pseudonym
+from ..contract.privacy import call_pseudonym, masked, number_digits, pseudonym
 from .common import (
     KEYS,
     CountError,
@@ -297,7 +297,7 @@ class AriCalls:
         channel_id = channel["id"]
         caller = channel.get("caller")
         number = caller.get("number") if isinstance(caller, dict) else None
-        digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
+        digits = number_digits(number) if isinstance(number, str) else ""
         if digits:
             return AriCall(channel_id, pseudonym(digits, self.key), masked(digits))
         return AriCall(channel_id, call_pseudonym(f"ari channel {channel_id}", self.key), None)
