@@ -37,6 +37,9 @@ CALLER_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,39}")
 CALLER_MAX_DIGITS: Final = 4
 NICK_MAX: Final = 16
 SOURCE_MAX: Final = 16
+# Every event's name: in from the street (join, digit, leave), from the console
+# (command), out from the billboard (assign, leave, state).
+EVENTS: Final = ("join", "digit", "leave", "command", "assign", "state")
 # Where a caller comes from: a name of the path ("twilio", "ari", "seed"); a keypad is "web".
 WEB_SOURCE: Final = "web"
 # Why a caller left: from a gateway or keypad …
