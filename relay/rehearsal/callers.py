@@ -37,7 +37,6 @@ TONE_MS: Final = 80  # a short, firm press (Q.24: ≥ 40 ms must be heard)
 ARI_PRESS_MS: Final = 100
 ARI_JOIN_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
-PROGRESS_EVERY_S: Final = 5.0
 SILENCE_B64: Final = base64.b64encode(b"\xff" * FRAME_BYTES).decode()  # μ-law silence
 ACCOUNT_SID: Final = "AC" + "0" * 24 + "c70bd0" + "00"  # an obviously fake account
 TO_NUMBER: Final = "+15555550100"  # the installation's (fake) number
