@@ -91,16 +91,12 @@ import orjson
 from relay_load import HOST, ROOT, free_port, tail
 from relay_memory import rss_kib
 
-from relay.rehearsal.crowd import (
-    KEYPAD_KEYS,
-    CallerPlan,
-    Options,
-    Press,
-    Report,
-    fake_numbers,
-    percentile,
-    run_crowd,
-)
+from relay.contract.events import KEYPAD_KEYS
+from relay.rehearsal.crowd import run_crowd
+from relay.rehearsal.plan import CallerPlan, Press, fake_numbers
+from relay.rehearsal.plan import CrowdOptions as Options
+from relay.rehearsal.report import CrowdReport as Report
+from relay.rehearsal.scoring import percentile
 
 CHANNEL = "dialjam"
 PATHS = ("ws", "twilio", "twilio-audio", "ari", "seed")

@@ -1,6 +1,9 @@
 """The billboard's door to the relay: a v2 subscriber that resumes, reconnects with
 backoff and jitter, and publishes the billboard's caller updates and state.
 
+The subscription itself (frames in, events out, where to resume, gaps) is the
+contract's sans-I/O `V2Subscriber`; this module owns only the socket.
+
 It runs on the asyncio thread, off the frame loop. What it receives is handed to
 `on_data` (the installation's channel: joins, digits, leaves) and `on_command` (the
 ``:control`` channel: the console's commands); both are called on the asyncio thread
@@ -25,6 +28,17 @@ from typing import Any
 import aiohttp
 import orjson
 
+from relay.contract.channels import control_channel, state_channel
+from relay.contract.subscriber import (
+    Gap,
+    Message,
+    Received,
+    RelayError,
+    Unreadable,
+    V2Subscriber,
+    publish_frame,
+)
+
 log = logging.getLogger("billboard.relay_link")
 
 BACKOFF_FIRST_S = 0.5
@@ -46,8 +60,8 @@ class RelayLink:
     ) -> None:
         self.url = url
         self.channel = channel
-        self.control = f"{channel}:control"
-        self.state_channel = f"{channel}:state"
+        self.control = control_channel(channel)
+        self.state_channel = state_channel(channel)
         self.token = token
         self.on_data = on_data
         self.on_command = on_command
@@ -57,7 +71,7 @@ class RelayLink:
         self.bad_frames = 0  # frames or events that could not be handled
         self.refusals = 0  # error frames from the relay
         self._rng = rng or random.Random()
-        self._since: dict[str, tuple[int, str]] = {}  # channel → (last seq, epoch)
+        self._subscriber = V2Subscriber((channel, self.control), loads=orjson.loads)
         self._pending: deque[bytes] = deque(maxlen=PENDING_MAX)
         self._state: bytes | None = None  # only the latest state matters
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -76,7 +90,7 @@ class RelayLink:
         self._wake.set()
 
     def _frame(self, data: dict[str, Any]) -> bytes:
-        return orjson.dumps({"type": "publisher", "id": self.state_channel, "data": data})
+        return orjson.dumps(publish_frame(self.state_channel, data))
 
     # -- the connection --
 
@@ -120,10 +134,7 @@ class RelayLink:
                 self.status = "connecting"
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        for channel in (self.channel, self.control):
-            frame: dict[str, Any] = {"type": "subscriber", "id": channel, "v": 2}
-            if channel in self._since:
-                frame["since"], frame["epoch"] = self._since[channel]
+        for frame in self._subscriber.subscribe_frames():  # resumed where it was
             await ws.send_str(orjson.dumps(frame).decode())
 
     async def _writer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -141,17 +152,9 @@ class RelayLink:
         async for msg in ws:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
-            try:
-                frame = orjson.loads(msg.data)
-            except orjson.JSONDecodeError:
-                self._bad("relay sent a frame that is not JSON")
-                continue
-            for item in frame if isinstance(frame, list) else [frame]:
-                if not isinstance(item, dict):
-                    self._bad("relay sent a frame that is not an object")
-                    continue
+            for message in self._subscriber.receive_data(msg.data):
                 try:
-                    self._receive(item)
+                    self._receive(message)
                 except Exception:  # our bug: one event never ends the link
                     self.bad_frames += 1
                     if self.bad_frames % LOG_EVERY == 1:
@@ -164,49 +167,26 @@ class RelayLink:
         if self.bad_frames % LOG_EVERY == 1:
             log.warning("%s; ignored (%d so far)", why, self.bad_frames)
 
-    def _receive(self, item: dict[str, Any]) -> None:
-        kind = item.get("type")
-        channel = item.get("id")
-        if kind == "event" and isinstance(channel, str):
-            seq, data = item.get("seq"), item.get("data")
-            epoch = self._since.get(channel, (0, ""))[1]
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                self._since[channel] = (seq, epoch)
-            if not isinstance(data, dict):
-                return
-            if channel == self.channel:
-                self.on_data(data)
-            elif channel == self.control:
-                self.on_command(data)
-        elif kind == "subscribed" and isinstance(channel, str):
-            new_epoch, first_seq = item.get("epoch"), item.get("seq")
-            if (
-                not isinstance(new_epoch, str)
-                or not isinstance(first_seq, int)
-                or isinstance(first_seq, bool)
-            ):
-                self._bad("relay sent a subscribed frame without seq and epoch")
-                return
-            last = self._since.get(channel)
-            if last is None or last[1] != new_epoch:
-                self._since[channel] = (first_seq, new_epoch)
-        elif kind == "gap":
-            first, last_lost = item.get("from"), item.get("to")
-            if isinstance(first, int) and isinstance(last_lost, int) and last_lost < first:
+    def _receive(self, message: Message) -> None:
+        if isinstance(message, Received):
+            if message.channel == self.channel:
+                self.on_data(message.data)
+            elif message.channel == self.control:
+                self.on_command(message.data)
+        elif isinstance(message, Unreadable):
+            self._bad(message.why)
+        elif isinstance(message, Gap):
+            if not message.lost:
                 return  # an empty range: nothing of this epoch was lost (a relay restart)
             self.gaps += 1
             log.warning(
                 "relay lost events %s–%s of %s (%s)",
-                item.get("from"),
-                item.get("to"),
-                channel,
-                item.get("reason"),
+                message.first,
+                message.last,
+                message.channel,
+                message.reason,
             )
-        elif kind == "error":
+        elif isinstance(message, RelayError):
             self.refusals += 1
             if self.refusals % LOG_EVERY == 1:
-                log.warning(
-                    "relay refused a frame: %s (%d so far)",
-                    str(item.get("code"))[:32],
-                    self.refusals,
-                )
+                log.warning("relay refused a frame: %s (%d so far)", message.code, self.refusals)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from . import protocol
+from .contract import channels as contract_channels
 from .edge import parse_networks, parse_origins
 from .sessions import derive_key
 
@@ -208,15 +208,10 @@ def table_settings(
 
 
 def check_channel(channel: str, origin: str) -> None:
-    """An installation's channel: the channel grammar, and not a :control or :state
-    channel of its own."""
-    if not protocol.valid_channel(channel) or channel.endswith(
-        (protocol.CONTROL_SUFFIX, protocol.STATE_SUFFIX, protocol.CALLERS_SUFFIX)
-    ):
-        raise ConfigError(
-            f"{origin}channel {channel!r} must be 1–64 characters of A-Z a-z 0-9 _ . : - "
-            "and not end in :control, :state or :callers"
-        )
+    """An installation's channel: the channel grammar, and not a :control, :state or
+    :callers channel of its own (`relay.contract.channels.NAME_RULE`)."""
+    if not contract_channels.valid_installation_name(channel):
+        raise ConfigError(f"{origin}channel {channel!r} {contract_channels.NAME_RULE}")
 
 
 def validate(config: RelayConfig) -> None:

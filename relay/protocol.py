@@ -24,14 +24,18 @@ from typing import Any, Final
 
 import orjson
 
+from .contract import channels as contract_channels
 from .contract.errors import PeerError
 
-# An id is 1–64 characters of [A-Za-z0-9_.:-] (the issue's channel grammar).
-CHANNEL_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-CONTROL_SUFFIX: Final = ":control"
-STATE_SUFFIX: Final = ":state"
-CALLERS_SUFFIX: Final = ":callers"
+# The channel grammar, the installation's channels and who may publish on them are the
+# contract's (relay/contract/channels.py); the relay reads them through these names.
+CHANNEL_ID: Final = contract_channels.CHANNEL_ID
+CONTROL_SUFFIX: Final = contract_channels.CONTROL_SUFFIX
+STATE_SUFFIX: Final = contract_channels.STATE_SUFFIX
+CALLERS_SUFFIX: Final = contract_channels.CALLERS_SUFFIX
+valid_channel = contract_channels.valid_channel
+installation_channels = contract_channels.installation_channels
+required_role = contract_channels.required_role
 
 # Close codes (RFC 6455 §7.4.1).
 CLOSE_GOING_AWAY: Final = 1001
@@ -82,41 +86,6 @@ class Ping:
 Request = Subscribe | Unsubscribe | Publish | Ping
 
 KNOWN_TYPES: Final = ("subscriber", "publisher", "unsubscribe", "ping")
-
-
-_valid_seen: set[str] = set()  # ids already checked: a set lookup beats the regex
-
-
-def valid_channel(channel: object) -> bool:
-    """True when `channel` is a string of 1–64 characters of ``[A-Za-z0-9_.:-]``."""
-    if not isinstance(channel, str):
-        return False
-    if channel in _valid_seen:
-        return True
-    if CHANNEL_ID.fullmatch(channel) is None:
-        return False
-    if len(_valid_seen) >= 4096:  # bounded: a crowd of names cannot grow it
-        _valid_seen.clear()
-    _valid_seen.add(channel)
-    return True
-
-
-def installation_channels(name: str) -> frozenset[str]:
-    """The channels an installation named `name` uses (DESIGN.md, "Channels and event
-    shapes"): `name` itself and its ``:state``, ``:control`` and ``:callers``; a name
-    that a suffix would push past the channel grammar is left out."""
-    names = (name, *(name + s for s in (STATE_SUFFIX, CONTROL_SUFFIX, CALLERS_SUFFIX)))
-    return frozenset(n for n in names if valid_channel(n))
-
-
-def required_role(channel: str) -> str | None:
-    """The token role a publisher needs on `channel`: ``operator`` for ``*:control``,
-    ``billboard`` for ``*:state`` and ``*:callers``, None for every other channel."""
-    if channel.endswith(CONTROL_SUFFIX):
-        return "operator"
-    if channel.endswith((STATE_SUFFIX, CALLERS_SUFFIX)):
-        return "billboard"
-    return None
 
 
 # orjson keeps integers from -2**63 to 2**64 - 1 and silently turns bigger ones into

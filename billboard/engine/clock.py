@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from relay.contract.events import TEMPO_MAX_BPM, TEMPO_MIN_BPM
+
 STEPS_PER_BEAT = 4
-MIN_BPM = 40.0
-MAX_BPM = 240.0
+# The contract's tempo range: the console offers it, a `tempo` command is clamped to it.
+MIN_BPM = TEMPO_MIN_BPM
+MAX_BPM = TEMPO_MAX_BPM
 
 
 @dataclass(slots=True)

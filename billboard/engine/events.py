@@ -3,21 +3,24 @@
 In: `Join`, `Digit`, `Leave` and `Command`, defined by the contract
 (`relay.contract.events`, which also reads them from the wire, totally) and already
 pseudonymised at the billboard's door. Out: `NoteOn`/`NoteOff` stamped with the time
-they must sound, and `Assign`/`Left` for the callers (published on ``CHANNEL:state``).
+they must sound, and the contract's `Assign`/`Left` for the callers (published on
+``CHANNEL:state``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from relay.contract.events import (
     LEAVE_REASONS,
+    Assign,
+    CallerUpdate,
     Command,
     Digit,
     InputEvent,
     Join,
     Leave,
+    Left,
     read_input,
     to_data,
 )
@@ -43,39 +46,6 @@ class NoteOff:
 
 
 Note = NoteOn | NoteOff
-
-
-@dataclass(frozen=True, slots=True)
-class Assign:
-    """A caller's place: a track and colour, or `line` > 0 in the waiting line."""
-
-    caller: str
-    track: str | None
-    color: str | None
-    line: int = 0
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "event": "assign",
-            "caller": self.caller,
-            "track": self.track,
-            "color": self.color,
-            "line": self.line,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Left:
-    """A caller freed by the billboard: reason ``idle``, ``turn`` or ``kicked``."""
-
-    caller: str
-    reason: str
-
-    def to_data(self) -> dict[str, Any]:
-        return {"event": "leave", "caller": self.caller, "reason": self.reason}
-
-
-CallerUpdate = Assign | Left
 
 
 __all__ = [

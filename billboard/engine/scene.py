@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.contract.events import Light, State, TrackState, Waiting
+
 
 @dataclass(frozen=True, slots=True)
 class Facade:
@@ -65,37 +67,31 @@ class Scene:
     line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
 
     def to_state(self) -> dict[str, Any]:
-        """The ``state`` event of DESIGN.md (published on CHANNEL:state)."""
-        return {
-            "event": "state",
-            "tempo": round(self.bpm, 1),
-            "key": self.key,
-            "scale": self.scale,
-            "step": self.step,
-            "facade": {"floors": self.facade.floors, "bays": self.facade.bays},
-            "tracks": [
-                {
-                    "name": t.name,
-                    "color": t.color,
-                    "caller": t.caller,
-                    "display": t.display,
-                    "muted": t.muted,
-                }
-                for t in self.tracks
-            ],
-            "line": list(self.line),
-            # Beside DESIGN.md's `line` of ids: what the facade may show of each, and
-            # how many wait in all (`line` and `waiting` hold only the front).
-            "waiting": [
-                {"caller": caller, "display": display}
+        """The ``state`` event of DESIGN.md (published on CHANNEL:state), written by
+        the contract: beside DESIGN.md's `line` of ids, what the facade may show of
+        each (`waiting`) and how many wait in all (`line` and `waiting` hold only the
+        front)."""
+        return State(
+            tempo=self.bpm,
+            key=self.key,
+            scale=self.scale,
+            step=self.step,
+            floors=self.facade.floors,
+            bays=self.facade.bays,
+            tracks=tuple(
+                TrackState(t.name, t.color, t.caller, t.display, t.muted) for t in self.tracks
+            ),
+            line=self.line,
+            waiting=tuple(
+                Waiting(caller, display)
                 for caller, display in zip(self.line, self.line_display, strict=False)
-            ],
-            "line_length": self.line_length,
-            "lit": [[w.floor, w.bay, w.color, round(w.intensity, 2)] for w in self.lit],
-            "attract": self.attract,
-            "paused": self.paused,
-            "hud": dict(self.hud),
-        }
+            ),
+            line_length=self.line_length,
+            lit=tuple(Light(w.floor, w.bay, w.color, w.intensity) for w in self.lit),
+            attract=self.attract,
+            paused=self.paused,
+            hud=self.hud,
+        ).to_data()
 
     def signature(self) -> tuple[Any, ...]:
         """What a change of state means for publishing (not the decaying lights)."""

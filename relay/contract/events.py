@@ -1,4 +1,4 @@
-"""The events of DESIGN.md's "Channels and event shapes", and their readers.
+"""The events of DESIGN.md's "Channels and event shapes", their writers and readers.
 
 Every reader here is total: it takes any JSON value and returns an event or a
 `Refused` naming what was wrong; it never raises. A value from the street is data,
@@ -6,9 +6,10 @@ never control, so anything this module cannot read is counted and dropped by the
 caller, not trusted a little.
 
 In (on the installation's channel ``NAME``): `Join`, `Digit`, `Leave`, and the 2010
-seed form ``{"caller_id": NUMBER, "command": KEY}`` (`SeedDigit`). In on
-``NAME:control`` only: `Command`. Out, from the billboard (on ``NAME:state``):
-``assign``, ``leave`` and ``state``, written by the billboard's engine.
+seed form ``{"caller_id": NUMBER, "command": KEY}`` (`SeedDigit`), read by
+`read_public`. In on ``NAME:control`` only: `Command` (`read_command`). Out, from the
+billboard on ``NAME:state``: `Assign`, `Left` (a ``leave`` the billboard decided) and
+`State` (`read_billboard`). Every event's ``data`` shape is its `to_data`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .privacy import masked
+from .privacy import masked, number_digits
 
-# The keys a phone has (RFC 4733 events 0–15) and those that play (A–D are ignored).
-KEYS: Final = frozenset("0123456789*#ABCD")
-PLAY_KEYS: Final = frozenset("0123456789*#")
+# The sixteen keys a phone has, in RFC 4733's order (§3.2, Table 1: events 0–9 are the
+# digits, 10 is *, 11 is #, 12–15 are A–D) …
+DTMF_KEYS: Final = "0123456789*#ABCD"
+# … and the twelve of a phone's pad and of the web keypad, which play (A–D are ignored).
+KEYPAD_KEYS: Final = DTMF_KEYS[:12]
+KEYS: Final = frozenset(DTMF_KEYS)
+PLAY_KEYS: Final = frozenset(KEYPAD_KEYS)
 
 # A caller pseudonym ("c-" and ten consonants from `privacy.pseudonym`); any short token
 # of this alphabet is read as a caller id, as long as it holds at most four digits: a
@@ -32,15 +37,27 @@ CALLER_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,39}")
 CALLER_MAX_DIGITS: Final = 4
 NICK_MAX: Final = 16
 SOURCE_MAX: Final = 16
+# Every event's name: in from the street (join, digit, leave), from the console
+# (command), out from the billboard (assign, leave, state).
+EVENTS: Final = ("join", "digit", "leave", "command", "assign", "state")
+# Where a caller comes from: a name of the path ("twilio", "ari", "seed"); a keypad is "web".
+WEB_SOURCE: Final = "web"
 # Why a caller left: from a gateway or keypad …
 PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed"})
 # … and from the billboard (`idle`, `turn`, `kicked`, `full`: the line is full).
-LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | frozenset({"idle", "turn", "kicked", "full"})
+BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
+LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
 COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "panic", "pause"})
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
-# The console's tempo range is the engine's (40–240); anything finite is clamped there.
+# The engine's tempo range: a ``tempo`` command's bpm is clamped into it.
+TEMPO_MIN_BPM: Final = 40.0
+TEMPO_MAX_BPM: Final = 240.0
+# A ``tempo`` beyond this is refused rather than clamped: it is not a tempo at all.
 BPM_LIMIT: Final = 1000.0
+# A facade is at most this many floors and bays (a ``state`` stays small).
+FACADE_MAX: Final = 64
+TRACKS_MAX: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +106,127 @@ class Refused:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """A caller's place, from the billboard: a track and colour, or `line` > 0 in the
+    waiting line (track and colour None)."""
+
+    caller: str
+    track: str | None
+    color: str | None
+    line: int = 0
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "event": "assign",
+            "caller": self.caller,
+            "track": self.track,
+            "color": self.color,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A caller freed by the billboard: reason ``idle``, ``turn``, ``kicked`` or ``full``
+    (on the wire a ``leave``, as a gateway's `Leave` is)."""
+
+    caller: str
+    reason: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"event": "leave", "caller": self.caller, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class TrackState:
+    """One track as the ``state`` shows it; `display` is "…12" or a nickname."""
+
+    name: str
+    color: str
+    caller: str | None = None
+    display: str | None = None
+    muted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A caller at the front of the waiting line, and what the facade may show of them."""
+
+    caller: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Light:
+    """A lit window: floor 0 at the top, `intensity` 0–1 (sent to two decimals)."""
+
+    floor: int
+    bay: int
+    color: str
+    intensity: float
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The billboard's ``state`` (≤ 10 Hz and on change): the music, who plays, the
+    front of the line (`line`, `waiting`) and how many wait in all (`line_length`), the
+    lit windows, and the billboard's health figures (`hud`)."""
+
+    tempo: float
+    key: str
+    scale: str
+    step: int
+    floors: int
+    bays: int
+    tracks: tuple[TrackState, ...] = ()
+    line: tuple[str, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
+    line_length: int = 0
+    lit: tuple[Light, ...] = ()
+    attract: bool = False
+    paused: bool = False
+    hud: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "event": "state",
+            "tempo": round(self.tempo, 1),
+            "key": self.key,
+            "scale": self.scale,
+            "step": self.step,
+            "facade": {"floors": self.floors, "bays": self.bays},
+            "tracks": [
+                {
+                    "name": t.name,
+                    "color": t.color,
+                    "caller": t.caller,
+                    "display": t.display,
+                    "muted": t.muted,
+                }
+                for t in self.tracks
+            ],
+            "line": list(self.line),
+            "waiting": [{"caller": w.caller, "display": w.display} for w in self.waiting],
+            "line_length": self.line_length,
+            "lit": [[w.floor, w.bay, w.color, round(w.intensity, 2)] for w in self.lit],
+            "attract": self.attract,
+            "paused": self.paused,
+            "hud": dict(self.hud),
+        }
+
+
 PublicEvent = Join | Digit | Leave
 InputEvent = Join | Digit | Leave | Command
+BillboardEvent = Assign | Left | State
+CallerUpdate = Assign | Left
 
 
 # --- small total cleaners -------------------------------------------------------------
 
 
 def digit_count(text: str) -> int:
-    return sum(ch.isdigit() for ch in text)
+    return len(number_digits(text))
 
 
 def is_caller_id(value: object) -> bool:
@@ -126,8 +255,7 @@ def clean_display(display: object) -> str | None:
     """At most the last two digits of a number, as "…12"."""
     if not isinstance(display, str):
         return None
-    digits = [ch for ch in display[:64] if ch.isdigit()]
-    return "…" + "".join(digits[-2:]) if digits else None
+    return masked(display[:64])
 
 
 def clean_source(source: object) -> str:
@@ -139,8 +267,8 @@ def clean_source(source: object) -> str:
         and source.isascii()
         and digit_count(source) <= CALLER_MAX_DIGITS
     ):
-        return source if source.replace("-", "").replace("_", "").isalnum() else "web"
-    return "web"
+        return source if source.replace("-", "").replace("_", "").isalnum() else WEB_SOURCE
+    return WEB_SOURCE
 
 
 def _key(value: object) -> str | None:
@@ -286,11 +414,146 @@ def read_input(data: object) -> InputEvent | None:
     return event if isinstance(event, Join | Digit | Leave) else None
 
 
+_COLOR: Final = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _int(value: object, low: int, high: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _shown(value: object) -> str | None:
+    """A caller's label as the billboard sends it ("…12", a nickname), or None."""
+    if not isinstance(value, str) or not value or len(value) > NICK_MAX + 1:
+        return None
+    return value if digit_count(value) <= CALLER_MAX_DIGITS else None
+
+
+def read_billboard(data: object) -> BillboardEvent | Refused:
+    """Read one ``data`` object from ``NAME:state``: an ``assign``, a ``leave`` or a
+    ``state``. Colours must be ``#rrggbb``; labels hold at most four digits; lists are
+    bounded (`TRACKS_MAX`, `FACADE_MAX`), so a reader can draw what it gets."""
+    if not isinstance(data, Mapping):
+        return Refused("bad_event", "an event must be a JSON object")
+    kind = data.get("event")
+    if kind == "state":
+        return _read_state(data)
+    if kind not in ("assign", "leave"):
+        return Refused("bad_event", "the state channel carries assign, leave and state")
+    caller = data.get("caller")
+    if not is_caller_id(caller):
+        return Refused("bad_caller", '"caller" must be a caller id')
+    assert isinstance(caller, str)
+    if kind == "leave":
+        reason = data.get("reason")
+        if not isinstance(reason, str) or reason not in LEAVE_REASONS:
+            return Refused("bad_event", "a leave needs a reason")
+        return Left(caller, reason)
+    track, color, line = data.get("track"), data.get("color"), _int(data.get("line", 0), 0, 2**31)
+    if line is None:
+        return Refused("bad_event", '"line" must be a place in the line (0: playing)')
+    if track is None and color is None:
+        return Assign(caller, None, None, line)
+    if not isinstance(track, str) or not 0 < len(track) <= 32:
+        return Refused("bad_event", '"track" must be a track name or null')
+    if not isinstance(color, str) or _COLOR.fullmatch(color) is None:
+        return Refused("bad_event", '"color" must be #rrggbb')
+    return Assign(caller, track, color, line)
+
+
+def _read_state(data: Mapping[str, Any]) -> State | Refused:
+    tempo, step = _number(data.get("tempo")), _int(data.get("step", 0), 0, 2**63)
+    key, scale = data.get("key"), data.get("scale")
+    if tempo is None or step is None:
+        return Refused("bad_state", 'a state needs "tempo" (a number) and "step" (a count)')
+    if not isinstance(key, str) or not isinstance(scale, str):
+        return Refused("bad_state", 'a state needs "key" and "scale" names')
+    facade = data.get("facade")
+    if not isinstance(facade, Mapping):
+        return Refused("bad_state", '"facade" must be {"floors": F, "bays": B}')
+    floors, bays = (
+        _int(facade.get("floors"), 1, FACADE_MAX),
+        _int(facade.get("bays"), 1, FACADE_MAX),
+    )
+    if floors is None or bays is None:
+        return Refused("bad_state", f"a facade is 1–{FACADE_MAX} floors and bays")
+    tracks = _list(data.get("tracks"), TRACKS_MAX, _read_track)
+    line = _list(data.get("line"), 10_000, lambda c: c if is_caller_id(c) else None)
+    waiting = _list(data.get("waiting"), 10_000, _read_waiting)
+    lit = _list(data.get("lit"), floors * bays, lambda x: _read_light(x, floors, bays))
+    line_length = _int(data.get("line_length", 0), 0, 2**31)
+    hud = data.get("hud", {})
+    if tracks is None or line is None or waiting is None or lit is None:
+        return Refused("bad_state", "a state's tracks, line, waiting or lit is malformed")
+    if line_length is None or not isinstance(hud, Mapping):
+        return Refused("bad_state", '"line_length" must be a count and "hud" an object')
+    attract, paused = data.get("attract", False), data.get("paused", False)
+    if not isinstance(attract, bool) or not isinstance(paused, bool):
+        return Refused("bad_state", '"attract" and "paused" must be true or false')
+    return State(
+        tempo, key[:KEY_NAME_MAX], scale[:SCALE_NAME_MAX], step, floors, bays,
+        tuple(tracks), tuple(line), tuple(waiting), line_length, tuple(lit), attract, paused,
+        dict(hud),
+    )  # fmt: skip
+
+
+def _list(value: object, most: int, read: Callable[[Any], Any]) -> list[Any] | None:
+    """Every item of a JSON list read by `read`; None when it is not a list, is longer
+    than `most`, or holds an item `read` refuses (None)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > most:
+        return None
+    items = [read(item) for item in value]
+    return None if any(item is None for item in items) else items
+
+
+def _read_track(item: object) -> TrackState | None:
+    if not isinstance(item, Mapping):
+        return None
+    name, color, caller, muted = (item.get(k) for k in ("name", "color", "caller", "muted"))
+    if not isinstance(name, str) or not 0 < len(name) <= 32:
+        return None
+    if not isinstance(color, str) or _COLOR.fullmatch(color) is None:
+        return None
+    if caller is not None and not is_caller_id(caller):
+        return None
+    return TrackState(name, color, caller, _shown(item.get("display")), muted is True)
+
+
+def _read_waiting(item: object) -> Waiting | None:
+    if not isinstance(item, Mapping) or not is_caller_id(item.get("caller")):
+        return None
+    return Waiting(str(item["caller"]), _shown(item.get("display")))
+
+
+def _read_light(item: object, floors: int, bays: int) -> Light | None:
+    if not isinstance(item, list) or len(item) != 4:
+        return None
+    floor, bay = _int(item[0], 0, floors - 1), _int(item[1], 0, bays - 1)
+    color, intensity = item[2], _number(item[3])
+    if floor is None or bay is None or intensity is None:
+        return None
+    if not isinstance(color, str) or _COLOR.fullmatch(color) is None:
+        return None
+    return Light(floor, bay, color, min(1.0, max(0.0, intensity)))
+
+
 # --- writers --------------------------------------------------------------------------
 
 
-def to_data(event: InputEvent) -> dict[str, Any]:
-    """The ``data`` shape of an event (what `read_public`/`read_command` read back)."""
+def to_data(event: InputEvent | BillboardEvent) -> dict[str, Any]:
+    """The ``data`` shape of an event (what `read_public`, `read_command` and
+    `read_billboard` read back)."""
+    if isinstance(event, Assign | Left | State):
+        return event.to_data()
     if isinstance(event, Join):
         return {
             "event": "join",

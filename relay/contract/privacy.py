@@ -8,11 +8,16 @@ import hmac
 import secrets
 
 
+def number_digits(number: str) -> str:
+    """The digits of a phone number as written anywhere ("+1 (415) 555-1212" →
+    "14155551212"): what a pseudonym is made from and what a screen may end with."""
+    return "".join(ch for ch in number if ch.isdigit())
+
+
 def normalise_number(number: str) -> str:
     """The digits of a phone number ("+1 (415) 555-1212" → "14155551212"); a caller id
     with no digits (e.g. "anonymous") is kept as it is, lower-cased."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return digits or number.strip().lower()
+    return number_digits(number) or number.strip().lower()
 
 
 def pseudonym(number: str, key: bytes) -> str:
@@ -46,5 +51,5 @@ def random_pseudonym() -> str:
 
 def masked(number: str) -> str | None:
     """What a screen may show of a number: "…12" (None when it has no digits)."""
-    digits = "".join(ch for ch in number if ch.isdigit())
+    digits = number_digits(number)
     return f"…{digits[-2:]}" if digits else None

@@ -51,7 +51,7 @@ from aiohttp import WSMsgType, hdrs, web
 from ..backoff import backoff_delay
 from ..config import AriConfig, RelayConfig, pseudonym_key
 from ..contract.errors import PeerError
-from ..contract.privacy import call_pseudonym, masked, pseudonym
+from ..contract.privacy import call_pseudonym, masked, number_digits, pseudonym
 from ..ratelimit import LogOnce
 from .common import (
     KEYS,
@@ -287,7 +287,7 @@ class AriCalls:
         channel_id = channel["id"]
         caller = channel.get("caller")
         number = caller.get("number") if isinstance(caller, dict) else None
-        digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
+        digits = number_digits(number) if isinstance(number, str) else ""
         if digits:
             return AriCall(channel_id, pseudonym(digits, self.key), masked(digits))
         return AriCall(channel_id, call_pseudonym(f"ari channel {channel_id}", self.key), None)

@@ -22,6 +22,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+# RFC 4733 §3.2, Table 1: events 0–9 are the digits, 10 is *, 11 is #, 12–15 are A–D:
+# the contract's key set, in that order.
+from ..contract.events import DTMF_KEYS
+
 __all__ = [
     "DTMF_KEYS",
     "RtpPacket",
@@ -35,8 +39,6 @@ __all__ = [
     "telephone_event_payload_type",
 ]
 
-# RFC 4733 §3.2, Table 1: events 0–9 are the digits, 10 is *, 11 is #, 12–15 are A–D.
-DTMF_KEYS = "0123456789*#ABCD"
 
 _RTP_HEADER = struct.Struct("!BBHII")
 _EVENT = struct.Struct("!BBH")

@@ -43,7 +43,7 @@ from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig, pseudonym_key
 from ..contract.errors import PeerError
-from ..contract.privacy import call_pseudonym, pseudonym
+from ..contract.privacy import call_pseudonym, number_digits, pseudonym
 from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
 from ..ratelimit import LogOnce
 from .common import (
@@ -340,7 +340,7 @@ class TwilioGateway:
             self._count_error("twilio_bad_webhook")
             raise web.HTTPBadRequest(text="CallSid missing")
         number = form.get("From")
-        digits = "".join(ch for ch in number if ch.isdigit()) if isinstance(number, str) else ""
+        digits = number_digits(number) if isinstance(number, str) else ""
         # The number stops here: a pseudonym under our key and its last two digits. A
         # call without one ("anonymous", a client) gets a pseudonym of its own.
         caller = (

@@ -2,7 +2,8 @@
 rehearsals (`python -m relay.rehearsal --via ari`): phones "call", "press" and "hang up"
 through it, and the relay's ARI client cannot tell it from Asterisk.
 
-What it serves (shapes from Asterisk's ``rest-api/api-docs/*.json``, WIRE.md):
+What it serves (shapes from Asterisk's ``rest-api/api-docs/*.json``, documented at
+https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/):
 
 - ``GET /ari/events?app=NAME&api_key=USER:PASS`` — the events WebSocket; 401 on bad
   credentials. One socket per app, as in Asterisk: when a second client connects for the

@@ -45,7 +45,7 @@ from billboard.show import Options, Show
 from relay.app import STATE, RelayState
 from relay.config import RelayConfig, TwilioConfig
 from relay.contract.events import is_caller_id
-from relay.rehearsal import crowd
+from relay.rehearsal import scoring
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "dialjam"
@@ -220,9 +220,9 @@ class Outcome:
         result: dict[str, Any] = self.players["callers"]
         return result
 
-    def matches(self) -> dict[str, crowd.Match]:
+    def matches(self) -> dict[str, scoring.Match]:
         """Each legitimate caller's presses against the digits the engine applied under
-        its id (relay.rehearsal.crowd's matcher: lost, duplicated, out of order, latencies)."""
+        its id (relay.rehearsal.scoring's matcher: lost, duplicated, out of order, latencies)."""
         out = {}
         for caller, played in self.callers.items():
             seen = [
@@ -230,14 +230,14 @@ class Outcome:
                 for a in self.applied
                 if isinstance(a.event, Digit) and a.event.caller == caller
             ]
-            out[caller] = crowd.match_presses([(k, t) for k, t in played["sent"]], seen)
+            out[caller] = scoring.match_presses([(k, t) for k, t in played["sent"]], seen)
         return out
 
     def latencies(self) -> list[float]:
         return sorted(v for m in self.matches().values() for v in m.latencies)
 
     def p99(self) -> float:
-        value = crowd.percentile(self.latencies(), 99)
+        value = scoring.percentile(self.latencies(), 99)
         assert value is not None, "no press reached the engine"
         return value
 

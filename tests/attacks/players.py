@@ -5,12 +5,13 @@ frame the public channel and the state channel carry.
     python -m tests.attacks.players --url http://127.0.0.1:PORT --twilio-token T \
         --operator-token O --seconds 15 --rate 4 --frames FILE
 
-The callers are `relay.rehearsal.crowd`'s own (``Crowd.keypad``: POST /session, then the socket
-with ``session`` on each publisher frame, as web/js/keypad.js does; ``Crowd.
-twilio_call``: the signed voice webhook, then the signed Media Stream with ``start``,
-``dtmf`` and ``stop``), so the wire is the one the rehearsal crowd speaks. Each press
-is stamped with ``time.monotonic()`` as it leaves (the system's CLOCK_MONOTONIC, the
-clock the billboard stamps it with when its engine applies it).
+The callers are the rehearsal crowd's own (``relay.rehearsal.callers.Callers``:
+``keypad``, POST /session, then the socket with ``session`` on each publisher frame,
+as web/js/keypad.js does; ``twilio_call``, the signed voice webhook, then the signed
+Media Stream with ``start``, ``dtmf`` and ``stop``), so the wire is the one the
+rehearsal crowd speaks. Each press is stamped with ``time.monotonic()`` as it leaves
+(the system's CLOCK_MONOTONIC, the clock the billboard stamps it with when its engine
+applies it).
 
 At the end one JSON object is printed on stdout: every caller's presses, the
 operator's commands and when their effect was seen in a ``state``, the numbers the
@@ -34,7 +35,7 @@ from typing import IO, Any
 import aiohttp
 import orjson
 
-from relay.rehearsal import crowd
+from relay.rehearsal import callers, plan, scoring
 
 CHANNEL = "dialjam"
 # Tempos the operator sets in turn, far from the default 112 and from each other.
@@ -105,7 +106,7 @@ async def operate(
 
 
 async def play(args: argparse.Namespace) -> dict[str, Any]:
-    options = crowd.Options(
+    options = plan.CrowdOptions(
         callers=2,
         rate=args.rate,
         duration=args.seconds,
@@ -120,11 +121,11 @@ async def play(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         check=False,
     )
-    crowd.validate(options)
-    plans = crowd.plan_crowd(options, args.seed)
-    tally = crowd.Tally()
+    plan.validate(options)
+    plans = plan.plan_crowd(options, args.seed)
+    tally = scoring.ArrivalTally()
     stop = asyncio.Event()
-    ws_url = crowd.ws_base(args.url) + "/ws"
+    ws_url = callers.ws_base(args.url) + "/ws"
     commands: list[dict[str, Any]] = []
     with open(args.frames, "wb") as frames:
         ready = asyncio.Event()
@@ -132,8 +133,8 @@ async def play(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.wait_for(ready.wait(), 10)
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            keypad = crowd.Crowd(options, session, tally, stop, args.seed)
-            phone = crowd.Crowd(
+            keypad = callers.Callers(options, session, tally, stop, args.seed)
+            phone = callers.Callers(
                 dataclasses.replace(options, via="twilio"), session, tally, stop, args.seed
             )
             began = time.monotonic()

@@ -330,6 +330,7 @@ async def test_the_whole_keypad_page_weighs_under_60_kb(
     assert paths == [
         "/",
         "/css/keypad.css",
+        "/js/contract.js",  # the contract, generated from relay/contract
         "/js/dtmf.js",
         "/js/keypad.js",
         "/js/relay.js",

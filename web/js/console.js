@@ -2,11 +2,20 @@
 // waits, the music, its HUD), the relay's /healthz figures, and the operator's
 // commands, published on CHANNEL:control with the operator token.
 
-import { CHANNEL_ID, RelayLink, relayUrl } from "./relay.js";
+import { RelayLink, relayUrl } from "./relay.js";
+import {
+  CHANNEL_ID,
+  COMMAND,
+  DEFAULT_CHANNEL,
+  EVENT,
+  LEAVE_REASON,
+  MAX_BPM,
+  MIN_BPM,
+  controlChannel,
+  stateChannel as stateChannelOf,
+} from "./contract.js";
 
 const $ = (id) => document.getElementById(id);
-const MIN_BPM = 40;
-const MAX_BPM = 240;
 const TEMPO_STEP = 4; // the billboard's + / − keys move this much too
 const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
 const HEALTH_EVERY_MS = 2000;
@@ -21,9 +30,9 @@ const SCALES = [
   ["pentatonic", "Major pentatonic"], ["minor_pentatonic", "Minor pentatonic"],
 ];
 
-const channel = new URLSearchParams(location.search).get("channel") ?? "dialjam";
-const control = `${channel}:control`;
-const stateChannel = `${channel}:state`;
+const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
+const control = controlChannel(channel);
+const stateChannel = stateChannelOf(channel);
 const TOKEN_KEY = `dialjam.operator.${channel}`;
 
 // -- the operator token: from the link's #fragment, then out of the address bar --------
@@ -147,7 +156,7 @@ function command(name, args = {}, label = name) {
   const frame = {
     type: "publisher",
     id: control,
-    data: { event: "command", name, args },
+    data: { event: EVENT.command, name, args },
     token,
     ack: true,
   };
@@ -192,12 +201,12 @@ const displays = new Map(); // caller → what the facade shows for them ("…12
 const trackOf = new Map(); // caller → track name, from the latest state
 
 function onBillboard(data) {
-  if (data.event === "state") {
+  if (data.event === EVENT.state) {
     state = data;
     lastHeard = performance.now();
     render();
     tickHeard();
-  } else if (data.event === "leave" && data.reason === "kicked") {
+  } else if (data.event === EVENT.leave && data.reason === LEAVE_REASON.kicked) {
     const who = displays.get(data.caller);
     tell(`${who ?? "A caller"} was removed.`);
   }
@@ -261,14 +270,14 @@ function trackRow(name) {
     const t = row.data;
     if (!t?.caller) return;
     const on = !t.muted;
-    if (command("mute", { caller: t.caller, on }, `${on ? "mute" : "unmute"} ${t.name}`)) {
+    if (command(COMMAND.mute, { caller: t.caller, on }, `${on ? "mute" : "unmute"} ${t.name}`)) {
       hold(row.mute);
       setAttr(row.mute, "aria-pressed", String(on));
     }
   });
   row.kick.addEventListener("click", () => {
     const t = row.data;
-    if (t?.caller) command("kick", { caller: t.caller }, `kick the ${t.name}`);
+    if (t?.caller) command(COMMAND.kick, { caller: t.caller }, `kick the ${t.name}`);
   });
   rows.set(name, row);
   return row;
@@ -311,7 +320,7 @@ function renderLine(line, total) {
       li.dataset.caller = caller;
       li.innerHTML = '<span class="who"></span><button type="button" class="kick">Kick</button>';
       li.querySelector("button").addEventListener("click", () => {
-        command("kick", { caller }, `kick the ${ordinal(Number(li.dataset.place))} in line`);
+        command(COMMAND.kick, { caller }, `kick the ${ordinal(Number(li.dataset.place))} in line`);
       });
     }
     li.dataset.place = String(i + 1);
@@ -392,7 +401,7 @@ function sendTempo(bpm) {
     el.value = String(value);
     hold(el);
   }
-  command("tempo", { bpm: value }, `tempo ${value} BPM`);
+  command(COMMAND.tempo, { bpm: value }, `tempo ${value} BPM`);
 }
 
 function start() {
@@ -434,16 +443,16 @@ function start() {
   $("tempo-up").addEventListener("click", () => sendTempo(current() + TEMPO_STEP));
   $("key").addEventListener("change", (e) => {
     hold(e.target);
-    command("key", { key: e.target.value }, `key ${e.target.value}`);
+    command(COMMAND.key, { key: e.target.value }, `key ${e.target.value}`);
   });
   $("scale").addEventListener("change", (e) => {
     hold(e.target);
-    command("scale", { name: e.target.value }, `scale ${e.target.selectedOptions[0].text}`);
+    command(COMMAND.scale, { name: e.target.value }, `scale ${e.target.selectedOptions[0].text}`);
   });
-  $("panic").addEventListener("click", () => command("panic", {}, "panic"));
+  $("panic").addEventListener("click", () => command(COMMAND.panic, {}, "panic"));
   $("pause").addEventListener("click", () => {
     const on = $("pause").getAttribute("aria-pressed") !== "true";
-    if (command("pause", { on }, on ? "pause new callers" : "resume new callers")) {
+    if (command(COMMAND.pause, { on }, on ? "pause new callers" : "resume new callers")) {
       hold($("pause"));
       $("pause").setAttribute("aria-pressed", String(on));
     }

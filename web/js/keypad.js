@@ -1,11 +1,20 @@
 // The mobile keypad: every press is a `digit` event on the installation's channel;
 // what the billboard says back (`assign`, `leave` on CHANNEL:state) is shown here.
 
-import { CHANNEL_ID, RelayLink, relayUrl } from "./relay.js";
+import { RelayLink, relayUrl } from "./relay.js";
 import { playTone } from "./dtmf.js";
+import {
+  CALLER_MAX_DIGITS,
+  CHANNEL_ID,
+  DEFAULT_CHANNEL,
+  EVENT,
+  KEYS,
+  LEAVE_REASON,
+  NICK_MAX,
+  WEB_SOURCE,
+  stateChannel,
+} from "./contract.js";
 
-const KEYS = "0123456789*#";
-const NICK_MAX = 16;
 const $ = (id) => document.getElementById(id);
 
 // -- who and where ---------------------------------------------------------------------
@@ -74,7 +83,7 @@ function ordinal(n) {
   return `${n}${suffix}`;
 }
 
-const channel = new URLSearchParams(location.search).get("channel") ?? "dialjam";
+const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
 session = storedSession();
 const stored = (key, fallback) => {
   try {
@@ -119,10 +128,10 @@ function heard(msg) {
       ensureSession(true).then(join, () => {});
     return;
   }
-  if (msg.type !== "event" || msg.id !== `${channel}:state`) return;
+  if (msg.type !== "event" || msg.id !== stateChannel(channel)) return;
   const data = msg.data;
   if (!data || !session || data.caller !== session.caller) return; // `state` and others' news
-  if (data.event === "assign") {
+  if (data.event === EVENT.assign) {
     if (data.track) {
       say(`You are the ${data.track}`, "Your keys play on the building in this colour.", data.color, {
         track: data.track,
@@ -132,9 +141,9 @@ function heard(msg) {
         line: String(data.line),
       });
     }
-  } else if (data.event === "leave") {
-    if (data.reason === "kicked") say("You were removed by the operator", "Please try again later.");
-    else if (data.reason === "full")
+  } else if (data.event === EVENT.leave) {
+    if (data.reason === LEAVE_REASON.kicked) say("You were removed by the operator", "Please try again later.");
+    else if (data.reason === LEAVE_REASON.full)
       say("The line is full", "Many people are playing. Try again in a few minutes.");
     else say("Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
   }
@@ -146,7 +155,7 @@ const link = new RelayLink(relayUrl(), {
   onOpen() {
     // Subscribe before joining, so the billboard's answer to the join reaches us.
     // NAME:state must itself be a valid id (≤ 64 characters).
-    const state = `${channel}:state`;
+    const state = stateChannel(channel);
     if (CHANNEL_ID.test(state)) link.send({ type: "subscriber", id: state, v: 2 });
     if (missed) say("Back online — press a key to play");
     missed = false;
@@ -176,7 +185,7 @@ function publish(data) {
 
 function join() {
   // A second join is harmless: the billboard refreshes the caller and tells its place again.
-  publish({ event: "join", source: "web", nick });
+  publish({ event: EVENT.join, source: WEB_SOURCE, nick });
 }
 
 // -- keys ------------------------------------------------------------------------------
@@ -188,7 +197,7 @@ function press(key) {
   navigator.vibrate?.(15);
   if (tones) playTone(key);
   // Music is live: a key pressed while offline is dropped, never replayed later.
-  if (!publish({ event: "digit", digit: key, source: "web" })) {
+  if (!publish({ event: EVENT.digit, digit: key, source: WEB_SOURCE })) {
     say("Not played: the installation is offline", "Keys pressed now are not played later.");
     missed = true;
   }
@@ -241,7 +250,7 @@ function start() {
     e?.preventDefault();
     const next = cleanNick(input.value).trim() || null;
     input.value = next ?? "";
-    if ((next?.match(/\p{N}/gu)?.length ?? 0) > 4) {
+    if ((next?.match(/\p{N}/gu)?.length ?? 0) > CALLER_MAX_DIGITS) {
       // The billboard refuses these too: a phone number must never reach the building.
       $("nick-help").textContent = "At most 4 digits: a nickname must not look like a phone number.";
       return;
@@ -271,7 +280,7 @@ function start() {
       type: "publisher",
       id: channel,
       session: session.session,
-      data: { event: "leave", reason: "closed" },
+      data: { event: EVENT.leave, reason: LEAVE_REASON.closed },
     };
     if (!link.send(leave)) return;
     link.drop();

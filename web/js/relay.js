@@ -2,8 +2,6 @@
 // backoff and jitter, pings to find dead links, and hands over every message one at a
 // time (a v2 subscriber may receive several coalesced into one JSON array).
 
-export const CHANNEL_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
-
 const PING_EVERY_MS = 20_000; // browsers cannot send WebSocket pings; the relay answers {"type":"ping"}
 const DEAD_AFTER_MS = 10_000; // nothing heard this long after a ping: the link is dead
 const BACKOFF_MIN_MS = 500;

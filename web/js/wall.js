@@ -1,7 +1,14 @@
 // The wall mirror: the facade as the billboard lights it, drawn on a full-window canvas
 // from its `state` events (≤ 10 a second), smoothed between them at the screen's rate.
 
-import { CHANNEL_ID, RelayLink, relayUrl } from "./relay.js";
+import { RelayLink, relayUrl } from "./relay.js";
+import {
+  CHANNEL_ID,
+  DEFAULT_CHANNEL,
+  EVENT,
+  FACADE_MAX,
+  stateChannel as stateChannelOf,
+} from "./contract.js";
 
 const $ = (id) => document.getElementById(id);
 const HALF_LIFE_MS = 350; // the billboard's lights halve this fast (engine LIGHT_HALF_LIFE_S)
@@ -10,8 +17,8 @@ const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
 const LOOP_STEPS = 16;
 const UNLIT = "#191a22";
 
-const channel = new URLSearchParams(location.search).get("channel") ?? "dialjam";
-const stateChannel = `${channel}:state`;
+const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
+const stateChannel = stateChannelOf(channel);
 const canvas = $("facade");
 const ctx = canvas.getContext("2d", { alpha: false });
 
@@ -38,8 +45,8 @@ resetLights();
 // -- what the billboard says -----------------------------------------------------------
 
 function onState(data, now) {
-  const f = Math.max(1, Math.min(64, Number(data.facade?.floors) || floors));
-  const b = Math.max(1, Math.min(64, Number(data.facade?.bays) || bays));
+  const f = Math.max(1, Math.min(FACADE_MAX, Number(data.facade?.floors) || floors));
+  const b = Math.max(1, Math.min(FACADE_MAX, Number(data.facade?.bays) || bays));
   if (f !== floors || b !== bays) {
     floors = f;
     bays = b;
@@ -125,7 +132,7 @@ const link = new RelayLink(relayUrl(), {
     link.send({ type: "subscriber", id: stateChannel, v: 2 });
   },
   onMessage(msg) {
-    if (msg.type === "event" && msg.id === stateChannel && msg.data?.event === "state") {
+    if (msg.type === "event" && msg.id === stateChannel && msg.data?.event === EVENT.state) {
       onState(msg.data, performance.now());
     }
   },

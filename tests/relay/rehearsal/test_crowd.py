@@ -1,4 +1,4 @@
-"""The rehearsal crowd (relay.rehearsal.crowd) against a real relay on a free port: each ingress
+"""The rehearsal crowd (relay.rehearsal) against a real relay on a free port: each ingress
 path end to end into the crowd's own subscriber, its report, and its command line."""
 
 from __future__ import annotations
@@ -9,30 +9,26 @@ import socket
 import sys
 from pathlib import Path
 
+import aiohttp
+import orjson
 import pytest
 
 from relay.config import AriConfig, TwilioConfig
+from relay.contract.subscriber import V2Subscriber
 from relay.gateways.twilio import connect_twiml
-from relay.rehearsal.crowd import (
-    CallerPlan,
-    Options,
-    Press,
-    Report,
-    UsageError,
-    match_presses,
-    on_relay,
-    parse_options,
-    plan_crowd,
-    read_twiml,
-    run_crowd,
-)
-
+from relay.rehearsal.callers import on_relay, read_twiml
+from relay.rehearsal.checker import ArrivalChecker
+from relay.rehearsal.cli import parse_options
+from relay.rehearsal.crowd import run_crowd
+from relay.rehearsal.plan import CallerPlan, CrowdOptions, Press, UsageError, plan_crowd
+from relay.rehearsal.report import CrowdReport
+from relay.rehearsal.scoring import ArrivalTally, match_presses
 from tests.relay.conftest import StartRelay
 
 ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "https://jam.example.org"
 TOKEN = "12345678901234567890123456789012"
-SMALL = Options(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0)
+SMALL = CrowdOptions(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0)
 
 
 def free_port() -> int:
@@ -42,7 +38,7 @@ def free_port() -> int:
         return port
 
 
-def assert_whole(report: Report, callers: int) -> None:
+def assert_whole(report: CrowdReport, callers: int) -> None:
     """Every caller got through, and every press it sent was seen once, in order."""
     assert report.callers_failed == 0, report.render()
     assert report.joins_seen == report.leaves_seen == callers, report.render()
@@ -50,7 +46,7 @@ def assert_whole(report: Report, callers: int) -> None:
     assert report.presses_seen == report.presses_sent, report.render()
     assert (report.lost, report.duplicated, report.out_of_order) == (0, 0, 0), report.render()
     assert report.errors == {}, report.render()
-    assert report.latency_max_ms is not None and report.latency_max_ms < 1000
+    assert report.latency_max_ms is not None
     assert report.ok
     assert "PASS" in report.render()
 
@@ -64,6 +60,17 @@ async def test_a_crowd_of_keypads_arrives_whole_at_the_subscriber(
     relay = await start_relay()
     report = await run_crowd(dataclasses.replace(SMALL, relay=relay.url))
     assert_whole(report, 5)
+
+
+@pytest.mark.timing
+async def test_a_crowd_of_keypads_arrives_within_a_second_on_loopback(
+    start_relay: StartRelay,
+) -> None:
+    # Wall-clock latency: on a loaded machine a press may wait, but never a second.
+    relay = await start_relay()
+    report = await run_crowd(dataclasses.replace(SMALL, relay=relay.url))
+    assert_whole(report, 5)
+    assert report.latency_max_ms is not None and report.latency_max_ms < 1000, report.render()
 
 
 async def test_a_crowd_of_twilio_callers_with_signed_webhooks_arrives_whole(
@@ -199,14 +206,54 @@ async def test_stopping_the_crowd_hangs_everyone_up_and_reports_an_interruption(
     relay = await start_relay()
     stop = asyncio.Event()
     options = dataclasses.replace(SMALL, relay=relay.url, duration=30.0)
-    asyncio.get_running_loop().call_later(1.0, stop.set)
-    report = await asyncio.wait_for(run_crowd(options, stop=stop), 10)
+    # Stopped once a press has arrived, not after a fixed time: a busy machine may take
+    # a while to get the first caller through.
+    watcher = asyncio.create_task(stop_at_the_first_digit(relay.ws_url, SMALL.channel, stop))
+    report = await asyncio.wait_for(run_crowd(options, stop=stop), 60)
+    watcher.cancel()
     assert report.interrupted and not report.ok
     assert report.callers_failed == 0
     assert 0 < report.presses_sent < report.presses_planned
 
 
+async def stop_at_the_first_digit(ws_url: str, channel: str, stop: asyncio.Event) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        await ws.send_str(orjson.dumps({"type": "subscriber", "id": channel}).decode())
+        async for msg in ws:
+            data = orjson.loads(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else None
+            if isinstance(data, dict) and data.get("event") == "digit":
+                stop.set()
+                return
+
+
 # -- the pure parts --
+
+
+def test_the_arrival_check_scores_what_it_reads_at_the_times_it_is_given() -> None:
+    # The checker's clock is a parameter: here the frames arrive at 10.05 and 10.30 s.
+    tally = ArrivalTally()
+    tally.add_caller("c-pfbnkdsvqt", 0)
+    tally.sent("c-pfbnkdsvqt", "5", 10.0)
+    tally.sent("c-pfbnkdsvqt", "#", 10.25)
+    subscriber = V2Subscriber(["dialjam"])
+    frames = [
+        (10.05, [{"type": "subscribed", "id": "dialjam", "seq": 0, "epoch": "e"}, digit(1, "5")]),
+        (10.30, [digit(2, "#"), {"type": "gap", "id": "dialjam", "from": 3, "to": 3}]),
+    ]
+    for now, frame in frames:
+        ArrivalChecker.take(subscriber.receive(frame), tally, now)
+    log = tally.by_caller["c-pfbnkdsvqt"]
+    assert log.seen == [("5", 10.05), ("#", 10.30)]
+    match = match_presses(log.sent, log.seen)
+    assert (match.lost, match.duplicated, match.out_of_order) == (0, 0, 0)
+    assert [round(x, 3) for x in match.latencies] == [0.05, 0.05]
+    assert tally.errors == {"subscriber gap (events dropped)": 1}
+    assert subscriber.position("dialjam") == (2, "e")
+
+
+def digit(seq: int, key: str) -> dict[str, object]:
+    data = {"event": "digit", "caller": "c-pfbnkdsvqt", "digit": key, "source": "web"}
+    return {"type": "event", "id": "dialjam", "seq": seq, "ts": 0, "data": data}
 
 
 def test_presses_are_matched_in_order_and_losses_duplicates_and_swaps_are_counted() -> None:
@@ -222,7 +269,7 @@ def test_presses_are_matched_in_order_and_losses_duplicates_and_swaps_are_counte
 
 
 def test_a_seeded_plan_is_the_same_every_time_and_spreads_the_starts_over_the_ramp() -> None:
-    options = Options(callers=4, rate=2.0, duration=3.0, ramp=2.0)
+    options = CrowdOptions(callers=4, rate=2.0, duration=3.0, ramp=2.0)
     plan = plan_crowd(options, seed=42)
     assert plan == plan_crowd(options, seed=42)
     assert plan != plan_crowd(options, seed=43)
@@ -275,7 +322,7 @@ async def crowd_cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "relay.rehearsal.crowd",
+        "relay.rehearsal",
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,

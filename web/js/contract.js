@@ -1,0 +1,68 @@
+// The dialjam contract for the web pages, generated from relay/contract by
+// `python -m relay.contract web/js/contract.js`: do not edit by hand.
+
+export const CONTRACT = Object.freeze({
+  "keys": "0123456789*#",
+  "events": {
+    "join": "join",
+    "digit": "digit",
+    "leave": "leave",
+    "command": "command",
+    "assign": "assign",
+    "state": "state"
+  },
+  "leave_reasons": {
+    "closed": "closed",
+    "full": "full",
+    "hangup": "hangup",
+    "idle": "idle",
+    "kicked": "kicked",
+    "timeout": "timeout",
+    "turn": "turn"
+  },
+  "public_leave_reasons": [
+    "closed",
+    "hangup",
+    "timeout"
+  ],
+  "commands": {
+    "key": "key",
+    "kick": "kick",
+    "mute": "mute",
+    "panic": "panic",
+    "pause": "pause",
+    "scale": "scale",
+    "tempo": "tempo"
+  },
+  "web_source": "web",
+  "channel_pattern": "[A-Za-z0-9_.:-]{1,64}",
+  "default_channel": "dialjam",
+  "suffixes": {
+    "state": ":state",
+    "control": ":control",
+    "callers": ":callers"
+  },
+  "nick_max": 16,
+  "caller_max_digits": 4,
+  "tempo_min_bpm": 40,
+  "tempo_max_bpm": 240,
+  "facade_max": 64
+});
+
+export const KEYS = CONTRACT.keys;
+export const EVENT = CONTRACT.events;
+export const LEAVE_REASON = CONTRACT.leave_reasons;
+export const COMMAND = CONTRACT.commands;
+export const WEB_SOURCE = CONTRACT.web_source;
+export const CHANNEL_ID = new RegExp(`^${CONTRACT.channel_pattern}$`);
+export const DEFAULT_CHANNEL = CONTRACT.default_channel;
+export const NICK_MAX = CONTRACT.nick_max;
+export const CALLER_MAX_DIGITS = CONTRACT.caller_max_digits;
+export const MIN_BPM = CONTRACT.tempo_min_bpm;
+export const MAX_BPM = CONTRACT.tempo_max_bpm;
+export const FACADE_MAX = CONTRACT.facade_max;
+
+/** NAME:state, NAME:control, NAME:callers of the installation `name`. */
+export const stateChannel = (name) => `${name}${CONTRACT.suffixes.state}`;
+export const controlChannel = (name) => `${name}${CONTRACT.suffixes.control}`;
+export const callersChannel = (name) => `${name}${CONTRACT.suffixes.callers}`;
