@@ -88,9 +88,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 import aiohttp
 import mido
 import orjson
-from relay_load import HOST, ROOT, free_port, tail
-from relay_memory import rss_kib
 
+from bench.procs import free_port, rss_kib, tail
+from bench.stats import ROOT
+from bench.wsclient import HOST
 from relay.rehearsal.crowd import (
     KEYPAD_KEYS,
     CallerPlan,
