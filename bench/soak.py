@@ -66,7 +66,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import math
 import random
 import secrets
@@ -106,9 +105,9 @@ from bench.soak_plan import (
     digit_windows,
     soak_plans,
 )
-from bench.soak_report import Soak, checks, from_report, from_seed, render
+from bench.soak_report import Soak, checks, from_report, from_seed, render, summary
 from bench.soak_seed import Arrivals, SeedBooks, seed_call
-from bench.stats import ROOT
+from bench.stats import ROOT, load, write_result
 from bench.wsclient import HOST
 
 
@@ -308,12 +307,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.platform != "linux":
         print("soak.py needs Linux (/proc)", file=sys.stderr)
         return 2
+    load_at_start = load()
     soak = run(args)
     text, ok = render(soak)
     print(text)
     if args.json:
         doc = dataclasses.asdict(soak) | {"checks": checks(soak), "ok": ok, "windows": None}
-        Path(args.json).write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        doc["summary"] = summary(soak)
+        settings = {"duration": args.duration, "seed": soak.seed, "warmup": soak.warmup}
+        write_result(args.json, "soak", load_at_start, settings, doc)
     return 0 if ok else 1
 
 

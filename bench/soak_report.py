@@ -239,3 +239,24 @@ def render(soak: Soak) -> tuple[str, bool]:
     lines.append("")
     lines.append(f"  verdict       {'PASS' if not failed else 'FAIL: ' + ', '.join(failed)}")
     return "\n".join(lines), not failed
+
+
+def summary(soak: Soak) -> dict[str, Any]:
+    """The figures the README quotes, from a finished run."""
+    m = soak.memory
+    samples = m.samples
+    return {
+        "presses": sum(p.sent for p in soak.paths),
+        "callers": sum(p.callers for p in soak.paths),
+        "lost": sum(p.lost for p in soak.paths),
+        "duplicated": sum(p.duplicated for p in soak.paths),
+        "out_of_order": sum(p.out_of_order for p in soak.paths),
+        "p99_ms": {p.name: p.p99_ms for p in soak.paths},
+        "acknowledged": sum(p.acked or 0 for p in soak.paths),
+        "lost_acknowledged": soak.lost_acked,
+        "notes": soak.notes.played,
+        "stuck": soak.notes.stuck,
+        "rss_after_warmup_mib": m.at(soak.warmup) if samples else None,
+        "rss_end_mib": samples[-1][1] if samples else None,
+        "checks": {name: held for name, held, _ in checks(soak)},
+    }
