@@ -73,7 +73,7 @@ KEYS = ("C", "D", "Eb", "F", "G", "A")
 SCALES = ("major", "minor", "dorian", "pentatonic")
 
 
-class Crowd:
+class SimulatedCrowd:
     """Input events for a show of `CALLERS` callers, with their simulated times."""
 
     def __init__(self, sim_rate: float, seed: int) -> None:
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_at_start = load()
     pinned = pin_to_one_core()
-    crowd = Crowd(args.sim_rate, args.seed)
+    crowd = SimulatedCrowd(args.sim_rate, args.seed)
     engine = Engine(EngineConfig(), start=0.0)
     totals = Totals()
     rates: list[float] = []

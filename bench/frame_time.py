@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"median {speedup:.1f}× faster than naive"
     )
     if args.json:
-        figures = {
+        figures: dict[str, object] = {
             r.name: {
                 "frames": len(r.times_ms),
                 "p50_ms": statistics.median(r.times_ms),

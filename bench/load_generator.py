@@ -30,21 +30,21 @@ from bench.stats import summary_ms
 from bench.wsclient import BenchError, WsClient, connect_all, read_frame
 
 
-class Tally:
+class WindowMark:
     """What the subscribers share: the first event number of the window."""
 
     def __init__(self) -> None:
         self.g_lo = 1 << 62  # no event counts until the window opens
 
 
-class Subscriber(WsClient):
+class CountingSubscriber(WsClient):
     """Counts every event it receives by its number ``g`` and records the latency of
     every event of the window. Takes seed frames (the bare ``data`` object), v2
     envelopes and arrays of envelopes."""
 
-    def __init__(self, port: int, tally: Tally, capacity: int) -> None:
+    def __init__(self, port: int, mark: WindowMark, capacity: int) -> None:
         super().__init__(port)
-        self.tally = tally
+        self.mark = mark
         self.seen = array("I", bytes(4 * capacity))
         self.latencies: list[int] = []
         self.received = 0
@@ -57,7 +57,7 @@ class Subscriber(WsClient):
         events, controls = read_frame(orjson.loads(payload))
         self.frames += 1
         seen = self.seen
-        lo = self.tally.g_lo
+        lo = self.mark.g_lo
         lat = self.latencies
         for data in events:
             g = data["g"]
@@ -109,7 +109,7 @@ class Window:
     reads: int = 0
 
     @classmethod
-    def read(cls, clock: CpuClock, subs: Sequence[Subscriber]) -> Window:
+    def read(cls, clock: CpuClock, subs: Sequence[CountingSubscriber]) -> Window:
         return cls(
             time.monotonic(),
             clock.relay(),
@@ -128,13 +128,16 @@ async def run_load(cfg: dict[str, Any]) -> dict[str, Any]:
     warmup: float = cfg["warmup"]
     duration: float = cfg["duration"]
     clock = CpuClock(cfg["relay_pid"])
-    tally = Tally()
+    mark = WindowMark()
     if scn.rate:
         capacity = int(scn.publishers * scn.rate * (warmup + duration + 2) * 1.1) + 1000
     else:
         capacity = 1 << 20
-    subs: list[Subscriber] = await connect_all(
-        port, scn.subscribers, lambda: Subscriber(port, tally, capacity), cfg["connect_timeout"]
+    subs: list[CountingSubscriber] = await connect_all(
+        port,
+        scn.subscribers,
+        lambda: CountingSubscriber(port, mark, capacity),
+        cfg["connect_timeout"],
     )
     subscribe: dict[str, Any] = {"type": "subscriber", "id": CHANNEL}
     if scn.v2:
@@ -166,9 +169,9 @@ async def run_load(cfg: dict[str, Any]) -> dict[str, Any]:
     gc.freeze()
     gc.disable()
     if scn.rate:
-        g, g_lo, start, end, lag = await publish_at_rate(scn, pubs, subs, tally, clock, g, cfg)
+        g, g_lo, start, end, lag = await publish_at_rate(scn, pubs, subs, mark, clock, g, cfg)
     else:
-        g, g_lo, start, end, lag = await publish_flat_out(pubs[0], subs, tally, clock, g, cfg)
+        g, g_lo, start, end, lag = await publish_flat_out(pubs[0], subs, mark, clock, g, cfg)
     g_hi = g
 
     # Drain: until every subscriber has every window event, or the drain time is up.
@@ -226,8 +229,8 @@ async def run_load(cfg: dict[str, Any]) -> dict[str, Any]:
 async def publish_at_rate(
     scn: Scenario,
     pubs: list[WsClient],
-    subs: list[Subscriber],
-    tally: Tally,
+    subs: list[CountingSubscriber],
+    mark: WindowMark,
     clock: CpuClock,
     g: int,
     cfg: dict[str, Any],
@@ -260,7 +263,7 @@ async def publish_at_rate(
                     pub = k % n
                     pubs[pub].send(PUBLISH % (pub, k % 10, pub, g0 + k, mono_ns()))
                 j = j_lo
-                tally.g_lo = g0 + j_lo
+                mark.g_lo = g0 + j_lo
                 start = Window.read(clock, subs)
                 opened = True
             for k in range(j, due):
@@ -278,8 +281,8 @@ async def publish_at_rate(
 
 async def publish_flat_out(
     pub: WsClient,
-    subs: list[Subscriber],
-    tally: Tally,
+    subs: list[CountingSubscriber],
+    mark: WindowMark,
     clock: CpuClock,
     g: int,
     cfg: dict[str, Any],
@@ -299,7 +302,7 @@ async def publish_flat_out(
         if now >= t_end:
             break
         if g_lo < 0 and now >= t_start:
-            g_lo = tally.g_lo = g
+            g_lo = mark.g_lo = g
             start = Window.read(clock, subs)
         if g - min(s.received for s in subs) > inflight:
             await asyncio.sleep(0.001)

@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 CHANNELS = web.AppKey("channels", dict[str, set[web.WebSocketResponse]])
-LOADS = web.AppKey("loads", Callable[[str], Any])
-DUMPS = web.AppKey("dumps", Callable[[Any], str])
+LOADS: web.AppKey[Callable[[str], Any]] = web.AppKey("loads")
+DUMPS: web.AppKey[Callable[[Any], str]] = web.AppKey("dumps")
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

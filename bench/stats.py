@@ -108,7 +108,7 @@ def write_result(
     """Save one run as JSON: what ran (``script``, its ``settings``), where (the
     machine), when (UTC), and its ``figures`` — the numbers ``bench/report.py`` turns
     into the README's tables."""
-    doc = {
+    doc: dict[str, Any] = {
         "script": script,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(load_at_start, **machine_extra),
@@ -116,6 +116,16 @@ def write_result(
         "settings": dict(settings),
         "figures": dict(figures),
     }
+    m = doc["machine"]
+    busiest = max([*m["load"]["start"][:1], *m["load"]["end"][:1]], default=0.0)
+    if busiest > (m["cores_usable"] or 1):
+        doc["notes"] = [
+            f"a shared, busy machine: load average up to {busiest:.1f} on "
+            f"{m['cores_usable']} cores during the run (start {m['load']['start']}, end "
+            f"{m['load']['end']}); other processes competed for the CPU, so expect "
+            "noise, above all in the tails",
+            *doc["notes"],
+        ]
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
