@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ README = ROOT / "README.md"
 RESULTS = ROOT / "bench" / "results"
 MARKER = re.compile(r"(<!-- bench:([\w-]+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
 BUSY_LOAD = 1.5  # load average per core above which a run is called busy
+WIDTH = 88
+UNIT = re.compile(r" (?=(?:%|ms|µs|MiB|s)\b|%|×)")  # a number keeps its unit on its line
 
 
 class ReportError(Exception):
@@ -67,7 +70,36 @@ def times(value: float) -> str:
     return f"{num(value, 2 if value < 10 else 3)}×"
 
 
-def machine_line(doc: dict[str, Any]) -> str:
+def wrap(text: str) -> str:
+    """Paragraphs and list items filled to the README's width; tables and blank lines
+    left as they are."""
+    out = []
+    for block in text.split("\n\n"):
+        if block.lstrip().startswith("|"):
+            out.append(block)
+            continue
+        items = re.split(r"\n(?=- )", block)
+        out.append(
+            "\n".join(
+                textwrap.fill(
+                    UNIT.sub("\x00", " ".join(item.split())),
+                    WIDTH,
+                    subsequent_indent="  " if item.startswith("- ") else "",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+                for item in items
+            ).replace("\x00", " ")
+        )
+    return "\n\n".join(out)
+
+
+def symbols(text: str) -> str:
+    """The run's own ASCII (<=, >=, 4x) as the README writes it."""
+    return re.sub(r"(\d)x\b", r"\1×", text.replace("<=", "≤").replace(">=", "≥"))
+
+
+def machine_line(doc: dict[str, Any], libraries: bool = False) -> str:
     """Where and when a run was measured, and how busy the machine was."""
     m = doc["machine"]
     libs = m.get("libraries", {})
@@ -75,17 +107,13 @@ def machine_line(doc: dict[str, Any]) -> str:
     start, end = m["load"]["start"], m["load"]["end"]
     cores = m.get("cores") or 1
     busy = max(start[:1] + end[:1], default=0.0) / cores >= BUSY_LOAD
-    load = (
-        f"load average {start[0]:.2f} at the start, {end[0]:.2f} at the end"
-        if start and end
-        else "load average unknown"
-    )
+    load = f"load average {start[0]:.1f} → {end[0]:.1f}" if start and end else "load unknown"
     return (
-        f"Measured {doc['date'][:10]} on {m['cpu']} ({cores} cores), Python {m['python']}"
-        + (f", {versions}" if versions else "")
+        f"(Measured {doc['date'][:10]}, {m['cpu']}, {cores} cores, Python {m['python']}"
+        + (f", {versions}" if libraries and versions else "")
         + f"; {load}"
-        + (" — a shared, busy machine: expect the tails to be noisy" if busy else "")
-        + "."
+        + (": a shared, busy machine, expect noise" if busy else "")
+        + ".)"
     )
 
 
@@ -103,7 +131,7 @@ def relay_load(doc: dict[str, Any]) -> str:
     lines = [
         "`bench/relay_load.py`: the relay in its own process pinned to one core, the load",
         "generator (a lean raw-asyncio WebSocket client on uvloop) pinned to the other,",
-        f"loopback only, {num(s['duration'])} s windows. Each scenario runs, one after the",
+        f"loopback only, {s['duration']:g} s windows. Each scenario runs, one after the",
         "other, against:",
         "",
         f"- **{labels['dialjam']}**: rate limits and the per-address cap lifted, a send",
@@ -119,7 +147,7 @@ def relay_load(doc: dict[str, Any]) -> str:
         "  dialjam runs on. dialjam's ratios are taken against this one, so they measure",
         "  the design, not the libraries.",
         "",
-        machine_line(doc),
+        machine_line(doc, libraries=True),
         "",
         "| scenario | relay | offered/s | delivered | p50 ms | p99 ms | max ms "
         "| deliveries/s | relay CPU |",
@@ -148,7 +176,10 @@ def relay_load(doc: dict[str, Any]) -> str:
     for c in f["checks"]:
         verdict = "met" if c["pass"] else "missed"
         verdicts.append(
-            f"({c['scenario']}) {labels[c['relay']]}: {c['target']} — {verdict}, {c['measured']}"
+            symbols(
+                f"({c['scenario']}) {labels[c['relay']]}: {c['target']} — {verdict}, "
+                f"{c['measured']}"
+            )
         )
     if verdicts:
         lines.append("Targets: " + "; ".join(verdicts) + ".")
@@ -197,7 +228,7 @@ def relay_load(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.append("In (c) latency is mostly queueing, bounded by the load generator's")
         lines.append("in-flight cap.")
-    return "\n".join(lines)
+    return wrap("\n".join(lines))
 
 
 def engine_speed(doc: dict[str, Any]) -> str:
@@ -232,7 +263,7 @@ def frame_time(doc: dict[str, Any]) -> str:
         f"- **Frame time** (`bench/frame_time.py`): `Display.draw` at {size} on the SDL "
         f"{doc['machine'].get('sdl_driver', 'dummy')} driver, 8 busy tracks, 4 waiting, "
         f"100 events/s: p50 {num(d['p50_ms'])} ms, **p99 {num(d['p99_ms'])} ms**, max "
-        f"{num(d['max_ms'], 2)} ms (target p99 ≤ {num(f['target_p99_ms'])} ms); with the HUD "
+        f"{num(d['max_ms'], 2)} ms (target p99 ≤ {f['target_p99_ms']:g} ms); with the HUD "
         f"p99 {num(hud['p99_ms'])} ms; a naive redraw of everything p99 "
         f"{num(naive['p99_ms'])} ms (median {times(f['naive_median_ratio'])} slower). "
         f"{machine_line(doc)}"
@@ -258,7 +289,7 @@ def grid_timing(doc: dict[str, Any]) -> str:
         + ("a real JACK server" if jack else "a timestamping sink (no JACK)")
         + f": a note scheduled ahead is handed to the MIDI port p50 {num(target['p50_ms'], 2)}"
         f" ms, **p99 {num(target['p99_ms'], 2)} ms**, max {num(target['max_ms'], 2)} ms after "
-        f"its step (target p99 ≤ {num(f['target_p99_ms'])} ms)."
+        f"its step (target p99 ≤ {f['target_p99_ms']:g} ms)."
     )
     locked = f.get("frame_locked", {}).get("grid → MidiOut.note_on (draw loop)")
     if locked is not None:
@@ -334,11 +365,11 @@ def soak(doc: dict[str, Any]) -> str:
         else ""
     )
     return (
-        "- **Soak** (`bench/soak.py`; `--duration 1800` for the full 30 minutes, 60 s in CI):\n"
-        "  a real headless billboard and its relay while callers come and go on every path at\n"
-        "  once — keypads with sessions, Twilio `dtmf`, Twilio tones, Asterisk ARI (the fake\n"
-        "  server) and a seed publisher with acks — more callers than tracks. "
-        f"A {num(doc['settings']['duration'])}-second run: {s['presses']:,} presses from "
+        "- **Soak** (`bench/soak.py`; `--duration 1800` for the full 30 minutes, 60 s in CI): "
+        "a real headless billboard and its relay while callers come and go on every path at "
+        "once — keypads with sessions, Twilio `dtmf`, Twilio tones, Asterisk ARI (the fake "
+        "server) and a seed publisher with acks — more callers than tracks. "
+        f"A {doc['settings']['duration']:g}-second run: {s['presses']:,} presses from "
         f"{s['callers']} callers, "
         + (
             "every one arrived once and in order"
@@ -419,7 +450,7 @@ def render(readme: str, results: Path = RESULTS) -> str:
         name = match.group(2)
         if name not in makers:
             raise ReportError(f"README section {name!r} has no maker in bench/report.py")
-        return f"{match.group(1)}{makers[name]()}\n{match.group(4)}"
+        return f"{match.group(1)}{wrap(makers[name]())}\n{match.group(4)}"
 
     return MARKER.sub(replace, readme)
 
