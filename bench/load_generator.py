@@ -59,7 +59,8 @@ class CountingSubscriber(WsClient):
         seen = self.seen
         lo = self.mark.g_lo
         lat = self.latencies
-        for data in events:
+        for env in events:
+            data = env["data"]
             g = data["g"]
             try:
                 seen[g] += 1

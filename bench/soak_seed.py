@@ -16,6 +16,7 @@ from bench.soak_crowd import (
     CallerPlan,
 )
 from bench.soak_plan import ACK_TIMEOUT_S, CHANNEL, leaked_runs
+from bench.wsclient import read_frame
 
 # -- the seed publishers and their subscriber ------------------------------------------
 
@@ -81,15 +82,19 @@ class Arrivals:
             await self.connect(session)
 
     def read(self, obj: Any) -> None:
-        for item in obj if isinstance(obj, list) else [obj]:
-            if not isinstance(item, dict):
-                continue
+        if isinstance(obj, list):
+            obj = [item for item in obj if isinstance(item, dict)]
+        elif not isinstance(obj, dict):
+            return
+        events, controls = read_frame(obj)
+        for item in controls:
             kind = item.get("type")
             if kind == "gap":
                 self.errors["seed subscriber gap"] += 1
             elif kind == "error":
                 self.errors[f"seed subscriber error {item.get('code')}"] += 1
-            if kind != "event":
+        for item in events:
+            if item.get("type") != "event":
                 continue
             self.events += 1
             self.seq = item.get("seq", self.seq)

@@ -224,26 +224,22 @@ class WsClient(asyncio.Protocol):
 
 
 def read_frame(obj: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split one decoded frame from a relay into the events' ``data`` objects and the
-    control frames (``subscribed``, ``gap``, ``error``, acks).
+    """Split one decoded frame from a relay into event envelopes and control frames
+    (``subscribed``, ``gap``, ``error``, acks).
 
     A v2 subscriber gets ``{"type":"event","id":CH,"seq":N,"ts":MS,"data":{...}}`` or an
-    array of such envelopes; a plain (seed) subscriber gets the bare ``data`` object,
-    which has no ``type``."""
+    array of such envelopes, returned as they are; a plain (seed) subscriber gets the
+    bare ``data`` object, which has no ``type``, returned as ``{"data": obj}``. Either
+    way an event's payload is ``envelope["data"]``."""
     if obj.__class__ is list:
         events: list[dict[str, Any]] = []
         controls: list[dict[str, Any]] = []
         for env in obj:
-            data = env.get("data")
-            if data is None:
-                controls.append(env)
-            else:
-                events.append(data)
+            (controls if env.get("data") is None else events).append(env)
         return events, controls
     if "type" not in obj:
-        return [obj], []
-    data = obj.get("data")
-    return ([data], []) if data is not None else ([], [obj])
+        return [{"data": obj}], []
+    return ([obj], []) if obj.get("data") is not None else ([], [obj])
 
 
 C = TypeVar("C", bound=WsClient)
