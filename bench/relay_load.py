@@ -66,7 +66,11 @@ printed; the exit code is 0 whatever the numbers (it is a measurement) and 1 whe
 run failed (relay died, no connection, load generator error or timeout).
 
     python bench/relay_load.py [--scenario a|b|c ...] [--relay KEY ...] [--duration S]
-                               [--json FILE]
+                               [--compare CHECKOUT ...] [--json FILE]
+
+``--compare ../other-checkout`` also runs that checkout's relay (tuned) in every
+scenario, side by side with this one's in the same run: how a change to the relay
+measures against the code it changes.
     make bench          (saves bench/results/relay_load.json; bench/report.py puts
                          it in the README)
 
@@ -91,7 +95,7 @@ if __package__ in (None, ""):
 
 from bench.procs import Pinning, free_port, raise_fd_limit, stop, tail, wait_for_port
 from bench.relay_load_report import Result, checks, fill, report
-from bench.scenarios import RELAYS, ROOT, SCENARIOS, Relay, Scenario
+from bench.scenarios import RELAYS, ROOT, SCENARIOS, Relay, Scenario, checkout
 from bench.stats import load, write_result
 from bench.wsclient import HOST, BenchError
 
@@ -116,7 +120,7 @@ def run_one(
         with pin.on(pin.relay_cpu):
             relay = subprocess.Popen(
                 relay_kind.command(HOST, port),
-                cwd=ROOT,
+                cwd=relay_kind.root,
                 env=relay_kind.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # the announcement (with this run's tokens)
@@ -192,6 +196,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=list(RELAYS),
         help="run only this relay (repeatable; default: each in the scenarios it fits)",
     )
+    p.add_argument(
+        "--compare",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CHECKOUT",
+        help="also run the tuned relay of another checkout, side by side (repeatable)",
+    )
     p.add_argument("--duration", type=float, default=6.0, help="window per run, s (default 6)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up per run, s (default 1)")
     p.add_argument("--drain", type=float, default=2.0, help="longest drain, s (default 2)")
@@ -218,15 +230,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def runs(args: argparse.Namespace) -> list[tuple[Scenario, Relay]]:
+def relays(args: argparse.Namespace) -> dict[str, Relay]:
+    """This checkout's relays and the baselines, then any other checkout's."""
+    out = dict(RELAYS)
+    for path in args.compare:
+        other = checkout(path)
+        out[other.key] = other
+    return out
+
+
+def runs(args: argparse.Namespace, relays: dict[str, Relay]) -> list[tuple[Scenario, Relay]]:
     """The (scenario, relay) pairs to run: those asked for, each relay only in the
-    scenarios it fits unless it was named."""
+    scenarios it fits unless it was named; another checkout's beside this one's."""
     scenarios = list(dict.fromkeys(args.scenario or sorted(SCENARIOS)))
-    named = list(dict.fromkeys(args.relay or ()))
+    named = list(dict.fromkeys(args.relay or ())) + [r for r in relays if r.startswith("dialjam@")]
     out = []
     for key in scenarios:
-        for relay in RELAYS.values():
-            if relay.key in named or (not named and key in relay.scenarios):
+        for relay in relays.values():
+            if relay.key in named or (not args.relay and key in relay.scenarios):
                 out.append((SCENARIOS[key], relay))
     return out
 
@@ -243,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     deadline = began + args.time_limit
     results: list[Result] = []
     print(f"dialjam relay benchmark: {pin.describe()}", file=sys.stderr)
-    for scn, relay in runs(args):
+    kinds = relays(args)
+    for scn, relay in runs(args, kinds):
         print(f"  ({scn.key}) {scn.title}: {relay.label} …", end="", file=sys.stderr)
         sys.stderr.flush()
         r = run_one(scn, relay, args, pin, deadline)
@@ -251,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = "error" if r.error else f"{r.deliveries_per_s:,.0f} deliveries/s"
         print(f" {status} ({r.wall_s:.1f} s)", file=sys.stderr)
     elapsed = time.monotonic() - began
-    print(report(results, pin.describe(), elapsed))
+    print(report(results, pin.describe(), elapsed, kinds))
     if args.json:
         settings = {
             k: getattr(args, k) for k in ("duration", "warmup", "drain", "inflight", "batch")
@@ -261,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "label": r.label,
                 "env": {k: v for k, v in r.env().items() if k.startswith("DIALJAM_")},
             }
-            for r in RELAYS.values()
+            for r in kinds.values()
         }
         write_result(
             args.json,
@@ -270,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings,
             {
                 "results": [asdict(r) for r in results],
-                "checks": checks(results),
+                "checks": checks(results, kinds),
                 "elapsed_s": elapsed,
             },
             pinning=pin.describe(),

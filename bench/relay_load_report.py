@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.scenarios import BASELINE, RELAYS, SCENARIOS
+from bench.scenarios import BASELINE, RELAYS, SCENARIOS, Relay
 
 SATURATED_CPU_PCT = 90.0
 OTHER_CPU_NOTE_PCT = 10.0
@@ -159,7 +159,7 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.3g}x"
 
 
-def checks(results: list[Result]) -> list[dict[str, Any]]:
+def checks(results: list[Result], relays: dict[str, Relay] = RELAYS) -> list[dict[str, Any]]:
     by = {(r.scenario, r.relay): r for r in results if not r.error}
     out: list[dict[str, Any]] = []
     for key, relay, p99_limit in (
@@ -188,7 +188,7 @@ def checks(results: list[Result]) -> list[dict[str, Any]]:
             {
                 "scenario": "c",
                 "relay": "dialjam",
-                "target": f">= 4x the deliveries/s of {RELAYS[BASELINE].label}",
+                "target": f">= 4x the deliveries/s of {relays[BASELINE].label}",
                 "measured": f"{x:.2f}x ({d.deliveries_per_s:,.0f} vs {n.deliveries_per_s:,.0f})",
                 "pass": x >= 4.0,
             }
@@ -196,23 +196,29 @@ def checks(results: list[Result]) -> list[dict[str, Any]]:
     return out
 
 
-def report(results: list[Result], pinning: str, elapsed: float) -> str:
+def report(
+    results: list[Result], pinning: str, elapsed: float, relays: dict[str, Relay] = RELAYS
+) -> str:
     ok = [r for r in results if not r.error]
     by = {(r.scenario, r.relay): r for r in ok}
     keys = list(dict.fromkeys(r.scenario for r in results))
     lines = [f"dialjam relay benchmark — {pinning}", ""]
     lines += [f"  ({key}) {SCENARIOS[key].title}" for key in keys]
-    lines += [f"  {r.key}: {r.label}" for r in RELAYS.values()]
+    lines += [f"  {r.key}: {r.label}" for r in relays.values()]
     lines += ["", table(results)]
     ratios = [
         (key, mine, d, base, n)
         for key in keys
-        for mine in ("dialjam", "dialjam-defaults")
-        for base in (BASELINE, "naive")
+        for mine in [k for k in relays if k.startswith("dialjam")]
+        for base in (
+            BASELINE,
+            "naive",
+            *([k for k in relays if "@" in k] if mine == "dialjam" else []),
+        )
         if (d := by.get((key, mine))) is not None and (n := by.get((key, base))) is not None
     ]
     if ratios:
-        lines += ["", "dialjam/naive ratios:"]
+        lines += ["", "ratios:"]
     for key, mine, d, base, n in ratios:
         lines.append(
             f"  ({key}) {mine} / {base}: deliveries/s "
@@ -223,7 +229,7 @@ def report(results: list[Result], pinning: str, elapsed: float) -> str:
             f" ({fmt(d.relay_us_per_delivery, '.2f')} vs "
             f"{fmt(n.relay_us_per_delivery, '.2f')} us)"
         )
-    verdicts = checks(results)
+    verdicts = checks(results, relays)
     if verdicts:
         lines += ["", "targets:"]
     for c in verdicts:

@@ -36,6 +36,7 @@ class Relay:
     key: str
     label: str
     scenarios: tuple[str, ...]  # the scenarios it runs by default
+    root: Path = ROOT  # the checkout whose relay runs
 
     def command(self, host: str, port: int) -> list[str]:
         where = ["--host", host, "--port", str(port)]
@@ -48,9 +49,19 @@ class Relay:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIALJAM_")}
         # A rehearsal relay on loopback: anonymous clients publish, as the baseline's do.
         env.update(DIALJAM_OPEN="1", PYTHONUNBUFFERED="1")
-        if self.key == "dialjam":
+        if self.key == "dialjam" or self.key.startswith("dialjam@"):
             env.update(TUNED)
+        if self.root != ROOT:
+            # Another checkout, read and left as it was: no bytecode written into it.
+            env.update(PYTHONPATH=str(self.root), PYTHONDONTWRITEBYTECODE="1")
         return env
+
+
+def checkout(path: Path) -> Relay:
+    """The tuned dialjam of another checkout (``--compare PATH``), to run side by side
+    with this one's: a change to the relay measured against the code it changes."""
+    root = path.resolve()
+    return Relay(f"dialjam@{root.name}", f"dialjam (tuned) at {root}", ("a", "b", "c"), root)
 
 
 # The tuned dialjam: no rate limit, no cap for the one address all the load comes from
