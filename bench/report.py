@@ -127,12 +127,15 @@ def relay_load(doc: dict[str, Any]) -> str:
     f, s = doc["figures"], doc["settings"]
     results = {(r["scenario"], r["relay"]): r for r in f["results"]}
     labels = {key: relay["label"] for key, relay in s["relays"].items()}
-    tuned = " ".join(f"`{k}={v}`" for k, v in s["relays"]["dialjam"]["env"].items())
+    tuned = " ".join(
+        f"`{k}={v}`" for k, v in s["relays"]["dialjam"]["env"].items() if k != "DIALJAM_OPEN"
+    )
     lines = [
         "`bench/relay_load.py`: the relay in its own process pinned to one core, the load",
         "generator (a lean raw-asyncio WebSocket client on uvloop) pinned to the other,",
         f"loopback only, {s['duration']:g} s windows. Each scenario runs, one after the",
-        "other, against:",
+        "other, against these relays (each a rehearsal relay on loopback, `DIALJAM_OPEN=1`:",
+        "anonymous clients publish, as the baseline's do):",
         "",
         f"- **{labels['dialjam']}**: rate limits and the per-address cap lifted, a send",
         f"  queue of 100,000 events ({tuned});",
