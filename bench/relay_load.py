@@ -61,18 +61,18 @@ What a run measures, per scenario and relay:
 
 Targets (2-core machine): (a) 100 % delivered and p99 ≤ 1.5 ms; (b) 100 % delivered
 and p99 ≤ 12 ms, tuned and at the shipped defaults; (c) dialjam ≥ 4× the deliveries/s
-of the naive relay on uvloop and orjson. PASS/MISS is
-printed; the exit code is 0 whatever the numbers (it is a measurement) and 1 when a
-run failed (relay died, no connection, load generator error or timeout).
+of the naive relay on uvloop and orjson. PASS/MISS is printed; the exit code is 0
+whatever the numbers (it is a measurement) and 1 when a run failed (relay died, no
+connection, load generator error or timeout).
 
     python bench/relay_load.py [--scenario a|b|c ...] [--relay KEY ...] [--duration S]
                                [--compare CHECKOUT ...] [--json FILE]
+    make bench          (saves bench/results/relay_load.json; bench/report.py puts
+                         it in the README)
 
 ``--compare ../other-checkout`` also runs that checkout's relay (tuned) in every
 scenario, side by side with this one's in the same run: how a change to the relay
 measures against the code it changes.
-    make bench          (saves bench/results/relay_load.json; bench/report.py puts
-                         it in the README)
 
 A default run (10 runs of 6 s windows) takes about two and a half minutes; every step
 has a time limit, and no run starts past ``--time-limit`` (360 s) in all.
