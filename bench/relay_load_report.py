@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.scenarios import BASELINE, RELAYS, SCENARIOS, Relay
+from bench.stats import rate
 
 SATURATED_CPU_PCT = 90.0
 OTHER_CPU_NOTE_PCT = 10.0
@@ -49,7 +50,7 @@ def fill(r: Result, raw: dict[str, Any]) -> None:
     r.window_s = w
     r.events = raw["events"]
     r.offered = raw["offered"]
-    r.offered_per_s = r.offered / w
+    r.offered_per_s = rate(r.offered, w)
     r.delivered = raw["delivered"]
     r.duplicates = raw["duplicates"]
     r.missing = r.offered - r.delivered
@@ -57,14 +58,14 @@ def fill(r: Result, raw: dict[str, Any]) -> None:
     r.delivered_pct = 100.0 * r.delivered / r.offered if r.offered else 0.0
     lat = raw["latency_ms"]
     r.p50_ms, r.p99_ms, r.max_ms = lat["p50"], lat["p99"], lat["max"]
-    r.deliveries_per_s = raw["received_in_window"] / w
+    r.deliveries_per_s = rate(raw["received_in_window"], w)
     relay_cpu = raw["relay_user_s"] + raw["relay_sys_s"]
     r.relay_cpu_pct = 100.0 * relay_cpu / w
     r.relay_sys_pct = 100.0 * raw["relay_sys_s"] / w
     if raw["received_in_window"]:
         r.relay_us_per_delivery = 1e6 * relay_cpu / raw["received_in_window"]
         r.deliveries_per_frame = raw["received_in_window"] / max(1, raw["frames_in_window"])
-    r.frames_per_s = raw["frames_in_window"] / w
+    r.frames_per_s = rate(raw["frames_in_window"], w)
     load_cpu = raw["load_user_s"] + raw["load_sys_s"]
     r.load_cpu_pct = 100.0 * load_cpu / w
     r.load_sys_pct = 100.0 * raw["load_sys_s"] / w
