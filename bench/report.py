@@ -253,7 +253,7 @@ def waiting_line(doc: dict[str, Any]) -> str:
         f"- **The waiting line** (`bench/engine_speed.py`): after {f['flood']:,} callers "
         f"tried to join, a real press costs {num(flooded['press_us'])} µs "
         f"({num(calm['press_us'])} µs with nobody waiting); a departure from the front "
-        f"{num(flooded['leave_us'] / 1000, 2)} ms ({flooded['told']:.0f} callers told). "
+        f"{num(flooded['leave_us'] / 1000)} ms ({flooded['told']:.0f} callers told). "
         f"{machine_line(doc)}"
     )
 

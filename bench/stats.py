@@ -85,7 +85,7 @@ def machine(load_at_start: Sequence[float], **extra: Any) -> dict[str, Any]:
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "cores_usable": len(affinity) or os.cpu_count(),
+        "affinity": affinity,  # the CPUs this process ran on (a script may pin itself)
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "os": platform.platform(),
@@ -93,6 +93,20 @@ def machine(load_at_start: Sequence[float], **extra: Any) -> dict[str, Any]:
         "load": {"start": list(load_at_start), "end": load()},
         **extra,
     }
+
+
+def busy_note(m: Mapping[str, Any]) -> str | None:
+    """A note for a run during which the machine had more runnable work than cores."""
+    start, end = m["load"]["start"], m["load"]["end"]
+    busiest = max([*start[:1], *end[:1]], default=0.0)
+    cores = m["cores"] or 1
+    if busiest <= cores:
+        return None
+    return (
+        f"a shared, busy machine: load average up to {busiest:.1f} on {cores} cores during "
+        f"the run (start {start}, end {end}); other processes competed for the CPU, so "
+        "expect noise, above all in the tails"
+    )
 
 
 def write_result(
@@ -116,16 +130,9 @@ def write_result(
         "settings": dict(settings),
         "figures": dict(figures),
     }
-    m = doc["machine"]
-    busiest = max([*m["load"]["start"][:1], *m["load"]["end"][:1]], default=0.0)
-    if busiest > (m["cores_usable"] or 1):
-        doc["notes"] = [
-            f"a shared, busy machine: load average up to {busiest:.1f} on "
-            f"{m['cores_usable']} cores during the run (start {m['load']['start']}, end "
-            f"{m['load']['end']}); other processes competed for the CPU, so expect "
-            "noise, above all in the tails",
-            *doc["notes"],
-        ]
+    note = busy_note(doc["machine"])
+    if note:
+        doc["notes"].insert(0, note)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
