@@ -45,15 +45,21 @@ typecheck: venv
 pytest: venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The soak runs five minutes here; the full soak is 30 (python bench/soak.py).
+# Every benchmark saves its figures in bench/results/ (with the machine and its load);
+# bench/report.py then rewrites the README's figures from them. The soak runs five
+# minutes here; the full soak is 30 (python bench/soak.py).
+RESULTS = bench/results
 bench: venv
-	$(PY) bench/relay_load.py $(BENCH_ARGS)
-	$(PY) bench/relay_memory.py
-	$(PY) bench/engine_speed.py
-	$(PY) bench/frame_time.py
-	$(PY) bench/grid_timing.py
-	$(PY) bench/dtmf_speed.py
-	$(PY) bench/soak.py --duration 300
+	$(PY) bench/relay_load.py --json $(RESULTS)/relay_load.json $(BENCH_ARGS)
+	$(PY) bench/relay_memory.py --json $(RESULTS)/relay_memory.json
+	$(PY) bench/relay_memory.py --history-bytes 1099511627776 \
+	  --history-total-bytes 1099511627776 --json $(RESULTS)/relay_memory-unbounded.json
+	$(PY) bench/engine_speed.py --json $(RESULTS)/engine_speed.json
+	$(PY) bench/frame_time.py --json $(RESULTS)/frame_time.json
+	$(PY) bench/grid_timing.py --json $(RESULTS)/grid_timing.json
+	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
+	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -12,6 +12,8 @@ accuracy table: the Q.24 must-accept corpus of relay/rehearsal/dtmf_corpus.py
 (every key; 40–100 ms; ±1.5 %; twist; levels; white noise at 20/10/6 dB) through our
 detector and through multimon-ng (needs `multimon-ng` and `sox`; skipped, saying so,
 when they are missing). The exit code is 0 whatever the numbers: it is a measurement.
+
+    python bench/dtmf_speed.py [--seconds S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import numpy as np
 import orjson
 
+from bench.stats import load, write_result
 from relay.gateways.dtmf import CHUNK_SAMPLES, KEYS, DtmfDetector, dtmf_tone, ulaw_encode
 from relay.gateways.twilio import TwilioStream, seal
 from relay.rehearsal.dtmf_corpus import (
@@ -103,7 +107,10 @@ def timed(seconds: float, run: Callable[[], int]) -> tuple[int, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     args = parser.parse_args()
+    load_at_start = load()
+    figures: dict[str, Any] = {}
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     chunks, pressed = call_audio(60.0, seed=1)
@@ -122,6 +129,12 @@ def main() -> None:
         f"({'PASS' if factor >= 1000 else 'MISS'}: target ≥ 1,000×)"
     )
     print(f"  keys heard: {found} of {pressed} pressed (speech-like noise between them)")
+    figures["detector"] = {
+        "real_time_factor": factor,
+        "us_per_chunk": per_chunk * 1e6,
+        "keys_heard": found,
+        "keys_pressed": pressed,
+    }
     frames = twilio_frames(chunks)
 
     def stream_run() -> int:
@@ -134,10 +147,22 @@ def main() -> None:
         f"TwilioStream.receive (JSON + base64 + detector): {factor:,.0f}× real time, "
         f"{elapsed / (runs * len(frames)) * 1e6:.1f} µs per message; keys {found} of {pressed}"
     )
+    figures["twilio_stream"] = {
+        "real_time_factor": factor,
+        "us_per_message": elapsed / (runs * len(frames)) * 1e6,
+    }
     missing = missing_tools()
     if "multimon-ng" in missing or "sox" in missing:
         print(f"accuracy table skipped: {', '.join(missing)} missing — {INSTALL}")
-        return
+    else:
+        figures["accuracy"] = accuracy()
+    if args.json:
+        write_result(args.json, "dtmf_speed", load_at_start, {"seconds": args.seconds}, figures)
+
+
+def accuracy() -> dict[str, Any]:
+    """The Q.24 corpus through dtmf.py and multimon-ng: prints the table, returns the
+    totals."""
     rows = []
     totals = [0, 0, 0, 0, 0]
     with tempfile.TemporaryDirectory() as workdir:
@@ -155,6 +180,11 @@ def main() -> None:
         f"multimon-ng {their_hits / expected:.1%} ({their_hits}/{expected})"
     )
     print(f"false digits:   dtmf.py {wrong}, multimon-ng {their_wrong}")
+    return {
+        "tones": expected,
+        "ours": {"hits": hits, "false": wrong},
+        "multimon_ng": {"hits": their_hits, "false": their_wrong},
+    }
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ second, and of a waiting caller leaving from the front (everyone behind moves up
 Each is the best of three runs on fresh engines.
 
     .venv/bin/python bench/engine_speed.py [--seconds S] [--sim-rate N] [--seed N]
-                                           [--flood N] [--presses N]
+                                           [--flood N] [--presses N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from bench.stats import load, write_result
 from billboard.engine import (
     Command,
     Digit,
@@ -72,7 +73,7 @@ KEYS = ("C", "D", "Eb", "F", "G", "A")
 SCALES = ("major", "minor", "dorian", "pentatonic")
 
 
-class Crowd:
+class SimulatedCrowd:
     """Input events for a show of `CALLERS` callers, with their simulated times."""
 
     def __init__(self, sim_rate: float, seed: int) -> None:
@@ -265,13 +266,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=2010, help="the crowd's random seed (2010)")
     p.add_argument("--flood", type=int, default=10_000, help="fake callers who join (10000)")
     p.add_argument("--presses", type=int, default=10_000, help="real presses timed (10000)")
+    p.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = load()
     pinned = pin_to_one_core()
-    crowd = Crowd(args.sim_rate, args.seed)
+    crowd = SimulatedCrowd(args.sim_rate, args.seed)
     engine = Engine(EngineConfig(), start=0.0)
     totals = Totals()
     rates: list[float] = []
@@ -327,6 +330,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"a departure from the front of the flooded line: {flooded.leave_us:.1f} µs "
         f"({flooded.told:.0f} callers told their new place)"
     )
+    if args.json:
+        figures = {
+            "events_per_s": per_s,
+            "us_per_event": 1e6 / per_s,
+            "target_events_per_s": TARGET_EVENTS_PER_S,
+            "tracks": len(engine.tracks),
+            "callers": CALLERS,
+            "mix_pct": {
+                kind: 100 * crowd.kinds[kind] / totals.events
+                for kind in ("digit", "join", "leave", "command")
+            },
+            "note_ons": totals.note_ons,
+            "calm": asdict(calm),
+            "flooded": asdict(flooded),
+            "flood": args.flood,
+        }
+        settings = {
+            k: getattr(args, k) for k in ("seconds", "sim_rate", "seed", "flood", "presses")
+        }
+        write_result(args.json, "engine_speed", load_at_start, settings, figures, pinning=pinned)
     return 0
 
 

@@ -24,7 +24,7 @@ Three runs, one after the other, each for ``--seconds`` of wall-clock time:
 Target: p99 ≤ 8 ms for ``display`` at 1920×1080. PASS/MISS is printed; the exit code is
 0 whatever the numbers (it is a measurement).
 
-    python bench/frame_time.py [--seconds S] [--size WxH] [--warmup N]
+    python bench/frame_time.py [--seconds S] [--size WxH] [--warmup N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -189,11 +189,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5.0, help="wall-clock time per run (5)")
     p.add_argument("--size", default="1920x1080", help="window size WxH (1920x1080)")
     p.add_argument("--warmup", type=int, default=30, help="frames left out at the start (30)")
+    p.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench import stats  # beside the run, not among the display's imports
+
     args = parse_args(argv)
+    load_at_start = stats.load()
     width, height = (int(v) for v in args.size.lower().split("x"))
     display = Display(size=(width, height), fullscreen=False, banner=BANNER)
     hud = Hud(
@@ -246,6 +250,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"target: display p99 ≤ {TARGET_P99_MS:g} ms: {verdict} ({p99:.2f} ms); "
         f"median {speedup:.1f}× faster than naive"
     )
+    if args.json:
+        figures: dict[str, object] = {
+            r.name: {
+                "frames": len(r.times_ms),
+                "p50_ms": statistics.median(r.times_ms),
+                "p99_ms": r.percentile(0.99),
+                "max_ms": max(r.times_ms),
+                "first_ms": r.warmup_ms[0],
+            }
+            for r in results
+        }
+        figures["target_p99_ms"] = TARGET_P99_MS
+        figures["naive_median_ratio"] = speedup
+        settings = {"seconds": args.seconds, "size": args.size, "warmup": args.warmup}
+        stats.write_result(
+            args.json,
+            "frame_time",
+            load_at_start,
+            settings,
+            figures,
+            sdl_driver=os.environ["SDL_VIDEODRIVER"],
+        )
     return 0
 
 

@@ -34,6 +34,7 @@ same flood with no byte bound at all.
     python bench/relay_memory.py [--duration S] [--holders N] [--anonymous N]
                                  [--channels N] [--max-channels N]
                                  [--history-bytes B] [--history-total-bytes B]
+                                 [--json FILE]
 
 Linux only (/proc). A default run takes about 30 s; the exit code is 1 when the run
 failed (relay died, connections refused) or a check did not hold, else 0.
@@ -53,23 +54,20 @@ import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
 import orjson
-from relay_load import (
-    HOST,
-    RELAY_START_S,
-    ROOT,
-    BenchError,
-    WsClient,
-    connect_all,
-    free_port,
-    raise_fd_limit,
-    relay_command,
-    stop,
-    tail,
-    wait_for_port,
-)
+
+from bench.procs import free_port, raise_fd_limit, rss_kib, stop, tail, wait_for_port
+from bench.scenarios import RELAYS, ROOT
+from bench.stats import load, write_result
+from bench.wsclient import HOST, BenchError, WsClient, connect_all
+
+RELAY_START_S = 15.0  # longest wait for the relay to listen
 
 TOKEN = "bench-memory-billboard-token"
 TOKEN_MAX_FRAME = 65536  # the relay's default token_max_frame
@@ -110,17 +108,6 @@ def publisher_frame(channel: str, token: str | None, size: int, ack: bool = Fals
         head["ack"] = True
     bare = orjson.dumps(head)
     return bare.replace(b'"pad":""', b'"pad":"' + b"x" * (size - len(bare)) + b'"')
-
-
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of `pid`, in KiB."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    return out
 
 
 def healthz(port: int) -> dict[str, Any]:
@@ -240,7 +227,8 @@ def mib(n: float) -> str:
     return f"{n / MIB:,.1f} MiB"
 
 
-def report(args: argparse.Namespace, run: Run) -> tuple[str, bool]:
+def report(args: argparse.Namespace, run: Run) -> tuple[str, bool, dict[str, Any]]:
+    """The text report, whether every check held, and the figures for the JSON file."""
     h = run.health
     pinned = 4  # dialjam, :state, :control, :callers
     history = h.get("history_bytes", 0)
@@ -291,7 +279,25 @@ def report(args: argparse.Namespace, run: Run) -> tuple[str, bool]:
         "",
         *(f"{'PASS' if ok else 'MISS'}  {what}" for what, ok in checks.items()),
     ]
-    return "\n".join(lines), all(checks.values())
+    figures = {
+        "flood_s": run.flood_s,
+        "holders": args.holders,
+        "anonymous": args.anonymous,
+        "channels": args.channels,
+        "holder_frame_bytes": HOLDER_FRAME,
+        "offered_mib": run.holder_bytes / MIB,
+        "rss_mib": dict(run.rss),
+        "history_mib": history / MIB,
+        "history_total_bytes_mib": args.history_total_bytes / MIB,
+        "history_dropped": dropped,
+        "channels_held": held,
+        "anonymous_attempts": run.anon_attempts,
+        "anonymous_opened": anon_opened,
+        "control": run.control,
+        "errors": h.get("errors", {}),
+        "checks": {what: ok for what, ok in checks.items()},
+    }
+    return "\n".join(lines), all(checks.values()), figures
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -305,6 +311,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-channels", type=int, default=1000, help="relay's (default 1000)")
     p.add_argument("--history-bytes", type=int, default=1 << 20, help="default 1 MiB")
     p.add_argument("--history-total-bytes", type=int, default=64 << 20, help="default 64 MiB")
+    p.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     args = p.parse_args(argv)
     if not 1 <= args.duration <= 120:
         p.error("--duration must be 1–120 s")
@@ -319,11 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("relay_memory.py needs Linux (/proc)")
         return 2
     raise_fd_limit()
+    load_at_start = load()
     port = free_port()
     run = Run()
     with tempfile.TemporaryFile() as relay_log:
         relay = subprocess.Popen(
-            relay_command("dialjam", port, False),
+            RELAYS["dialjam"].command(HOST, port),
             cwd=ROOT,
             env=relay_env(args),
             stdin=subprocess.DEVNULL,
@@ -344,8 +352,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         finally:
             stop(relay)
-    text, ok = report(args, run)
+    text, ok, figures = report(args, run)
     print(text)
+    if args.json:
+        settings = {
+            k: getattr(args, k)
+            for k in (
+                "duration",
+                "holders",
+                "anonymous",
+                "channels",
+                "max_channels",
+                "history_bytes",
+                "history_total_bytes",
+            )
+        }
+        write_result(args.json, "relay_memory", load_at_start, settings, figures)
     return 0 if ok else 1
 
 
