@@ -12,6 +12,7 @@ relay pseudonymises the number before fan-out, and a number that still arrives h
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, OrderedDict
 from typing import Any
 
@@ -29,6 +30,7 @@ from relay.contract.events import (
     read_public,
 )
 from relay.contract.privacy import masked, pseudonym
+from relay.ratelimit import LogOnce
 
 log = logging.getLogger("billboard.door")
 
@@ -43,6 +45,7 @@ class Door:
         self._remember = remember
         self.refused = 0
         self.refused_by_code: Counter[str] = Counter()
+        self._log = LogOnce(every_s=60.0)
 
     def admit(self, data: object) -> list[InputEvent]:
         """The engine events in one ``data`` object of the installation's channel ([]
@@ -82,10 +85,16 @@ class Door:
     def _refuse(self, why: Refused) -> list[InputEvent]:
         self.refused += 1
         self.refused_by_code[why.code] += 1
-        if self.refused <= 5 or self.refused % 1000 == 0:  # never a flood in the log
-            log.info(
-                "ignored a relay message (%s: %s); %d so far", why.code, why.message, self.refused
-            )
+        self._log.log(  # once a minute per reason: never a flood in the log
+            log,
+            logging.INFO,
+            why.code,
+            "ignored a relay message (%s: %s); %d so far",
+            why.code,
+            why.message,
+            self.refused,
+            now=time.monotonic(),
+        )
         return []
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from relay.backoff import backoff_delay
 from relay.contract.channels import control_channel, state_channel
 from relay.contract.subscriber import (
     Gap,
@@ -38,11 +40,11 @@ from relay.contract.subscriber import (
     V2Subscriber,
     publish_frame,
 )
+from relay.ratelimit import LogOnce
 
 log = logging.getLogger("billboard.relay_link")
 
 BACKOFF_FIRST_S = 0.5
-LOG_EVERY = 1000  # a steady stream of bad frames is logged once per this many
 BACKOFF_MAX_S = 15.0
 PENDING_MAX = 1000  # caller updates kept while the relay is away
 
@@ -71,6 +73,8 @@ class RelayLink:
         self.bad_frames = 0  # frames or events that could not be handled
         self.refusals = 0  # error frames from the relay
         self._rng = rng or random.Random()
+        # A steady stream of bad frames costs a line a minute per kind, never a flood.
+        self._log = LogOnce(every_s=60.0)
         self._subscriber = V2Subscriber((channel, self.control), loads=orjson.loads)
         self._pending: deque[bytes] = deque(maxlen=PENDING_MAX)
         self._state: bytes | None = None  # only the latest state matters
@@ -129,8 +133,8 @@ class RelayLink:
                     self._ws = None
                 self.status = "offline"
                 attempt += 1
-                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))
-                await asyncio.sleep(delay * self._rng.uniform(0.5, 1.0))
+                delay = backoff_delay(attempt - 1, BACKOFF_FIRST_S, BACKOFF_MAX_S, self._rng.random)
+                await asyncio.sleep(delay)
                 self.status = "connecting"
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -157,15 +161,22 @@ class RelayLink:
                     self._receive(message)
                 except Exception:  # our bug: one event never ends the link
                     self.bad_frames += 1
-                    if self.bad_frames % LOG_EVERY == 1:
+                    if self._log.allow("failed", time.monotonic()):
                         log.exception(
                             "failed on a relay frame (%d so far); going on", self.bad_frames
                         )
 
     def _bad(self, why: str) -> None:
         self.bad_frames += 1
-        if self.bad_frames % LOG_EVERY == 1:
-            log.warning("%s; ignored (%d so far)", why, self.bad_frames)
+        self._log.log(
+            log,
+            logging.WARNING,
+            "bad",
+            "%s; ignored (%d so far)",
+            why,
+            self.bad_frames,
+            now=time.monotonic(),
+        )
 
     def _receive(self, message: Message) -> None:
         if isinstance(message, Received):
@@ -188,5 +199,12 @@ class RelayLink:
             )
         elif isinstance(message, RelayError):
             self.refusals += 1
-            if self.refusals % LOG_EVERY == 1:
-                log.warning("relay refused a frame: %s (%d so far)", message.code, self.refusals)
+            self._log.log(
+                log,
+                logging.WARNING,
+                ("refused", message.code),
+                "relay refused a frame: %s (%d so far)",
+                message.code,
+                self.refusals,
+                now=time.monotonic(),
+            )

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from relay.ratelimit import LogOnce
+
 from .engine import Engine, InputEvent, Note, NoteOff, NoteOn, Scene
 from .engine.events import CallerUpdate, Command
 from .outputs import ClockSink, NoteSink, PreparesNotes
@@ -72,7 +74,7 @@ class Scheduler:
         self._notes: list[tuple[float, int, Note]] = []
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="dialjam-scheduler", daemon=True)
-        self._failed: set[str] = set()
+        self._failed = LogOnce()  # each failing call is logged once
         self._latency_from: float | None = None
         self._prepares = [s.prepare for s in sinks if isinstance(s, PreparesNotes)]
 
@@ -228,6 +230,5 @@ class Scheduler:
             fn(*args)
         except Exception:
             where = getattr(fn, "__qualname__", repr(fn))
-            if where not in self._failed:
-                self._failed.add(where)
+            if self._failed.allow(where):
                 log.exception("an output failed in %s; the show goes on", where)

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.app import create_app, listen
+from relay.backoff import backoff_delay
 from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 
 from .config import BillboardConfig
@@ -186,7 +188,7 @@ class Show:
                 log.exception("the relay link failed; restarting it")
             link.status = "offline"
             failures += 1
-            await asyncio.sleep(min(LINK_RESTART_MAX_S, 0.5 * 2 ** min(failures, 6)))
+            await asyncio.sleep(backoff_delay(failures, 0.5, LINK_RESTART_MAX_S, random.random))
 
     async def _async_stop(self) -> None:
         if self._link_task is not None:

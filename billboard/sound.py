@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from typing import Final
 import numpy as np
 import pygame
 import pygame.mixer
+
+from relay.ratelimit import LogOnce
 
 from .engine.events import NoteOff, NoteOn
 from .engine.tracks import TrackSpec
@@ -122,7 +125,7 @@ class SoundOut:
         self._order = 0
         self._cache: OrderedDict[tuple[str, int], tuple[pygame.mixer.Sound, int]] = OrderedDict()
         self._cache_bytes = 0
-        self._warned: set[tuple[object, ...]] = set()
+        self._warned = LogOnce(burst=20, max_keys=_WARN_KEYS_MAX)
         self._rate, self._channels, frames = _open_mixer(frequency, buffer)
         self.latency_ms: float = 1000.0 * frames / self._rate
         reserved = len(tracks) * voices_per_track
@@ -349,12 +352,8 @@ class SoundOut:
                         voice.channel.stop()
 
     def _warn_once(self, key: tuple[object, ...], message: str, *args: object) -> None:
-        if key in self._warned:
-            return
-        if len(self._warned) >= _WARN_KEYS_MAX:
-            return  # a flood of distinct bad notes: the first few hundred said enough
-        self._warned.add(key)
-        log.warning(message, *args)
+        # A flood of distinct bad notes: twenty lines, then one a second at most.
+        self._warned.log(log, logging.WARNING, key, message, *args, now=time.monotonic())
 
 
 def _open_mixer(frequency: int, buffer: int) -> tuple[int, int, int]:
