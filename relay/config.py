@@ -488,7 +488,7 @@ def _check_ari(config: AriConfig, origin: str) -> AriConfig:
     return config
 
 
-# One part of the installation, for a tool that needs only it (the rehearsal crowd).
+# The relay's part of the installation alone (the tests of its settings).
 
 
 def load_config(
@@ -498,17 +498,3 @@ def load_config(
 ) -> RelayConfig:
     """The relay's settings of `load_installation`."""
     return load_installation(path, env, overrides).relay
-
-
-def load_twilio_config(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> TwilioConfig | None:
-    """The `[twilio]` settings of `load_installation` (None: absent or turned off)."""
-    return load_installation(path, env).twilio
-
-
-def load_ari_config(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> AriConfig | None:
-    """The `[ari]` settings of `load_installation` (None: absent or no `url`)."""
-    return load_installation(path, env).ari

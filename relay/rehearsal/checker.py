@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable
 
 import aiohttp
 import orjson
 
+from ..backoff import backoff_delay
 from ..contract.subscriber import (
     Gap,
     Message,
@@ -89,7 +91,7 @@ class ArrivalChecker:
                 return
             tally.error("subscriber reconnected")
             for attempt in range(5):
-                await asyncio.sleep(0.2 * (attempt + 1))
+                await asyncio.sleep(backoff_delay(attempt, 0.2, 2.0, random.random))
                 try:
                     await self._connect(tally)
                     break

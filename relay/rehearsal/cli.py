@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import ConfigError, load_ari_config, load_config, load_twilio_config
+from ..config import ConfigError, load_installation
 from .crowd import run_crowd
 from .plan import MAX_CALLERS, VIAS, CrowdOptions, UsageError, validate
 
@@ -109,11 +109,10 @@ def parse_options(
     args = build_parser().parse_args(argv)
     env = dict(os.environ) if env is None else env
     try:
-        relay_cfg = load_config(args.config, env=env)
-        twilio_cfg = load_twilio_config(args.config, env=env)
-        ari_cfg = load_ari_config(args.config, env=env)
+        installation = load_installation(args.config, env=env)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    relay_cfg, twilio_cfg, ari_cfg = installation.relay, installation.twilio, installation.ari
     listen = args.ari_listen
     if listen is None:
         ari_url = urlsplit(ari_cfg.url) if ari_cfg is not None else None
