@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from billboard.engine.scene import Scene
+from relay.contract.privacy import number_digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,9 @@ def caller_label(display: str | None) -> str:
     facade is public and a phone number on it cannot be taken back."""
     if not display:
         return ""
-    digits = [ch for ch in display if ch.isdigit()]
+    digits = number_digits(display)
     if len(digits) > 4:
-        return "…" + "".join(digits[-2:])
+        return "…" + digits[-2:]
     return display[:16]
 
 
