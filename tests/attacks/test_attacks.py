@@ -12,7 +12,7 @@ import pytest
 
 from billboard.engine.events import Digit, Join
 
-from .conftest import CHANNEL, Outcome, Stage, events_in
+from .stage import CHANNEL, Outcome, Stage, events_in
 
 # Log lines an attack may cost: one per reason and address a minute, within the
 # relay's budget (relay/edge.py LogLimiter), plus the Twilio caller's call line.

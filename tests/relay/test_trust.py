@@ -11,8 +11,7 @@ import pytest
 
 from relay.config import ConfigError, RelayConfig, validate
 from relay.contract.events import is_caller_id
-
-from .conftest import BILLBOARD, PUBLISHER, RunningRelay, StartRelay, recv, send, until
+from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay, StartRelay, recv, send, until
 
 
 async def listener(

@@ -13,18 +13,20 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER, StartRelay, start_relay
-from tests.web.conftest import (
+from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, StartRelay
+from tests.web.pages import (
     ARTIFACTS,
+    DESKTOP,
     PHONE,
     Billboard,
+    caller_of,
     frame,
     open_keypad,
+    received,
+    sample_state,
     subscribe,
+    synced,
 )
-from tests.web.test_keypad import caller_of, received, synced
-
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,8 +37,6 @@ except ImportError:  # the browser fixture fails (CI=true) or skips, saying what
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
-
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 
 
 async def open_console(
@@ -203,59 +203,6 @@ async def test_a_wrong_token_is_refused_plainly_and_the_right_one_can_be_typed_i
     await expect(bare.get_by_label("Operator token")).to_be_focused()
     await expect(bare.locator("#token-why")).to_contain_text("needs the operator token")
     assert console.script_errors == [] and bare.script_errors == []  # type: ignore[attr-defined]
-
-
-def sample_state(**changes: Any) -> dict[str, Any]:
-    """A `state` as the billboard publishes it: four of eight tracks taken, three waiting."""
-    colors = [
-        "#e4572e",
-        "#8a5cf6",
-        "#17bebb",
-        "#ffc914",
-        "#76b041",
-        "#2e86ab",
-        "#f2a1c4",
-        "#c0c0c0",
-    ]
-    names = ["drums", "bass", "chords", "lead", "pluck", "pad", "bells", "percussion"]
-    who = {0: "…12", 1: "Ada", 2: "…07", 4: "night owl"}
-    state = {
-        "event": "state",
-        "tempo": 112.0,
-        "key": "F#",
-        "scale": "dorian",
-        "step": 37,
-        "facade": {"floors": 7, "bays": 8},
-        "tracks": [
-            {
-                "name": name,
-                "color": colors[i],
-                "caller": f"c-00000000{i:02d}" if i in who else None,
-                "display": who.get(i),
-                "muted": i == 2,
-            }
-            for i, name in enumerate(names)
-        ],
-        "line": ["c-0000000101", "c-0000000102", "c-0000000103"],
-        "waiting": [
-            {"caller": "c-0000000101", "display": "…31"},
-            {"caller": "c-0000000102", "display": None},
-            {"caller": "c-0000000103", "display": "Zoe"},
-        ],
-        "line_length": 3,
-        "lit": [[6 - i % 7, i, colors[i], 0.9] for i in range(8)],
-        "attract": False,
-        "paused": False,
-        "hud": {
-            "fps": 59.8,
-            "midi_port": "FluidSynth",
-            "latency_ms": 2.14,
-            "late_ms": 0.4,
-            "relay": "connected",
-        },
-    }
-    state.update(changes)
-    return state
 
 
 async def test_the_console_shows_the_relays_figures_the_billboards_hud_and_when_it_goes_quiet(

@@ -13,21 +13,20 @@ import orjson
 import pytest
 
 from billboard.engine.tracks import DEFAULT_TRACKS
-from relay.contract.events import is_caller_id
-from tests.billboard.test_billboard_e2e import start_billboard
-from tests.relay.conftest import BILLBOARD, PUBLISHER, StartRelay, start_relay
-from tests.relay.test_cli import free_port
-from tests.web.conftest import (
+from tests.support.processes import free_port, start_billboard
+from tests.support.relay import BILLBOARD, PUBLISHER, StartRelay
+from tests.web.pages import (
     ARTIFACTS,
     PHONE,
     RelayOnPort,
+    caller_of,
     frame,
     open_keypad,
+    received,
     subscribe,
+    synced,
     wait_online,
 )
-
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,33 +37,6 @@ except ImportError:  # the browser fixture fails (CI=true) or skips, saying what
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Response
-
-
-async def received(ws: aiohttp.ClientWebSocketResponse, n: int, timeout: float = 5) -> list[Any]:
-    """The next `n` events a plain subscriber receives."""
-    out = []
-    async with asyncio.timeout(timeout):
-        while len(out) < n:
-            msg = await ws.receive()
-            assert msg.type is aiohttp.WSMsgType.TEXT, msg
-            out.append(orjson.loads(msg.data))
-    return out
-
-
-async def synced(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """The relay has handled every frame sent on `ws` so far (it answers in order)."""
-    await ws.send_str('{"type":"ping"}')
-    assert (await received(ws, 1)) == [{"type": "pong"}]
-
-
-async def caller_of(page: Page) -> str:
-    """The caller of the session the relay gave this tab (kept in sessionStorage)."""
-    await page.wait_for_function("sessionStorage.getItem('dialjam.session') !== null")
-    caller: str = await page.evaluate(
-        "JSON.parse(sessionStorage.getItem('dialjam.session')).caller"
-    )
-    assert is_caller_id(caller)
-    return caller
 
 
 async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order(

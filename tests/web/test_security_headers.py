@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 import pytest
 from aiohttp import web
 
-from tests.relay.conftest import OPERATOR, StartRelay, start_relay
-from tests.relay.test_cli import free_port
-from tests.web.conftest import PHONE, wait_online
-
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
+from tests.support.processes import free_port
+from tests.support.relay import OPERATOR, StartRelay
+from tests.web.pages import PHONE, wait_online
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from tests.relay.conftest import BILLBOARD, PUBLISHER, StartRelay, start_relay
-from tests.web.conftest import ARTIFACTS, PHONE, Billboard, frame
-from tests.web.test_console import DESKTOP, sample_state
-
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
+from tests.support.relay import BILLBOARD, PUBLISHER, StartRelay
+from tests.web.pages import ARTIFACTS, DESKTOP, PHONE, Billboard, frame, sample_state
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -26,8 +26,7 @@ from relay.rehearsal.crowd import (
     read_twiml,
     run_crowd,
 )
-
-from tests.relay.conftest import StartRelay
+from tests.support.relay import StartRelay
 
 ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "https://jam.example.org"

@@ -1,19 +1,19 @@
-"""A real relay on a free port of 127.0.0.1, and real aiohttp clients."""
+"""A relay under test and the clients that talk to it: the tokens its fixtures set, a
+running relay's handle, and reading, sending and waiting on real WebSocket clients.
+The fixtures that start relays (``start_relay``, ``relay``) are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
 
-from relay.app import STATE, RelayState, create_app, listen
-from relay.config import AriConfig, RelayConfig, TwilioConfig
+from relay.app import STATE, RelayState
 
 OPERATOR = "operator-secret-token"
 BILLBOARD = "billboard-secret-token"
@@ -61,35 +61,6 @@ class RunningRelay:
 
 
 StartRelay = Callable[..., Awaitable[RunningRelay]]
-
-
-@pytest.fixture
-async def start_relay() -> AsyncIterator[StartRelay]:
-    started: list[RunningRelay] = []
-
-    async def start(
-        twilio: TwilioConfig | None = None, ari: AriConfig | None = None, **settings: Any
-    ) -> RunningRelay:
-        settings.setdefault("operator_token", OPERATOR)
-        settings.setdefault("billboard_token", BILLBOARD)
-        settings.setdefault("publisher_token", PUBLISHER)
-        config = RelayConfig(host="127.0.0.1", port=0, **settings)
-        app = create_app(config, twilio, ari)
-        runner = await listen(app, "127.0.0.1", 0, shutdown_timeout=2.0)
-        port = runner.addresses[0][1]
-        relay = RunningRelay(app, runner, port, aiohttp.ClientSession())
-        started.append(relay)
-        return relay
-
-    yield start
-    for relay in started:
-        await relay.session.close()
-        await relay.runner.cleanup()
-
-
-@pytest.fixture
-async def relay(start_relay: StartRelay) -> RunningRelay:
-    return await start_relay()
 
 
 async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> Any:
