@@ -12,6 +12,9 @@ from pathlib import Path
 from tests.support.relay import PUBLISHER
 
 ROOT = Path(__file__).resolve().parents[2]
+# How long a program may take to start and say where it listens: about a second on an
+# idle machine; Python's imports on two cores that other work keeps busy take longer.
+STARTUP_S = 60.0
 
 
 def free_port() -> int:
@@ -43,7 +46,7 @@ async def wait_for_line(proc: asyncio.subprocess.Process, fragment: str) -> list
     assert proc.stdout is not None
     lines: list[str] = []
     while True:
-        raw = await asyncio.wait_for(proc.stdout.readline(), 15)
+        raw = await asyncio.wait_for(proc.stdout.readline(), STARTUP_S)
         if not raw:
             raise AssertionError(f"relay exited before printing {fragment!r}: {lines}")
         lines.append(raw.decode())
@@ -79,7 +82,7 @@ async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
     )
     assert proc.stdout is not None
     while True:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        line = await asyncio.wait_for(proc.stdout.readline(), STARTUP_S)
         if not line:
             _, err = await proc.communicate()
             raise AssertionError(f"billboard exited early: {err.decode()[-2000:]}")

@@ -25,9 +25,9 @@ import orjson
 import pytest
 
 from tests.services import service_unavailable
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT, STARTUP_S, free_port
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
-from tests.web.pages import Billboard
+from tests.web.pages import PAGE_WAIT_S, Billboard
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -71,7 +71,7 @@ def chromium_endpoint() -> Iterator[str]:
         try:
             # Chromium writes the port it chose to DevToolsActivePort once it listens.
             active = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + STARTUP_S
             while not (active.exists() and active.read_text().count("\n") >= 1):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     service_unavailable(f"{binary} did not start (exit {proc.poll()})", INSTALL)
@@ -114,11 +114,14 @@ CONNECT_TIMEOUT_MS = 30_000
 @pytest.fixture
 async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
     """The module's Chromium, driven by Playwright from this test's event loop; the
-    contexts a test opens are closed after it. A DevTools attach that stalls (seen once
-    in CI on a loaded machine, the socket open and no answer) is tried again from a
-    fresh Playwright, up to three times, before the test errors."""
+    contexts a test opens are closed after it, and its expectations wait `PAGE_WAIT_S`.
+    A DevTools attach that stalls (seen once in CI on a loaded machine, the socket open
+    and no answer) is tried again from a fresh Playwright, up to three times, before
+    the test errors."""
     from playwright.async_api import Error as PlaywrightError
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=PAGE_WAIT_S * 1000)  # see PAGE_WAIT_S
 
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         async with async_playwright() as pw:
@@ -173,7 +176,7 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
         )
     assert proc.stdout is not None
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_S
         while True:
             line = proc.stdout.readline()
             if not line or time.monotonic() > deadline:

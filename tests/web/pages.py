@@ -21,7 +21,7 @@ from relay.contract.events import is_caller_id
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, BrowserContext, Page
 
 # Screenshots land here for a human to look at (override with DIALJAM_ARTIFACTS).
 ARTIFACTS = Path(
@@ -30,17 +30,35 @@ ARTIFACTS = Path(
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 
+# How long a page may take to show what it should, or to load. Chromium, the relay
+# and the test share the machine: on two cores that other work keeps busy, a page
+# that shows a change in 100 ms when idle can take seconds (Playwright's own defaults,
+# 5 s for an expectation, are sized for an idle desktop). A page that never gets
+# there still fails, only later. Each test's whole budget is `TEST_BUDGET_S`.
+PAGE_WAIT_S = 30.0
+NAVIGATION_WAIT_S = 60.0
+TEST_BUDGET_S = 240
+
+
+async def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A fresh browser context (its own storage: a new person) whose pages wait as
+    long as a loaded machine needs (`PAGE_WAIT_S`, `NAVIGATION_WAIT_S`)."""
+    context = await browser.new_context(**options)
+    context.set_default_timeout(PAGE_WAIT_S * 1000)
+    context.set_default_navigation_timeout(NAVIGATION_WAIT_S * 1000)
+    return context
+
 
 async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
     """A keypad in a fresh context (its own sessionStorage: a new caller), connected."""
-    ctx = await browser.new_context(**context)
+    ctx = await new_context(browser, **context)
     page = await ctx.new_page()
     await page.goto(f"{base_url}/keypad{query}")
     await wait_online(page)
     return page
 
 
-async def wait_online(page: Page, timeout_s: float = 10) -> None:
+async def wait_online(page: Page, timeout_s: float = PAGE_WAIT_S) -> None:
     await page.wait_for_selector('#link[data-state="online"]', timeout=timeout_s * 1000)
 
 
@@ -98,7 +116,9 @@ class Billboard:
         return f"ws://127.0.0.1:{self.port}/ws"
 
 
-async def received(ws: aiohttp.ClientWebSocketResponse, n: int, timeout: float = 5) -> list[Any]:
+async def received(
+    ws: aiohttp.ClientWebSocketResponse, n: int, timeout: float = PAGE_WAIT_S
+) -> list[Any]:
     """The next `n` events a plain subscriber receives."""
     out = []
     async with asyncio.timeout(timeout):

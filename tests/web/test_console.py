@@ -17,10 +17,13 @@ from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, StartRelay
 from tests.web.pages import (
     ARTIFACTS,
     DESKTOP,
+    PAGE_WAIT_S,
     PHONE,
+    TEST_BUDGET_S,
     Billboard,
     caller_of,
     frame,
+    new_context,
     open_keypad,
     received,
     sample_state,
@@ -28,7 +31,7 @@ from tests.web.pages import (
     synced,
 )
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
 
 try:
     from playwright.async_api import expect
@@ -43,20 +46,21 @@ async def open_console(
     browser: Browser, base_url: str, fragment: str = f"#token={OPERATOR}", **context: Any
 ) -> Page:
     """The console in a fresh context, connected; any script error fails the test."""
-    ctx = await browser.new_context(**context)
+    ctx = await new_context(browser, **context)
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{base_url}/console?channel=dialjam{fragment}")
     await expect(page.locator("#link")).to_have_attribute("data-state", "online")
-    page.set_default_timeout(10_000)
     setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
     return page
 
 
 async def state_where(
-    ws: aiohttp.ClientWebSocketResponse, check: Callable[[dict[str, Any]], bool], timeout: float = 8
+    ws: aiohttp.ClientWebSocketResponse,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = PAGE_WAIT_S,
 ) -> dict[str, Any]:
     """The first `state` the billboard publishes that passes `check`."""
     async with asyncio.timeout(timeout):
@@ -210,7 +214,7 @@ async def test_the_console_shows_the_relays_figures_the_billboards_hud_and_when_
 ) -> None:
     relay = await start_relay()
     billboard = await relay.connect(headers={"Authorization": f"Bearer {BILLBOARD}"})
-    context = await browser.new_context(**DESKTOP)
+    context = await new_context(browser, **DESKTOP)
     console = await context.new_page()
     await console.clock.install()  # to jump past the silence below without waiting for it
     await console.goto(f"{relay.url}/console?channel=dialjam#token={OPERATOR}")
