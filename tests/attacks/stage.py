@@ -330,7 +330,7 @@ class Outcome:
     # -- the checks every attack makes --
 
     def check_the_show_went_on(self, log_lines: int) -> None:
-        """The issue's proof for this attack: the show played on, every press of the
+        """What every attack must leave standing: the show played on, every press of the
         legitimate callers reached the engine (p99 ≤ 50 ms) and nobody else spoke for
         them, the operator's commands took effect, the relay's RSS stayed under
         300 MB, the log stayed short, and no phone number went anywhere."""

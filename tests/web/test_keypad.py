@@ -137,7 +137,12 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
         await asyncio.wait_for(proc.wait(), 15)
 
 
-@pytest.mark.timeout(300)
+# Fifty Chromium tabs loading at once: about 20 s on two idle cores, minutes when other
+# work keeps them busy. Each tab may take all of it (each waits for the others' CPU).
+FIFTY_TABS_S = 300
+
+
+@pytest.mark.timeout(FIFTY_TABS_S + 60)
 async def test_fifty_keypads_at_once_deliver_every_digit(
     start_relay: StartRelay, browser: Browser
 ) -> None:
@@ -149,16 +154,15 @@ async def test_fifty_keypads_at_once_deliver_every_digit(
     url = f"{relay.url}/keypad"
 
     async def play(page: Page) -> None:
-        await page.goto(url)
-        await wait_online(page, 120)
+        await page.goto(url, timeout=FIFTY_TABS_S * 1000)
+        await wait_online(page, FIFTY_TABS_S)
         for key in "2580":
             await page.keyboard.press(key)
 
-    # About 20 s on two idle cores, a minute when they are busy: 50 Chromium tabs.
     # Read as the tabs play: a listener that stops reading stops answering the relay's
     # heartbeat pings, and is rightly dropped.
-    listening = asyncio.create_task(received(listener, 50 * 5, timeout=180))
-    async with asyncio.timeout(180):
+    listening = asyncio.create_task(received(listener, 50 * 5, timeout=FIFTY_TABS_S))
+    async with asyncio.timeout(FIFTY_TABS_S):
         pages = await asyncio.gather(*(contexts[n % 5].new_page() for n in range(50)))
         await asyncio.gather(*(play(page) for page in pages))
         events = await listening
