@@ -14,6 +14,10 @@ from billboard.engine.events import Digit, Join
 
 from .stage import CHANNEL, Outcome, Stage, events_in
 
+# Each attack measures real time (p99 press → engine, the grid's steps and the states
+# a second while it lasts): `timing` tests.
+pytestmark = pytest.mark.timing
+
 # Log lines an attack may cost: one per reason and address a minute, within the
 # relay's budget (relay/edge.py LogLimiter), plus the Twilio caller's call line.
 LOG_LINES = 25
