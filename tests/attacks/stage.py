@@ -56,7 +56,13 @@ TWILIO = "attacks-twilio-auth-token"
 PLAY_S = 15.0  # each legitimate caller presses for this long …
 RATE = 4.0  # … this many keys a second: 60 presses each, 120 an attack
 ATTACK_S = PLAY_S + 2.5  # the attack outlasts the play (the players take a moment to start)
+# Press → engine, p99: 50 ms when the relay and engine threads get a CPU as they need
+# one. On a machine that other work keeps busy they wait their turn (the kernel's
+# schedstat says how long), and there the limit is what two loaded cores can promise.
+# A run is loaded when its threads waited for a CPU over LOADED_WAIT of its time.
 P99_LIMIT_S = 0.050
+P99_LIMIT_LOADED_S = 0.250
+LOADED_WAIT = 0.05
 RSS_LIMIT = 300 << 20
 STATE_LIMIT = 16 << 10  # bytes of one `state` event
 SAMPLE_S = 0.05
@@ -246,6 +252,11 @@ class Outcome:
     def presses(self) -> int:
         return sum(m.sent for m in self.matches().values())
 
+    def p99_limit(self) -> float:
+        """P99_LIMIT_S, or P99_LIMIT_LOADED_S when the threads waited for a CPU."""
+        loaded = self.cpu_wait > LOADED_WAIT * self.seconds
+        return P99_LIMIT_LOADED_S if loaded else P99_LIMIT_S
+
     def late_presses(self, limit: float = P99_LIMIT_S) -> list[str]:
         """Each press later than `limit`: when (s into the play), sent → door → engine."""
         start = min(t for played in self.callers.values() for _, t in played["sent"])
@@ -331,8 +342,8 @@ class Outcome:
 
     def check_the_show_went_on(self, log_lines: int) -> None:
         """What every attack must leave standing: the show played on, every press of the
-        legitimate callers reached the engine (p99 ≤ 50 ms) and nobody else spoke for
-        them, the operator's commands took effect, the relay's RSS stayed under
+        legitimate callers reached the engine in time (`p99_limit`) and nobody else spoke
+        for them, the operator's commands took effect, the relay's RSS stayed under
         300 MB, the log stayed short, and no phone number went anywhere."""
         self.check_every_press_arrived_in_time()
         self.check_only_the_operator_commanded()
@@ -373,12 +384,13 @@ class Outcome:
             for began, seconds, generation in self.gc_pauses
             if seconds > 0.010
         ]
-        assert p99 <= P99_LIMIT_S, (
+        limit = self.p99_limit()
+        assert p99 <= limit, (
             f"p99 press → engine {1000 * p99:.1f} ms over {len(self.latencies())} presses; "
             f"the relay and engine threads waited {self.cpu_wait:.2f} s for a CPU in "
             f"{self.seconds:.1f} s (load average {os.getloadavg()[0]:.1f}; the attacker, at "
             f"niceness 19, used {self.attacker['cpu_s']:.1f} s); late presses:\n"
-            + "\n".join(self.late_presses())
+            + "\n".join(self.late_presses(limit))
             + f"\ngarbage collections over 10 ms: {pauses}"
         )
 

@@ -2,9 +2,9 @@
 headless billboard while a keypad caller and a Twilio caller play and the operator
 changes the tempo. Each test runs one class of attack (tests/attacks/attacker.py) and
 checks what every attack must leave standing (`Outcome.check_the_show_went_on`: no
-press lost, p99 press → engine ≤ 50 ms, the operator obeyed, RSS < 300 MB, a short
-log, no phone number anywhere), then what this attack must show: its refusals counted
-in /metrics and the damage it did not do."""
+press lost, p99 press → engine ≤ 50 ms (250 ms on a machine other work keeps busy),
+the operator obeyed, RSS < 300 MB, a short log, no phone number anywhere), then what
+this attack must show: its refusals counted in /metrics and the damage it did not do."""
 
 from __future__ import annotations
 
