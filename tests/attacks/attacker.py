@@ -35,9 +35,10 @@ where it stands, with the frames it sends; spread over modules, the kinds would 
 carry that shared state back in.
 
 It prints ``attacking`` on stdout as it starts, and one JSON object at the end: what
-it sent and what the relay answered, by part (``books``), and the phone numbers it
-used (``numbers``). It runs at niceness 19: on a small test machine it shares the
-relay's cores, and a real attacker brings its own.
+it sent and what the relay answered, by part (``books``), the phone numbers it used
+(``numbers``), and the seconds it ran on a CPU and waited for one (``cpu_s``,
+``wait_s``). It runs at niceness 19: on a small test machine it shares the relay's
+cores, and a real attacker brings its own.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -860,6 +862,16 @@ class Attacker:
                     self.book("attacker", f"crashed {task.exception()!r}"[:200])
 
 
+def cpu_wait() -> float:
+    """Seconds this process's threads were runnable but waited for a CPU (the kernel's
+    run-queue delay, /proc/self/task/TID/schedstat): what other processes took."""
+    waited = 0
+    for task in Path("/proc/self/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.attacks.attacker")
     p.add_argument("kinds", nargs="+")
@@ -888,7 +900,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner.run(attacker.run(args.kinds))
     books = {kind: dict(counter) for kind, counter in attacker.books.items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result = {"books": books, "numbers": attacker.numbers, "cpu_s": usage.ru_utime + usage.ru_stime}
+    result = {
+        "books": books,
+        "numbers": attacker.numbers,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "wait_s": cpu_wait(),
+    }
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 
