@@ -19,6 +19,12 @@ OPERATOR = "operator-secret-token"
 BILLBOARD = "billboard-secret-token"
 PUBLISHER = "publisher-secret-token"  # a seed publisher's (a Tropo script, an IVR)
 
+# How long a relay on this machine may take to answer, or a condition to come true:
+# milliseconds when the machine is idle, seconds when other work keeps both cores
+# busy. Only a test that fails waits this long; one proving that nothing comes passes
+# its own short timeout.
+ANSWER_S = 10.0
+
 
 @dataclasses.dataclass
 class RunningRelay:
@@ -63,7 +69,7 @@ class RunningRelay:
 StartRelay = Callable[..., Awaitable[RunningRelay]]
 
 
-async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> Any:
+async def recv(ws: aiohttp.ClientWebSocketResponse, timeout: float = ANSWER_S) -> Any:
     """The next JSON frame (an object, or a coalesced array)."""
     msg = await asyncio.wait_for(ws.receive(), timeout)
     assert msg.type is aiohttp.WSMsgType.TEXT, f"expected a text frame, got {msg!r}"
@@ -77,13 +83,13 @@ class Inbox:
         self.ws = ws
         self.pending: list[dict[str, Any]] = []
 
-    async def next(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def next(self, timeout: float = ANSWER_S) -> dict[str, Any]:
         while not self.pending:
             frame = await recv(self.ws, timeout)
             self.pending.extend(frame if isinstance(frame, list) else [frame])
         return self.pending.pop(0)
 
-    async def events(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def events(self, n: int, timeout: float = ANSWER_S) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         deadline = asyncio.get_running_loop().time() + timeout
         while len(out) < n:
@@ -96,7 +102,7 @@ async def send(ws: aiohttp.ClientWebSocketResponse, obj: Any) -> None:
     await ws.send_str(orjson.dumps(obj).decode())
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 3.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = ANSWER_S) -> None:
     """Wait until `check()` holds (polled), or fail."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
