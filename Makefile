@@ -7,15 +7,30 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need (installed by .ci/apt-deps when missing and root).
 APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb imagemagick zbar-tools chromium sip-tester multimon-ng sox espeak-ng
+# …and what `make test-under-load` adds: a load that keeps every core busy.
+APT_LOAD_PACKAGES = stress-ng
+LOAD_CPUS ?= $(shell nproc)
 RUN_ARGS ?=
 REHEARSE_ARGS ?= --callers 20 --rate 2 --duration 30
 
-.PHONY: run test lint typecheck pytest bench rehearse apt-deps venv clean
+.PHONY: run test test-under-load lint typecheck pytest bench rehearse apt-deps venv clean
 
 run: venv
 	$(PY) -m billboard $(RUN_ARGS)
 
 test: venv apt-deps lint typecheck pytest
+
+# No test may fail by chance: the whole of `make test` while stress-ng keeps every core
+# busy (LOAD_CPUS workers, one a core), as on a CI machine that other work shares. The
+# load stops with the tests (at the latest after four hours), and the tests' status is
+# the target's.
+test-under-load: venv
+	@bash .ci/apt-deps $(APT_LOAD_PACKAGES)
+	@command -v stress-ng >/dev/null || { echo "test-under-load needs stress-ng: apt-get install stress-ng"; exit 1; }
+	@stress-ng --cpu $(LOAD_CPUS) --timeout 4h --quiet & load=$$!; \
+	  trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
+	  echo "stress-ng keeps $(LOAD_CPUS) cores busy (pid $$load)"; \
+	  $(MAKE) --no-print-directory test
 
 # A rehearsal crowd against the running relay (python -m relay.rehearsal --help), e.g.
 # make rehearse REHEARSE_ARGS="--config venue.toml --via twilio --callers 100"

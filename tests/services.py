@@ -242,7 +242,7 @@ class MidiProbe:
                 return name
         raise AssertionError(f"no JACK MIDI output contains {name_part!r}: {ports}")
 
-    def wait_for(self, count: int, timeout: float = 3.0) -> list[tuple[int, ...]]:
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[int, ...]]:
         """Everything received once at least `count` messages have arrived."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._received) >= count, timeout):

@@ -2,9 +2,9 @@
 headless billboard while a keypad caller and a Twilio caller play and the operator
 changes the tempo. Each test runs one class of attack (tests/attacks/attacker.py) and
 checks what every attack must leave standing (`Outcome.check_the_show_went_on`: no
-press lost, p99 press → engine ≤ 50 ms, the operator obeyed, RSS < 300 MB, a short
-log, no phone number anywhere), then what this attack must show: its refusals counted
-in /metrics and the damage it did not do."""
+press lost, p99 press → engine ≤ 50 ms (250 ms on a machine other work keeps busy),
+the operator obeyed, RSS < 300 MB, a short log, no phone number anywhere), then what
+this attack must show: its refusals counted in /metrics and the damage it did not do."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import pytest
 
 from billboard.engine.events import Digit, Join
 
-from .conftest import CHANNEL, Outcome, Stage, events_in
+from .stage import CHANNEL, Outcome, Stage, events_in
+
+# Each attack measures real time (p99 press → engine, the grid's steps and the states
+# a second while it lasts): `timing` tests.
+pytestmark = pytest.mark.timing
 
 # Log lines an attack may cost: one per reason and address a minute, within the
 # relay's budget (relay/edge.py LogLimiter), plus the Twilio caller's call line.
@@ -31,8 +35,11 @@ async def test_poison_frames_never_reach_the_billboard(stage: Stage) -> None:
     outcome = await stage.play(["poison"])
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)
-    assert outcome.books("poison anonymous")["frames"] >= 10_000
-    assert outcome.books("poison publisher")["frames"] >= 10_000
+    outcome.attack_reached(
+        outcome.books("poison anonymous")["frames"] >= 10_000
+        and outcome.books("poison publisher")["frames"] >= 10_000,
+        "10,000 frames from strangers and 10,000 from the publisher token",
+    )
     assert outcome.books("poison anonymous").get("closed 1008", 0) >= 1  # flooding
     for code in (
         "unauthorised",
@@ -62,8 +69,11 @@ async def test_strangers_neither_command_nor_play_as_someone_else(stage: Stage) 
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)
     # The attacker heard both legitimate callers, and got nothing through for them.
-    assert outcome.books("forge listen")["victims found"] >= 2
-    assert outcome.books("forge ws")["forged commands"] >= 1000
+    outcome.attack_reached(
+        outcome.books("forge listen")["victims found"] >= 2
+        and outcome.books("forge ws")["forged commands"] >= 1000,
+        "both callers heard, and 1,000 forged commands",
+    )
     for kind in ("forge ws", "forge http", "impersonate"):
         assert not {"ack", "http 200"} & outcome.books(kind).keys(), outcome.books(kind)
     assert outcome.books("forge twilio").get("stream opened", 0) == 0
@@ -94,7 +104,7 @@ async def test_a_10000_join_line_flood_is_capped_and_the_link_stays_up(stage: St
         for a in outcome.applied
         if isinstance(a.event, Join) and a.event.caller.startswith("c-fl")
     ]
-    assert len(flood) >= 10_000
+    outcome.attack_reached(len(flood) >= 10_000, "10,000 joins reached the engine")
     line_max = stage.show.config.line_max
     assert outcome.state["line_length"] >= line_max - 2  # the two callers' tracks, freed
     assert max(state["line_length"] for state in outcome.states()) == line_max
@@ -114,7 +124,10 @@ async def test_one_address_cannot_take_every_socket(stage: Stage) -> None:
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)
     fd, slow = outcome.books("fd flood"), outcome.books("slowloris")
-    assert fd["sockets opened"] >= 450 and slow["sockets opened"] >= 1100
+    outcome.attack_reached(
+        fd["sockets opened"] >= 450 and slow["sockets opened"] >= 1100,
+        "450 idle sockets and 1,100 slowloris sockets",
+    )
     assert fd.get("answered 503", 0) > 0 and slow.get("answered 408", 0) > 0
     assert outcome.counter("refused{too_many_from_address}") > 0
     assert outcome.counter("refused{header_timeout}") > 0
@@ -131,14 +144,18 @@ async def test_history_floods_and_channel_squatters_are_bounded(stage: Stage) ->
     outcome = await stage.play(["squat", "history-flood"])
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)
+    anonymous = outcome.books("squat anonymous")
+    outcome.attack_reached(
+        anonymous["channel attempts"] >= 2000
+        and outcome.counter("history_dropped{total}") * (60 << 10) >= 32 << 20,
+        "2,000 strangers' channels, and history past its 32 MiB bound",
+    )
     # History filled and shed more than its bound (each event as big as a token
     # allows, held back to publisher_rate) and never held more.
     assert outcome.counter("history_dropped{total}") * (60 << 10) >= 32 << 20
     assert outcome.metric("dialjam_relay_throttled") > 0
     assert outcome.logged("history passed")
     assert max(outcome.samples.history_bytes) <= 32 << 20
-    anonymous = outcome.books("squat anonymous")
-    assert anonymous["channel attempts"] >= 2000
     assert not {"subscribed", "ack"} & anonymous.keys()
     assert outcome.counter("errors{unknown_channel}") > 0
     assert outcome.counter("errors{too_many_channels}") > 0
@@ -156,7 +173,7 @@ async def test_phone_numbers_never_leave_the_relays_door(stage: Stage) -> None:
     outcome = await stage.play(["seed-leak"])
     report(outcome)
     outcome.check_the_show_went_on(LOG_LINES)  # checks the numbers' absence too
-    assert len(outcome.attacker["numbers"]) >= 40
+    outcome.attack_reached(len(outcome.attacker["numbers"]) >= 40, "40 phone numbers")
     seeds = [a.event for a in outcome.applied if isinstance(a.event, Digit)]
     assert sum(1 for d in seeds if d.source == "seed") >= 100
     public = [data for channel, data in events_in(outcome.frames) if channel == CHANNEL]

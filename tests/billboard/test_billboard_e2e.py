@@ -4,9 +4,7 @@ publishing over real sockets; what it records is read back with mido."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,44 +12,8 @@ import aiohttp
 import mido
 import orjson
 
-from tests.relay.conftest import PUBLISHER
-from tests.relay.test_cli import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "billboard",
-        "--headless",
-        "--no-sound",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *args,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "SDL_VIDEODRIVER": "dummy",
-            "SDL_AUDIODRIVER": "dummy",
-            # The test's callers publish as a seed publisher (an IVR) does.
-            "DIALJAM_PUBLISHER_TOKEN": PUBLISHER,
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        if not line:
-            _, err = await proc.communicate()
-            raise AssertionError(f"billboard exited early: {err.decode()[-2000:]}")
-        if b"health:" in line:
-            return proc, port
+from tests.support.processes import start_billboard
+from tests.support.relay import PUBLISHER
 
 
 def notes_by_track(path: Path, until_s: float = 1e9) -> dict[str, list[tuple[int, int, int]]]:

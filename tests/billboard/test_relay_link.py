@@ -7,9 +7,7 @@ import random
 from typing import Any
 
 from billboard.relay_link import RelayLink
-from tests.relay.conftest import BILLBOARD, OPERATOR, StartRelay, recv, send, start_relay, until
-
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
+from tests.support.relay import BILLBOARD, OPERATOR, StartRelay, recv, send, until
 
 
 async def test_the_link_receives_digits_and_commands_and_publishes_state(

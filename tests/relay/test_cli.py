@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_process(
-    *args: str, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def wait_for_line(proc: asyncio.subprocess.Process, fragment: str) -> list[str]:
-    assert proc.stdout is not None
-    lines: list[str] = []
-    while True:
-        raw = await asyncio.wait_for(proc.stdout.readline(), 15)
-        if not raw:
-            raise AssertionError(f"relay exited before printing {fragment!r}: {lines}")
-        lines.append(raw.decode())
-        if fragment in lines[-1]:
-            return lines
+from tests.support.processes import free_port, start_process, wait_for_line
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -1,6 +1,7 @@
-"""The relay's edge: caps per address and in all, the header deadline, proxies, origins,
-masks, floods, long URLs and security headers. The core without I/O first, then a
-real relay on a free port of 127.0.0.1 with real clients, some of them raw sockets."""
+"""The relay's edge, a real relay on a free port of 127.0.0.1 with real clients (some
+of them raw sockets): caps per address and in all, the header deadline, proxies,
+origins, masks, floods, long URLs and security headers. The rules it applies, without
+I/O, are tested in test_edge_core.py."""
 
 from __future__ import annotations
 
@@ -17,210 +18,12 @@ import orjson
 import pytest
 
 from relay import protocol
-from relay.config import ConfigError, RelayConfig, validate
 from relay.edge import (
-    HeadWatch,
-    Ledger,
-    Limits,
-    LogLimiter,
-    MaskCheck,
-    client_address,
-    counted_as,
     max_connections_for,
-    origin_allowed,
-    parse_networks,
-    parse_origins,
-    security_headers,
 )
-from relay.ratelimit import RefusalWindow
-
-from .conftest import BILLBOARD, OPERATOR, RunningRelay, StartRelay, recv, send, until
-from .test_cli import ROOT, free_port
-
-# --- the core, without I/O ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("peer", "forwarded", "trusted", "client"),
-    [
-        ("203.0.113.9", ["198.51.100.1"], "", "203.0.113.9"),  # not a proxy: ignored
-        ("127.0.0.1", ["198.51.100.1"], "127.0.0.1", "198.51.100.1"),
-        # The leftmost hop is whatever the client wrote; the rightmost untrusted is real.
-        ("127.0.0.1", ["6.6.6.6, 198.51.100.1"], "127.0.0.1", "198.51.100.1"),
-        ("127.0.0.1", ["198.51.100.1, 10.0.0.7"], "127.0.0.1, 10.0.0.0/8", "198.51.100.1"),
-        ("127.0.0.1", ["198.51.100.1", "10.0.0.7"], "127.0.0.1, 10.0.0.0/8", "198.51.100.1"),
-        ("127.0.0.1", ["10.0.0.7"], "127.0.0.1, 10.0.0.0/8", "10.0.0.7"),  # all trusted
-        ("127.0.0.1", ["nonsense"], "127.0.0.1", "127.0.0.1"),
-        ("127.0.0.1", ["198.51.100.1:4711"], "127.0.0.1", "198.51.100.1"),
-        ("::1", ["[2001:db8::5]:80"], "::1", "2001:db8::5"),
-        ("::ffff:127.0.0.1", ["2001:db8::5"], "127.0.0.1", "2001:db8::5"),
-        ("127.0.0.1", [], "127.0.0.1", "127.0.0.1"),
-    ],
-)
-def test_forwarded_for_names_the_rightmost_hop_that_is_not_a_trusted_proxy(
-    peer: str, forwarded: list[str], trusted: str, client: str
-) -> None:
-    assert client_address(peer, forwarded, parse_networks(trusted)) == client
-
-
-def test_an_ipv6_client_is_counted_by_its_64_and_an_ipv4_one_by_its_address() -> None:
-    assert counted_as("2001:db8:1:2:aaaa::1") == counted_as("2001:db8:1:2:bbbb::9")
-    assert counted_as("2001:db8:1:2::1") == "2001:db8:1:2::/64"
-    assert counted_as("2001:db8:1:3::1") != counted_as("2001:db8:1:2::1")
-    assert counted_as("198.51.100.7") == "198.51.100.7"
-    assert counted_as("::1") == "::1"
-
-
-def test_the_ledger_keeps_reserved_places_for_token_holders() -> None:
-    ledger = Ledger(Limits(total=4, reserved=2, per_address=0))
-    for n in range(3):
-        assert ledger.open(n, f"198.51.100.{n}", proxied=False) is None
-    assert ledger.identify(0, "198.51.100.0", holder=False) is None
-    assert ledger.identify(1, "198.51.100.1", holder=False) is None
-    # Two anonymous sockets fill the anonymous pool: a third is refused with a reason…
-    assert ledger.identify(2, "198.51.100.2", holder=False) == "too_many_connections"
-    ledger.close(2)
-    # …while a token holder still gets in, up to the total.
-    assert ledger.open(3, "198.51.100.3", proxied=False) is None
-    assert ledger.identify(3, "198.51.100.3", holder=True) is None
-    assert ledger.open(4, "198.51.100.4", proxied=False) is None
-    assert ledger.open(5, "198.51.100.5", proxied=False) == "too_many_connections"
-    assert (len(ledger), ledger.holders, ledger.anonymous, ledger.pending) == (4, 1, 2, 1)
-    for key in range(6):
-        ledger.close(key)
-    assert (len(ledger), ledger.holders, ledger.anonymous, ledger.busiest()) == (0, 0, 0, 0)
-
-
-def test_the_ledger_caps_an_address_with_room_for_its_token_holders() -> None:
-    ledger = Ledger(Limits(total=100, reserved=2, per_address=3))
-    for n in range(5):
-        assert ledger.open(n, "192.0.2.1", proxied=False) is None
-    assert ledger.open(5, "192.0.2.1", proxied=False) == "too_many_from_address"
-    assert [ledger.identify(n, "192.0.2.1", holder=False) for n in range(3)] == [None] * 3
-    assert ledger.identify(3, "192.0.2.1", holder=False) == "too_many_from_address"
-    assert ledger.identify(0, "192.0.2.1", holder=False) is None  # its next request
-    assert ledger.identify(4, "192.0.2.1", holder=True) is None  # no longer counted…
-    assert ledger.open(6, "192.0.2.1", proxied=False) is None  # …so one more may wait
-    assert ledger.busiest() == 5
-    assert ledger.open(7, "192.0.2.2", proxied=False) is None  # another address
-
-
-def test_the_ledger_counts_a_proxys_sockets_under_their_clients() -> None:
-    ledger = Ledger(Limits(total=100, reserved=2, per_address=1))
-    for n in range(10):  # a proxy may hold many sockets
-        assert ledger.open(n, "127.0.0.1", proxied=True) is None
-    assert ledger.identify(0, "198.51.100.1", holder=False) is None
-    assert ledger.identify(1, "198.51.100.1", holder=False) == "too_many_from_address"
-    assert ledger.identify(2, "198.51.100.2", holder=False) is None
-    # A proxy reuses an idle upstream socket for another client: the count moves.
-    assert ledger.identify(0, "198.51.100.3", holder=False) is None
-    assert ledger.identify(1, "198.51.100.1", holder=False) is None
-    assert ledger.identify(0, "198.51.100.2", holder=False) == "too_many_from_address"
-
-
-def _frame(payload: bytes, masked: bool = True, opcode: int = 0x1) -> bytes:
-    n = len(payload)
-    mask_bit = 0x80 if masked else 0
-    if n < 126:
-        head = bytes([0x80 | opcode, mask_bit | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, mask_bit | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([0x80 | opcode, mask_bit | 127]) + n.to_bytes(8, "big")
-    if not masked:
-        return head + payload
-    key = b"\x11\x22\x33\x44"
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def test_mask_check_follows_frames_of_every_length_split_anywhere() -> None:
-    stream = b"".join(_frame(b"x" * n) for n in (0, 1, 125, 126, 300, 65535, 65536))
-    stream += _frame(b"", opcode=0x9)  # a ping
-    for step in (1, 2, 3, 7, 1000, len(stream)):
-        check = MaskCheck()
-        assert all(check.feed(stream[i : i + step]) for i in range(0, len(stream), step))
-    bad = stream + _frame(b"hello", masked=False)
-    for step in (1, 5, len(bad)):
-        check = MaskCheck()
-        results = [check.feed(bad[i : i + step]) for i in range(0, len(bad), step)]
-        # Told with the read that brings the bad header's second byte (its mask bit).
-        assert results.index(False) == (len(stream) + 1) // step
-
-
-def test_head_watch_sees_the_empty_line_across_reads() -> None:
-    head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    for step in (1, 2, 3, len(head)):
-        watch = HeadWatch()
-        done = [watch.feed(head[i : i + step]) for i in range(0, len(head), step)]
-        assert done[-1] and not any(done[:-1])
-    assert HeadWatch().feed(b"GET / HTTP/1.0\n\n")
-    watch = HeadWatch()
-    assert not watch.feed(b"GET / HTTP/1.1\r\n") and not watch.feed(b"X-Slow: 1\r\n")
-
-
-def test_origins_default_to_the_relays_own_host() -> None:
-    host = "127.0.0.1:8080"
-    assert origin_allowed("http://127.0.0.1:8080", host, frozenset(), own_host=True)
-    assert not origin_allowed("https://evil.example", host, frozenset(), own_host=True)
-    assert not origin_allowed("null", host, frozenset(), own_host=True)
-    assert not origin_allowed("http://127.0.0.1:9999", host, frozenset(), own_host=True)
-    # Behind a TLS proxy the page is https and the Host has no port.
-    assert origin_allowed("https://jam.example.org", "jam.example.org", frozenset(), True)
-    listed = parse_origins("https://jam.example.org, HTTP://10.0.0.2:80/")
-    assert listed == {"https://jam.example.org", "http://10.0.0.2"}
-    assert origin_allowed("https://jam.example.org:443", host, listed, own_host=False)
-    assert not origin_allowed("http://127.0.0.1:8080", host, listed, own_host=False)
-    for bad in ("jam.example.org", "https://jam.example.org/keypad", "ftp://x"):
-        with pytest.raises(ValueError, match="not an origin"):
-            parse_origins(bad)
-
-
-def test_the_csp_never_carries_a_hostile_host() -> None:
-    csp = security_headers("127.0.0.1:8080")["Content-Security-Policy"]
-    assert "connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;" in csp
-    assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp
-    hostile = security_headers("x; script-src *")["Content-Security-Policy"]
-    assert "connect-src 'self';" in hostile and "script-src *" not in hostile
-
-
-def test_the_refusal_window_tells_a_flood_from_a_burst() -> None:
-    window = RefusalWindow(limit=3, window_s=5.0)
-    assert [window.refused(t) for t in (0.0, 1.0, 2.0)] == [False] * 3
-    assert window.refused(3.0)  # a fourth within 5 s
-    slow = RefusalWindow(limit=3, window_s=5.0)
-    assert not any(slow.refused(t * 2.0) for t in range(100))  # one every 2 s, forever
-
-
-def test_refusals_are_logged_once_a_minute_per_address_and_within_a_budget() -> None:
-    limiter = LogLimiter(every_s=60.0, burst=3)
-    assert limiter.allow(("full", "a"), 0.0)
-    assert not limiter.allow(("full", "a"), 59.0)
-    assert limiter.allow(("full", "a"), 61.0)
-    assert limiter.allow(("full", "b"), 61.0) and limiter.allow(("full", "c"), 61.0)
-    assert not limiter.allow(("full", "d"), 61.0)  # the burst is spent
-    assert limiter.suppressed == 2
-
-
-def test_max_connections_leaves_files_for_the_rest() -> None:
-    assert max_connections_for(1024) == 896
-    assert max_connections_for(1 << 20) == (1 << 20) - 256
-
-
-@pytest.mark.parametrize(
-    ("settings", "fragment"),
-    [
-        ({"max_connections": -1}, "max_connections must be 0 or more"),
-        ({"max_connections": 10, "reserved_connections": 10}, "must be less than"),
-        ({"connections_per_address": -5}, "connections_per_address"),
-        ({"header_timeout_s": 0.0}, "header_timeout_s"),
-        ({"trusted_proxies": "127.0.0.1, proxy.lan"}, "'proxy.lan' is not an IP"),
-        ({"allowed_origins": "jam.example.org"}, "allowed_origins"),
-    ],
-)
-def test_bad_edge_settings_say_what_to_fix(settings: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(ConfigError, match=fragment):
-        validate(RelayConfig(**settings))
-
+from tests.support.processes import ROOT, free_port
+from tests.support.relay import BILLBOARD, OPERATOR, RunningRelay, StartRelay, recv, send, until
+from tests.support.websocket import client_frame, upgrade_request
 
 # --- a real relay ----------------------------------------------------------------------
 
@@ -264,21 +67,12 @@ class RawHttp:
         self.writer.close()
 
 
-def upgrade(path: str = "/ws", **headers: str) -> bytes:
-    extra = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
-    ).encode()
-
-
 async def test_one_address_cannot_take_every_connection(start_relay: StartRelay) -> None:
     relay = await start_relay(connections_per_address=3, reserved_connections=2)
     async with aiohttp.ClientSession() as session:
         crowd = [await session.ws_connect(relay.ws_url) for _ in range(3)]
         one_more = await RawHttp.open(relay.port)
-        await one_more.send(upgrade())
+        await one_more.send(upgrade_request())
         status, headers, body = await one_more.response()
         assert status == 503 and headers["connection"] == "close"
         error = orjson.loads(body)
@@ -437,9 +231,9 @@ async def test_foreign_origin_cannot_open_a_websocket(start_relay: StartRelay) -
 
 async def test_unmasked_frame_closes_with_1002(relay: RunningRelay) -> None:
     raw = await RawHttp.open(relay.port)
-    await raw.send(upgrade())
+    await raw.send(upgrade_request())
     assert (await raw.response())[0] == 101
-    await raw.send(_frame(b'{"type":"ping"}'))  # masked, as a client must
+    await raw.send(client_frame(b'{"type":"ping"}'))  # masked, as a client must
     pong = await asyncio.wait_for(raw.reader.readexactly(2 + len(b'{"type":"pong"}')), 5)
     assert pong == protocol.ws_text_frame(b'{"type":"pong"}')
     await raw.send(protocol.ws_text_frame(b'{"type":"ping"}'))  # a server's frame: no mask
@@ -514,12 +308,12 @@ async def test_a_frame_over_the_hard_cap_is_counted_as_too_large(relay: RunningR
     await until(lambda: _health(relay, lambda h: h["errors"].get("too_large") == 1))
     # A raw client that echoes 1009, announcing a 2 GB frame it never sends.
     raw = await RawHttp.open(relay.port)
-    await raw.send(upgrade())
+    await raw.send(upgrade_request())
     assert (await raw.response())[0] == 101
     await raw.send(bytes([0x81, 0xFF]) + (2**31).to_bytes(8, "big") + b"\x00\x00\x00\x00")
     close = await asyncio.wait_for(raw.reader.readexactly(4), 5)
     assert close == b"\x88\x02" + protocol.CLOSE_TOO_BIG.to_bytes(2, "big")
-    await raw.send(_frame(close[2:], opcode=0x8))
+    await raw.send(client_frame(close[2:], opcode=0x8))
     await until(lambda: _health(relay, lambda h: h["errors"].get("too_large") == 2))
 
 
@@ -603,7 +397,7 @@ async def test_python_m_relay_raises_its_open_files_limit_and_refuses_without_tr
         for sock in idle:
             assert (await sock.closed()).startswith(b"HTTP/1.1 408")
         ws = await RawHttp.open(port)
-        await ws.send(upgrade())
+        await ws.send(upgrade_request())
         assert (await ws.response())[0] == 101
         await ws.send(protocol.ws_text_frame(b'{"type":"ping"}'))
         assert (await ws.closed())[:4] == b"\x88\x02\x03\xea"

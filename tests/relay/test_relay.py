@@ -12,8 +12,7 @@ import pytest
 
 from relay.config import TwilioConfig
 from relay.contract.events import is_caller_id
-
-from .conftest import (
+from tests.support.relay import (
     BILLBOARD,
     OPERATOR,
     PUBLISHER,

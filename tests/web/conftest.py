@@ -19,20 +19,18 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
-from relay.app import create_app, listen
-from relay.config import RelayConfig
-from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER
 from tests.services import service_unavailable
+from tests.support.processes import ROOT, STARTUP_S, free_port
+from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
+from tests.web.pages import PAGE_WAIT_S, Billboard
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser
 
 CHROMIUM = os.environ.get("DIALJAM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -50,11 +48,6 @@ CHROMIUM_ARGS = (
     "--disable-backgrounding-occluded-windows",
 )
 INSTALL = "apt-get install chromium; pip install -e '.[test]' (playwright)"
-# Screenshots land here for a human to look at (override with DIALJAM_ARTIFACTS).
-ARTIFACTS = Path(
-    os.environ.get("DIALJAM_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")
-)
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +71,7 @@ def chromium_endpoint() -> Iterator[str]:
         try:
             # Chromium writes the port it chose to DevToolsActivePort once it listens.
             active = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + STARTUP_S
             while not (active.exists() and active.read_text().count("\n") >= 1):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     service_unavailable(f"{binary} did not start (exit {proc.poll()})", INSTALL)
@@ -121,11 +114,14 @@ CONNECT_TIMEOUT_MS = 30_000
 @pytest.fixture
 async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
     """The module's Chromium, driven by Playwright from this test's event loop; the
-    contexts a test opens are closed after it. A DevTools attach that stalls (seen once
-    in CI on a loaded machine, the socket open and no answer) is tried again from a
-    fresh Playwright, up to three times, before the test errors."""
+    contexts a test opens are closed after it, and its expectations wait `PAGE_WAIT_S`.
+    A DevTools attach that stalls (seen once in CI on a loaded machine, the socket open
+    and no answer) is tried again from a fresh Playwright, up to three times, before
+    the test errors."""
     from playwright.async_api import Error as PlaywrightError
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=PAGE_WAIT_S * 1000)  # see PAGE_WAIT_S
 
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         async with async_playwright() as pw:
@@ -146,79 +142,10 @@ async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
             return
 
 
-async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
-    """A keypad in a fresh context (its own sessionStorage: a new caller), connected."""
-    ctx = await browser.new_context(**context)
-    page = await ctx.new_page()
-    await page.goto(f"{base_url}/keypad{query}")
-    await wait_online(page)
-    return page
-
-
-async def wait_online(page: Page, timeout_s: float = 10) -> None:
-    await page.wait_for_selector('#link[data-state="online"]', timeout=timeout_s * 1000)
-
-
-class RelayOnPort:
-    """A relay on a port of our choosing, to stop and start again on the same port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        config = RelayConfig(
-            host="127.0.0.1",
-            port=self.port,
-            operator_token=OPERATOR,
-            billboard_token=BILLBOARD,
-            publisher_token=PUBLISHER,
-        )
-        self.runner = await listen(
-            create_app(config), "127.0.0.1", self.port, shutdown_timeout=2.0, reuse_address=True
-        )
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-
-def frame(channel: str, data: dict[str, Any], **extra: Any) -> str:
-    return orjson.dumps({"type": "publisher", "id": channel, "data": data, **extra}).decode()
-
-
-async def subscribe(
-    session: aiohttp.ClientSession, ws_url: str, channel: str
-) -> aiohttp.ClientWebSocketResponse:
-    """A plain (seed-style) subscriber: it receives each event's `data` as one frame."""
-    ws = await session.ws_connect(ws_url)
-    await ws.send_str(orjson.dumps({"type": "subscriber", "id": channel}).decode())
-    return ws
-
-
-class Billboard:
-    """A real headless billboard (its relay embedded) with tokens we know."""
-
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
-        self.port = port
-        self.process = process
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-
 @pytest.fixture(scope="module")
 def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
     """One headless billboard for the module (`python -m billboard --headless
     --no-sound`), its relay's tokens set by a config file, stopped with SIGTERM."""
-    from tests.relay.test_cli import free_port
-
     folder = tmp_path_factory.mktemp("billboard")
     config = folder / "venue.toml"
     config.write_text(
@@ -226,7 +153,6 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
         f'publisher_token = "{PUBLISHER}"\n'
     )
     port = free_port()
-    root = Path(__file__).resolve().parents[2]
     log_path = folder / "billboard.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -243,14 +169,14 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
                 "--config",
                 str(config),
             ],
-            cwd=root,
+            cwd=ROOT,
             env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
             stdout=subprocess.PIPE,
             stderr=log,
         )
     assert proc.stdout is not None
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_S
         while True:
             line = proc.stdout.readline()
             if not line or time.monotonic() > deadline:

@@ -13,20 +13,25 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.relay.conftest import BILLBOARD, OPERATOR, PUBLISHER, StartRelay, start_relay
-from tests.web.conftest import (
+from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, StartRelay
+from tests.web.pages import (
     ARTIFACTS,
+    DESKTOP,
+    PAGE_WAIT_S,
     PHONE,
+    TEST_BUDGET_S,
     Billboard,
+    caller_of,
     frame,
+    new_context,
     open_keypad,
+    received,
+    sample_state,
     subscribe,
+    synced,
 )
-from tests.web.test_keypad import caller_of, received, synced
 
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
-
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
 
 try:
     from playwright.async_api import expect
@@ -36,27 +41,26 @@ except ImportError:  # the browser fixture fails (CI=true) or skips, saying what
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-DESKTOP = {"viewport": {"width": 1280, "height": 800}}
-
 
 async def open_console(
     browser: Browser, base_url: str, fragment: str = f"#token={OPERATOR}", **context: Any
 ) -> Page:
     """The console in a fresh context, connected; any script error fails the test."""
-    ctx = await browser.new_context(**context)
+    ctx = await new_context(browser, **context)
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{base_url}/console?channel=dialjam{fragment}")
     await expect(page.locator("#link")).to_have_attribute("data-state", "online")
-    page.set_default_timeout(10_000)
     setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
     return page
 
 
 async def state_where(
-    ws: aiohttp.ClientWebSocketResponse, check: Callable[[dict[str, Any]], bool], timeout: float = 8
+    ws: aiohttp.ClientWebSocketResponse,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = PAGE_WAIT_S,
 ) -> dict[str, Any]:
     """The first `state` the billboard publishes that passes `check`."""
     async with asyncio.timeout(timeout):
@@ -205,65 +209,12 @@ async def test_a_wrong_token_is_refused_plainly_and_the_right_one_can_be_typed_i
     assert console.script_errors == [] and bare.script_errors == []  # type: ignore[attr-defined]
 
 
-def sample_state(**changes: Any) -> dict[str, Any]:
-    """A `state` as the billboard publishes it: four of eight tracks taken, three waiting."""
-    colors = [
-        "#e4572e",
-        "#8a5cf6",
-        "#17bebb",
-        "#ffc914",
-        "#76b041",
-        "#2e86ab",
-        "#f2a1c4",
-        "#c0c0c0",
-    ]
-    names = ["drums", "bass", "chords", "lead", "pluck", "pad", "bells", "percussion"]
-    who = {0: "…12", 1: "Ada", 2: "…07", 4: "night owl"}
-    state = {
-        "event": "state",
-        "tempo": 112.0,
-        "key": "F#",
-        "scale": "dorian",
-        "step": 37,
-        "facade": {"floors": 7, "bays": 8},
-        "tracks": [
-            {
-                "name": name,
-                "color": colors[i],
-                "caller": f"c-00000000{i:02d}" if i in who else None,
-                "display": who.get(i),
-                "muted": i == 2,
-            }
-            for i, name in enumerate(names)
-        ],
-        "line": ["c-0000000101", "c-0000000102", "c-0000000103"],
-        "waiting": [
-            {"caller": "c-0000000101", "display": "…31"},
-            {"caller": "c-0000000102", "display": None},
-            {"caller": "c-0000000103", "display": "Zoe"},
-        ],
-        "line_length": 3,
-        "lit": [[6 - i % 7, i, colors[i], 0.9] for i in range(8)],
-        "attract": False,
-        "paused": False,
-        "hud": {
-            "fps": 59.8,
-            "midi_port": "FluidSynth",
-            "latency_ms": 2.14,
-            "late_ms": 0.4,
-            "relay": "connected",
-        },
-    }
-    state.update(changes)
-    return state
-
-
 async def test_the_console_shows_the_relays_figures_the_billboards_hud_and_when_it_goes_quiet(
     start_relay: StartRelay, browser: Browser
 ) -> None:
     relay = await start_relay()
     billboard = await relay.connect(headers={"Authorization": f"Bearer {BILLBOARD}"})
-    context = await browser.new_context(**DESKTOP)
+    context = await new_context(browser, **DESKTOP)
     console = await context.new_page()
     await console.clock.install()  # to jump past the silence below without waiting for it
     await console.goto(f"{relay.url}/console?channel=dialjam#token={OPERATOR}")

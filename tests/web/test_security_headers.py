@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING
 import pytest
 from aiohttp import web
 
-from tests.relay.conftest import OPERATOR, StartRelay, start_relay
-from tests.relay.test_cli import free_port
-from tests.web.conftest import PHONE, wait_online
+from tests.support.processes import free_port
+from tests.support.relay import OPERATOR, StartRelay
+from tests.web.pages import PHONE, TEST_BUDGET_S, new_context, wait_online
 
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
-
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -29,7 +27,7 @@ document.addEventListener("securitypolicyviolation", (e) =>
 
 
 async def open_page(browser: Browser, url: str, checked: bool = True) -> tuple[Page, list[str]]:
-    ctx = await browser.new_context(**PHONE)
+    ctx = await new_context(browser, **PHONE)
     await ctx.add_init_script(WATCH_CSP)
     page = await ctx.new_page()
     errors: list[str] = []
@@ -58,7 +56,7 @@ async def test_every_page_works_under_the_content_security_policy(
 ) -> None:
     relay = await start_relay()
     page, errors = await open_page(browser, relay.url + path)
-    await page.wait_for_selector(ready, timeout=10_000)
+    await page.wait_for_selector(ready)
     # Its style sheet applied (a blocked one leaves the browser's white background).
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"), path

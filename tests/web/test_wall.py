@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from tests.relay.conftest import BILLBOARD, PUBLISHER, StartRelay, start_relay
-from tests.web.conftest import ARTIFACTS, PHONE, Billboard, frame
-from tests.web.test_console import DESKTOP, sample_state
+from tests.support.relay import BILLBOARD, PUBLISHER, StartRelay
+from tests.web.pages import (
+    ARTIFACTS,
+    DESKTOP,
+    PAGE_WAIT_S,
+    PHONE,
+    TEST_BUDGET_S,
+    Billboard,
+    frame,
+    new_context,
+    sample_state,
+)
 
-__all__ = ["start_relay"]  # the fixture, shared with the relay's tests
-
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
 
 try:
     from playwright.async_api import expect
@@ -49,7 +56,7 @@ COLOURS = """() => {
 
 
 async def open_wall(browser: Browser, base_url: str, **context: Any) -> Page:
-    ctx = await browser.new_context(**context)
+    ctx = await new_context(browser, **context)
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -88,7 +95,7 @@ async def test_the_wall_draws_the_facade_and_lights_the_windows_where_a_caller_p
             return sum(window) > 150 and window[dominant] >= max(window) - 1
 
         # A caller on a track ends the attract pattern; its last lights fade away.
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(PAGE_WAIT_S):
             while any(lit(w) for w in await column()):
                 await asyncio.sleep(0.05)
         before = await column()
@@ -97,7 +104,7 @@ async def test_the_wall_draws_the_facade_and_lights_the_windows_where_a_caller_p
                 frame("dialjam", {"event": "digit", "caller": caller, "digit": digit})
             )
             await asyncio.sleep(0.05)
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(PAGE_WAIT_S):
             while not any(lit(w) for w in await column()):
                 await asyncio.sleep(0.03)
         after = await column()
@@ -106,6 +113,7 @@ async def test_the_wall_draws_the_facade_and_lights_the_windows_where_a_caller_p
     assert wall.script_errors == []  # type: ignore[attr-defined]
 
 
+@pytest.mark.timing
 async def test_the_wall_animates_at_30_frames_a_second_or_more(
     billboard: Billboard, browser: Browser
 ) -> None:
@@ -157,7 +165,7 @@ async def test_the_wall_waits_for_the_billboard_is_sharp_on_any_pixel_ratio_and_
     # The glow rises over a few frames, and a busy machine draws few of them: look until
     # it has risen (the billboard repeats its state, as it does at least every 2 s).
     window: list[float] = []
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(PAGE_WAIT_S):
         while not window or not all(
             abs(a - b) < 60 for a, b in zip(window, hex_rgb(drums), strict=True)
         ):
@@ -165,7 +173,7 @@ async def test_the_wall_waits_for_the_billboard_is_sharp_on_any_pixel_ratio_and_
             await wall.wait_for_timeout(100)
             window = await wall.evaluate(WINDOW_RGB, [6, 0])
     await wall.set_viewport_size({"width": 900, "height": 600})
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(PAGE_WAIT_S):
         while await wall.evaluate("[facade.width, facade.height]") != [900, 600]:
             await asyncio.sleep(0.05)
     assert wall.script_errors == []  # type: ignore[attr-defined]

@@ -1,6 +1,8 @@
-"""The Asterisk ARI gateway: its pure core without I/O, then the real client in a real
-relay on a free port against the fake ARI server (relay/rehearsal/fake_ari.py), which
-speaks Asterisk's wire format (its source tree's rest-api/api-docs/events.json)."""
+"""The Asterisk ARI gateway's real client, in a real relay on a free port, against the
+fake ARI server (relay/rehearsal/fake_ari.py), which speaks Asterisk's wire format as
+its REST API documents it (rest-api/api-docs/events.json and channels.json in
+Asterisk's source; https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/).
+The gateway's pure core is tested in test_ari_core.py."""
 
 from __future__ import annotations
 
@@ -17,219 +19,14 @@ import pytest
 from relay.config import AriConfig, ConfigError, RelayConfig, load_installation
 from relay.contract.privacy import pseudonym
 from relay.gateways.ari import (
-    Answer,
-    AriCalls,
-    AriError,
-    Replaced,
-    ari_urls,
     basic_auth,
 )
-from relay.gateways.common import Event
 from relay.rehearsal.fake_ari import FakeAri, channel_json
 from relay.runtime import announce
+from tests.support.relay import RunningRelay, StartRelay, recv, until
 
-from ..conftest import RunningRelay, StartRelay, recv, until
-from .test_twilio import nothing_published, subscribe
-
-NUMBER = "+14155550112"
-DIGITS = "14155550112"
-KEY = "test-pseudonym-key"
-USER = "dialjam"
-PASSWORD = "s3cret-ari-password"
-CALLER = pseudonym(DIGITS, KEY.encode())
-
-
-def joined(caller: str = CALLER, display: str | None = "…12") -> dict[str, Any]:
-    return {"event": "join", "caller": caller, "source": "ari", "display": display, "nick": None}
-
-
-def digit(key: str, caller: str = CALLER) -> dict[str, Any]:
-    return {"event": "digit", "caller": caller, "digit": key, "source": "ari"}
-
-
-def left(caller: str = CALLER) -> dict[str, Any]:
-    return {"event": "leave", "caller": caller, "reason": "hangup"}
-
-
-# -- the pure core --
-
-
-def core() -> AriCalls:
-    return AriCalls(KEY.encode(), "dialjam")
-
-
-def frame(kind: str, channel: dict[str, Any] | None = None, **fields: Any) -> bytes:
-    msg: dict[str, Any] = {"type": kind, "application": "dialjam", **fields}
-    if channel is not None:
-        msg["channel"] = channel
-    return orjson.dumps(msg)
-
-
-def datas(outputs: list[Any]) -> list[dict[str, Any]]:
-    assert all(isinstance(out, Event) for out in outputs), outputs
-    return [out.data for out in outputs]
-
-
-def test_a_channel_entering_the_app_is_answered_before_its_caller_joins() -> None:
-    calls = core()
-    out = calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
-    assert len(out) == 1 and isinstance(out[0], Answer)
-    assert out[0].call.caller == CALLER and out[0].call.display == "…12"
-    assert calls.callers == 0
-    assert datas(calls.answered("1.1")) == [joined()]
-    assert calls.callers == 1
-
-
-def test_a_caller_who_hangs_up_leaves_once_whatever_asterisk_sends() -> None:
-    calls = core()
-    channel = channel_json("1.1", NUMBER)
-    calls.receive(frame("StasisStart", channel, args=[]))
-    calls.answered("1.1")
-    out = [
-        *calls.receive(frame("ChannelHangupRequest", channel, cause=16, soft=False)),
-        *calls.receive(frame("StasisEnd", channel)),
-        *calls.receive(frame("ChannelDestroyed", channel, cause=16, cause_txt="Normal Clearing")),
-    ]
-    assert datas(out) == [left()]
-    assert calls.callers == 0
-
-
-def test_a_caller_who_hangs_up_during_the_answer_never_joins() -> None:
-    calls = core()
-    channel = channel_json("1.1", NUMBER)
-    calls.receive(frame("StasisStart", channel, args=[]))
-    assert calls.receive(frame("StasisEnd", channel)) == []
-    assert calls.answered("1.1") == []
-    assert calls.receive(frame("StasisStart", channel, args=[])) == []  # a late repeat
-
-
-def test_an_answer_that_failed_joins_nobody() -> None:
-    calls = core()
-    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
-    calls.answer_failed("1.1")
-    assert calls.answered("1.1") == []
-    assert calls.callers == 0
-
-
-def test_a_key_pressed_during_the_answer_joins_the_caller_at_once() -> None:
-    calls = core()
-    channel = channel_json("1.1", NUMBER, state="Up")
-    calls.receive(frame("StasisStart", channel, args=[]))
-    out = calls.receive(frame("ChannelDtmfReceived", channel, digit="7", duration_ms=0))
-    assert datas(out) == [joined(), digit("7")]
-    assert calls.answered("1.1") == []  # joined already: no second join
-
-
-def test_a_key_from_a_channel_never_seen_implies_a_join() -> None:
-    calls = core()
-    out = calls.receive(frame("ChannelDtmfReceived", channel_json("9.9", NUMBER), digit="#"))
-    assert datas(out) == [joined(), digit("#")]
-
-
-def test_every_dtmf_key_is_a_digit_and_anything_else_is_refused() -> None:
-    calls = core()
-    channel = channel_json("1.1", NUMBER)
-    calls.receive(frame("StasisStart", channel, args=[]))
-    calls.answered("1.1")
-    for key in "0123456789*#ABCD":
-        out = calls.receive(frame("ChannelDtmfReceived", channel, digit=key, duration_ms=240))
-        assert datas(out) == [digit(key)]
-    for bad in ("E", "55", "", 5):
-        with pytest.raises(AriError) as exc:
-            calls.receive(frame("ChannelDtmfReceived", channel, digit=bad, duration_ms=240))
-        assert exc.value.code == "bad_digit"
-
-
-@pytest.mark.parametrize(
-    ("text", "code"),
-    [
-        (b"{not json", "bad_json"),
-        (b"[1, 2]", "bad_json"),
-        (b'{"application": "dialjam"}', "bad_field"),
-        (b'{"type": 5}', "bad_field"),
-        (b'{"type": "StasisStart", "args": []}', "bad_field"),
-        (b'{"type": "ChannelDtmfReceived", "digit": "5", "channel": {"name": "x"}}', "bad_field"),
-        (b'{"type": "StasisEnd", "channel": "1.1"}', "bad_field"),
-        (b'{"type": "SomethingNew"}', "unknown_event"),
-    ],
-)
-def test_a_bad_message_is_refused_with_its_kind(text: bytes, code: str) -> None:
-    with pytest.raises(AriError) as exc:
-        core().receive(text)
-    assert exc.value.code == code
-
-
-def test_ordinary_events_of_no_interest_are_ignored_quietly() -> None:
-    calls = core()
-    channel = channel_json("1.1", NUMBER, state="Up")
-    assert calls.receive(frame("ChannelStateChange", channel)) == []
-    assert calls.receive(frame("PlaybackFinished", playback={"id": "p"})) == []
-    assert calls.receive(frame("ChannelVarset", channel, variable="X", value="1")) == []
-
-
-def test_application_replaced_tells_the_client_to_stop() -> None:
-    assert core().receive(frame("ApplicationReplaced")) == [Replaced()]
-
-
-def test_callers_without_a_number_get_a_pseudonym_of_their_own_channel() -> None:
-    calls = core()
-    a = calls.call_for(channel_json("1700000000.11", None))
-    b = calls.call_for(channel_json("1700000001.1", None))  # the same digits
-    assert a.caller != b.caller and a.display is None
-    assert a == calls.call_for(channel_json("1700000000.11", None))
-    anonymous = channel_json("1.2", "anonymous")
-    assert calls.call_for(anonymous).display is None
-
-
-def test_a_resync_leaves_the_vanished_and_lists_the_unknown() -> None:
-    calls = core()
-    for channel_id in ("1.1", "1.2"):
-        calls.receive(frame("StasisStart", channel_json(channel_id, NUMBER), args=[]))
-        calls.answered(channel_id)
-    calls.receive(frame("StasisStart", channel_json("1.3", "+15550000003"), args=[]))
-    calls.receive(frame("StasisEnd", channel_json("1.4", NUMBER)))  # ended: never again
-    leaves, unknown = calls.resync(["1.2", "1.4", "1.5"])
-    assert datas(list(leaves)) == [left()]  # 1.1 is gone; 1.3 never joined
-    assert unknown == ["1.5"]
-    assert set(calls.joined) == {"1.2"} and not calls.answering
-
-
-def test_a_channel_found_by_resync_joins_if_up_and_is_answered_if_ringing() -> None:
-    calls = core()
-    assert datas(calls.adopt(channel_json("2.1", NUMBER, state="Up"))) == [joined()]
-    out = calls.adopt(channel_json("2.2", NUMBER, state="Ring"))
-    assert len(out) == 1 and isinstance(out[0], Answer)
-    calls.leave("2.3")
-    assert calls.adopt(channel_json("2.3", NUMBER, state="Up")) == []
-
-
-def test_when_the_app_is_taken_everyone_leaves() -> None:
-    calls = core()
-    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
-    calls.answered("1.1")
-    calls.receive(frame("StasisStart", channel_json("1.2", NUMBER), args=[]))
-    assert datas(list(calls.leave_all())) == [left()]
-    assert calls.callers == 0 and not calls.answering
-
-
-@pytest.mark.parametrize(
-    ("url", "rest", "events"),
-    [
-        ("http://127.0.0.1:8088", "http://127.0.0.1:8088/ari", "ws://127.0.0.1:8088/ari/events"),
-        (
-            "https://pbx.example.org/",
-            "https://pbx.example.org/ari",
-            "wss://pbx.example.org/ari/events",
-        ),
-        ("ws://h:8088/ari/events", "http://h:8088/ari", "ws://h:8088/ari/events"),
-        ("wss://h/asterisk/ari", "https://h/asterisk/ari", "wss://h/asterisk/ari/events"),
-    ],
-)
-def test_the_events_socket_and_rest_base_come_from_one_url(
-    url: str, rest: str, events: str
-) -> None:
-    assert ari_urls(url) == (rest, events)
-
+from .ari_calls import DIGITS, KEY, NUMBER, PASSWORD, USER, digit, joined, left
+from .listeners import nothing_published, subscribe
 
 # -- the fake ARI server itself --
 

@@ -1,6 +1,7 @@
-"""In-band DTMF (ITU-T Q.23/Q.24, relay/gateways/dtmf.py): the detector on a generated corpus
-sent through μ-law as a call carries it, talk-off on speech and music, and multimon-ng
-on the same audio beside ours."""
+"""In-band DTMF: the detector on a generated corpus sent through μ-law as a call
+carries it (ITU-T G.711), held to the reception limits of ITU-T Q.24 (frequency
+tolerance, twist, minimum duration and pause), talk-off on speech and music, and
+multimon-ng on the same audio beside ours."""
 
 from __future__ import annotations
 

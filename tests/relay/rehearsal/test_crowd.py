@@ -23,7 +23,7 @@ from relay.rehearsal.crowd import run_crowd
 from relay.rehearsal.plan import CallerPlan, CrowdOptions, Press, UsageError, plan_crowd
 from relay.rehearsal.report import CrowdReport
 from relay.rehearsal.scoring import ArrivalTally, match_presses
-from tests.relay.conftest import StartRelay
+from tests.support.relay import StartRelay
 
 ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "https://jam.example.org"

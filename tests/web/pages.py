@@ -1,0 +1,198 @@
+"""What the web pages' tests share: the devices the pages are opened on, opening a
+keypad and waiting for it to be online, a relay that can stop and start on its port,
+plain subscribers and what they receive, and a `state` as the billboard publishes it.
+The fixtures (Chromium, the browser, a headless billboard) are in conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from relay.app import create_app, listen
+from relay.config import RelayConfig
+from relay.contract.events import is_caller_id
+from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
+
+# Screenshots land here for a human to look at (override with DIALJAM_ARTIFACTS).
+ARTIFACTS = Path(
+    os.environ.get("DIALJAM_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")
+)
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+
+# How long a page may take to show what it should, or to load. Chromium, the relay
+# and the test share the machine: on two cores that other work keeps busy, a page
+# that shows a change in 100 ms when idle can take seconds (Playwright's own defaults,
+# 5 s for an expectation, are sized for an idle desktop). A page that never gets
+# there still fails, only later. Each test's whole budget is `TEST_BUDGET_S`.
+PAGE_WAIT_S = 30.0
+NAVIGATION_WAIT_S = 60.0
+TEST_BUDGET_S = 240
+
+
+async def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A fresh browser context (its own storage: a new person) whose pages wait as
+    long as a loaded machine needs (`PAGE_WAIT_S`, `NAVIGATION_WAIT_S`)."""
+    context = await browser.new_context(**options)
+    context.set_default_timeout(PAGE_WAIT_S * 1000)
+    context.set_default_navigation_timeout(NAVIGATION_WAIT_S * 1000)
+    return context
+
+
+async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
+    """A keypad in a fresh context (its own sessionStorage: a new caller), connected."""
+    ctx = await new_context(browser, **context)
+    page = await ctx.new_page()
+    await page.goto(f"{base_url}/keypad{query}")
+    await wait_online(page)
+    return page
+
+
+async def wait_online(page: Page, timeout_s: float = PAGE_WAIT_S) -> None:
+    await page.wait_for_selector('#link[data-state="online"]', timeout=timeout_s * 1000)
+
+
+class RelayOnPort:
+    """A relay on a port of our choosing, to stop and start again on the same port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        config = RelayConfig(
+            host="127.0.0.1",
+            port=self.port,
+            operator_token=OPERATOR,
+            billboard_token=BILLBOARD,
+            publisher_token=PUBLISHER,
+        )
+        self.runner = await listen(
+            create_app(config), "127.0.0.1", self.port, shutdown_timeout=2.0, reuse_address=True
+        )
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+def frame(channel: str, data: dict[str, Any], **extra: Any) -> str:
+    return orjson.dumps({"type": "publisher", "id": channel, "data": data, **extra}).decode()
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, ws_url: str, channel: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A plain (seed-style) subscriber: it receives each event's `data` as one frame."""
+    ws = await session.ws_connect(ws_url)
+    await ws.send_str(orjson.dumps({"type": "subscriber", "id": channel}).decode())
+    return ws
+
+
+class Billboard:
+    """A real headless billboard (its relay embedded) with tokens we know."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.process = process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+async def received(
+    ws: aiohttp.ClientWebSocketResponse, n: int, timeout: float = PAGE_WAIT_S
+) -> list[Any]:
+    """The next `n` events a plain subscriber receives."""
+    out = []
+    async with asyncio.timeout(timeout):
+        while len(out) < n:
+            msg = await ws.receive()
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            out.append(orjson.loads(msg.data))
+    return out
+
+
+async def synced(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """The relay has handled every frame sent on `ws` so far (it answers in order)."""
+    await ws.send_str('{"type":"ping"}')
+    assert (await received(ws, 1)) == [{"type": "pong"}]
+
+
+async def caller_of(page: Page) -> str:
+    """The caller of the session the relay gave this tab (kept in sessionStorage)."""
+    await page.wait_for_function("sessionStorage.getItem('dialjam.session') !== null")
+    caller: str = await page.evaluate(
+        "JSON.parse(sessionStorage.getItem('dialjam.session')).caller"
+    )
+    assert is_caller_id(caller)
+    return caller
+
+
+def sample_state(**changes: Any) -> dict[str, Any]:
+    """A `state` as the billboard publishes it: four of eight tracks taken, three waiting."""
+    colors = [
+        "#e4572e",
+        "#8a5cf6",
+        "#17bebb",
+        "#ffc914",
+        "#76b041",
+        "#2e86ab",
+        "#f2a1c4",
+        "#c0c0c0",
+    ]
+    names = ["drums", "bass", "chords", "lead", "pluck", "pad", "bells", "percussion"]
+    who = {0: "…12", 1: "Ada", 2: "…07", 4: "night owl"}
+    state = {
+        "event": "state",
+        "tempo": 112.0,
+        "key": "F#",
+        "scale": "dorian",
+        "step": 37,
+        "facade": {"floors": 7, "bays": 8},
+        "tracks": [
+            {
+                "name": name,
+                "color": colors[i],
+                "caller": f"c-00000000{i:02d}" if i in who else None,
+                "display": who.get(i),
+                "muted": i == 2,
+            }
+            for i, name in enumerate(names)
+        ],
+        "line": ["c-0000000101", "c-0000000102", "c-0000000103"],
+        "waiting": [
+            {"caller": "c-0000000101", "display": "…31"},
+            {"caller": "c-0000000102", "display": None},
+            {"caller": "c-0000000103", "display": "Zoe"},
+        ],
+        "line_length": 3,
+        "lit": [[6 - i % 7, i, colors[i], 0.9] for i in range(8)],
+        "attract": False,
+        "paused": False,
+        "hud": {
+            "fps": 59.8,
+            "midi_port": "FluidSynth",
+            "latency_ms": 2.14,
+            "late_ms": 0.4,
+            "relay": "connected",
+        },
+    }
+    state.update(changes)
+    return state
