@@ -237,15 +237,8 @@ REASON = "Why this module is long:"
 # here that is no longer long fails the test below, so the list cannot go stale.
 LONG_MODULES_BEING_SPLIT = frozenset(
     {
-        "bench/grid_timing.py",
-        "bench/relay_load.py",
-        "bench/soak.py",
-        "billboard/display.py",
-        "billboard/sound.py",
         "relay/app.py",
         "relay/channels.py",
-        "relay/gateways/ari.py",
-        "relay/rehearsal/crowd.py",
         "tests/relay/test_relay.py",
     }
 )
