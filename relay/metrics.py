@@ -16,7 +16,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from .app import RelayState
+    from .state import RelayState
 
 
 class RelayCollector(Collector):

@@ -40,7 +40,8 @@ from aiohttp import WSMsgType, web
 
 from ..config import RelayConfig, TwilioConfig
 from ..contract.privacy import call_pseudonym, pseudonym
-from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
+from ..protocol import CLOSE_TOO_BIG
+from ..state import STATE
 from .common import (
     KEYS,
     CountError,
@@ -277,7 +278,6 @@ class TwilioGateway:
         key = config.pseudonym_key.encode() or secrets.token_bytes(32)
         self._key = key
         self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
-        self.sockets: set[web.WebSocketResponse] = set()
         self.refused_signatures = 0
         self.stream_count = 0
         if not config.auth_token:
@@ -290,7 +290,6 @@ class TwilioGateway:
         app[TWILIO] = self
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
-        app.on_shutdown.append(self.close_all)
 
     # -- helpers --
 
@@ -365,7 +364,9 @@ class TwilioGateway:
         core = TwilioStream(self._seal_key, inband=self.config.inband_dtmf)
         logged: set[str] = set()
         clock = asyncio.get_running_loop().time
-        self.sockets.add(ws)
+        # The relay's registry counts the stream (/healthz) and closes it on shutdown.
+        sockets = request.app[STATE].sockets
+        registered = sockets.open_stream("twilio", ws, request)
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -382,7 +383,7 @@ class TwilioGateway:
                     # aiohttp closed the stream with 1009 (a message over MAX_MESSAGE).
                     self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
-            self.sockets.discard(ws)
+            sockets.discard(registered)
             # A socket closed without `stop` is a hang-up too.
             for out in core.hang_up():
                 self.publish(out)
@@ -396,16 +397,6 @@ class TwilioGateway:
             logged.add(exc.code)
             caller = core.call.caller if core.call else "no caller yet"
             log.info("ignored a message on %s (%s): %s", name, caller, exc.message)
-
-    async def close_all(self, app: web.Application) -> None:
-        """On shutdown every stream is closed with 1001 Going Away."""
-        await asyncio.gather(
-            *(
-                ws.close(code=CLOSE_GOING_AWAY, message=b"relay shutting down")
-                for ws in self.sockets
-            ),
-            return_exceptions=True,
-        )
 
 
 TWILIO = web.AppKey("twilio", TwilioGateway)

@@ -23,7 +23,6 @@ from relay.edge import (
     Ledger,
     Limits,
     LogLimiter,
-    MaskCheck,
     client_address,
     counted_as,
     max_connections_for,
@@ -137,11 +136,11 @@ def test_mask_check_follows_frames_of_every_length_split_anywhere() -> None:
     stream = b"".join(_frame(b"x" * n) for n in (0, 1, 125, 126, 300, 65535, 65536))
     stream += _frame(b"", opcode=0x9)  # a ping
     for step in (1, 2, 3, 7, 1000, len(stream)):
-        check = MaskCheck()
+        check = protocol.MaskCheck()
         assert all(check.feed(stream[i : i + step]) for i in range(0, len(stream), step))
     bad = stream + _frame(b"hello", masked=False)
     for step in (1, 5, len(bad)):
-        check = MaskCheck()
+        check = protocol.MaskCheck()
         results = [check.feed(bad[i : i + step]) for i in range(0, len(bad), step)]
         # Told with the read that brings the bad header's second byte (its mask bit).
         assert results.index(False) == (len(stream) + 1) // step

@@ -629,3 +629,115 @@ def _masked_text(payload: bytes) -> bytes:
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     assert len(payload) < 126
     return bytes([0x81, 0x80 | len(payload)]) + mask + body
+
+
+# -- RFC 6455 §5.5.1: no data frame after our Close frame --
+
+
+class RawClient:
+    """A hand-made WebSocket client that reads every frame the relay sends, in order."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.frames: list[tuple[int, bytes]] = []  # (opcode, payload)
+
+    @classmethod
+    async def connect(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    def send(self, payload: bytes, opcode: int = 0x1) -> None:
+        self.writer.write(_masked(payload, opcode))
+
+    async def read_all(self, timeout: float = 10.0) -> None:
+        """Every frame until the relay ends the TCP connection (or `timeout`)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    head = await self.reader.readexactly(2)
+                except (asyncio.IncompleteReadError, ConnectionResetError):
+                    return
+                assert not head[1] & 0x80, "a server's frames are never masked"
+                n = head[1] & 0x7F
+                if n == 126:
+                    n = int.from_bytes(await self.reader.readexactly(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(await self.reader.readexactly(8), "big")
+                self.frames.append((head[0] & 0x0F, await self.reader.readexactly(n)))
+
+    def after_close(self) -> list[int]:
+        """The opcodes of the frames that came after the first Close frame."""
+        opcodes = [op for op, _ in self.frames]
+        assert 0x8 in opcodes, "the relay sent no Close frame"
+        return opcodes[opcodes.index(0x8) + 1 :]
+
+    def close_code(self) -> int:
+        payload = next(p for op, p in self.frames if op == 0x8)
+        return int.from_bytes(payload[:2], "big")
+
+
+def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    n = len(payload)
+    head = bytes([0x80 | opcode, 0x80 | n]) if n < 126 else bytes([0x80 | opcode, 0xFE])
+    if n >= 126:
+        head += n.to_bytes(2, "big")
+    return head + mask + body
+
+
+async def _flowing(relay: RunningRelay, channel: str) -> asyncio.Task[None]:
+    """Events published on `channel` without pause (a few per loop iteration) until
+    cancelled, from inside the relay's process, so they flow through any close."""
+
+    async def publish() -> None:
+        n = 0
+        while True:
+            for _ in range(4):
+                relay.state.publish(channel, {"n": n, "pad": "x" * 200})
+                n += 1
+            await asyncio.sleep(0)
+
+    return asyncio.create_task(publish())
+
+
+@pytest.mark.parametrize("provoked_by", ["shutdown", "flood", "peer_close"])
+async def test_no_data_frame_follows_the_relays_close_frame(
+    start_relay: StartRelay, provoked_by: str
+) -> None:
+    relay = await start_relay(rate=5, burst=5)
+    client = await RawClient.connect(relay.port)
+    for v in (1, 2):  # a v1 and a v2 subscription: one frame per event and arrays
+        client.send(b'{"type":"subscriber","id":"room%d","v":%d}' % (v, v))
+    await until(lambda: _subscribers(relay, 2))
+    flows = [await _flowing(relay, name) for name in ("room1", "room2")]
+    reading = asyncio.create_task(client.read_all())
+    await until(lambda: _true(len(client.frames) > 50))  # events are flowing
+    if provoked_by == "shutdown":  # 1001 for everyone; this client never answers it
+        stopping = asyncio.create_task(relay.runner.cleanup())
+    elif provoked_by == "flood":  # an anonymous peer over its rate: 1008
+        for _ in range(400):
+            client.send(b'{"type":"ping"}')
+    else:  # the peer closes first and the relay answers
+        client.send((1000).to_bytes(2, "big"), opcode=0x8)
+    await reading
+    for flow in flows:
+        flow.cancel()
+    if provoked_by == "shutdown":
+        await stopping
+    expected = {"shutdown": 1001, "flood": 1008, "peer_close": 1000}[provoked_by]
+    assert client.close_code() == expected
+    assert client.after_close() == [], "data frames followed the relay's Close frame"
+    client.writer.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
