@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 PUBLISHER_ONLY = frozenset({"publisher"})
 
 
-def roles_of(owner: object) -> frozenset[str] | set[str]:
-    """The roles of an outbox's owner (a relay client's connection), or none."""
-    roles = getattr(owner, "roles", None)
-    return roles if isinstance(roles, set | frozenset) else frozenset()
-
-
 @dataclass
 class RelayState:
     """Everything one relay holds, reachable from the app (no module globals)."""
@@ -136,10 +130,12 @@ class RelayState:
 
     def billboards(self) -> int:
         """Billboard connections subscribed to the installation's channel."""
-        ch = self.hub.channels.get(self.config.channel)
-        if ch is None:
-            return 0
-        return sum(1 for sub in ch.subscriptions if "billboard" in roles_of(sub.outbox.owner))
+        channel = self.config.channel
+        return sum(
+            1
+            for conn in self.sockets.connections()
+            if "billboard" in conn.roles and channel in conn.outbox.subscriptions
+        )
 
     def roles_for(self, token: str | None) -> set[str]:
         """The roles a token grants, compared in constant time; never logged."""

@@ -3,6 +3,8 @@ and a round of writes is taken by hand, as the adapter (relay/connections.py) ta
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -469,3 +471,15 @@ def test_without_create_a_channel_someone_opened_can_be_used() -> None:
     rig.subscribe(anyone, "tower-b", v2=False, create=False)
     rig.publish("tower-b", {"n": 2}, create=False)
     assert rig.round() == {opener: [{"n": 1}, {"n": 2}], anyone: [{"n": 2}]}
+
+
+def test_the_core_imports_no_event_loop_socket_library_or_clock() -> None:
+    import relay.counters
+    import relay.fanout
+
+    for module in (relay.fanout, relay.counters):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        roots = {name.split(".")[0] for name in names}
+        assert not roots & {"asyncio", "aiohttp", "time", "socket", "selectors"}, module

@@ -381,6 +381,7 @@ async def test_an_operator_token_lifts_the_rate_limit(start_relay: StartRelay) -
     assert [await recv(sub) for _ in range(50)] == [{"n": n} for n in range(50)]
 
 
+@pytest.mark.timing
 async def test_a_subscriber_that_never_reads_does_not_delay_the_others(
     start_relay: StartRelay,
 ) -> None:
@@ -455,6 +456,7 @@ async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningR
     )
 
 
+@pytest.mark.timing
 async def test_events_per_second_is_measured(start_relay: StartRelay) -> None:
     relay = await start_relay(rate=0)
     pub = await relay.connect()
@@ -737,6 +739,25 @@ async def test_no_data_frame_follows_the_relays_close_frame(
     assert client.close_code() == expected
     assert client.after_close() == [], "data frames followed the relay's Close frame"
     client.writer.close()
+
+
+async def test_a_subscriber_that_stays_overflowed_is_closed_with_1013(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(queue=10, slow_close_s=0.3)
+    _reader, writer = await _raw_websocket(relay.port)  # never reads again
+    writer.write(_masked_text(b'{"type":"subscriber","id":"room","v":2}'))
+    await writer.drain()
+    await until(lambda: _subscribers(relay, 1))
+    flow = await _flowing(relay, "room")
+    stats = relay.state.hub.stats
+    await until(lambda: _true(stats.slow_closed == 1), timeout=10)
+    flow.cancel()
+    assert stats.drops > 0
+    # Cut off once it took no Close frame either: it leaves its channel.
+    await until(lambda: _health(relay, lambda h: h["connections"] == 0), timeout=10)
+    assert relay.state.hub.subscription_count() == 0
+    writer.close()
 
 
 async def _true(value: bool) -> bool:
