@@ -13,6 +13,10 @@ Seed (2010) frames::
 v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` on
 publish, a top-level ``"token"`` (a role's token) or ``"session"`` (a keypad's caller
 session) on any frame, and ``unsubscribe`` / ``ping``.
+
+The relay's only copy of WebSocket framing (RFC 6455 §5) is here too: the text and
+Close frames it writes itself, and `MaskCheck`, which follows a client's frames to find
+one sent without a mask. aiohttp frames the rest (the handshake, pings, its own Close).
 """
 
 from __future__ import annotations

@@ -443,6 +443,7 @@ async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningR
     await until(lambda: _subscribers(relay, 12))
     health = await relay.healthz()
     assert health["connections"] == 6 and health["channels"] == 4
+    assert health["websockets"] == {"relay": 6}
     # No billboard listens to the installation's channel: callers would reach nobody.
     assert health["status"] == "degraded" and health["billboard"] == {"subscribed": 0}
     assert health["uptime_s"] >= 0
@@ -535,6 +536,7 @@ async def test_metrics_are_prometheus_text_with_counts_and_latency(relay: Runnin
     async with relay.session.get(relay.url + "/metrics") as resp:
         text = await resp.text()
     assert "dialjam_relay_connections 2.0" in text
+    assert 'dialjam_relay_websockets{kind="relay"} 2.0' in text
     assert "dialjam_relay_events_published_total 1.0" in text
     assert "dialjam_relay_events_delivered_total 1.0" in text
     assert 'dialjam_relay_errors_total{code="not_object"} 1.0' in text
