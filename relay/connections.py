@@ -161,9 +161,8 @@ class Flusher:
         """Write every dirty outbox at once."""
         now = time.monotonic()
         for outbox in self.fanout.take_dirty():
-            conn = cast(Connection, outbox.owner)
             try:
-                conn.flush(now)
+                outbox.owner.flush(now)
             except Exception:  # our bug: keep the others going, show the traceback
                 log.exception("flush failed for connection %s", outbox.name)
 
@@ -349,10 +348,10 @@ class Connection:
         outbox = self.outbox
         if outbox.closed or self.busy:
             return
-        if self._closing():
+        transport = self.transport
+        if self.ws.closed or transport.is_closing():  # see the module's docstring
             outbox.discard()
             return
-        transport = self.transport
         if transport.get_write_buffer_size() > HIGH_WATER:
             self._backed_up()
             return

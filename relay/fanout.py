@@ -172,9 +172,11 @@ class Outbox:
         "owner", "subscriptions",
     )  # fmt: skip
 
-    def __init__(self, fanout: FanOut, name: str = "", owner: object = None) -> None:
+    def __init__(self, fanout: FanOut, name: str = "", owner: Any = None) -> None:
         self.fanout = fanout
         self.name = name
+        # Any: the fan-out never looks at it, and the adapter's round of writes reads it
+        # once per outbox without a cast() call.
         self.owner = owner
         self.items: deque[Item] = deque()
         self.controls: list[bytes] = []
@@ -521,7 +523,7 @@ class FanOut:
 
     # -- outboxes --
 
-    def open(self, name: str = "", owner: object = None) -> Outbox:
+    def open(self, name: str = "", owner: Any = None) -> Outbox:
         """A new connection's outbox; `owner` is the adapter's connection."""
         outbox = Outbox(self, name, owner)
         self.outboxes.add(outbox)

@@ -346,6 +346,7 @@ async def test_a_frame_over_the_hard_cap_closes_the_connection_with_1009(
     assert await recv(bystander) == {"type": "pong"}
 
 
+@pytest.mark.timing
 async def test_a_flood_is_rate_limited_but_the_connection_stays(
     start_relay: StartRelay,
 ) -> None:
