@@ -7,8 +7,8 @@ what a browser may do. `relay/listener.py` is the adapter that feeds it.
 - `Ledger` counts the open sockets: all of them against `max_connections`, those whose
   requests hold no token against `max_connections - reserved_connections` and, per
   address (an IPv6 client's /64), against `connections_per_address`.
-- `HeadWatch` tells when a request head is complete; `MaskCheck` follows WebSocket
-  frame boundaries and reports a frame a client sent without a mask.
+- `HeadWatch` tells when a request head is complete (the WebSocket frames' own checks
+  are `relay.protocol`'s, with the rest of RFC 6455's framing).
 - Origins, security headers and rate-limited logging of refusals.
 """
 
@@ -278,7 +278,7 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-# --- the request head and WebSocket frames ----------------------------------------------
+# --- the request head ----------------------------------------------------------------
 
 
 class HeadWatch:
@@ -296,54 +296,6 @@ class HeadWatch:
             return True
         self._tail = window[-2:]
         return False
-
-
-class MaskCheck:
-    """Follows the frames of a client's byte stream (RFC 6455 §5.2) and says whether
-    every frame header so far had its mask bit set: §5.1, "a client MUST mask all frames
-    that it sends to the server … The server MUST close the connection upon receiving a
-    frame that is not masked". Only headers are read; payloads are skipped by length."""
-
-    __slots__ = ("_head", "_skip")
-
-    def __init__(self) -> None:
-        self._skip = 0  # bytes of the current frame (mask key, payload) still to pass
-        self._head = b""  # the start of a frame header split across reads
-
-    def feed(self, data: bytes) -> bool:
-        """False as soon as a frame without a mask starts in `data`."""
-        if self._head:
-            data = self._head + data
-            self._head = b""
-        end = len(data)
-        pos = self._skip
-        while pos < end:
-            if pos + 2 > end:
-                break
-            second = data[pos + 1]
-            if second < 0x80:  # the mask bit
-                return False
-            length = second & 0x7F
-            if length < 126:
-                pos += 6 + length  # header, mask key, payload
-            elif length == 126:
-                if pos + 4 > end:
-                    break
-                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
-            else:
-                if pos + 10 > end:
-                    break
-                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
-        else:
-            self._skip = pos - end
-            return True
-        self._head = data[pos:]  # a header cut short: read it whole with the next bytes
-        self._skip = 0
-        return True
-
-
-# A close frame with 1002 Protocol Error, as a server sends it (unmasked, RFC 6455 §5.5.1).
-CLOSE_PROTOCOL_ERROR_FRAME: Final = b"\x88\x02\x03\xea"
 
 
 # --- browsers: origins and security headers ---------------------------------------------

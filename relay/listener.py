@@ -36,7 +36,6 @@ from .config import RelayConfig
 from .edge import (
     BAD_ORIGIN,
     BAD_REQUEST,
-    CLOSE_PROTOCOL_ERROR_FRAME,
     HEADER_TIMEOUT,
     REFUSAL_CODES,
     TOO_MANY_CONNECTIONS,
@@ -46,7 +45,6 @@ from .edge import (
     Ledger,
     Limits,
     LogLimiter,
-    MaskCheck,
     bearer_token,
     client_address,
     counted_as,
@@ -60,6 +58,7 @@ from .edge import (
     parse_origins,
     security_headers,
 )
+from .protocol import CLOSE_PROTOCOL_ERROR, MaskCheck, ws_close_frame
 
 log = logging.getLogger("relay")
 
@@ -322,7 +321,7 @@ class EdgeHandler(RequestHandler):
             return
         self._guard.refuse(UNMASKED, self._peer, "a WebSocket frame without a mask")
         # RFC 6455 §7.1.7: to fail the connection, send a close frame (1002) and close.
-        transport.write(CLOSE_PROTOCOL_ERROR_FRAME)
+        transport.write(ws_close_frame(CLOSE_PROTOCOL_ERROR))
         transport.close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:

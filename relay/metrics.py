@@ -16,7 +16,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from .app import RelayState
+    from .state import RelayState
 
 
 class RelayCollector(Collector):
@@ -30,6 +30,14 @@ class RelayCollector(Collector):
         yield GaugeMetricFamily(
             "dialjam_relay_connections", "Open WebSocket connections", value=len(state.connections)
         )
+        websockets = GaugeMetricFamily(
+            "dialjam_relay_websockets",
+            "Open WebSockets by kind: the relay's clients (relay) and gateways' streams",
+            labels=["kind"],
+        )
+        for kind, count in sorted(state.sockets.counts().items()):
+            websockets.add_metric([kind], count)
+        yield websockets
         yield GaugeMetricFamily(
             "dialjam_relay_subscriptions",
             "Channel subscriptions",

@@ -13,6 +13,10 @@ Seed (2010) frames::
 v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` on
 publish, a top-level ``"token"`` (a role's token) or ``"session"`` (a keypad's caller
 session) on any frame, and ``unsubscribe`` / ``ping``.
+
+The relay's only copy of WebSocket framing (RFC 6455 §5) is here too: the text and
+Close frames it writes itself, and `MaskCheck`, which follows a client's frames to find
+one sent without a mask. aiohttp frames the rest (the handshake, pings, its own Close).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ required_role = contract_channels.required_role
 
 # Close codes (RFC 6455 §7.4.1).
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_PROTOCOL_ERROR: Final = 1002
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_TRY_AGAIN: Final = 1013
@@ -240,16 +245,73 @@ def coalesce(envelopes: list[bytes]) -> bytes:
     return b"[" + b",".join(envelopes) + b"]"
 
 
+# --- WebSocket framing (RFC 6455 §5.2), the relay's only copy -------------------------
+
 _LEN1: Final = struct.Struct("!BB").pack
 _LEN2: Final = struct.Struct("!BBH").pack
 _LEN3: Final = struct.Struct("!BBQ").pack
+_CLOSE: Final = struct.Struct("!BBH").pack
+OP_TEXT: Final = 0x1
+OP_CLOSE: Final = 0x8
+FIN: Final = 0x80
 
 
 def ws_text_frame(payload: bytes) -> bytes:
     """One unmasked, final WebSocket text frame (RFC 6455 §5.2: a server never masks)."""
     n = len(payload)
     if n < 126:
-        return _LEN1(0x81, n) + payload
+        return _LEN1(FIN | OP_TEXT, n) + payload
     if n < 65536:
-        return _LEN2(0x81, 126, n) + payload
-    return _LEN3(0x81, 127, n) + payload
+        return _LEN2(FIN | OP_TEXT, 126, n) + payload
+    return _LEN3(FIN | OP_TEXT, 127, n) + payload
+
+
+def ws_close_frame(code: int, reason: bytes = b"") -> bytes:
+    """An unmasked Close frame with `code` (RFC 6455 §5.5.1); `reason` is cut to fit
+    a control frame's 125 bytes."""
+    reason = reason[:123]
+    return _CLOSE(FIN | OP_CLOSE, 2 + len(reason), code) + reason
+
+
+class MaskCheck:
+    """Follows the frames of a client's byte stream (RFC 6455 §5.2) and says whether
+    every frame header so far had its mask bit set: §5.1, "a client MUST mask all frames
+    that it sends to the server … The server MUST close the connection upon receiving a
+    frame that is not masked". Only headers are read; payloads are skipped by length."""
+
+    __slots__ = ("_head", "_skip")
+
+    def __init__(self) -> None:
+        self._skip = 0  # bytes of the current frame (mask key, payload) still to pass
+        self._head = b""  # the start of a frame header split across reads
+
+    def feed(self, data: bytes) -> bool:
+        """False as soon as a frame without a mask starts in `data`."""
+        if self._head:
+            data = self._head + data
+            self._head = b""
+        end = len(data)
+        pos = self._skip
+        while pos < end:
+            if pos + 2 > end:
+                break
+            second = data[pos + 1]
+            if second < 0x80:  # the mask bit
+                return False
+            length = second & 0x7F
+            if length < 126:
+                pos += 6 + length  # header, mask key, payload
+            elif length == 126:
+                if pos + 4 > end:
+                    break
+                pos += 8 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                if pos + 10 > end:
+                    break
+                pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+        else:
+            self._skip = pos - end
+            return True
+        self._head = data[pos:]  # a header cut short: read it whole with the next bytes
+        self._skip = 0
+        return True

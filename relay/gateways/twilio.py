@@ -44,8 +44,9 @@ from aiohttp import WSMsgType, web
 from ..config import RelayConfig, TwilioConfig, pseudonym_key
 from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, number_digits, pseudonym
-from ..protocol import CLOSE_GOING_AWAY, CLOSE_TOO_BIG
+from ..protocol import CLOSE_TOO_BIG
 from ..ratelimit import LogOnce
+from ..state import STATE
 from .common import (
     KEYS,
     CountError,
@@ -281,7 +282,6 @@ class TwilioGateway:
         key = pseudonym_key(relay)
         self._key = key
         self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
-        self.sockets: set[web.WebSocketResponse] = set()
         self.refused_signatures = 0
         self._signature_log = LogOnce(every_s=60.0, burst=20)
         self.stream_count = 0
@@ -295,7 +295,6 @@ class TwilioGateway:
         app[TWILIO] = self
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
-        app.on_shutdown.append(self.close_all)
 
     # -- helpers --
 
@@ -373,7 +372,9 @@ class TwilioGateway:
         core = TwilioStream(self._seal_key, inband=self.config.inband_dtmf)
         logged = LogOnce()  # this stream's bad messages, once per kind
         clock = asyncio.get_running_loop().time
-        self.sockets.add(ws)
+        # The relay's registry counts the stream (/healthz) and closes it on shutdown.
+        sockets = request.app[STATE].sockets
+        registered = sockets.open_stream("twilio", ws, request)
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -390,7 +391,7 @@ class TwilioGateway:
                     # aiohttp closed the stream with 1009 (a message over MAX_MESSAGE).
                     self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
-            self.sockets.discard(ws)
+            sockets.discard(registered)
             # A socket closed without `stop` is a hang-up too.
             for out in core.hang_up():
                 self.publish(out)
@@ -409,16 +410,6 @@ class TwilioGateway:
             name,
             caller,
             exc.message,
-        )
-
-    async def close_all(self, app: web.Application) -> None:
-        """On shutdown every stream is closed with 1001 Going Away."""
-        await asyncio.gather(
-            *(
-                ws.close(code=CLOSE_GOING_AWAY, message=b"relay shutting down")
-                for ws in self.sockets
-            ),
-            return_exceptions=True,
         )
 
 

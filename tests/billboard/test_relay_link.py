@@ -55,7 +55,7 @@ async def test_the_link_reconnects_and_resumes_without_loss(start_relay: StartRe
             await until(lambda: _true(len(data) > 0))
             # The venue's line drops: the relay cuts every connection but the publisher's.
             for conn in list(relay.state.connections):
-                if conn.subscriber.subscriptions:
+                if conn.outbox.subscriptions:
                     conn.transport.abort()
         await asyncio.sleep(0.005)
     await until(lambda: _true(len(data) >= 100), timeout=10)

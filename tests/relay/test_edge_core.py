@@ -15,7 +15,6 @@ from relay.edge import (
     Ledger,
     Limits,
     LogLimiter,
-    MaskCheck,
     client_address,
     counted_as,
     max_connections_for,
@@ -24,6 +23,7 @@ from relay.edge import (
     parse_origins,
     security_headers,
 )
+from relay.protocol import MaskCheck
 from relay.ratelimit import RefusalWindow
 from tests.support.websocket import client_frame
 

@@ -142,6 +142,15 @@ def test_text_frames_carry_their_length_as_rfc_6455_says(size: int) -> None:
         assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == size
 
 
+def test_a_close_frame_carries_its_code_and_a_reason_cut_to_a_control_frames_size() -> None:
+    # RFC 6455 §5.5.1: FIN + opcode 8, unmasked from a server, the code in network order.
+    assert protocol.ws_close_frame(protocol.CLOSE_PROTOCOL_ERROR) == b"\x88\x02\x03\xea"
+    frame = protocol.ws_close_frame(protocol.CLOSE_GOING_AWAY, b"relay shutting down")
+    assert frame[:4] == b"\x88\x15\x03\xe9" and frame[4:] == b"relay shutting down"
+    long = protocol.ws_close_frame(1000, b"x" * 300)
+    assert long[1] == 125 and len(long) == 2 + 125  # §5.5: control payloads ≤ 125 bytes
+
+
 def test_an_installations_channels_are_its_name_and_three_suffixes() -> None:
     assert protocol.installation_channels("dialjam") == {
         "dialjam",

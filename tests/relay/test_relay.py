@@ -345,6 +345,7 @@ async def test_a_frame_over_the_hard_cap_closes_the_connection_with_1009(
     assert await recv(bystander) == {"type": "pong"}
 
 
+@pytest.mark.timing
 async def test_a_flood_is_rate_limited_but_the_connection_stays(
     start_relay: StartRelay,
 ) -> None:
@@ -380,59 +381,6 @@ async def test_an_operator_token_lifts_the_rate_limit(start_relay: StartRelay) -
     assert [await recv(sub) for _ in range(50)] == [{"n": n} for n in range(50)]
 
 
-async def test_a_subscriber_that_never_reads_does_not_delay_the_others(
-    start_relay: StartRelay,
-) -> None:
-    # The readers share this process (and its event loop) with the relay: a queue of
-    # 1,000 lets them fall a little behind on a loaded machine without being dropped,
-    # while the stuck peer overflows it many times over.
-    relay = await start_relay(queue=1000, slow_close_s=1.0, rate=0)
-    # A peer that completes the handshake, subscribes, then never reads a byte.
-    _reader, writer = await _raw_websocket(relay.port)
-    writer.write(_masked_text(b'{"type":"subscriber","id":"room","v":2}'))
-    await writer.drain()
-    readers = [await relay.connect() for _ in range(3)]
-    for ws in readers:
-        await send(ws, {"type": "subscriber", "id": "room"})
-    await until(lambda: _subscribers(relay, 4))
-    pub = await relay.connect()
-    pad = "p" * 3000
-    total = 4000  # ≈ 12 MB: more than the stuck peer's queue and kernel buffers hold
-
-    async def collect(ws: aiohttp.ClientWebSocketResponse) -> float:
-        worst = 0.0
-        for _ in range(total):
-            event = await recv(ws, 5)
-            worst = max(worst, asyncio.get_running_loop().time() - event["t"])
-        return worst
-
-    loop = asyncio.get_running_loop()
-    collecting = [asyncio.create_task(collect(ws)) for ws in readers]
-    for n in range(total):
-        await send(pub, {"type": "publisher", "id": "room", "data": {"t": loop.time(), "x": pad}})
-        if n % 10 == 0:  # about 2,000 events (6 MB) a second
-            await asyncio.sleep(0.005)
-    worst = max(await asyncio.gather(*collecting))
-    assert worst < 1.0, f"an event took {worst:.3f} s to reach a reading subscriber"
-    # The stuck peer was sent a gap or cut off; the relay counted what it dropped.
-    await until(lambda: _health(relay, lambda h: h["drops"] > 0), timeout=5)
-    await until(lambda: _health(relay, lambda h: h["connections"] == 4), timeout=5)
-    writer.close()
-
-
-async def test_heartbeats_find_a_dead_peer_and_it_leaves_its_channels(
-    start_relay: StartRelay,
-) -> None:
-    relay = await start_relay(heartbeat_s=0.3)
-    _reader, writer = await _raw_websocket(relay.port)  # never answers a ping
-    writer.write(_masked_text(b'{"type":"subscriber","id":"dialjam"}'))
-    await writer.drain()
-    await until(lambda: _subscribers(relay, 1))
-    await until(lambda: _health(relay, lambda h: h["connections"] == 0), timeout=3)
-    assert relay.state.hub.subscription_count() == 0
-    writer.close()
-
-
 async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningRelay) -> None:
     clients = [await relay.connect(**AS_BILLBOARD) for _ in range(6)]
     for n, ws in enumerate(clients):
@@ -441,6 +389,7 @@ async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningR
     await until(lambda: _subscribers(relay, 12))
     health = await relay.healthz()
     assert health["connections"] == 6 and health["channels"] == 4
+    assert health["websockets"] == {"relay": 6}
     # No billboard listens to the installation's channel: callers would reach nobody.
     assert health["status"] == "degraded" and health["billboard"] == {"subscribed": 0}
     assert health["uptime_s"] >= 0
@@ -454,6 +403,7 @@ async def test_healthz_counts_return_to_zero_after_clients_close(relay: RunningR
     )
 
 
+@pytest.mark.timing
 async def test_events_per_second_is_measured(start_relay: StartRelay) -> None:
     relay = await start_relay(rate=0)
     pub = await relay.connect()
@@ -532,6 +482,7 @@ async def test_metrics_are_prometheus_text_with_counts_and_latency(relay: Runnin
     async with relay.session.get(relay.url + "/metrics") as resp:
         text = await resp.text()
     assert "dialjam_relay_connections 2.0" in text
+    assert 'dialjam_relay_websockets{kind="relay"} 2.0' in text
     assert "dialjam_relay_events_published_total 1.0" in text
     assert "dialjam_relay_events_delivered_total 1.0" in text
     assert 'dialjam_relay_errors_total{code="not_object"} 1.0' in text
@@ -604,27 +555,5 @@ async def _publish_numbers(
             pass
 
 
-async def _raw_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A hand-made client: handshake, tiny receive buffer, then silence."""
-    import socket
-
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    writer.write(
-        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    status = await reader.readuntil(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 101")
-    writer.transport.pause_reading()  # never read again
-    return reader, writer
-
-
-def _masked_text(payload: bytes) -> bytes:
-    mask = b"\x01\x02\x03\x04"
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return bytes([0x81, 0x80 | len(payload)]) + mask + body
+async def _true(value: bool) -> bool:
+    return value

@@ -1,58 +1,63 @@
-"""Channels: fan-out, per-subscriber outboxes and bounded history.
+"""The relay's fan-out, free of I/O: events and acks in, per-connection writes out.
 
-Nothing here knows aiohttp or any gateway: a subscriber writes to a `Sink` (the
-`asyncio.WriteTransport` interface), and every frame it writes is encoded once per
-event (`protocol.encode_envelope`) and shared by all subscribers.
+Nothing here knows a socket, an event loop or a clock. The adapter (`relay.connections`)
+feeds it what happened and when (every call that needs the time takes ``now``, in
+seconds of a monotonic clock, and a publish its wall-clock ``ts_ms``), and asks it what
+to write; the pure framing of those writes is `relay.protocol`'s.
 
-Fan-out never awaits a socket. A publish appends the event to each subscriber's
-bounded outbox and marks it dirty; once per event-loop iteration the hub flushes every
-dirty outbox with a single write. A v2 subscriber whose outbox holds several events
-gets them as one JSON array frame, so coalescing grows with load and costs nothing
-when the socket is idle (the flush runs in the very next loop iteration). When the
-kernel stops taking bytes, the subscriber turns busy and its own writer task waits
-for the transport to drain; the oldest queued events are dropped past the bound and a
-v2 subscriber is told the range in a ``gap``; one that stays overflowed is closed.
+- A publish gives the event the channel's next ``seq``, keeps it in history, and appends
+  it to the `Outbox` of every subscribed connection: its envelope (v2) or bare data (v1)
+  is encoded once and shared. Nothing is written inside a publish.
+- An outbox that got something turns *dirty*; the fan-out calls its ``wake`` once when
+  the first outbox of a round turns dirty, and the adapter then takes the dirty ones
+  (`FanOut.take_dirty`) and writes each one's `Outbox.data_to_send` in one socket write.
+  A v2 connection whose outbox holds several events gets them as one JSON array frame,
+  so coalescing grows with load and costs nothing when the socket is idle.
+- Under heavy fan-out a round is held briefly (`FanOut.hold`) so events pile up and go
+  out coalesced.
+- An outbox is bounded: past `Limits.queue` its oldest events are dropped and a v2
+  connection is told the range in a ``gap``; one that stays overflowed for
+  `Limits.slow_close_s` is `Outbox.stuck` and the adapter closes it.
 
 History is bounded four ways: events and age per channel, bytes per channel, and bytes
-for all channels together (see `Hub._keep` and `Hub._shed`). Dropping history never
-touches an outbox: an event still queued for a subscriber is its own reference there
-and is still delivered. A subscriber resuming with ``since`` from before what is held
-gets a ``gap`` with reason ``history``.
+for all channels together (see `FanOut._keep` and `FanOut._shed`). Dropping history
+never touches an outbox: an event still queued for a connection is its own reference
+there and is still delivered. A connection resuming with ``since`` from before what is
+held gets a ``gap`` with reason ``history``.
 
 Channels are made by the first publish or subscribe that names them, when the caller
 allows it (``create=True``: a token holder); the installation's own channels are
-*pinned*: made with the hub, never freed, and not counted against ``max_channels``, so
-a crowd of new channels can never squat them out.
+*pinned*: made with the fan-out, never freed, and not counted against ``max_channels``,
+so a crowd of new channels can never squat them out.
+
+The seam for a backplane shared by several relays: a publish is `FanOut.append` (one
+order per channel: the seq, the epoch, the history) followed by `FanOut.deliver` (this
+process's subscribers). The in-memory backplane is this class's own channels; a shared
+one would take over `append` and the replay of `subscribe` and call `deliver` for each
+event it hands this process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import bisect
 import contextlib
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from . import protocol
+from .counters import Stats
 
-log = logging.getLogger("relay.channels")
+log = logging.getLogger("relay.fanout")
 
-# Bytes the kernel has not yet taken from a subscriber's transport before we stop
-# writing and let the events wait (and coalesce) in its outbox.
-HIGH_WATER: Final = 64 * 1024
-LOW_WATER: Final = 16 * 1024
-DRAIN_POLL_S: Final = 0.005
-# Under heavy fan-out (this many subscribers waiting in one flush), writing to each
-# one every loop iteration costs a syscall per subscriber per event: the kernel time
-# alone filled a core at 200 subscribers × 1,000 events/s. Such a flush is held until
-# BIG_FLUSH_GAP_S after the previous big one, so events pile up and go out coalesced;
-# a flush to fewer subscribers (the usual case) is never held.
+# Under heavy fan-out (this many outboxes waiting in one round), writing to each one
+# every loop iteration costs a syscall per connection per event: the kernel time alone
+# filled a core at 200 subscribers × 1,000 events/s. Such a round is held until
+# BIG_FLUSH_GAP_S after the previous big one, so events pile up and go out coalesced; a
+# round for fewer outboxes (the usual case) is never held.
 BIG_FLUSH: Final = 32
 BIG_FLUSH_GAP_S: Final = 0.002
 # What one event of history costs beyond its envelope's bytes: the bytes object's
@@ -61,22 +66,14 @@ BIG_FLUSH_GAP_S: Final = 0.002
 # it keeps the byte bounds honest for floods of tiny events too.
 EVENT_OVERHEAD: Final = 160
 # When all history passes `history_total_bytes`, it is cut to this fraction of it, so
-# the scan over channels (`Hub._shed`) runs once per many publishes, not on each one.
+# the scan over channels (`FanOut._shed`) runs once per many publishes, not on each one.
 SHED_TO: Final = 15 / 16
 SHED_LOG_EVERY_S: Final = 60.0
 
 
-class Sink(Protocol):
-    """Where a subscriber's frames go: the part of `asyncio.WriteTransport` we use."""
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> None: ...
-    def get_write_buffer_size(self) -> int: ...
-    def is_closing(self) -> bool: ...
-
-
 @dataclass(frozen=True, slots=True)
-class HubLimits:
-    queue: int = 2048  # events waiting per subscriber before the oldest are dropped
+class Limits:
+    queue: int = 2048  # events waiting per outbox before the oldest are dropped
     history_events: int = 1000
     history_seconds: float = 600.0
     slow_close_s: float = 5.0  # overflowed this long without catching up → closed
@@ -85,56 +82,15 @@ class HubLimits:
     history_total_bytes: int = 64 << 20  # all channels' history together
 
 
-class LatencyHistogram:
-    """A cheap histogram (no locks, no labels) for the fan-out hot path."""
-
-    BOUNDS: Final = (
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-        1.0, 2.5,
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(self.BOUNDS) + 1)
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.BOUNDS, seconds)] += 1
-        self.total += seconds
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        out: list[tuple[str, int]] = []
-        running = 0
-        for bound, count in zip((*self.BOUNDS, float("inf")), self.counts, strict=True):
-            running += count
-            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
-        return out
-
-
-@dataclass(slots=True)
-class Stats:
-    """Plain counters, read by /healthz and /metrics at scrape time."""
-
-    published: int = 0
-    delivered: int = 0
-    frames_out: int = 0
-    bytes_out: int = 0
-    drops: int = 0
-    slow_closed: int = 0
-    # Events dropped from history by the byte bounds (the count and age bounds are the
-    # expected life of history and are not counted).
-    history_dropped_channel: int = 0  # a channel passed `history_bytes`
-    history_dropped_total: int = 0  # all history passed `history_total_bytes`
-    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
-
-
 class Subscription:
-    """One subscriber's interest in one channel."""
+    """One connection's interest in one channel: its outbox, and whether it reads v2
+    envelopes or (v1, the seed's form) each event's bare data."""
 
-    __slots__ = ("channel", "subscriber", "v2")
+    __slots__ = ("channel", "outbox", "v2")
 
-    def __init__(self, channel: Channel, subscriber: Subscriber, v2: bool) -> None:
+    def __init__(self, channel: Channel, outbox: Outbox, v2: bool) -> None:
         self.channel = channel
-        self.subscriber = subscriber
+        self.outbox = outbox
         self.v2 = v2
 
 
@@ -147,7 +103,7 @@ class Channel:
     """A named stream of events with a per-channel seq and a bounded history.
 
     The channel keeps `history_bytes` equal to the `event_cost` of what it holds; the
-    hub decides what to drop and keeps the total."""
+    fan-out decides what to drop and keeps the total."""
 
     __slots__ = (
         "epoch", "history", "history_bytes", "name", "name_json", "pinned", "seq",
@@ -160,7 +116,7 @@ class Channel:
         self.epoch = epoch
         self.pinned = pinned
         self.seq = 0
-        # (seq, monotonic time, envelope); seqs are contiguous from history[0].
+        # (seq, time of publishing, envelope); seqs are contiguous from history[0].
         self.history: deque[tuple[int, float, bytes]] = deque()
         self.history_bytes = 0
         self.subscriptions: list[Subscription] = []
@@ -200,36 +156,37 @@ class Channel:
         return events, freed
 
 
-# An event waiting in an outbox: (subscription, seq, payload, monotonic enqueue time).
+# An event waiting in an outbox: (subscription, seq, payload, time it was queued).
 Item = tuple[Subscription, int, bytes, float]
 
 
-class Subscriber:
-    """A connection's outbox: bounded, drained by the hub's flush and its own writer."""
+class Outbox:
+    """One connection's outbox: its replies and the events queued for it, bounded.
 
-    def __init__(
-        self,
-        hub: Hub,
-        sink: Sink,
-        on_slow: Callable[[], None],
-        name: str = "",
-    ) -> None:
-        self.hub = hub
-        self.sink = sink
+    What goes in: `send_control` (replies: never dropped, sent first) and, from the
+    fan-out, `enqueue`. What comes out: `data_to_send`, the WebSocket frames of all
+    that is pending as one block of bytes. `owner` is the adapter's connection."""
+
+    __slots__ = (
+        "closed", "controls", "dirty", "dropped", "fanout", "items", "name", "overflow_since",
+        "owner", "subscriptions",
+    )  # fmt: skip
+
+    def __init__(self, fanout: FanOut, name: str = "", owner: Any = None) -> None:
+        self.fanout = fanout
         self.name = name
-        self.on_slow = on_slow
+        # Any: the fan-out never looks at it, and the adapter's round of writes reads it
+        # once per outbox without a cast() call.
+        self.owner = owner
         self.items: deque[Item] = deque()
         self.controls: list[bytes] = []
         self.subscriptions: dict[str, Subscription] = {}
         self.dropped: dict[Subscription, list[int]] = {}  # v2 only: [first, last]
         self.overflow_since: float | None = None
-        self.owner: object = None  # the adapter's connection, for its own bookkeeping
         self.dirty = False
-        self.busy = False
         self.closed = False
-        self._wake = asyncio.Event()
 
-    # -- what the connection and the hub put in --
+    # -- what the connection and the fan-out put in --
 
     def send_control(self, frame: bytes) -> None:
         """Queue a reply (subscribed, ack, error, pong): never dropped, sent first."""
@@ -241,18 +198,19 @@ class Subscriber:
     def enqueue(self, sub: Subscription, seq: int, payload: bytes, now: float) -> None:
         items = self.items
         items.append((sub, seq, payload, now))
-        if len(items) > self.hub.limits.queue:
+        if len(items) > self.fanout.limits.queue:
             self._drop_oldest(now)
         if not self.dirty:
             self._mark()
 
     def _mark(self) -> None:
-        self.dirty = True
-        self.hub.mark_dirty(self)
+        if not self.dirty:
+            self.dirty = True
+            self.fanout.mark_dirty(self)
 
     def _drop_oldest(self, now: float) -> None:
         sub, seq, _, _ = self.items.popleft()
-        self.hub.stats.drops += 1
+        self.fanout.stats.drops += 1
         if self.overflow_since is None:
             self.overflow_since = now
             log.warning("subscriber %s overflowed; dropping its oldest events", self.name)
@@ -263,32 +221,28 @@ class Subscriber:
             else:
                 span[1] = seq
 
-    # -- writing --
+    # -- what comes out --
 
-    def flush(self, now: float) -> None:
-        """Write everything pending in one transport write, unless the transport is
-        backed up (then the writer task takes over)."""
-        if self.closed or self.busy:
-            return
-        sink = self.sink
-        if sink.is_closing():
-            self.items.clear()
-            self.controls.clear()
-            return
-        if sink.get_write_buffer_size() > HIGH_WATER:
-            self.busy = True
-            self._wake.set()
-            return
-        self._write_pending(now)
-        if sink.get_write_buffer_size() > HIGH_WATER:
-            self.busy = True
-            self._wake.set()
+    def pending(self) -> bool:
+        """Whether anything waits to be written."""
+        return bool(self.controls or self.items or self.dropped)
 
-    def _write_pending(self, now: float) -> None:
+    def stuck(self, now: float) -> bool:
+        """Overflowed for longer than `Limits.slow_close_s` without catching up: the
+        adapter closes such a connection (1013) and counts it (`Stats.slow_closed`)."""
+        since = self.overflow_since
+        return since is not None and now - since > self.fanout.limits.slow_close_s
+
+    def data_to_send(self, now: float) -> bytes:
+        """Everything pending as WebSocket frames, in one block (empty when nothing
+        waits): the replies first, then a ``gap`` for what overflow dropped, then the
+        events, a v2 connection's coalesced into one array frame, a v1 (seed)
+        connection's one frame per event, as in 2010."""
         frames: list[bytes] = []
-        stats = self.hub.stats
+        stats = self.fanout.stats
+        text_frame = protocol.ws_text_frame
         if self.controls:
-            frames.extend(protocol.ws_text_frame(c) for c in self.controls)
+            frames.extend(text_frame(c) for c in self.controls)
             self.controls.clear()
         items = self.items
         batch: list[bytes] = []
@@ -303,83 +257,65 @@ class Subscriber:
                 if sub.v2:
                     batch.append(payload)
                 else:
-                    # v1 (seed) subscribers get one frame per event, as in 2010.
                     if batch:
-                        frames.append(protocol.ws_text_frame(protocol.coalesce(batch)))
+                        frames.append(text_frame(protocol.coalesce(batch)))
                         batch = []
-                    frames.append(protocol.ws_text_frame(payload))
+                    frames.append(text_frame(payload))
             items.clear()
             self.overflow_since = None
         if batch:
-            frames.append(protocol.ws_text_frame(protocol.coalesce(batch)))
-        if frames:
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
-            stats.frames_out += len(frames)
-            stats.bytes_out += len(data)
-            self.sink.write(data)
+            frames.append(text_frame(protocol.coalesce(batch)))
+        if not frames:
+            return b""
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        stats.frames_out += len(frames)
+        stats.bytes_out += len(data)
+        return data
 
-    async def run_writer(self) -> None:
-        """The subscriber's own writer: takes over while its transport is backed up, so
-        the publisher and every other subscriber go on."""
-        sink = self.sink
-        clock = self.hub.clock
-        while not self.closed:
-            await self._wake.wait()
-            self._wake.clear()
-            while self.busy and not self.closed:
-                if sink.is_closing():
-                    self.busy = False
-                    break
-                if sink.get_write_buffer_size() > LOW_WATER:
-                    since = self.overflow_since
-                    if since is not None and clock() - since > self.hub.limits.slow_close_s:
-                        self.hub.stats.slow_closed += 1
-                        log.warning("subscriber %s stayed overflowed; closing it", self.name)
-                        self.busy = False
-                        self.on_slow()
-                        return
-                    await asyncio.sleep(DRAIN_POLL_S)
-                    continue
-                self._write_pending(clock())
-                if sink.get_write_buffer_size() <= HIGH_WATER and not self.items:
-                    self.busy = False
+    def discard(self) -> None:
+        """Forget what is pending: the connection can take no more (it is closing)."""
+        self.items.clear()
+        self.controls.clear()
 
     def close(self) -> None:
         self.closed = True
         self.items.clear()
         self.controls.clear()
-        self._wake.set()
 
 
-class Hub:
-    """All channels of one relay process."""
+def _no_wake() -> None:
+    return None
+
+
+class FanOut:
+    """All channels of one relay process and the outboxes of its connections."""
 
     def __init__(
         self,
-        limits: HubLimits | None = None,
+        limits: Limits | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wake: Callable[[], None] = _no_wake,
         boot: str | None = None,
         pinned: Iterable[str] = (),
     ) -> None:
-        """`pinned`: the installation's channels, made now and held for the hub's life
-        (never freed by `sweep`, not counted against `max_channels`)."""
-        self.limits = limits or HubLimits()
-        self.clock = clock
-        self.wall_ms = wall_ms
+        """`wake`: called when the first outbox of a round turns dirty, so the adapter
+        runs a round of writes soon (once per loop iteration, say). `pinned`: the
+        installation's channels, made now and held for the fan-out's life (never freed
+        by `sweep`, not counted against `max_channels`)."""
+        self.limits = limits or Limits()
+        self.wake = wake
         # Names this relay's history: every channel's epoch starts with it, so a
-        # subscriber's `since` from before a restart (or a freed channel) is detected.
+        # connection's `since` from before a restart (or a freed channel) is detected.
         self.boot = boot or secrets.token_hex(4)
         self._epochs = 0
         self.channels: dict[str, Channel] = {}
         self.pinned = frozenset(pinned)
         # The `event_cost` of every channel's history together.
         self.history_bytes = 0
-        self.subscribers: set[Subscriber] = set()
+        self.outboxes: set[Outbox] = set()
         self.stats = Stats()
-        self._dirty: list[Subscriber] = []
-        self._flush_scheduled = False
+        self._dirty: list[Outbox] = []
+        self._woken = False
         self._last_big_flush = -1.0
         self._last_shed_log = -SHED_LOG_EVERY_S
         for name in sorted(self.pinned):
@@ -415,25 +351,44 @@ class Hub:
         self,
         name: str,
         data: dict[str, Any],
-        origin: Subscriber | None = None,
+        now: float,
+        ts_ms: int,
+        origin: Outbox | None = None,
         create: bool = True,
     ) -> Channel:
         """Give `data` the channel's next seq, keep it in history and queue it for
-        every subscriber. The origin's own v1 subscription gets no echo (2010 rule).
-        With `create` false, a channel that does not exist raises ``unknown_channel``."""
+        every subscriber (`append`, then `deliver`). The origin's own v1 subscription
+        gets no echo (2010 rule). With `create` false, a channel that does not exist
+        raises ``unknown_channel``."""
         ch = self.channel(name, create)
-        now = self.clock()
-        seq = ch.seq = ch.seq + 1
         data_json = protocol.dumps(data)
-        envelope = protocol.encode_envelope(ch.name_json, seq, self.wall_ms(), data_json)
+        seq, envelope = self.append(ch, data_json, now, ts_ms)
+        self.deliver(ch, seq, envelope, data_json, now, origin)
+        return ch
+
+    def append(self, ch: Channel, data_json: bytes, now: float, ts_ms: int) -> tuple[int, bytes]:
+        """Sequence an event on `ch` and keep it in history; returns (seq, envelope)."""
+        seq = ch.seq = ch.seq + 1
+        envelope = protocol.encode_envelope(ch.name_json, seq, ts_ms, data_json)
         self._keep(ch, seq, now, envelope)
         self.stats.published += 1
+        return seq, envelope
+
+    def deliver(
+        self,
+        ch: Channel,
+        seq: int,
+        envelope: bytes,
+        data_json: bytes,
+        now: float,
+        origin: Outbox | None = None,
+    ) -> None:
+        """Queue a sequenced event for every subscriber of `ch` in this process."""
         for sub in ch.subscriptions:
             if sub.v2:
-                sub.subscriber.enqueue(sub, seq, envelope, now)
-            elif sub.subscriber is not origin:
-                sub.subscriber.enqueue(sub, seq, data_json, now)
-        return ch
+                sub.outbox.enqueue(sub, seq, envelope, now)
+            elif sub.outbox is not origin:
+                sub.outbox.enqueue(sub, seq, data_json, now)
 
     def _keep(self, ch: Channel, seq: int, now: float, envelope: bytes) -> None:
         """Put an event in `ch`'s history within the count and byte bounds."""
@@ -448,9 +403,9 @@ class Hub:
             freed += trimmed
         self.history_bytes += added - freed
         if self.history_bytes > limits.history_total_bytes:
-            self._shed()
+            self._shed(now)
 
-    def _shed(self) -> None:
+    def _shed(self, now: float) -> None:
         """Cut all history to `SHED_TO` of the total bound, from the channels that hold
         the most bytes: each of them is trimmed (oldest events first) down to one common
         level, and a channel holding less than that level loses nothing.
@@ -485,7 +440,6 @@ class Hub:
             freed += trimmed
         self.history_bytes -= freed
         self.stats.history_dropped_total += dropped
-        now = self.clock()
         if now - self._last_shed_log >= SHED_LOG_EVERY_S:  # a flood sheds many times a second
             self._last_shed_log = now
             log.warning(
@@ -502,55 +456,61 @@ class Hub:
 
     def subscribe(
         self,
-        subscriber: Subscriber,
+        outbox: Outbox,
         name: str,
         v2: bool,
+        now: float,
         since: int | None = None,
         epoch: str | None = None,
         create: bool = True,
     ) -> Channel:
         """Subscribe, replaying history after `since` first: no loss, no duplicates
-        (nothing awaits between the replay and joining the live fan-out). With `create`
+        (nothing happens between the replay and joining the live fan-out). With `create`
         false, a channel that does not exist raises ``unknown_channel``."""
         ch = self.channel(name, create)
-        old = subscriber.subscriptions.get(name)
+        old = outbox.subscriptions.get(name)
         if old is not None:
             self._remove(old)
-        sub = Subscription(ch, subscriber, v2)
-        subscriber.subscriptions[name] = sub
+        sub = Subscription(ch, outbox, v2)
+        outbox.subscriptions[name] = sub
         if v2:
-            subscriber.send_control(
+            outbox.send_control(
                 protocol.dumps({"type": "subscribed", "id": name, "seq": ch.seq, "epoch": ch.epoch})
             )
             if since is not None:
-                self._replay(subscriber, sub, ch, since, epoch)
+                self._replay(outbox, sub, ch, since, epoch, now)
         ch.subscriptions.append(sub)
         return ch
 
     def _replay(
-        self, subscriber: Subscriber, sub: Subscription, ch: Channel, since: int, epoch: str | None
+        self,
+        outbox: Outbox,
+        sub: Subscription,
+        ch: Channel,
+        since: int,
+        epoch: str | None,
+        now: float,
     ) -> None:
-        now = self.clock()
         self._prune(ch, now)
         first = ch.first_held()
         if epoch is not None and epoch != ch.epoch:
             # Another epoch's seqs mean nothing here: say what this epoch lost, then
             # replay everything it still holds.
-            subscriber.send_control(protocol.encode_gap(ch.name, 1, first - 1, "epoch"))
+            outbox.send_control(protocol.encode_gap(ch.name, 1, first - 1, "epoch"))
             start = first
         elif since > ch.seq:
-            subscriber.send_control(protocol.encode_gap(ch.name, 1, first - 1, "epoch"))
+            outbox.send_control(protocol.encode_gap(ch.name, 1, first - 1, "epoch"))
             start = first
         elif since + 1 < first:
-            subscriber.send_control(protocol.encode_gap(ch.name, since + 1, first - 1, "history"))
+            outbox.send_control(protocol.encode_gap(ch.name, since + 1, first - 1, "history"))
             start = first
         else:
             start = since + 1
         for seq, _t, envelope in islice(ch.history, start - first, None):
-            subscriber.enqueue(sub, seq, envelope, now)
+            outbox.enqueue(sub, seq, envelope, now)
 
-    def unsubscribe(self, subscriber: Subscriber, name: str) -> bool:
-        sub = subscriber.subscriptions.pop(name, None)
+    def unsubscribe(self, outbox: Outbox, name: str) -> bool:
+        sub = outbox.subscriptions.pop(name, None)
         if sub is None:
             return False
         self._remove(sub)
@@ -559,59 +519,55 @@ class Hub:
     def _remove(self, sub: Subscription) -> None:
         with contextlib.suppress(ValueError):
             sub.channel.subscriptions.remove(sub)
-        sub.subscriber.dropped.pop(sub, None)
+        sub.outbox.dropped.pop(sub, None)
 
-    # -- subscribers --
+    # -- outboxes --
 
-    def attach(self, sink: Sink, on_slow: Callable[[], None], name: str = "") -> Subscriber:
-        subscriber = Subscriber(self, sink, on_slow, name)
-        self.subscribers.add(subscriber)
-        return subscriber
+    def open(self, name: str = "", owner: Any = None) -> Outbox:
+        """A new connection's outbox; `owner` is the adapter's connection."""
+        outbox = Outbox(self, name, owner)
+        self.outboxes.add(outbox)
+        return outbox
 
-    def detach(self, subscriber: Subscriber) -> None:
+    def close(self, outbox: Outbox) -> None:
         """Leave every channel at once (the 2010 relay leaked closed sockets)."""
-        for sub in subscriber.subscriptions.values():
+        for sub in outbox.subscriptions.values():
             self._remove(sub)
-        subscriber.subscriptions.clear()
-        subscriber.close()
-        self.subscribers.discard(subscriber)
+        outbox.subscriptions.clear()
+        outbox.close()
+        self.outboxes.discard(outbox)
 
-    def mark_dirty(self, subscriber: Subscriber) -> None:
-        self._dirty.append(subscriber)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+    def mark_dirty(self, outbox: Outbox) -> None:
+        self._dirty.append(outbox)
+        if not self._woken:
+            self._woken = True
+            self.wake()
 
-    def flush(self) -> None:
-        """Write every dirty outbox; runs once per loop iteration that published (a
-        big flush at most once per BIG_FLUSH_GAP_S)."""
-        if len(self._dirty) >= BIG_FLUSH:
-            now = self.clock()
-            wait = self._last_big_flush + BIG_FLUSH_GAP_S - now
-            if wait > 0:
-                asyncio.get_running_loop().call_later(wait, self.flush)
-                return
-            self._last_big_flush = now
-        self.flush_now()
+    def hold(self, now: float) -> float:
+        """Seconds to wait before the next round of writes: zero, except for a big
+        round (`BIG_FLUSH` outboxes or more) within `BIG_FLUSH_GAP_S` of the last one."""
+        if len(self._dirty) < BIG_FLUSH:
+            return 0.0
+        wait = self._last_big_flush + BIG_FLUSH_GAP_S - now
+        if wait > 0:
+            return wait
+        self._last_big_flush = now
+        return 0.0
 
-    def flush_now(self) -> None:
-        """Write every dirty outbox at once."""
-        self._flush_scheduled = False
+    def take_dirty(self) -> list[Outbox]:
+        """The outboxes that got something since the last round, each once; the next
+        one to turn dirty wakes the adapter again."""
+        self._woken = False
         dirty, self._dirty = self._dirty, []
-        now = self.clock()
-        for subscriber in dirty:
-            subscriber.dirty = False
-            try:
-                subscriber.flush(now)
-            except Exception:  # our bug: keep the others going, show the traceback
-                log.exception("flush failed for subscriber %s", subscriber.name)
+        for outbox in dirty:
+            outbox.dirty = False
+        return dirty
 
     # -- housekeeping --
 
-    def sweep(self) -> int:
+    def sweep(self, now: float) -> int:
         """Expire history and free channels nobody holds (never a pinned one); returns
         channels freed."""
-        now = self.clock()
         freed: list[str] = []
         for name, ch in self.channels.items():
             self._prune(ch, now)
@@ -625,4 +581,4 @@ class Hub:
         return sum(len(ch.subscriptions) for ch in self.channels.values())
 
     def queued(self) -> Iterable[int]:
-        return (len(s.items) for s in self.subscribers)
+        return (len(o.items) for o in self.outboxes)
