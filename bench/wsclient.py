@@ -6,7 +6,11 @@ fragments) and writes masked client frames (RFC 6455 §5.3) with one random key 
 connection, so the relay does all the unmasking work a real client would cost it.
 Scripts subclass it and override :meth:`WsClient.on_text`. :func:`read_frame` is the
 only place that knows the relay's two subscriber forms (the seed's bare ``data`` and
-v2 envelopes, singly or in arrays; see DESIGN.md, "Protocol", and relay/protocol.py).
+v2 envelopes, singly or in arrays; see the README's "The relay protocol" and relay/protocol.py).
+It is not the contract's V2Subscriber (relay/contract/subscriber.py), which the billboard
+and the rehearsal use, because it must read 200,000 frames a second on one core without
+building an object per message; tests/bench/test_wsclient.py holds the two to the same
+reading of v2 frames.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may publish what, where (DESIGN.md, "Who may do what"), free of I/O.
+"""Who may publish what, where (the README's "Facing the street: who may do what"), free of I/O.
 
 Everything published on the installation's channel comes from strangers: it is read
 by the contract's total reader and fanned out in its canonical shape only, so an

@@ -56,7 +56,7 @@ class RelayConfig:
     slow_close_s: float = 5.0
     max_channels: int = 10_000
     web_dir: str = str(WEB_DIR)
-    # --- who may publish (DESIGN.md "Who may do what") ---
+    # --- who may publish (README, "Facing the street: who may do what") ---
     # Seed-format publishers (a Tropo script, a custom IVR) show this token in a frame's
     # "token" or the URL (/ws?token=…). Empty: none is accepted.
     publisher_token: str = ""

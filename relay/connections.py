@@ -34,7 +34,7 @@ from . import protocol
 from .admission import Publisher
 from .fanout import FanOut
 from .protocol import ProtocolError
-from .ratelimit import RefusalWindow, TokenBucket
+from .ratelimit import LogOnce, RefusalWindow, TokenBucket
 from .sessions import Session, SessionError
 from .state import PUBLISHER_ONLY, STATE, RelayState, bearer, publisher_cost
 
@@ -187,7 +187,7 @@ class Connection:
         self.publisher_bucket = TokenBucket(cfg.publisher_rate, cfg.publisher_burst, now)
         self.flood = RefusalWindow(FLOOD_REFUSALS, FLOOD_WINDOW_S)
         self.last_rate_error = -1.0
-        self.logged: set[str] = set()
+        self.logged = LogOnce()  # each refusal code once per connection
         transport = request.transport
         assert transport is not None
         self.transport = transport
@@ -316,15 +316,13 @@ class Connection:
         where the README's table says so)."""
         state = self.state
         state.count_error(exc.code)
-        if exc.code not in self.logged:
-            self.logged.add(exc.code)
-            if state.may_log(exc.code, self.client):
-                log.info(
-                    "refused a frame from %s: %s (%s; logged once a minute per address)",
-                    self.name,
-                    exc.code,
-                    exc.message,
-                )
+        if self.logged.allow(exc.code) and state.may_log(exc.code, self.client):
+            log.info(
+                "refused a frame from %s: %s (%s; logged once a minute per address)",
+                self.name,
+                exc.code,
+                exc.message,
+            )
         if exc.code == "rate_limited" and exc.close is None:
             # One error a second is enough to tell a flooding peer.
             now = time.monotonic()

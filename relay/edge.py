@@ -17,13 +17,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
-
-from .ratelimit import TokenBucket
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -385,33 +383,3 @@ def security_headers(host: str) -> dict[str, str]:
 
 
 # --- logging refusals ------------------------------------------------------------------
-
-
-@dataclass
-class LogLimiter:
-    """Whether to log a refusal: once per `key` (reason and address) every `every_s`
-    seconds, and at most `burst` lines then one a second overall, so that a crowd of
-    addresses cannot fill the log either. Remembers at most `max_keys` keys."""
-
-    every_s: float = 60.0
-    burst: int = 20
-    max_keys: int = 4096
-    _last: OrderedDict[tuple[str, str], float] = field(default_factory=OrderedDict)
-    _bucket: TokenBucket | None = None
-    suppressed: int = 0
-
-    def allow(self, key: tuple[str, str], now: float) -> bool:
-        last = self._last.get(key)
-        if last is not None and now - last < self.every_s:
-            self.suppressed += 1
-            return False
-        if self._bucket is None:
-            self._bucket = TokenBucket(1.0, self.burst, now)
-        if not self._bucket.allow(now):
-            self.suppressed += 1
-            return False
-        self._last[key] = now
-        self._last.move_to_end(key)
-        if len(self._last) > self.max_keys:
-            self._last.popitem(last=False)
-        return True

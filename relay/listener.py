@@ -44,7 +44,6 @@ from .edge import (
     HeadWatch,
     Ledger,
     Limits,
-    LogLimiter,
     bearer_token,
     client_address,
     counted_as,
@@ -59,6 +58,7 @@ from .edge import (
     security_headers,
 )
 from .protocol import CLOSE_PROTOCOL_ERROR, MaskCheck, ws_close_frame
+from .ratelimit import LogOnce
 
 log = logging.getLogger("relay")
 
@@ -100,7 +100,8 @@ class EdgeGuard:
         self.own_host = not explicit
         self.tokens = (config.operator_token, config.billboard_token, config.publisher_token)
         self.ledger = Ledger(self._limits(None))
-        self.limiter = LogLimiter()
+        # Refusals: once a minute per reason and address, twenty at once in all.
+        self.limiter = LogOnce(every_s=60.0, burst=20)
         self._count_error = count_error
 
     def _limits(self, open_files: int | None) -> Limits:

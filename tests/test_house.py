@@ -1,5 +1,5 @@
-"""The house's rules, read from the code itself: who may import whom (DESIGN.md,
-"Import rules") and how long a module may grow.
+"""The house's rules, read from the code itself: who may import whom (the
+README's "Layout", its import rules) and how long a module may grow.
 
 Every module's imports are read with `ast`, not by importing it: a rule holds for the
 code as written, whatever is installed, and a module that fails to import still gets

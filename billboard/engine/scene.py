@@ -67,8 +67,8 @@ class Scene:
     line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
 
     def to_state(self) -> dict[str, Any]:
-        """The ``state`` event of DESIGN.md (published on CHANNEL:state), written by
-        the contract: beside DESIGN.md's `line` of ids, what the facade may show of
+        """The ``state`` event (published on CHANNEL:state), written by the
+        contract (relay/contract/events.py): beside the `line` of ids, what the facade may show of
         each (`waiting`) and how many wait in all (`line` and `waiting` hold only the
         front)."""
         return State(

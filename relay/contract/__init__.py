@@ -3,7 +3,7 @@ installation's channels, who may send them, and what of a phone number may trave
 
 Pure: nothing here imports the rest of the project or any I/O library, so the relay,
 its gateways, the billboard, the rehearsal crowd and the tests all read the same
-contract (DESIGN.md, "Channels and event shapes").
+contract (README, "The relay protocol").
 
 - ``events``: every event's shape (`Join`, `Digit`, `Leave`, `Command`, `Assign`,
   `Left`, `State`), the key set, and total readers for each channel.

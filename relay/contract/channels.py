@@ -1,5 +1,5 @@
-"""The channels of an installation and their rules (DESIGN.md, "Channels and event
-shapes"; the README's "Tokens and sessions").
+"""The channels of an installation and their rules (the README's "The relay protocol"
+and "Tokens and sessions").
 
 An installation named ``NAME`` plays on ``NAME`` (joins, digits and leaves from the
 street), and the billboard and the operator speak on three channels of their own:

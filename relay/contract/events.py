@@ -1,4 +1,5 @@
-"""The events of DESIGN.md's "Channels and event shapes", their writers and readers.
+"""The events the installation speaks (the README's "The relay protocol"), their
+writers and readers.
 
 Every reader here is total: it takes any JSON value and returns an event or a
 `Refused` naming what was wrong; it never raises. A value from the street is data,

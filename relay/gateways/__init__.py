@@ -1,3 +1,3 @@
 """Telephony ingress: each gateway turns its provider's wire format into the
-installation's `join` / `digit` / `leave` events (DESIGN.md), with the caller's number
-turned into a keyed pseudonym (relay.contract.privacy) at the door."""
+installation's `join` / `digit` / `leave` events (relay/contract/events.py), with the
+caller's number turned into a keyed pseudonym (relay.contract.privacy) at the door."""

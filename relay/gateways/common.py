@@ -48,7 +48,7 @@ class Event:
     data: dict[str, Any]
 
 
-# The shapes of DESIGN.md's "Channels and event shapes", written by the contract.
+# The event shapes are the contract's (relay/contract/events.py), written by it.
 
 
 def join_event(channel: str, caller: str, source: str, display: str | None) -> Event:

@@ -19,7 +19,7 @@ from .stage import CHANNEL, Outcome, Stage, events_in
 pytestmark = pytest.mark.timing
 
 # Log lines an attack may cost: one per reason and address a minute, within the
-# relay's budget (relay/edge.py LogLimiter), plus the Twilio caller's call line.
+# relay's budget (relay/ratelimit.py LogOnce), plus the Twilio caller's call line.
 LOG_LINES = 25
 
 

@@ -14,7 +14,6 @@ from relay.edge import (
     HeadWatch,
     Ledger,
     Limits,
-    LogLimiter,
     client_address,
     counted_as,
     max_connections_for,
@@ -24,7 +23,7 @@ from relay.edge import (
     security_headers,
 )
 from relay.protocol import MaskCheck
-from relay.ratelimit import RefusalWindow
+from relay.ratelimit import LogOnce, RefusalWindow
 from tests.support.websocket import client_frame
 
 
@@ -165,7 +164,7 @@ def test_the_refusal_window_tells_a_flood_from_a_burst() -> None:
 
 
 def test_refusals_are_logged_once_a_minute_per_address_and_within_a_budget() -> None:
-    limiter = LogLimiter(every_s=60.0, burst=3)
+    limiter = LogOnce(every_s=60.0, burst=3)
     assert limiter.allow(("full", "a"), 0.0)
     assert not limiter.allow(("full", "a"), 59.0)
     assert limiter.allow(("full", "a"), 61.0)

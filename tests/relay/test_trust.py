@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md's trust model), against a real relay on a free port:
+"""Who may do what (the README's "Facing the street"), against a real relay on a free port:
 strangers' frames are data, never control, and nobody plays as someone else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The contract's readers: DESIGN.md's shapes in, one canonical shape out, and any
+"""The contract's readers: the protocol's shapes in, one canonical shape out, and any
 JSON value from the street read or refused, never raised."""
 
 from __future__ import annotations
