@@ -267,6 +267,8 @@ class Connection:
             # open mode of a rehearsal lets anyone, as in 2010.
             create = bool(self.roles) or cfg.open
             ch = state.publish(request.channel, data, origin=outbox, create=create)
+            if who.caller is not None:
+                state.caller_said(who.caller, request.channel, data.get("event"))
             if request.ack:
                 outbox.send_control(
                     protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})

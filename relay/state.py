@@ -65,6 +65,8 @@ class RelayState:
     # Open connections per keypad caller: the last one gone (and not back within
     # session_grace_s) means the caller left.
     live_callers: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Keypad callers who said `leave` themselves: their going away is no second leave.
+    left_callers: set[tuple[str, str]] = field(default_factory=set)
     wall: Callable[[], float] = time.time
 
     @property
@@ -103,6 +105,16 @@ class RelayState:
             raise ProtocolError("rate_limited", "this caller sends too fast; event dropped")
         return admitted
 
+    def caller_said(self, caller: str, channel: str, event: object) -> None:
+        """A keypad's caller published `event`: after their own `leave` the relay does
+        not say it for them again when the keypad goes; a later `join` or `digit`
+        (the same session playing again) undoes that."""
+        key = (caller, channel)
+        if event == "leave":
+            self.left_callers.add(key)
+        else:
+            self.left_callers.discard(key)
+
     def caller_opened(self, key: tuple[str, str]) -> None:
         self.live_callers[key] = self.live_callers.get(key, 0) + 1
 
@@ -122,6 +134,9 @@ class RelayState:
         if self.live_callers.get(key) != 0 or self.closing:
             return
         del self.live_callers[key]
+        if key in self.left_callers:
+            self.left_callers.discard(key)
+            return  # they said `leave` themselves
         caller, channel = key
         try:
             self.publish(channel, {"event": "leave", "caller": caller, "reason": "closed"})

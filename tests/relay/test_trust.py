@@ -148,6 +148,27 @@ async def test_a_keypad_that_goes_leaves_after_the_grace_unless_it_comes_back(
     assert await recv(sub, 3) == {"event": "leave", "caller": session["caller"], "reason": "closed"}
 
 
+async def test_a_keypad_that_said_leave_is_not_made_to_leave_again_when_it_goes(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(session_grace_s=0.3)
+    sub = await listener(relay)
+    session = await relay.caller_session()
+    frame = {"type": "publisher", "id": "dialjam", "session": session["session"]}
+    keypad = await relay.connect()
+    await send(keypad, {**frame, "data": {"event": "join"}})
+    await send(keypad, {**frame, "data": {"event": "leave"}})
+    assert [(await recv(sub))["event"] for _ in range(2)] == ["join", "leave"]
+    await keypad.close()
+    await quiet(sub, 0.9)  # three graces: no second leave
+    # Playing again from the same session, then going, leaves once more.
+    keypad = await relay.connect()
+    await send(keypad, {**frame, "data": {"event": "join"}})
+    assert (await recv(sub))["event"] == "join"
+    await keypad.close()
+    assert await recv(sub, 3) == {"event": "leave", "caller": session["caller"], "reason": "closed"}
+
+
 async def test_the_publisher_token_speaks_for_any_caller_but_never_passes_a_number(
     relay: RunningRelay,
 ) -> None:
