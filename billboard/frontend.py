@@ -12,13 +12,15 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from relay.config import RelayConfig
+from relay.ratelimit import LogOnce
 
 from .config import BillboardConfig
 from .engine.events import Command
-from .outputs import Flushes
+from .outputs import Flushes, NoteSink
 from .show import Options, Show
 
 if TYPE_CHECKING:  # imported when the speakers open: it opens pygame.mixer
@@ -29,6 +31,26 @@ log = logging.getLogger("billboard.frontend")
 FPS = 60
 FLUSH_EVERY_S = 10.0  # a recording is rewritten this often: a crash loses little
 HEADLESS_DEFAULT_SIZE = (1280, 720)
+
+
+def flush_all(sinks: Sequence[NoteSink], failures: LogOnce, now: float) -> None:
+    """Rewrite every recording so far. A disk that is full or gone costs a warning
+    every five minutes, never the show: the previous file stays as it was and the
+    next flush tries again."""
+    for sink in sinks:
+        if not isinstance(sink, Flushes):
+            continue
+        try:
+            sink.flush()
+        except OSError as exc:
+            failures.log(
+                log,
+                logging.WARNING,
+                sink.name,
+                "cannot write the recording (%s); the show goes on, trying again",
+                exc.strerror or exc,
+                now=now,
+            )
 
 
 def run_frontend(
@@ -70,6 +92,7 @@ def run_frontend(
     deadline = start + options.duration if options.duration else None
     last = start
     next_flush = start + FLUSH_EVERY_S
+    flush_failures = LogOnce(every_s=300.0)
     frames, fps_since = 0, start
     try:
         while not stop.is_set():
@@ -78,9 +101,7 @@ def run_frontend(
                 break
             if now >= next_flush:
                 next_flush = now + FLUSH_EVERY_S
-                for sink in show.scheduler.sinks:
-                    if isinstance(sink, Flushes):
-                        sink.flush()
+                flush_all(show.scheduler.sinks, flush_failures, now)
             if display is None:
                 stop.wait(0.1 if deadline is None else min(0.1, max(0.0, deadline - now)))
                 continue

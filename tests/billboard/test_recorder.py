@@ -255,3 +255,26 @@ def test_without_fluidsynth_a_ci_run_fails_and_a_local_run_skips_saying_what_to_
 
     with pytest.raises(outcome, match="apt-get install fluidsynth"):
         find_fluidsynth()
+
+
+def test_a_recording_that_cannot_be_written_warns_and_the_show_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from billboard.frontend import flush_all
+    from relay.ratelimit import LogOnce
+
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    recorder = MidiRecorder(stick / "show.mid", DEFAULT_TRACKS, BPM)
+    gone = tmp_path / "unplugged"
+    stick.rename(gone)  # a USB stick pulled out mid-show: its folder is gone
+    recorder.note_on(on(0.0, NAMES[0], 0, 60))
+    failures = LogOnce(every_s=300.0)
+    with caplog.at_level("WARNING", logger="billboard.frontend"):
+        for minute in range(3):  # every flush fails; none raises
+            flush_all([recorder], failures, now=60.0 * minute)
+    warnings = [r for r in caplog.records if "cannot write the recording" in r.message]
+    assert len(warnings) == 1  # once per five minutes, not once per flush
+    gone.rename(stick)  # the stick is back: the next flush writes the file
+    flush_all([recorder], failures, now=240.0)
+    assert mido.MidiFile(stick / "show.mid").tracks
