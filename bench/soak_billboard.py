@@ -252,7 +252,13 @@ NOT_NUMBERS = re.compile(r"\b[A-Z]{2}[0-9a-f]{32}\b|\b\d{10}\.\d+\b")
 
 
 def stderr_problems(text: str, windows: set[str]) -> tuple[list[str], int, list[str]]:
-    """(Traceback and ERROR lines, WARNING lines counted, number runs found)."""
-    bad = [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line]
+    """(Traceback and ERROR lines, WARNING lines counted, number runs found). A stop
+    that overran the billboard's deadline (billboard/__main__.py STOP_DEADLINE_S) left
+    every thread's stack: its first frames are reported, to say where it hung."""
+    lines = text.splitlines()
+    bad = [line for line in lines if "Traceback" in line or " ERROR " in line]
+    for n, line in enumerate(lines):
+        if line.startswith("Timeout (") and line.rstrip().endswith("!"):
+            bad.append(" | ".join(s.strip() for s in lines[n : n + 12]))
     warnings = sum(" WARNING " in line for line in text.splitlines())
     return bad, warnings, leaked_runs(NOT_NUMBERS.sub("", text), windows)

@@ -190,7 +190,8 @@ def checks(soak: Soak) -> list[tuple[str, bool, str]]:
             not soak.stderr_bad and soak.exit_status == 0,
             f"exit status {soak.exit_status}; "
             + (
-                f"{len(soak.stderr_bad)} Traceback/ERROR lines, first: {soak.stderr_bad[0][:160]}"
+                f"{len(soak.stderr_bad)} Traceback/ERROR lines, first: "
+                + soak.stderr_bad[0][: 2000 if soak.stderr_bad[0].startswith("Timeout (") else 160]
                 if soak.stderr_bad
                 else f"no Traceback, no ERROR ({soak.stderr_warnings} WARNING lines)"
             ),
