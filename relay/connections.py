@@ -68,9 +68,16 @@ async def close_websocket(
     try:
         await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]), timeout)
     except (TimeoutError, ConnectionError):
-        # A peer that reads nothing never takes the close frame; a transport with
-        # unsent bytes would wait for it forever on close(), so cut it off.
-        cast(asyncio.Transport, transport).abort()
+        # No answer in time. If our Close frame (and all before it) left for the
+        # kernel, end with a FIN: a reset would make the peer's kernel drop what it
+        # has not read yet, the Close frame included, on a busy machine. A peer that
+        # reads nothing leaves bytes unsent, and close() would wait for them forever:
+        # that one is cut off.
+        stream = cast(asyncio.Transport, transport)
+        if stream.get_write_buffer_size() == 0:
+            stream.close()
+        else:
+            stream.abort()
 
 
 class Socket(Protocol):
