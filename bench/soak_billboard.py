@@ -245,10 +245,13 @@ def read_event_log(path: Path, windows: set[str]) -> EventLogFigures:
     return out
 
 
-# Identifiers the relay logs that are not numbers but hold digit runs of their own:
-# Twilio's CallSid and StreamSid (two letters, 32 hex digits), an Asterisk channel id
-# (the Unix time of its start, a dot, a count).
-NOT_NUMBERS = re.compile(r"\b[A-Z]{2}[0-9a-f]{32}\b|\b\d{10}\.\d+\b")
+# What the relay logs that is no number but holds digit runs of its own: Twilio's
+# CallSid and StreamSid (two letters, 32 hex digits), an Asterisk channel id (the Unix
+# time of its start, a dot, a count) and a loopback port (the fake Asterisk may listen
+# on 55503, which shares five digits with a made-up +1555 number).
+NOT_NUMBERS = re.compile(
+    r"\b[A-Z]{2}[0-9a-f]{32}\b|\b\d{10}\.\d+\b|127\.0\.0\.1'?(?::|, )\d{1,5}\b"
+)
 
 
 def stderr_problems(text: str, windows: set[str]) -> tuple[list[str], int, list[str]]:

@@ -32,3 +32,16 @@ def test_a_stop_that_overran_its_deadline_is_reported_with_where_it_hung() -> No
 def test_a_quiet_stop_has_nothing_to_report() -> None:
     text = "2026-11-30 10:00:00,000 INFO billboard: stopped\n"
     assert stderr_problems(text, set()) == ([], 0, [])
+
+
+def test_a_loopback_port_is_no_callers_number_but_a_number_in_a_line_is() -> None:
+    from bench.soak_plan import digit_windows
+
+    windows = digit_windows(["+15550312345"])  # shares "55503" with the port below
+    port_lines = (
+        "WARNING relay.ari: cannot reach Asterisk's ARI at http://127.0.0.1:55503/ari "
+        "(Connect call failed ('127.0.0.1', 55503)); retrying\n"
+    )
+    assert stderr_problems(port_lines, windows)[2] == []
+    leak = "INFO relay.twilio: caller +15550312345 joined\n"
+    assert stderr_problems(leak, windows)[2] == ["15550312345"]
