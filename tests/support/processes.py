@@ -54,11 +54,9 @@ async def wait_for_line(proc: asyncio.subprocess.Process, fragment: str) -> list
             return lines
 
 
-async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
-    """A headless, silent billboard on a free port, once its relay has said where it
-    listens; its callers may publish with the publisher token of tests.support.relay."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
+def billboard_command(port: int, *args: str) -> list[str]:
+    """`python -m billboard`, headless and silent, its relay on 127.0.0.1:`port`."""
+    return [
         sys.executable,
         "-m",
         "billboard",
@@ -69,11 +67,23 @@ async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
         "--port",
         str(port),
         *args,
+    ]
+
+
+# No window and no sound card: SDL's dummy drivers.
+HEADLESS_ENV = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+
+
+async def start_billboard(*args: str) -> tuple[asyncio.subprocess.Process, int]:
+    """A headless, silent billboard on a free port, once its relay has said where it
+    listens; its callers may publish with the publisher token of tests.support.relay."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *billboard_command(port, *args),
         cwd=ROOT,
         env={
             **os.environ,
-            "SDL_VIDEODRIVER": "dummy",
-            "SDL_AUDIODRIVER": "dummy",
+            **HEADLESS_ENV,
             # The test's callers publish as a seed publisher (an IVR) does.
             "DIALJAM_PUBLISHER_TOKEN": PUBLISHER,
         },

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ import orjson
 import pytest
 
 from tests.services import service_unavailable
-from tests.support.processes import ROOT, STARTUP_S, free_port
+from tests.support.processes import HEADLESS_ENV, ROOT, STARTUP_S, billboard_command, free_port
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
 from tests.web.pages import PAGE_WAIT_S, Billboard
 
@@ -156,21 +155,9 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
     log_path = folder / "billboard.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "billboard",
-                "--headless",
-                "--no-sound",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--config",
-                str(config),
-            ],
+            billboard_command(port, "--config", str(config)),
             cwd=ROOT,
-            env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+            env={**os.environ, **HEADLESS_ENV},
             stdout=subprocess.PIPE,
             stderr=log,
         )
