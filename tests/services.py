@@ -119,7 +119,11 @@ def _launch_jackd(name: str, log_path: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             # --no-realtime: no RT privileges needed; dummy driver: no sound card;
             # 256 frames at 48 kHz: a 5.3 ms cycle, so MIDI arrives within milliseconds.
-            [jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+            # --sync: the server waits for every client's cycle. In JACK2's default
+            # asynchronous mode a client starved of CPU (a loaded machine, no realtime
+            # priority) misses cycles, and its reader gets that client's last buffer
+            # again or nothing: under stress-ng a probe heard 0xFA twice, or no 0xFC.
+            [jackd, "--no-realtime", "--sync", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -106,7 +106,11 @@ async def test_a_10000_join_line_flood_is_capped_and_the_link_stays_up(stage: St
     ]
     outcome.attack_reached(len(flood) >= 10_000, "10,000 joins reached the engine")
     line_max = stage.show.config.line_max
-    assert outcome.state["line_length"] >= line_max - 2  # the two callers' tracks, freed
+    # The line only shrinks as tracks free up and take its front: the two callers'
+    # tracks when they leave, and on a slow machine (a run past idle_s) those of the
+    # flood's first joiners, who never press. Never by more than one per track.
+    tracks = len(stage.show.config.tracks)
+    assert outcome.state["line_length"] >= line_max - tracks
     assert max(state["line_length"] for state in outcome.states()) == line_max
     assert outcome.metric("dialjam_relay_throttled") > 0  # the burst, held back
     assert outcome.logged("over publisher_rate")
