@@ -123,7 +123,19 @@ def _launch_jackd(name: str, log_path: Path) -> subprocess.Popen[bytes]:
             # asynchronous mode a client starved of CPU (a loaded machine, no realtime
             # priority) misses cycles, and its reader gets that client's last buffer
             # again or nothing: under stress-ng a probe heard 0xFA twice, or no 0xFC.
-            [jackd, "--no-realtime", "--sync", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+            [
+                jackd,
+                "--no-realtime",
+                "--sync",
+                "-n",
+                name,
+                "-d",
+                "dummy",
+                "-r",
+                "48000",
+                "-p",
+                "256",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
