@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from relay.contract.events import KEY_NAMES
+
 from .tracks import TrackSpec
 
 STEPS_PER_BAR: Final = 16
-NOTE_NAMES: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+NOTE_NAMES: Final = KEY_NAMES  # pitch class → name, as a `state` reports the key
 _FLATS: Final = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 
+# The intervals of the scales the contract names (SCALE_NAMES, in its order: a test holds
+# the two equal).
 SCALES: Final[dict[str, tuple[int, ...]]] = {
     "major": (0, 2, 4, 5, 7, 9, 11),
     "minor": (0, 2, 3, 5, 7, 8, 10),

@@ -51,6 +51,10 @@ LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
 COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "panic", "pause"})
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
+# The keys as a `state` names them (sharps; a ``key`` command may also say "Bb" or
+# "f♯"), and the scales a ``scale`` command may choose: the engine plays exactly these.
+KEY_NAMES: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+SCALE_NAMES: Final = ("major", "minor", "dorian", "mixolydian", "pentatonic", "minor_pentatonic")
 # The engine's tempo range: a ``tempo`` command's bpm is clamped into it.
 TEMPO_MIN_BPM: Final = 40.0
 TEMPO_MAX_BPM: Final = 240.0
@@ -397,8 +401,8 @@ def read_command(data: object) -> Command | Refused:
         return Command(name, {"key": key.strip()})
     if name == "scale":
         scale = args.get("name")
-        if not isinstance(scale, str) or not 0 < len(scale) <= SCALE_NAME_MAX:
-            return Refused("bad_command", 'scale needs a name such as "minor"')
+        if scale not in SCALE_NAMES:
+            return Refused("bad_command", f"scale needs one of {', '.join(SCALE_NAMES)}")
         return Command(name, {"name": scale})
     if name == "pause":
         return Command(name, {"on": on})

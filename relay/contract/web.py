@@ -21,6 +21,8 @@ def web_contract() -> dict[str, Any]:
     """What the pages need of the contract, as JSON values."""
     return {
         "keys": events.KEYPAD_KEYS,
+        "key_names": events.KEY_NAMES,
+        "scale_names": events.SCALE_NAMES,
         "events": {name: name for name in events.EVENTS},
         "leave_reasons": {name: name for name in sorted(events.LEAVE_REASONS)},
         "public_leave_reasons": sorted(events.PUBLIC_LEAVE_REASONS),
@@ -44,6 +46,8 @@ def web_contract() -> dict[str, Any]:
 # The module's named exports: (name, JavaScript expression over `CONTRACT`).
 _EXPORTS: Final = (
     ("KEYS", "CONTRACT.keys"),
+    ("KEY_NAMES", "CONTRACT.key_names"),
+    ("SCALE_NAMES", "CONTRACT.scale_names"),
     ("EVENT", "CONTRACT.events"),
     ("LEAVE_REASON", "CONTRACT.leave_reasons"),
     ("COMMAND", "CONTRACT.commands"),

@@ -8,9 +8,11 @@ import {
   COMMAND,
   DEFAULT_CHANNEL,
   EVENT,
+  KEY_NAMES,
   LEAVE_REASON,
   MAX_BPM,
   MIN_BPM,
+  SCALE_NAMES,
   controlChannel,
   stateChannel as stateChannelOf,
 } from "./contract.js";
@@ -20,15 +22,16 @@ const TEMPO_STEP = 4; // the billboard's + / − keys move this much too
 const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
 const HEALTH_EVERY_MS = 2000;
 const HOLD_MS = 2000; // a control just changed here is not overwritten by older states
-// Keys as the billboard reports them (sharps), labelled as musicians read them.
-const KEYS = [
-  ["C", "C"], ["C#", "C♯ / D♭"], ["D", "D"], ["D#", "D♯ / E♭"], ["E", "E"], ["F", "F"],
-  ["F#", "F♯ / G♭"], ["G", "G"], ["G#", "G♯ / A♭"], ["A", "A"], ["A#", "A♯ / B♭"], ["B", "B"],
-];
-const SCALES = [
-  ["major", "Major"], ["minor", "Minor"], ["dorian", "Dorian"], ["mixolydian", "Mixolydian"],
-  ["pentatonic", "Major pentatonic"], ["minor_pentatonic", "Minor pentatonic"],
-];
+// The keys and scales the engine plays (the contract's names), labelled as musicians
+// read them: "C#" as "C♯ / D♭", "minor_pentatonic" as "Minor pentatonic".
+const LETTERS = "CDEFGAB";
+const keyLabel = (k) =>
+  k.endsWith("#") ? `${k[0]}♯ / ${LETTERS[(LETTERS.indexOf(k[0]) + 1) % 7]}♭` : k;
+const SCALE_LABELS = { pentatonic: "Major pentatonic" };
+const scaleLabel = (s) =>
+  SCALE_LABELS[s] ?? s.charAt(0).toUpperCase() + s.slice(1).replaceAll("_", " ");
+const KEYS = KEY_NAMES.map((k) => [k, keyLabel(k)]);
+const SCALES = SCALE_NAMES.map((s) => [s, scaleLabel(s)]);
 
 const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
 const control = controlChannel(channel);

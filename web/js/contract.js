@@ -3,6 +3,28 @@
 
 export const CONTRACT = Object.freeze({
   "keys": "0123456789*#",
+  "key_names": [
+    "C",
+    "C#",
+    "D",
+    "D#",
+    "E",
+    "F",
+    "F#",
+    "G",
+    "G#",
+    "A",
+    "A#",
+    "B"
+  ],
+  "scale_names": [
+    "major",
+    "minor",
+    "dorian",
+    "mixolydian",
+    "pentatonic",
+    "minor_pentatonic"
+  ],
   "events": {
     "join": "join",
     "digit": "digit",
@@ -50,6 +72,8 @@ export const CONTRACT = Object.freeze({
 });
 
 export const KEYS = CONTRACT.keys;
+export const KEY_NAMES = CONTRACT.key_names;
+export const SCALE_NAMES = CONTRACT.scale_names;
 export const EVENT = CONTRACT.events;
 export const LEAVE_REASON = CONTRACT.leave_reasons;
 export const COMMAND = CONTRACT.commands;

@@ -21,9 +21,9 @@ from billboard.engine import (
     NoteOn,
 )
 from billboard.engine.clock import Grid
-from billboard.engine.harmony import Harmony, parse_key, parse_progression
+from billboard.engine.harmony import NOTE_NAMES, SCALES, Harmony, parse_key, parse_progression
 from billboard.engine.tracks import DEFAULT_TRACKS
-from relay.contract.events import clean_display, clean_nick
+from relay.contract.events import KEY_NAMES, SCALE_NAMES, clean_display, clean_nick
 
 STEP = 60 / 120 / 4  # 125 ms at 120 BPM
 
@@ -259,6 +259,11 @@ def test_a_muted_caller_makes_no_sound() -> None:
     assert e.handle(Digit("c-d", "1"), 0.1) == []
     e.handle(Command("mute", {"caller": "c-d", "on": False}), 0.2)
     assert e.handle(Digit("c-d", "1"), 0.3) != []
+
+
+def test_the_engine_plays_exactly_the_keys_and_scales_the_contract_names() -> None:
+    assert tuple(SCALES) == SCALE_NAMES  # the console offers these, the relay lets them by
+    assert NOTE_NAMES == KEY_NAMES and [parse_key(k) for k in KEY_NAMES] == list(range(12))
 
 
 def test_tempo_key_and_scale_commands_change_what_plays() -> None:

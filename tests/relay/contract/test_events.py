@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from relay.contract.events import (
     COMMANDS,
+    SCALE_NAMES,
     Command,
     Digit,
     Join,
@@ -162,12 +163,22 @@ def test_a_number_hidden_in_a_source_is_not_a_source() -> None:
         {"event": "command", "name": "mute", "args": {"caller": "c-1", "on": "yes"}},
         {"event": "command", "name": "key", "args": {"key": "C" * 100}},
         {"event": "command", "name": "scale", "args": []},
+        {"event": "command", "name": "scale", "args": {"name": "nonsense"}},
         {"event": "command", "name": "format_disk"},
         {"event": "digit", "caller": "c-1", "digit": "5"},
     ],
 )
 def test_a_command_with_the_wrong_args_is_refused(data: dict[str, Any]) -> None:
     assert isinstance(read_command(data), Refused)
+
+
+def test_a_scale_command_names_one_of_the_scales_the_engine_plays() -> None:
+    for name in SCALE_NAMES:
+        assert read_command({"event": "command", "name": "scale", "args": {"name": name}}) == (
+            Command("scale", {"name": name})
+        )
+    refused = read_command({"event": "command", "name": "scale", "args": {"name": "lydian"}})
+    assert isinstance(refused, Refused) and "minor_pentatonic" in refused.message
 
 
 def test_pseudonyms_hold_no_digits_so_no_number_hides_in_them() -> None:
