@@ -656,6 +656,9 @@ class Attacker:
                     continue
                 open_now += 1
                 self.book(kind, "sockets opened")
+                peak = self.books[kind]["most open at once"]
+                if open_now > peak:
+                    self.book(kind, "most open at once", open_now - peak)
                 try:
                     answer = await asyncio.wait_for(reader.read(64), max(0.1, self.left()))
                     status = answer[9:12].decode(errors="replace") if answer else "closed"

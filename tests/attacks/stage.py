@@ -30,6 +30,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,11 @@ ATTACK_S = PLAY_S + 2.5  # the attack outlasts the play (the players take a mome
 P99_LIMIT_S = 0.050
 P99_LIMIT_LOADED_S = 0.250
 LOADED_WAIT = 0.05
+# Past this, the threads were starved: they waited for a CPU over a third of the run (a
+# machine running more than twice the work it has cores for). No latency can be promised
+# there, so p99 is reported, not judged; every other check still holds (no press lost,
+# duplicated or reordered, the attack refused, the show on).
+STARVED_WAIT = 0.35
 RSS_LIMIT = 300 << 20
 STATE_LIMIT = 16 << 10  # bytes of one `state` event
 SAMPLE_S = 0.05
@@ -334,6 +340,14 @@ class Outcome:
             if seconds > 0.010
         ]
         limit = self.p99_limit()
+        if self.cpu_wait > STARVED_WAIT * self.seconds:
+            warnings.warn(
+                f"p99 press → engine {1000 * p99:.1f} ms not judged: the relay and engine "
+                f"threads waited {self.cpu_wait:.1f} s for a CPU in {self.seconds:.1f} s "
+                f"(load average {os.getloadavg()[0]:.1f})",
+                stacklevel=2,
+            )
+            return
         assert p99 <= limit, (
             f"p99 press → engine {1000 * p99:.1f} ms over {len(self.latencies())} presses; "
             f"the relay and engine threads waited {self.cpu_wait:.2f} s for a CPU in "
