@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 import pytest
 
-from billboard.engine import Digit, Engine, EngineConfig, Join, NoteOff, NoteOn
+from billboard.engine import Digit, Engine, EngineConfig, Join, Leave, NoteOff, NoteOn
+from billboard.engine.playback import play_events
 from billboard.engine.events import Command, InputEvent
 from billboard.engine.scene import Scene
-from billboard.scheduler import Scheduler
+from billboard.scheduler import LOOKAHEAD_S, Scheduler
 
 STEP_S = 0.02  # simulated time per step: more than a frame (1/60 s), so each draws a scene
 CATCH_UP_S = 30.0  # real time the thread may take to catch up on one step, on a busy box
@@ -119,6 +120,55 @@ def test_notes_leave_on_their_step_never_early_and_within_one_turn_of_the_clock(
     late = [t - n.time for t, n in ons]
     assert min(late) >= 0  # never early
     assert max(late) < STEP_S + 1e-9  # on the first turn of the loop at or after its time
+
+
+def test_a_session_played_offline_gives_the_notes_the_live_scheduler_played() -> None:
+    """`play_events` (rendering a night, measuring the music) is the scheduler without
+    its clock: the same events at the same times, the same notes in the same order."""
+    sink = RecordingSink()
+    config = {"bpm": 240.0, "attract_after_s": 1.0, "idle_s": 3.0}
+    show = SimulatedShow(sink, **config)
+    start = show.scheduler.engine.grid.time_of(0)  # when the show began
+    events: list[tuple[float, InputEvent]] = []
+
+    def send(event: InputEvent) -> None:
+        events.append((show.clock.now, event))
+        show.submit(event)
+
+    send(Join("c-a"))
+    send(Join("c-b"))
+    for n, key in enumerate("1*2#38504"):
+        send(Digit("c-a" if n % 3 else "c-b", key))
+        show.run_for(0.06 * (1 + n % 4))
+    show.run_for(2.0)  # their loops repeat
+    send(Command("tempo", {"bpm": 180.0}))
+    show.run_for(1.0)
+    send(Leave("c-b"))
+    show.run_for(4.0)  # c-a idles out, the attract pattern comes back
+    until = show.clock.now
+    show.stop()
+    live = [note for _, note in sink.played]
+
+    engine = Engine(EngineConfig(**config), start=start)  # type: ignore[arg-type]
+    offline = play_events(engine, events, until, LOOKAHEAD_S)
+
+    assert len(offline) > 40
+    assert offline == live[: len(offline)]
+    # After `until` the live show only ended what still sounded (its stop); so does
+    # the offline session, at each note's own time.
+    assert all(isinstance(n, NoteOff) for n in live[len(offline) :])
+
+
+def test_offline_a_panic_ends_what_sounds_at_its_time_and_drops_what_was_to_come() -> None:
+    engine = Engine(EngineConfig(bpm=60, attract_after_s=1e9), start=0.0)
+    events: list[tuple[float, InputEvent]] = [
+        (0.0, Join("c-a")),
+        (0.1, Digit("c-a", "1")),  # a loop: it would play again every 8 s
+        (0.3, Command("panic")),
+    ]
+    notes = play_events(engine, events, until=20.0, lookahead=LOOKAHEAD_S)
+    assert [type(n).__name__ for n in notes] == ["NoteOn", "NoteOff"]
+    assert notes[1].time == 0.3
 
 
 def test_stopping_ends_every_sounding_note_and_closes_the_outputs() -> None:
