@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import ConfigError, load_installation
 from .crowd import run_crowd
-from .plan import MAX_CALLERS, VIAS, CrowdOptions, UsageError, validate
+from .plan import MAX_CALLERS, STYLES, VIAS, CrowdOptions, UsageError, validate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=2.0,
-        help="key presses a second per caller (default 2). --via ws: keep it below the "
+        help="key presses a second per caller, on average (default 2). --via ws: keep it below the "
         "relay's limit for peers without a token (20 frames a second, burst 40): a "
         "keypad's presses above it are refused. --via twilio-audio: at most 6",
     )
@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=2.0,
         help="callers join spread over this many seconds (default 2)",
+    )
+    p.add_argument(
+        "--style",
+        default="human",
+        choices=STYLES,
+        help="how callers press (default human): human = each at its own pace, in phrases "
+        "of 3–12 quick presses with pauses between, mostly a few favourite keys, motifs "
+        "repeated and varied; steady = one press every 1/rate seconds, keys uniform (the "
+        "same number of presses, evenly spread)",
     )
     p.add_argument("--via", default="ws", choices=VIAS, help="the ingress path (default ws)")
     p.add_argument(
@@ -156,6 +165,7 @@ def parse_options(
         check=not args.no_check,
         drain=args.drain,
         relay_rate=relay_cfg.rate,
+        style=args.style,
     )
     validate(options)
     return options, bool(args.json)

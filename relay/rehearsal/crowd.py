@@ -34,6 +34,11 @@ moment the press left the crowd to the moment the subscriber read it. Exit statu
 when every caller got through and every press arrived once and in order, 1 otherwise,
 2 for a bad option.
 
+How the callers press is the plan's style (``--style``): ``human`` by default, phrases
+and pauses at each caller's own pace, favourite keys and motifs; ``steady``, one press
+every 1/rate seconds, keys uniform. Both send floor(duration × rate) presses a caller
+(the human style a few per cent fewer at rates near the path's limit).
+
 The package, by job: ``plan`` (the options and who presses what, pure), ``callers``
 (one coroutine per caller, per path), ``checker`` (the arrival check, on the
 contract's v2 subscriber), ``scoring`` (sent against seen), ``report``, ``cli`` (the
@@ -71,14 +76,16 @@ async def run_crowd(
     Raises `UsageError` for bad options; a relay that cannot be reached is a report
     whose callers failed, never an exception.
 
-    By default the callers follow `plan_crowd`; a longer rehearsal (bench/soak.py runs
-    one crowd per path at once) may give its own `plans` (one per caller, indexed
-    0…callers-1: callers coming and going, phrases and pauses) and the phone `numbers`
-    its callers dial from (so that crowds on several paths use distinct numbers)."""
+    By default the callers follow `plan_crowd` in `options.style`; a longer rehearsal
+    (bench/soak.py runs one crowd per path at once) may give its own `plans` (one per
+    caller, indexed 0…callers-1: callers coming and going, phrases and pauses; the
+    style is then theirs) and the phone `numbers` its callers dial from (so that crowds
+    on several paths use distinct numbers)."""
     validate(options)
     say = say or (lambda line: None)
     stop = stop or asyncio.Event()
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+    style = options.style if plans is None else ""  # given plans have their own style
     if plans is None:
         plans, ramp = plan_crowd(options, seed), options.ramp
     elif sorted(p.index for p in plans) == list(range(options.callers)):
@@ -97,6 +104,7 @@ async def run_crowd(
     def report() -> CrowdReport:
         r = tally.report(options, seed, plans)
         r.elapsed_s = loop.time() - began
+        r.style = style
         r.interrupted = stop.is_set()
         if callers is not None and options.via.startswith("twilio"):
             r.media_lag_max_ms = callers.media_lag * 1000

@@ -13,6 +13,7 @@ class CrowdReport:
     seed: int
     checked: bool
     callers: int
+    style: str = ""  # how the callers pressed ("human", "steady"); "" for plans given
     callers_failed: int = 0
     joins_seen: int = 0  # callers whose join the subscriber saw
     leaves_seen: int = 0
@@ -45,9 +46,10 @@ class CrowdReport:
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value:.1f} ms"
 
+        played = f"{self.style} style" if self.style else "plans given"
         lines = [
             f"dialjam crowd: {self.callers} callers via {self.via} → {self.relay}, "
-            f"channel {self.channel} (seed {self.seed}, {self.elapsed_s:.1f} s)",
+            f"channel {self.channel} ({played}, seed {self.seed}, {self.elapsed_s:.1f} s)",
             f"  callers     {self.callers}: {self.callers - self.callers_failed} got through, "
             f"{self.callers_failed} failed",
         ]

@@ -120,6 +120,10 @@ async def play(args: argparse.Namespace) -> dict[str, Any]:
         twilio_token=args.twilio_token,
         seed=args.seed,
         check=False,
+        # Metronomic, as stage.py counts on: rate × seconds presses each, evenly spaced,
+        # the two callers half a press apart (the ramp above), so the p99 of press →
+        # engine is over presses that never come in a burst.
+        style="steady",
     )
     plan.validate(options)
     plans = plan.plan_crowd(options, args.seed)

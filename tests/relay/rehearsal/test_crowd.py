@@ -28,7 +28,9 @@ from tests.support.relay import StartRelay
 ROOT = Path(__file__).resolve().parents[3]
 PUBLIC = "https://jam.example.org"
 TOKEN = "12345678901234567890123456789012"
-SMALL = CrowdOptions(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0)
+# Steady: the tests below count on its presses (8 a caller, evenly spaced); the human
+# style has its own test, and its plan's tests are in test_plan.py.
+SMALL = CrowdOptions(callers=5, rate=4.0, duration=2.0, ramp=0.5, seed=1, drain=2.0, style="steady")
 
 
 def free_port() -> int:
@@ -71,6 +73,31 @@ async def test_a_crowd_of_keypads_arrives_within_a_second_on_loopback(
     report = await run_crowd(dataclasses.replace(SMALL, relay=relay.url))
     assert_whole(report, 5)
     assert report.latency_max_ms is not None and report.latency_max_ms < 1000, report.render()
+
+
+@pytest.mark.parametrize("via", ["ws", "twilio-audio"])
+async def test_a_human_crowd_arrives_whole_phrases_and_all(
+    start_relay: StartRelay, via: str
+) -> None:
+    # Phrases of quick presses: on a keypad against the relay's per-connection rate,
+    # in the audio against the detector's tone-and-pause (the closest gaps there are).
+    relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
+    options = dataclasses.replace(
+        SMALL,
+        via=via,
+        relay=relay.url,
+        public_url=PUBLIC,
+        twilio_token=TOKEN,
+        rate=3.0,
+        duration=4.0,
+        style="human",
+    )
+    report = await run_crowd(options)
+    planned = sum(len(p.presses) for p in plan_crowd(options, 1))
+    assert report.presses_planned == report.presses_sent == report.presses_seen == planned
+    assert (report.lost, report.duplicated, report.out_of_order) == (0, 0, 0), report.render()
+    assert report.errors == {} and report.ok, report.render()
+    assert "(human style, seed 1," in report.render()
 
 
 async def test_a_crowd_of_twilio_callers_with_signed_webhooks_arrives_whole(
@@ -269,7 +296,8 @@ def test_presses_are_matched_in_order_and_losses_duplicates_and_swaps_are_counte
 
 
 def test_a_seeded_plan_is_the_same_every_time_and_spreads_the_starts_over_the_ramp() -> None:
-    options = CrowdOptions(callers=4, rate=2.0, duration=3.0, ramp=2.0)
+    # Steady: one press every half second, half a period in.
+    options = CrowdOptions(callers=4, rate=2.0, duration=3.0, ramp=2.0, style="steady")
     plan = plan_crowd(options, seed=42)
     assert plan == plan_crowd(options, seed=42)
     assert plan != plan_crowd(options, seed=43)
@@ -343,6 +371,7 @@ async def crowd_cli(*args: str) -> tuple[int, str, str]:
         (["--rate", "25"], "not below the relay's limit of 20"),
         (["--via", "twilio-audio", "--rate", "10"], "at most 6 for twilio-audio"),
         (["--via", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["--style", "swing"], "invalid choice: 'swing'"),
         (["--relay", "ftp://x"], "--relay 'ftp://x' must be an http:// or https:// address"),
         (["--ari-listen", "8088"], "--ari-listen '8088' must be HOST:PORT"),
         (["--config", "/nonexistent/jam.toml"], "does not exist"),
@@ -362,9 +391,11 @@ async def test_the_command_line_plays_a_crowd_and_exits_0_when_everything_arrive
 ) -> None:
     relay = await start_relay()
     code, out, err = await crowd_cli(
-        "--relay", relay.url, "--callers", "3", "--rate", "3", "--duration", "1", "--ramp", "0"
+        *("--relay", relay.url, "--callers", "3", "--rate", "3", "--duration", "1"),
+        *("--ramp", "0", "--style", "steady"),  # steady: 3 presses a caller, counted below
     )
     assert code == 0, out + err
     assert "dialjam crowd: 3 callers via ws" in out
+    assert "steady style" in out
     assert "9 planned, 9 sent, 9 seen: 0 lost, 0 duplicated, 0 out of order" in out
     assert "PASS" in out
