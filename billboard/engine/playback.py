@@ -38,7 +38,7 @@ def play_events(
             heapq.heappush(queued, (note.time, next(order), note))
 
     def dispatch(now: float, *, including: bool = True) -> None:
-        while queued and (queued[0][0] < now or including and queued[0][0] == now):
+        while queued and (queued[0][0] < now or (including and queued[0][0] == now)):
             out.append(heapq.heappop(queued)[2])
 
     for at, event in events:

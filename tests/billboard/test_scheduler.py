@@ -17,8 +17,8 @@ from collections.abc import Callable
 import pytest
 
 from billboard.engine import Digit, Engine, EngineConfig, Join, Leave, NoteOff, NoteOn
-from billboard.engine.playback import play_events
 from billboard.engine.events import Command, InputEvent
+from billboard.engine.playback import play_events
 from billboard.engine.scene import Scene
 from billboard.scheduler import LOOKAHEAD_S, Scheduler
 
