@@ -49,6 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--phone", help="the number shown on the banner")
     a("--bpm", type=float, help="tempo (default 112)")
     a("--key", help="key (default C)")
+    a("--style", help="the groove bed: pop (default), house, hiphop, or none")
     a("--display", type=int, help="which display to fill (default 0)")
     a("--windowed", action="store_true", default=None, help="a window, not full screen")
     a("--size", help="window size, e.g. 1920x1080")
@@ -81,6 +82,7 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
             "phone": args.phone,
             "bpm": args.bpm,
             "key": args.key,
+            "style": args.style,
             "display": args.display,
             "windowed": args.windowed,
             "size": args.size,

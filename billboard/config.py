@@ -15,6 +15,7 @@ from typing import Any
 from relay.config import ConfigError, Installation, check_not_installation_wide, coerce
 
 from .engine import EngineConfig, Facade, TrackSpec
+from .engine.bed import NO_BED, STYLES
 from .engine.harmony import SCALES, parse_key, parse_progression
 from .engine.tracks import DEFAULT_TRACKS, MODES
 
@@ -34,6 +35,7 @@ class BillboardConfig:
     key: str = "C"
     scale: str = "major"
     progression: str = "I-V-vi-IV"
+    style: str = "pop"  # the groove bed: pop, house, hiphop, or none
     idle_s: float = 30.0
     turn_s: float = 180.0
     kick_ban_s: float = 120.0
@@ -68,6 +70,7 @@ class BillboardConfig:
             key=self.key,
             scale=self.scale,
             progression=parse_progression(self.progression),
+            style=self.style,
             idle_s=self.idle_s,
             turn_s=self.turn_s,
             kick_ban_s=self.kick_ban_s,
@@ -197,6 +200,8 @@ def _validate(config: BillboardConfig) -> None:
         raise ConfigError(str(exc)) from None
     if config.scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}")
+    if config.style not in (*STYLES, NO_BED):
+        raise ConfigError(f"style must be one of {', '.join(STYLES)}, {NO_BED}")
     if config.relay and not config.relay.startswith(("ws://", "wss://")):
         raise ConfigError(f"relay {config.relay!r} must start with ws:// or wss://")
     if config.size:

@@ -2,7 +2,7 @@
 
 Pure and deterministic: events and the time come in as arguments, notes (stamped with
 the time they must sound) and caller updates come out. No clock is read here, and the
-only randomness (the attract pattern) comes from a seeded generator.
+only variation (the bed's humanised velocities) is keyed by the seed and the step.
 
 The adapters drive it like this::
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from .bed import NO_BED, STYLES, Bed
 from .clock import Grid
 from .events import (
     Assign,
@@ -62,6 +62,9 @@ FULL_RETELL_S: Final = 30.0
 FULL_TOLD_MAX: Final = 4096  # callers remembered as told; the oldest may hear it again
 
 
+SEAT_ORDER: Final = ("lead", "bass", "drums", "chords", "pluck", "bells", "pad", "percussion")
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     tracks: tuple[TrackSpec, ...] = DEFAULT_TRACKS
@@ -79,9 +82,13 @@ class EngineConfig:
     grace_s: float = 0.030  # a press this soon after a step plays at once
     loop_bars: int = 2  # each track loops what its caller played in the last bars
     fade_bars: int = 4  # a departed caller's loop fades over this many bars
-    attract_after_s: float = 20.0  # nobody playing this long → the attract pattern
+    attract_after_s: float = 20.0  # nobody playing this long → the screen invites
     facade: Facade = field(default_factory=Facade)
     seed: int = 2010
+    style: str = "pop"  # the groove bed's arrangement (bed.STYLES), or "none": no bed
+    # Which free track a newcomer takes first: a melodic part over the running beat,
+    # then the bed's parts; tracks not named here come after, in their own order.
+    seat_order: tuple[str, ...] = SEAT_ORDER
 
 
 @dataclass(slots=True)
@@ -136,7 +143,12 @@ class Engine:
         )
         if config.scale not in SCALES:
             raise ValueError(f"unknown scale {config.scale!r}")
+        if config.style not in (*STYLES, NO_BED):
+            raise ValueError(f"unknown style {config.style!r}: one of {', '.join(STYLES)}, none")
         self.tracks = [Track(spec, i) for i, spec in enumerate(config.tracks)]
+        rank = {name: i for i, name in enumerate(config.seat_order)}
+        self._seats = sorted(self.tracks, key=lambda t: (rank.get(t.spec.name, len(rank)), t.index))
+        self.bed = Bed(STYLES.get(config.style), self.tracks, config.seed)
         self.callers: dict[str, Caller] = {}
         self.line = WaitingLine()
         # The waiting callers again, least recently active first: events come in time
@@ -236,7 +248,7 @@ class Engine:
             self._quiet.move_to_end(caller.caller)
 
     def _free_track(self) -> Track | None:
-        return next((t for t in self.tracks if t.caller is None), None)
+        return next((t for t in self._seats if t.caller is None), None)
 
     def _seat(self, caller: Caller, track: Track, now: float) -> None:
         caller.track = track.index
@@ -442,8 +454,7 @@ class Engine:
                             notes.extend(self._sound(track, hit, step, when, scale))
             if track.fill_from <= step <= track.fill_until and track.caller:
                 notes.extend(self._fill(track, step, when))
-        if self.attract(when):
-            notes.extend(self._attract_step(step, when))
+        notes.extend(self.bed.notes(step, when, self.grid, self.harmony))
         return notes
 
     def _fill(self, track: Track, step: int, when: float) -> list[Note]:
@@ -464,28 +475,6 @@ class Engine:
         return now - self.last_play >= self.config.attract_after_s and all(
             t.caller is None and not t.fading for t in self.tracks
         )
-
-    def _attract_step(self, step: int, when: float) -> list[Note]:
-        """A quiet pattern, the same for the same bar (seeded per bar)."""
-        bar, pos = divmod(step, STEPS_PER_BAR)
-        rng = random.Random(self._seed * 1_000_003 + bar)
-        picks = [rng.random() for _ in range(STEPS_PER_BAR)]
-        notes: list[Note] = []
-        for track in self.tracks:
-            spec = track.spec
-            hit: Hit | None = None
-            if spec.mode == "drums" and spec.samples == "kit":
-                if pos in (0, 8):
-                    hit = Hit(step, 0, 0, 52)  # kick
-                elif pos % 4 == 2:
-                    hit = Hit(step, 2, 0, 30)  # closed hat
-            elif spec.mode == "chord_tones" and spec.length >= 8 and pos == 0:
-                hit = Hit(step, 0, 0, 40)  # the pad holds the chord's root
-            elif spec.name == "bells" and pos % 4 == 0 and picks[pos] < 0.35:
-                hit = Hit(step, int(picks[(pos + 5) % 16] * 8), 0, 34)
-            if hit is not None:
-                notes.extend(self._sound(track, hit, step, when))
-        return notes
 
     # -- operator commands ----------------------------------------------------------
 

@@ -100,6 +100,15 @@ class Harmony:
         note = 12 * (octave + 1 + octave_carry) + self.key + steps[index]
         return max(0, min(127, note))
 
+    def bed_notes(self, part: str, tone: int, step: int, octave: int) -> tuple[int, ...]:
+        """The groove bed's notes at `step`: the bass on chord tone `tone` (0 root,
+        1 third, 2 fifth) in `octave`; the chords and the pad as the triad in root
+        position."""
+        root = self.chord_degree(step)
+        if part == "bass":
+            return (self.pitch(root + 2 * tone, octave),)
+        return tuple(self.pitch(root + d, octave) for d in (0, 2, 4))
+
     def notes_for(self, spec: TrackSpec, index: int, step: int, shift: int) -> tuple[int, ...]:
         """The notes digit `index` (0–9) plays on `spec` at `step`, `shift` octaves off."""
         if spec.mode == "drums":

@@ -1,0 +1,251 @@
+"""The groove bed: a beat, a bass line, the chords and a pad that play from the first
+second and never stop, for the callers to decorate.
+
+A style is a small arrangement written as 16-step patterns per section. The bed plays
+its parts on the installation's own tracks (the kit on the drums track, the bass line
+on the bass track, …) while no caller holds them, and yields a part to the caller who
+takes that track (the kit keeps its kick under a caller on drums: they vary the beat,
+they do not start it from silence). Sections follow the crowd: with nobody playing the
+bed idles on its intro; once callers play it cycles build → drop → drop → break, one
+section per phrase of `PHRASE_BARS` bars, so the music builds and breaks.
+
+Everything here is pure and keyed by step: the same steps give the same notes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from .clock import Grid
+from .events import Note, NoteOff, NoteOn
+from .harmony import Harmony
+from .tracks import TrackSpec
+
+STEPS: Final = 16
+PHRASE_BARS: Final = 8
+SECTIONS: Final = ("intro", "build", "drop", "break")
+# The order of sections once anyone plays; `intro` while nobody does.
+CYCLE: Final = ("build", "drop", "drop", "break")
+# A pattern letter's share of its part's velocity: accent, normal, soft.
+LEVELS: Final = {"X": 1.0, "x": 0.8, "o": 0.55}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One note of the bed at a step of the bar: `part` is the role ("kick", "bass",
+    …), `tone` a chord tone (0 root, 1 third, 2 fifth) for pitched parts, `level` a
+    share of the part's velocity, `length` in steps."""
+
+    part: str
+    pos: int
+    tone: int
+    level: float
+    length: int
+
+
+@dataclass(frozen=True)
+class Style:
+    """An arrangement: per section, the drum patterns (kick, snare, hat, open hat as
+    16-letter strings), the bass line and the chord comp as (step, tone, length)."""
+
+    name: str
+    drums: dict[str, dict[str, str]]
+    bass: dict[str, tuple[tuple[int, int, int], ...]]
+    chords: dict[str, tuple[tuple[int, int], ...]]
+    pad: frozenset[str]  # the sections the pad holds the chord in
+    fill: str = "x.x.x.x.xxxxXXXX"  # a snare roll on a build's last bar
+
+
+def _drums(kick: str, snare: str, hat: str, open_hat: str = "." * STEPS) -> dict[str, str]:
+    return {"kick": kick, "snare": snare, "hat": hat, "open_hat": open_hat}
+
+
+POP = Style(
+    "pop",
+    drums={
+        "intro": _drums("X.......X.......", "." * 16, "..o...o...o...o."),
+        "build": _drums("X.......X.x.....", "....x.......x...", "x.o.x.o.x.o.x.o."),
+        "drop": _drums("X.......X.x.....", "....X.......X...", "x.x.x.x.x.x.x.x."),
+        "break": _drums("X...............", "." * 16, "o.o.o.o.o.o.o.o."),
+    },
+    bass={
+        "intro": ((0, 0, 6), (8, 0, 6)),
+        "build": ((0, 0, 4), (6, 0, 2), (8, 2, 4), (14, 0, 2)),
+        "drop": ((0, 0, 3), (6, 0, 2), (8, 2, 2), (10, 0, 2), (14, 1, 2)),
+        "break": ((0, 0, 14),),
+    },
+    chords={
+        "build": ((0, 6), (8, 6)),
+        "drop": ((0, 3), (6, 2), (8, 3), (14, 2)),
+    },
+    pad=frozenset({"intro", "break", "build"}),
+)
+
+HOUSE = Style(
+    "house",
+    drums={
+        "intro": _drums("X...X...X...X...", "." * 16, "." * 16, "..o...o...o...o."),
+        "build": _drums("X...X...X...X...", "....x.......x...", "x.x.x.x.x.x.x.x."),
+        "drop": _drums(
+            "X...X...X...X...", "....X.......X...", "x.x.x.x.x.x.x.x.", "..x...x...x...x."
+        ),
+        "break": _drums("X...............", "." * 16, "o.o.o.o.o.o.o.o.", "..o...o...o...o."),
+    },
+    bass={
+        "intro": ((2, 0, 2), (10, 0, 2)),
+        "build": ((2, 0, 2), (6, 0, 2), (10, 0, 2), (14, 0, 2)),
+        "drop": ((2, 0, 2), (6, 0, 2), (10, 2, 2), (14, 0, 2)),
+        "break": ((0, 0, 14),),
+    },
+    chords={
+        "build": ((2, 1), (6, 1), (10, 1), (14, 1)),
+        "drop": ((2, 1), (6, 1), (10, 1), (14, 1)),
+    },
+    pad=frozenset({"intro", "break"}),
+)
+
+HIPHOP = Style(
+    "hiphop",
+    drums={
+        "intro": _drums("X.........X.....", "." * 16, "o.o.o.o.o.o.o.o."),
+        "build": _drums("X......x..X.....", "....x.......x...", "x.x.x.x.x.x.x.x."),
+        "drop": _drums("X......x..X..x..", "....X.......X...", "x.x.x.x.x.x.x.x."),
+        "break": _drums("X...............", "." * 16, "o...o...o...o..."),
+    },
+    bass={
+        "intro": ((0, 0, 8),),
+        "build": ((0, 0, 6), (10, 0, 4)),
+        "drop": ((0, 0, 6), (10, 2, 2), (12, 0, 4)),
+        "break": ((0, 0, 14),),
+    },
+    chords={
+        "build": ((0, 8),),
+        "drop": ((0, 6), (8, 6)),
+    },
+    pad=frozenset({"intro", "break", "build", "drop"}),
+)
+
+STYLES: Final[dict[str, Style]] = {s.name: s for s in (POP, HOUSE, HIPHOP)}
+NO_BED: Final = "none"  # the style of an installation that wants its callers alone
+
+
+def section_for(phrase: int, playing: bool, since: int) -> str:
+    """The section of phrase `phrase`: `intro` while nobody plays, else the cycle,
+    counted from the phrase `since` the crowd began playing."""
+    if not playing:
+        return "intro"
+    return CYCLE[(phrase - since) % len(CYCLE)]
+
+
+def hits(style: Style, section: str, pos: int, last_bar_of_phrase: bool) -> list[Hit]:
+    """The bed's hits at step `pos` (0–15) of a bar in `section`."""
+    out: list[Hit] = []
+    drums = style.drums[section]
+    for part, pattern in drums.items():
+        if part == "snare" and section == "build" and last_bar_of_phrase:
+            pattern = style.fill
+        letter = pattern[pos]
+        if letter in LEVELS:
+            out.append(Hit(part, pos, 0, LEVELS[letter], 1))
+    for at, tone, length in style.bass.get(section, ()):
+        if at == pos:
+            out.append(Hit("bass", pos, tone, 1.0 if pos == 0 else 0.85, length))
+    for at, length in style.chords.get(section, ()):
+        if at == pos:
+            out.append(Hit("chords", pos, 0, 1.0 if pos in (0, 8) else 0.8, length))
+    if pos == 0 and section in style.pad:
+        out.append(Hit("pad", pos, 0, 1.0, STEPS))
+    return out
+
+
+# The bed's drum parts on the GM kit, and each part's velocity before a pattern's level.
+DRUM_NOTES: Final = {"kick": 36, "snare": 38, "hat": 42, "open_hat": 46}
+VELOCITY: Final = {
+    "kick": 112,
+    "snare": 100,
+    "hat": 62,
+    "open_hat": 58,
+    "bass": 100,
+    "chords": 72,
+    "pad": 56,
+}
+HUMANISE: Final = 4  # ± this much velocity, the same for the same step and part
+
+
+class Seat(Protocol):
+    """What the bed reads of an engine's track: what it plays and whether it is held."""
+
+    spec: TrackSpec
+    caller: str | None
+
+
+class Bed:
+    """The bed of one engine: its style, the tracks it plays on, the current section."""
+
+    def __init__(self, style: Style | None, tracks: Sequence[Seat], seed: int) -> None:
+        self.style = style
+        self.tracks = tracks
+        self.seed = seed
+        self.parts = _part_tracks(tracks)
+        self.section = "intro"
+        self._playing_since: int | None = None  # the phrase the crowd began playing in
+
+    def notes(self, step: int, when: float, grid: Grid, harmony: Harmony) -> list[Note]:
+        """The bed's notes at `step` (sounding at `when`): on the tracks no caller holds,
+        and the kick under a caller on drums."""
+        if self.style is None:
+            return []
+        bar, pos = divmod(step, STEPS)
+        phrase, bar_in_phrase = divmod(bar, PHRASE_BARS)
+        if pos == 0 and bar_in_phrase == 0:
+            self._next_section(phrase)
+        out: list[Note] = []
+        for hit in hits(self.style, self.section, pos, bar_in_phrase == PHRASE_BARS - 1):
+            drum = DRUM_NOTES.get(hit.part)
+            track = self.parts.get("drums" if drum is not None else hit.part)
+            if track is None or (track.caller is not None and hit.part != "kick"):
+                continue
+            spec = track.spec
+            key = f"{self.seed}/{step}/{hit.part}".encode()
+            humanise = zlib.crc32(key) % (2 * HUMANISE + 1) - HUMANISE
+            velocity = max(1, min(127, round(VELOCITY[hit.part] * hit.level) + humanise))
+            if drum is not None:
+                pitches: tuple[int, ...] = (drum,)
+            else:
+                pitches = harmony.bed_notes(hit.part, hit.tone, step, spec.octave)
+            off_step = step + hit.length
+            off = grid.time_of(off_step)
+            for pitch in pitches:
+                out.append(NoteOn(when, step, spec.name, spec.channel, pitch, velocity))
+                out.append(NoteOff(off, off_step, spec.name, spec.channel, pitch))
+        return out
+
+    def _next_section(self, phrase: int) -> None:
+        """At a phrase's first step: its section, from whether anyone holds a track."""
+        playing = any(t.caller is not None for t in self.tracks)
+        if not playing:
+            self._playing_since = None
+        elif self._playing_since is None:
+            self._playing_since = phrase
+        self.section = section_for(phrase, playing, self._playing_since or 0)
+
+
+def _part_tracks(tracks: Sequence[Seat]) -> dict[str, Seat]:
+    """The tracks the bed plays its parts on: the kit's drums, the bass, the chords and
+    the pad (by name, else by what they play)."""
+    found: dict[str, Seat] = {}
+    for track in tracks:
+        spec = track.spec
+        if spec.mode == "drums" and spec.samples == "kit":
+            found.setdefault("drums", track)
+        elif spec.mode == "chord":
+            found.setdefault("chords", track)
+        elif spec.mode == "chord_tones":
+            role = (
+                spec.name if spec.name in ("bass", "pad") else "pad" if spec.length >= 8 else "bass"
+            )
+            found.setdefault(role, track)
+    return found
