@@ -64,6 +64,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--record", type=Path, help="write the session to this Standard MIDI File")
     a("--log-events", type=Path, help="log input events to this JSON-lines file")
     a("--replay", type=Path, help="play the events of a --log-events file")
+    a(
+        "--render",
+        type=Path,
+        metavar="FILE.wav",
+        help="with --replay: render its night offline to this WAV file, faster than real "
+        "time (no window, sound card or relay), and exit; --record writes its MIDI",
+    )
     add_open_flags(p)  # the embedded relay's rehearsal mode
     a("--log-level", default="INFO")
     return p.parse_args(argv)
@@ -153,11 +160,16 @@ def run(argv: Sequence[str] | None = None) -> int:
             return 1
         print("\n".join(ports) if ports else "no MIDI output ports")
         return 0
+    if args.render and not args.replay:
+        print("dialjam billboard: error: --render needs --replay FILE.jsonl", file=sys.stderr)
+        return 2
     try:
         board, installation = load(args)
     except ConfigError as exc:
         print(f"dialjam billboard: error: {exc}", file=sys.stderr)
         return 2
+    if args.render:
+        return render(board, args)
     headless = args.headless
     if not headless and not has_display():
         print(
@@ -217,6 +229,26 @@ def run(argv: Sequence[str] | None = None) -> int:
         run_frontend(show, board, relay, options, stop, sound)
     finally:
         show.stop()
+    return 0
+
+
+def render(board: BillboardConfig, args: argparse.Namespace) -> int:
+    """--replay with --render: the night offline, then its closing line."""
+    from .offline import RenderError, render_night
+
+    try:
+        rendered = render_night(
+            board,
+            args.replay,
+            args.render,
+            record=args.record,
+            duration=args.duration,
+            sounds_dir=Options().sounds_dir,
+        )
+    except RenderError as exc:
+        print(f"dialjam billboard: {exc}", file=sys.stderr)
+        return 1
+    print(rendered.summary())
     return 0
 
 

@@ -14,9 +14,11 @@ each its own small protocol, checked with ``isinstance`` where it is used:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from .engine import NoteOff, NoteOn
+from .engine import Command, InputEvent, NoteOff, NoteOn
+from .engine.clock import MAX_BPM, MIN_BPM
 
 
 class NoteSink(Protocol):
@@ -59,3 +61,18 @@ class ClockSink(Protocol):
     def clock_start(self) -> None: ...
     def clock_tick(self) -> None: ...
     def clock_stop(self) -> None: ...
+
+
+def follow_tempo(outputs: Iterable[object], event: InputEvent, at: float) -> None:
+    """An operator's `tempo` command at `at` reaches the outputs that keep a tempo map
+    (`FollowsTempo`), clamped as the engine clamps it; any other event, or a tempo
+    command the engine would ignore, reaches nobody."""
+    if not (isinstance(event, Command) and event.name == "tempo"):
+        return
+    try:
+        bpm = min(MAX_BPM, max(MIN_BPM, float(event.args["bpm"])))
+    except (KeyError, TypeError, ValueError):
+        return
+    for output in outputs:
+        if isinstance(output, FollowsTempo):
+            output.set_tempo(bpm, at)

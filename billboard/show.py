@@ -29,10 +29,9 @@ from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseu
 from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
-from .engine.clock import MAX_BPM, MIN_BPM
-from .engine.events import CallerUpdate, Command, InputEvent
+from .engine.events import CallerUpdate, InputEvent
 from .eventlog import EventLog, read_events
-from .outputs import ClockSink, FollowsTempo, NoteSink
+from .outputs import ClockSink, NoteSink, follow_tempo
 from .relay_link import RelayLink
 from .scheduler import Scheduler
 
@@ -209,15 +208,8 @@ class Show:
     def _on_event(self, event: InputEvent, at: float) -> None:
         if self.eventlog is not None:
             self.eventlog.write(event, at)
-        if isinstance(event, Command) and event.name == "tempo":
-            # A recording keeps the operator's tempo changes in its tempo map.
-            try:
-                bpm = min(MAX_BPM, max(MIN_BPM, float(event.args["bpm"])))
-            except (KeyError, TypeError, ValueError):
-                return
-            for sink in self.scheduler.sinks:
-                if isinstance(sink, FollowsTempo):
-                    sink.set_tempo(bpm, at)
+        # A recording keeps the operator's tempo changes in its tempo map.
+        follow_tempo(self.scheduler.sinks, event, at)
 
     def _updates(self, updates: list[CallerUpdate]) -> None:
         loop, link = self._loop, self.link

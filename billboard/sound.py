@@ -1,7 +1,9 @@
 """The billboard's speakers: the engine's notes played on pygame.mixer.
 
 The only module of the billboard that imports ``pygame.mixer``. It plays the sample
-library (``billboard/samples.py``) on a small pool of mixer channels per track:
+library (``billboard/samples.py``) on a small pool of mixer channels per track, by the
+playing rules of ``billboard/voicing.py`` (which the offline render,
+``billboard/render.py``, follows too):
 
 - a drum note plays its set's file for that note, or the stand-in `drum_note` finds;
 - a pitched note plays the nearest zone resampled to it (cached per set and note, and
@@ -23,8 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,52 +38,32 @@ from relay.ratelimit import LogOnce
 
 from .engine.events import NoteOff, NoteOn
 from .engine.tracks import TrackSpec
-from .samples import SampleSet, drum_note, load_sample_sets, nearest_zone, resample
+from .samples import Samples, SampleSet, load_sample_sets
+from .voicing import (
+    VOICES_PER_TRACK,
+    PreparedSounds,
+    exclusive_class,
+    release_voices,
+    silence,
+    start_voice,
+    to_pcm16,
+    voice_volume,
+)
 
 log = logging.getLogger("billboard.sound")
 
-VOICES_PER_TRACK: Final = 6
 # Unreserved channels left for anyone else's Sound.play(); our tracks never take them.
 SPARE_CHANNELS: Final = 8
-# Eight tracks peaking together must not clip the mix: -6 dB of headroom.
-MASTER_GAIN: Final = 0.5
-RETRIGGER_FADE_MS: Final = 20  # a note restarted (or a hat choked) fades its old voice
-STEAL_FADE_MS: Final = 12  # the oldest voice's fade when a track's last voice is taken
-PANIC_FADE_MS: Final = 10  # "at once", without the pop of a hard cut on a big PA
-CACHE_BYTES: Final = 48 * 2**20  # prepared sounds kept, least recently used dropped
-MAX_VOICE_SECONDS: Final = 6.0  # a very low note resampled longer is cut (and faded)
 _WARN_KEYS_MAX: Final = 256  # distinct "ignored" warnings remembered
-
-# GM2 "exclusive classes": a hit silences the others of its class (a closed hat chokes
-# the open one, as a drummer's foot does).
-EXCLUSIVE_CLASS: Final[Mapping[int, int]] = {
-    42: 1,
-    44: 1,
-    46: 1,
-    71: 2,
-    72: 2,
-    73: 3,
-    74: 3,
-    78: 4,
-    79: 4,
-    80: 5,
-    81: 5,
-}
-
-
-def velocity_gain(velocity: int) -> float:
-    """MIDI velocity 1–127 → amplitude: the DLS curve, 40·log10(v/127) dB, i.e. the
-    square of v/127, which is how GM synths make soft notes sound soft."""
-    v = min(max(velocity, 0), 127) / 127
-    return v * v
 
 
 # -- the mixer ---------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Voice:
-    """One mixer channel of a track's pool, and the note it was last given."""
+    """One mixer channel of a track's pool (a `voicing.Voice`), and the note it was
+    last given."""
 
     channel: pygame.mixer.Channel
     note: int = -1
@@ -90,6 +71,15 @@ class _Voice:
     started: int = 0  # play order: the oldest voice is stolen first
     volume: float = 0.0
     released: bool = True  # note-off given (fading or done): first to be reused
+
+    def busy(self) -> bool:
+        return bool(self.channel.get_busy())
+
+    def fade(self, ms: int) -> None:
+        self.channel.fadeout(ms)
+
+    def stop(self) -> None:
+        self.channel.stop()
 
 
 @dataclass(slots=True)
@@ -123,10 +113,9 @@ class SoundOut:
         self._closed = False
         self._muted = False
         self._order = 0
-        self._cache: OrderedDict[tuple[str, int], tuple[pygame.mixer.Sound, int]] = OrderedDict()
-        self._cache_bytes = 0
         self._warned = LogOnce(burst=20, max_keys=_WARN_KEYS_MAX)
         self._rate, self._channels, frames = _open_mixer(frequency, buffer)
+        self._sounds = PreparedSounds(self._rate, self._make_sound)
         self.latency_ms: float = 1000.0 * frames / self._rate
         reserved = len(tracks) * voices_per_track
         pygame.mixer.set_num_channels(reserved + SPARE_CHANNELS)
@@ -168,14 +157,12 @@ class SoundOut:
                 self._warn_once(("velocity",), "ignoring a note with velocity %r", note.velocity)
                 return
             if note.velocity <= 0:
-                self._release(track, note.note)
+                release_voices(track.voices, track.samples, note.note)
                 return
             try:
-                sound, gain = self._sound_for(track.samples, note.note)
-                volume = min(1.0, MASTER_GAIN * gain * velocity_gain(note.velocity))
-                exclusive = (
-                    EXCLUSIVE_CLASS.get(note.note) if track.samples.kind == "drums" else None
-                )
+                sound, gain = self._sounds.get(track.samples, note.note)
+                volume = voice_volume(gain, note.velocity)
+                exclusive = exclusive_class(track.samples, note.note)
                 self._start(track, note.note, sound, volume, exclusive)
             except pygame.error as exc:  # the device went away: keep the show going
                 self._warn_once(("mixer", str(exc)), "the mixer refused a note: %s", exc)
@@ -187,7 +174,8 @@ class SoundOut:
             track = self._usable_track(note.track, note.note)
             if track is not None:
                 try:
-                    self._release(track, note.note)
+                    if track.samples is not None:
+                        release_voices(track.voices, track.samples, note.note)
                 except pygame.error as exc:
                     self._warn_once(("mixer", str(exc)), "the mixer refused a note-off: %s", exc)
 
@@ -198,7 +186,7 @@ class SoundOut:
             track = self._usable_track(note.track, note.note)
             if track is not None and track.samples is not None:
                 try:
-                    self._sound_for(track.samples, note.note)
+                    self._sounds.get(track.samples, note.note)
                 except pygame.error as exc:
                     self._warn_once(("mixer", str(exc)), "the mixer refused a sound: %s", exc)
 
@@ -208,12 +196,11 @@ class SoundOut:
             if self._closed:
                 return
             try:
-                pygame.mixer.fadeout(PANIC_FADE_MS)
+                silence(self._voices())
             except pygame.error as exc:
                 self._warn_once(("mixer", str(exc)), "the mixer refused a panic: %s", exc)
-            for voice in self._voices():
-                voice.released = True
-                voice.note = -1
+                for voice in self._voices():
+                    voice.released, voice.note = True, -1
 
     def set_muted(self, muted: bool) -> None:
         """Mute (or unmute) all sound. Notes go on being played and tracked silently,
@@ -242,8 +229,7 @@ class SoundOut:
             if self._closed:
                 return
             self._closed = True
-            self._cache.clear()
-            self._cache_bytes = 0
+            self._sounds.clear()
             with contextlib.suppress(pygame.error):  # closed by someone else: nothing to stop
                 pygame.mixer.stop()
             pygame.mixer.quit()
@@ -267,43 +253,12 @@ class SoundOut:
             return None
         return track
 
-    def _sound_for(self, sample_set: SampleSet, note: int) -> tuple[pygame.mixer.Sound, float]:
-        """The prepared sound for `note` (from the cache, or resampled now) and its gain."""
-        gain = sample_set.gain
-        if sample_set.kind == "drums":
-            resolved = drum_note(sample_set.drums, note)
-            assert resolved is not None  # _read_set refuses an empty set
-            hit = sample_set.drums[resolved]
-            key, samples, step, gain = (
-                (sample_set.name, resolved),
-                hit.samples,
-                1.0,
-                gain * hit.gain,
-            )
-        else:
-            zone = nearest_zone(sample_set.zones, note)
-            key, samples = (sample_set.name, note), zone.samples
-            step = 2.0 ** ((note - zone.root) / 12)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached[0], gain
-        mono = resample(
-            samples,
-            step * sample_set.rate / self._rate,  # the mixer may run at another rate
-            max_frames=int(MAX_VOICE_SECONDS * self._rate),
-        )
-        pcm = np.clip(np.rint(mono * 32767.0), -32768, 32767).astype(np.int16)
+    def _make_sound(self, mono: Samples) -> tuple[pygame.mixer.Sound, int]:
+        """A prepared note as a mixer sound, and the bytes it holds."""
+        pcm = to_pcm16(mono)
         if self._channels > 1:  # the same signal on every speaker
             pcm = np.ascontiguousarray(np.repeat(pcm[:, np.newaxis], self._channels, axis=1))
-        sound = pygame.mixer.Sound(buffer=pcm.tobytes())
-        self._cache[key] = (sound, pcm.nbytes)
-        self._cache_bytes += pcm.nbytes
-        while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
-            # A sound still playing stays alive: its channel holds a reference.
-            _, (_, size) = self._cache.popitem(last=False)
-            self._cache_bytes -= size
-        return sound, gain
+        return pygame.mixer.Sound(buffer=pcm.tobytes()), pcm.nbytes
 
     def _start(
         self,
@@ -313,43 +268,13 @@ class SoundOut:
         volume: float,
         exclusive: int | None,
     ) -> None:
-        pool = track.voices
-        for voice in pool:
-            same = voice.note == note or (exclusive is not None and voice.exclusive == exclusive)
-            if same and not voice.released and voice.channel.get_busy():
-                voice.channel.fadeout(RETRIGGER_FADE_MS)
-                voice.released = True
-        free = [v for v in pool if not v.channel.get_busy()]
-        if free:
-            voice = free[0]
-        else:
-            # Every voice busy: steal the oldest, preferring one already fading out.
-            voice = min(pool, key=lambda v: (not v.released, v.started))
-            voice.channel.stop()  # also ends a fade, which would override the volume
-        self._order += 1
-        voice.note, voice.exclusive, voice.started = note, exclusive, self._order
-        voice.volume, voice.released = volume, False
-        voice.channel.set_volume(0.0 if self._muted else volume)
-        voice.channel.play(sound)
-        # Keep a voice in hand: when this was the last one, fade the oldest out now, so
-        # the next note finds a free channel instead of cutting one off with a click.
-        if not any(v.released or not v.channel.get_busy() for v in pool):
-            oldest = min(pool, key=lambda v: v.started)
-            if oldest is not voice:
-                oldest.channel.fadeout(STEAL_FADE_MS)
-                oldest.released = True
+        def play(voice: _Voice) -> None:
+            voice.volume = volume
+            voice.channel.set_volume(0.0 if self._muted else volume)
+            voice.channel.play(sound)
 
-    def _release(self, track: _Track, note: int) -> None:
-        if track.samples is None or track.samples.kind == "drums":
-            return
-        for voice in track.voices:
-            if voice.note == note and not voice.released:
-                voice.released = True
-                if voice.channel.get_busy():
-                    if track.samples.release_ms > 0:
-                        voice.channel.fadeout(track.samples.release_ms)
-                    else:
-                        voice.channel.stop()
+        self._order += 1
+        start_voice(track.voices, note, exclusive, self._order, play)
 
     def _warn_once(self, key: tuple[object, ...], message: str, *args: object) -> None:
         # A flood of distinct bad notes: twenty lines, then one a second at most.

@@ -19,7 +19,8 @@ import pytest
 
 from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.tracks import DEFAULT_TRACKS
-from billboard.sound import VOICES_PER_TRACK, SoundOut, velocity_gain
+from billboard.sound import SoundOut
+from billboard.voicing import VOICES_PER_TRACK, velocity_gain
 from tests.billboard.audio import Audio, cents, dominant_hz, midi_hz, rms
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"

@@ -1,0 +1,250 @@
+"""A night's notes mixed offline into what the speakers played: stereo float32 audio at
+44,100 Hz, with no mixer, no sound device and no clock, many times faster than real time.
+
+The notes are played by the live speakers' rules (``billboard/voicing.py``: the same
+sample library, sounds, volumes, voices per track, stealing, chokes, releases and panic
+fades), so a night published from its event log sounds as it did on the building. What
+differs is only what a sound card adds: each note starts on its own sample, not on the
+next mixer buffer, and fades are sample-smooth ramps, not a step per buffer.
+
+Each voice's sound is added into the output as one numpy slice when the voice is done
+(its sound over, or cut by a fade or a steal), never sample by sample. The live mix is
+mono, on every speaker alike; each track can be given a gain and a pan (`TrackMix`),
+which nothing uses yet.
+
+Pure: numpy and the stdlib `wave` module; no pygame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import wave
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .engine.events import Note, NoteOn
+from .engine.tracks import TrackSpec
+from .samples import Samples, SampleSet
+from .voicing import (
+    MAX_VOICE_SECONDS,
+    VOICES_PER_TRACK,
+    PreparedSounds,
+    exclusive_class,
+    release_voices,
+    silence,
+    start_voice,
+    to_pcm16,
+    voice_volume,
+)
+
+log = logging.getLogger("billboard.render")
+
+RATE: Final = 44100
+Stereo = npt.NDArray[np.float32]  # (frames, 2): left, right
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMix:
+    """A track's place in the stereo mix: `gain` (1.0 as live) and `pan`, from -1
+    (left only) through 0 (centre: both speakers at full level, as the live mono mix
+    plays it) to +1 (right only)."""
+
+    gain: float = 1.0
+    pan: float = 0.0
+
+    def speakers(self) -> tuple[float, float]:
+        """The (left, right) gains: a balance control, so the centre is unchanged."""
+        pan = min(1.0, max(-1.0, self.pan))
+        return self.gain * min(1.0, 1.0 - pan), self.gain * min(1.0, 1.0 + pan)
+
+
+@dataclass(slots=True)
+class _Now:
+    frame: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Voice:
+    """An offline voice (a `voicing.Voice`): the sound it plays, from frame `at` until
+    `end` (its own end, or where a fade or a stop cut it), fading from `fade_from`."""
+
+    now: _Now
+    rate: int
+    speakers: tuple[float, float]
+    note: int = -1
+    exclusive: int | None = None
+    started: int = 0
+    released: bool = True
+    sound: Samples | None = None
+    volume: float = 0.0
+    at: int = 0
+    end: int = 0
+    fade_from: int = -1
+    fade_frames: int = 1
+
+    def busy(self) -> bool:
+        return self.sound is not None and self.now.frame < self.end
+
+    def fade(self, ms: int) -> None:
+        if not self.busy() or self.fade_from >= 0:
+            return  # over, or fading already: that fade goes on, as on the mixer
+        self.fade_from = self.now.frame
+        self.fade_frames = max(1, round(ms * self.rate / 1000))
+        self.end = min(self.end, self.fade_from + self.fade_frames)
+
+    def stop(self) -> None:
+        if self.busy():
+            self.end = self.now.frame
+
+
+@dataclass(slots=True)
+class _Track:
+    samples: SampleSet
+    voices: list[_Voice] = field(default_factory=list)
+
+
+class _Mixdown:
+    """The voices of every track and the buses they end in."""
+
+    def __init__(
+        self,
+        sample_sets: Mapping[str, SampleSet],
+        tracks: Sequence[TrackSpec],
+        mix: Mapping[str, TrackMix],
+        rate: int,
+        frames: int,
+    ) -> None:
+        self.rate = rate
+        self.now = _Now()
+        self.order = 0
+        self.sounds: PreparedSounds[Samples] = PreparedSounds(rate, lambda s: (s, s.nbytes))
+        self.tracks: dict[str, _Track] = {}
+        for spec in tracks:
+            sample_set = sample_sets.get(spec.samples)
+            if sample_set is None:
+                log.warning("track %r: no sample set %r; it is silent", spec.name, spec.samples)
+                continue
+            speakers = mix.get(spec.name, TrackMix()).speakers()
+            voices = [_Voice(self.now, rate, speakers) for _ in range(VOICES_PER_TRACK)]
+            self.tracks[spec.name] = _Track(sample_set, voices)
+        self.centre = np.zeros(frames, dtype=np.float32)  # what both speakers play alike
+        self.sides: npt.NDArray[np.float32] | None = None  # (2, frames), once a track pans
+        self.length = 0  # frames sounded so far
+        self.ignored: set[object] = set()
+
+    def play(self, note: Note) -> None:
+        self.now.frame = max(0, round(note.time * self.rate))
+        track = self.tracks.get(note.track)
+        if track is None or not 0 <= note.note <= 127:
+            self._ignore(note)
+            return
+        if isinstance(note, NoteOn) and note.velocity > 0:
+            sound, gain = self.sounds.get(track.samples, note.note)
+            volume = voice_volume(gain, note.velocity)
+
+            def play(voice: _Voice) -> None:
+                self._finish(voice)
+                voice.sound, voice.volume = sound, volume
+                voice.at, voice.end = self.now.frame, self.now.frame + len(sound)
+                voice.fade_from = -1
+
+            self.order += 1
+            start_voice(
+                track.voices, note.note, exclusive_class(track.samples, note.note), self.order, play
+            )
+        else:  # a note-off, or a note-on at velocity 0, as in MIDI
+            release_voices(track.voices, track.samples, note.note)
+
+    def panic(self, time: float) -> None:
+        self.now.frame = max(0, round(time * self.rate))
+        silence(v for t in self.tracks.values() for v in t.voices)
+
+    def finish(self, until: float) -> Stereo:
+        for track in self.tracks.values():
+            for voice in track.voices:
+                self._finish(voice)
+        frames = max(self.length, round(until * self.rate))
+        out = np.empty((frames, 2), dtype=np.float32)
+        out[:, 0] = out[:, 1] = self.centre[:frames]
+        if self.sides is not None:
+            out += self.sides[:, :frames].T
+        return out
+
+    def _finish(self, voice: _Voice) -> None:
+        """Add the sound `voice` played, now that its end is known."""
+        sound, start, end = voice.sound, voice.at, voice.end
+        voice.sound = None
+        if sound is None or end <= start:
+            return
+        part = sound[: end - start] * np.float32(voice.volume)
+        if voice.fade_from >= 0:
+            faded = end - voice.fade_from
+            ramp = np.arange(faded, dtype=np.float32) / np.float32(-voice.fade_frames) + 1
+            part[len(part) - faded :] *= ramp
+        left, right = voice.speakers
+        if left == right:
+            self.centre[start:end] += part if left == 1.0 else part * np.float32(left)
+        else:
+            if self.sides is None:
+                self.sides = np.zeros((2, len(self.centre)), dtype=np.float32)
+            self.sides[0, start:end] += part * np.float32(left)
+            self.sides[1, start:end] += part * np.float32(right)
+        self.length = max(self.length, end)
+
+    def _ignore(self, note: Note) -> None:
+        key = note.track if note.track not in self.tracks else (note.track, note.note)
+        if key not in self.ignored:
+            self.ignored.add(key)
+            log.warning("ignoring notes for %r (unknown track, or beyond MIDI 0–127)", key)
+
+
+def render(
+    notes: Iterable[Note],
+    sample_sets: Mapping[str, SampleSet],
+    tracks: Sequence[TrackSpec],
+    *,
+    until: float = 0.0,
+    panics: Iterable[float] = (),
+    mix: Mapping[str, TrackMix] | None = None,
+    rate: int = RATE,
+) -> Stereo:
+    """`notes` (each at its own `time`, seconds from the start of the output) as the
+    speakers would have played them: float32 frames × 2 (left, right).
+
+    The output lasts until `until` or until the last sound has died away, whichever is
+    later: nothing is cut mid-note. `panics` are the times the operator pressed panic
+    (every voice fades out at once, as live). Notes of a track without a sample set, or
+    of a track `tracks` does not have, are silent. Not clipped: a mix louder than full
+    scale goes beyond ±1 here (`write_wav` clips and counts)."""
+    ordered = sorted(notes, key=lambda n: n.time)  # stable: ties keep the outputs' order
+    pending = sorted(panics)
+    last = max((n.time for n in ordered if isinstance(n, NoteOn)), default=0.0)
+    frames = math.ceil(max(until, last, 0.0) * rate) + int(MAX_VOICE_SECONDS * rate) + 2
+    mixdown = _Mixdown(sample_sets, tracks, mix or {}, rate, frames)
+    for note in ordered:
+        # Live, a panic's note-offs leave just before it, and nothing else is due then.
+        while pending and pending[0] < note.time:
+            mixdown.panic(pending.pop(0))
+        mixdown.play(note)
+    for time in pending:
+        mixdown.panic(time)
+    return mixdown.finish(until)
+
+
+def write_wav(path: Path, audio: Stereo, rate: int = RATE) -> int:
+    """Write `audio` (frames × channels) as a 16-bit PCM WAV file; the number of
+    samples (each channel's counted) clipped to full scale. OSError when it cannot."""
+    clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+    pcm = to_pcm16(audio)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(pcm.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.astype("<i2").tobytes())
+    return clipped

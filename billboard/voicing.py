@@ -1,0 +1,215 @@
+"""How the billboard's speakers play the engine's notes: the rules the live mixer
+(``billboard/sound.py``) and the offline render (``billboard/render.py``) share, so
+what a night sounds like on the building and in its published recording cannot drift.
+
+- A note's sound: a drum note plays its set's file for that note (or the stand-in
+  `drum_note` finds), a pitched note the nearest zone resampled to it, cut at
+  `MAX_VOICE_SECONDS` (`PreparedSounds`, cached per set and note).
+- Its loudness: velocity through the DLS curve, the set's and the sample's gain, and
+  `MASTER_GAIN` for headroom (`voice_volume`).
+- Voices: `VOICES_PER_TRACK` per track. A note restarted, or a hat choking its
+  exclusive class, fades the old voice; a track that runs out steals its own oldest
+  voice and keeps one in hand with a short fade (`start_voice`); a note-off fades a
+  pitched voice over its set's release (`release_voices`); a panic fades them all
+  (`silence`).
+
+Pure: numpy and the sample library, no mixer and no clock. A voice is anything of the
+`Voice` shape: the live mixer backs it with a pygame channel, the render with an array.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final, Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from .samples import Samples, SampleSet, drum_note, nearest_zone, resample
+
+VOICES_PER_TRACK: Final = 6
+# Eight tracks peaking together must not clip the mix: -6 dB of headroom.
+MASTER_GAIN: Final = 0.5
+RETRIGGER_FADE_MS: Final = 20  # a note restarted (or a hat choked) fades its old voice
+STEAL_FADE_MS: Final = 12  # the oldest voice's fade when a track's last voice is taken
+PANIC_FADE_MS: Final = 10  # "at once", without the pop of a hard cut on a big PA
+CACHE_BYTES: Final = 48 * 2**20  # prepared sounds kept, least recently used dropped
+MAX_VOICE_SECONDS: Final = 6.0  # a very low note resampled longer is cut (and faded)
+
+# GM2 "exclusive classes": a hit silences the others of its class (a closed hat chokes
+# the open one, as a drummer's foot does).
+EXCLUSIVE_CLASS: Final[Mapping[int, int]] = {
+    42: 1,
+    44: 1,
+    46: 1,
+    71: 2,
+    72: 2,
+    73: 3,
+    74: 3,
+    78: 4,
+    79: 4,
+    80: 5,
+    81: 5,
+}
+
+
+def velocity_gain(velocity: int) -> float:
+    """MIDI velocity 1–127 → amplitude: the DLS curve, 40·log10(v/127) dB, i.e. the
+    square of v/127, which is how GM synths make soft notes sound soft."""
+    v = min(max(velocity, 0), 127) / 127
+    return v * v
+
+
+def voice_volume(gain: float, velocity: int) -> float:
+    """A voice's volume (0–1): the sound's gain (set × sample) at `velocity`, with the
+    master headroom."""
+    return min(1.0, MASTER_GAIN * gain * velocity_gain(velocity))
+
+
+def exclusive_class(sample_set: SampleSet, note: int) -> int | None:
+    """The class of drum hits `note` silences (None: it chokes nothing)."""
+    return EXCLUSIVE_CLASS.get(note) if sample_set.kind == "drums" else None
+
+
+def to_pcm16(audio: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
+    """Float samples (±1 full scale) as 16-bit PCM; anything beyond full scale is
+    clipped to it."""
+    pcm: npt.NDArray[np.int16] = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype(np.int16)
+    return pcm
+
+
+# -- a note's sound ----------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class PreparedSounds(Generic[T]):
+    """Each note's sound resampled to the output's `rate` once, then kept: `make` turns
+    the prepared mono samples (within ±1, as a 16-bit sound holds them) into what the
+    output plays, and says how many bytes it holds. The least recently used are dropped
+    beyond `limit` bytes (a sound still playing stays alive through its voice)."""
+
+    def __init__(
+        self, rate: int, make: Callable[[Samples], tuple[T, int]], limit: int = CACHE_BYTES
+    ) -> None:
+        self.rate = rate
+        self._make = make
+        self._limit = limit
+        self._kept: OrderedDict[tuple[str, int], tuple[T, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, sample_set: SampleSet, note: int) -> tuple[T, float]:
+        """The sound that plays `note` on `sample_set`, and its gain (set × sample)."""
+        gain = sample_set.gain
+        if sample_set.kind == "drums":
+            resolved = drum_note(sample_set.drums, note)
+            assert resolved is not None  # the sample library refuses an empty set
+            hit = sample_set.drums[resolved]
+            key, samples, step = (sample_set.name, resolved), hit.samples, 1.0
+            gain *= hit.gain
+        else:
+            zone = nearest_zone(sample_set.zones, note)
+            key, samples = (sample_set.name, note), zone.samples
+            step = 2.0 ** ((note - zone.root) / 12)
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            return kept[0], gain
+        mono = resample(
+            samples,
+            step * sample_set.rate / self.rate,  # the output may run at another rate
+            max_frames=int(MAX_VOICE_SECONDS * self.rate),
+        )
+        sound, size = self._make(np.clip(mono, -1.0, 1.0))
+        self._kept[key] = (sound, size)
+        self._bytes += size
+        while self._bytes > self._limit and len(self._kept) > 1:
+            _, (_, dropped) = self._kept.popitem(last=False)
+            self._bytes -= dropped
+        return sound, gain
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._bytes = 0
+
+
+# -- voices ------------------------------------------------------------------------
+
+
+class Voice(Protocol):
+    """One voice of a track's pool, and the note it was last given."""
+
+    note: int  # -1: none
+    exclusive: int | None
+    started: int  # play order: the oldest voice is stolen first
+    released: bool  # note-off given (fading or done): first to be reused
+
+    def busy(self) -> bool:
+        """Sounding now (a fade not yet over counts)."""
+        ...
+
+    def fade(self, ms: int) -> None:
+        """Fade out to silence over `ms`, then stop; a fade already under way goes on."""
+        ...
+
+    def stop(self) -> None:
+        """Stop at once."""
+        ...
+
+
+V = TypeVar("V", bound=Voice)
+
+
+def start_voice(
+    pool: Sequence[V], note: int, exclusive: int | None, order: int, play: Callable[[V], None]
+) -> V:
+    """Give `note` a voice of `pool` and `play` it there; the voice it got.
+
+    The same note still sounding (or a hit of its exclusive class) fades out first. A
+    free voice is used if there is one; otherwise the oldest is stolen, preferring one
+    already fading out. When that took the last voice, the oldest other fades out now,
+    so the next note finds a free voice instead of cutting one off with a click."""
+    for voice in pool:
+        same = voice.note == note or (exclusive is not None and voice.exclusive == exclusive)
+        if same and not voice.released and voice.busy():
+            voice.fade(RETRIGGER_FADE_MS)
+            voice.released = True
+    free = [v for v in pool if not v.busy()]
+    if free:
+        chosen = free[0]
+    else:
+        chosen = min(pool, key=lambda v: (not v.released, v.started))
+        chosen.stop()  # also ends a fade, which would override the new note's volume
+    chosen.note, chosen.exclusive, chosen.started, chosen.released = note, exclusive, order, False
+    play(chosen)
+    if not any(v.released or not v.busy() for v in pool):
+        oldest = min(pool, key=lambda v: v.started)
+        if oldest is not chosen:
+            oldest.fade(STEAL_FADE_MS)
+            oldest.released = True
+    return chosen
+
+
+def release_voices(pool: Iterable[Voice], sample_set: SampleSet, note: int) -> None:
+    """A note-off: `note`'s voices fade over the set's release (none: stop). Drums ring
+    out: a drum has no note-off."""
+    if sample_set.kind == "drums":
+        return
+    for voice in pool:
+        if voice.note == note and not voice.released:
+            voice.released = True
+            if voice.busy():
+                if sample_set.release_ms > 0:
+                    voice.fade(sample_set.release_ms)
+                else:
+                    voice.stop()
+
+
+def silence(voices: Iterable[Voice]) -> None:
+    """A panic: every voice fades out at once (`PANIC_FADE_MS`) and is free."""
+    for voice in voices:
+        if voice.busy():
+            voice.fade(PANIC_FADE_MS)
+        voice.released = True
+        voice.note = -1
