@@ -132,20 +132,22 @@ STYLES: Final[dict[str, Style]] = {s.name: s for s in (POP, HOUSE, HIPHOP)}
 NO_BED: Final = "none"  # the style of an installation that wants its callers alone
 
 
-def section_for(phrase: int, playing: bool, since: int) -> str:
-    """The section of phrase `phrase`: `intro` while nobody plays, else the cycle,
-    counted from the phrase `since` the crowd began playing."""
-    if not playing:
-        return "intro"
-    return CYCLE[(phrase - since) % len(CYCLE)]
+def section_at(bar: int, since: int | None) -> tuple[str, bool]:
+    """The section of `bar`, and whether the bar is that section's last: `intro` while
+    nobody plays (`since` None), else the cycle counted from the bar `since` the crowd
+    began playing."""
+    if since is None:
+        return "intro", False
+    phrase, bar_in = divmod(bar - since, PHRASE_BARS)
+    return CYCLE[phrase % len(CYCLE)], bar_in == PHRASE_BARS - 1
 
 
-def hits(style: Style, section: str, pos: int, last_bar_of_phrase: bool) -> list[Hit]:
+def hits(style: Style, section: str, pos: int, last_bar: bool) -> list[Hit]:
     """The bed's hits at step `pos` (0–15) of a bar in `section`."""
     out: list[Hit] = []
     drums = style.drums[section]
     for part, pattern in drums.items():
-        if part == "snare" and section == "build" and last_bar_of_phrase:
+        if part == "snare" and section == "build" and last_bar:
             pattern = style.fill
         letter = pattern[pos]
         if letter in LEVELS:
@@ -191,7 +193,8 @@ class Bed:
         self.seed = seed
         self.parts = _part_tracks(tracks)
         self.section = "intro"
-        self._playing_since: int | None = None  # the phrase the crowd began playing in
+        self._last_bar = False  # the current bar ends its section
+        self._playing_since: int | None = None  # the bar the crowd's cycle began on
 
     def notes(self, step: int, when: float, grid: Grid, harmony: Harmony) -> list[Note]:
         """The bed's notes at `step` (sounding at `when`): on the tracks no caller holds,
@@ -199,11 +202,10 @@ class Bed:
         if self.style is None:
             return []
         bar, pos = divmod(step, STEPS)
-        phrase, bar_in_phrase = divmod(bar, PHRASE_BARS)
-        if pos == 0 and bar_in_phrase == 0:
-            self._next_section(phrase)
+        if pos == 0:
+            self._next_bar(bar)
         out: list[Note] = []
-        for hit in hits(self.style, self.section, pos, bar_in_phrase == PHRASE_BARS - 1):
+        for hit in hits(self.style, self.section, pos, self._last_bar):
             drum = DRUM_NOTES.get(hit.part)
             track = self.parts.get("drums" if drum is not None else hit.part)
             if track is None or (track.caller is not None and hit.part != "kick"):
@@ -223,14 +225,15 @@ class Bed:
                 out.append(NoteOff(off, off_step, spec.name, spec.channel, pitch))
         return out
 
-    def _next_section(self, phrase: int) -> None:
-        """At a phrase's first step: its section, from whether anyone holds a track."""
+    def _next_bar(self, bar: int) -> None:
+        """At a bar's first step: the section it is in (`section_at`)."""
         playing = any(t.caller is not None for t in self.tracks)
-        if not playing:
+        since = self._playing_since
+        if since is None and playing and bar % 4 == 0:
+            self._playing_since = bar
+        elif since is not None and not playing and (bar - since) % PHRASE_BARS == 0:
             self._playing_since = None
-        elif self._playing_since is None:
-            self._playing_since = phrase
-        self.section = section_for(phrase, playing, self._playing_since or 0)
+        self.section, self._last_bar = section_at(bar, self._playing_since)
 
 
 def _part_tracks(tracks: Sequence[Seat]) -> dict[str, Seat]:

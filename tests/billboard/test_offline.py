@@ -32,7 +32,8 @@ def read_wav(path: Path) -> np.ndarray:
 
 
 def note_ons(path: Path) -> dict[str, list[tuple[int, int, int]]]:
-    """Track name → [(tick, channel, note)] of the file's note-ons."""
+    """Track name → [(tick, channel, note)] of the file's note-ons, sorted (notes on
+    one tick keep the order they were played in, which the comparison need not)."""
     out: dict[str, list[tuple[int, int, int]]] = {}
     for track in mido.MidiFile(path).tracks[1:]:
         tick, found = 0, []
@@ -40,7 +41,7 @@ def note_ons(path: Path) -> dict[str, list[tuple[int, int, int]]]:
             tick += msg.time
             if msg.type == "note_on" and msg.velocity > 0:
                 found.append((tick, msg.channel, msg.note))
-        out[track.name] = found
+        out[track.name] = sorted(found)
     return out
 
 

@@ -327,24 +327,29 @@ def test_a_caller_on_drums_plays_over_the_beds_kick_which_never_stops() -> None:
 
 def test_sections_follow_the_crowd_intro_alone_then_build_drop_drop_break() -> None:
     e = Engine(EngineConfig(bpm=240), start=0.0)
-    phrase_s = 8 * 16 * e.grid.step_duration
-    e.advance(phrase_s - 0.01)
+    bar_s = 16 * e.grid.step_duration
+    e.advance(5 * bar_s + 0.01)
     assert e.bed.section == "intro"
-    e.handle(Join("c-aa"), phrase_s - 0.01)
-    seen = []
-    for phrase in range(1, 6):
-        e.advance(phrase * phrase_s + 0.01)
-        e.handle(Digit("c-aa", "1"), phrase * phrase_s + 0.01)  # they keep playing
-        seen.append(e.bed.section)
-    assert seen == ["build", "drop", "drop", "break", "build"]
+    e.handle(Join("c-aa"), 5 * bar_s + 0.01)  # the cycle starts on bar 8, a 4-bar line
+    seen = {}
+    for bar in range(6, 50):
+        e.advance(bar * bar_s + 0.01)
+        e.handle(Digit("c-aa", "1"), bar * bar_s + 0.01)  # they keep playing
+        seen.setdefault(e.bed.section, bar)
+    assert seen == {"intro": 6, "build": 8, "drop": 16, "break": 32}
+    e.handle(Leave("c-aa"), 50 * bar_s)
+    e.advance(55 * bar_s + 0.01)
+    assert e.bed.section == "drop"  # bars 48–55: a section plays to its end
+    e.advance(56 * bar_s + 0.01)
+    assert e.bed.section == "intro"  # nobody played in it: back to the intro
 
 
 def test_a_build_ends_on_a_snare_roll() -> None:
     e = Engine(EngineConfig(bpm=240), start=0.0)
     e.handle(Join("c-aa"), 0.0)
-    phrase_s = 8 * 16 * e.grid.step_duration
-    e.advance(phrase_s - 1e-6)  # the first phrase with a caller: a build
-    last_bar = bar_notes(e, 15)
+    bar_s = 16 * e.grid.step_duration
+    e.advance(11 * bar_s - 1e-6)  # the build runs from bar 4 to bar 11
+    last_bar = bar_notes(e, 11)
     assert e.bed.section == "build"
     snares = [n.step % 16 for n in last_bar if n.track == "drums" and n.note == 38]
     assert snares[-4:] == [12, 13, 14, 15]
