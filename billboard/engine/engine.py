@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from . import roles
 from .bed import NO_BED, STYLES, Bed
 from .clock import Grid
 from .events import (
@@ -42,7 +43,6 @@ from .tracks import DEFAULT_TRACKS, TrackSpec
 
 log = logging.getLogger("billboard.engine")
 
-MAX_HITS_PER_STEP: Final = 3  # a caller mashing keys cannot pile up a step
 FILL_STEPS: Final = 4
 LIGHT_HALF_LIFE_S: Final = 0.35
 
@@ -149,6 +149,7 @@ class Engine:
         rank = {name: i for i, name in enumerate(config.seat_order)}
         self._seats = sorted(self.tracks, key=lambda t: (rank.get(t.spec.name, len(rank)), t.index))
         self.bed = Bed(STYLES.get(config.style), self.tracks, config.seed)
+        self._roles = [roles.role(t.spec) for t in self.tracks]
         self.callers: dict[str, Caller] = {}
         self.line = WaitingLine()
         # The waiting callers again, least recently active first: events come in time
@@ -342,6 +343,9 @@ class Engine:
         if index is None:
             self._modifier(track, event.digit, step)
             return []
+        played = roles.quantise(step, self._roles[track.index])
+        if played != step:  # a bass waits for the next 8th
+            step, when = played, self.grid.time_of(played)
         velocity = spec.velocity
         if spec.mode == "drums" and track.accent:
             velocity, track.accent = 127, False
@@ -363,11 +367,18 @@ class Engine:
     def _record(self, track: Track, hit: Hit) -> None:
         track.last_press_step = hit.step
         # The loop is what the caller played in the last `loop_bars` bars.
+        # A new press takes the place of the oldest beyond its role's density (per
+        # step, per bar): the loop stays a phrase, not a pile.
+        track_role = self._roles[track.index]
         oldest = hit.step - self.loop_steps
         loop = [h for h in track.loop if h.step > oldest]
         same = [h for h in loop if h.step == hit.step]
-        if len(same) >= MAX_HITS_PER_STEP:
+        if len(same) >= roles.PER_STEP[track_role]:
             loop.remove(same[0])
+        bar = hit.step // STEPS_PER_BAR
+        in_bar = [h for h in loop if h.step // STEPS_PER_BAR == bar]
+        if len(in_bar) >= roles.PER_BAR[track_role]:
+            loop.remove(in_bar[0])
         loop.append(hit)
         track.loop = loop
 
@@ -377,13 +388,21 @@ class Engine:
         if track.muted:
             return []
         spec = track.spec
+        track_role = self._roles[track.index]
         notes = self.harmony.notes_for(spec, hit.index, step, hit.shift)
-        velocity = max(1, min(127, round(hit.velocity * scale)))
-        off_time = self.grid.time_of(step + spec.length)
+        if track_role == "melody":
+            chord = self.harmony.bed_notes("chords", 0, step, spec.octave)
+            notes = tuple(roles.consonant(n, chord, step) for n in notes)
+        ceiling = roles.CEILING[track_role]
+        notes = tuple(dict.fromkeys(roles.fold(n, ceiling) for n in notes))
+        base = max(1, min(127, round(hit.velocity * scale)))
+        velocity = roles.velocity(base, step, spec.name, self._seed)
+        off_step = roles.end_step(step, spec.length, track_role, self.harmony.bars_per_chord)
+        off_time = self.grid.time_of(off_step)
         out: list[Note] = []
         for note in notes:
             out.append(NoteOn(when, step, spec.name, spec.channel, note, velocity))
-            out.append(NoteOff(off_time, step + spec.length, spec.name, spec.channel, note))
+            out.append(NoteOff(off_time, off_step, spec.name, spec.channel, note))
         self._light(track, notes[0], when)
         return out
 
