@@ -4,8 +4,9 @@ second and never stop, for the callers to decorate.
 A style is a small arrangement written as 16-step patterns per section. The bed plays
 its parts on the installation's own tracks (the kit on the drums track, the bass line
 on the bass track, …) while no caller holds them, and yields a part to the caller who
-takes that track (the kit keeps its kick under a caller on drums: they vary the beat,
-they do not start it from silence). Sections follow the crowd: with nobody playing the
+takes that track, until their loop has faded out after they leave (the kit keeps
+its kick under a caller on drums: they vary the beat, they do not start it from
+silence). Sections follow the crowd: with nobody playing the
 bed idles on its intro; once callers play it cycles build → drop → drop → break, one
 section per phrase of `PHRASE_BARS` bars, so the music builds and breaks.
 
@@ -17,11 +18,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from .clock import Grid
 from .events import Note, NoteOff, NoteOn
 from .harmony import Harmony
+from .roles import CEILING, fold
 from .tracks import TrackSpec
 
 STEPS: Final = 16
@@ -178,10 +180,16 @@ HUMANISE: Final = 4  # ± this much velocity, the same for the same step and par
 
 
 class Seat(Protocol):
-    """What the bed reads of an engine's track: what it plays and whether it is held."""
+    """What the bed reads of an engine's track: what it plays and whether it is taken."""
 
     spec: TrackSpec
     caller: str | None
+    fading: list[Any]  # a departed caller's loop, still fading out
+
+
+def _taken(track: Seat) -> bool:
+    """A caller plays the track, or their loop still fades out on it."""
+    return track.caller is not None or bool(track.fading)
 
 
 class Bed:
@@ -208,7 +216,7 @@ class Bed:
         for hit in hits(self.style, self.section, pos, self._last_bar):
             drum = DRUM_NOTES.get(hit.part)
             track = self.parts.get("drums" if drum is not None else hit.part)
-            if track is None or (track.caller is not None and hit.part != "kick"):
+            if track is None or (_taken(track) and hit.part != "kick"):
                 continue
             spec = track.spec
             key = f"{self.seed}/{step}/{hit.part}".encode()
@@ -217,7 +225,11 @@ class Bed:
             if drum is not None:
                 pitches: tuple[int, ...] = (drum,)
             else:
-                pitches = harmony.bed_notes(hit.part, hit.tone, step, spec.octave)
+                ceiling = CEILING["bass" if hit.part == "bass" else "chords"]
+                pitches = tuple(
+                    fold(p, ceiling)
+                    for p in harmony.bed_notes(hit.part, hit.tone, step, spec.octave)
+                )
             off_step = step + hit.length
             off = grid.time_of(off_step)
             for pitch in pitches:

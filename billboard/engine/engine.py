@@ -383,8 +383,16 @@ class Engine:
         track.loop = loop
 
     def _sound(
-        self, track: Track, hit: Hit, step: int, when: float, scale: float = 1.0
+        self,
+        track: Track,
+        hit: Hit,
+        step: int,
+        when: float,
+        scale: float = 1.0,
+        until: int | None = None,
     ) -> list[Note]:
+        """The notes of `hit` at `step`; a loop's note ends `until` steps on at the
+        latest, where the loop's next note starts (a phrase, not a cluster)."""
         if track.muted:
             return []
         spec = track.spec
@@ -398,6 +406,8 @@ class Engine:
         base = max(1, min(127, round(hit.velocity * scale)))
         velocity = roles.velocity(base, step, spec.name, self._seed)
         off_step = roles.end_step(step, spec.length, track_role, self.harmony.bars_per_chord)
+        if until is not None and track_role != "drums":
+            off_step = min(off_step, step + until)
         off_time = self.grid.time_of(off_step)
         out: list[Note] = []
         for note in notes:
@@ -461,7 +471,8 @@ class Engine:
         for track in self.tracks:
             for hit in track.loop:
                 if hit.step < step and (step - hit.step) % length == 0:
-                    notes.extend(self._sound(track, hit, step, when))
+                    until = _next_in_loop(track.loop, hit, length)
+                    notes.extend(self._sound(track, hit, step, when, until=until))
             if track.fading:
                 age = step - track.fade_from
                 if age >= self.fade_steps:
@@ -470,7 +481,8 @@ class Engine:
                     scale = 1.0 - age / self.fade_steps
                     for hit in track.fading:
                         if hit.step < step and (step - hit.step) % length == 0:
-                            notes.extend(self._sound(track, hit, step, when, scale))
+                            until = _next_in_loop(track.fading, hit, length)
+                            notes.extend(self._sound(track, hit, step, when, scale, until))
             if track.fill_from <= step <= track.fill_until and track.caller:
                 notes.extend(self._fill(track, step, when))
         notes.extend(self.bed.notes(step, when, self.grid, self.harmony))
@@ -573,3 +585,9 @@ class Engine:
             attract=self.attract(now),
             paused=self.paused,
         )
+
+
+def _next_in_loop(loop: list[Hit], hit: Hit, length: int) -> int:
+    """Steps from `hit` to the next later hit of `loop` (around the loop's end)."""
+    gaps = [(h.step - hit.step) % length for h in loop if h.step != hit.step]
+    return min((g for g in gaps if g > 0), default=length)

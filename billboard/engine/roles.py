@@ -27,7 +27,7 @@ STEPS_PER_BAR: Final = 16
 CEILING: Final = {"bass": 48, "pad": 84, "chords": 84, "melody": 96, "drums": 127}
 # Hits a caller's loop keeps in one step, and in one bar, per role.
 PER_STEP: Final = {"bass": 1, "pad": 1, "chords": 1, "melody": 1, "drums": 2}
-PER_BAR: Final = {"bass": 8, "pad": 2, "chords": 4, "melody": 8, "drums": 12}
+PER_BAR: Final = {"bass": 8, "pad": 1, "chords": 2, "melody": 8, "drums": 12}
 # Share of a track's velocity by where in the bar a note falls.
 ACCENT: Final = {"downbeat": 1.0, "beat": 0.9, "eighth": 0.8, "sixteenth": 0.7}
 HUMANISE: Final = 5  # ± this much velocity
