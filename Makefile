@@ -12,6 +12,8 @@ APT_LOAD_PACKAGES = stress-ng
 LOAD_CPUS ?= $(shell nproc)
 RUN_ARGS ?=
 REHEARSE_ARGS ?= --callers 20 --rate 2 --duration 30
+# The music before the groove bed and the roles: bench/musicality.py measures beside it.
+MUSIC_BEFORE ?= e485f6e
 
 .PHONY: run test test-under-load lint typecheck pytest bench rehearse apt-deps venv clean
 
@@ -74,6 +76,7 @@ bench: venv
 	$(PY) bench/grid_timing.py --json $(RESULTS)/grid_timing.json
 	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
 	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json
+	$(PY) bench/musicality.py --compare-rev $(MUSIC_BEFORE) --json $(RESULTS)/musicality.json
 	$(PY) bench/report.py
 
 clean:

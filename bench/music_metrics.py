@@ -172,6 +172,7 @@ def note_measures(
         "registers": registers,
         "velocities": velocities,
         "bar_velocities": bar_velocities,
+        "bar_velocities_min": min(bar_velocities.values(), default=0),
         "in_key_pct": _pct(sum(1 for p in pitched if p.note % 12 in scale), len(pitched)),
         "empty_bars": len(empty),
         "empty_bars_grooving_pct": _pct(len(grooving), len(empty)),

@@ -23,12 +23,17 @@ targets beside them, and saves them (``--json``, default
 measurement); 1 when a checkout could not play.
 
     .venv/bin/python bench/musicality.py [--callers N ...] [--duration S] [--rate R]
-                                         [--seed N] [--compare CHECKOUT] [--no-audio]
+                                         [--seed N] [--compare CHECKOUT]
+                                         [--compare-rev REV] [--no-audio]
+
+``make bench`` compares with ``--compare-rev`` the revision before the groove bed and
+the instruments' roles (``MUSIC_BEFORE`` in the Makefile), checked out for the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +145,20 @@ def crowd_log(callers: int, duration: float, rate: float, seed: int, path: Path)
     return max(t for t, _ in timed)
 
 
+@contextlib.contextmanager
+def worktree(rev: str, path: Path) -> Iterator[Path]:
+    """A checkout of `rev` of this repository at `path`, removed afterwards."""
+    add = ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev]
+    done = subprocess.run(add, capture_output=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"cannot check out {rev}: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)]
+        subprocess.run(remove, capture_output=True, timeout=120, check=False)
+
+
 def play(checkout: Path, log: Path, until: float) -> dict[str, Any]:
     """The notes `checkout`'s engine plays for `log`, and what the measures need."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -214,16 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--compare", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--compare-rev",
+        action="append",
+        default=[],
+        help="a git revision of this repository to check out beside this one and compare",
+    )
     parser.add_argument("--no-audio", action="store_true")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/musicality.json")
     args = parser.parse_args(argv)
     load_at_start = load()
-    checkouts = [ROOT, *(path.resolve() for path in args.compare)]
-    labels = ["this"] + [f"@{path.name}" for path in args.compare]
     figures: dict[str, Any] = {}
     failed = False
-    with tempfile.TemporaryDirectory(prefix="musicality-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="musicality-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        revs = [stack.enter_context(worktree(rev, work / f"rev-{rev}")) for rev in args.compare_rev]
+        checkouts = [ROOT, *(path.resolve() for path in args.compare), *revs]
+        labels = (
+            ["this"] + [f"@{p.name}" for p in args.compare] + [f"@{r}" for r in args.compare_rev]
+        )
         for callers in args.callers:
             log = work / f"crowd-{callers}.jsonl"
             until = crowd_log(callers, args.duration, args.rate, args.seed, log) + args.tail
@@ -245,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "rate": args.rate,
         "seed": args.seed,
-        "compare": [str(p) for p in args.compare],
+        "compare": [str(p) for p in args.compare] + args.compare_rev,
     }
     out = write_result(args.json, "bench/musicality.py", load_at_start, settings, figures)
     print(f"\nsaved {out}")

@@ -246,6 +246,41 @@ def engine_speed(doc: dict[str, Any]) -> str:
     )
 
 
+def musicality(doc: dict[str, Any]) -> str:
+    """The 8-caller crowd's measures beside the revision it is compared with."""
+    f = doc["figures"]
+    now = f.get("8 callers, this")
+    before = next((v for k, v in f.items() if k.startswith("8 callers, @")), None)
+    if now is None:
+        raise ReportError("musicality.json has no 8-caller run")
+
+    def pair(key: str, fmt: str, unit: str = "") -> str:
+        value = f"{format(now[key], fmt)}{unit}"
+        if before is not None and before.get(key) is not None:
+            value += f" (before: {format(before[key], fmt)}{unit})"
+        return value
+
+    regs = now["registers"]
+    return (
+        "- **Musicality** (`bench/musicality.py`): a seeded human-like crowd of 8 callers "
+        f"({doc['settings']['rate']} presses/s on average, {doc['settings']['duration_s']:.0f} s) "
+        "through the engine, and its mix rendered offline; in brackets, the same crowd on "
+        "the revision before the groove bed and the instruments' roles. Kick on beat 1 of "
+        f"the bars callers play in: {pair('kick_on_one_pct', '.0f', ' %')} (target ≥ 95 %); "
+        f"steps with a semitone rub: {pair('rub_steps_pct', '.0f', ' %')} (≤ 5 %); a "
+        f"tritone: {pair('tritone_steps_pct', '.0f', ' %')}; notes sounding at once, mean: "
+        f"{pair('sounding_mean', '.1f')} (≤ 6); highest bass "
+        f"{regs.get('bass', ['?', '?'])[1]}, chords {regs.get('chords', ['?', '?'])[1]}, "
+        f"bells {regs.get('bells', ['?', '?'])[1]} (≤ 48, 84, 96); velocities in a bar, "
+        f"median: {pair('bar_velocities_min', '.0f')}; bars nobody plays with a beat and a "
+        f"bass: {pair('empty_bars_grooving_pct', '.0f', ' %')} (100 %); in key: "
+        f"{pair('in_key_pct', '.0f', ' %')}; the mix at {pair('lufs', '.1f', ' LUFS')} "
+        f"integrated (−16 to −12), true peak {pair('true_peak_dbtp', '.1f', ' dBTP')} "
+        f"(≤ −1), L/R correlation {pair('lr_correlation', '.2f')} (≤ 0.9: still mono). "
+        f"{machine_line(doc)}"
+    )
+
+
 def waiting_line(doc: dict[str, Any]) -> str:
     f = doc["figures"]
     calm, flooded = f["calm"], f["flooded"]
@@ -442,6 +477,7 @@ def sections(results: Path) -> dict[str, Callable[[], str]]:
         "soak": lambda: soak(doc("soak")),
         "relay_memory": lambda: relay_memory(doc("relay_memory"), maybe("relay_memory-unbounded")),
         "waiting_line": lambda: waiting_line(doc("engine_speed")),
+        "musicality": lambda: musicality(doc("musicality")),
     }
 
 

@@ -1,0 +1,78 @@
+"""The groove bed plays from the first second, yields to callers and follows the crowd."""
+
+from __future__ import annotations
+
+import pytest
+
+from billboard.engine import Digit, Engine, EngineConfig, Join, Leave, NoteOn
+
+
+def bar_notes(e: Engine, bar: int) -> list[NoteOn]:
+    """The NoteOns of `bar` (16 steps), rendered now."""
+    start, end = e.grid.time_of(bar * 16), e.grid.time_of((bar + 1) * 16)
+    return [n for n in e.advance(end - 1e-6) if isinstance(n, NoteOn) and n.time >= start]
+
+
+def test_from_the_first_second_the_bed_plays_a_beat_a_bass_line_and_the_chord() -> None:
+    e = Engine(EngineConfig(bpm=120), start=0.0)
+    notes = bar_notes(e, 1)  # the first full bar (step 0 is the start itself)
+    kicks = [n.step % 16 for n in notes if n.track == "drums" and n.note == 36]
+    assert 0 in kicks  # on the bar's first beat
+    assert any(n.track == "bass" and n.note <= 48 for n in notes)
+    assert any(n.track == "pad" for n in notes)
+    assert e.scene(2.0).attract  # and the screen still invites: nobody plays yet
+
+
+def test_the_first_caller_gets_a_melodic_part_over_the_running_beat() -> None:
+    e = Engine(EngineConfig(bpm=120), start=0.0)
+    e.handle(Join("c-aa"), 0.0)
+    e.handle(Join("c-bb"), 0.0)
+    assert [(u.caller, u.track) for u in e.take_updates()] == [("c-aa", "lead"), ("c-bb", "bass")]
+    notes = bar_notes(e, 1)
+    assert any(n.track == "drums" and n.note == 36 and n.step == 16 for n in notes)
+    assert not any(n.track == "bass" for n in notes)  # the bed yields the bass to c-bb
+
+
+def test_a_caller_on_drums_plays_over_the_beds_kick_which_never_stops() -> None:
+    e = Engine(EngineConfig(bpm=120, seat_order=("drums",)), start=0.0)
+    e.handle(Join("c-aa"), 0.0)
+    notes = bar_notes(e, 1)
+    drums = {n.note for n in notes if n.track == "drums"}
+    assert drums == {36}  # the kick only: snare and hats are theirs to play
+
+
+def test_sections_follow_the_crowd_intro_alone_then_build_drop_drop_break() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    bar_s = 16 * e.grid.step_duration
+    e.advance(5 * bar_s + 0.01)
+    assert e.bed.section == "intro"
+    e.handle(Join("c-aa"), 5 * bar_s + 0.01)  # the cycle starts on bar 8, a 4-bar line
+    seen = {}
+    for bar in range(6, 50):
+        e.advance(bar * bar_s + 0.01)
+        e.handle(Digit("c-aa", "1"), bar * bar_s + 0.01)  # they keep playing
+        seen.setdefault(e.bed.section, bar)
+    assert seen == {"intro": 6, "build": 8, "drop": 16, "break": 32}
+    e.handle(Leave("c-aa"), 50 * bar_s)
+    e.advance(55 * bar_s + 0.01)
+    assert e.bed.section == "drop"  # bars 48–55: a section plays to its end
+    e.advance(56 * bar_s + 0.01)
+    assert e.bed.section == "intro"  # nobody played in it: back to the intro
+
+
+def test_a_build_ends_on_a_snare_roll() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    e.handle(Join("c-aa"), 0.0)
+    bar_s = 16 * e.grid.step_duration
+    e.advance(11 * bar_s - 1e-6)  # the build runs from bar 4 to bar 11
+    last_bar = bar_notes(e, 11)
+    assert e.bed.section == "build"
+    snares = [n.step % 16 for n in last_bar if n.track == "drums" and n.note == 38]
+    assert snares[-4:] == [12, 13, 14, 15]
+
+
+def test_the_bed_can_be_turned_off_for_callers_alone() -> None:
+    e = Engine(EngineConfig(bpm=120, style="none"), start=0.0)
+    assert e.advance(8.0) == []
+    with pytest.raises(ValueError, match="unknown style"):
+        Engine(EngineConfig(style="polka"))
