@@ -114,9 +114,10 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
             watcher = await subscribe(session, f"ws://127.0.0.1:{port}/ws", "dialjam:state")
             await synced(watcher)
             first = await open_keypad(browser, base, **PHONE)
-            await expect(first.locator("#said-main")).to_have_text("You are the drums")
-            drums = DEFAULT_TRACKS[0]
-            assert await first.locator("#said").get_attribute("data-color") == drums.color
+            # The first caller takes the lead, over the groove bed.
+            await expect(first.locator("#said-main")).to_have_text("You are the lead")
+            lead = next(t for t in DEFAULT_TRACKS if t.name == "lead")
+            assert await first.locator("#said").get_attribute("data-color") == lead.color
             # Seven callers by phone take the other tracks, two more wait in line…
             phones = await session.ws_connect(f"ws://127.0.0.1:{port}/ws?token={PUBLISHER}")
             for n in range(9):
@@ -131,7 +132,7 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
             # …so the next keypad is third in line.
             later = await open_keypad(browser, base, **PHONE)
             await expect(later.locator("#said-main")).to_have_text("You are 3rd in line")
-            await expect(first.locator("#said-main")).to_have_text("You are the drums")
+            await expect(first.locator("#said-main")).to_have_text("You are the lead")
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 15)
