@@ -431,7 +431,7 @@ class Engine:
 
     def advance(self, now: float, horizon: float = 0.0) -> list[Note]:
         """Render every step that sounds by `now + horizon`: the loops, fills and the
-        attract pattern, after freeing callers whose idle or turn limit falls before
+        groove bed, after freeing callers whose idle or turn limit falls before
         that step. Tied to steps, not to when this is called, so the same events at
         the same times give the same notes however often the adapters call it (the
         adapters always call it with the same `horizon`)."""
