@@ -15,7 +15,6 @@ Everything here is pure and keyed by step: the same steps give the same notes.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -23,7 +22,7 @@ from typing import Any, Final, Protocol
 from .clock import Grid
 from .events import Note, NoteOff, NoteOn
 from .harmony import Harmony
-from .roles import CEILING, fold
+from .roles import CEILING, fold, humanise, role
 from .tracks import TrackSpec
 
 STEPS: Final = 16
@@ -219,9 +218,8 @@ class Bed:
             if track is None or (_taken(track) and hit.part != "kick"):
                 continue
             spec = track.spec
-            key = f"{self.seed}/{step}/{hit.part}".encode()
-            humanise = zlib.crc32(key) % (2 * HUMANISE + 1) - HUMANISE
-            velocity = max(1, min(127, round(VELOCITY[hit.part] * hit.level) + humanise))
+            varied = humanise(self.seed, step, hit.part, HUMANISE)
+            velocity = max(1, min(127, round(VELOCITY[hit.part] * hit.level) + varied))
             if drum is not None:
                 pitches: tuple[int, ...] = (drum,)
             else:
@@ -249,18 +247,12 @@ class Bed:
 
 
 def _part_tracks(tracks: Sequence[Seat]) -> dict[str, Seat]:
-    """The tracks the bed plays its parts on: the kit's drums, the bass, the chords and
-    the pad (by name, else by what they play)."""
+    """The tracks the bed plays its parts on, by their role (roles.py): the kit's
+    drums, the bass, the chords and the pad; the first of each."""
     found: dict[str, Seat] = {}
     for track in tracks:
-        spec = track.spec
-        if spec.mode == "drums" and spec.samples == "kit":
-            found.setdefault("drums", track)
-        elif spec.mode == "chord":
-            found.setdefault("chords", track)
-        elif spec.mode == "chord_tones":
-            role = (
-                spec.name if spec.name in ("bass", "pad") else "pad" if spec.length >= 8 else "bass"
-            )
-            found.setdefault(role, track)
+        part = role(track.spec)
+        if part == "melody" or (part == "drums" and track.spec.samples != "kit"):
+            continue
+        found.setdefault(part, track)
     return found

@@ -67,11 +67,16 @@ def strength(step: int) -> str:
     return "eighth" if pos % 2 == 0 else "sixteenth"
 
 
+def humanise(seed: int, step: int, name: str, spread: int = HUMANISE) -> int:
+    """A few steps of velocity, -spread..spread, the same for the same seed, step and
+    track (or part): varied, yet a replay gives the same notes."""
+    return zlib.crc32(f"{seed}/{step}/{name}".encode()) % (2 * spread + 1) - spread
+
+
 def velocity(base: int, step: int, track: str, seed: int) -> int:
     """`base` accented by where `step` falls in the bar, and humanised."""
-    key = f"{seed}/{step}/{track}".encode()
-    humanise = zlib.crc32(key) % (2 * HUMANISE + 1) - HUMANISE
-    return max(1, min(127, round(base * ACCENT[strength(step)]) + humanise))
+    accented = round(base * ACCENT[strength(step)]) + humanise(seed, step, track)
+    return max(1, min(127, accented))
 
 
 def consonant(note: int, chord: tuple[int, ...], step: int) -> int:
