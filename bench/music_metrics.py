@@ -259,4 +259,7 @@ def summary(measures: Mapping[str, Any]) -> dict[str, str]:
         "true peak": num("true_peak_dbtp", ".1f") + " dBTP",
         "L/R correlation": num("lr_correlation", ".2f"),
         "short-term loudness spread": num("short_term_spread_db", ".1f") + " dB",
+        "master limiter at work (time / most)": (
+            f"{num('limiter_pct', '.1f')} % / {num('limiter_most_db', '.1f')} dB"
+        ),
     }

@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -176,8 +177,12 @@ def play(checkout: Path, log: Path, until: float) -> dict[str, Any]:
     return result
 
 
-def render(checkout: Path, log: Path, until: float, wav: Path) -> tuple[Any, int] | None:
-    """The checkout's mix of `log` (its ``--render``), or None where it has none."""
+def render(
+    checkout: Path, log: Path, until: float, wav: Path
+) -> tuple[Any, int, dict[str, float]] | None:
+    """The checkout's mix of `log` (its ``--render``), or None where it has none: the
+    audio, its rate, and what the render said of itself (its speed; how often its
+    master limiter worked, where it has one)."""
     if not (checkout / "billboard" / "render.py").exists():
         return None
     env = {
@@ -200,7 +205,16 @@ def render(checkout: Path, log: Path, until: float, wav: Path) -> tuple[Any, int
     if width != 2:
         raise RuntimeError(f"{wav}: {8 * width}-bit samples; expected 16-bit PCM")
     audio = np.frombuffer(raw, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768
-    return audio, rate
+    said = done.stdout.decode(errors="replace")
+    told: dict[str, float] = {}
+    speed = re.search(r"\(([\d.]+)× real time\)", said)
+    if speed:
+        told["render_x_real_time"] = float(speed.group(1))
+    limiter = re.search(r"limiter on ([\d.]+) % of the time \(at most -([\d.]+) dB\)", said)
+    if limiter:
+        told["limiter_pct"] = float(limiter.group(1))
+        told["limiter_most_db"] = float(limiter.group(2))
+    return audio, rate, told
 
 
 def measure(checkout: Path, log: Path, until: float, audio: bool, work: Path) -> dict[str, Any]:
@@ -221,7 +235,8 @@ def measure(checkout: Path, log: Path, until: float, audio: bool, work: Path) ->
     if audio:
         mix = render(checkout, log, until, work / f"{checkout.name}-{log.stem}.wav")
         if mix is not None:
-            measures.update(music_metrics.audio_measures(*mix))
+            measures.update(music_metrics.audio_measures(mix[0], mix[1]))
+            measures.update(mix[2])
     measures["seconds_to_measure"] = time.perf_counter() - began
     return measures
 

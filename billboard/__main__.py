@@ -122,7 +122,9 @@ def open_sinks(
         try:
             from .sound import SoundOut
 
-            sound = SoundOut(options.sounds_dir, config.tracks, buffer=config.sound_buffer)
+            sound = SoundOut(
+                options.sounds_dir, config.tracks, buffer=config.sound_buffer, bpm=config.bpm
+            )
             sinks.append(sound)
         except OSError as exc:
             print(f"dialjam billboard: no sound: {exc}", file=sys.stderr)

@@ -95,6 +95,8 @@ _SCALARS = {
     f.name: str(f.type) for f in fields(BillboardConfig) if f.name not in ("windows", "tracks")
 }
 _TRACK_KEYS = {f.name: str(f.type) for f in fields(TrackSpec)}
+# A track's velocity and its place in the mix have defaults; the rest must be given.
+_TRACK_OPTIONAL = frozenset({"velocity", "pan", "gain_db", "reverb", "delay"})
 
 
 def load_billboard_config(
@@ -171,7 +173,7 @@ def _tracks(value: Any, origin: str) -> tuple[TrackSpec, ...]:
         args: dict[str, Any] = {}
         for key, kind in _TRACK_KEYS.items():
             if key not in item:
-                if key == "velocity":
+                if key in _TRACK_OPTIONAL:
                     continue
                 raise ConfigError(f"{where} needs {key!r}")
             args[key] = coerce("str" if kind.startswith("Mode") else kind, key, item[key], where)
@@ -185,6 +187,12 @@ def _tracks(value: Any, origin: str) -> tuple[TrackSpec, ...]:
             raise ConfigError(f"{where}: color must look like #8a5cf6")
         if not 0 <= args["program"] <= 127 or not 1 <= args["length"] <= 64:
             raise ConfigError(f"{where}: program must be 0–127 and length 1–64 steps")
+        if not -1 <= args.get("pan", 0) <= 1:
+            raise ConfigError(f"{where}: pan must be -1 (left) to 1 (right)")
+        if not -60 <= args.get("gain_db", 0) <= 0:
+            raise ConfigError(f"{where}: gain_db must be -60 to 0 (a fader turns down)")
+        if not (0 <= args.get("reverb", 0) <= 1 and 0 <= args.get("delay", 0) <= 1):
+            raise ConfigError(f"{where}: reverb and delay are sends, 0 to 1")
         specs.append(TrackSpec(**args))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

@@ -4,7 +4,8 @@ night.jsonl --render night.wav [--record night.mid]``.
 The events of a ``--log-events`` file go through an engine built from the same settings
 as the live show (config file and flags), anchored at time 0 with the log's times,
 exactly as the live scheduler would play them (`play_events`). Their notes become
-the speakers' mix (``billboard/render.py``), written as a 16-bit stereo WAV file, and,
+the speakers' mix (``billboard/render.py``), through the master limiter
+(``billboard/mix.py``), written as a 16-bit stereo WAV file, and,
 with ``--record``, the same Standard MIDI File the live recorder writes. No window, no
 sound device, no relay and no real clock: a night renders many times faster than it
 was played.
@@ -28,6 +29,7 @@ from .config import BillboardConfig
 from .engine import Command, Engine, InputEvent, Note, NoteOn
 from .engine.playback import play_events
 from .eventlog import read_events
+from .mix import master
 from .outputs import follow_tempo
 from .recorder import MidiRecorder
 from .render import RATE, render, write_wav
@@ -49,12 +51,16 @@ class Rendered:
     seconds: float  # of music
     took: float  # seconds of work
     clipped: int  # samples clipped to full scale
+    limited_pct: float = 0.0  # 10 ms blocks the master limiter turned down > 0.5 dB
+    limited_db: float = 0.0  # the most it turned down
 
     def summary(self) -> str:
         speed = self.seconds / self.took if self.took > 0 else float("inf")
         return (
             f"rendered {self.seconds:.1f} s of music in {self.took:.1f} s "
-            f"({speed:.0f}× real time), {self.clipped} samples clipped -> {self.wav}"
+            f"({speed:.0f}× real time), limiter on {self.limited_pct:.1f} % of the "
+            f"time (at most -{self.limited_db:.1f} dB), {self.clipped} samples clipped "
+            f"-> {self.wav}"
         )
 
 
@@ -110,9 +116,22 @@ def render_night(
         raise RenderError(f"cannot read the samples: {exc}") from exc
     notes = night_notes(config, events, until)
     panics = [at for at, event in events if _is_panic(event) and at <= until]
-    audio = render(notes, sample_sets, config.tracks, until=until, panics=panics)
+    tempo = _TempoMap()
+    for at, event in events:
+        if at <= until:
+            follow_tempo([tempo], event, at)
+    audio = render(
+        notes,
+        sample_sets,
+        config.tracks,
+        until=until,
+        panics=panics,
+        tempi=tempo.changes,
+        bpm=config.bpm,
+    )
+    limited = master(audio, RATE)
     try:
-        clipped = write_wav(wav, audio)
+        clipped = write_wav(wav, limited.audio)
     except OSError as exc:
         raise RenderError(f"cannot write {wav}: {exc.strerror or exc}") from exc
     if recorder is not None:
@@ -128,7 +147,24 @@ def render_night(
             recorder.close()
         except OSError as exc:
             raise RenderError(f"cannot write {record}: {exc.strerror or exc}") from exc
-    return Rendered(wav, len(audio) / RATE, time.perf_counter() - began, clipped)
+    return Rendered(
+        wav,
+        len(audio) / RATE,
+        time.perf_counter() - began,
+        clipped,
+        limited.blocks_pct,
+        limited.most_db,
+    )
+
+
+class _TempoMap:
+    """The operator's tempo changes, as the live outputs hear them (`FollowsTempo`)."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[float, float]] = []
+
+    def set_tempo(self, bpm: float, time: float) -> None:
+        self.changes.append((time, bpm))
 
 
 def _is_panic(event: InputEvent) -> bool:

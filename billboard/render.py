@@ -8,11 +8,11 @@ differs is only what a sound card adds: each note starts on its own sample, not 
 next mixer buffer, and fades are sample-smooth ramps, not a step per buffer.
 
 Each voice's sound is added into the output as one numpy slice when the voice is done
-(its sound over, or cut by a fade or a steal), never sample by sample. The live mix is
-mono, on every speaker alike; each track can be given a gain and a pan (`TrackMix`),
-which nothing uses yet.
+(its sound over, or cut by a fade or a steal), never sample by sample. Each track's
+pan, fader and sends are its `TrackSpec`'s (``billboard/mix.py``), with the delay
+following the tempo map.
 
-Pure: numpy and the stdlib `wave` module; no pygame.
+Pure: numpy, pedalboard and the stdlib `wave` module; no pygame.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from .engine.events import Note, NoteOn
 from .engine.tracks import TrackSpec
-from .samples import Samples, SampleSet
+from .mix import WET_MAX_SECONDS, WET_VOICES, Stereo
+from .samples import SampleSet
 from .voicing import (
     MAX_VOICE_SECONDS,
     VOICES_PER_TRACK,
@@ -46,22 +46,6 @@ from .voicing import (
 log = logging.getLogger("billboard.render")
 
 RATE: Final = 44100
-Stereo = npt.NDArray[np.float32]  # (frames, 2): left, right
-
-
-@dataclass(frozen=True, slots=True)
-class TrackMix:
-    """A track's place in the stereo mix: `gain` (1.0 as live) and `pan`, from -1
-    (left only) through 0 (centre: both speakers at full level, as the live mono mix
-    plays it) to +1 (right only)."""
-
-    gain: float = 1.0
-    pan: float = 0.0
-
-    def speakers(self) -> tuple[float, float]:
-        """The (left, right) gains: a balance control, so the centre is unchanged."""
-        pan = min(1.0, max(-1.0, self.pan))
-        return self.gain * min(1.0, 1.0 - pan), self.gain * min(1.0, 1.0 + pan)
 
 
 @dataclass(slots=True)
@@ -76,12 +60,11 @@ class _Voice:
 
     now: _Now
     rate: int
-    speakers: tuple[float, float]
     note: int = -1
     exclusive: int | None = None
     started: int = 0
     released: bool = True
-    sound: Samples | None = None
+    sound: Stereo | None = None
     volume: float = 0.0
     at: int = 0
     end: int = 0
@@ -105,36 +88,37 @@ class _Voice:
 
 @dataclass(slots=True)
 class _Track:
+    spec: TrackSpec
     samples: SampleSet
     voices: list[_Voice] = field(default_factory=list)
+    wet: list[_Voice] = field(default_factory=list)
 
 
 class _Mixdown:
-    """The voices of every track and the buses they end in."""
+    """The voices of every track and the output they add into."""
 
     def __init__(
         self,
         sample_sets: Mapping[str, SampleSet],
         tracks: Sequence[TrackSpec],
-        mix: Mapping[str, TrackMix],
         rate: int,
         frames: int,
     ) -> None:
         self.rate = rate
         self.now = _Now()
         self.order = 0
-        self.sounds: PreparedSounds[Samples] = PreparedSounds(rate, lambda s: (s, s.nbytes))
+        self.bpm = 120.0
+        self.sounds: PreparedSounds[Stereo] = PreparedSounds(rate, lambda s: (s, s.nbytes))
         self.tracks: dict[str, _Track] = {}
         for spec in tracks:
             sample_set = sample_sets.get(spec.samples)
             if sample_set is None:
                 log.warning("track %r: no sample set %r; it is silent", spec.name, spec.samples)
                 continue
-            speakers = mix.get(spec.name, TrackMix()).speakers()
-            voices = [_Voice(self.now, rate, speakers) for _ in range(VOICES_PER_TRACK)]
-            self.tracks[spec.name] = _Track(sample_set, voices)
-        self.centre = np.zeros(frames, dtype=np.float32)  # what both speakers play alike
-        self.sides: npt.NDArray[np.float32] | None = None  # (2, frames), once a track pans
+            voices = [_Voice(self.now, rate) for _ in range(VOICES_PER_TRACK)]
+            wet = [_Voice(self.now, rate) for _ in range(WET_VOICES)]
+            self.tracks[spec.name] = _Track(spec, sample_set, voices, wet)
+        self.out = np.zeros((frames, 2), dtype=np.float32)
         self.length = 0  # frames sounded so far
         self.ignored: set[object] = set()
 
@@ -145,36 +129,38 @@ class _Mixdown:
             self._ignore(note)
             return
         if isinstance(note, NoteOn) and note.velocity > 0:
-            sound, gain = self.sounds.get(track.samples, note.note)
+            sound, gain = self.sounds.get(track.spec, track.samples, note.note)
+            wet = self.sounds.wet(track.spec, track.samples, note.note, self.bpm)
             volume = voice_volume(gain, note.velocity)
-
-            def play(voice: _Voice) -> None:
-                self._finish(voice)
-                voice.sound, voice.volume = sound, volume
-                voice.at, voice.end = self.now.frame, self.now.frame + len(sound)
-                voice.fade_from = -1
-
-            self.order += 1
-            start_voice(
-                track.voices, note.note, exclusive_class(track.samples, note.note), self.order, play
-            )
+            exclusive = exclusive_class(track.samples, note.note)
+            self._start(track.voices, note.note, exclusive, sound, volume)
+            if wet is not None:
+                self._start(track.wet, note.note, None, wet, volume)
         else:  # a note-off, or a note-on at velocity 0, as in MIDI
             release_voices(track.voices, track.samples, note.note)
 
+    def _start(
+        self, pool: list[_Voice], note: int, exclusive: int | None, sound: Stereo, volume: float
+    ) -> None:
+        def play(voice: _Voice) -> None:
+            self._finish(voice)
+            voice.sound, voice.volume = sound, volume
+            voice.at, voice.end = self.now.frame, self.now.frame + len(sound)
+            voice.fade_from = -1
+
+        self.order += 1
+        start_voice(pool, note, exclusive, self.order, play)
+
     def panic(self, time: float) -> None:
         self.now.frame = max(0, round(time * self.rate))
-        silence(v for t in self.tracks.values() for v in t.voices)
+        silence(v for t in self.tracks.values() for v in (*t.voices, *t.wet))
 
     def finish(self, until: float) -> Stereo:
         for track in self.tracks.values():
-            for voice in track.voices:
+            for voice in (*track.voices, *track.wet):
                 self._finish(voice)
         frames = max(self.length, round(until * self.rate))
-        out = np.empty((frames, 2), dtype=np.float32)
-        out[:, 0] = out[:, 1] = self.centre[:frames]
-        if self.sides is not None:
-            out += self.sides[:, :frames].T
-        return out
+        return self.out[:frames]
 
     def _finish(self, voice: _Voice) -> None:
         """Add the sound `voice` played, now that its end is known."""
@@ -186,15 +172,8 @@ class _Mixdown:
         if voice.fade_from >= 0:
             faded = end - voice.fade_from
             ramp = np.arange(faded, dtype=np.float32) / np.float32(-voice.fade_frames) + 1
-            part[len(part) - faded :] *= ramp
-        left, right = voice.speakers
-        if left == right:
-            self.centre[start:end] += part if left == 1.0 else part * np.float32(left)
-        else:
-            if self.sides is None:
-                self.sides = np.zeros((2, len(self.centre)), dtype=np.float32)
-            self.sides[0, start:end] += part * np.float32(left)
-            self.sides[1, start:end] += part * np.float32(right)
+            part[len(part) - faded :] *= ramp[:, np.newaxis]
+        self.out[start:end] += part
         self.length = max(self.length, end)
 
     def _ignore(self, note: Note) -> None:
@@ -211,26 +190,33 @@ def render(
     *,
     until: float = 0.0,
     panics: Iterable[float] = (),
-    mix: Mapping[str, TrackMix] | None = None,
+    tempi: Iterable[tuple[float, float]] = (),
+    bpm: float = 120.0,
     rate: int = RATE,
 ) -> Stereo:
     """`notes` (each at its own `time`, seconds from the start of the output) as the
-    speakers would have played them: float32 frames × 2 (left, right).
+        speakers would have played them: float32 frames × 2 (left, right).
 
-    The output lasts until `until` or until the last sound has died away, whichever is
-    later: nothing is cut mid-note. `panics` are the times the operator pressed panic
-    (every voice fades out at once, as live). Notes of a track without a sample set, or
-    of a track `tracks` does not have, are silent. Not clipped: a mix louder than full
-    scale goes beyond ±1 here (`write_wav` clips and counts)."""
+        The output lasts until `until` or until the last sound has died away, whichever is
+        later: nothing is cut mid-note. `panics` are the times the operator pressed panic
+        (every voice fades out at once, as live); `tempi` the (time, bpm) of each tempo change
+    after the starting `bpm` (the delay follows). Notes of a track without a sample set, or
+        of a track `tracks` does not have, are silent. Not clipped: a mix louder than full
+        scale goes beyond ±1 here (`write_wav` clips and counts)."""
     ordered = sorted(notes, key=lambda n: n.time)  # stable: ties keep the outputs' order
     pending = sorted(panics)
     last = max((n.time for n in ordered if isinstance(n, NoteOn)), default=0.0)
-    frames = math.ceil(max(until, last, 0.0) * rate) + int(MAX_VOICE_SECONDS * rate) + 2
-    mixdown = _Mixdown(sample_sets, tracks, mix or {}, rate, frames)
+    longest = int((MAX_VOICE_SECONDS + WET_MAX_SECONDS) * rate)  # a note's and its tail's
+    frames = math.ceil(max(until, last, 0.0) * rate) + longest + 2
+    changes = sorted(tempi)
+    mixdown = _Mixdown(sample_sets, tracks, rate, frames)
+    mixdown.bpm = bpm
     for note in ordered:
         # Live, a panic's note-offs leave just before it, and nothing else is due then.
         while pending and pending[0] < note.time:
             mixdown.panic(pending.pop(0))
+        while changes and changes[0][0] <= note.time:
+            mixdown.bpm = changes.pop(0)[1]
         mixdown.play(note)
     for time in pending:
         mixdown.panic(time)

@@ -6,8 +6,13 @@ playing rules of ``billboard/voicing.py`` (which the offline render,
 ``billboard/render.py``, follows too):
 
 - a drum note plays its set's file for that note, or the stand-in `drum_note` finds;
-- a pitched note plays the nearest zone resampled to it (cached per set and note, and
-  prepared ahead by the scheduler, so `note_on` only starts a prepared sound);
+- a pitched note plays the nearest zone resampled to it (cached per track and note,
+  and prepared ahead by the scheduler, so `note_on` only starts a prepared sound);
+- each note is panned, and what the track's reverb and delay send back for it plays
+  on a wet voice of its own (``billboard/mix.py``). A wet sound takes tens of ms to
+  compute, so a worker thread makes them outside the lock, every note of every track
+  from the start and any other as soon as it is first prepared; a note whose wet sound
+  is not ready yet plays dry;
 - a track that runs out of voices steals its own oldest one, never another track's;
 - velocity sets the channel volume; nothing the engine sends can make `note_on` or
   `note_off` raise: a bad note is ignored and logged once.
@@ -23,9 +28,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,10 +43,13 @@ import pygame.mixer
 from relay.ratelimit import LogOnce
 
 from .engine.events import NoteOff, NoteOn
+from .engine.roles import CEILING, role
 from .engine.tracks import TrackSpec
-from .samples import Samples, SampleSet, load_sample_sets
+from .mix import WET_VOICES, Stereo
+from .samples import SampleSet, load_sample_sets
 from .voicing import (
     VOICES_PER_TRACK,
+    Key,
     PreparedSounds,
     exclusive_class,
     release_voices,
@@ -84,9 +93,14 @@ class _Voice:
 
 @dataclass(slots=True)
 class _Track:
-    name: str
+    spec: TrackSpec
     samples: SampleSet | None
     voices: list[_Voice]
+    wet: list[_Voice]  # the sends' returns: no note-off, they ring out
+
+
+# A wet sound to compute: the track, its samples, the note, the tempo, where to keep it.
+_WetJob = tuple[TrackSpec, SampleSet, int, float, Key]
 
 
 class SoundOut:
@@ -102,6 +116,7 @@ class SoundOut:
         buffer: int = 256,
         frequency: int = 44100,
         voices_per_track: int = VOICES_PER_TRACK,
+        bpm: float = 120.0,
     ) -> None:
         """Read the samples, then open the mixer with a `buffer` of frames (small for
         low latency). OSError, with the cause, when the samples cannot be read or the
@@ -113,11 +128,13 @@ class SoundOut:
         self._closed = False
         self._muted = False
         self._order = 0
+        self._bpm = bpm
         self._warned = LogOnce(burst=20, max_keys=_WARN_KEYS_MAX)
         self._rate, self._channels, frames = _open_mixer(frequency, buffer)
         self._sounds = PreparedSounds(self._rate, self._make_sound)
         self.latency_ms: float = 1000.0 * frames / self._rate
-        reserved = len(tracks) * voices_per_track
+        per_track = voices_per_track + WET_VOICES
+        reserved = len(tracks) * per_track
         pygame.mixer.set_num_channels(reserved + SPARE_CHANNELS)
         pygame.mixer.set_reserved(reserved)  # Sound.play() elsewhere never takes these
         self._tracks: dict[str, _Track] = {}
@@ -132,9 +149,17 @@ class SoundOut:
                 )
             if spec.name in self._tracks:
                 log.warning("two tracks are named %r; the last one is heard", spec.name)
-            first = i * voices_per_track
-            voices = [_Voice(pygame.mixer.Channel(first + j)) for j in range(voices_per_track)]
-            self._tracks[spec.name] = _Track(spec.name, sample_set, voices)
+            channels = [_Voice(pygame.mixer.Channel(i * per_track + j)) for j in range(per_track)]
+            self._tracks[spec.name] = _Track(
+                spec, sample_set, channels[:voices_per_track], channels[voices_per_track:]
+            )
+        self._wet_jobs: queue.SimpleQueue[_WetJob | None] = queue.SimpleQueue()
+        self._wet_pending: set[Key] = set()
+        for track in self._tracks.values():  # every note a track may play, from the start
+            for note in _range(track):
+                self._want_wet(track, note)
+        self._wet_worker = threading.Thread(target=self._make_wet, name="wet-sounds", daemon=True)
+        self._wet_worker.start()
         log.info(
             "sound: %s driver, %d Hz, %d channels, %.1f ms buffer, %d voices",
             pygame.mixer.get_driver(),
@@ -160,10 +185,13 @@ class SoundOut:
                 release_voices(track.voices, track.samples, note.note)
                 return
             try:
-                sound, gain = self._sounds.get(track.samples, note.note)
+                sound, gain = self._sounds.get(track.spec, track.samples, note.note)
                 volume = voice_volume(gain, note.velocity)
                 exclusive = exclusive_class(track.samples, note.note)
-                self._start(track, note.note, sound, volume, exclusive)
+                self._start(track.voices, note.note, sound, volume, exclusive)
+                wet = self._want_wet(track, note.note)
+                if wet is not None:
+                    self._start(track.wet, note.note, wet, volume, None)
             except pygame.error as exc:  # the device went away: keep the show going
                 self._warn_once(("mixer", str(exc)), "the mixer refused a note: %s", exc)
 
@@ -186,7 +214,8 @@ class SoundOut:
             track = self._usable_track(note.track, note.note)
             if track is not None and track.samples is not None:
                 try:
-                    self._sounds.get(track.samples, note.note)
+                    self._sounds.get(track.spec, track.samples, note.note)
+                    self._want_wet(track, note.note)
                 except pygame.error as exc:
                     self._warn_once(("mixer", str(exc)), "the mixer refused a sound: %s", exc)
 
@@ -223,12 +252,24 @@ class SoundOut:
             except pygame.error as exc:
                 self._warn_once(("mixer", str(exc)), "the mixer refused to mute: %s", exc)
 
+    def wet_pending(self) -> int:
+        """Wet sounds asked of the worker and not made yet (0: every note asked for so
+        far plays with its reverb and delay)."""
+        with self._lock:
+            return len(self._wet_pending)
+
+    def set_tempo(self, bpm: float, time: float) -> None:
+        """The operator changed the tempo: the delay's echoes follow (`FollowsTempo`)."""
+        with self._lock:
+            self._bpm = bpm
+
     def close(self) -> None:
         """Stop every sound and close the mixer. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._wet_jobs.put(None)
             self._sounds.clear()
             with contextlib.suppress(pygame.error):  # closed by someone else: nothing to stop
                 pygame.mixer.stop()
@@ -237,7 +278,36 @@ class SoundOut:
     # -- internals (called with the lock held) --
 
     def _voices(self) -> list[_Voice]:
-        return [v for t in self._tracks.values() for v in t.voices]
+        return [v for t in self._tracks.values() for v in (*t.voices, *t.wet)]
+
+    def _want_wet(self, track: _Track, note: int) -> pygame.mixer.Sound | None:
+        """`note`'s wet sound on `track` if it is ready; else None, and it is asked of
+        the worker (once)."""
+        if track.samples is None:
+            return None
+        key = self._sounds.wet_key(track.spec, note, self._bpm)
+        known, wet = self._sounds.cached_wet(key)
+        if not known and key not in self._wet_pending:
+            self._wet_pending.add(key)
+            self._wet_jobs.put((track.spec, track.samples, note, self._bpm, key))
+        return wet
+
+    def _make_wet(self) -> None:
+        """The worker: compute each wet sound asked for, outside the lock, and keep it.
+        A sound that cannot be made is logged and left dry; the worker goes on."""
+        while (job := self._wet_jobs.get()) is not None:
+            spec, sample_set, note, bpm, key = job
+            made: tuple[pygame.mixer.Sound | None, int] = (None, 0)
+            try:
+                made = self._sounds.make(self._sounds.compute_wet(spec, sample_set, note, bpm))
+            except Exception as exc:  # a bad sample or a closed mixer must not end it
+                name = spec.name
+                self._warn_once(("wet", name), "cannot make %r's wet sound: %s", name, exc)
+            with self._lock:
+                self._wet_pending.discard(key)
+                if self._closed:
+                    return
+                self._sounds.put_wet(key, made)
 
     def _usable_track(self, name: str, note: int) -> _Track | None:
         if self._closed:
@@ -253,16 +323,18 @@ class SoundOut:
             return None
         return track
 
-    def _make_sound(self, mono: Samples) -> tuple[pygame.mixer.Sound, int]:
-        """A prepared note as a mixer sound, and the bytes it holds."""
-        pcm = to_pcm16(mono)
-        if self._channels > 1:  # the same signal on every speaker
-            pcm = np.ascontiguousarray(np.repeat(pcm[:, np.newaxis], self._channels, axis=1))
+    def _make_sound(self, stereo: Stereo) -> tuple[pygame.mixer.Sound, int]:
+        """A prepared stereo sound as a mixer sound, and the bytes it holds: on a mono
+        device both sides summed; beyond two speakers, left and right on each pair."""
+        pcm = to_pcm16(stereo.mean(axis=1) if self._channels == 1 else stereo)
+        if self._channels > 2:
+            pcm = np.tile(pcm, (1, (self._channels + 1) // 2))[:, : self._channels]
+        pcm = np.ascontiguousarray(pcm)
         return pygame.mixer.Sound(buffer=pcm.tobytes()), pcm.nbytes
 
     def _start(
         self,
-        track: _Track,
+        pool: list[_Voice],
         note: int,
         sound: pygame.mixer.Sound,
         volume: float,
@@ -274,11 +346,22 @@ class SoundOut:
             voice.channel.play(sound)
 
         self._order += 1
-        start_voice(track.voices, note, exclusive, self._order, play)
+        start_voice(pool, note, exclusive, self._order, play)
 
     def _warn_once(self, key: tuple[object, ...], message: str, *args: object) -> None:
         # A flood of distinct bad notes: twenty lines, then one a second at most.
         self._warned.log(log, logging.WARNING, key, message, *args, now=time.monotonic())
+
+
+def _range(track: _Track) -> Iterator[int]:
+    """The notes `track` may play: a drum set's notes; a pitched track's from a few
+    below its octave up to its role's ceiling (``billboard/engine/roles.py``)."""
+    if track.samples is None:
+        return iter(())
+    if track.samples.kind == "drums":
+        return iter(sorted(track.samples.drums))
+    low = max(0, 12 * (track.spec.octave + 1) - 3)
+    return iter(range(low, min(127, CEILING[role(track.spec)]) + 1))
 
 
 def _open_mixer(frequency: int, buffer: int) -> tuple[int, int, int]:

@@ -4,17 +4,21 @@ what a night sounds like on the building and in its published recording cannot d
 
 - A note's sound: a drum note plays its set's file for that note (or the stand-in
   `drum_note` finds), a pitched note the nearest zone resampled to it, cut at
-  `MAX_VOICE_SECONDS` (`PreparedSounds`, cached per set and note).
-- Its loudness: velocity through the DLS curve, the set's and the sample's gain, and
-  `MASTER_GAIN` for headroom (`voice_volume`).
-- Voices: `VOICES_PER_TRACK` per track. A note restarted, or a hat choking its
-  exclusive class, fades the old voice; a track that runs out steals its own oldest
-  voice and keeps one in hand with a short fade (`start_voice`); a note-off fades a
-  pitched voice over its set's release (`release_voices`); a panic fades them all
-  (`silence`).
+  `MAX_VOICE_SECONDS`, panned, with what the track's reverb and delay sends give back
+  for it as a second sound (``billboard/mix.py``; `PreparedSounds`, cached per track
+  and note).
+- Its loudness: velocity through the DLS curve, the set's and the sample's gain, the
+  track's fader, and `MASTER_GAIN` for headroom (`voice_volume`).
+- Voices: `VOICES_PER_TRACK` per track for the dry sounds, `mix.WET_VOICES` for the
+  wet ones (a wet voice has no note-off: the room and the echoes ring out). A note
+  restarted, or a hat choking its exclusive class, fades the old voice; a track that
+  runs out steals its own oldest voice and keeps one in hand with a short fade
+  (`start_voice`); a note-off fades a pitched voice over its set's release
+  (`release_voices`); a panic fades them all (`silence`).
 
-Pure: numpy and the sample library, no mixer and no clock. A voice is anything of the
-`Voice` shape: the live mixer backs it with a pygame channel, the render with an array.
+Pure: numpy, pedalboard and the sample library, no mixer and no clock. A voice is
+anything of the `Voice` shape: the live mixer backs it with a pygame channel, the
+render with an array.
 """
 
 from __future__ import annotations
@@ -26,15 +30,19 @@ from typing import Final, Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from . import mix
+from .engine.tracks import TrackMix, TrackSpec
+from .mix import Stereo
 from .samples import Samples, SampleSet, drum_note, nearest_zone, resample
 
 VOICES_PER_TRACK: Final = 6
-# Eight tracks peaking together must not clip the mix: -6 dB of headroom.
-MASTER_GAIN: Final = 0.5
+# Eight tracks peaking together must not clip the mix: the busiest crowd's loudest
+# moments stay under full scale (bench/musicality.py measures the true peak).
+MASTER_GAIN: Final = 0.56
 RETRIGGER_FADE_MS: Final = 20  # a note restarted (or a hat choked) fades its old voice
 STEAL_FADE_MS: Final = 12  # the oldest voice's fade when a track's last voice is taken
 PANIC_FADE_MS: Final = 10  # "at once", without the pop of a hard cut on a big PA
-CACHE_BYTES: Final = 48 * 2**20  # prepared sounds kept, least recently used dropped
+CACHE_BYTES: Final = 192 * 2**20  # prepared sounds kept, least recently used dropped
 MAX_VOICE_SECONDS: Final = 6.0  # a very low note resampled longer is cut (and faded)
 
 # GM2 "exclusive classes": a hit silences the others of its class (a closed hat chokes
@@ -83,55 +91,136 @@ def to_pcm16(audio: npt.NDArray[np.floating]) -> npt.NDArray[np.int16]:
 
 T = TypeVar("T")
 
+# A prepared sound's cache key: ("dry", track, note) or ("wet", track, note, bpm).
+Key = tuple[object, ...]
+
 
 class PreparedSounds(Generic[T]):
-    """Each note's sound resampled to the output's `rate` once, then kept: `make` turns
-    the prepared mono samples (within ±1, as a 16-bit sound holds them) into what the
-    output plays, and says how many bytes it holds. The least recently used are dropped
-    beyond `limit` bytes (a sound still playing stays alive through its voice)."""
+    """Each note's sounds for a track, resampled to the output's `rate` and mixed
+    (``billboard/mix.py``) once, then kept: the **dry** sound (the sample panned) and
+    the **wet** one (what the track's reverb and delay sends return, None when it sends
+    nothing). `make` turns prepared stereo samples (within ±1, as a 16-bit sound holds
+    them) into what the output plays, and says how many bytes it holds. The least
+    recently used are dropped beyond `limit` bytes (a sound still playing stays alive
+    through its voice).
+
+    Not thread-safe: the live mixer calls it under its lock, and computes a wet sound
+    (the slow part, tens of ms) outside it with `compute_wet` and `make`, then keeps it
+    with `put_wet`."""
 
     def __init__(
-        self, rate: int, make: Callable[[Samples], tuple[T, int]], limit: int = CACHE_BYTES
+        self, rate: int, make: Callable[[Stereo], tuple[T, int]], limit: int = CACHE_BYTES
     ) -> None:
         self.rate = rate
         self._make = make
         self._limit = limit
-        self._kept: OrderedDict[tuple[str, int], tuple[T, int]] = OrderedDict()
+        self._kept: OrderedDict[Key, tuple[T | None, int]] = OrderedDict()
         self._bytes = 0
 
-    def get(self, sample_set: SampleSet, note: int) -> tuple[T, float]:
-        """The sound that plays `note` on `sample_set`, and its gain (set × sample)."""
-        gain = sample_set.gain
+    def get(self, spec: TrackSpec, sample_set: SampleSet, note: int) -> tuple[T, float]:
+        """The dry sound of `note` on `spec`'s track (playing `sample_set`), and its
+        gain: the set's × the sample's × the track's fader."""
+        key = ("dry", spec.name, note)
+        kept = self._kept.get(key)
+        if kept is None:
+            mixed = mix.dry(self.mono(sample_set, note), _mix(spec, sample_set, note))
+            sound, size = self._make(np.clip(mixed, -1.0, 1.0))
+            kept = self._keep(key, sound, size)
+        else:
+            self._kept.move_to_end(key)
+        assert kept[0] is not None  # a dry sound is never None
+        return kept[0], sample_gain(sample_set, note) * mix.gain(TrackMix.of(spec))
+
+    def mono(self, sample_set: SampleSet, note: int) -> Samples:
+        """`note`'s sample on `sample_set` at the output's rate: a drum's file, or the
+        nearest zone moved to the note, cut at `MAX_VOICE_SECONDS`. Thread-safe."""
         if sample_set.kind == "drums":
             resolved = drum_note(sample_set.drums, note)
             assert resolved is not None  # the sample library refuses an empty set
-            hit = sample_set.drums[resolved]
-            key, samples, step = (sample_set.name, resolved), hit.samples, 1.0
-            gain *= hit.gain
+            samples, step = sample_set.drums[resolved].samples, 1.0
         else:
             zone = nearest_zone(sample_set.zones, note)
-            key, samples = (sample_set.name, note), zone.samples
-            step = 2.0 ** ((note - zone.root) / 12)
-        kept = self._kept.get(key)
-        if kept is not None:
-            self._kept.move_to_end(key)
-            return kept[0], gain
-        mono = resample(
+            samples, step = zone.samples, 2.0 ** ((note - zone.root) / 12)
+        return resample(
             samples,
             step * sample_set.rate / self.rate,  # the output may run at another rate
             max_frames=int(MAX_VOICE_SECONDS * self.rate),
         )
-        sound, size = self._make(np.clip(mono, -1.0, 1.0))
+
+    @staticmethod
+    def wet_key(spec: TrackSpec, note: int, bpm: float) -> Key:
+        """Where `note`'s wet sound is kept: the delay follows the tempo, the reverb
+        does not."""
+        return ("wet", spec.name, note, round(bpm, 2) if spec.delay > 0 else 0.0)
+
+    def cached_wet(self, key: Key) -> tuple[bool, T | None]:
+        """(known, the wet sound): known is False until it has been computed."""
+        kept = self._kept.get(key)
+        if kept is None:
+            return False, None
+        self._kept.move_to_end(key)
+        return True, kept[0]
+
+    def compute_wet(
+        self, spec: TrackSpec, sample_set: SampleSet, note: int, bpm: float
+    ) -> Stereo | None:
+        """What the track's sends return for `note` at `bpm` (the slow part: call it
+        outside any lock). Thread-safe."""
+        track_mix = _mix(spec, sample_set, note)
+        if not mix.sends(track_mix):
+            return None
+        frames = None
+        if sample_set.kind != "drums":  # a drum rings out; a pitched note is cut
+            frames = mix.note_frames(spec.length, bpm, sample_set.release_ms, self.rate)
+        return mix.wet(self.mono(sample_set, note), track_mix, self.rate, bpm, frames)
+
+    def make(self, stereo: Stereo | None) -> tuple[T | None, int]:
+        """A computed wet sound as the output plays it, and its bytes. Thread-safe."""
+        if stereo is None:
+            return None, 0
+        return self._make(np.clip(stereo, -1.0, 1.0))
+
+    def put_wet(self, key: Key, made: tuple[T | None, int]) -> T | None:
+        """Keep a wet sound `make` made (None: the track sends nothing); what plays it."""
+        return self._keep(key, *made)[0]
+
+    def wet(self, spec: TrackSpec, sample_set: SampleSet, note: int, bpm: float) -> T | None:
+        """The wet sound of `note`, computed now if it is not kept (the offline render:
+        it has the time)."""
+        key = self.wet_key(spec, note, bpm)
+        known, sound = self.cached_wet(key)
+        if known:
+            return sound
+        return self.put_wet(key, self.make(self.compute_wet(spec, sample_set, note, bpm)))
+
+    def _keep(self, key: Key, sound: T | None, size: int) -> tuple[T | None, int]:
+        old = self._kept.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
         self._kept[key] = (sound, size)
         self._bytes += size
         while self._bytes > self._limit and len(self._kept) > 1:
             _, (_, dropped) = self._kept.popitem(last=False)
             self._bytes -= dropped
-        return sound, gain
+        return sound, size
 
     def clear(self) -> None:
         self._kept.clear()
         self._bytes = 0
+
+
+def _mix(spec: TrackSpec, sample_set: SampleSet, note: int) -> TrackMix:
+    """`spec`'s mix for `note`: a kit's drums spread round the track's pan."""
+    drum = drum_note(sample_set.drums, note) if sample_set.kind == "drums" else None
+    return mix.placed(TrackMix.of(spec), drum)
+
+
+def sample_gain(sample_set: SampleSet, note: int) -> float:
+    """The set's gain × the gain of the drum sample that plays `note`."""
+    if sample_set.kind != "drums":
+        return sample_set.gain
+    resolved = drum_note(sample_set.drums, note)
+    return sample_set.gain * (sample_set.drums[resolved].gain if resolved is not None else 1.0)
 
 
 # -- voices ------------------------------------------------------------------------

@@ -238,11 +238,14 @@ HAT_FREQS: Final = (205.3, 304.4, 369.6, 522.7, 540.0, 800.0)  # TR-808 cymbal o
 
 
 def kick(t: Signal) -> Signal:
-    # A fast pitch drop reads as a thump rather than a "boing".
-    hz = 48.0 + 110.0 * np.exp(-t / 0.035)
-    body = sine(hz, t) * (0.25 * decay(t, 0.05) + 0.75 * decay(t, 0.3))
-    click = highpass(noise("kick", t), 2000.0) * decay(t, 0.004)
-    return np.tanh(1.6 * (body + 0.25 * click))
+    """A thump with a knock: a sine falling fast from about 160 Hz to 50 Hz (read as a
+    thump, not a "boing"), driven into saturation, whose harmonics (100-300 Hz) carry
+    the beat on small speakers and a PA's mid cabinets where a bare 50 Hz sine is felt
+    rather than heard; a short band of noise for the beater's knock."""
+    hz = 50.0 + 110.0 * np.exp(-t / 0.03)
+    body = sine(hz, t) * (0.35 * decay(t, 0.05) + 0.65 * decay(t, 0.32))
+    knock = bandpass(noise("kick", t), 1200.0, 4500.0) * decay(t, 0.007)
+    return np.tanh(2.6 * (body + 0.3 * knock))
 
 
 def snare(t: Signal) -> Signal:
@@ -412,23 +415,30 @@ def keys(root: int, t: Signal) -> Signal:
 
 
 def lead(root: int, t: Signal) -> Signal:
-    """Three saws detuned by a few cents (they beat slowly against each other), a
-    square an octave down for weight, softened above 3.5 kHz."""
+    """Three saws detuned by a few cents (they beat slowly against each other) and a
+    square an octave down for weight, through a low-pass that opens on the attack and
+    closes to a few harmonics as the note holds (the pitch-keyed sweep of a synth lead,
+    not the static buzz of bare saws), settling to a sustain."""
     f0 = midi_hz(root)
     phases = rng_for(f"lead {root}").uniform(0.0, 1.0, 4)
     tone = np.zeros_like(t)
     for cents, phase in zip((-9.0, 0.0, 9.0), phases[:3], strict=True):
         hz = f0 * 2.0 ** (cents / 1200)
-        tone += play_table(table(hz, filtered(saw_amplitude, hz, 3500.0)), hz, t, phase)
+        tone += play_table(table(hz, filtered(saw_amplitude, hz, 6000.0)), hz, t, phase)
     sub = f0 / 2
-    tone += 0.5 * play_table(table(sub, filtered(square_amplitude, sub, 3500.0)), sub, t, phases[3])
-    return tone * rise(t, 0.006) * (0.8 + 0.2 * decay(t, 0.2))
+    tone += 0.5 * play_table(table(sub, filtered(square_amplitude, sub, 6000.0)), sub, t, phases[3])
+    cutoff = 2.5 * f0 + 4000.0 * np.exp(-t / 0.15)
+    shaped = svf_lowpass(tone, cutoff, damping=1.0)
+    return shaped * rise(t, 0.008) * (0.7 + 0.3 * decay(t, 0.25))
 
 
 def pluck(root: int, t: Signal) -> Signal:
     """A Karplus-Strong string, ringing about 1.4 s to -60 dB whatever its pitch."""
     string = karplus_strong(f"pluck {root}", midi_hz(root), len(t) / RATE, t60=1.4)
-    return lowpass(string, 7000.0, 1)
+    # Softly saturated: the burst that starts a string is all peak and little loudness,
+    # so rounding it lets the pluck sit as loud as the lead without topping the mix.
+    string = lowpass(string, 7000.0, 1)
+    return np.tanh(2.5 * string / np.max(np.abs(string)))
 
 
 def pad(root: int, t: Signal) -> Signal:
@@ -468,11 +478,11 @@ class Pitched:
 # octave above that, where harmony.py puts most of the notes.
 PITCHED: Final = (
     Pitched("bass", (43, 55), 1.0, 1.0, True, 60, bass, 0.15),
-    Pitched("keys", (67, 79), 1.5, 0.75, True, 150, keys, 0.2),
-    Pitched("lead", (79, 91), 1.0, 0.55, True, 80, lead, 0.12),
+    Pitched("keys", (67, 79), 1.5, 1.0, True, 150, keys, 0.2),
+    Pitched("lead", (79, 91), 1.0, 1.1, True, 80, lead, 0.12),
     Pitched("pluck", (67, 79), 1.2, 1.0, False, 250, pluck, 0.2),
-    Pitched("pad", (55, 67), 2.8, 0.6, True, 400, pad, 0.6),
-    Pitched("bell", (91, 103), 1.6, 0.55, False, 600, bell, 0.3),
+    Pitched("pad", (55, 67), 2.8, 1.1, True, 400, pad, 0.6),
+    Pitched("bell", (91, 103), 1.6, 0.9, False, 600, bell, 0.3),
 )
 
 
@@ -492,13 +502,15 @@ def build(out_dir: Path) -> dict[str, Any]:
     """Write every sample and the manifest into `out_dir`; return the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     sets: dict[str, Any] = {}
-    for set_name, drums in (("kit", KIT), ("perc", PERC)):
+    # The kit a little under full level, the percussion well above its softer hits:
+    # the kit's transients make the mix's peaks, the percussion sits beside it.
+    for set_name, drums, gain in (("kit", KIT, 0.9), ("perc", PERC, 1.6)):
         notes: dict[str, Any] = {}
         for drum in drums:
             file = f"{set_name}_{drum.note}_{drum.name}.wav"
             write_wav(out_dir / file, finish(drum.make(times(drum.seconds)), fade_out=0.02))
             notes[str(drum.note)] = {"file": file, "name": drum.name, "gain": drum.gain}
-        sets[set_name] = {"kind": "drums", "gain": 1.0, "notes": notes}
+        sets[set_name] = {"kind": "drums", "gain": gain, "notes": notes}
     for spec in PITCHED:
         zones = []
         for root in spec.roots:

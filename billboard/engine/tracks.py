@@ -25,15 +25,36 @@ class TrackSpec:
     length: int  # note length in grid steps (16ths)
     mode: Mode
     velocity: int = 96
+    # The speakers' mix (billboard/mix.py): -1 left … +1 right, dB (0 or less), and the
+    # shares sent to the reverb and to the delay (0–1). MIDI out ignores them.
+    pan: float = 0.0
+    gain_db: float = 0.0
+    reverb: float = 0.0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackMix:
+    """A track's place in the speakers' mix; see `TrackSpec` and ``billboard/mix.py``."""
+
+    pan: float = 0.0
+    gain_db: float = 0.0
+    reverb: float = 0.0
+    delay: float = 0.0
+
+    @staticmethod
+    def of(spec: TrackSpec) -> TrackMix:
+        return TrackMix(spec.pan, spec.gain_db, spec.reverb, spec.delay)
 
 
 DEFAULT_TRACKS: Final[tuple[TrackSpec, ...]] = (
-    TrackSpec("drums", "#f97316", 9, 0, "kit", 0, 1, "drums", 110),
+    # The beat and the bass in the centre, as on any record; the rest spread around them.
+    TrackSpec("drums", "#f97316", 9, 0, "kit", 0, 1, "drums", 110, 0.0, 0.0, 0.12, 0.0),
     TrackSpec("bass", "#8a5cf6", 0, 38, "bass", 2, 2, "chord_tones", 104),
-    TrackSpec("chords", "#22c55e", 1, 4, "keys", 4, 4, "chord", 80),
-    TrackSpec("lead", "#ef4444", 2, 80, "lead", 5, 2, "scale", 96),
-    TrackSpec("pluck", "#eab308", 3, 45, "pluck", 4, 1, "scale", 92),
-    TrackSpec("pad", "#06b6d4", 4, 89, "pad", 3, 8, "chord_tones", 70),
-    TrackSpec("bells", "#ec4899", 5, 14, "bell", 6, 2, "scale", 84),
-    TrackSpec("percussion", "#a3e635", 9, 0, "perc", 0, 1, "drums", 100),
+    TrackSpec("chords", "#22c55e", 1, 4, "keys", 4, 4, "chord", 80, -0.4, -1.0, 0.25, 0.0),
+    TrackSpec("lead", "#ef4444", 2, 80, "lead", 5, 2, "scale", 96, 0.25, 0.0, 0.2, 0.25),
+    TrackSpec("pluck", "#eab308", 3, 45, "pluck", 4, 1, "scale", 92, -0.55, 0.0, 0.15, 0.3),
+    TrackSpec("pad", "#06b6d4", 4, 89, "pad", 3, 8, "chord_tones", 70, 0.45, -2.0, 0.35, 0.0),
+    TrackSpec("bells", "#ec4899", 5, 14, "bell", 6, 2, "scale", 84, 0.6, -1.0, 0.3, 0.2),
+    TrackSpec("percussion", "#a3e635", 9, 0, "perc", 0, 1, "drums", 100, -0.5, -1.0, 0.15),
 )

@@ -86,10 +86,16 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
         "           [0, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]\n"
         "[[billboard.tracks]]\nname = 'bass'\ncolor = '#8a5cf6'\nchannel = 1\nprogram = 38\n"
         "samples = 'bass'\noctave = 2\nlength = 2\nmode = 'chord_tones'\n"
+        "[[billboard.tracks]]\nname = 'bells'\ncolor = '#ec4899'\nchannel = 6\nprogram = 14\n"
+        "samples = 'bell'\noctave = 6\nlength = 2\nmode = 'scale'\n"
+        "pan = 0.5\ngain_db = -3\nreverb = 0.3\ndelay = 0.2\n"
     )
     config = load_billboard_config(load_installation(path, env={}), overrides={"bpm": 100})
     assert config.bpm == 100 and config.key == "D" and config.floors == 2
     assert config.tracks[0].channel == 0 and config.tracks[0].name == "bass"
+    assert (config.tracks[0].pan, config.tracks[0].reverb) == (0.0, 0.0)  # the defaults
+    bells = config.tracks[1]
+    assert (bells.pan, bells.gain_db, bells.reverb, bells.delay) == (0.5, -3.0, 0.3, 0.2)
     engine_config = config.engine_config()
     assert engine_config.facade.bays == 2 and engine_config.key == "D"
     assert (engine_config.line_max, engine_config.line_idle_s) == (50, 120.0)
@@ -118,6 +124,21 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
             "[[billboard.tracks]]\nname='x'\ncolor='#000000'\nchannel=17\nprogram=0\n"
             "samples='bass'\noctave=2\nlength=1\nmode='scale'\n",
             "channel must be 1–16",
+        ),
+        (
+            "[[billboard.tracks]]\nname='x'\ncolor='#000000'\nchannel=1\nprogram=0\n"
+            "samples='bass'\noctave=2\nlength=1\nmode='scale'\npan=2\n",
+            "pan must be -1",
+        ),
+        (
+            "[[billboard.tracks]]\nname='x'\ncolor='#000000'\nchannel=1\nprogram=0\n"
+            "samples='bass'\noctave=2\nlength=1\nmode='scale'\ngain_db=6\n",
+            "a fader turns down",
+        ),
+        (
+            "[[billboard.tracks]]\nname='x'\ncolor='#000000'\nchannel=1\nprogram=0\n"
+            "samples='bass'\noctave=2\nlength=1\nmode='scale'\nreverb=nan\n",
+            "sends, 0 to 1",
         ),
     ],
 )

@@ -150,6 +150,7 @@ def test_the_command_renders_a_logged_night_to_wav_and_midi(tmp_path: Path) -> N
     [line] = [line for line in done.stdout.splitlines() if line.startswith("rendered")]
     said = re.fullmatch(
         r"rendered (?P<seconds>[\d.]+) s of music in [\d.]+ s \(\d+× real time\), "
+        r"limiter on [\d.]+ % of the time \(at most -[\d.]+ dB\), "
         r"(?P<clipped>\d+) samples clipped -> (?P<wav>.*)",
         line,
     )

@@ -3,6 +3,9 @@
 The mixer tests open pygame.mixer on SDL's "disk" audio driver, which writes the mixed
 output, raw and in the mixer's own format, to a file at the pace of a sound card: what
 the speakers would have played. No sound card is needed.
+
+The voices' sentences play the tracks dry and centred (`DRY`); the mix's own give the
+tracks their pans and sends, as the defaults do.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +22,14 @@ import pygame
 import pytest
 
 from billboard.engine.events import NoteOff, NoteOn
-from billboard.engine.tracks import DEFAULT_TRACKS
+from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
+from billboard.mix import WET_VOICES
 from billboard.sound import SoundOut
 from billboard.voicing import VOICES_PER_TRACK, velocity_gain
 from tests.billboard.audio import Audio, cents, dominant_hz, midi_hz, rms
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+DRY = tuple(replace(t, pan=0.0, gain_db=0.0, reverb=0.0, delay=0.0) for t in DEFAULT_TRACKS)
 
 
 def test_louder_velocities_play_louder() -> None:
@@ -59,35 +65,61 @@ class Speakers:
 
     def read(self, start: int, end: int) -> Audio:
         """Frames [start, end) as mono floats in [-1, 1]."""
+        mono: Audio = self.read_speakers(start, end).mean(axis=1)
+        return mono
+
+    def read_speakers(self, start: int, end: int) -> Audio:
+        """Frames [start, end) as floats in [-1, 1], a column per speaker."""
         frame = 2 * self.channels
         with self.path.open("rb") as raw:
             raw.seek(start * frame)
             data = raw.read((end - start) * frame)
         pcm = np.frombuffer(data[: len(data) // frame * frame], dtype=np.int16)
-        mono: Audio = pcm.reshape(-1, self.channels).mean(axis=1) / 32768.0
-        return mono
+        speakers: Audio = pcm.reshape(-1, self.channels) / 32768.0
+        return speakers
 
-    def listen(self, seconds: float) -> Audio:
-        """The next `seconds` of output."""
+    def listen(self, seconds: float, each: bool = False) -> Audio:
+        """The next `seconds` of output (`each`: a column per speaker, else mono)."""
         start = self.position()
         time.sleep(seconds)
-        audio = self.read(start, self.position())
+        audio = self.read_speakers(start, self.position())
         assert len(audio) > seconds * self.rate / 2, "the disk audio driver stalled"
-        return audio
+        return audio if each else audio.mean(axis=1)
 
 
-@pytest.fixture
-def speakers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Speakers]:
+def open_speakers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracks: Sequence[TrackSpec]
+) -> Speakers:
     raw = tmp_path / "speakers.raw"
     # Set before the mixer opens: SDL reads them when its audio subsystem starts, and
     # SoundOut closes any mixer opened earlier in this process.
     monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
     monkeypatch.setenv("SDL_DISKAUDIOFILE", str(raw))
-    out = SoundOut(SOUNDS, DEFAULT_TRACKS)
+    return Speakers(raw, SoundOut(SOUNDS, tracks))
+
+
+@pytest.fixture
+def speakers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Speakers]:
+    opened = open_speakers(tmp_path, monkeypatch, DRY)
     try:
-        yield Speakers(raw, out)
+        yield opened
     finally:
-        out.close()
+        opened.out.close()
+        pygame.mixer.quit()
+
+
+@pytest.fixture
+def mixed_speakers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Speakers]:
+    """The default tracks, panned and with their sends, once every wet sound is made."""
+    opened = open_speakers(tmp_path, monkeypatch, DEFAULT_TRACKS)
+    try:
+        deadline = time.monotonic() + 60  # a few seconds' work, on a busy machine
+        while opened.out.wet_pending():
+            assert time.monotonic() < deadline, "the wet sounds were never made"
+            time.sleep(0.05)
+        yield opened
+    finally:
+        opened.out.close()
         pygame.mixer.quit()
 
 
@@ -100,12 +132,13 @@ def off(track: str, note: int) -> NoteOff:
 
 
 def busy_channels(track: str | None = None) -> list[pygame.mixer.Channel]:
-    """The mixer channels sounding now of one track's voices, or of every track's:
-    SoundOut reserves `VOICES_PER_TRACK` channels per track, in track order."""
+    """The mixer channels sounding now of one track's dry voices, or of every track's:
+    SoundOut reserves `VOICES_PER_TRACK` channels per track, then `WET_VOICES`, in
+    track order."""
     names = [spec.name for spec in DEFAULT_TRACKS]
     indexes = range(len(names)) if track is None else [names.index(track)]
     channels = [
-        pygame.mixer.Channel(i * VOICES_PER_TRACK + j)
+        pygame.mixer.Channel(i * (VOICES_PER_TRACK + WET_VOICES) + j)
         for i in indexes
         for j in range(VOICES_PER_TRACK)
     ]
@@ -232,3 +265,28 @@ def test_a_mixer_that_cannot_open_is_an_oserror(monkeypatch: pytest.MonkeyPatch)
             SoundOut(SOUNDS, DEFAULT_TRACKS)
     finally:
         pygame.mixer.quit()
+
+
+# -- the mix -----------------------------------------------------------------------
+
+
+def test_a_track_panned_right_is_louder_on_the_right(mixed_speakers: Speakers) -> None:
+    bells = next(t for t in DEFAULT_TRACKS if t.name == "bells")
+    assert bells.pan > 0
+    mixed_speakers.out.note_on(on("bells", 84))
+    heard = mixed_speakers.listen(0.3, each=True)
+    left, right = rms(heard[:, 0]), rms(heard[:, 1])
+    assert right > AUDIBLE and left < right * 0.7
+
+
+def test_the_reverb_and_delay_ring_on_after_the_note_off(mixed_speakers: Speakers) -> None:
+    out = mixed_speakers.out
+    out.note_on(on("lead", 76))
+    time.sleep(0.1)
+    out.note_off(off("lead", 76))
+    time.sleep(0.25)  # the dry voice's release is long over
+    assert sounding("lead") == 0
+    assert rms(mixed_speakers.listen(0.3)) > SILENT  # the room and the echoes
+    out.panic()
+    time.sleep(0.05)
+    assert np.abs(mixed_speakers.listen(0.15)).max() < SILENT  # a panic silences them too
