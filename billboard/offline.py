@@ -98,7 +98,14 @@ def render_night(
     if record is not None:
         _check_writable(record)
         try:
-            recorder = MidiRecorder(record, config.tracks, config.bpm)
+            recorder = MidiRecorder(
+                record,
+                config.tracks,
+                config.bpm,
+                key=config.key,
+                scale=config.scale,
+                bed=config.bed_midi(),
+            )
         except OSError as exc:
             raise RenderError(str(exc)) from exc
         recorder.start(0.0)  # the file's time zero is the log's, as live

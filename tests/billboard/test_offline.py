@@ -58,11 +58,16 @@ def test_a_night_renders_to_the_notes_the_show_plays_in_audio_and_midi(tmp_path:
     audio = read_wav(wav)
     assert rendered.seconds == pytest.approx(len(audio) / RATE) and rendered.seconds >= until
     assert rendered.clipped == 0 and "0 samples clipped" in rendered.summary()
-    # The recording holds each note at the tick its second makes at the session tempo.
+    # The recording holds each note at the tick its second makes at the session tempo,
+    # on its track, or the bed's part on its own channel on a track of its own.
     ticks_per_s = 480 * 1e6 / mido.bpm2tempo(config.bpm)
-    expected: dict[str, list[tuple[int, int, int]]] = {t.name: [] for t in config.tracks}
+    bed = {voice.channel: f"bed {voice.part}" for voice in config.bed_voices}
+    names = [*(t.name for t in config.tracks), *bed.values()]
+    expected: dict[str, list[tuple[int, int, int]]] = {name: [] for name in names}
     for note in notes:
-        expected[note.track].append((round(note.time * ticks_per_s), note.channel, note.note))
+        name = bed.get(note.channel, note.track)
+        expected[name].append((round(note.time * ticks_per_s), note.channel, note.note))
+    assert expected["bed pad"]  # the bed held the chord on the pad nobody took
     assert note_ons(mid) == {name: sorted(found) for name, found in expected.items()}
     # And every note sounds in the audio, from its own time on.
     for note in notes[:: max(1, len(notes) // 20)]:
