@@ -28,7 +28,7 @@ from .config import BillboardConfig
 from .engine import Command, Engine, InputEvent, Note, NoteOn
 from .engine.playback import play_events
 from .eventlog import read_events
-from .outputs import follow_tempo
+from .outputs import follow_key, follow_tempo
 from .recorder import MidiRecorder
 from .render import RATE, render, write_wav
 from .samples import load_sample_sets
@@ -126,6 +126,7 @@ def render_night(
         for at, event in events:
             if at <= until:
                 follow_tempo([recorder], event, at)
+                follow_key([recorder], event, at)
         for note in notes:
             if isinstance(note, NoteOn):
                 recorder.note_on(note)

@@ -87,6 +87,26 @@ def test_an_operator_tempo_change_in_the_log_reaches_the_recording(tmp_path: Pat
     assert tempos == [mido.bpm2tempo(112.0), mido.bpm2tempo(150.0)]
 
 
+def test_an_operators_key_and_scale_changes_in_the_log_reach_the_recording(
+    tmp_path: Path,
+) -> None:
+    events: list[tuple[float, InputEvent]] = [
+        (0.0, Join("c-a")),
+        (1.0, Command("key", {"key": "G"})),
+        (2.0, Command("scale", {"name": "minor"})),
+    ]
+    mid = tmp_path / "night.mid"
+    log = write_log(tmp_path / "night.jsonl", events)
+    render_night(BillboardConfig(), log, tmp_path / "n.wav", record=mid, sounds_dir=SOUNDS)
+    found, tick = [], 0
+    for msg in mido.MidiFile(mid).tracks[0]:
+        tick += msg.time
+        if msg.type == "key_signature":
+            found.append((tick, msg.key))
+    # 112 beats a minute of 480 ticks: 896 ticks a second.
+    assert found == [(0, "C"), (896, "G"), (1792, "Gm")]
+
+
 def test_duration_is_how_long_the_music_plays(tmp_path: Path) -> None:
     log = write_log(tmp_path / "night.jsonl", crowd_events(2, 8.0))
     config = BillboardConfig()
