@@ -137,6 +137,7 @@ def open_sinks(
                 virtual=config.midi_virtual or None,
                 api=config.midi_api or None,
                 tracks=config.tracks,
+                bed=config.bed_midi(),
             )
             midi.send_programs()
             sinks.append(midi)
@@ -144,7 +145,15 @@ def open_sinks(
         except OSError as exc:
             print(f"dialjam billboard: no MIDI, sound only: {exc}", file=sys.stderr)
     if options.record:
-        sinks.append(MidiRecorder(options.record, config.tracks, config.bpm))
+        recorder = MidiRecorder(
+            options.record,
+            config.tracks,
+            config.bpm,
+            key=config.key,
+            scale=config.scale,
+            bed=config.bed_midi(),
+        )
+        sinks.append(recorder)
     return sinks, sound, midi
 
 

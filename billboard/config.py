@@ -1,6 +1,8 @@
 """The billboard's settings: defaults < the `[billboard]` table of the installation's
 TOML file (with `[billboard.facade]` and `[[billboard.tracks]]`) < flags.
 
+MIDI channels are 1–16 in the file, as on every synth's front panel, and 0–15 inside.
+
 The file is read once, by `relay.config.load_installation`, with the relay's and the
 gateways' tables (the embedded relay runs on those); this module reads the billboard's
 table from what it read."""
@@ -9,17 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from relay.config import ConfigError, Installation, check_not_installation_wide, coerce
 
 from .engine import EngineConfig, Facade, TrackSpec
-from .engine.bed import NO_BED, STYLES
+from .engine.bed import DEFAULT_VOICES, NO_BED, PITCHED_PARTS, STYLES, BedVoice
 from .engine.harmony import SCALES, parse_key, parse_progression
 from .engine.tracks import DEFAULT_TRACKS, MODES
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_DRUM_CHANNEL = 9  # GM's drum channel, 10 on a synth's panel
+_BED_TABLES = ("bed_channels", "bed_programs")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,13 @@ class BillboardConfig:
     bays: int = 8
     windows: tuple[tuple[float, float, float, float], ...] = ()
     tracks: tuple[TrackSpec, ...] = field(default=DEFAULT_TRACKS)
+    # The groove bed's pitched parts on MIDI channels of their own, each with its GM
+    # program (engine/bed.py): `bed_channels` and `bed_programs` in the file.
+    bed_voices: tuple[BedVoice, ...] = field(default=DEFAULT_VOICES)
+
+    def bed_midi(self) -> tuple[BedVoice, ...]:
+        """The bed's voices for the MIDI out and the recording: none without a bed."""
+        return () if self.style == NO_BED else self.bed_voices
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
@@ -71,6 +82,7 @@ class BillboardConfig:
             scale=self.scale,
             progression=parse_progression(self.progression),
             style=self.style,
+            bed_voices=self.bed_voices,
             idle_s=self.idle_s,
             turn_s=self.turn_s,
             kick_ban_s=self.kick_ban_s,
@@ -92,7 +104,9 @@ class BillboardConfig:
 
 
 _SCALARS = {
-    f.name: str(f.type) for f in fields(BillboardConfig) if f.name not in ("windows", "tracks")
+    f.name: str(f.type)
+    for f in fields(BillboardConfig)
+    if f.name not in ("windows", "tracks", "bed_voices")
 }
 _TRACK_KEYS = {f.name: str(f.type) for f in fields(TrackSpec)}
 # A track's velocity and its place in the mix have defaults; the rest must be given.
@@ -117,9 +131,11 @@ def load_billboard_config(
             values["tracks"] = _tracks(value, f"{path} [[billboard.tracks]]")
         elif key in _SCALARS:
             values[key] = coerce(_SCALARS[key], key, value, origin)
-        else:
-            known = ", ".join(sorted([*_SCALARS, "facade", "tracks"]))
+        elif key not in _BED_TABLES:
+            known = ", ".join(sorted([*_SCALARS, *_BED_TABLES, "facade", "tracks"]))
             raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
+    if any(key in table for key in _BED_TABLES):
+        values["bed_voices"] = _bed_voices(table, origin)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = coerce(_SCALARS[key], key, value, f"--{key.replace('_', '-')}")
@@ -200,6 +216,78 @@ def _tracks(value: Any, origin: str) -> tuple[TrackSpec, ...]:
     return tuple(specs)
 
 
+def _bed_voices(table: Mapping[str, Any], origin: str) -> tuple[BedVoice, ...]:
+    """The bed's voices: the defaults, changed for the parts that `bed_channels` (1–16)
+    and `bed_programs` (GM, 0–127) name."""
+    voices = {voice.part: voice for voice in DEFAULT_VOICES}
+    for key, low, high in (("bed_channels", 1, 16), ("bed_programs", 0, 127)):
+        given = table.get(key, {})
+        if not isinstance(given, dict):
+            raise ConfigError(
+                f"{origin}: {key} must be a table such as {{ bass = …, chords = …, pad = … }}"
+            )
+        for part, value in given.items():
+            if part not in PITCHED_PARTS:
+                kit = (
+                    "; the bed's kit plays on its track's channel, GM's drum channel 10, "
+                    "the only one a GM synth plays drums on"
+                    if part in ("drums", "kit", "kick", "snare", "hat", "open_hat")
+                    else ""
+                )
+                raise ConfigError(
+                    f"{origin}: {key} has no part {part!r} (the bed's parts of their own: "
+                    f"{', '.join(PITCHED_PARTS)}){kit}"
+                )
+            number = coerce("int", f"{key}.{part}", value, origin)
+            if not low <= number <= high:
+                raise ConfigError(f"{origin}: {key}.{part} must be {low}–{high}, not {number}")
+            voice = voices[part]
+            voices[part] = (
+                replace(voice, channel=number - 1)
+                if key == "bed_channels"
+                else replace(voice, program=number)
+            )
+    return tuple(voices[part] for part in PITCHED_PARTS)
+
+
+def _check_bed_channels(config: BillboardConfig) -> None:
+    """Each pitched part of the bed on a channel of its own: not GM's drum channel, not
+    another part's, not a track's (a synth could not tell the bed from the caller
+    there). Without a bed there is nothing to check. The bed's kit shares the drum
+    track's channel, as it must on a GM synth: it is no `BedVoice`."""
+    if config.style == NO_BED:
+        return
+    used = {track.channel for track in config.tracks} | {_DRUM_CHANNEL}
+    used |= {voice.channel for voice in config.bed_voices}
+    free = next((c + 1 for c in range(16) if c not in used), None)
+
+    def fix(part: str) -> str:
+        return f"e.g. bed_channels = {{ {part} = {free} }}" if free else "no channel is free"
+
+    parts: dict[int, str] = {}
+    for voice in config.bed_voices:
+        channel = voice.channel + 1
+        if voice.channel == _DRUM_CHANNEL:
+            raise ConfigError(
+                f"bed_channels: the bed's {voice.part} on channel 10, GM's drum channel, "
+                f"would sound as drums on a GM synth; give it another ({fix(voice.part)})"
+            )
+        other = parts.setdefault(voice.channel, voice.part)
+        if other != voice.part:
+            raise ConfigError(
+                f"bed_channels: the bed's {other} and {voice.part} are both on channel "
+                f"{channel}; each part needs its own ({fix(voice.part)})"
+            )
+        for track in config.tracks:
+            if track.channel == voice.channel:
+                raise ConfigError(
+                    f"bed_channels: the bed's {voice.part} on channel {channel} collides "
+                    f"with track {track.name!r} on channel {channel}: a synth could not tell "
+                    f"the bed from the track's caller; give the bed another channel "
+                    f"({fix(voice.part)})"
+                )
+
+
 def _validate(config: BillboardConfig) -> None:
     try:
         parse_key(config.key)
@@ -233,6 +321,7 @@ def _validate(config: BillboardConfig) -> None:
         raise ConfigError("swing must be 0–0.5")
     if not 128 <= config.sound_buffer <= 4096:
         raise ConfigError("sound_buffer must be 128–4096 frames")
+    _check_bed_channels(config)
 
 
 __all__ = ["BillboardConfig", "ConfigError", "load_billboard_config"]

@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 import mido
 import rtmidi
 
+from billboard.engine.bed import DEFAULT_VOICES, BedVoice
 from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
@@ -71,6 +72,8 @@ def list_ports(api: str | None = None) -> list[str]:
 class MidiOut:
     """One MIDI output for the show: notes, program changes, clock and panic.
 
+    The channels it knows are the tracks' and the groove bed's (`bed`: its bass,
+    chords and pad on channels of their own), for their programs and for panic.
     Build it with `MidiOut.open`; the constructor wraps a port that is already open (a
     mido output port, or anything with ``send`` and ``close``), which is how tests
     give it a port that fails. Safe to call from several threads.
@@ -81,17 +84,22 @@ class MidiOut:
         port: OutputPort,
         tracks: Sequence[TrackSpec] = DEFAULT_TRACKS,
         *,
+        bed: Sequence[BedVoice] = DEFAULT_VOICES,
         jack_watch: JackWatch | None = None,
     ) -> None:
         self.name: str = str(port.name)
         self.tracks = tuple(tracks)
+        self.bed = tuple(bed)
         self._port = port
         self._watch = jack_watch
         self._lock = threading.Lock()
         # (channel, note) → note-ons not yet ended. A count, not a set: drums and
         # percussion share channel 9, so the same key can be struck twice before an off.
         self._sounding: Counter[tuple[int, int]] = Counter()
+        # Every channel we may sound on, for CC 123 at panic: known from the start, so a
+        # panic also ends what a previous run left sounding there.
         self._channels = {track.channel for track in self.tracks}
+        self._channels |= {voice.channel for voice in self.bed}
         self._failed = False
         self._closed = False
 
@@ -103,12 +111,14 @@ class MidiOut:
         virtual: str | None = None,
         api: str | None = None,
         tracks: Sequence[TrackSpec] = DEFAULT_TRACKS,
+        bed: Sequence[BedVoice] = DEFAULT_VOICES,
     ) -> MidiOut:
         """Open the output port whose name contains `port` (case-insensitive), or create
         a virtual port named `virtual` that synths connect to.
 
         `api` is ``"alsa"``, ``"jack"``, ``"coremidi"``, ``"winmm"`` or None for
         rtmidi's default. With neither `port` nor `virtual`, the first port is used.
+        `tracks` and `bed` are the channels and programs the show plays on.
         Raises OSError naming the ports it saw when none matches, or saying why the
         API is unavailable.
         """
@@ -128,7 +138,7 @@ class MidiOut:
             raise OSError(f"cannot open a MIDI output on {_label(api)}: {err}") from err
         jack = getattr(mido_port, "api", None) == "UNIX_JACK"
         watch = JackWatch.start(f"{CLIENT_NAME}-watch") if jack else None
-        return cls(mido_port, tracks, jack_watch=watch)
+        return cls(mido_port, tracks, bed=bed, jack_watch=watch)
 
     @property
     def ok(self) -> bool:
@@ -139,18 +149,19 @@ class MidiOut:
     # -- what the show sends --
 
     def send_programs(self) -> None:
-        """One program change per melodic track, for the start of the show."""
+        """One program change per melodic track, then one per pitched part of the bed,
+        for the start of the show."""
         sent: set[int] = set()
+        programs = [(t.channel, t.program) for t in self.tracks]
+        programs += [(voice.channel, voice.program) for voice in self.bed]
         with self._lock:
-            for track in self.tracks:
+            for channel, program in programs:
                 # Channel 9 is GM percussion: a program change would pick a drum kit.
                 # A channel shared by two melodic tracks keeps its first program.
-                if track.channel == DRUM_CHANNEL or track.channel in sent:
+                if channel == DRUM_CHANNEL or channel in sent:
                     continue
-                sent.add(track.channel)
-                self._send(
-                    mido.Message("program_change", channel=track.channel, program=track.program)
-                )
+                sent.add(channel)
+                self._send(mido.Message("program_change", channel=channel, program=program))
 
     def note_on(self, note: NoteOn) -> None:
         """Sound `note` now (its `time` is the scheduler's business)."""

@@ -30,7 +30,7 @@ from .engine import Command, Engine, InputEvent, Note, NoteOn
 from .engine.playback import play_events
 from .eventlog import read_events
 from .mix import master
-from .outputs import follow_tempo
+from .outputs import follow_key, follow_tempo
 from .recorder import MidiRecorder
 from .render import RATE, render, write_wav
 from .samples import load_sample_sets
@@ -104,7 +104,14 @@ def render_night(
     if record is not None:
         _check_writable(record)
         try:
-            recorder = MidiRecorder(record, config.tracks, config.bpm)
+            recorder = MidiRecorder(
+                record,
+                config.tracks,
+                config.bpm,
+                key=config.key,
+                scale=config.scale,
+                bed=config.bed_midi(),
+            )
         except OSError as exc:
             raise RenderError(str(exc)) from exc
         recorder.start(0.0)  # the file's time zero is the log's, as live
@@ -138,6 +145,7 @@ def render_night(
         for at, event in events:
             if at <= until:
                 follow_tempo([recorder], event, at)
+                follow_key([recorder], event, at)
         for note in notes:
             if isinstance(note, NoteOn):
                 recorder.note_on(note)

@@ -8,6 +8,8 @@ each its own small protocol, checked with ``isinstance`` where it is used:
   first time), called by the scheduler as soon as the note is rendered;
 - `FollowsTempo`: the operator's tempo changes (a recording keeps them in its tempo
   map);
+- `FollowsKey`: the operator's key and scale changes (a recording writes a key
+  signature for each);
 - `Flushes`: written out now and then, so a crash loses little;
 - `ClockSink`: MIDI beat clock for synths that follow ours.
 """
@@ -19,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from .engine import Command, InputEvent, NoteOff, NoteOn
 from .engine.clock import MAX_BPM, MIN_BPM
+from .engine.harmony import NOTE_NAMES, SCALES, parse_key
 
 
 class NoteSink(Protocol):
@@ -44,6 +47,15 @@ class FollowsTempo(Protocol):
     """An output that hears the tempo change to `bpm` at `time` (engine clock)."""
 
     def set_tempo(self, bpm: float, time: float) -> None: ...
+
+
+@runtime_checkable
+class FollowsKey(Protocol):
+    """An output that hears the key change to `key` (a pitch class's name, "C" … "B")
+    or the scale to `scale` (one of the engine's) at `time` (engine clock)."""
+
+    def set_key(self, key: str, time: float) -> None: ...
+    def set_scale(self, scale: str, time: float) -> None: ...
 
 
 @runtime_checkable
@@ -76,3 +88,24 @@ def follow_tempo(outputs: Iterable[object], event: InputEvent, at: float) -> Non
     for output in outputs:
         if isinstance(output, FollowsTempo):
             output.set_tempo(bpm, at)
+
+
+def follow_key(outputs: Iterable[object], event: InputEvent, at: float) -> None:
+    """An operator's `key` or `scale` command at `at` reaches the outputs that keep the
+    key (`FollowsKey`) as the engine reads it (a key by its pitch class: "Bb" is
+    "A#"); any other event, or a key or scale the engine would ignore, reaches nobody."""
+    if not (isinstance(event, Command) and event.name in ("key", "scale")):
+        return
+    value: str | None = None
+    try:
+        if event.name == "key":
+            value = NOTE_NAMES[parse_key(str(event.args["key"]))]
+        elif str(event.args["name"]) in SCALES:
+            value = str(event.args["name"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if value is None:
+        return
+    for output in outputs:
+        if isinstance(output, FollowsKey):
+            (output.set_key if event.name == "key" else output.set_scale)(value, at)

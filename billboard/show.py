@@ -31,7 +31,7 @@ from .door import Door
 from .engine import Engine, Scene
 from .engine.events import CallerUpdate, InputEvent
 from .eventlog import EventLog, read_events
-from .outputs import ClockSink, NoteSink, follow_tempo
+from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
 from .relay_link import RelayLink
 from .scheduler import Scheduler
 
@@ -208,8 +208,10 @@ class Show:
     def _on_event(self, event: InputEvent, at: float) -> None:
         if self.eventlog is not None:
             self.eventlog.write(event, at)
-        # A recording keeps the operator's tempo changes in its tempo map.
+        # A recording keeps the operator's tempo changes in its tempo map, and writes a
+        # key signature for each change of key or scale.
         follow_tempo(self.scheduler.sinks, event, at)
+        follow_key(self.scheduler.sinks, event, at)
 
     def _updates(self, updates: list[CallerUpdate]) -> None:
         loop, link = self._loop, self.link

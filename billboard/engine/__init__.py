@@ -1,5 +1,6 @@
 """The pure music engine: no pygame, mido or aiohttp here (a test checks)."""
 
+from .bed import BedVoice
 from .engine import Engine, EngineConfig
 from .events import (
     Assign,
@@ -20,6 +21,7 @@ from .tracks import DEFAULT_TRACKS, TrackSpec
 __all__ = [
     "DEFAULT_TRACKS",
     "Assign",
+    "BedVoice",
     "Command",
     "Digit",
     "Engine",

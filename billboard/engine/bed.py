@@ -10,6 +10,13 @@ silence). Sections follow the crowd: with nobody playing the
 bed idles on its intro; once callers play it cycles build → drop → drop → break, one
 section per phrase of `PHRASE_BARS` bars, so the music builds and breaks.
 
+On MIDI the bed's pitched parts have channels of their own (`BedVoice`), so the
+operator's synth tells the bed's bass line from a caller on the bass track and can play
+the whole piece, each part with its own program; a note's `track` still names the track
+it stands in for, whose samples the speakers play it with. The kit keeps its track's
+channel, GM's drum channel 10 by default: a GM synth plays drums only there, and a
+program change on another channel would pick a melodic instrument, not a kit.
+
 Everything here is pure and keyed by step: the same steps give the same notes.
 """
 
@@ -133,6 +140,28 @@ STYLES: Final[dict[str, Style]] = {s.name: s for s in (POP, HOUSE, HIPHOP)}
 NO_BED: Final = "none"  # the style of an installation that wants its callers alone
 
 
+@dataclass(frozen=True, slots=True)
+class BedVoice:
+    """Where a pitched part of the bed goes out on MIDI: its own channel (0–15) and the
+    GM program (0–127) it is played with there."""
+
+    part: str  # one of PITCHED_PARTS
+    channel: int
+    program: int
+
+
+PITCHED_PARTS: Final = ("bass", "chords", "pad")
+# Channels 11, 12 and 13 on a synth's panel (10–12 from zero): after the default
+# tracks' 1–6 and GM's drum channel 10, with room for more tracks below them. The
+# programs are the default tracks' (Synth Bass 1, Electric Piano 1, Pad 2 "warm"), so
+# a GM synth plays the bed as the speakers do.
+DEFAULT_VOICES: Final = (
+    BedVoice("bass", 10, 38),
+    BedVoice("chords", 11, 4),
+    BedVoice("pad", 12, 89),
+)
+
+
 def section_at(bar: int, since: int | None) -> tuple[str, bool]:
     """The section of `bar`, and whether the bar is that section's last: `intro` while
     nobody plays (`since` None), else the cycle counted from the bar `since` the crowd
@@ -194,18 +223,26 @@ def _taken(track: Seat) -> bool:
 class Bed:
     """The bed of one engine: its style, the tracks it plays on, the current section."""
 
-    def __init__(self, style: Style | None, tracks: Sequence[Seat], seed: int) -> None:
+    def __init__(
+        self,
+        style: Style | None,
+        tracks: Sequence[Seat],
+        seed: int,
+        voices: Sequence[BedVoice] = DEFAULT_VOICES,
+    ) -> None:
         self.style = style
         self.tracks = tracks
         self.seed = seed
         self.parts = _part_tracks(tracks)
+        # A part's MIDI channel; a part without a voice (the kit's) plays on its track's.
+        self.channels = {voice.part: voice.channel for voice in voices}
         self.section = "intro"
         self._last_bar = False  # the current bar ends its section
         self._playing_since: int | None = None  # the bar the crowd's cycle began on
 
     def notes(self, step: int, when: float, grid: Grid, harmony: Harmony) -> list[Note]:
         """The bed's notes at `step` (sounding at `when`): on the tracks no caller holds,
-        and the kick under a caller on drums."""
+        and the kick under a caller on drums; the pitched parts on their own channels."""
         if self.style is None:
             return []
         bar, pos = divmod(step, STEPS)
@@ -228,11 +265,12 @@ class Bed:
                     fold(p, ceiling)
                     for p in harmony.bed_notes(hit.part, hit.tone, step, spec.octave)
                 )
+            channel = self.channels.get(hit.part, spec.channel)
             off_step = step + hit.length
             off = grid.time_of(off_step)
             for pitch in pitches:
-                out.append(NoteOn(when, step, spec.name, spec.channel, pitch, velocity))
-                out.append(NoteOff(off, off_step, spec.name, spec.channel, pitch))
+                out.append(NoteOn(when, step, spec.name, channel, pitch, velocity))
+                out.append(NoteOff(off, off_step, spec.name, channel, pitch))
         return out
 
     def _next_bar(self, bar: int) -> None:

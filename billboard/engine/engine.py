@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import roles
-from .bed import NO_BED, STYLES, Bed
+from .bed import DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice
 from .clock import Grid
 from .events import (
     Assign,
@@ -86,6 +86,7 @@ class EngineConfig:
     facade: Facade = field(default_factory=Facade)
     seed: int = 2010
     style: str = "pop"  # the groove bed's arrangement (bed.STYLES), or "none": no bed
+    bed_voices: tuple[BedVoice, ...] = DEFAULT_VOICES  # the bed's own MIDI channels
     # Which free track a newcomer takes first: a melodic part over the running beat,
     # then the bed's parts; tracks not named here come after, in their own order.
     seat_order: tuple[str, ...] = SEAT_ORDER
@@ -148,7 +149,7 @@ class Engine:
         self.tracks = [Track(spec, i) for i, spec in enumerate(config.tracks)]
         rank = {name: i for i, name in enumerate(config.seat_order)}
         self._seats = sorted(self.tracks, key=lambda t: (rank.get(t.spec.name, len(rank)), t.index))
-        self.bed = Bed(STYLES.get(config.style), self.tracks, config.seed)
+        self.bed = Bed(STYLES.get(config.style), self.tracks, config.seed, config.bed_voices)
         self._roles = [roles.role(t.spec) for t in self.tracks]
         self.callers: dict[str, Caller] = {}
         self.line = WaitingLine()

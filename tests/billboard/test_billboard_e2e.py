@@ -103,7 +103,9 @@ async def test_a_headless_billboard_plays_records_and_replays_simulated_callers(
     for track, channel in (("bass", 0), ("lead", 2)):
         pitches = {note % 12 for _, ch, note in live[track] if ch == channel}
         assert pitches and pitches <= {0, 2, 4, 5, 7, 9, 11}  # C major, always
-    assert live["pad"], "the bed held the chord on the pad nobody took"
+    # The bed held the chord on the pad nobody took, on the bed pad's own channel 13.
+    assert live["bed pad"] and {channel for _, channel, _ in live["bed pad"]} == {12}
+    assert not live["pad"]  # nobody played the pad track itself
 
     # The event log plays back to the same notes.
     proc, _ = await start_billboard(

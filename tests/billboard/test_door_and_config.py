@@ -8,7 +8,7 @@ import pytest
 
 from billboard.config import ConfigError, load_billboard_config
 from billboard.door import Door
-from billboard.engine import Command, Digit, Join, Leave
+from billboard.engine import BedVoice, Command, Digit, Join, Leave
 from billboard.eventlog import EventLog, read_events
 from relay.config import load_installation
 from relay.contract.privacy import masked, pseudonym
@@ -140,6 +140,14 @@ def test_billboard_settings_come_from_the_file_and_flags(tmp_path: Path) -> None
             "samples='bass'\noctave=2\nlength=1\nmode='scale'\nreverb=nan\n",
             "sends, 0 to 1",
         ),
+        ("[billboard]\nbed_channels = 11\n", "bed_channels must be a table"),
+        ("[billboard]\nbed_channels = { bass = 17 }\n", "bed_channels.bass must be 1–16, not 17"),
+        ("[billboard]\nbed_channels = { bass = 'x' }\n", "bed_channels.bass must be a whole"),
+        ("[billboard]\nbed_programs = { pad = 128 }\n", "bed_programs.pad must be 0–127"),
+        ("[billboard]\nbed_channels = { lead = 14 }\n", "no part 'lead'.*bass, chords, pad"),
+        ("[billboard]\nbed_channels = { drums = 10 }\n", "no part 'drums'.*drum channel 10"),
+        ("[billboard]\nbed_channels = { pad = 10 }\n", "pad on channel 10, GM's drum channel"),
+        ("[billboard]\nbed_channels = { chords = 13 }\n", "chords and pad are both on channel 13"),
     ],
 )
 def test_bad_billboard_settings_say_what_to_fix(tmp_path: Path, toml: str, fragment: str) -> None:
@@ -147,6 +155,48 @@ def test_bad_billboard_settings_say_what_to_fix(tmp_path: Path, toml: str, fragm
     path.write_text(toml)
     with pytest.raises(ConfigError, match=fragment):
         load_billboard_config(load_installation(path, env={}))
+
+
+def test_the_beds_channels_from_the_file_count_from_one_and_its_programs_are_gm(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text("[billboard]\nbed_channels = { bass = 14 }\nbed_programs = { pad = 90 }\n")
+    config = load_billboard_config(load_installation(path, env={}))
+    assert config.bed_voices == (
+        BedVoice("bass", 13, 38),  # the others keep their defaults: 12 and 13 on a synth
+        BedVoice("chords", 11, 4),
+        BedVoice("pad", 12, 90),
+    )
+    assert config.engine_config().bed_voices == config.bed_voices == config.bed_midi()
+
+
+def test_a_bed_channel_that_collides_with_a_tracks_is_refused_with_a_message_naming_both(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dialjam.toml"
+    path.write_text("[billboard]\nbed_channels = { bass = 2 }\n")
+    with pytest.raises(ConfigError) as raised:
+        load_billboard_config(load_installation(path, env={}))
+    message = str(raised.value)
+    assert "the bed's bass on channel 2 collides with track 'chords' on channel 2" in message
+    assert "bed_channels = { bass = 7 }" in message  # the first channel nobody uses
+
+
+def test_a_track_on_a_default_bed_channel_is_refused_unless_there_is_no_bed(
+    tmp_path: Path,
+) -> None:
+    track = (
+        "[[billboard.tracks]]\nname = 'organ'\ncolor = '#8a5cf6'\nchannel = 12\n"
+        "program = 16\nsamples = 'keys'\noctave = 4\nlength = 4\nmode = 'chord'\n"
+    )
+    path = tmp_path / "dialjam.toml"
+    path.write_text(track)
+    with pytest.raises(ConfigError, match="chords on channel 12 collides with track 'organ'"):
+        load_billboard_config(load_installation(path, env={}))
+    path.write_text("[billboard]\nstyle = 'none'\n" + track)
+    config = load_billboard_config(load_installation(path, env={}))
+    assert config.bed_midi() == ()  # no bed: nothing of it on MIDI, nothing to collide with
 
 
 def test_the_example_config_states_the_billboard_defaults() -> None:

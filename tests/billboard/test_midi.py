@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import mido
 import pytest
 
+from billboard.engine.bed import DEFAULT_VOICES, BedVoice
 from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.tracks import DEFAULT_TRACKS
 from billboard.midi_out import APIS, MidiOut, list_ports
@@ -37,6 +38,8 @@ def all_notes_off(channels: set[int]) -> list[tuple[int, ...]]:
 
 
 TRACK_CHANNELS = {track.channel for track in DEFAULT_TRACKS}
+# Every channel the show may sound on: the tracks' and the groove bed's own (11–13).
+CHANNELS = TRACK_CHANNELS | {voice.channel for voice in DEFAULT_VOICES}
 
 
 @pytest.fixture
@@ -97,14 +100,16 @@ def test_list_ports_finds_the_jack_inputs_we_can_play_into(
     assert jack_name in list_ports("jack")
 
 
-def test_each_melodic_track_gets_its_program_at_start_and_the_drum_channel_none(
+def test_each_melodic_track_and_bed_part_gets_its_program_at_start_and_the_drums_none(
     midi_out: MidiOut, heard: MidiProbe
 ) -> None:
     midi_out.send_programs()
 
-    # Exactly these: drums and percussion (channel 9, GM's kit) get no program change.
+    # Exactly these: drums and percussion (channel 9, GM's kit) get no program change;
+    # the bed's bass, chords and pad get theirs on their own channels.
     melodic = [track for track in DEFAULT_TRACKS if track.channel != 9]
     expected = [(0xC0 | track.channel, track.program) for track in melodic]
+    expected += [(0xC0 | voice.channel, voice.program) for voice in DEFAULT_VOICES]
     assert heard.settle(len(expected)) == expected
 
 
@@ -126,18 +131,20 @@ def test_panic_ends_every_sounding_note_and_sends_all_notes_off_on_every_channel
     midi_out.note_on(on("pad", 4, 60, 70))
     midi_out.note_on(on("drums", 9, 36, 110))
     midi_out.note_on(on("percussion", 9, 36, 100))  # the same key struck by two tracks
+    midi_out.note_on(on("bass", 10, 36, 100))  # the bed's bass line, on its own channel
     midi_out.note_off(off("drums", 9, 36))
-    heard.wait_for(5)
+    heard.wait_for(6)
     heard.clear()
 
     midi_out.panic()
 
-    expected = [(0x80, 40, 64), (0x84, 60, 64), (0x89, 36, 64), *all_notes_off(TRACK_CHANNELS)]
+    ended = [(0x80, 40, 64), (0x84, 60, 64), (0x89, 36, 64), (0x8A, 36, 64)]
+    expected = [*ended, *all_notes_off(CHANNELS)]
     assert heard.settle(len(expected)) == expected
 
     heard.clear()
     midi_out.panic()  # nothing sounds any more: only the belt-and-braces CC 123
-    assert heard.settle(len(TRACK_CHANNELS)) == all_notes_off(TRACK_CHANNELS)
+    assert heard.settle(len(CHANNELS)) == all_notes_off(CHANNELS)
 
 
 def test_close_ends_sounding_notes_before_the_port_goes_and_later_calls_do_nothing(
@@ -148,7 +155,7 @@ def test_close_ends_sounding_notes_before_the_port_goes_and_later_calls_do_nothi
     heard.clear()
 
     midi_out.close()
-    expected = [(0x82, 72, 64), *all_notes_off(TRACK_CHANNELS)]
+    expected = [(0x82, 72, 64), *all_notes_off(CHANNELS)]
     assert heard.settle(len(expected)) == expected
     assert not midi_out.ok
 
@@ -273,6 +280,31 @@ def test_a_port_whose_send_raises_is_dropped_after_one_message_and_later_calls_a
     [failure] = [r for r in caplog.records if r.name == "billboard.midi_out"]
     assert "USB synth" in failure.getMessage()
     assert "error sending MIDI message" in failure.getMessage()
+
+
+def test_the_beds_parts_go_out_on_their_own_channels_with_their_own_programs() -> None:
+    port = UnpluggedPort(works_for=1000)  # a synth that stays plugged in
+    bed = (BedVoice("bass", 10, 33), BedVoice("pad", 12, 90))
+    out = MidiOut(port, DEFAULT_TRACKS, bed=bed)
+
+    out.send_programs()
+    out.note_on(on("bass", 10, 36, 100))  # the bed's bass line
+    out.note_on(on("bass", 0, 40, 104))  # a caller on the bass track, whose program is 38
+    out.panic()
+
+    sent = [tuple(msg.bytes()) for msg in port.sent]
+    melodic = [track for track in DEFAULT_TRACKS if track.channel != 9]
+    programs = [(0xC0 | track.channel, track.program) for track in melodic]
+    assert sent == [
+        *programs,
+        (0xCA, 33),  # the bed's bass: Electric Bass (finger), on channel 11
+        (0xCC, 90),  # the bed's pad: Pad 3 (polysynth), on channel 13
+        (0x9A, 36, 100),
+        (0x90, 40, 104),
+        (0x80, 40, 64),  # panic: each sounding note ends…
+        (0x8A, 36, 64),
+        *all_notes_off(TRACK_CHANNELS | {10, 12}),  # …then CC 123 on every channel, the bed's too
+    ]
 
 
 @pytest.mark.parametrize(

@@ -58,11 +58,16 @@ def test_a_night_renders_to_the_notes_the_show_plays_in_audio_and_midi(tmp_path:
     audio = read_wav(wav)
     assert rendered.seconds == pytest.approx(len(audio) / RATE) and rendered.seconds >= until
     assert rendered.clipped == 0 and "0 samples clipped" in rendered.summary()
-    # The recording holds each note at the tick its second makes at the session tempo.
+    # The recording holds each note at the tick its second makes at the session tempo,
+    # on its track, or the bed's part on its own channel on a track of its own.
     ticks_per_s = 480 * 1e6 / mido.bpm2tempo(config.bpm)
-    expected: dict[str, list[tuple[int, int, int]]] = {t.name: [] for t in config.tracks}
+    bed = {voice.channel: f"bed {voice.part}" for voice in config.bed_voices}
+    names = [*(t.name for t in config.tracks), *bed.values()]
+    expected: dict[str, list[tuple[int, int, int]]] = {name: [] for name in names}
     for note in notes:
-        expected[note.track].append((round(note.time * ticks_per_s), note.channel, note.note))
+        name = bed.get(note.channel, note.track)
+        expected[name].append((round(note.time * ticks_per_s), note.channel, note.note))
+    assert expected["bed pad"]  # the bed held the chord on the pad nobody took
     assert note_ons(mid) == {name: sorted(found) for name, found in expected.items()}
     # And every note sounds in the audio, from its own time on.
     for note in notes[:: max(1, len(notes) // 20)]:
@@ -80,6 +85,26 @@ def test_an_operator_tempo_change_in_the_log_reaches_the_recording(tmp_path: Pat
     render_night(BillboardConfig(), log, tmp_path / "n.wav", record=mid, sounds_dir=SOUNDS)
     tempos = [msg.tempo for msg in mido.MidiFile(mid).tracks[0] if msg.type == "set_tempo"]
     assert tempos == [mido.bpm2tempo(112.0), mido.bpm2tempo(150.0)]
+
+
+def test_an_operators_key_and_scale_changes_in_the_log_reach_the_recording(
+    tmp_path: Path,
+) -> None:
+    events: list[tuple[float, InputEvent]] = [
+        (0.0, Join("c-a")),
+        (1.0, Command("key", {"key": "G"})),
+        (2.0, Command("scale", {"name": "minor"})),
+    ]
+    mid = tmp_path / "night.mid"
+    log = write_log(tmp_path / "night.jsonl", events)
+    render_night(BillboardConfig(), log, tmp_path / "n.wav", record=mid, sounds_dir=SOUNDS)
+    found, tick = [], 0
+    for msg in mido.MidiFile(mid).tracks[0]:
+        tick += msg.time
+        if msg.type == "key_signature":
+            found.append((tick, msg.key))
+    # 112 beats a minute of 480 ticks: 896 ticks a second.
+    assert found == [(0, "C"), (896, "G"), (1792, "Gm")]
 
 
 def test_duration_is_how_long_the_music_plays(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 import mido
 import pytest
 
+from billboard.engine.bed import DEFAULT_VOICES
 from billboard.engine.events import NoteOff, NoteOn
+from billboard.engine.harmony import NOTE_NAMES, SCALES
 from billboard.engine.tracks import DEFAULT_TRACKS
 from billboard.recorder import MidiRecorder
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:  # pytest_plugins imports it, so that pytest rewrites its asse
 
 BPM = 100  # 0.6 s a beat: 480 ticks every 0.6 s, 800 ticks a second
 NAMES = [track.name for track in DEFAULT_TRACKS]
+BED_NAMES = [f"bed {voice.part}" for voice in DEFAULT_VOICES]
 
 
 def on(time: float, track: str, channel: int, note: int, velocity: int = 100) -> NoteOn:
@@ -44,6 +47,20 @@ def track_named(midi_file: Any, name: str) -> Any:
     return track
 
 
+def programs(track: Any) -> list[tuple[int, int]]:
+    return [(msg.channel, msg.program) for msg in track if msg.type == "program_change"]
+
+
+def key_signatures(path: Path) -> list[tuple[int, str]]:
+    """(absolute tick, key) of the key signatures in the file's conductor track."""
+    now, found = 0, []
+    for msg in mido.MidiFile(path).tracks[0]:
+        now += msg.time
+        if msg.type == "key_signature":
+            found.append((now, msg.key))
+    return found
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "show.mid"
@@ -60,13 +77,104 @@ def test_the_file_has_a_tempo_track_then_one_named_track_per_instrument_with_its
     midi_file = mido.MidiFile(path)
     assert midi_file.type == 1
     assert midi_file.ticks_per_beat == 480
-    assert [track.name for track in midi_file.tracks] == ["dialjam", *NAMES]
+    # Then the bed's pitched parts, each on a track of its own (its own test below).
+    assert [track.name for track in midi_file.tracks] == ["dialjam", *NAMES, *BED_NAMES]
     tempos = [msg.tempo for msg in midi_file.tracks[0] if msg.type == "set_tempo"]
     assert tempos == [mido.bpm2tempo(BPM)]
-    for spec, track in zip(DEFAULT_TRACKS, midi_file.tracks[1:], strict=True):
-        programs = [(msg.channel, msg.program) for msg in track if msg.type == "program_change"]
+    for spec in DEFAULT_TRACKS:
         # GM channel 10 (9 from zero) is the drum kit: no program change there.
-        assert programs == ([] if spec.channel == 9 else [(spec.channel, spec.program)])
+        expected = [] if spec.channel == 9 else [(spec.channel, spec.program)]
+        assert programs(track_named(midi_file, spec.name)) == expected
+
+
+def test_the_beds_parts_are_recorded_on_tracks_of_their_own_with_their_own_programs(
+    path: Path,
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.note_on(on(0.0, "bass", 10, 36))  # the bed's bass line, on its channel 11
+    recorder.note_off(off(0.3, "bass", 10, 36))
+    recorder.note_on(on(0.6, "bass", 0, 40))  # a caller on the bass track, on its channel 1
+    recorder.note_off(off(0.9, "bass", 0, 40))
+    recorder.note_on(on(0.6, "pad", 12, 60))  # the bed's pad
+    recorder.note_off(off(1.2, "pad", 12, 60))
+    recorder.close()
+
+    midi_file = mido.MidiFile(path)
+    assert events(track_named(midi_file, "bed bass")) == [
+        (0, "note_on", 10, 36, 100),
+        (240, "note_off", 10, 36, 0),
+    ]
+    assert events(track_named(midi_file, "bass")) == [
+        (480, "note_on", 0, 40, 100),
+        (720, "note_off", 0, 40, 0),
+    ]
+    assert events(track_named(midi_file, "bed pad")) == [
+        (480, "note_on", 12, 60, 100),
+        (960, "note_off", 12, 60, 0),
+    ]
+    assert events(track_named(midi_file, "pad")) == []
+    assert programs(track_named(midi_file, "bed bass")) == [(10, 38)]
+    assert programs(track_named(midi_file, "bed chords")) == [(11, 4)]
+    assert programs(track_named(midi_file, "bed pad")) == [(12, 89)]
+
+
+def test_the_recording_begins_with_4_4_and_the_keys_signature(path: Path) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM, key="F#", scale="minor")
+    recorder.note_on(on(0.0, "lead", 2, 66))
+    recorder.note_off(off(0.3, "lead", 2, 66))
+    recorder.close()
+
+    [meter] = [msg for msg in mido.MidiFile(path).tracks[0] if msg.type == "time_signature"]
+    assert (meter.time, meter.numerator, meter.denominator) == (0, 4, 4)
+    assert (meter.clocks_per_click, meter.notated_32nd_notes_per_beat) == (24, 8)
+    assert key_signatures(path) == [(0, "F#m")]
+
+
+def test_an_operators_key_and_scale_changes_write_new_key_signatures_at_their_times(
+    path: Path,
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)  # C major
+    recorder.start(0.0)
+    recorder.set_scale("dorian", 0.0)  # at time zero: the opening key
+    recorder.set_key("A", 1.2)
+    recorder.set_scale("mixolydian", 2.4)
+    recorder.set_scale("major", 3.0)  # A major is written as A mixolydian was
+    recorder.set_key("Bb", 3.6)
+    recorder.close(now=4.2)
+
+    # 800 ticks a second; a mode is written as its tonic's major or minor key.
+    assert key_signatures(path) == [(0, "Cm"), (960, "Am"), (1920, "A"), (2880, "Bb")]
+
+
+# The engine's scales written as a minor key (a minor third over the tonic) and as a
+# major one. A new scale must be put in one of them.
+MINOR_SCALES = {"minor", "dorian", "minor_pentatonic"}
+MAJOR_SCALES = {"major", "mixolydian", "pentatonic"}
+FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+
+
+def test_every_key_and_scale_of_the_engine_is_written_as_a_signature_on_its_tonic(
+    path: Path,
+) -> None:
+    assert set(SCALES) == MINOR_SCALES | MAJOR_SCALES
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.start(0.0)
+    played = [("C", False)]  # the opening C major
+    time = 0.0
+    for scale in SCALES:
+        for key in NOTE_NAMES:
+            time += 0.6
+            recorder.set_key(key, time)
+            recorder.set_scale(scale, time)
+            if (key, scale in MINOR_SCALES) != played[-1]:  # the same signature again: none
+                played.append((key, scale in MINOR_SCALES))
+    recorder.close(now=time)
+
+    written = []
+    for _, name in key_signatures(path):  # mido reads every one
+        tonic = name.removesuffix("m")
+        written.append((FLATS.get(tonic, tonic), name.endswith("m")))
+    assert written == played
 
 
 def test_notes_land_on_the_ticks_their_seconds_make_at_the_session_tempo(path: Path) -> None:

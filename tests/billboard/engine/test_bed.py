@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billboard.engine import Digit, Engine, EngineConfig, Join, Leave, NoteOn
+from billboard.engine import BedVoice, Digit, Engine, EngineConfig, Join, Leave, NoteOn
 
 
 def bar_notes(e: Engine, bar: int) -> list[NoteOn]:
@@ -76,3 +76,41 @@ def test_the_bed_can_be_turned_off_for_callers_alone() -> None:
     assert e.advance(8.0) == []
     with pytest.raises(ValueError, match="unknown style"):
         Engine(EngineConfig(style="polka"))
+
+
+def test_the_beds_bass_chords_and_pad_go_out_on_channels_of_their_own_the_kit_on_drums() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    e.handle(Join("c-aa"), 0.0)  # on the lead: the crowd's build brings the chords in
+    notes = bar_notes(e, 5)
+    assert e.bed.section == "build"
+    # Under their tracks' names, whose samples the speakers play them with.
+    assert {(n.track, n.channel) for n in notes} == {
+        ("drums", 9),
+        ("bass", 10),
+        ("chords", 11),
+        ("pad", 12),
+    }
+
+
+def test_a_caller_on_the_bass_track_plays_on_its_channel_and_the_bed_takes_over_after() -> None:
+    e = Engine(EngineConfig(bpm=120), start=0.0)
+    e.handle(Join("c-aa"), 0.0)
+    e.handle(Join("c-bb"), 0.0)  # on the bass: the bed's bass line is quiet
+    notes = []
+    for n in range(8):
+        at = 2.0 + 0.25 * n
+        notes += e.advance(at) + e.handle(Digit("c-bb", "135"[n % 3]), at)
+    notes += e.advance(4.0)
+    theirs = [n for n in notes if isinstance(n, NoteOn) and n.track == "bass"]
+    assert theirs and {n.channel for n in theirs} == {0}  # the bass track's channel 1
+    e.handle(Leave("c-bb"), 4.0)  # their loop fades over 4 bars (8 s), then the bed's is back
+    later = [n for n in e.advance(20.0) if isinstance(n, NoteOn) and n.track == "bass"]
+    assert {n.channel for n in later if n.time < 10.0} == {0}
+    assert {n.channel for n in later if n.time > 14.0} == {10}
+
+
+def test_the_beds_voices_set_its_channels_and_a_part_without_one_plays_on_its_tracks() -> None:
+    e = Engine(EngineConfig(bpm=120, bed_voices=(BedVoice("bass", 13, 33),)), start=0.0)
+    notes = bar_notes(e, 1)
+    assert {n.channel for n in notes if n.track == "bass"} == {13}
+    assert {n.channel for n in notes if n.track == "pad"} == {4}  # the pad track's own
