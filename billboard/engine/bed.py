@@ -11,7 +11,8 @@ kick on one; it comes back the moment they leave or are muted. Sections follow t
 crowd: with nobody playing the bed idles on its intro; once callers play it cycles
 build → drop → drop → break, one section per phrase of `PHRASE_BARS` bars, so the
 music builds and breaks; every section's last bar ends on a snare fill into the next
-(the build's is a bar-long roll).
+(the build's is a bar-long roll). The operator may change the style live: the new one
+takes over at the next bar, so the groove does not stumble.
 
 Everything here is pure and keyed by step: the same steps give the same notes.
 """
@@ -203,17 +204,24 @@ class Bed:
         self.tracks = tracks
         self.seed = seed
         self.parts = _part_tracks(tracks)
+        self.chosen = style  # the operator's choice, playing from the next bar on
         self.section = "intro"
         self.last_bar = False  # the current bar ends its section
         self._bar: int | None = None  # the bar `follow` last began
         self._playing_since: int | None = None  # the bar the crowd's cycle began on
 
+    @property
+    def name(self) -> str:
+        """The style chosen (bed.STYLES' name, or "none"), as a `state` reports it."""
+        return self.chosen.name if self.chosen is not None else NO_BED
+
     def follow(self, step: int) -> None:
-        """At a bar's first step: the section the bar is in (`section_at`). Once a bar,
-        however often it is called."""
+        """At a bar's first step: the style chosen, and the section the bar is in
+        (`section_at`). Once a bar, however often it is called."""
         bar, pos = divmod(step, STEPS)
         if pos == 0 and bar != self._bar:
             self._bar = bar
+            self.style = self.chosen
             self._next_bar(bar)
 
     def notes(

@@ -249,7 +249,7 @@ class Engine:
         track.fade_from = self.grid.step_at(now) if step is None else step
         track.loop = []
         # A figure fades out like a loop, but where the bed plays the kit it takes over.
-        fade = self.bed.style is None or self.bed.parts.get("drums") is not track
+        fade = self.bed.chosen is None or self.bed.parts.get("drums") is not track
         track.groove = track.groove.left(track.fade_from, fade)
         track.caller = None
         self._fill_free_tracks(now)
@@ -496,6 +496,11 @@ class Engine:
                 self.paused = bool(args.get("on", True))
                 if not self.paused:
                     self._fill_free_tracks(now)
+            elif name == "style":
+                style = str(args["name"])
+                if style not in (*STYLES, NO_BED):
+                    raise ValueError(f"unknown style {style!r}")
+                self.bed.chosen = STYLES.get(style)  # from the next bar (Bed.follow)
             elif name == "panic":
                 for track in self.tracks:
                     track.loop, track.fading, track.groove = [], [], grooves.Groove()
@@ -542,6 +547,7 @@ class Engine:
             bpm=self.grid.bpm,
             key=self.harmony.key_name,
             scale=self.harmony.scale,
+            style=self.bed.name,
             facade=self.config.facade,
             tracks=tuple(views),
             line=tuple(shown),

@@ -1,13 +1,17 @@
 """A caller on drums shapes the groove: each key chooses a figure that loops in time,
-`#` fills into the next bar, `*` accents; the kick stays on one (grooves.py)."""
+`#` fills into the next bar, `*` accents; the kick stays on one (grooves.py). And the
+operator changes the bed's style live, from the next bar."""
 
 from __future__ import annotations
 
+import pytest
+
 from billboard.engine import Command, Digit, Engine, EngineConfig, Join, Leave, Note, NoteOn
-from billboard.engine.bed import STYLES
+from billboard.engine.bed import NO_BED, STYLES
 from billboard.engine.grooves import BASE, FIGURES, bar_hits
 from billboard.engine.harmony import DRUM_MAPS
 from billboard.engine.roles import PER_BAR, PER_STEP
+from relay.contract.events import STYLE_NAMES
 
 BAR = 16
 # The kit's drums by name, and those of its fills.
@@ -212,3 +216,37 @@ def test_the_same_presses_give_the_same_notes() -> None:
 
     first = night()
     assert first == night() and len(first) > 1000
+
+
+# -- the operator's style ----------------------------------------------------------------
+
+
+def test_the_engine_plays_exactly_the_styles_the_contract_names() -> None:
+    assert (*STYLES, NO_BED) == STYLE_NAMES  # the console offers these, the relay lets them by
+
+
+def test_the_operator_changes_the_style_from_the_next_bar_and_the_state_says_so_at_once() -> None:
+    e = Engine(EngineConfig(bpm=120, swing=0.0), start=0.0)
+    steps = by_step(e.advance(at_step(e, BAR + 2)))  # live, rendered up to the command
+    e.handle(Command("style", {"name": "house"}), at_step(e, BAR + 2))
+    assert e.scene(at_step(e, BAR + 2)).to_state()["style"] == "house"
+    steps |= played(e, 2)
+    assert where(steps, KICK, 1) == [0, 8]  # pop's intro to the end of the bar
+    assert where(steps, KICK, 2) == [0, 4, 8, 12]  # then house: four on the floor
+    e.handle(Command("style", {"name": "polka"}), at_step(e, 3 * BAR))  # ignored
+    assert e.scene(at_step(e, 3 * BAR)).style == "house"
+    steps = by_step(e.advance(at_step(e, 3 * BAR + 2)))
+    e.handle(Command("style", {"name": "none"}), at_step(e, 3 * BAR + 2))
+    assert where(steps | played(e, 3), KICK, 3) == [0, 4, 8, 12]
+    assert e.advance(e.grid.time_of(6 * BAR)) == []  # from bar 4 on, the callers alone
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_a_drummers_figure_follows_the_style_the_operator_chooses(style: str) -> None:
+    e = drummer()
+    e.handle(Digit("c-d", "2"), at_step(e, 1))  # the snare with ghost notes
+    e.handle(Command("style", {"name": style}), at_step(e, 2))
+    steps = played(e, 1)
+    kick = STYLES[style].drums["intro"]["kick"]
+    assert where(steps, KICK, 1) == [pos for pos, letter in enumerate(kick) if letter != "."]
+    assert where(steps, SNARE, 1) == [4, 7, 9, 12, 15]
