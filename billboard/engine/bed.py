@@ -4,11 +4,15 @@ second and never stop, for the callers to decorate.
 A style is a small arrangement written as 16-step patterns per section. The bed plays
 its parts on the installation's own tracks (the kit on the drums track, the bass line
 on the bass track, …) while no caller holds them, and yields a part to the caller who
-takes that track, until their loop has faded out after they leave (the kit keeps
-its kick under a caller on drums: they vary the beat, they do not start it from
-silence). Sections follow the crowd: with nobody playing the
-bed idles on its intro; once callers play it cycles build → drop → drop → break, one
-section per phrase of `PHRASE_BARS` bars, so the music builds and breaks.
+takes that track, until their loop has faded out after they leave. The kit is the
+exception: it plays on under a caller on drums until their first key, and then gives
+way to the figure they chose (grooves.py), which is this beat varied and keeps its
+kick on one; it comes back the moment they leave or are muted. Sections follow the
+crowd: with nobody playing the bed idles on its intro; once callers play it cycles
+build → drop → drop → break, one section per phrase of `PHRASE_BARS` bars, so the
+music builds and breaks; every section's last bar ends on a snare fill into the next
+(the build's is a bar-long roll). The operator may change the style live: the new one
+takes over at the next bar, so the groove does not stumble.
 
 On MIDI the bed's pitched parts have channels of their own (`BedVoice`), so the
 operator's synth tells the bed's bass line from a caller on the bass track and can play
@@ -22,7 +26,7 @@ Everything here is pure and keyed by step: the same steps give the same notes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -65,6 +69,7 @@ class Style:
     chords: dict[str, tuple[tuple[int, int], ...]]
     pad: frozenset[str]  # the sections the pad holds the chord in
     fill: str = "x.x.x.x.xxxxXXXX"  # a snare roll on a build's last bar
+    last_beat: str = "oxxX"  # the snare on the last beat of any other section's last bar
 
 
 def _drums(kick: str, snare: str, hat: str, open_hat: str = "." * STEPS) -> dict[str, str]:
@@ -177,8 +182,8 @@ def hits(style: Style, section: str, pos: int, last_bar: bool) -> list[Hit]:
     out: list[Hit] = []
     drums = style.drums[section]
     for part, pattern in drums.items():
-        if part == "snare" and section == "build" and last_bar:
-            pattern = style.fill
+        if part == "snare" and last_bar:
+            pattern = style.fill if section == "build" else pattern[:12] + style.last_beat
         letter = pattern[pos]
         if letter in LEVELS:
             out.append(Hit(part, pos, 0, LEVELS[letter], 1))
@@ -236,23 +241,40 @@ class Bed:
         self.parts = _part_tracks(tracks)
         # A part's MIDI channel; a part without a voice (the kit's) plays on its track's.
         self.channels = {voice.part: voice.channel for voice in voices}
+        self.chosen = style  # the operator's choice, playing from the next bar on
         self.section = "intro"
-        self._last_bar = False  # the current bar ends its section
+        self.last_bar = False  # the current bar ends its section
+        self._bar: int | None = None  # the bar `follow` last began
         self._playing_since: int | None = None  # the bar the crowd's cycle began on
 
-    def notes(self, step: int, when: float, grid: Grid, harmony: Harmony) -> list[Note]:
+    @property
+    def name(self) -> str:
+        """The style chosen (bed.STYLES' name, or "none"), as a `state` reports it."""
+        return self.chosen.name if self.chosen is not None else NO_BED
+
+    def follow(self, step: int) -> None:
+        """At a bar's first step: the style chosen, and the section the bar is in
+        (`section_at`). Once a bar, however often it is called."""
+        bar, pos = divmod(step, STEPS)
+        if pos == 0 and bar != self._bar:
+            self._bar = bar
+            self.style = self.chosen
+            self._next_bar(bar)
+
+    def notes(
+        self, step: int, when: float, grid: Grid, harmony: Harmony, led: Container[str] = ()
+    ) -> list[Note]:
         """The bed's notes at `step` (sounding at `when`): on the tracks no caller holds,
-        and the kick under a caller on drums; the pitched parts on their own channels."""
+        and the kit on the drums track unless it is `led` by a caller's figure; the
+        pitched parts on their own channels."""
+        self.follow(step)
         if self.style is None:
             return []
-        bar, pos = divmod(step, STEPS)
-        if pos == 0:
-            self._next_bar(bar)
         out: list[Note] = []
-        for hit in hits(self.style, self.section, pos, self._last_bar):
+        for hit in hits(self.style, self.section, step % STEPS, self.last_bar):
             drum = DRUM_NOTES.get(hit.part)
             track = self.parts.get("drums" if drum is not None else hit.part)
-            if track is None or (_taken(track) and hit.part != "kick"):
+            if track is None or (track.spec.name in led if drum is not None else _taken(track)):
                 continue
             spec = track.spec
             varied = humanise(self.seed, step, hit.part, HUMANISE)
@@ -281,7 +303,7 @@ class Bed:
             self._playing_since = bar
         elif since is not None and not playing and (bar - since) % PHRASE_BARS == 0:
             self._playing_since = None
-        self.section, self._last_bar = section_at(bar, self._playing_since)
+        self.section, self.last_bar = section_at(bar, self._playing_since)
 
 
 def _part_tracks(tracks: Sequence[Seat]) -> dict[str, Seat]:

@@ -2,7 +2,8 @@
 
 Pure and deterministic: events and the time come in as arguments, notes (stamped with
 the time they must sound) and caller updates come out. No clock is read here, and the
-only variation (the bed's humanised velocities) is keyed by the seed and the step.
+only variation (humanised velocities, the shape of a drum fill) is keyed by the seed
+and the step.
 
 The adapters drive it like this::
 
@@ -20,7 +21,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
-from . import roles
+from . import grooves, roles
 from .bed import DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice
 from .clock import Grid
 from .events import (
@@ -36,14 +37,14 @@ from .events import (
     NoteOff,
     NoteOn,
 )
-from .harmony import FILL_NOTES, SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
+from .harmony import SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
 from .line import WaitingLine
 from .scene import Facade, Lit, Scene, TrackView, decay
+from .seats import Caller, Hit, Track, next_in_loop
 from .tracks import DEFAULT_TRACKS, TrackSpec
 
 log = logging.getLogger("billboard.engine")
 
-FILL_STEPS: Final = 4
 LIGHT_HALF_LIFE_S: Final = 0.35
 
 # Telling waiting callers their place. Every `Assign` with `line` > 0 holds the
@@ -90,45 +91,6 @@ class EngineConfig:
     # Which free track a newcomer takes first: a melodic part over the running beat,
     # then the bed's parts; tracks not named here come after, in their own order.
     seat_order: tuple[str, ...] = SEAT_ORDER
-
-
-@dataclass(slots=True)
-class Hit:
-    """One press in a track's loop: kept as a digit, so the loop follows the chords."""
-
-    step: int
-    index: int  # digit index 0–9
-    shift: int  # octave shift at the time
-    velocity: int
-
-
-@dataclass(slots=True)
-class Caller:
-    caller: str
-    source: str
-    display: str | None
-    nick: str | None
-    joined: float
-    last_active: float
-    track: int | None = None
-    since: float = 0.0  # when the current track was taken
-
-
-@dataclass(slots=True)
-class Track:
-    spec: TrackSpec
-    index: int
-    caller: str | None = None
-    loop: list[Hit] = field(default_factory=list)
-    last_press_step: int = -(10**9)
-    fading: list[Hit] = field(default_factory=list)
-    fade_from: int = 0
-    shift: int = 0
-    accent: bool = False
-    fill_from: int = 0
-    fill_until: int = -1
-    muted: bool = False
-    last_note: float = -(10**9)
 
 
 class Engine:
@@ -259,8 +221,7 @@ class Engine:
         track.caller = caller.caller
         track.loop = []
         track.shift = 0
-        track.accent = False
-        track.fill_until = -1
+        track.groove = grooves.Groove()
         track.muted = False
         self._tell(caller)
 
@@ -288,6 +249,9 @@ class Engine:
         track.fading = track.loop
         track.fade_from = self.grid.step_at(now) if step is None else step
         track.loop = []
+        # A figure fades out like a loop, but where the bed plays the kit it takes over.
+        fade = self.bed.chosen is None or self.bed.parts.get("drums") is not track
+        track.groove = track.groove.left(track.fade_from, fade)
         track.caller = None
         self._fill_free_tracks(now)
 
@@ -340,30 +304,22 @@ class Engine:
             step, when = last, now
         else:
             step, when = last + 1, self.grid.time_of(last + 1)
+        if spec.mode == "drums":  # a figure, a fill or an accent (grooves.py), heard at once
+            self.last_play = now
+            drum = track.groove.press(event.digit, step, self.rendered + 1, spec.samples)
+            velocity = 127 if event.digit == "*" else spec.velocity
+            return self._sound(track, Hit(step, drum, 0, velocity), step, when)
         index = digit_index(event.digit)
-        if index is None:
-            self._modifier(track, event.digit, step)
+        if index is None:  # `*` and `#`: an octave down, up
+            track.shift = max(-1, min(1, track.shift + (-1 if event.digit == "*" else 1)))
             return []
         played = roles.quantise(step, self._roles[track.index])
         if played != step:  # a bass waits for the next 8th
             step, when = played, self.grid.time_of(played)
-        velocity = spec.velocity
-        if spec.mode == "drums" and track.accent:
-            velocity, track.accent = 127, False
-        hit = Hit(step, index, track.shift, velocity)
+        hit = Hit(step, index, track.shift, spec.velocity)
         self._record(track, hit)
         self.last_play = now
         return self._sound(track, hit, step, when)
-
-    def _modifier(self, track: Track, digit: str, step: int) -> None:
-        """`*` and `#`: octave down / up on melodic tracks; accent / fill on drums."""
-        if track.spec.mode == "drums":
-            if digit == "*":
-                track.accent = True
-            else:
-                track.fill_from, track.fill_until = step, step + FILL_STEPS
-        else:
-            track.shift = max(-1, min(1, track.shift + (-1 if digit == "*" else 1)))
 
     def _record(self, track: Track, hit: Hit) -> None:
         track.last_press_step = hit.step
@@ -467,12 +423,13 @@ class Engine:
 
     def _render_step(self, step: int) -> list[Note]:
         when = self.grid.time_of(step)
+        self.bed.follow(step)  # the section the figures follow, too
         notes: list[Note] = []
         length = self.loop_steps
         for track in self.tracks:
             for hit in track.loop:
                 if hit.step < step and (step - hit.step) % length == 0:
-                    until = _next_in_loop(track.loop, hit, length)
+                    until = next_in_loop(track.loop, hit, length)
                     notes.extend(self._sound(track, hit, step, when, until=until))
             if track.fading:
                 age = step - track.fade_from
@@ -482,30 +439,35 @@ class Engine:
                     scale = 1.0 - age / self.fade_steps
                     for hit in track.fading:
                         if hit.step < step and (step - hit.step) % length == 0:
-                            until = _next_in_loop(track.fading, hit, length)
+                            until = next_in_loop(track.fading, hit, length)
                             notes.extend(self._sound(track, hit, step, when, scale, until))
-            if track.fill_from <= step <= track.fill_until and track.caller:
-                notes.extend(self._fill(track, step, when))
-        notes.extend(self.bed.notes(step, when, self.grid, self.harmony))
+            if track.spec.mode == "drums":
+                notes.extend(self._figure(track, step, when))
+        led = [t.spec.name for t in self.tracks if _leads(t, step)]
+        notes.extend(self.bed.notes(step, when, self.grid, self.harmony, led))
         return notes
 
-    def _fill(self, track: Track, step: int, when: float) -> list[Note]:
-        """One step of a drum fill (#): a roll that grows louder."""
-        if track.muted:
-            return []
+    def _figure(self, track: Track, step: int, when: float) -> list[Note]:
+        """One step of a drums track's figure (grooves.py), fading once its caller left."""
+        groove, bed, scale = track.groove, self.bed, 1.0
+        if groove.fade_from is not None:
+            age = step - groove.fade_from
+            if age >= self.fade_steps:
+                track.groove = grooves.Groove()
+                return []
+            scale = 1.0 - age / self.fade_steps
         spec = track.spec
-        note = FILL_NOTES.get(spec.samples, 38)
-        velocity = min(127, 70 + 12 * (FILL_STEPS - (track.fill_until - step)))
+        hits = groove.hits(step, spec.samples, bed.style, bed.section, bed.last_bar, self._seed)
+        if track.muted or not hits:
+            return []
+        self._light(track, hits[0][0], when)
         off = self.grid.time_of(step + 1)
-        return [
-            NoteOn(when, step, spec.name, spec.channel, note, velocity),
-            NoteOff(off, step + 1, spec.name, spec.channel, note),
-        ]
+        return grooves.notes(spec, hits, step, when, off, self._seed, scale)
 
     def attract(self, now: float) -> bool:
         """Nobody on a track, nothing fading, and no press for a while."""
         return now - self.last_play >= self.config.attract_after_s and all(
-            t.caller is None and not t.fading for t in self.tracks
+            t.caller is None and not t.fading and t.groove.fade_from is None for t in self.tracks
         )
 
     # -- operator commands ----------------------------------------------------------
@@ -535,9 +497,14 @@ class Engine:
                 self.paused = bool(args.get("on", True))
                 if not self.paused:
                     self._fill_free_tracks(now)
+            elif name == "style":
+                style = str(args["name"])
+                if style not in (*STYLES, NO_BED):
+                    raise ValueError(f"unknown style {style!r}")
+                self.bed.chosen = STYLES.get(style)  # from the next bar (Bed.follow)
             elif name == "panic":
                 for track in self.tracks:
-                    track.loop, track.fading, track.fill_until = [], [], -1
+                    track.loop, track.fading, track.groove = [], [], grooves.Groove()
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignored command %s: %s", name, exc)
 
@@ -553,11 +520,15 @@ class Engine:
             best = lit.get((floor, bay))
             if best is None or best.intensity < intensity:
                 lit[(floor, bay)] = Lit(floor, bay, color, intensity)
-        shown = self.line.first(SHOWN_WAITING)
-        views = []
+        shown, step = self.line.first(SHOWN_WAITING), self.grid.step_at(now)
+        views: list[TrackView] = []
+        bed, bars = self.bed, range(0, self.loop_steps, STEPS_PER_BAR)
         for track in self.tracks:
             entry = self.callers.get(track.caller) if track.caller else None
-            hits = track.loop or track.fading
+            hits = track.loop or track.fading  # and a drummer's figure, in every bar
+            shown_steps = {h.step % self.loop_steps for h in hits}
+            figure = track.groove.pattern(step, track.spec.samples, bed.style, bed.section)
+            shown_steps.update(p + b for p in figure for b in bars)
             views.append(
                 TrackView(
                     name=track.spec.name,
@@ -565,18 +536,19 @@ class Engine:
                     caller=track.caller,
                     display=(entry.nick or entry.display) if entry else None,
                     muted=track.muted,
-                    fading=bool(track.fading),
-                    pattern=tuple(sorted({h.step % self.loop_steps for h in hits})),
+                    fading=bool(track.fading) or track.groove.fade_from is not None,
+                    pattern=tuple(sorted(shown_steps)),
                     level=decay(now - track.last_note, LIGHT_HALF_LIFE_S * 2),
                 )
             )
         return Scene(
             time=now,
-            step=self.grid.step_at(now),
+            step=step,
             loop_steps=self.loop_steps,
             bpm=self.grid.bpm,
             key=self.harmony.key_name,
             scale=self.harmony.scale,
+            style=self.bed.name,
             facade=self.config.facade,
             tracks=tuple(views),
             line=tuple(shown),
@@ -588,7 +560,7 @@ class Engine:
         )
 
 
-def _next_in_loop(loop: list[Hit], hit: Hit, length: int) -> int:
-    """Steps from `hit` to the next later hit of `loop` (around the loop's end)."""
-    gaps = [(h.step - hit.step) % length for h in loop if h.step != hit.step]
-    return min((g for g in gaps if g > 0), default=length)
+def _leads(track: Track, step: int) -> bool:
+    """A caller's figure plays the track at `step`: the bed's kit gives way to it."""
+    heard = track.caller is not None and not track.muted
+    return heard and track.groove.figure_at(step) is not None

@@ -2,7 +2,7 @@
 
 Every digit lands on the current chord or scale, so whatever a caller presses sounds
 good with everyone else: melodic tracks follow the progression (default I–V–vi–IV,
-one chord a bar), drums use the General MIDI drum map.
+one chord a bar), drums use the General MIDI drum map (and grooves.py's figures).
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ DRUM_MAPS: Final[dict[str, tuple[int, ...]]] = {
     # 7 maracas, 8 claves, 9 agogo, 0 triangle.
     "perc": (62, 64, 60, 61, 56, 54, 70, 75, 67, 81),
 }
-# A fill (#) rolls this note over the next steps.
-FILL_NOTES: Final = {"kit": 38, "perc": 62}
 
 
 def digit_index(digit: str) -> int | None:

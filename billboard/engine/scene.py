@@ -65,6 +65,7 @@ class Scene:
     paused: bool
     hud: dict[str, Any] = field(default_factory=dict)
     line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
+    style: str | None = None  # the groove bed's style (bed.STYLES' name, or "none")
 
     def to_state(self) -> dict[str, Any]:
         """The ``state`` event (published on CHANNEL:state), written by the
@@ -91,6 +92,7 @@ class Scene:
             attract=self.attract,
             paused=self.paused,
             hud=self.hud,
+            style=self.style,
         ).to_data()
 
     def signature(self) -> tuple[Any, ...]:
@@ -99,6 +101,7 @@ class Scene:
             round(self.bpm, 1),
             self.key,
             self.scale,
+            self.style,
             tuple((t.caller, t.display, t.muted) for t in self.tracks),
             self.line,
             self.line_length,

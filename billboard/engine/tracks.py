@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 # How a track turns digits into notes (harmony.py):
-#   drums        — the GM drum map; * accents the next hit, # plays a fill
+#   drums        — figures: a digit chooses one built around its drum in the GM drum map,
+#                  # plays a fill, * an accent (grooves.py)
 #   scale        — degrees of the scale from the current chord's root (lead, pluck, bells)
 #   chord_tones  — only the current chord's tones, across octaves (bass, pad)
 #   chord        — the current chord, voiced and inverted by the digit (chords)

@@ -48,13 +48,17 @@ PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed"})
 # … and from the billboard (`idle`, `turn`, `kicked`, `full`: the line is full).
 BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
 LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
-COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "panic", "pause"})
+COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "style", "panic", "pause"})
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
 # The keys as a `state` names them (sharps; a ``key`` command may also say "Bb" or
 # "f♯"), and the scales a ``scale`` command may choose: the engine plays exactly these.
 KEY_NAMES: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SCALE_NAMES: Final = ("major", "minor", "dorian", "mixolydian", "pentatonic", "minor_pentatonic")
+# The groove bed's styles a ``style`` command may choose ("none": callers alone), in the
+# order the console offers them: the engine plays exactly these.
+STYLE_NAMES: Final = ("pop", "house", "hiphop", "none")
+STYLE_NAME_MAX: Final = 32
 # The engine's tempo range: a ``tempo`` command's bpm is clamped into it.
 TEMPO_MIN_BPM: Final = 40.0
 TEMPO_MAX_BPM: Final = 240.0
@@ -176,7 +180,8 @@ class Light:
 class State:
     """The billboard's ``state`` (≤ 10 Hz and on change): the music, who plays, the
     front of the line (`line`, `waiting`) and how many wait in all (`line_length`), the
-    lit windows, and the billboard's health figures (`hud`)."""
+    lit windows, and the billboard's health figures (`hud`). `style` is the groove
+    bed's (None from a billboard older than the ``style`` command)."""
 
     tempo: float
     key: str
@@ -192,6 +197,7 @@ class State:
     attract: bool = False
     paused: bool = False
     hud: Mapping[str, Any] = field(default_factory=dict)
+    style: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -199,6 +205,7 @@ class State:
             "tempo": round(self.tempo, 1),
             "key": self.key,
             "scale": self.scale,
+            "style": self.style,
             "step": self.step,
             "facade": {"floors": self.floors, "bays": self.bays},
             "tracks": [
@@ -361,7 +368,7 @@ def _looks_like_number(caller: str) -> bool:
 def read_command(data: object) -> Command | Refused:
     """Read one ``command`` from ``NAME:control``; its args are checked for its name
     and returned in one shape: kick{caller}, mute{caller, on}, tempo{bpm}, key{key},
-    scale{name}, panic{}, pause{on}."""
+    scale{name}, style{name}, panic{}, pause{on}."""
     if not isinstance(data, Mapping):
         return Refused("bad_command", "a command must be a JSON object")
     if data.get("event") != "command":
@@ -404,6 +411,11 @@ def read_command(data: object) -> Command | Refused:
         if scale not in SCALE_NAMES:
             return Refused("bad_command", f"scale needs one of {', '.join(SCALE_NAMES)}")
         return Command(name, {"name": scale})
+    if name == "style":
+        style = args.get("name")
+        if style not in STYLE_NAMES:
+            return Refused("bad_command", f"style needs one of {', '.join(STYLE_NAMES)}")
+        return Command(name, {"name": style})
     if name == "pause":
         return Command(name, {"on": on})
     return Command(name, {})
@@ -475,11 +487,13 @@ def read_billboard(data: object) -> BillboardEvent | Refused:
 
 def _read_state(data: Mapping[str, Any]) -> State | Refused:
     tempo, step = _number(data.get("tempo")), _int(data.get("step", 0), 0, 2**63)
-    key, scale = data.get("key"), data.get("scale")
+    key, scale, style = data.get("key"), data.get("scale"), data.get("style")
     if tempo is None or step is None:
         return Refused("bad_state", 'a state needs "tempo" (a number) and "step" (a count)')
     if not isinstance(key, str) or not isinstance(scale, str):
         return Refused("bad_state", 'a state needs "key" and "scale" names')
+    if style is not None and not isinstance(style, str):
+        return Refused("bad_state", '"style" must be a style name')
     facade = data.get("facade")
     if not isinstance(facade, Mapping):
         return Refused("bad_state", '"facade" must be {"floors": F, "bays": B}')
@@ -505,7 +519,7 @@ def _read_state(data: Mapping[str, Any]) -> State | Refused:
     return State(
         tempo, key[:KEY_NAME_MAX], scale[:SCALE_NAME_MAX], step, floors, bays,
         tuple(tracks), tuple(line), tuple(waiting), line_length, tuple(lit), attract, paused,
-        dict(hud),
+        dict(hud), style[:STYLE_NAME_MAX] if style is not None else None,
     )  # fmt: skip
 
 

@@ -164,6 +164,7 @@ def sample_state(**changes: Any) -> dict[str, Any]:
         "tempo": 112.0,
         "key": "F#",
         "scale": "dorian",
+        "style": "house",
         "step": 37,
         "facade": {"floors": 7, "bays": 8},
         "tracks": [

@@ -1,6 +1,6 @@
 """The operator's console in a real headless Chromium, against a real headless
 billboard (or a relay with a stand-in billboard where only the page is under test):
-who plays, kick, mute, tempo, key, scale, pause, panic, tokens, figures, keyboard."""
+who plays, kick, mute, tempo, key, scale, style, pause, panic, tokens, figures, keyboard."""
 
 from __future__ import annotations
 
@@ -153,6 +153,11 @@ async def test_the_console_works_from_the_keyboard_alone_and_its_commands_reach_
         await tab_to("#scale")
         await console.keyboard.press("ArrowDown")
         await state_where(watcher, lambda s: s["scale"] == "minor")
+        # The groove bed's style, the last offered: none, the callers alone.
+        await tab_to("#style")
+        await console.keyboard.press("End")
+        await state_where(watcher, lambda s: s["style"] == "none")
+        await expect(console.locator("#style")).to_have_value("none")
         # Pause new callers, and back.
         await tab_to("#pause")
         await console.keyboard.press("Space")
@@ -166,7 +171,8 @@ async def test_the_console_works_from_the_keyboard_alone_and_its_commands_reach_
         await expect(console.locator("#f-relay")).to_have_text("connected")
         # Leave the shared billboard as we found it.
         restore = {"tempo": {"bpm": first["tempo"]}, "key": {"key": first["key"]}}
-        for name, args in {**restore, "scale": {"name": first["scale"]}}.items():
+        restore |= {"scale": {"name": first["scale"]}, "style": {"name": first["style"]}}
+        for name, args in restore.items():
             command = {"event": "command", "name": name, "args": args}
             await phone.send_str(frame("dialjam:control", command, token=OPERATOR))
         assert console.script_errors == []  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import {
   MAX_BPM,
   MIN_BPM,
   SCALE_NAMES,
+  STYLE_NAMES,
   controlChannel,
   stateChannel as stateChannelOf,
 } from "./contract.js";
@@ -30,8 +31,11 @@ const keyLabel = (k) =>
 const SCALE_LABELS = { pentatonic: "Major pentatonic" };
 const scaleLabel = (s) =>
   SCALE_LABELS[s] ?? s.charAt(0).toUpperCase() + s.slice(1).replaceAll("_", " ");
+const STYLE_LABELS = { pop: "Pop", house: "House", hiphop: "Hip-hop", none: "None: callers alone" };
+const styleLabel = (s) => STYLE_LABELS[s] ?? s.charAt(0).toUpperCase() + s.slice(1);
 const KEYS = KEY_NAMES.map((k) => [k, keyLabel(k)]);
 const SCALES = SCALE_NAMES.map((s) => [s, scaleLabel(s)]);
+const STYLES = STYLE_NAMES.map((s) => [s, styleLabel(s)]);
 
 const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
 const control = controlChannel(channel);
@@ -233,6 +237,8 @@ function render() {
   }
   if (!isHeld($("key")) && KEYS.some(([k]) => k === s.key)) $("key").value = s.key;
   if (!isHeld($("scale")) && SCALES.some(([k]) => k === s.scale)) $("scale").value = s.scale;
+  // A billboard older than the style command sends none: the selector then stays as it is.
+  if (!isHeld($("style")) && STYLES.some(([k]) => k === s.style)) $("style").value = s.style;
   if (!isHeld($("pause"))) setAttr($("pause"), "aria-pressed", String(Boolean(s.paused)));
   setText($("pause"), s.paused ? "New callers paused — resume" : "Pause new callers");
   const hud = s.hud ?? {};
@@ -417,6 +423,7 @@ function start() {
   }
   fillSelect($("key"), KEYS);
   fillSelect($("scale"), SCALES);
+  fillSelect($("style"), STYLES);
 
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -451,6 +458,10 @@ function start() {
   $("scale").addEventListener("change", (e) => {
     hold(e.target);
     command(COMMAND.scale, { name: e.target.value }, `scale ${e.target.selectedOptions[0].text}`);
+  });
+  $("style").addEventListener("change", (e) => {
+    hold(e.target);
+    command(COMMAND.style, { name: e.target.value }, `groove ${e.target.selectedOptions[0].text}`);
   });
   $("panic").addEventListener("click", () => command(COMMAND.panic, {}, "panic"));
   $("pause").addEventListener("click", () => {

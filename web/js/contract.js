@@ -25,6 +25,12 @@ export const CONTRACT = Object.freeze({
     "pentatonic",
     "minor_pentatonic"
   ],
+  "style_names": [
+    "pop",
+    "house",
+    "hiphop",
+    "none"
+  ],
   "events": {
     "join": "join",
     "digit": "digit",
@@ -54,6 +60,7 @@ export const CONTRACT = Object.freeze({
     "panic": "panic",
     "pause": "pause",
     "scale": "scale",
+    "style": "style",
     "tempo": "tempo"
   },
   "web_source": "web",
@@ -74,6 +81,7 @@ export const CONTRACT = Object.freeze({
 export const KEYS = CONTRACT.keys;
 export const KEY_NAMES = CONTRACT.key_names;
 export const SCALE_NAMES = CONTRACT.scale_names;
+export const STYLE_NAMES = CONTRACT.style_names;
 export const EVENT = CONTRACT.events;
 export const LEAVE_REASON = CONTRACT.leave_reasons;
 export const COMMAND = CONTRACT.commands;

@@ -33,12 +33,25 @@ def test_the_first_caller_gets_a_melodic_part_over_the_running_beat() -> None:
     assert not any(n.track == "bass" for n in notes)  # the bed yields the bass to c-bb
 
 
-def test_a_caller_on_drums_plays_over_the_beds_kick_which_never_stops() -> None:
+def test_a_caller_on_drums_hears_the_whole_beat_until_their_first_key() -> None:
     e = Engine(EngineConfig(bpm=120, seat_order=("drums",)), start=0.0)
     e.handle(Join("c-aa"), 0.0)
     notes = bar_notes(e, 1)
     drums = {n.note for n in notes if n.track == "drums"}
-    assert drums == {36}  # the kick only: snare and hats are theirs to play
+    assert drums == {36, 42}  # the intro's kick and hats: a beat to vary (test_grooves.py)
+
+
+def test_every_section_ends_on_a_fill_into_the_next() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    bar_s = 16 * e.grid.step_duration
+    snares = {}
+    for bar in range(36):  # someone plays on: build 4–11, drop 12–27, break 28–35
+        e.handle(Digit("c-aa", "1"), bar * bar_s + 0.01)
+        notes = bar_notes(e, bar)
+        snares[bar] = [n.step % 16 for n in notes if n.track == "drums" and n.note == 38]
+    for bar in (19, 27, 35):  # drop → drop, drop → break, break → build
+        assert snares[bar][-4:] == [12, 13, 14, 15], bar
+    assert snares[18] == [4, 12] and snares[34] == []
 
 
 def test_sections_follow_the_crowd_intro_alone_then_build_drop_drop_break() -> None:

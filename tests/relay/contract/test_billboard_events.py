@@ -33,8 +33,8 @@ FUZZ = settings(
     max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
 NAMES = st.sampled_from(
-    ["event", "caller", "track", "color", "line", "reason", "tempo", "key", "scale", "step",
-     "facade", "tracks", "lit", "waiting", "line_length", "hud", "paused", "attract"]
+    ["event", "caller", "track", "color", "line", "reason", "tempo", "key", "scale", "style",
+     "step", "facade", "tracks", "lit", "waiting", "line_length", "hud", "paused", "attract"]
 )  # fmt: skip
 SCALARS = (
     st.none()
@@ -67,6 +67,7 @@ STATE = State(
     lit=(Light(2, 3, "#8a5cf6", 0.8049),),
     paused=True,
     hud={"fps": 60, "midi_port": "FluidSynth", "latency_ms": 2.1},
+    style="house",
 )
 
 
@@ -99,9 +100,17 @@ def test_a_state_is_written_in_designs_shape_and_read_back() -> None:
         "display": None,
         "muted": False,
     }
+    assert data["style"] == "house"
     again = read_billboard(orjson.loads(orjson.dumps(data)))
     assert isinstance(again, State)
     assert again.to_data() == data
+
+
+def test_a_state_without_a_style_is_read_from_an_older_billboard_but_a_wrong_one_is_not() -> None:
+    older = {k: v for k, v in STATE.to_data().items() if k != "style"}
+    state = read_billboard(older)
+    assert isinstance(state, State) and state.style is None and state.key == "C"
+    assert isinstance(read_billboard({**older, "style": ["house"]}), Refused)
 
 
 @pytest.mark.parametrize(

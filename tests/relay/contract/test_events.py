@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relay.contract.events import (
     COMMANDS,
     SCALE_NAMES,
+    STYLE_NAMES,
     Command,
     Digit,
     Join,
@@ -47,7 +48,9 @@ SCALARS = (
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
-    | st.sampled_from(["join", "digit", "leave", "command", "tempo", "kick", "5", "#", "c-1"])
+    | st.sampled_from(
+        ["join", "digit", "leave", "command", "tempo", "kick", "style", "house", "5", "#", "c-1"]
+    )
 )
 JSON = st.recursive(
     SCALARS,
@@ -164,6 +167,9 @@ def test_a_number_hidden_in_a_source_is_not_a_source() -> None:
         {"event": "command", "name": "key", "args": {"key": "C" * 100}},
         {"event": "command", "name": "scale", "args": []},
         {"event": "command", "name": "scale", "args": {"name": "nonsense"}},
+        {"event": "command", "name": "style", "args": {"name": "polka"}},
+        {"event": "command", "name": "style", "args": {"name": ["pop"]}},
+        {"event": "command", "name": "style", "args": {}},
         {"event": "command", "name": "format_disk"},
         {"event": "digit", "caller": "c-1", "digit": "5"},
     ],
@@ -179,6 +185,16 @@ def test_a_scale_command_names_one_of_the_scales_the_engine_plays() -> None:
         )
     refused = read_command({"event": "command", "name": "scale", "args": {"name": "lydian"}})
     assert isinstance(refused, Refused) and "minor_pentatonic" in refused.message
+
+
+def test_a_style_command_names_one_of_the_beds_styles_or_none_and_says_which_if_not() -> None:
+    for name in STYLE_NAMES:
+        assert read_command({"event": "command", "name": "style", "args": {"name": name}}) == (
+            Command("style", {"name": name})
+        )
+    refused = read_command({"event": "command", "name": "style", "args": {"name": "Polka"}})
+    assert isinstance(refused, Refused) and refused.code == "bad_command"
+    assert refused.message == "style needs one of pop, house, hiphop, none"
 
 
 def test_pseudonyms_hold_no_digits_so_no_number_hides_in_them() -> None:

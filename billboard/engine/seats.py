@@ -1,0 +1,59 @@
+"""What the engine keeps of each caller and each track while the night goes on: who
+called when, which track they hold, and what each track loops, fades and plays.
+
+Plain records with no behaviour of their own beyond reading a loop; the engine
+(engine.py) changes them. Pure, like the rest of the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .grooves import Groove
+from .tracks import TrackSpec
+
+
+@dataclass(slots=True)
+class Hit:
+    """One press in a track's loop: kept as a digit, so the loop follows the chords."""
+
+    step: int
+    index: int  # digit index 0–9
+    shift: int  # octave shift at the time
+    velocity: int
+
+
+@dataclass(slots=True)
+class Caller:
+    caller: str
+    source: str
+    display: str | None
+    nick: str | None
+    joined: float
+    last_active: float
+    track: int | None = None
+    since: float = 0.0  # when the current track was taken
+
+
+@dataclass(slots=True)
+class Track:
+    """A track as it plays: its caller, their loop (melodic tracks) or their drum figure
+    (drums tracks, grooves.py), a departed caller's loop fading out, and its controls."""
+
+    spec: TrackSpec
+    index: int
+    caller: str | None = None
+    loop: list[Hit] = field(default_factory=list)
+    last_press_step: int = -(10**9)
+    fading: list[Hit] = field(default_factory=list)
+    fade_from: int = 0
+    shift: int = 0
+    groove: Groove = field(default_factory=Groove)
+    muted: bool = False
+    last_note: float = -(10**9)
+
+
+def next_in_loop(loop: list[Hit], hit: Hit, length: int) -> int:
+    """Steps from `hit` to the next later hit of `loop` (around the loop's end)."""
+    gaps = [(h.step - hit.step) % length for h in loop if h.step != hit.step]
+    return min((g for g in gaps if g > 0), default=length)
