@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import pygame
 
@@ -36,6 +37,8 @@ from billboard.engine import (
 )
 from billboard.midi_out import MidiOut
 from billboard.scheduler import Scheduler
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FPS = 60
 SIZE = (1920, 1080)
@@ -305,10 +308,18 @@ def run_show(
     scheduler: Scheduler | None = None
     locked: FrameLocked | None = None
     driver: Driver
+    speakers = None
     if notes == "frame":
         driver = locked = FrameLocked(engine, [sink])
     else:
-        driver = scheduler = Scheduler(engine, [sink], midi_clock=midi)
+        sinks: list[Any] = [sink]
+        if getattr(args, "sound", False):
+            from billboard.sound import SoundOut  # opens pygame.mixer: only when asked
+
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+            speakers = SoundOut(ROOT / "sounds", config.tracks, bpm=config.bpm)
+            sinks.insert(0, speakers)  # the show opens the speakers before MIDI
+        driver = scheduler = Scheduler(engine, sinks, midi_clock=midi)
     presses = Presses(driver, args.rate)
     driver.on_event = presses.on_event
     if midi is not None:
@@ -346,6 +357,8 @@ def run_show(
         presses.thread.join(2)
         if scheduler is not None:
             scheduler.stop()
+        if speakers is not None:
+            speakers.close()
         if locked is not None:
             locked.stop()
         drawer.close()

@@ -95,6 +95,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-jack", action="store_true", help="a timestamping sink, no JACK")
     p.add_argument(
+        "--sound",
+        action="store_true",
+        help="the speakers too (SoundOut on SDL's dummy audio driver, before MIDI as in "
+        "the show), with the worker that makes the reverb and delay of every note at start",
+    )
+    p.add_argument(
         "--display",
         choices=("thread", "child", "none"),
         default="thread",
@@ -144,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figs = report(args, run, jack_note, baseline)
     if args.json:
         settings = {
-            k: getattr(args, k) for k in ("duration", "rate", "warmup", "display", "no_jack")
+            k: getattr(args, k)
+            for k in ("duration", "rate", "warmup", "display", "no_jack", "sound")
         }
         settings["switch_interval_ms"] = 1000 * sys.getswitchinterval()
         write_result(args.json, "grid_timing", load_at_start, settings, figs, jack=jack_note)
