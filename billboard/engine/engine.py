@@ -38,6 +38,7 @@ from .events import (
     NoteOn,
 )
 from .harmony import SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
+from .held import Held
 from .line import WaitingLine
 from .scene import Facade, Lit, Scene, TrackView, decay
 from .seats import Caller, Hit, Track, next_in_loop
@@ -126,6 +127,7 @@ class Engine:
         self.loop_steps = config.loop_bars * STEPS_PER_BAR
         self.fade_steps = max(1, config.fade_bars * STEPS_PER_BAR)
         self.rendered = self.grid.step_at(start)  # loop notes emitted up to this step
+        self._held = Held(lambda step: self.grid.time_of(step))  # pitched tracks' notes
         self.last_play = start - config.attract_after_s  # attract from the start
         self._updates: list[CallerUpdate] = []
         self._lights: deque[tuple[float, int, int, str]] = deque(maxlen=256)
@@ -365,12 +367,15 @@ class Engine:
         off_step = roles.end_step(step, spec.length, track_role, self.harmony.bars_per_chord)
         if until is not None and track_role != "drums":
             off_step = min(off_step, step + until)
+        self._light(track, notes[0], when)
+        if track_role != "drums":  # one line a track: see held.py
+            args = (velocity, step, when, off_step, self.rendered)
+            return self._held.start(spec.name, spec.channel, notes, *args)
         off_time = self.grid.time_of(off_step)
         out: list[Note] = []
         for note in notes:
             out.append(NoteOn(when, step, spec.name, spec.channel, note, velocity))
             out.append(NoteOff(off_time, off_step, spec.name, spec.channel, note))
-        self._light(track, notes[0], when)
         return out
 
     def _light(self, track: Track, note: int, when: float) -> None:
@@ -424,7 +429,7 @@ class Engine:
     def _render_step(self, step: int) -> list[Note]:
         when = self.grid.time_of(step)
         self.bed.follow(step)  # the section the figures follow, too
-        notes: list[Note] = []
+        notes: list[Note] = self._held.due(step)
         length = self.loop_steps
         for track in self.tracks:
             for hit in track.loop:
@@ -505,6 +510,7 @@ class Engine:
             elif name == "panic":
                 for track in self.tracks:
                     track.loop, track.fading, track.groove = [], [], grooves.Groove()
+                self._held.clear()  # the outputs silence everything themselves
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignored command %s: %s", name, exc)
 
