@@ -15,8 +15,8 @@ their grid `step`), so a measure means the same for any version of the engine:
 - **registers** and **velocities** per track (pitched tracks: not the drum channel),
   and velocities inside a bar (a fading loop's notes are quieter, but all alike);
 - **in key**: pitched notes whose pitch class is in the key's scale;
-- **bars with nobody playing**: bars without a press, and the share of them that have
-  both a kick and a bass note.
+- **bars with nobody playing**: whole bars (in the window) without a press, and the
+  share of them that have both a kick and a bass note.
 
 The audio measures take a float stereo array (frames × 2, full scale 1.0): integrated
 loudness (ITU-R BS.1770 through pyloudnorm), true peak (4× oversampled, as BS.1770-4
@@ -117,7 +117,9 @@ def note_measures(
     at_once = [len(s) for s in steps]
     onset_steps = {p.step for p in window}
 
-    bars = range(first // STEPS_PER_BAR, last // STEPS_PER_BAR + 1)
+    # Whole bars only: a bar the window cuts (the crowd's first step mid-bar) would miss
+    # the notes of its own downbeat.
+    bars = range(-(-first // STEPS_PER_BAR), (last + 1) // STEPS_PER_BAR)
     pressed_bars = {s // STEPS_PER_BAR for s in press_steps if first <= s <= last}
     kick_one = {
         p.step // STEPS_PER_BAR

@@ -4,7 +4,8 @@ second and never stop, for the callers to decorate.
 A style is a small arrangement written as 16-step patterns per section. The bed plays
 its parts on the installation's own tracks (the kit on the drums track, the bass line
 on the bass track, …) while no caller holds them, and yields a part to the caller who
-takes that track, until their loop has faded out after they leave. The kit is the
+takes that track, until their loop has faded out after they leave (the bass line
+fills any bar its caller leaves silent, or a muted one). The kit is the
 exception: it plays on under a caller on drums until their first key, and then gives
 way to the figure they chose (grooves.py), which is this beat varied and keeps its
 kick on one; it comes back the moment they leave or are muted. Sections follow the
@@ -217,12 +218,28 @@ class Seat(Protocol):
 
     spec: TrackSpec
     caller: str | None
+    loop: list[Any]  # the caller's loop: hits with a `step`
     fading: list[Any]  # a departed caller's loop, still fading out
+    last_press_step: int
+    muted: bool
 
 
 def _taken(track: Seat) -> bool:
     """A caller plays the track, or their loop still fades out on it."""
     return track.caller is not None or bool(track.fading)
+
+
+def _plays_in_bar(track: Seat, step: int, loop_steps: int) -> bool:
+    """Whether the track sounds in the bar of `step`: a press in it so far, or a hit of
+    its loop (or of the loop fading out) that comes round in it. A muted track does not.
+    The bed's bass fills a bar its caller leaves silent, so the groove never loses its
+    floor; the chords and pad leave such a bar to the others (no pile of harmony)."""
+    if track.muted:
+        return False
+    start = step - step % STEPS
+    if track.last_press_step >= start:
+        return True
+    return any((hit.step - start) % loop_steps < STEPS for hit in (*track.loop, *track.fading))
 
 
 class Bed:
@@ -234,10 +251,12 @@ class Bed:
         tracks: Sequence[Seat],
         seed: int,
         voices: Sequence[BedVoice] = DEFAULT_VOICES,
+        loop_steps: int = 2 * STEPS,
     ) -> None:
         self.style = style
         self.tracks = tracks
         self.seed = seed
+        self.loop_steps = loop_steps  # how long a caller's loop is
         self.parts = _part_tracks(tracks)
         # A part's MIDI channel; a part without a voice (the kit's) plays on its track's.
         self.channels = {voice.part: voice.channel for voice in voices}
@@ -274,8 +293,15 @@ class Bed:
         for hit in hits(self.style, self.section, step % STEPS, self.last_bar):
             drum = DRUM_NOTES.get(hit.part)
             track = self.parts.get("drums" if drum is not None else hit.part)
-            if track is None or (track.spec.name in led if drum is not None else _taken(track)):
+            if track is None:
                 continue
+            if drum is not None:
+                if track.spec.name in led:
+                    continue
+            elif _taken(track) and (
+                hit.part != "bass" or _plays_in_bar(track, step, self.loop_steps)
+            ):
+                continue  # the bass alone fills a bar its caller leaves silent
             spec = track.spec
             varied = humanise(self.seed, step, hit.part, HUMANISE)
             velocity = max(1, min(127, round(VELOCITY[hit.part] * hit.level) + varied))

@@ -112,7 +112,13 @@ class Engine:
         self.tracks = [Track(spec, i) for i, spec in enumerate(config.tracks)]
         rank = {name: i for i, name in enumerate(config.seat_order)}
         self._seats = sorted(self.tracks, key=lambda t: (rank.get(t.spec.name, len(rank)), t.index))
-        self.bed = Bed(STYLES.get(config.style), self.tracks, config.seed, config.bed_voices)
+        self.bed = Bed(
+            STYLES.get(config.style),
+            self.tracks,
+            config.seed,
+            config.bed_voices,
+            loop_steps=config.loop_bars * STEPS_PER_BAR,
+        )
         self._roles = [roles.role(t.spec) for t in self.tracks]
         self.callers: dict[str, Caller] = {}
         self.line = WaitingLine()

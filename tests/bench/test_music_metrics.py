@@ -46,6 +46,14 @@ def test_bars_nobody_plays_count_as_grooving_only_with_a_kick_and_a_bass_note() 
     assert m["empty_bars"] == 2 and m["empty_bars_grooving_pct"] == 50.0
 
 
+def test_only_whole_bars_are_judged_for_their_groove() -> None:
+    """A window that starts mid-bar cannot hear that bar's downbeat, nor one that ends
+    mid-bar its end: neither counts."""
+    notes = note(16, "drums", 9, 36) + note(16, "bass", 0, 36)
+    whole = note_measures(pair(notes), [], 10, 40, C_MAJOR, 4.0)  # bars 0 and 2 are cut
+    assert whole["empty_bars"] == 1 and whole["empty_bars_grooving_pct"] == 100.0
+
+
 def test_registers_velocities_and_key_are_read_per_pitched_track() -> None:
     notes = []
     for i, pitch in enumerate([40, 43, 47, 49]):  # C# (49) is out of C major

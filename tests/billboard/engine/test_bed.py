@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billboard.engine import BedVoice, Digit, Engine, EngineConfig, Join, Leave, NoteOn
+from billboard.engine import BedVoice, Command, Digit, Engine, EngineConfig, Join, Leave, NoteOn
 
 
 def bar_notes(e: Engine, bar: int) -> list[NoteOn]:
@@ -30,7 +30,9 @@ def test_the_first_caller_gets_a_melodic_part_over_the_running_beat() -> None:
     assert [(u.caller, u.track) for u in e.take_updates()] == [("c-aa", "lead"), ("c-bb", "bass")]
     notes = bar_notes(e, 1)
     assert any(n.track == "drums" and n.note == 36 and n.step == 16 for n in notes)
-    assert not any(n.track == "bass" for n in notes)  # the bed yields the bass to c-bb
+    assert any(n.track == "lead" for n in notes) is False  # c-aa has not pressed yet
+    # c-bb holds the bass but has not played: the bed's bass line goes on meanwhile.
+    assert any(n.track == "bass" and n.channel == 10 for n in notes)
 
 
 def test_a_caller_on_drums_hears_the_whole_beat_until_their_first_key() -> None:
@@ -106,20 +108,41 @@ def test_the_beds_bass_chords_and_pad_go_out_on_channels_of_their_own_the_kit_on
 
 
 def test_a_caller_on_the_bass_track_plays_on_its_channel_and_the_bed_takes_over_after() -> None:
+    """At 120 BPM a bar is 2 s and a loop two bars: c-bb plays bar 1, so their loop
+    comes round in bar 3, and the bed's bass fills bar 2, which they left silent."""
     e = Engine(EngineConfig(bpm=120), start=0.0)
     e.handle(Join("c-aa"), 0.0)
-    e.handle(Join("c-bb"), 0.0)  # on the bass: the bed's bass line is quiet
+    e.handle(Join("c-bb"), 0.0)  # on the bass
     notes = []
     for n in range(8):
         at = 2.0 + 0.25 * n
         notes += e.advance(at) + e.handle(Digit("c-bb", "135"[n % 3]), at)
-    notes += e.advance(4.0)
-    theirs = [n for n in notes if isinstance(n, NoteOn) and n.track == "bass"]
-    assert theirs and {n.channel for n in theirs} == {0}  # the bass track's channel 1
-    e.handle(Leave("c-bb"), 4.0)  # their loop fades over 4 bars (8 s), then the bed's is back
-    later = [n for n in e.advance(20.0) if isinstance(n, NoteOn) and n.track == "bass"]
-    assert {n.channel for n in later if n.time < 10.0} == {0}
-    assert {n.channel for n in later if n.time > 14.0} == {10}
+    notes += e.advance(8.0)
+    bass = [n for n in notes if isinstance(n, NoteOn) and n.track == "bass"]
+
+    def channels(start: float, end: float) -> set[int]:
+        return {n.channel for n in bass if start <= n.time < end}
+
+    assert 0 in channels(2.0, 4.0)  # their presses, on the bass track's channel 1
+    assert channels(4.0, 6.0) == {10}  # the bed's bass on its own channel 11
+    assert channels(6.0, 8.0) == {0}  # their loop: the bed yields
+    e.handle(Leave("c-bb"), 8.0)  # their loop fades over 4 bars (8 s), then the bed's is back
+    later = [n for n in e.advance(24.0) if isinstance(n, NoteOn) and n.track == "bass"]
+    assert {n.channel for n in later if 10.0 <= n.time < 12.0} == {0}  # fading, bar 5
+    assert {n.channel for n in later if n.time > 16.0} == {10}
+
+
+def test_the_bed_fills_a_bar_that_a_muted_caller_leaves_silent() -> None:
+    e = Engine(EngineConfig(bpm=120), start=0.0)
+    e.handle(Join("c-aa"), 0.0)
+    e.handle(Join("c-bb"), 0.0)  # on the bass
+    for n in range(8):
+        e.advance(2.0 + 0.25 * n)
+        e.handle(Digit("c-bb", "1"), 2.0 + 0.25 * n)
+    e.advance(5.9)
+    e.handle(Command("mute", {"caller": "c-bb", "on": True}), 5.9)
+    bar_3 = [n for n in e.advance(8.0) if isinstance(n, NoteOn) and n.track == "bass"]
+    assert bar_3 and {n.channel for n in bar_3} == {10}
 
 
 def test_the_beds_voices_set_its_channels_and_a_part_without_one_plays_on_its_tracks() -> None:
