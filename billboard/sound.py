@@ -10,9 +10,9 @@ playing rules of ``billboard/voicing.py`` (which the offline render,
   and prepared ahead by the scheduler, so `note_on` only starts a prepared sound);
 - each note is panned, and what the track's reverb and delay send back for it plays
   on a wet voice of its own (``billboard/mix.py``). A wet sound takes tens of ms to
-  compute, so a worker thread makes them outside the lock, every note of every track
-  from the start and any other as soon as it is first prepared; a note whose wet sound
-  is not ready yet plays dry;
+  compute, so a worker thread makes them outside the lock: every note of every track
+  while the speakers open (a few seconds, before the show starts), any other as soon
+  as it is first prepared; a note whose wet sound is not ready yet plays dry;
 - a track that runs out of voices steals its own oldest one, never another track's;
 - velocity sets the channel volume; nothing the engine sends can make `note_on` or
   `note_off` raise: a bad note is ignored and logged once.
@@ -63,6 +63,9 @@ log = logging.getLogger("billboard.sound")
 
 # Unreserved channels left for anyone else's Sound.play(); our tracks never take them.
 SPARE_CHANNELS: Final = 8
+# Opening waits this long at most for every note's reverb and delay (a few seconds):
+# made before the show starts, they cost its notes nothing.
+WARM_TIMEOUT_S: Final = 30.0
 _WARN_KEYS_MAX: Final = 256  # distinct "ignored" warnings remembered
 
 
@@ -157,9 +160,12 @@ class SoundOut:
         self._wet_pending: set[Key] = set()
         for track in self._tracks.values():  # every note a track may play, from the start
             for note in _range(track):
+                assert track.samples is not None  # _range is empty for a silent track
+                self._sounds.get(track.spec, track.samples, note)
                 self._want_wet(track, note)
         self._wet_worker = threading.Thread(target=self._make_wet, name="wet-sounds", daemon=True)
         self._wet_worker.start()
+        self._await_wet(WARM_TIMEOUT_S)
         log.info(
             "sound: %s driver, %d Hz, %d channels, %.1f ms buffer, %d voices",
             pygame.mixer.get_driver(),
@@ -292,9 +298,27 @@ class SoundOut:
             self._wet_jobs.put((track.spec, track.samples, note, self._bpm, key))
         return wet
 
+    def _await_wet(self, timeout: float) -> None:
+        """Wait until the worker has made every wet sound asked for (at most `timeout`
+        seconds: after that, notes play dry until theirs is made)."""
+        began = time.monotonic()
+        asked = self.wet_pending()
+        while self.wet_pending() and time.monotonic() - began < timeout:
+            time.sleep(0.02)
+        log.info(
+            "sound: %d reverb and delay tails made in %.1f s%s",
+            asked - self.wet_pending(),
+            time.monotonic() - began,
+            "" if not self.wet_pending() else f"; {self.wet_pending()} still to make",
+        )
+
     def _make_wet(self) -> None:
         """The worker: compute each wet sound asked for, outside the lock, and keep it.
-        A sound that cannot be made is logged and left dry; the worker goes on."""
+        A sound that cannot be made is logged and left dry; the worker goes on. It runs
+        at a lower priority than the show (where the system allows), so a tempo change's
+        new echoes never hold up a note."""
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's own nice
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while (job := self._wet_jobs.get()) is not None:
             spec, sample_set, note, bpm, key = job
             made: tuple[pygame.mixer.Sound | None, int] = (None, 0)
