@@ -247,38 +247,72 @@ def engine_speed(doc: dict[str, Any]) -> str:
 
 
 def musicality(doc: dict[str, Any]) -> str:
-    """The 8-caller crowd's measures beside the revision it is compared with."""
+    """The 8-caller crowd's measures beside the revision it is compared with, as the
+    issue's table: measure, now, before, target."""
     f = doc["figures"]
     now = f.get("8 callers, this")
     before = next((v for k, v in f.items() if k.startswith("8 callers, @")), None)
     if now is None:
         raise ReportError("musicality.json has no 8-caller run")
 
-    def pair(key: str, fmt: str, unit: str = "") -> str:
-        value = f"{format(now[key], fmt)}{unit}"
-        if before is not None and before.get(key) is not None:
-            value += f" (before: {format(before[key], fmt)}{unit})"
-        return value
+    def val(figs: dict[str, Any] | None, key: str, fmt: str, unit: str = "") -> str:
+        if figs is None or figs.get(key) is None:
+            return "—"
+        return f"{format(figs[key], fmt)}{unit}"
 
-    regs = now["registers"]
-    return (
+    def regs(figs: dict[str, Any] | None) -> str:
+        if figs is None:
+            return "—"
+        r = figs.get("registers", {})
+        return ", ".join(f"{t} ≤ {r[t][1]}" for t in ("bass", "chords", "pad", "bells") if t in r)
+
+    def limiter(figs: dict[str, Any] | None) -> str:
+        if figs is None or figs.get("limiter_pct") is None:
+            return "none"
+        return f"{figs['limiter_pct']:.1f} % of the time, ≤ {figs['limiter_most_db']:.1f} dB"
+
+    rows = [
+        ("kick on the bar's beat 1, bars with a caller", "kick_on_one_pct", ".0f", " %", "≥ 95 %"),
+        ("steps with a semitone rub", "rub_steps_pct", ".0f", " %", "≤ 5 %"),
+        ("steps with a tritone", "tritone_steps_pct", ".0f", " %", ""),
+        ("mean notes sounding at once", "sounding_mean", ".1f", "", "≤ 6"),
+        ("distinct velocities per pitched track (min)", "velocities_min", ".0f", "", "≥ 6"),
+        (
+            "bars nobody plays with a beat and a bass",
+            "empty_bars_grooving_pct",
+            ".0f",
+            " %",
+            "100 %",
+        ),
+        ("in key", "in_key_pct", ".0f", " %", "100 %"),
+        ("integrated loudness (BS.1770)", "lufs", ".1f", " LUFS", "−16 to −12 LUFS"),
+        ("true peak", "true_peak_dbtp", ".1f", " dBTP", "≤ −1 dBTP"),
+        ("clipped samples", "clipped", ".0f", "", "0"),
+        ("stereo: correlation of L and R", "lr_correlation", ".2f", "", "≤ 0.9"),
+    ]
+    for figs in (now, before):
+        if figs is not None and figs.get("velocities"):
+            figs["velocities_min"] = min(figs["velocities"].values())
+    lines = [
         "- **Musicality** (`bench/musicality.py`): a seeded human-like crowd of 8 callers "
-        f"({doc['settings']['rate']} presses/s on average, {doc['settings']['duration_s']:.0f} s) "
-        "through the engine, and its mix rendered offline; in brackets, the same crowd on "
-        "the revision before the groove bed and the instruments' roles. Kick on beat 1 of "
-        f"the bars callers play in: {pair('kick_on_one_pct', '.0f', ' %')} (target ≥ 95 %); "
-        f"steps with a semitone rub: {pair('rub_steps_pct', '.0f', ' %')} (≤ 5 %); a "
-        f"tritone: {pair('tritone_steps_pct', '.0f', ' %')}; notes sounding at once, mean: "
-        f"{pair('sounding_mean', '.1f')} (≤ 6); highest bass "
-        f"{regs.get('bass', ['?', '?'])[1]}, chords {regs.get('chords', ['?', '?'])[1]}, "
-        f"bells {regs.get('bells', ['?', '?'])[1]} (≤ 48, 84, 96); velocities in a bar, "
-        f"median: {pair('bar_velocities_min', '.0f')}; bars nobody plays with a beat and a "
-        f"bass: {pair('empty_bars_grooving_pct', '.0f', ' %')} (100 %); in key: "
-        f"{pair('in_key_pct', '.0f', ' %')}; the mix at {pair('lufs', '.1f', ' LUFS')} "
-        f"integrated (−16 to −12), true peak {pair('true_peak_dbtp', '.1f', ' dBTP')} "
-        f"(≤ −1), L/R correlation {pair('lr_correlation', '.2f')} (≤ 0.9: still mono). "
-        f"{machine_line(doc)}"
+        f"({doc['settings']['rate']} presses/s on average, "
+        f"{doc['settings']['duration_s']:.0f} s) through the engine, its notes measured and "
+        "its mix rendered offline (`--render`); beside it, the same crowd on the revision "
+        f"before the groove bed and the instruments' roles. {machine_line(doc)}",
+        "",
+        "  | measure | now | before | target |",
+        "  |---|---|---|---|",
+    ]
+    for label, key, fmt, unit, target in rows:
+        lines.append(
+            f"  | {label} | {val(now, key, fmt, unit)} | {val(before, key, fmt, unit)} | {target} |"
+        )
+    lines.append(
+        f"  | registers (highest MIDI note) | {regs(now)} | {regs(before)} "
+        "| bass ≤ 48, chords/pad ≤ 84, others ≤ 96 |"
     )
+    lines.append(f"  | the render's master limiter at work | {limiter(now)} | — | rarely |")
+    return "\n".join(lines)
 
 
 def waiting_line(doc: dict[str, Any]) -> str:
