@@ -168,7 +168,7 @@ class Scheduler:
             self.on_event(event, at)
         notes = engine.handle(event, at)
         if isinstance(event, Command) and event.name == "panic":
-            self.panic()
+            self.panic()  # then the notes the tracks held end, queued below, at once
         if any(isinstance(n, NoteOn) and n.time <= at + 1e-9 for n in notes):
             # A press played at once: from its arrival here to its note leaving. The
             # note is dispatched in this same loop turn, right after this.
@@ -213,6 +213,7 @@ class Scheduler:
     def _shutdown(self) -> None:
         # Every note that was started gets its note-off: no stuck notes.
         offs = [n for _, _, n in self._notes if isinstance(n, NoteOff)]
+        offs += [n for n in self.engine.held_offs() if isinstance(n, NoteOff)]
         self._notes.clear()
         for note in offs:
             for sink in self.sinks:

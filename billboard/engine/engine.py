@@ -142,7 +142,8 @@ class Engine:
     # -- events in ------------------------------------------------------------------
 
     def handle(self, event: InputEvent, now: float) -> list[Note]:
-        """Apply one input event at time `now`; returns the notes a press makes."""
+        """Apply one input event at time `now`; returns the notes a press makes (and a
+        panic's note-offs for what the tracks held)."""
         notes: list[Note] = []
         if isinstance(event, Digit):
             notes = self._digit(event, now)
@@ -151,9 +152,17 @@ class Engine:
         elif isinstance(event, Leave):
             self._remove(event.caller, now, reason=None)
         elif isinstance(event, Command):
+            if event.name == "panic":  # what the tracks hold ends now, with the rest
+                notes = self._held.release(now, self.grid.step_at(now))
             self._command(event, now)
         self._retell()
         return notes
+
+    def held_offs(self) -> list[Note]:
+        """The note-offs of every note the tracks still hold, at their own times, and
+        they are held no more: for a show that stops (every note ends) or a session
+        played offline to its end (each ends as it would have)."""
+        return self._held.due(2**62)
 
     def take_updates(self) -> list[CallerUpdate]:
         """Assign / Left events since the last call, in order."""
@@ -516,7 +525,6 @@ class Engine:
             elif name == "panic":
                 for track in self.tracks:
                     track.loop, track.fading, track.groove = [], [], grooves.Groove()
-                self._held.clear()  # the outputs silence everything themselves
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignored command %s: %s", name, exc)
 

@@ -82,6 +82,10 @@ class Held:
                     del held[pitch]
         return out
 
-    def clear(self) -> None:
-        """Forget every held note (a panic: the outputs have silenced them)."""
+    def release(self, when: float, step: int) -> list[Note]:
+        """Every held note ended at once, at `when` (a panic)."""
+        out: list[Note] = []
+        for track, held in self._tracks.items():
+            out.extend(NoteOff(when, step, track, n.channel, pitch) for pitch, n in held.items())
         self._tracks.clear()
+        return out

@@ -55,6 +55,7 @@ def play_events(
         dispatch(at)
     queue(engine.advance(until, lookahead))
     dispatch(until)
+    queue(engine.held_offs())  # what the tracks still hold, ending at its own time
     # The notes already sounding end as they would have; nothing new starts.
     sounding: Counter[tuple[str, int, int]] = Counter()
     for note in out:
