@@ -208,6 +208,20 @@ def run(argv: Sequence[str] | None = None) -> int:
     for sink in sinks:
         if isinstance(sink, MidiRecorder):
             sink.start(show.start)  # the file's time zero is the show's
+    stop = threading.Event()
+
+    def on_stop(*_: object) -> None:
+        # A stop that hangs is a bug to find, never a process left running: after
+        # STOP_DEADLINE_S every thread's stack goes to stderr and the process ends.
+        if not stop.is_set():
+            faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
+        stop.set()
+
+    # Before the relay starts and says where it listens: a stop from then on (a test,
+    # systemd, an operator's Ctrl-C) closes the clients cleanly, never the default
+    # handler's abrupt death.
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     try:
         show.start_background()
     except OSError as exc:
@@ -223,17 +237,6 @@ def run(argv: Sequence[str] | None = None) -> int:
             twilio,
             ari,
         )
-    stop = threading.Event()
-
-    def on_stop(*_: object) -> None:
-        # A stop that hangs is a bug to find, never a process left running: after
-        # STOP_DEADLINE_S every thread's stack goes to stderr and the process ends.
-        if not stop.is_set():
-            faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
     try:
         from .frontend import run_frontend
 
