@@ -35,7 +35,7 @@ class BillboardConfig:
     token: str = ""  # the billboard token of a remote relay
     # Music.
     bpm: float = 112.0
-    swing: float = 0.1
+    swing: float | None = None  # None: the style's swing (pop 0.1, house 0, hiphop 0.22)
     key: str = "C"
     scale: str = "major"
     progression: str = "I-V-vi-IV"
@@ -317,7 +317,7 @@ def _validate(config: BillboardConfig) -> None:
         raise ConfigError("line_max must be 0–100000 callers")
     if not config.line_idle_s > 0:
         raise ConfigError("line_idle_s must be more than 0 seconds")
-    if not 0 <= config.swing <= 0.5:
+    if config.swing is not None and not 0 <= config.swing <= 0.5:
         raise ConfigError("swing must be 0–0.5")
     if not 128 <= config.sound_buffer <= 4096:
         raise ConfigError("sound_buffer must be 128–4096 frames")

@@ -42,6 +42,8 @@ PHRASE_BARS: Final = 8
 SECTIONS: Final = ("intro", "build", "drop", "break")
 # The order of sections once anyone plays; `intro` while nobody does.
 CYCLE: Final = ("build", "drop", "drop", "break")
+# The swing of the pop style, and of an installation without a bed.
+DEFAULT_SWING: Final = 0.1
 # A pattern letter's share of its part's velocity: accent, normal, soft.
 LEVELS: Final = {"X": 1.0, "x": 0.8, "o": 0.55}
 
@@ -62,7 +64,8 @@ class Hit:
 @dataclass(frozen=True)
 class Style:
     """An arrangement: per section, the drum patterns (kick, snare, hat, open hat as
-    16-letter strings), the bass line and the chord comp as (step, tone, length)."""
+    16-letter strings), the bass line and the chord comp as (step, tone, length), and
+    the swing that suits it."""
 
     name: str
     drums: dict[str, dict[str, str]]
@@ -71,6 +74,7 @@ class Style:
     pad: frozenset[str]  # the sections the pad holds the chord in
     fill: str = "x.x.x.x.xxxxXXXX"  # a snare roll on a build's last bar
     last_beat: str = "oxxX"  # the snare on the last beat of any other section's last bar
+    swing: float = DEFAULT_SWING  # how late its off-beat 16ths come (clock.Grid)
 
 
 def _drums(kick: str, snare: str, hat: str, open_hat: str = "." * STEPS) -> dict[str, str]:
@@ -100,6 +104,7 @@ POP = Style(
 
 HOUSE = Style(
     "house",
+    swing=0.0,  # house is straight 16ths
     drums={
         "intro": _drums("X...X...X...X...", "." * 16, "." * 16, "..o...o...o...o."),
         "build": _drums("X...X...X...X...", "....x.......x...", "x.x.x.x.x.x.x.x."),
@@ -123,6 +128,7 @@ HOUSE = Style(
 
 HIPHOP = Style(
     "hiphop",
+    swing=0.22,  # a lazy, behind-the-beat 16th
     drums={
         "intro": _drums("X.........X.....", "." * 16, "o.o.o.o.o.o.o.o."),
         "build": _drums("X......x..X.....", "....x.......x...", "x.x.x.x.x.x.x.x."),
@@ -265,6 +271,11 @@ class Bed:
         self.last_bar = False  # the current bar ends its section
         self._bar: int | None = None  # the bar `follow` last began
         self._playing_since: int | None = None  # the bar the crowd's cycle began on
+
+    @property
+    def swing(self) -> float:
+        """The swing of the style playing (`DEFAULT_SWING` without a bed)."""
+        return self.style.swing if self.style is not None else DEFAULT_SWING
 
     @property
     def name(self) -> str:

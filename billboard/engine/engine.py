@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import grooves, roles
-from .bed import DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice
+from .bed import DEFAULT_SWING, DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice
 from .clock import Grid
 from .events import (
     Assign,
@@ -71,7 +71,7 @@ SEAT_ORDER: Final = ("lead", "bass", "drums", "chords", "pluck", "bells", "pad",
 class EngineConfig:
     tracks: tuple[TrackSpec, ...] = DEFAULT_TRACKS
     bpm: float = 112.0
-    swing: float = 0.1
+    swing: float | None = None  # None: the style's (bed.Style.swing), following it live
     key: str = "C"
     scale: str = "major"
     progression: tuple[int, ...] = (0, 4, 5, 3)  # I–V–vi–IV
@@ -101,7 +101,8 @@ class Engine:
         self.config = config = config or EngineConfig()
         if not config.tracks:
             raise ValueError("an installation needs at least one track")
-        self.grid = Grid(config.bpm, config.swing, anchor_time=start, anchor_step=0)
+        swing = config.swing if config.swing is not None else _style_swing(config.style)
+        self.grid = Grid(config.bpm, swing, anchor_time=start, anchor_step=0)
         self.harmony = Harmony(
             parse_key(config.key), config.scale, config.progression, config.bars_per_chord
         )
@@ -444,6 +445,8 @@ class Engine:
     def _render_step(self, step: int) -> list[Note]:
         when = self.grid.time_of(step)
         self.bed.follow(step)  # the section the figures follow, too
+        if self.config.swing is None:  # a style chosen live brings its swing, at a bar
+            self.grid.swing = self.bed.swing
         notes: list[Note] = self._held.due(step)
         length = self.loop_steps
         for track in self.tracks:
@@ -584,3 +587,9 @@ def _leads(track: Track, step: int) -> bool:
     """A caller's figure plays the track at `step`: the bed's kit gives way to it."""
     heard = track.caller is not None and not track.muted
     return heard and track.groove.figure_at(step) is not None
+
+
+def _style_swing(style: str) -> float:
+    """The swing that suits `style` (a bed's name, or "none")."""
+    chosen = STYLES.get(style)
+    return chosen.swing if chosen is not None else DEFAULT_SWING

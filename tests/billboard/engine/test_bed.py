@@ -150,3 +150,25 @@ def test_the_beds_voices_set_its_channels_and_a_part_without_one_plays_on_its_tr
     notes = bar_notes(e, 1)
     assert {n.channel for n in notes if n.track == "bass"} == {13}
     assert {n.channel for n in notes if n.track == "pad"} == {4}  # the pad track's own
+
+
+@pytest.mark.parametrize(("style", "swing"), [("pop", 0.1), ("house", 0.0), ("hiphop", 0.22)])
+def test_each_style_brings_the_swing_that_suits_it(style: str, swing: float) -> None:
+    assert Engine(EngineConfig(style=style), start=0.0).grid.swing == swing
+    assert Engine(EngineConfig(style=style, swing=0.3), start=0.0).grid.swing == 0.3  # chosen
+
+
+def test_a_style_chosen_live_brings_its_swing_from_the_next_bar() -> None:
+    e = Engine(EngineConfig(bpm=120, style="hiphop"), start=0.0)
+    step = e.grid.step_duration
+    e.advance(1.0)
+    e.handle(Command("style", {"name": "house"}), 1.0)  # during bar 0
+    e.advance(1.9)
+    assert e.grid.swing == 0.22  # bar 0 keeps its swing to its end
+    e.advance(2.5)  # bar 1 began at 2.0 s
+    assert e.grid.swing == 0.0
+    assert e.grid.time_of(21) - e.grid.time_of(20) == pytest.approx(step)  # straight 16ths
+    fixed = Engine(EngineConfig(bpm=120, style="hiphop", swing=0.3), start=0.0)
+    fixed.handle(Command("style", {"name": "house"}), 1.0)
+    fixed.advance(2.5)
+    assert fixed.grid.swing == 0.3  # a swing the installation chose stays
