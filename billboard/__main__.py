@@ -19,7 +19,7 @@ from relay.runtime import add_open_flags, installation_from_args, setup_logging
 
 from .config import BillboardConfig, load_billboard_config
 from .outputs import NoteSink
-from .recorder import MidiRecorder
+from .recorder import MidiRecorder, recording
 from .show import Options, Show
 
 if TYPE_CHECKING:  # imported when they open: the mixer and rtmidi load with them
@@ -145,15 +145,7 @@ def open_sinks(
         except OSError as exc:
             print(f"dialjam billboard: no MIDI, sound only: {exc}", file=sys.stderr)
     if options.record:
-        recorder = MidiRecorder(
-            options.record,
-            config.tracks,
-            config.bpm,
-            key=config.key,
-            scale=config.scale,
-            bed=config.bed_midi(),
-        )
-        sinks.append(recorder)
+        sinks.append(recording(options.record, config))
     return sinks, sound, midi
 
 

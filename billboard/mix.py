@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from pedalboard import BrickwallLimiter, Delay, Reverb
 
-from .engine.tracks import TrackMix
+from .engine.tracks import TrackSpec
 
 Stereo = npt.NDArray[np.float32]  # (frames, 2): left, right
 
@@ -52,7 +52,7 @@ CEILING_DB: Final = -1.5  # the master limiter's: true peaks stay under -1 dBTP
 KIT_SPREAD: Final = {42: 0.3, 44: 0.3, 46: 0.3, 51: 0.4, 49: -0.4, 50: 0.25, 45: -0.25}
 
 
-def placed(mix: TrackMix, drum: int | None) -> TrackMix:
+def placed(mix: TrackSpec, drum: int | None) -> TrackSpec:
     """A track's mix for one drum of its kit (None: a pitched note), spread round the
     track's pan."""
     if drum is None or drum not in KIT_SPREAD:
@@ -60,7 +60,7 @@ def placed(mix: TrackMix, drum: int | None) -> TrackMix:
     return replace(mix, pan=max(-1.0, min(1.0, mix.pan + KIT_SPREAD[drum])))
 
 
-def speakers(mix: TrackMix) -> tuple[float, float]:
+def speakers(mix: TrackSpec) -> tuple[float, float]:
     """The (left, right) gains of a track's pan: a balance control, so a track in the
     centre is as loud as a mono mix plays it, and one panned right keeps its full level
     on the right and less on the left."""
@@ -68,16 +68,16 @@ def speakers(mix: TrackMix) -> tuple[float, float]:
     return min(1.0, 1.0 - pan), min(1.0, 1.0 + pan)
 
 
-def gain(mix: TrackMix) -> float:
+def gain(mix: TrackSpec) -> float:
     """A track's fader as an amplitude (0 dB or less: a fader turns down)."""
     return float(10 ** (min(0.0, mix.gain_db) / 20))
 
 
-def sends(mix: TrackMix) -> bool:
+def sends(mix: TrackSpec) -> bool:
     return mix.reverb > 0 or mix.delay > 0
 
 
-def dry(mono: npt.NDArray[np.float32], mix: TrackMix) -> Stereo:
+def dry(mono: npt.NDArray[np.float32], mix: TrackSpec) -> Stereo:
     """A note's sample as it leaves the track: panned between the speakers."""
     left, right = speakers(mix)
     out = np.empty((len(mono), 2), dtype=np.float32)
@@ -93,7 +93,7 @@ def step_seconds(bpm: float) -> float:
 
 def wet(
     mono: npt.NDArray[np.float32],
-    mix: TrackMix,
+    mix: TrackSpec,
     rate: int,
     bpm: float,
     note_frames: int | None,

@@ -31,7 +31,7 @@ from .engine.playback import play_events
 from .eventlog import read_events
 from .mix import master
 from .outputs import follow_key, follow_tempo
-from .recorder import MidiRecorder
+from .recorder import MidiRecorder, recording
 from .render import RATE, render, write_wav
 from .samples import load_sample_sets
 from .scheduler import LOOKAHEAD_S
@@ -104,14 +104,7 @@ def render_night(
     if record is not None:
         _check_writable(record)
         try:
-            recorder = MidiRecorder(
-                record,
-                config.tracks,
-                config.bpm,
-                key=config.key,
-                scale=config.scale,
-                bed=config.bed_midi(),
-            )
+            recorder = recording(record, config)
         except OSError as exc:
             raise RenderError(str(exc)) from exc
         recorder.start(0.0)  # the file's time zero is the log's, as live

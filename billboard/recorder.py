@@ -34,6 +34,7 @@ from typing import Final
 
 import mido
 
+from billboard.config import BillboardConfig
 from billboard.engine.bed import DEFAULT_VOICES, BedVoice
 from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.harmony import SCALES, parse_key
@@ -435,3 +436,16 @@ def _sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def recording(path: str | os.PathLike[str], config: BillboardConfig) -> MidiRecorder:
+    """The recorder of a show (or a night rendered offline) with `config`'s tracks,
+    tempo, key, scale and bed."""
+    return MidiRecorder(
+        path,
+        config.tracks,
+        config.bpm,
+        key=config.key,
+        scale=config.scale,
+        bed=config.bed_midi(),
+    )

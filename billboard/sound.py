@@ -321,6 +321,12 @@ class SoundOut:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while (job := self._wet_jobs.get()) is not None:
             spec, sample_set, note, bpm, key = job
+            with self._lock:
+                stale = key != self._sounds.wet_key(spec, note, self._bpm)
+                if stale:  # the tempo moved on: echoes nobody will play again
+                    self._wet_pending.discard(key)
+            if stale:
+                continue
             made: tuple[pygame.mixer.Sound | None, int] = (None, 0)
             try:
                 made = self._sounds.make(self._sounds.compute_wet(spec, sample_set, note, bpm))

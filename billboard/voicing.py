@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import mix
-from .engine.tracks import TrackMix, TrackSpec
+from .engine.tracks import TrackSpec
 from .mix import Stereo
 from .samples import Samples, SampleSet, drum_note, nearest_zone, resample
 
@@ -129,7 +129,7 @@ class PreparedSounds(Generic[T]):
         else:
             self._kept.move_to_end(key)
         assert kept[0] is not None  # a dry sound is never None
-        return kept[0], sample_gain(sample_set, note) * mix.gain(TrackMix.of(spec))
+        return kept[0], sample_gain(sample_set, note) * mix.gain(spec)
 
     def mono(self, sample_set: SampleSet, note: int) -> Samples:
         """`note`'s sample on `sample_set` at the output's rate: a drum's file, or the
@@ -209,10 +209,10 @@ class PreparedSounds(Generic[T]):
         self._bytes = 0
 
 
-def _mix(spec: TrackSpec, sample_set: SampleSet, note: int) -> TrackMix:
+def _mix(spec: TrackSpec, sample_set: SampleSet, note: int) -> TrackSpec:
     """`spec`'s mix for `note`: a kit's drums spread round the track's pan."""
     drum = drum_note(sample_set.drums, note) if sample_set.kind == "drums" else None
-    return mix.placed(TrackMix.of(spec), drum)
+    return mix.placed(spec, drum)
 
 
 def sample_gain(sample_set: SampleSet, note: int) -> float:

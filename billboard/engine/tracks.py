@@ -34,20 +34,6 @@ class TrackSpec:
     delay: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class TrackMix:
-    """A track's place in the speakers' mix; see `TrackSpec` and ``billboard/mix.py``."""
-
-    pan: float = 0.0
-    gain_db: float = 0.0
-    reverb: float = 0.0
-    delay: float = 0.0
-
-    @staticmethod
-    def of(spec: TrackSpec) -> TrackMix:
-        return TrackMix(spec.pan, spec.gain_db, spec.reverb, spec.delay)
-
-
 DEFAULT_TRACKS: Final[tuple[TrackSpec, ...]] = (
     # The beat and the bass in the centre, as on any record; the rest spread around them.
     TrackSpec("drums", "#f97316", 9, 0, "kit", 0, 1, "drums", 110, 0.0, 0.0, 0.12, 0.0),

@@ -3,10 +3,12 @@ a note, and the render's master limiter."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.signal import resample_poly
 
-from billboard.engine.tracks import TrackMix
+from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 from billboard.mix import (
     CEILING_DB,
     WET_MAX_SECONDS,
@@ -23,6 +25,12 @@ from billboard.mix import (
 RATE = 44100
 
 
+def track(**mix: float) -> TrackSpec:
+    """A track dry and centred, but for `mix` (pan, gain_db, reverb, delay)."""
+    flat = {"pan": 0.0, "gain_db": 0.0, "reverb": 0.0, "delay": 0.0}
+    return replace(DEFAULT_TRACKS[0], **{**flat, **mix})
+
+
 def tone(seconds: float, hz: float = 440.0, level: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * RATE)) / RATE
     return (level * np.sin(2 * np.pi * hz * t)).astype(np.float32)
@@ -35,38 +43,38 @@ def true_peak_db(audio: np.ndarray) -> float:
 
 
 def test_the_centre_plays_at_full_level_on_both_speakers_and_a_pan_turns_one_down() -> None:
-    assert speakers(TrackMix()) == (1.0, 1.0)
-    assert speakers(TrackMix(pan=0.5)) == (0.5, 1.0)
-    assert speakers(TrackMix(pan=-1.0)) == (1.0, 0.0)
-    assert speakers(TrackMix(pan=-7.0)) == (1.0, 0.0)  # beyond the end: the end
-    panned = dry(tone(0.1), TrackMix(pan=-0.25))
+    assert speakers(track()) == (1.0, 1.0)
+    assert speakers(track(pan=0.5)) == (0.5, 1.0)
+    assert speakers(track(pan=-1.0)) == (1.0, 0.0)
+    assert speakers(track(pan=-7.0)) == (1.0, 0.0)  # beyond the end: the end
+    panned = dry(tone(0.1), track(pan=-0.25))
     assert np.array_equal(panned[:, 0], tone(0.1))
     assert np.allclose(panned[:, 1], 0.75 * tone(0.1))
 
 
 def test_a_kits_hats_sit_right_of_its_kick_and_its_crash_left() -> None:
-    kit = TrackMix(pan=0.1, reverb=0.2)
+    kit = track(pan=0.1, reverb=0.2)
     assert placed(kit, 36) == kit  # the kick stays where the track is
     assert placed(kit, 42).pan > kit.pan > placed(kit, 49).pan
     assert placed(kit, 42).reverb == kit.reverb
-    assert placed(TrackMix(pan=0.9), 51).pan == 1.0  # never beyond the right
+    assert placed(track(pan=0.9), 51).pan == 1.0  # never beyond the right
     assert placed(kit, None) == kit  # a pitched note
 
 
 def test_a_fader_only_turns_down() -> None:
-    assert gain(TrackMix(gain_db=-6.0)) == 10 ** (-6 / 20)
-    assert gain(TrackMix(gain_db=6.0)) == 1.0
+    assert gain(track(gain_db=-6.0)) == 10 ** (-6 / 20)
+    assert gain(track(gain_db=6.0)) == 1.0
 
 
 def test_a_track_that_sends_nothing_has_no_wet_sound() -> None:
-    assert wet(tone(0.2), TrackMix(pan=0.3), RATE, 120.0, None) is None
-    assert wet(np.zeros(0, np.float32), TrackMix(reverb=0.5), RATE, 120.0, None) is None
+    assert wet(tone(0.2), track(pan=0.3), RATE, 120.0, None) is None
+    assert wet(np.zeros(0, np.float32), track(reverb=0.5), RATE, 120.0, None) is None
 
 
 def test_the_reverb_of_a_note_cut_short_rings_on_and_dies_away_within_the_cap() -> None:
     note = note_frames(2, 120.0, 80, RATE)  # two 16ths and the release
     assert note == round((2 * step_seconds(120.0) + 0.08) * RATE)
-    room = wet(tone(2.0), TrackMix(reverb=0.3), RATE, 120.0, note)
+    room = wet(tone(2.0), track(reverb=0.3), RATE, 120.0, note)
     assert room is not None and room.shape[1] == 2
     assert len(room) <= note + WET_MAX_SECONDS * RATE
     after = room[note + RATE // 10 : note + RATE // 2]
@@ -77,7 +85,7 @@ def test_the_reverb_of_a_note_cut_short_rings_on_and_dies_away_within_the_cap() 
 def test_the_delay_repeats_the_note_on_the_grid_each_time_quieter() -> None:
     click = np.zeros(100, np.float32)
     click[0] = 1.0
-    echoes = wet(click, TrackMix(delay=0.5), RATE, 120.0, None)
+    echoes = wet(click, track(delay=0.5), RATE, 120.0, None)
     assert echoes is not None
     step = step_seconds(120.0) * RATE
     for side, steps in ((0, 3), (1, 4)):
