@@ -16,7 +16,10 @@ their grid `step`), so a measure means the same for any version of the engine:
   and velocities inside a bar (a fading loop's notes are quieter, but all alike);
 - **in key**: pitched notes whose pitch class is in the key's scale;
 - **bars with nobody playing**: whole bars (in the window) without a press, and the
-  share of them that have both a kick and a bass note.
+  share of them that have both a kick and a bass note;
+- **timing behind the kick**: on steps with a kick (the grid's anchor, never
+  humanised), how long after it the other notes of the step start: the median, and the
+  share within 0–5 ms (a press heard at once, within the grace after its step, is later).
 
 The audio measures take a float stereo array (frames × 2, full scale 1.0): integrated
 loudness (ITU-R BS.1770 through pyloudnorm), true peak (4× oversampled, as BS.1770-4
@@ -160,6 +163,12 @@ def note_measures(
             bar_velocities[track] = counts[len(counts) // 2]
     scale = set(scale_classes)
     pitched = [p for p in window if p.pitched]
+    kick_at = {p.step: p.time for p in window if p.channel == DRUM_CHANNEL and p.note == KICK}
+    behind = sorted(
+        1000 * (p.time - kick_at[p.step])
+        for p in window
+        if p.step in kick_at and not (p.channel == DRUM_CHANNEL and p.note == KICK)
+    )
     return {
         "steps": n_steps,
         "notes": len(window),
@@ -178,6 +187,8 @@ def note_measures(
         "in_key_pct": _pct(sum(1 for p in pitched if p.note % 12 in scale), len(pitched)),
         "empty_bars": len(empty),
         "empty_bars_grooving_pct": _pct(len(grooving), len(empty)),
+        "behind_kick_ms_median": behind[len(behind) // 2] if behind else None,
+        "behind_kick_within_5ms_pct": _pct(sum(1 for b in behind if -0.01 <= b <= 5), len(behind)),
     }
 
 
@@ -256,6 +267,10 @@ def summary(measures: Mapping[str, Any]) -> dict[str, str]:
         "in key": num("in_key_pct", ".1f") + " %",
         "bars nobody plays with beat + bass": (
             f"{num('empty_bars_grooving_pct', '.0f')} % of {measures.get('empty_bars', 0)}"
+        ),
+        "timing behind the kick (median / within 5 ms)": (
+            f"{num('behind_kick_ms_median', '.1f')} ms / "
+            f"{num('behind_kick_within_5ms_pct', '.0f')} %"
         ),
         "loudness": num("lufs", ".1f") + " LUFS",
         "true peak": num("true_peak_dbtp", ".1f") + " dBTP",

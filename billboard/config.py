@@ -36,6 +36,7 @@ class BillboardConfig:
     # Music.
     bpm: float = 112.0
     swing: float | None = None  # None: the style's swing (pop 0.1, house 0, hiphop 0.22)
+    humanise_ms: float = 4.0  # notes on their step sound up to this late (0: on the grid)
     key: str = "C"
     scale: str = "major"
     progression: str = "I-V-vi-IV"
@@ -94,6 +95,7 @@ class BillboardConfig:
             attract_after_s=self.attract_after_s,
             facade=Facade(self.floors, self.bays),
             seed=self.seed,
+            humanise_s=self.humanise_ms / 1000,
         )
 
     def window_size(self) -> tuple[int, int] | None:
@@ -319,6 +321,8 @@ def _validate(config: BillboardConfig) -> None:
         raise ConfigError("line_idle_s must be more than 0 seconds")
     if config.swing is not None and not 0 <= config.swing <= 0.5:
         raise ConfigError("swing must be 0–0.5")
+    if not 0 <= config.humanise_ms <= 20:
+        raise ConfigError("humanise_ms must be 0–20 milliseconds")
     if not 128 <= config.sound_buffer <= 4096:
         raise ConfigError("sound_buffer must be 128–4096 frames")
     _check_bed_channels(config)

@@ -26,6 +26,7 @@ import rtmidi
 
 from billboard.engine.bed import DEFAULT_VOICES, BedVoice
 from billboard.engine.events import NoteOff, NoteOn
+from billboard.engine.roles import channel_setup
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
 from .jack_watch import JackWatch
@@ -40,7 +41,6 @@ APIS: Final = {
     "winmm": "WINDOWS_MM",
 }
 CLIENT_NAME: Final = "dialjam"  # the client name a virtual port shows (JACK: dialjam:PORT)
-DRUM_CHANNEL: Final = 9  # GM: channel 10 holds the drum kit; a program change there is a kit change
 ALL_NOTES_OFF: Final = 123  # MIDI 1.0 channel mode message, CC 123 (value 0)
 NOTE_OFF_VELOCITY: Final = 64  # MIDI 1.0: the release velocity to send when there is none
 # Before closing: a few JACK cycles (a 1024-frame period at 48 kHz lasts 21 ms).
@@ -149,19 +149,20 @@ class MidiOut:
     # -- what the show sends --
 
     def send_programs(self) -> None:
-        """One program change per melodic track, then one per pitched part of the bed,
-        for the start of the show."""
-        sent: set[int] = set()
-        programs = [(t.channel, t.program) for t in self.tracks]
-        programs += [(voice.channel, voice.program) for voice in self.bed]
+        """Set each channel for the start of the show (`roles.channel_setup`): the
+        program of each melodic track, then of each pitched part of the bed, and the
+        track's mix as GM controllers: volume (CC 7), pan (CC 10), reverb send (CC 91).
+        A channel shared by two tracks keeps its first track's settings."""
         with self._lock:
-            for channel, program in programs:
-                # Channel 9 is GM percussion: a program change would pick a drum kit.
-                # A channel shared by two melodic tracks keeps its first program.
-                if channel == DRUM_CHANNEL or channel in sent:
-                    continue
-                sent.add(channel)
-                self._send(mido.Message("program_change", channel=channel, program=program))
+            for _, channel, program, controls in channel_setup(self.tracks, self.bed):
+                if program is not None:
+                    self._send(mido.Message("program_change", channel=channel, program=program))
+                for control, value in controls:
+                    self._send(
+                        mido.Message(
+                            "control_change", channel=channel, control=control, value=value
+                        )
+                    )
 
     def note_on(self, note: NoteOn) -> None:
         """Sound `note` now (its `time` is the scheduler's business)."""

@@ -7,7 +7,8 @@ change the operator made), so the file plays back at the times the notes sounded
 The first track (the conductor) holds the tempo map, the grid's 4/4 time signature and
 the key signature of the session's key and scale, with a new one wherever the operator
 changed either (`key_signature` says how a mode is written). Each instrument's track
-starts with its program; the groove bed's pitched parts, on MIDI channels of their own
+starts with its program and its mix (volume, pan and reverb send, as the MIDI out sends
+them); the groove bed's pitched parts, on MIDI channels of their own
 (``engine/bed.py``), get tracks of their own ("bed bass", …) with theirs, so the file
 plays the whole piece as a synth on the MIDI out hears it.
 
@@ -38,10 +39,10 @@ from billboard.config import BillboardConfig
 from billboard.engine.bed import DEFAULT_VOICES, BedVoice
 from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.harmony import SCALES, parse_key
+from billboard.engine.roles import channel_setup
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
 TICKS_PER_BEAT: Final = 480
-DRUM_CHANNEL: Final = 9  # GM: no program change on the drum channel (it would pick a kit)
 # Events on one tick go program change first, then note-offs, then note-ons: a key
 # struck again on the tick its previous strike ends must not be cut short.
 _FIRST, _OFF, _ON = -1, 0, 1
@@ -132,9 +133,12 @@ class MidiRecorder:
         self._bed_tracks = {voice.channel: f"bed {voice.part}" for voice in self.bed}
         names = [track.name for track in self.tracks] + list(self._bed_tracks.values())
         self._takes: dict[str, list[_Take]] = {name: [] for name in names}
-        # The program each track of the file starts with: (channel, program).
-        self._programs = {t.name: (t.channel, t.program) for t in self.tracks}
-        self._programs.update({f"bed {v.part}": (v.channel, v.program) for v in self.bed})
+        # What each track of the file sets its channel to first: (channel, program or
+        # None, mix controllers), as the MIDI out does (roles.channel_setup).
+        self._setup = {
+            name: (channel, program, controls)
+            for name, channel, program, controls in channel_setup(self.tracks, self.bed)
+        }
         self._open: dict[tuple[str, int, int], list[_Take]] = {}
         self._closed = False
         self._lock = threading.Lock()  # guards the notes
@@ -320,10 +324,12 @@ class MidiRecorder:
         chunks = [_track(self.title, conductor, head=_FOUR_FOUR)]
         for name, takes in all_takes.items():
             events: list[int] = []
-            program = self._programs.get(name)
-            if program is not None and program[0] != DRUM_CHANNEL:
-                channel, number = program
-                events.append(_event(0, _FIRST, 0xC0 | channel, number << 8))
+            if name in self._setup:
+                channel, number, controls = self._setup[name]
+                if number is not None:
+                    events.append(_event(0, _FIRST, 0xC0 | channel, number << 8))
+                for control, value in controls:
+                    events.append(_event(0, _FIRST, 0xB0 | channel, control << 8 | value))
             for take in takes:
                 on = ticks(take.start)
                 end = take.end  # read once: the scheduler may be ending it right now

@@ -9,9 +9,11 @@ fills any bar its caller leaves silent, or a muted one). The kit is the
 exception: it plays on under a caller on drums until their first key, and then gives
 way to the figure they chose (grooves.py), which is this beat varied and keeps its
 kick on one; it comes back the moment they leave or are muted. Sections follow the
-crowd: with nobody playing the bed idles on its intro; once callers play it cycles
-build → drop → drop → break, one section per phrase of `PHRASE_BARS` bars, so the
-music builds and breaks; every section's last bar ends on a snare fill into the next
+crowd, one per phrase of `PHRASE_BARS` bars (`next_section`): with nobody playing the
+bed idles on its intro; once callers play it builds, then drops; a busy crowd keeps
+the drop going for up to three phrases, a few players for one, and a crowd that
+thins out (half as many presses as the phrase before) breaks down at once; after a
+break it builds again. Every section's last bar ends on a snare fill into the next
 (the build's is a bar-long roll). The operator may change the style live: the new one
 takes over at the next bar, so the groove does not stumble.
 
@@ -40,8 +42,10 @@ from .tracks import TrackSpec
 STEPS: Final = 16
 PHRASE_BARS: Final = 8
 SECTIONS: Final = ("intro", "build", "drop", "break")
-# The order of sections once anyone plays; `intro` while nobody does.
-CYCLE: Final = ("build", "drop", "drop", "break")
+# Presses a bar, over a phrase, that make a busy crowd; and how many phrases of drop
+# in a row a busy crowd and a quiet one get before a break.
+BUSY_PER_BAR: Final = 4
+DROPS: Final = {True: 3, False: 1}
 # The swing of the pop style, and of an installation without a bed.
 DEFAULT_SWING: Final = 0.1
 # A pattern letter's share of its part's velocity: accent, normal, soft.
@@ -174,14 +178,23 @@ DEFAULT_VOICES: Final = (
 )
 
 
-def section_at(bar: int, since: int | None) -> tuple[str, bool]:
-    """The section of `bar`, and whether the bar is that section's last: `intro` while
-    nobody plays (`since` None), else the cycle counted from the bar `since` the crowd
-    began playing."""
-    if since is None:
-        return "intro", False
-    phrase, bar_in = divmod(bar - since, PHRASE_BARS)
-    return CYCLE[phrase % len(CYCLE)], bar_in == PHRASE_BARS - 1
+def style_swing(style: str) -> float:
+    """The swing that suits `style` (a bed's name, or "none")."""
+    chosen = STYLES.get(style)
+    return chosen.swing if chosen is not None else DEFAULT_SWING
+
+
+def next_section(section: str, drops: int, recent: int, before: int) -> str:
+    """The section after a phrase of `section` (the `drops`-th drop in a row, if a
+    drop) while someone plays, from the presses in that phrase (`recent`) and in the
+    one before it (`before`): see the module's docstring."""
+    if section in ("intro", "break"):
+        return "build"
+    if section == "build":
+        return "drop"
+    busy = recent >= BUSY_PER_BAR * PHRASE_BARS
+    thinned = 2 * recent < before
+    return "break" if thinned or drops >= DROPS[busy] else "drop"
 
 
 def hits(style: Style, section: str, pos: int, last_bar: bool) -> list[Hit]:
@@ -270,7 +283,9 @@ class Bed:
         self.section = "intro"
         self.last_bar = False  # the current bar ends its section
         self._bar: int | None = None  # the bar `follow` last began
-        self._playing_since: int | None = None  # the bar the crowd's cycle began on
+        self._section_start = 0  # the bar the current section's phrase began on
+        self._drops = 0  # phrases of drop in a row
+        self._presses: dict[int, int] = {}  # bar → callers' keys playing in it
 
     @property
     def swing(self) -> float:
@@ -284,7 +299,7 @@ class Bed:
 
     def follow(self, step: int) -> None:
         """At a bar's first step: the style chosen, and the section the bar is in
-        (`section_at`). Once a bar, however often it is called."""
+        (`_next_bar`). Once a bar, however often it is called."""
         bar, pos = divmod(step, STEPS)
         if pos == 0 and bar != self._bar:
             self._bar = bar
@@ -332,15 +347,39 @@ class Bed:
                 out.append(NoteOff(off, off_step, spec.name, channel, pitch))
         return out
 
+    def pressed(self, step: int) -> None:
+        """A caller's key, playing at `step`: the crowd's activity the sections follow."""
+        bar = step // STEPS
+        self._presses[bar] = self._presses.get(bar, 0) + 1
+        if len(self._presses) > 4 * PHRASE_BARS:  # what `_next_bar` can still ask about
+            for old in [b for b in self._presses if b < bar - 3 * PHRASE_BARS]:
+                del self._presses[old]
+
+    def _count(self, first: int, end: int) -> int:
+        return sum(self._presses.get(bar, 0) for bar in range(first, end))
+
     def _next_bar(self, bar: int) -> None:
-        """At a bar's first step: the section it is in (`section_at`)."""
+        """At a bar's first step: the section it is in. The intro starts the crowd's
+        first section on a 4-bar line; then the section changes each phrase
+        (`next_section`), back to the intro when nobody holds a track. The presses
+        counted end a bar before the change: a key pressed later than that cannot
+        still land before it, so when `advance` is called never changes the music."""
         playing = any(t.caller is not None for t in self.tracks)
-        since = self._playing_since
-        if since is None and playing and bar % 4 == 0:
-            self._playing_since = bar
-        elif since is not None and not playing and (bar - since) % PHRASE_BARS == 0:
-            self._playing_since = None
-        self.section, self.last_bar = section_at(bar, self._playing_since)
+        start = self._section_start
+        if self.section == "intro":
+            if playing and bar % 4 == 0:
+                self.section, self._section_start, self._drops = "build", bar, 0
+        elif (bar - start) % PHRASE_BARS == 0:
+            if not playing:
+                self.section = "intro"
+            else:
+                recent = self._count(bar - PHRASE_BARS - 1, bar - 1)
+                before = self._count(bar - 2 * PHRASE_BARS - 1, bar - PHRASE_BARS - 1)
+                self.section = next_section(self.section, self._drops, recent, before)
+                self._drops = self._drops + 1 if self.section == "drop" else 0
+            self._section_start = bar
+        phrase_bar = (bar - self._section_start) % PHRASE_BARS
+        self.last_bar = self.section != "intro" and phrase_bar == PHRASE_BARS - 1
 
 
 def _part_tracks(tracks: Sequence[Seat]) -> dict[str, Seat]:

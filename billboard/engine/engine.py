@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import grooves, roles
-from .bed import DEFAULT_SWING, DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice
+from .bed import DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice, style_swing
 from .clock import Grid
 from .events import (
     Assign,
@@ -87,6 +87,7 @@ class EngineConfig:
     attract_after_s: float = 20.0  # nobody playing this long → the screen invites
     facade: Facade = field(default_factory=Facade)
     seed: int = 2010
+    humanise_s: float = 0.0  # notes on their step sound up to this late (roles.nudge)
     style: str = "pop"  # the groove bed's arrangement (bed.STYLES), or "none": no bed
     bed_voices: tuple[BedVoice, ...] = DEFAULT_VOICES  # the bed's own MIDI channels
     # Which free track a newcomer takes first: a melodic part over the running beat,
@@ -101,7 +102,7 @@ class Engine:
         self.config = config = config or EngineConfig()
         if not config.tracks:
             raise ValueError("an installation needs at least one track")
-        swing = config.swing if config.swing is not None else _style_swing(config.style)
+        swing = config.swing if config.swing is not None else style_swing(config.style)
         self.grid = Grid(config.bpm, swing, anchor_time=start, anchor_step=0)
         self.harmony = Harmony(
             parse_key(config.key), config.scale, config.progression, config.bars_per_chord
@@ -121,6 +122,7 @@ class Engine:
             loop_steps=config.loop_bars * STEPS_PER_BAR,
         )
         self._roles = [roles.role(t.spec) for t in self.tracks]
+        self._role_of = {t.spec.name: r for t, r in zip(self.tracks, self._roles, strict=True)}
         self.callers: dict[str, Caller] = {}
         self.line = WaitingLine()
         # The waiting callers again, least recently active first: events come in time
@@ -322,11 +324,14 @@ class Engine:
             step, when = last, now
         else:
             step, when = last + 1, self.grid.time_of(last + 1)
+        self.bed.pressed(step)
         if spec.mode == "drums":  # a figure, a fill or an accent (grooves.py), heard at once
             self.last_play = now
             drum = track.groove.press(event.digit, step, self.rendered + 1, spec.samples)
             velocity = 127 if event.digit == "*" else spec.velocity
-            return self._sound(track, Hit(step, drum, 0, velocity), step, when)
+            return self._humanised(
+                self._sound(track, Hit(step, drum, 0, velocity), step, when), now
+            )
         index = digit_index(event.digit)
         if index is None:  # `*` and `#`: an octave down, up
             track.shift = max(-1, min(1, track.shift + (-1 if event.digit == "*" else 1)))
@@ -337,7 +342,7 @@ class Engine:
         hit = Hit(step, index, track.shift, spec.velocity)
         self._record(track, hit)
         self.last_play = now
-        return self._sound(track, hit, step, when)
+        return self._humanised(self._sound(track, hit, step, when), now)
 
     def _record(self, track: Track, hit: Hit) -> None:
         track.last_press_step = hit.step
@@ -466,9 +471,14 @@ class Engine:
                             notes.extend(self._sound(track, hit, step, when, scale, until))
             if track.spec.mode == "drums":
                 notes.extend(self._figure(track, step, when))
-        led = [t.spec.name for t in self.tracks if _leads(t, step)]
+        led = [t.spec.name for t in self.tracks if t.leads(step)]
         notes.extend(self.bed.notes(step, when, self.grid, self.harmony, led))
-        return notes
+        return self._humanised(notes, when - 1.0)
+
+    def _humanised(self, notes: list[Note], after: float) -> list[Note]:
+        """`notes` with their timing humanised (roles.humanised) past `after`."""
+        most = self.config.humanise_s
+        return roles.humanised(notes, self._seed, self._role_of, most, after)
 
     def _figure(self, track: Track, step: int, when: float) -> list[Note]:
         """One step of a drums track's figure (grooves.py), fading once its caller left."""
@@ -581,15 +591,3 @@ class Engine:
             attract=self.attract(now),
             paused=self.paused,
         )
-
-
-def _leads(track: Track, step: int) -> bool:
-    """A caller's figure plays the track at `step`: the bed's kit gives way to it."""
-    heard = track.caller is not None and not track.muted
-    return heard and track.groove.figure_at(step) is not None
-
-
-def _style_swing(style: str) -> float:
-    """The swing that suits `style` (a bed's name, or "none")."""
-    chosen = STYLES.get(style)
-    return chosen.swing if chosen is not None else DEFAULT_SWING

@@ -52,6 +52,11 @@ class Track:
     muted: bool = False
     last_note: float = -(10**9)
 
+    def leads(self, step: int) -> bool:
+        """A caller's figure plays the track at `step`: the bed's kit gives way to it."""
+        heard = self.caller is not None and not self.muted
+        return heard and self.groove.figure_at(step) is not None
+
 
 def next_in_loop(loop: list[Hit], hit: Hit, length: int) -> int:
     """Steps from `hit` to the next later hit of `loop` (around the loop's end)."""

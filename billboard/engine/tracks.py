@@ -27,7 +27,8 @@ class TrackSpec:
     mode: Mode
     velocity: int = 96
     # The speakers' mix (billboard/mix.py): -1 left … +1 right, dB (0 or less), and the
-    # shares sent to the reverb and to the delay (0–1). MIDI out ignores them.
+    # shares sent to the reverb and to the delay (0–1). MIDI out sends the pan, fader
+    # and reverb as GM controllers (roles.mix_controls); GM has no delay send.
     pan: float = 0.0
     gain_db: float = 0.0
     reverb: float = 0.0

@@ -38,6 +38,30 @@ def all_notes_off(channels: set[int]) -> list[tuple[int, ...]]:
 
 
 TRACK_CHANNELS = {track.channel for track in DEFAULT_TRACKS}
+
+
+def mix(channel: int, volume: int, pan: int, reverb: int) -> list[tuple[int, ...]]:
+    """A channel's mix as GM controllers: volume (CC 7), pan (CC 10), reverb (CC 91)."""
+    return [(0xB0 | channel, 7, volume), (0xB0 | channel, 10, pan), (0xB0 | channel, 91, reverb)]
+
+
+# The default installation's start, worked out by hand from DEFAULT_TRACKS: volume
+# 100·10^(dB/40) (0 dB is GM's 100), pan 64 + 63.5·pan, reverb 127·send.
+TRACKS_SETUP = [
+    *mix(9, 100, 64, 15),  # drums: the kit (no program), centre, a little room
+    (0xC0, 38),
+    *mix(0, 100, 64, 0),  # bass: centre, dry
+    (0xC1, 4),
+    *mix(1, 94, 39, 32),  # chords: -1 dB, left
+    (0xC2, 80),
+    *mix(2, 100, 80, 25),  # lead: right
+    (0xC3, 45),
+    *mix(3, 100, 29, 19),  # pluck: further left
+    (0xC4, 89),
+    *mix(4, 89, 93, 44),  # pad: -2 dB, right, wet
+    (0xC5, 14),
+    *mix(5, 94, 102, 38),  # bells: far right
+]  # percussion shares channel 10 with the drums, which set it first
 # Every channel the show may sound on: the tracks' and the groove bed's own (11–13).
 CHANNELS = TRACK_CHANNELS | {voice.channel for voice in DEFAULT_VOICES}
 
@@ -100,16 +124,23 @@ def test_list_ports_finds_the_jack_inputs_we_can_play_into(
     assert jack_name in list_ports("jack")
 
 
-def test_each_melodic_track_and_bed_part_gets_its_program_at_start_and_the_drums_none(
+def test_each_channel_gets_its_program_and_its_tracks_pan_volume_and_reverb_at_start(
     midi_out: MidiOut, heard: MidiProbe
 ) -> None:
     midi_out.send_programs()
 
-    # Exactly these: drums and percussion (channel 9, GM's kit) get no program change;
-    # the bed's bass, chords and pad get theirs on their own channels.
-    melodic = [track for track in DEFAULT_TRACKS if track.channel != 9]
-    expected = [(0xC0 | track.channel, track.program) for track in melodic]
-    expected += [(0xC0 | voice.channel, voice.program) for voice in DEFAULT_VOICES]
+    # Exactly these: the drums' channel (GM's kit) gets no program change; the bed's
+    # bass, chords and pad get theirs on their own channels, with the mix of the track
+    # each stands in for, so a GM synth places the whole piece as the speakers do.
+    expected = [
+        *TRACKS_SETUP,
+        (0xCA, 38),
+        *mix(10, 100, 64, 0),
+        (0xCB, 4),
+        *mix(11, 94, 39, 32),
+        (0xCC, 89),
+        *mix(12, 89, 93, 44),
+    ]
     assert heard.settle(len(expected)) == expected
 
 
@@ -293,12 +324,12 @@ def test_the_beds_parts_go_out_on_their_own_channels_with_their_own_programs() -
     out.panic()
 
     sent = [tuple(msg.bytes()) for msg in port.sent]
-    melodic = [track for track in DEFAULT_TRACKS if track.channel != 9]
-    programs = [(0xC0 | track.channel, track.program) for track in melodic]
     assert sent == [
-        *programs,
+        *TRACKS_SETUP,
         (0xCA, 33),  # the bed's bass: Electric Bass (finger), on channel 11
+        *mix(10, 100, 64, 0),  # placed as the bass track is
         (0xCC, 90),  # the bed's pad: Pad 3 (polysynth), on channel 13
+        *mix(12, 89, 93, 44),
         (0x9A, 36, 100),
         (0x90, 40, 104),
         (0x80, 40, 64),  # panic: each sounding note ends…

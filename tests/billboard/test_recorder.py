@@ -118,6 +118,26 @@ def test_the_beds_parts_are_recorded_on_tracks_of_their_own_with_their_own_progr
     assert programs(track_named(midi_file, "bed pad")) == [(12, 89)]
 
 
+def test_each_recorded_track_starts_with_its_mix_volume_pan_and_reverb_as_the_midi_out_sends_it(
+    path: Path,
+) -> None:
+    recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM)
+    recorder.close()
+
+    def controls(name: str) -> list[tuple[int, int, int, int]]:
+        return [
+            (msg.time, msg.channel, msg.control, msg.value)
+            for msg in track_named(mido.MidiFile(path), name)
+            if msg.type == "control_change"
+        ]
+
+    # By hand from DEFAULT_TRACKS: volume 100·10^(dB/40), pan 64 + 63.5·pan, 127·reverb.
+    assert controls("chords") == [(0, 1, 7, 94), (0, 1, 10, 39), (0, 1, 91, 32)]
+    assert controls("drums") == [(0, 9, 7, 100), (0, 9, 10, 64), (0, 9, 91, 15)]
+    assert controls("percussion") == []  # channel 10 is the drums' to set
+    assert controls("bed pad") == [(0, 12, 7, 89), (0, 12, 10, 93), (0, 12, 91, 44)]
+
+
 def test_the_recording_begins_with_4_4_and_the_keys_signature(path: Path) -> None:
     recorder = MidiRecorder(path, DEFAULT_TRACKS, BPM, key="F#", scale="minor")
     recorder.note_on(on(0.0, "lead", 2, 66))

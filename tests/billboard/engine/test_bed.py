@@ -47,32 +47,82 @@ def test_every_section_ends_on_a_fill_into_the_next() -> None:
     e = Engine(EngineConfig(bpm=240), start=0.0)
     bar_s = 16 * e.grid.step_duration
     snares = {}
-    for bar in range(36):  # someone plays on: build 4–11, drop 12–27, break 28–35
+    for bar in range(36):  # one player, a key a bar: build 4–11, drop 12–19, break 20–27
         e.handle(Digit("c-aa", "1"), bar * bar_s + 0.01)
         notes = bar_notes(e, bar)
         snares[bar] = [n.step % 16 for n in notes if n.track == "drums" and n.note == 38]
-    for bar in (19, 27, 35):  # drop → drop, drop → break, break → build
+    for bar in (11, 19, 27):  # build → drop (its roll), drop → break, break → build
         assert snares[bar][-4:] == [12, 13, 14, 15], bar
-    assert snares[18] == [4, 12] and snares[34] == []
+    assert snares[18] == [4, 12] and snares[26] == []
 
 
-def test_sections_follow_the_crowd_intro_alone_then_build_drop_drop_break() -> None:
+def play_bars(e: Engine, bars: range, callers: list[str], per_bar: int) -> dict[str, int]:
+    """`callers` press `per_bar` keys a bar each through `bars`: the bar each section
+    was first heard in."""
+    bar_s = 16 * e.grid.step_duration
+    seen: dict[str, int] = {}
+    for bar in bars:
+        for k in range(per_bar):
+            at = (bar + k / per_bar) * bar_s + 0.01
+            e.advance(at)
+            for caller in callers:
+                e.handle(Digit(caller, "1"), at)
+        seen.setdefault(e.bed.section, bar)
+    return seen
+
+
+def test_sections_follow_the_crowd_intro_alone_then_one_player_builds_drops_and_breaks() -> None:
     e = Engine(EngineConfig(bpm=240), start=0.0)
     bar_s = 16 * e.grid.step_duration
     e.advance(5 * bar_s + 0.01)
     assert e.bed.section == "intro"
-    e.handle(Join("c-aa"), 5 * bar_s + 0.01)  # the cycle starts on bar 8, a 4-bar line
-    seen = {}
-    for bar in range(6, 50):
-        e.advance(bar * bar_s + 0.01)
-        e.handle(Digit("c-aa", "1"), bar * bar_s + 0.01)  # they keep playing
-        seen.setdefault(e.bed.section, bar)
-    assert seen == {"intro": 6, "build": 8, "drop": 16, "break": 32}
+    e.handle(Join("c-aa"), 5 * bar_s + 0.01)  # the crowd's first section starts on bar 8
+    seen = play_bars(e, range(6, 50), ["c-aa"], 1)  # a key a bar: a quiet crowd
+    assert seen == {"intro": 6, "build": 8, "drop": 16, "break": 24}
+    assert e.bed.section == "break"  # bars 48–55: build 32, drop 40, break 48
     e.handle(Leave("c-aa"), 50 * bar_s)
     e.advance(55 * bar_s + 0.01)
-    assert e.bed.section == "drop"  # bars 48–55: a section plays to its end
+    assert e.bed.section == "break"  # a section plays to its end
     e.advance(56 * bar_s + 0.01)
-    assert e.bed.section == "intro"  # nobody played in it: back to the intro
+    assert e.bed.section == "intro"  # nobody holds a track: back to the intro
+
+
+def test_a_busy_crowd_keeps_the_drop_going_for_three_phrases_before_a_break() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    crowd = ["c-aa", "c-bb", "c-cc", "c-dd"]
+    for caller in crowd:
+        e.handle(Join(caller), 0.0)
+    sections = {bar: section for bar, section in _section_per_bar(e, range(0, 60), crowd, 2)}
+    assert [sections[b] for b in (4, 12, 20, 28, 36, 44)] == [
+        "build",
+        "drop",
+        "drop",
+        "drop",
+        "break",
+        "build",
+    ]  # 8 keys a bar: busy
+
+
+def test_a_crowd_that_thins_out_breaks_down_at_the_next_phrase() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    crowd = ["c-aa", "c-bb", "c-cc", "c-dd"]
+    for caller in crowd:
+        e.handle(Join(caller), 0.0)
+    busy = dict(_section_per_bar(e, range(0, 20), crowd, 2))
+    assert busy[12] == "drop"
+    thin = dict(_section_per_bar(e, range(20, 30), crowd[:1], 1))  # one key a bar now
+    assert busy[19] == "drop" and thin[20] == "drop"  # bar 19 was busy: a second drop
+    assert thin[28] == "break"  # the drop's phrase heard a quarter of the keys before it
+
+
+def _section_per_bar(
+    e: Engine, bars: range, callers: list[str], per_bar: int
+) -> list[tuple[int, str]]:
+    out = []
+    for bar in bars:
+        play_bars(e, range(bar, bar + 1), callers, per_bar)
+        out.append((bar, e.bed.section))
+    return out
 
 
 def test_a_build_ends_on_a_snare_roll() -> None:

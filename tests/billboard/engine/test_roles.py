@@ -67,3 +67,40 @@ def test_every_note_keeps_to_its_register_however_high_the_caller_goes() -> None
     for note in notes:
         if isinstance(note, NoteOn) and note.track in ceiling:
             assert note.note <= ceiling[note.track], note
+
+
+def _bars(humanise_s: float, seed: int = 2010) -> list[NoteOn]:
+    e = Engine(EngineConfig(bpm=120, humanise_s=humanise_s, seed=seed), start=0.0)
+    for caller in ("c-aa", "c-bb", "c-cc", "c-dd"):
+        e.handle(Join(caller), 0.0)
+    notes = []
+    for n, digit in enumerate("1357924680"):
+        at = 0.3 + n * 0.37
+        notes += e.handle(Digit(("c-aa", "c-bb", "c-cc", "c-dd")[n % 4], digit), at)
+        notes += e.advance(at, 0.1)
+    notes += e.advance(8.0, 0.1)
+    return [n for n in notes if isinstance(n, NoteOn)]
+
+
+def test_timing_is_humanised_a_few_ms_late_by_role_with_the_kick_on_the_grid() -> None:
+    straight, human = _bars(0.0), _bars(0.004)
+    assert [(n.step, n.track, n.note) for n in straight] == [
+        (n.step, n.track, n.note) for n in human
+    ]  # the same notes, only their times move
+    late = [h.time - s.time for s, h in zip(straight, human, strict=True)]
+    assert all(0 <= d <= 0.004 + 1e-9 for d in late)
+    assert len({round(d, 4) for d in late}) >= 10  # varied, not one offset for all
+    kicks = [d for n, d in zip(human, late, strict=True) if n.channel == 9 and n.note == 36]
+    assert kicks and all(d == 0 for d in kicks)
+    bass = [d for n, d in zip(human, late, strict=True) if n.track == "bass"]
+    assert bass and max(bass) <= 0.002 + 1e-9  # the bass locks with the kick: half as much
+    assert _bars(0.004) == human  # the same seed: the same times
+    assert [n.time for n in _bars(0.004, seed=7)] != [n.time for n in human]
+
+
+def test_a_press_heard_at_once_is_never_delayed_by_humanising() -> None:
+    e = Engine(EngineConfig(bpm=120, humanise_s=0.004), start=0.0)
+    e.handle(Join("c-aa"), 0.0)  # on the lead
+    at = e.grid.time_of(9) + 0.005  # within the grace after step 9
+    [note] = [n for n in e.handle(Digit("c-aa", "3"), at) if isinstance(n, NoteOn)]
+    assert note.time == at
