@@ -312,6 +312,37 @@ def musicality(doc: dict[str, Any]) -> str:
         "| bass ≤ 48, chords/pad ≤ 84, others ≤ 96 |"
     )
     lines.append(f"  | the render's master limiter at work | {limiter(now)} | — | rarely |")
+    timing = [
+        f"{val(figs, 'behind_kick_ms_median', '.1f', ' ms')}; "
+        f"{val(figs, 'behind_kick_within_5ms_pct', '.0f', ' %')}"
+        for figs in (now, before)
+    ]
+    lines.append(
+        "  | timing: notes behind the kick on its step (median; share within 5 ms) "
+        f"| {timing[0]} | {timing[1]} | a few ms |"
+    )
+    return "\n".join(lines)
+
+
+def soundfont(doc: dict[str, Any]) -> str:
+    """Our samples against FluidSynth's GM SoundFonts: the same night, side by side."""
+    f, settings = doc["figures"], doc["settings"]
+    lines = [
+        "- **Our samples or a SoundFont?** (`bench/soundfont.py`): the musicality crowd's "
+        f"night ({settings['callers']} callers, {settings['seconds']:.0f} s) rendered by "
+        "the show's own mix, and its recorded .mid (programs, volume, pan and reverb "
+        "sends) through FluidSynth (pyfluidsynth) with each GM SoundFont, in "
+        f"{settings['block']}-frame blocks on one core. {machine_line(doc)}",
+        "",
+        "  | engine | × real time | SoundFont in memory | loudness | true peak | L/R correlation |",
+        "  |---|---|---|---|---|---|",
+    ]
+    for name, m in f.items():
+        memory = "—" if m.get("rss_mb") is None else f"{m['rss_mb']:.0f} MB"
+        lines.append(
+            f"  | {name} | {m['x_real_time']:.0f}× | {memory} | {m['lufs']:.1f} LUFS "
+            f"| {m['true_peak_dbtp']:.1f} dBTP | {m['lr_correlation']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -512,6 +543,7 @@ def sections(results: Path) -> dict[str, Callable[[], str]]:
         "relay_memory": lambda: relay_memory(doc("relay_memory"), maybe("relay_memory-unbounded")),
         "waiting_line": lambda: waiting_line(doc("engine_speed")),
         "musicality": lambda: musicality(doc("musicality")),
+        "soundfont": lambda: soundfont(doc("soundfont")),
     }
 
 
