@@ -89,3 +89,20 @@ def test_loudness_follows_level_and_peaks_and_stereo_are_read_from_the_audio() -
     assert abs(audio_measures(noise, rate)["lr_correlation"]) < 0.1
     clipped = audio_measures(np.stack([1.2 * sine, sine], axis=1), rate)
     assert clipped["clipped"] > 0 and clipped["true_peak_dbtp"] > 1.0
+
+
+def test_timing_is_read_against_the_kick_of_the_same_step() -> None:
+    kick = note(0, "drums", 9, 36) + note(4, "drums", 9, 36)
+    late = [
+        NoteOn(0.002, 0, "bass", 0, 36, 90),  # 2 ms behind the kick
+        NoteOff(0.25, 2, "bass", 0, 36),
+        NoteOn(4 * 0.125 + 0.004, 4, "lead", 2, 72, 90),  # 4 ms
+        NoteOff(0.75, 6, "lead", 2, 72),
+        NoteOn(4 * 0.125 + 0.02, 4, "pluck", 3, 67, 90),  # a press heard at once: 20 ms
+        NoteOff(0.75, 6, "pluck", 3, 67),
+        NoteOn(8 * 0.125 + 0.3, 8, "pad", 4, 60, 90),  # no kick on its step: not judged
+        NoteOff(1.5, 12, "pad", 4, 60),
+    ]
+    m = measures(kick + late, presses=[0])
+    assert round(m["behind_kick_ms_median"], 6) == 4.0
+    assert round(m["behind_kick_within_5ms_pct"], 6) == round(100 * 2 / 3, 6)
