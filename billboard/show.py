@@ -265,6 +265,7 @@ class Show:
             "latency_ms": round(1000 * max(presses), 2) if presses else None,
             "late_ms": round(1000 * max(lateness), 2) if lateness else None,
             "relay": self.link.status if self.link else "starting",
+            "lights": self.lights.status if self.lights else None,
         }
 
     # -- replay --

@@ -103,7 +103,7 @@ class LightsOut:
     # -- from the show --
 
     def start(self) -> None:
-        log.info("lights: %s, %d universe(s)", self.where, len(self.patch.universes))
+        log.info("lights on: %s, %d universe(s)", self.where, len(self.patch.universes))
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -131,7 +131,7 @@ class LightsOut:
             self.refresh.sent(universe, data, now)
         if self._failures or self.status != "sending":
             if self._failures:
-                log.info("lights: sending again (%s)", self.where)
+                log.info("sending again (%s)", self.where)
             self._failures = 0
             self.status = "sending"
 
@@ -145,7 +145,7 @@ class LightsOut:
             log,
             logging.WARNING,
             (type(exc).__name__, exc.errno),
-            "lights: cannot send %s (%s); the show goes on, trying again",
+            "cannot send %s (%s); the show goes on, trying again",
             self.where,
             why,
             now=now,
@@ -167,7 +167,7 @@ class LightsOut:
                     self.step(now)
                 except Exception:  # our bug: shown with its traceback once; lights go on
                     if self._bugs.allow("step", now):
-                        log.exception("lights: a frame failed; the show goes on")
+                        log.exception("a frame of the lights failed; the show goes on")
                 due = max(due + period, now)  # a late turn is not caught up in a burst
                 self._stop.wait(max(0.0, due - self.clock()))
         finally:
@@ -184,7 +184,7 @@ class LightsOut:
                     for universe, data in self.patch.blackout().items():
                         self._send(universe, data, last=True)
         except OSError as exc:
-            log.warning("lights: could not send the blackout (%s)", exc.strerror or exc)
+            log.warning("could not send the lights dark (%s)", exc.strerror or exc)
         finally:
             self.link.close()
             self.status = "stopped"

@@ -190,8 +190,8 @@ def check_lights(config: LightsConfig, floors: int, bays: int) -> LightsConfig:
             other = taken.setdefault((fixture.universe, channel), n)
             if other != n:
                 raise ConfigError(
-                    f"{name} and windows #{other + 1} both use universe {fixture.universe} "
-                    f"channel {channel}; move one, or set overlap = true if one fixture "
-                    "really lights both windows"
+                    f"{name} and #{other + 1} (floor {other // bays}, bay {other % bays}) both "
+                    f"use universe {fixture.universe} channel {channel}; move one, or set "
+                    "overlap = true if one fixture really lights both windows"
                 )
     return replace(config, windows=windows)
