@@ -61,6 +61,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--midi-virtual", help="create a virtual MIDI output port of this name")
     a("--midi-api", help="alsa, jack, coremidi or winmm")
     a("--list-midi-ports", action="store_true", help="list MIDI output ports and exit")
+    a(
+        "--lights",
+        choices=("artnet", "sacn", "off"),
+        help="send the facade to DMX fixtures over Art-Net or sACN ([billboard.lights])",
+    )
+    a("--lights-target", help="the Art-Net node's or sACN receiver's address (sACN: multicast)")
     a("--record", type=Path, help="write the session to this Standard MIDI File")
     a("--log-events", type=Path, help="log input events to this JSON-lines file")
     a("--replay", type=Path, help="play the events of a --log-events file")
@@ -97,6 +103,8 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
             "midi_port": args.midi_port,
             "midi_virtual": args.midi_virtual,
             "midi_api": args.midi_api,
+            "lights": args.lights,
+            "lights_target": args.lights_target,
         },
     )
     if board.relay:  # a remote relay runs the gateways

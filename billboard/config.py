@@ -1,5 +1,6 @@
 """The billboard's settings: defaults < the `[billboard]` table of the installation's
-TOML file (with `[billboard.facade]` and `[[billboard.tracks]]`) < flags.
+TOML file (with `[billboard.facade]`, `[[billboard.tracks]]` and `[billboard.lights]`,
+read by `billboard/lights/settings.py`) < flags.
 
 MIDI channels are 1–16 in the file, as on every synth's front panel, and 0–15 inside.
 
@@ -20,6 +21,7 @@ from .engine import EngineConfig, Facade, TrackSpec
 from .engine.bed import DEFAULT_VOICES, NO_BED, PITCHED_PARTS, STYLES, BedVoice
 from .engine.harmony import SCALES, parse_key, parse_progression
 from .engine.tracks import DEFAULT_TRACKS, MODES
+from .lights.settings import LightsConfig, check_lights, parse_lights
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _DRUM_CHANNEL = 9  # GM's drum channel, 10 on a synth's panel
@@ -69,6 +71,8 @@ class BillboardConfig:
     # The groove bed's pitched parts on MIDI channels of their own, each with its GM
     # program (engine/bed.py): `bed_channels` and `bed_programs` in the file.
     bed_voices: tuple[BedVoice, ...] = field(default=DEFAULT_VOICES)
+    # DMX fixtures behind the windows (Art-Net or sACN): off unless a protocol is set.
+    lights: LightsConfig = field(default_factory=LightsConfig)
 
     def bed_midi(self) -> tuple[BedVoice, ...]:
         """The bed's voices for the MIDI out and the recording: none without a bed."""
@@ -108,8 +112,10 @@ class BillboardConfig:
 _SCALARS = {
     f.name: str(f.type)
     for f in fields(BillboardConfig)
-    if f.name not in ("windows", "tracks", "bed_voices")
+    if f.name not in ("windows", "tracks", "bed_voices", "lights")
 }
+# Flags that set a setting of `[billboard.lights]`: --lights, --lights-target.
+_LIGHTS_FLAGS = {"lights": "protocol", "lights_target": "target"}
 _TRACK_KEYS = {f.name: str(f.type) for f in fields(TrackSpec)}
 # A track's velocity and its place in the mix have defaults; the rest must be given.
 _TRACK_OPTIONAL = frozenset({"velocity", "pan", "gain_db", "reverb", "delay"})
@@ -131,19 +137,29 @@ def load_billboard_config(
             values.update(_facade(value, f"{path} [billboard.facade]"))
         elif key == "tracks":
             values["tracks"] = _tracks(value, f"{path} [[billboard.tracks]]")
+        elif key == "lights":
+            values["lights"] = parse_lights(value, f"{path} [billboard.lights]")
         elif key in _SCALARS:
             values[key] = coerce(_SCALARS[key], key, value, origin)
         elif key not in _BED_TABLES:
-            known = ", ".join(sorted([*_SCALARS, *_BED_TABLES, "facade", "tracks"]))
+            known = ", ".join(sorted([*_SCALARS, *_BED_TABLES, "facade", "tracks", "lights"]))
             raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
     if any(key in table for key in _BED_TABLES):
         values["bed_voices"] = _bed_voices(table, origin)
     for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = coerce(_SCALARS[key], key, value, f"--{key.replace('_', '-')}")
+        if value is None:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if key in _LIGHTS_FLAGS:
+            lights = values.get("lights", LightsConfig())
+            setting = _LIGHTS_FLAGS[key]
+            text = "" if value == "off" else coerce("str", setting, value, flag)
+            values["lights"] = replace(lights, **{setting: text})
+        else:
+            values[key] = coerce(_SCALARS[key], key, value, flag)
     config = BillboardConfig(**values)
     _validate(config)
-    return config
+    return replace(config, lights=check_lights(config.lights, config.floors, config.bays))
 
 
 def _facade(value: Any, origin: str) -> dict[str, Any]:

@@ -139,7 +139,8 @@ def run_frontend(
                     latency_ms=figures["latency_ms"],
                     callers=sum(1 for t in scene.tracks if t.caller) + scene.line_length,
                     midi_port=figures["midi_port"],
-                    extra={"sound": "muted" if muted else "on"},
+                    extra={"sound": "muted" if muted else "on"}
+                    | ({"lights": str(figures["lights"])} if figures.get("lights") else {}),
                 )
             message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)
             drawn = time.monotonic()

@@ -4,7 +4,10 @@ Three threads, each with one job:
 - the main thread draws (pygame wants it) or, headless, just waits;
 - the asyncio thread runs the embedded relay (unless a remote one is used) and the
   relay link;
-- the scheduler thread owns the engine and plays notes on time.
+- the scheduler thread owns the engine and plays notes on time;
+
+and, with `[billboard.lights]`, a fourth sends the scene to DMX fixtures
+(billboard/lights/sender.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,6 +37,9 @@ from .eventlog import EventLog, read_events
 from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
 from .relay_link import RelayLink
 from .scheduler import Scheduler
+
+if TYPE_CHECKING:  # imported when the lights open: the protocols' libraries load with them
+    from .lights.sender import LightsOut
 
 log = logging.getLogger("billboard")
 
@@ -106,6 +112,7 @@ class Show:
         self._last_signature: object = None
         self._last_lit = False
         self.fps: float | None = None  # the display's, set by the frontend
+        self.lights: LightsOut | None = None
 
     # -- start and stop --
 
@@ -118,6 +125,8 @@ class Show:
         if self._async_error is not None:
             raise self._async_error
         self.scheduler.start()
+        if self.config.lights.enabled:
+            self._start_lights()
         # A full garbage collection walks every object of the process, all of pygame's,
         # numpy's and aiohttp's modules with ours (60-100 ms on a small machine), and
         # holds the relay and the engine meanwhile: a caller's press waits it out. What
@@ -127,8 +136,19 @@ class Show:
         if self.options.replay:
             threading.Thread(target=self._replay, name="dialjam-replay", daemon=True).start()
 
+    def _start_lights(self) -> None:
+        from .lights.patch import Patch
+        from .lights.sender import LightsOut
+
+        lights = self.config.lights
+        patch = Patch.of(lights, self.engine.config.facade)
+        self.lights = LightsOut(lights, patch, lambda: self.scheduler.scene, clock=self.clock)
+        self.lights.start()
+
     def stop(self) -> None:
         self.scheduler.stop()
+        if self.lights is not None:
+            self.lights.stop()  # after the engine: the fixtures' last frame is dark
         if self.eventlog:
             self.eventlog.close()
         loop = self._loop
@@ -245,6 +265,7 @@ class Show:
             "latency_ms": round(1000 * max(presses), 2) if presses else None,
             "late_ms": round(1000 * max(lateness), 2) if lateness else None,
             "relay": self.link.status if self.link else "starting",
+            "lights": self.lights.status if self.lights else None,
         }
 
     # -- replay --
