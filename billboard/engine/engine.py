@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,14 +39,14 @@ from .events import (
 )
 from .harmony import SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
 from .held import Held
+from .lighting import LIGHT_HALF_LIFE_S, Lighting
 from .line import WaitingLine
-from .scene import Facade, Lit, Scene, TrackView, decay
+from .scene import Facade, Scene, TrackView, decay
 from .seats import Caller, Hit, Track, next_in_loop
 from .tracks import DEFAULT_TRACKS, TrackSpec
 
 log = logging.getLogger("billboard.engine")
 
-LIGHT_HALF_LIFE_S: Final = 0.35
 
 # Telling waiting callers their place. Every `Assign` with `line` > 0 holds the
 # caller's true place when it is made. When the line moves, only callers whose place
@@ -139,7 +139,7 @@ class Engine:
         self._held = Held(lambda step: self.grid.time_of(step))  # pitched tracks' notes
         self.last_play = start - config.attract_after_s  # attract from the start
         self._updates: list[CallerUpdate] = []
-        self._lights: deque[tuple[float, int, int, str]] = deque(maxlen=256)
+        self._lighting = Lighting(config.facade, self.tracks)
         self._seed = config.seed
 
     # -- events in ------------------------------------------------------------------
@@ -388,7 +388,7 @@ class Engine:
         off_step = roles.end_step(step, spec.length, track_role, self.harmony.bars_per_chord)
         if until is not None and track_role != "drums":
             off_step = min(off_step, step + until)
-        self._light(track, notes[0], when)
+        self._lighting.light(track, notes[0], step, when)
         if track_role != "drums":  # one line a track: see held.py
             args = (velocity, step, when, off_step, self.rendered)
             return self._held.start(spec.name, spec.channel, notes, *args)
@@ -398,17 +398,6 @@ class Engine:
             out.append(NoteOn(when, step, spec.name, spec.channel, note, velocity))
             out.append(NoteOff(off_time, off_step, spec.name, spec.channel, note))
         return out
-
-    def _light(self, track: Track, note: int, when: float) -> None:
-        spec = track.spec
-        if spec.mode == "drums":
-            position = (note % 12) / 11
-        else:
-            low = 12 * (spec.octave + 1) - 12
-            position = (note - low) / 48
-        floor, bay = self.config.facade.window_for(track.index, position)
-        self._lights.append((when, floor, bay, spec.color))
-        track.last_note = when
 
     # -- time -----------------------------------------------------------------------
 
@@ -472,7 +461,9 @@ class Engine:
             if track.spec.mode == "drums":
                 notes.extend(self._figure(track, step, when))
         led = [t.spec.name for t in self.tracks if t.leads(step)]
-        notes.extend(self.bed.notes(step, when, self.grid, self.harmony, led))
+        bed_notes = self.bed.notes(step, when, self.grid, self.harmony, led)
+        self._lighting.bed(bed_notes, step, when)
+        notes.extend(bed_notes)
         return self._humanised(notes, when - 1.0)
 
     def _humanised(self, notes: list[Note], after: float) -> list[Note]:
@@ -493,7 +484,7 @@ class Engine:
         hits = groove.hits(step, spec.samples, bed.style, bed.section, bed.last_bar, self._seed)
         if track.muted or not hits:
             return []
-        self._light(track, hits[0][0], when)
+        self._lighting.light(track, hits[0][0], step, when)
         off = self.grid.time_of(step + 1)
         return grooves.notes(spec, hits, step, when, off, self._seed, scale)
 
@@ -545,16 +536,9 @@ class Engine:
 
     def scene(self, now: float) -> Scene:
         """A snapshot for the screen and the `state` event."""
-        lit: dict[tuple[int, int], Lit] = {}
-        for when, floor, bay, color in self._lights:
-            intensity = decay(now - when, LIGHT_HALF_LIFE_S)
-            if intensity < 0.05:
-                continue
-            best = lit.get((floor, bay))
-            if best is None or best.intensity < intensity:
-                lit[(floor, bay)] = Lit(floor, bay, color, intensity)
         shown, step = self.line.first(SHOWN_WAITING), self.grid.step_at(now)
         views: list[TrackView] = []
+        regions = self._lighting.regions()
         bed, bars = self.bed, range(0, self.loop_steps, STEPS_PER_BAR)
         for track in self.tracks:
             entry = self.callers.get(track.caller) if track.caller else None
@@ -572,6 +556,8 @@ class Engine:
                     fading=bool(track.fading) or track.groove.fade_from is not None,
                     pattern=tuple(sorted(shown_steps)),
                     level=decay(now - track.last_note, LIGHT_HALF_LIFE_S * 2),
+                    region=regions[track.index],
+                    since=entry.since if entry else None,
                 )
             )
         return Scene(
@@ -587,7 +573,8 @@ class Engine:
             line=tuple(shown),
             line_length=len(self.line),
             line_display=tuple(self.callers[c].nick or self.callers[c].display for c in shown),
-            lit=tuple(sorted(lit.values(), key=lambda w: (w.floor, w.bay))),
+            lit=self._lighting.lit(now),
+            section=self.bed.section,
             attract=self.attract(now),
             paused=self.paused,
         )

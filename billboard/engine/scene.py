@@ -44,6 +44,8 @@ class TrackView:
     fading: bool
     pattern: tuple[int, ...]  # loop positions (0 … loop_steps-1) that hold a hit
     level: float  # 0–1: how recently it played
+    region: tuple[int, int] | None = None  # the bays it lights: (first, how many)
+    since: float | None = None  # when its caller took it (a join is a moment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class Scene:
     hud: dict[str, Any] = field(default_factory=dict)
     line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
     style: str | None = None  # the groove bed's style (bed.STYLES' name, or "none")
+    section: str = "intro"  # the bed's section: intro, build, drop or break
 
     def to_state(self) -> dict[str, Any]:
         """The ``state`` event (published on CHANNEL:state), written by the

@@ -324,7 +324,9 @@ def test_notes_light_windows_in_the_tracks_colour_and_fade() -> None:
     e.handle(Join("c-d", display="…12"), 0.0)
     e.handle(Digit("c-d", "1"), 0.2)
     assert e.scene(0.2).lit == ()  # the note sounds at 0.25
-    lit = e.scene(0.25).lit
+    scene = e.scene(0.25)
+    lit = scene.lit
+    assert scene.tracks[0].region == (0, 8)  # the only track playing: the whole building
     assert len(lit) == 1 and lit[0].color == "#f97316" and lit[0].bay == 0
     assert lit[0].intensity == pytest.approx(1.0)
     assert e.scene(0.6).lit[0].intensity < 0.6
