@@ -64,8 +64,11 @@ def run_frontend(
     """Run until Esc Esc, a signal (`stop`) or `options.duration`."""
     import pygame
 
+    from .calibrate import Calibrator
     from .controls import HELP_LINES, Keyboard, Resized, Ui, read_controls
     from .display import Banner, Display, Hud
+    from .projection import default_projection
+    from .projection.calibration import is_action
 
     pygame.display.init()
     pygame.font.init()
@@ -80,10 +83,19 @@ def run_frontend(
             display=board.display,
             banner=banner,
             windows=board.windows or None,
+            projection=board.projection if board.layout == "projection" else None,
         )
     except OSError as exc:
         print(f"dialjam billboard: no display ({exc}); running headless", file=sys.stderr)
         display = None
+    # C calibrates the mapping on the live output (from an even grid on a dashboard).
+    calibrator = Calibrator(
+        board.projection or default_projection(board.floors, board.bays),
+        floors=board.floors,
+        bays=board.bays,
+        path=options.config,
+        size=display.size if display is not None else HEADLESS_DEFAULT_SIZE,
+    )
     keyboard = Keyboard()
     show_hud = show_test = show_help = False
     muted = False
@@ -107,9 +119,16 @@ def run_frontend(
                 continue
             scene = show.scene
             for control in read_controls(
-                keyboard, now=now, bpm=scene.bpm, key=scene.key, paused=scene.paused
+                keyboard,
+                now=now,
+                bpm=scene.bpm,
+                key=scene.key,
+                paused=scene.paused,
+                calibrating=calibrator.active,
             ):
-                if isinstance(control, Command):
+                if is_action(control):
+                    calibrator.apply(control)
+                elif isinstance(control, Command):
                     show.submit(control)
                 elif isinstance(control, Resized):
                     pass  # the display lays itself out again at the next draw
@@ -129,6 +148,13 @@ def run_frontend(
                         muted = not muted
                         if sound is not None:
                             sound.set_muted(muted)
+                    elif action == "calibrate":
+                        calibrator.toggle()
+                        display.show_cursor(calibrator.active)
+                    elif action == "underlay":
+                        calibrator.toggle_underlay()
+                    elif action == "save_mapping":
+                        log.info("calibration: %s", calibrator.save())
             hud = None
             if show_hud:
                 figures = show.hud_figures()
@@ -143,12 +169,14 @@ def run_frontend(
                 )
             message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)
             drawn = time.monotonic()
+            calibrator.resize(display.size)
             display.draw(
                 scene,
                 hud=hud,
                 test_pattern=show_test,
                 help_lines=HELP_LINES if show_help else None,
                 message=message,
+                calibration=calibrator.overlay() if calibrator.active else None,
             )
             frame_ms.append((time.monotonic() - drawn) * 1000)
             frames += 1

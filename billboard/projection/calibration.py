@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Final
+from typing import Final, TypeGuard
 
 from .geometry import MappedFacade, Projection, inside, round_quad
 from .homography import Point, Quad
@@ -350,3 +350,11 @@ def _snapped(value: float, lines: list[float]) -> float:
 
 def _clamp01(value: float) -> float:
     return min(1.0, max(0.0, value))
+
+
+ACTION_TYPES: Final = (Press, Move, Release, Nudge, Select, ToggleSnap, Undo, Redo)
+
+
+def is_action(value: object) -> TypeGuard[CalibrationAction]:
+    """`value` is one of the calibration mode's actions."""
+    return isinstance(value, ACTION_TYPES)

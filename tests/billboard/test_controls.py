@@ -185,5 +185,5 @@ def test_the_commands_are_the_ones_the_operator_console_sends() -> None:
 
 def test_the_help_names_every_key() -> None:
     keys = [line.split("\t", 1)[0] for line in HELP_LINES]
-    assert keys == ["F", "H", "T", "P", "M", "+  −", "K", "Space", "?  /", "Esc Esc"]
+    assert keys == ["F", "H", "T", "C", "P", "M", "+  −", "K", "Space", "?  /", "Esc Esc"]
     assert all("\t" in line for line in HELP_LINES)
