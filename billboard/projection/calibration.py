@@ -258,7 +258,8 @@ class Calibration:
 
     def _corners_moved(self, indexes: Iterable[int], delta: Point, snap: bool) -> Quad:
         w, h = self.size
-        outline = list(self.mapped.outline)
+        outline = self.mapped.outline
+        corners = list(self.projection.corners)  # the others stay exactly as they were
         moving = list(indexes)
         for i in moving:
             x, y = outline[i][0] + delta[0], outline[i][1] + delta[1]
@@ -266,8 +267,8 @@ class Calibration:
                 others = [outline[j] for j in range(4) if j != i]
                 x = _snapped(x, [0.0, float(w), *(o[0] for o in others)])
                 y = _snapped(y, [0.0, float(h), *(o[1] for o in others)])
-            outline[i] = (x, y)
-        return round_quad(_quad([(x / w, y / h) for x, y in outline]))
+            corners[i] = (round(x / w, 6), round(y / h, 6))
+        return _quad(corners)
 
     def _vertex_moved(self, window: int, index: int, delta: Point, snap: bool) -> Point:
         mapped = self.mapped
