@@ -5,16 +5,19 @@ shows over the live output (`overlay`)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 from relay.config import ConfigError
 
-from .controls import CALIBRATION_LINES
+from .controls import CALIBRATION_LINES, Ui
 from .display.calibration_view import CalibrationOverlay
 from .projection import Projection, Quad, quad_problem
-from .projection.calibration import Calibration, CalibrationAction, describe
+from .projection.calibration import Calibration, CalibrationAction, describe, is_action
 from .projection.table import NEW_FILE, save_projection
+
+log = logging.getLogger("billboard.calibrate")
 
 
 class Calibrator:
@@ -63,6 +66,21 @@ class Calibrator:
         """One step of the state machine (ignored when the mode is off)."""
         if self.active:
             self.state = self.state.apply(action)
+
+    def handle(self, control: object) -> bool:
+        """Act on `control` if it is the calibration mode's (an action, or the Ui's
+        "calibrate", "underlay" and "save_mapping"); False when it is not."""
+        if is_action(control):
+            self.apply(control)
+        elif isinstance(control, Ui) and control.action == "calibrate":
+            self.toggle()
+        elif isinstance(control, Ui) and control.action == "underlay":
+            self.toggle_underlay()
+        elif isinstance(control, Ui) and control.action == "save_mapping":
+            log.info("calibration: %s", self.save())
+        else:
+            return False
+        return True
 
     def toggle_underlay(self) -> None:
         self.underlay_shown = not self.underlay_shown

@@ -68,7 +68,6 @@ def run_frontend(
     from .controls import HELP_LINES, Keyboard, Resized, Ui, read_controls
     from .display import Banner, Display, Hud
     from .projection import default_projection
-    from .projection.calibration import is_action
 
     pygame.display.init()
     pygame.font.init()
@@ -97,7 +96,7 @@ def run_frontend(
         size=display.size if display is not None else HEADLESS_DEFAULT_SIZE,
     )
     keyboard = Keyboard()
-    show_hud = show_test = show_help = False
+    show_hud = show_test = show_help = cursor_shown = False
     muted = False
     frame_ms: deque[float] = deque(maxlen=120)
     start = time.monotonic()
@@ -126,8 +125,8 @@ def run_frontend(
                 paused=scene.paused,
                 calibrating=calibrator.active,
             ):
-                if is_action(control):
-                    calibrator.apply(control)
+                if calibrator.handle(control):
+                    pass  # the calibration mode's: C, its keys and the mouse
                 elif isinstance(control, Command):
                     show.submit(control)
                 elif isinstance(control, Resized):
@@ -138,6 +137,7 @@ def run_frontend(
                         stop.set()
                     elif action == "fullscreen":
                         display.toggle_fullscreen()
+                        cursor_shown = False  # a new mode hides it: shown again if calibrating
                     elif action == "hud":
                         show_hud = not show_hud
                     elif action == "test_pattern":
@@ -148,13 +148,9 @@ def run_frontend(
                         muted = not muted
                         if sound is not None:
                             sound.set_muted(muted)
-                    elif action == "calibrate":
-                        calibrator.toggle()
-                        display.show_cursor(calibrator.active)
-                    elif action == "underlay":
-                        calibrator.toggle_underlay()
-                    elif action == "save_mapping":
-                        log.info("calibration: %s", calibrator.save())
+            if calibrator.active != cursor_shown:  # the pointer, to drag handles with
+                cursor_shown = calibrator.active
+                display.show_cursor(cursor_shown)
             hud = None
             if show_hud:
                 figures = show.hud_figures()
