@@ -226,8 +226,15 @@ class Display:
             except OSError as exc:
                 lines = (*lines, str(exc))
         draw_calibration(screen, calibration, self._text, lay.unit)
+        # The card keeps to the half of the output away from what is being moved.
         card = self._overlays.card(lines, lay)
-        screen.blit(card, card.get_rect(midtop=(self.size[0] // 2, lay.margin)))
+        state = calibration.state
+        handle_y = state.handle(state.selected)[1] if state.selected is not None else 0.0
+        if handle_y < self.size[1] / 2:
+            place = card.get_rect(midbottom=(self.size[0] // 2, self.size[1] - lay.margin))
+        else:
+            place = card.get_rect(midtop=(self.size[0] // 2, lay.margin))
+        screen.blit(card, place)
 
 
 def _blit_center(screen: pygame.Surface, surface: pygame.Surface, area: pygame.Rect) -> None:

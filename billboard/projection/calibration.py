@@ -249,9 +249,10 @@ class Calibration:
             return replace(p, corners=self._corners_moved(indexes, delta, snap))
         windows = list(p.windows)
         if isinstance(target, Vertex):
-            quad = list(windows[target.window])
-            quad[target.index] = self._vertex_moved(target.window, target.index, delta, snap)
-            windows[target.window] = round_quad(_quad(quad))
+            quad = list(windows[target.window])  # the other vertices stay exactly as they were
+            u, v = self._vertex_moved(target.window, target.index, delta, snap)
+            quad[target.index] = (round(u, 6), round(v, 6))
+            windows[target.window] = _quad(quad)
         elif isinstance(target, Window):
             windows[target.index] = self._window_moved(target.index, delta, snap)
         return replace(p, windows=tuple(windows))
