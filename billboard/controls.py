@@ -205,6 +205,9 @@ _MOUSE_EVENTS: Final = frozenset({pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, 
 
 
 def _mouse_action(event: pygame.event.Event) -> CalibrationAction | None:
+    window = getattr(event, "window", None)
+    if window is not None and window != _main_window():
+        return None  # the street-level screen's window (info = "window"): not the facade
     x, y = getattr(event, "pos", (0, 0))
     pos = (float(x), float(y))
     if event.type == pygame.MOUSEMOTION:
@@ -212,6 +215,13 @@ def _mouse_action(event: pygame.event.Event) -> CalibrationAction | None:
     if int(getattr(event, "button", 0)) != pygame.BUTTON_LEFT:
         return None  # the wheel and the other buttons do nothing here
     return Press(pos) if event.type == pygame.MOUSEBUTTONDOWN else Release(pos)
+
+
+def _main_window() -> object:
+    try:
+        return pygame.Window.from_display_module()
+    except pygame.error:
+        return None
 
 
 def _calibration_key(event: pygame.event.Event) -> CalibrationAction | Ui | None:

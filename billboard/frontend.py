@@ -96,7 +96,7 @@ def run_frontend(
         size=display.size if display is not None else HEADLESS_DEFAULT_SIZE,
     )
     keyboard = Keyboard()
-    show_hud = show_test = show_help = cursor_shown = False
+    show_hud = show_test = show_help = cursor_shown = street_said = False
     muted = False
     frame_ms: deque[float] = deque(maxlen=120)
     start = time.monotonic()
@@ -175,6 +175,9 @@ def run_frontend(
                 calibration=calibrator.overlay() if calibrator.active else None,
             )
             frame_ms.append((time.monotonic() - drawn) * 1000)
+            if display.street_problem and not street_said:
+                street_said = True
+                log.warning('info = "window": %s; the info is not shown', display.street_problem)
             frames += 1
             if now - fps_since >= 1.0:  # frames a second, for the HUD and the console
                 show.fps = frames / (now - fps_since)

@@ -180,15 +180,22 @@ class InfoCard:
             top = _length(quad[0], quad[1]) + _length(quad[3], quad[2])
             side = _length(quad[0], quad[3]) + _length(quad[1], quad[2])
             size = (max(8, round(top / 2)), max(8, round(side / 2)))
-            if (content, size) != self._flat_key or self._flat is None:
-                self._flat = self._make(size, scene, lines, free)
-                self._flat_key = (content, size)
             w, h = size
             to_screen = Homography.quad_to_quad(((0, 0), (w, 0), (w, h), (0, h)), quad)
             self.area = bounds(quad).clip(screen.get_rect())
-            self.surface = warp(self._flat, to_screen, self.area)
+            self.surface = warp(self.flat(size, scene), to_screen, self.area)
             self._key = key
         screen.blit(self.surface, self.area)
+
+    def flat(self, size: tuple[int, int], scene: Scene) -> pygame.Surface:
+        """The card, flat, `size` pixels (what a street-level screen shows whole)."""
+        lines = tuple(legend_lines(scene))
+        free = sum(1 for view in scene.tracks if view.caller is None)
+        key = (lines, tuple(v.color for v in scene.tracks), scene.line_length, scene.paused)
+        if (key, size) != self._flat_key or self._flat is None:
+            self._flat = self._make(size, scene, lines, free)
+            self._flat_key = (key, size)
+        return self._flat
 
     def _make(
         self, size: tuple[int, int], scene: Scene, lines: Sequence[LegendLine], free: int

@@ -20,6 +20,7 @@ from .layout import Layout, WindowRect, compute_layout
 from .mapped import InfoCard, MappedBackground, bounds, draw_mapped_lights
 from .overlays import Overlays
 from .panel import Legend, draw_beat, draw_status
+from .street import StreetScreen
 from .text import TextCache
 from .window import Window
 
@@ -62,7 +63,10 @@ class Display:
         self._background = Background(banner, given, self._text)
         self._mapped_background = MappedBackground()
         self._info = InfoCard(banner, self._text)
+        self._street_card = InfoCard(banner, self._text)
         self._underlay = Underlay()
+        self._street: StreetScreen | None = None
+        self.street_problem: str | None = None  # why info = "window" shows nothing
         self._glows = Glows()
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
@@ -87,6 +91,9 @@ class Display:
         self._projection = projection
         self.layout = self._compute_layout()
         self._overlays.clear()
+        self.street_problem = None  # a new mapping may name another display: try again
+        if projection is None:
+            self._close_street()
         # The glows are sized for one layout's windows: both backgrounds refit them.
         self._background.invalidate()
         self._mapped_background.invalidate()
@@ -120,7 +127,26 @@ class Display:
 
     def close(self) -> None:
         """Close the window (fonts and other pygame modules are left as they are)."""
+        self._close_street()
         self._window.close()
+
+    def _close_street(self) -> None:
+        if self._street is not None:
+            self._street.close()
+            self._street = None
+
+    def _draw_street(self, scene: Scene, display: int) -> None:
+        """The info on its own window (opened at the first frame that needs it)."""
+        if self._street is not None and self._street.display != display:
+            self._close_street()
+        if self._street is None and self.street_problem is None:
+            try:
+                title = f"{self.banner.title} · call to play"
+                self._street = StreetScreen(self._street_card, display, title)
+            except OSError as exc:
+                self.street_problem = str(exc)  # said once, in the HUD's place: see frontend
+        if self._street is not None:
+            self._street.draw(scene)
 
     @property
     def surface(self) -> pygame.Surface:
@@ -215,6 +241,10 @@ class Display:
             draw_mapped_lights(screen, scene, background, self._glows)
             if mapped.projection.info == "region":
                 self._info.draw(screen, scene, mapped)
+        if mapped.projection.info == "window":
+            self._draw_street(scene, mapped.projection.info_display)
+        else:
+            self._close_street()
             if scene.attract and calibration is None:
                 _blit_center(screen, self._overlays.invitation(self.banner, lay), lay.facade)
         if calibration is None:

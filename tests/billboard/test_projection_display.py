@@ -350,3 +350,27 @@ def test_calibrating_with_mouse_and_keys_under_xvfb_saves_a_toml_that_reloads(
         assert len(np.unique(pygame.surfarray.array3d(image).reshape(-1, 3), axis=0)) > 50
         small = pygame.transform.smoothscale(image, (960, 540))
         pygame.image.save(small, str(ARTIFACTS / f"{name}_960x540.png"))
+
+
+def test_info_window_puts_the_invitation_on_a_second_window_and_not_on_the_building(
+    video: None, building: Projection
+) -> None:
+    # The dummy driver has one display: the street window opens on it, beside the
+    # projector's (on a venue's laptop, info_display names the street-level screen).
+    street = Projection(CORNERS, building.windows, info="window", info_display=0)
+    display = Display(size=(1280, 720), fullscreen=False, banner=BANNER, projection=street)
+    try:
+        display.draw(scene(checkerboard(False)))
+        assert display.street_problem is None
+        shown = display._street
+        assert shown is not None
+        image = pygame.surfarray.array3d(shown.surface)
+        assert (image == 255).all(axis=2).sum() > 1000  # a large QR code's quiet zone
+        facade = pygame.surfarray.array3d(display.surface)
+        assert not (facade == 255).all(axis=2).any()  # …and none on the building
+        far = Projection(CORNERS, building.windows, info="window", info_display=3)
+        display.set_projection(far)
+        display.draw(scene())
+        assert display.street_problem == "info display 3 not found: 1 connected"
+    finally:
+        display.close()
