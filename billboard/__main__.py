@@ -53,6 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--display", type=int, help="which display to fill (default 0)")
     a("--windowed", action="store_true", default=None, help="a window, not full screen")
     a("--size", help="window size, e.g. 1920x1080")
+    a("--layout", help="dashboard (a flat screen, default) or projection (on a building)")
     a("--headless", action="store_true", help="no screen (SDL dummy drivers)")
     a("--duration", type=float, help="stop after this many seconds")
     a("--screenshot", type=Path, help="save the last frame to this PNG")
@@ -99,6 +100,7 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
             "display": args.display,
             "windowed": args.windowed,
             "size": args.size,
+            "layout": args.layout,
             "sound": False if args.no_sound else None,
             "midi_port": args.midi_port,
             "midi_virtual": args.midi_virtual,
@@ -200,6 +202,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         log_events=args.log_events,
         replay=args.replay,
         screenshot=args.screenshot,
+        config=Path(installation.path) if installation.path else None,
     )
     sinks, sound, midi = open_sinks(board, options)
     relay, made_up = fill_tokens(installation.relay)

@@ -22,10 +22,13 @@ from .engine.bed import DEFAULT_VOICES, NO_BED, PITCHED_PARTS, STYLES, BedVoice
 from .engine.harmony import SCALES, parse_key, parse_progression
 from .engine.tracks import DEFAULT_TRACKS, MODES
 from .lights.settings import LightsConfig, check_lights, parse_lights
+from .projection import Projection, default_projection
+from .projection.table import parse_projection, resolve_projection
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _DRUM_CHANNEL = 9  # GM's drum channel, 10 on a synth's panel
 _BED_TABLES = ("bed_channels", "bed_programs")
+LAYOUTS = ("dashboard", "projection")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class BillboardConfig:
     display: int = 0
     windowed: bool = False
     size: str = ""  # "1920x1080"; empty: the display's size
+    # "dashboard": banner, facade, beat strip and legend on a flat screen; "projection":
+    # the whole output is the building, mapped by `projection` (the default when the
+    # file has a [billboard.projection] table).
+    layout: str = "dashboard"
+    projection: Projection | None = None
     # Sound and MIDI.
     sound: bool = True
     sound_buffer: int = 256
@@ -112,7 +120,7 @@ class BillboardConfig:
 _SCALARS = {
     f.name: str(f.type)
     for f in fields(BillboardConfig)
-    if f.name not in ("windows", "tracks", "bed_voices", "lights")
+    if f.name not in ("windows", "tracks", "bed_voices", "lights", "projection")
 }
 # Flags that set a setting of `[billboard.lights]`: --lights, --lights-target.
 _LIGHTS_FLAGS = {"lights": "protocol", "lights_target": "target"}
@@ -139,10 +147,13 @@ def load_billboard_config(
             values["tracks"] = _tracks(value, f"{path} [[billboard.tracks]]")
         elif key == "lights":
             values["lights"] = parse_lights(value, f"{path} [billboard.lights]")
+        elif key == "projection":
+            values["projection"] = parse_projection(value, f"{path} [billboard.projection]")
         elif key in _SCALARS:
             values[key] = coerce(_SCALARS[key], key, value, origin)
         elif key not in _BED_TABLES:
-            known = ", ".join(sorted([*_SCALARS, *_BED_TABLES, "facade", "tracks", "lights"]))
+            tables = ("facade", "tracks", "lights", "projection")
+            known = ", ".join(sorted([*_SCALARS, *_BED_TABLES, *tables]))
             raise ConfigError(f"{origin} has no setting {key!r} (known: {known})")
     if any(key in table for key in _BED_TABLES):
         values["bed_voices"] = _bed_voices(table, origin)
@@ -157,9 +168,15 @@ def load_billboard_config(
             values["lights"] = replace(lights, **{setting: text})
         else:
             values[key] = coerce(_SCALARS[key], key, value, flag)
+    if "layout" not in values and "projection" in values:
+        values["layout"] = "projection"  # a mapped building is meant to be projected on
     config = BillboardConfig(**values)
     _validate(config)
-    return replace(config, lights=check_lights(config.lights, config.floors, config.bays))
+    config = replace(config, lights=check_lights(config.lights, config.floors, config.bays))
+    if config.layout == "projection":
+        given = config.projection or default_projection(config.floors, config.bays)
+        config = replace(config, projection=resolve_projection(given, config.floors, config.bays))
+    return config
 
 
 def _facade(value: Any, origin: str) -> dict[str, Any]:
@@ -329,6 +346,8 @@ def _validate(config: BillboardConfig) -> None:
             f"facade windows lists {len(config.windows)} rectangles; "
             f"floors × bays is {config.floors * config.bays}"
         )
+    if config.layout not in LAYOUTS:
+        raise ConfigError(f"layout must be {' or '.join(LAYOUTS)}, not {config.layout!r}")
     if config.midi_api and config.midi_api not in ("alsa", "jack", "coremidi", "winmm"):
         raise ConfigError("midi_api must be alsa, jack, coremidi or winmm")
     if not 0 <= config.line_max <= 100_000:

@@ -7,7 +7,11 @@ Two kinds come out:
   ``CHANNEL:control`` (``tempo{bpm}``, ``key{key}``, ``panic{}``, ``pause{on}``), so the
   main loop hands it to the engine exactly as it would a console command;
 - `Ui` and `Resized` — what only the billboard itself acts on (full screen, HUD, test
-  pattern, help, sound on/off, quitting, a resized window).
+  pattern, help, sound on/off, quitting, a resized window, the calibration mode on and
+  off, its underlay, saving the mapping);
+- while calibrating, the calibration mode's own actions (billboard/projection/
+  calibration.py): the mouse's press, move and release in output pixels, arrow-key
+  nudges (Shift: ten pixels), Tab, snap, undo and redo.
 
 Keys that set a value relative to the current one (tempo ±, next key, pause on/off)
 are given that value as an argument, so what comes out is an absolute command, and
@@ -25,8 +29,30 @@ import pygame
 from billboard.engine.clock import MAX_BPM, MIN_BPM
 from billboard.engine.events import Command
 from billboard.engine.harmony import parse_key
+from billboard.projection.calibration import (
+    CalibrationAction,
+    Move,
+    Nudge,
+    Press,
+    Redo,
+    Release,
+    Select,
+    ToggleSnap,
+    Undo,
+)
 
-UiAction = Literal["fullscreen", "hud", "test_pattern", "help", "mute_sound", "quit", "quit_armed"]
+UiAction = Literal[
+    "fullscreen",
+    "hud",
+    "test_pattern",
+    "help",
+    "mute_sound",
+    "quit",
+    "quit_armed",
+    "calibrate",
+    "underlay",
+    "save_mapping",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +70,7 @@ class Resized:
     size: tuple[int, int]
 
 
-Control = Ui | Resized | Command
+Control = Ui | Resized | Command | CalibrationAction
 
 TEMPO_STEP: Final = 4.0  # BPM per + or − press: audible, yet no jolt on the dance floor
 QUIT_WINDOW_S: Final = 2.0  # the second Esc must come this soon after the first
@@ -58,6 +84,7 @@ HELP_LINES: Final[tuple[str, ...]] = (
     "F\tfull screen on / off",
     "H\tHUD: fps, relay, latency, MIDI",
     "T\ttest pattern (line up the projector)",
+    "C\tcalibrate the projection on the building",
     "P\tpanic: clear every loop",
     "M\tall sound off / on",
     "+  −\ttempo up / down 4 BPM",
@@ -67,6 +94,21 @@ HELP_LINES: Final[tuple[str, ...]] = (
     "Esc Esc\tquit",
 )
 
+# The calibration mode's keys, for the card it shows.
+CALIBRATION_LINES: Final[tuple[str, ...]] = (
+    "drag a corner or a window's corner · drag inside a window or the facade to move it",
+    "arrows nudge 1 px (Shift 10) · Tab / Shift+Tab next / previous · S snap",
+    "U photo underlay · Ctrl+Z undo · Ctrl+Y redo · Ctrl+S save · C done",
+)
+NUDGE_PX: Final = 1.0
+NUDGE_SHIFT_PX: Final = 10.0
+_ARROWS: Final[dict[int, tuple[float, float]]] = {
+    pygame.K_LEFT: (-1.0, 0.0),
+    pygame.K_RIGHT: (1.0, 0.0),
+    pygame.K_UP: (0.0, -1.0),
+    pygame.K_DOWN: (0.0, 1.0),
+}
+
 # A key pressed with one of these is meant for the window manager or the terminal, not
 # for us (Alt+F4, Ctrl+C …); Shift is fine, it is how "+" and "?" are typed.
 _IGNORED_MODS: Final = pygame.KMOD_CTRL | pygame.KMOD_ALT | pygame.KMOD_META | pygame.KMOD_GUI
@@ -75,6 +117,7 @@ _UI_KEYS: Final[dict[int, UiAction]] = {
     pygame.K_h: "hud",
     pygame.K_t: "test_pattern",
     pygame.K_m: "mute_sound",
+    pygame.K_c: "calibrate",
 }
 _TEMPO_UP_KEYS: Final = frozenset({pygame.K_PLUS, pygame.K_EQUALS, pygame.K_KP_PLUS})
 _TEMPO_DOWN_KEYS: Final = frozenset({pygame.K_MINUS, pygame.K_KP_MINUS})
@@ -107,21 +150,42 @@ def next_key(key: str) -> str:
 
 
 def read_controls(
-    keyboard: Keyboard, *, now: float, bpm: float, key: str, paused: bool
+    keyboard: Keyboard,
+    *,
+    now: float,
+    bpm: float,
+    key: str,
+    paused: bool,
+    calibrating: bool = False,
 ) -> list[Control]:
     """Drain pygame's event queue into the billboard's controls, in order.
 
     `now` is the time on the caller's clock (seconds); `bpm`, `key` and `paused` are
     the engine's current values, so relative keys give absolute commands. Several
-    presses read at once build on each other (two "+" give +8 BPM). Events that are
-    not ours (mouse, focus …) are dropped here, which also keeps the window alive."""
+    presses read at once build on each other (two "+" give +8 BPM). With
+    `calibrating` the mouse and the calibration keys give calibration actions (the
+    mouse's moves within one read come out as the last one). Events that are not ours
+    (the mouse when not calibrating, focus …) are dropped here, which also keeps the
+    window alive."""
     controls: list[Control] = []
     for event in pygame.event.get():
         if event.type == pygame.QUIT:
             controls.append(Ui("quit"))
         elif event.type == pygame.VIDEORESIZE:
             controls.append(Resized((int(event.w), int(event.h))))
+        elif calibrating and event.type in _MOUSE_EVENTS:
+            action = _mouse_action(event)
+            if action is None:
+                continue
+            if isinstance(action, Move) and controls and isinstance(controls[-1], Move):
+                controls[-1] = action  # only where the pointer is now matters
+            else:
+                controls.append(action)
         elif event.type == pygame.KEYDOWN:
+            calibration = _calibration_key(event) if calibrating else None
+            if calibration is not None:
+                controls.append(calibration)
+                continue
             control = _key_control(keyboard, event, now, bpm, key, paused)
             if control is None:
                 continue
@@ -135,6 +199,57 @@ def read_controls(
                 elif control.name == "pause":
                     paused = bool(control.args["on"])
     return controls
+
+
+_MOUSE_EVENTS: Final = frozenset({pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION})
+
+
+def _mouse_action(event: pygame.event.Event) -> CalibrationAction | None:
+    window = getattr(event, "window", None)
+    if window is not None and window != _main_window():
+        return None  # the street-level screen's window (info = "window"): not the facade
+    x, y = getattr(event, "pos", (0, 0))
+    pos = (float(x), float(y))
+    if event.type == pygame.MOUSEMOTION:
+        return Move(pos)
+    if int(getattr(event, "button", 0)) != pygame.BUTTON_LEFT:
+        return None  # the wheel and the other buttons do nothing here
+    return Press(pos) if event.type == pygame.MOUSEBUTTONDOWN else Release(pos)
+
+
+def _main_window() -> object:
+    try:
+        return pygame.Window.from_display_module()
+    except pygame.error:
+        return None
+
+
+def _calibration_key(event: pygame.event.Event) -> CalibrationAction | Ui | None:
+    """A key of the calibration mode, or None (then the usual keys apply)."""
+    code = int(getattr(event, "key", 0))
+    mod = int(getattr(event, "mod", 0))
+    shift = bool(mod & pygame.KMOD_SHIFT)
+    if mod & pygame.KMOD_CTRL:
+        if code == pygame.K_z:
+            return Redo() if shift else Undo()
+        if code == pygame.K_y:
+            return Redo()
+        if code == pygame.K_s:
+            return Ui("save_mapping")
+        return None
+    if mod & (pygame.KMOD_ALT | pygame.KMOD_META | pygame.KMOD_GUI):
+        return None
+    if code in _ARROWS:
+        step = NUDGE_SHIFT_PX if shift else NUDGE_PX
+        dx, dy = _ARROWS[code]
+        return Nudge(dx * step, dy * step)
+    if code == pygame.K_TAB:
+        return Select(-1 if shift else 1)
+    if code == pygame.K_s:
+        return ToggleSnap()
+    if code == pygame.K_u:
+        return Ui("underlay")
+    return None
 
 
 def _key_control(

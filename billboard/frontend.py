@@ -64,8 +64,10 @@ def run_frontend(
     """Run until Esc Esc, a signal (`stop`) or `options.duration`."""
     import pygame
 
+    from .calibrate import Calibrator
     from .controls import HELP_LINES, Keyboard, Resized, Ui, read_controls
     from .display import Banner, Display, Hud
+    from .projection import default_projection
 
     pygame.display.init()
     pygame.font.init()
@@ -80,12 +82,21 @@ def run_frontend(
             display=board.display,
             banner=banner,
             windows=board.windows or None,
+            projection=board.projection if board.layout == "projection" else None,
         )
     except OSError as exc:
         print(f"dialjam billboard: no display ({exc}); running headless", file=sys.stderr)
         display = None
+    # C calibrates the mapping on the live output (from an even grid on a dashboard).
+    calibrator = Calibrator(
+        board.projection or default_projection(board.floors, board.bays),
+        floors=board.floors,
+        bays=board.bays,
+        path=options.config,
+        size=display.size if display is not None else HEADLESS_DEFAULT_SIZE,
+    )
     keyboard = Keyboard()
-    show_hud = show_test = show_help = False
+    show_hud = show_test = show_help = cursor_shown = street_said = False
     muted = False
     frame_ms: deque[float] = deque(maxlen=120)
     start = time.monotonic()
@@ -107,9 +118,16 @@ def run_frontend(
                 continue
             scene = show.scene
             for control in read_controls(
-                keyboard, now=now, bpm=scene.bpm, key=scene.key, paused=scene.paused
+                keyboard,
+                now=now,
+                bpm=scene.bpm,
+                key=scene.key,
+                paused=scene.paused,
+                calibrating=calibrator.active,
             ):
-                if isinstance(control, Command):
+                if calibrator.handle(control):
+                    pass  # the calibration mode's: C, its keys and the mouse
+                elif isinstance(control, Command):
                     show.submit(control)
                 elif isinstance(control, Resized):
                     pass  # the display lays itself out again at the next draw
@@ -119,6 +137,7 @@ def run_frontend(
                         stop.set()
                     elif action == "fullscreen":
                         display.toggle_fullscreen()
+                        cursor_shown = False  # a new mode hides it: shown again if calibrating
                     elif action == "hud":
                         show_hud = not show_hud
                     elif action == "test_pattern":
@@ -129,6 +148,9 @@ def run_frontend(
                         muted = not muted
                         if sound is not None:
                             sound.set_muted(muted)
+            if calibrator.active != cursor_shown:  # the pointer, to drag handles with
+                cursor_shown = calibrator.active
+                display.show_cursor(cursor_shown)
             hud = None
             if show_hud:
                 figures = show.hud_figures()
@@ -144,14 +166,19 @@ def run_frontend(
                 )
             message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)
             drawn = time.monotonic()
+            calibrator.resize(display.size)
             display.draw(
                 scene,
                 hud=hud,
                 test_pattern=show_test,
                 help_lines=HELP_LINES if show_help else None,
                 message=message,
+                calibration=calibrator.overlay() if calibrator.active else None,
             )
             frame_ms.append((time.monotonic() - drawn) * 1000)
+            if display.street_problem and not street_said:
+                street_said = True
+                log.warning('info = "window": %s; the info is not shown', display.street_problem)
             frames += 1
             if now - fps_since >= 1.0:  # frames a second, for the HUD and the console
                 show.fps = frames / (now - fps_since)

@@ -58,6 +58,7 @@ class Options:
     log_events: Path | None = None
     replay: Path | None = None
     screenshot: Path | None = None
+    config: Path | None = None  # the installation's file: the calibration mode saves there
     sounds_dir: Path = Path(__file__).resolve().parent.parent / "sounds"
 
 

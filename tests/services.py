@@ -49,6 +49,14 @@ def service_unavailable(what: str, how: str) -> NoReturn:
     pytest.skip(f"{what} — {how}")
 
 
+def need_tool(tool: str, how: str) -> str:
+    """The path of `tool`; without it a CI run fails and a local run skips."""
+    path = shutil.which(tool)
+    if path is None:
+        service_unavailable(f"{tool} is not installed", how)
+    return path
+
+
 # -- JACK --
 
 

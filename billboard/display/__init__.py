@@ -23,6 +23,12 @@ module per job:
   row a surface rebuilt only when its content changes; the per-frame work is the
   level swatch and the playhead cell) and the status;
 - `overlays` makes the invitation, HUD, help, message and test pattern, each once;
+- `mapped` is the projection layout (``layout = "projection"``): the whole output is
+  the building, each window the quad billboard/projection/ maps it to, light cut at
+  the facade's edge, and the info card warped into its region of the facade;
+- `street` shows that card on a second window instead (``info = "window"``);
+- `calibration_view` draws the calibration mode's handles, quads and underlay over
+  the live output (`Display.mapped` gives effects the same geometry in pixels);
 - `text` renders each (string, size, colour) once and keeps it in a small LRU cache;
 - `content`, `layout` and `palette` are the decisions a test checks without pixels
   (`caller_label`, `legend_lines`, `compute_layout`, `window_rects`, `rgb`).

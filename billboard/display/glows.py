@@ -61,7 +61,7 @@ class Glows:
         glow = self._glows.get(key)
         if glow is not None:
             return glow
-        pad = max(2, round(0.35 * min(bw, bh)))
+        pad = _halo_pad(bw, bh)
         full = pygame.Surface((bw + 2 * pad, bh + 2 * pad)).convert()
         full.fill(BLACK)
         full.fill(color, (pad, pad, bw, bh))
@@ -101,6 +101,18 @@ class Glows:
         for view in scene.tracks:
             for w, h in sizes:
                 self.glow(rgb(view.color), w, h)
+
+
+def _halo_pad(bucket_w: int, bucket_h: int) -> int:
+    return max(2, round(0.35 * min(bucket_w, bucket_h)))
+
+
+def halo_size(width: int, height: int) -> tuple[int, int]:
+    """The size of the halo `Glows.glow` makes for a `width`×`height` window (centred
+    on it), without making it."""
+    bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
+    pad = _halo_pad(bw, bh)
+    return bw + 2 * pad, bh + 2 * pad
 
 
 def draw_lights(

@@ -69,6 +69,12 @@ class Overlays:
         lines = [(t, self._text.fit(t, lay.px(f), room), c) for t, f, c in texts]
         return self._card(lines, lay, alpha=200)
 
+    def card(self, lines: tuple[str, ...], lay: Layout) -> pygame.Surface:
+        """`lines` on a card, the first in the accent colour (a title)."""
+        px = lay.px(0.03)
+        rows = [(t, px, ACCENT if i == 0 else TEXT) for i, t in enumerate(lines)]
+        return self._cached(("card", lines), lambda: self._card(rows, lay, alpha=220))
+
     def help(self, lines: tuple[str, ...], lay: Layout) -> pygame.Surface:
         """The keys' help card."""
         return self._cached(("help", lines), lambda: self._make_help(lines, lay))

@@ -4,18 +4,23 @@ layers (see the package's docstring for what each holds)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pygame
 
 from billboard.engine.scene import Scene
+from billboard.projection import MappedFacade, Projection
 
 from .background import Background
+from .calibration_view import CalibrationOverlay, Underlay, draw_calibration
 from .content import Banner, Hud
 from .glows import Glows, draw_lights
-from .layout import WindowRect, compute_layout
+from .layout import Layout, WindowRect, compute_layout
+from .mapped import InfoCard, MappedBackground, bounds, draw_mapped_lights
 from .overlays import Overlays
 from .panel import Legend, draw_beat, draw_status
+from .street import StreetScreen
 from .text import TextCache
 from .window import Window
 
@@ -24,8 +29,10 @@ class Display:
     """A pygame window (full screen on display `display` by default) that draws scenes.
 
     `size` None means the whole display when full screen, else 1280×720. `windows`
-    gives the real building's window rectangles (see `window_rects`). Raises OSError
-    when no display can be opened, rather than drawing into an invisible one."""
+    gives the real building's window rectangles (see `window_rects`). With
+    `projection` the whole output is the building (see `mapped`), else the dashboard
+    is drawn. Raises OSError when no display can be opened, rather than drawing into
+    an invisible one."""
 
     def __init__(
         self,
@@ -35,6 +42,7 @@ class Display:
         display: int = 0,
         banner: Banner,
         windows: Sequence[WindowRect] | None = None,
+        projection: Projection | None = None,
     ) -> None:
         if windows is not None:
             for rect in windows:
@@ -49,11 +57,62 @@ class Display:
             size=size, fullscreen=fullscreen, display=display, title=f"{banner.title} billboard"
         )
         self.size: tuple[int, int] = self._window.surface.get_size()
-        self.layout = compute_layout(self.size, with_qr=banner.keypad_url is not None)
+        self._projection = projection
+        self._mapped: MappedFacade | None = None
+        self.layout = self._compute_layout()
         self._background = Background(banner, given, self._text)
+        self._mapped_background = MappedBackground()
+        self._info = InfoCard(banner, self._text)
+        self._street_card = InfoCard(banner, self._text)
+        self._underlay = Underlay()
+        self._street: StreetScreen | None = None
+        self.street_problem: str | None = None  # why info = "window" shows nothing
         self._glows = Glows()
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
+
+    # -- the projection -----------------------------------------------------------------
+
+    @property
+    def projection(self) -> Projection | None:
+        """The mapping drawn (None: the dashboard)."""
+        return self._projection
+
+    @property
+    def mapped(self) -> MappedFacade | None:
+        """The mapping in this output's pixels: the facade's outline and every window's
+        quad, and facade coordinates → pixels (None: the dashboard)."""
+        return self._mapped
+
+    def set_projection(self, projection: Projection | None) -> None:
+        """Draw `projection` from the next frame (None: the dashboard)."""
+        if projection == self._projection:
+            return
+        self._projection = projection
+        self.layout = self._compute_layout()
+        self._overlays.clear()
+        self.street_problem = None  # a new mapping may name another display: try again
+        if projection is None:
+            self._close_street()
+        # The glows are sized for one layout's windows: both backgrounds refit them.
+        self._background.invalidate()
+        self._mapped_background.invalidate()
+        self._info.invalidate()
+
+    def show_cursor(self, shown: bool) -> None:
+        """Show the mouse pointer (calibrating) or hide it on a full screen."""
+        pygame.mouse.set_visible(shown or not self._window.fullscreen)
+
+    def _compute_layout(self) -> Layout:
+        if self._projection is None:
+            self._mapped = None
+            return compute_layout(self.size, with_qr=self.banner.keypad_url is not None)
+        # The overlays (HUD, message, help) go over the building's bounding box.
+        self._mapped = self._projection.mapped(self.size)
+        box = bounds(self._mapped.outline).clip(pygame.Rect((0, 0), self.size))
+        if box.width < 8 or box.height < 8:
+            box = pygame.Rect((0, 0), self.size)
+        return replace(compute_layout(self.size, with_qr=False), facade=box)
 
     # -- the window ---------------------------------------------------------------------
 
@@ -68,7 +127,26 @@ class Display:
 
     def close(self) -> None:
         """Close the window (fonts and other pygame modules are left as they are)."""
+        self._close_street()
         self._window.close()
+
+    def _close_street(self) -> None:
+        if self._street is not None:
+            self._street.close()
+            self._street = None
+
+    def _draw_street(self, scene: Scene, display: int) -> None:
+        """The info on its own window (opened at the first frame that needs it)."""
+        if self._street is not None and self._street.display != display:
+            self._close_street()
+        if self._street is None and self.street_problem is None:
+            try:
+                title = f"{self.banner.title} · call to play"
+                self._street = StreetScreen(self._street_card, display, title)
+            except OSError as exc:
+                self.street_problem = str(exc)  # said once, in the HUD's place: see frontend
+        if self._street is not None:
+            self._street.draw(scene)
 
     @property
     def surface(self) -> pygame.Surface:
@@ -78,8 +156,10 @@ class Display:
     def _relayout(self, screen: pygame.Surface) -> None:
         self._window.surface = screen
         self.size = screen.get_size()
-        self.layout = compute_layout(self.size, with_qr=self.banner.keypad_url is not None)
+        self.layout = self._compute_layout()
         self._background.invalidate()
+        self._mapped_background.invalidate()
+        self._info.invalidate()
         self._glows.clear()
         self._legend.clear()
         self._overlays.clear()
@@ -94,14 +174,32 @@ class Display:
         test_pattern: bool = False,
         help_lines: Sequence[str] | None = None,
         message: str | None = None,
+        calibration: CalibrationOverlay | None = None,
     ) -> None:
-        """Draw one frame of `scene` with the overlays asked for, and show it."""
+        """Draw one frame of `scene` with the overlays asked for, and show it. With
+        `calibration` the projection being calibrated is drawn, with its handles."""
         current = pygame.display.get_surface()
         if current is None:
             raise OSError("the billboard's window was closed")
         if current is not self._window.surface or current.get_size() != self.size:
             self._relayout(current)  # the window was resized (VIDEORESIZE) or re-created
-        screen, lay, background = current, self.layout, self._background
+        if calibration is not None:
+            self.set_projection(calibration.state.projection)
+        if self._projection is not None:
+            self._draw_projection(current, scene, test_pattern, calibration)
+        else:
+            self._draw_dashboard(current, scene, test_pattern)
+        lay = self.layout
+        if hud is not None:
+            self._overlays.draw_hud(current, hud, lay)
+        if help_lines:
+            _blit_center(current, self._overlays.help(tuple(help_lines), lay), current.get_rect())
+        if message:
+            self._overlays.draw_message(current, message, lay)
+        pygame.display.flip()
+
+    def _draw_dashboard(self, screen: pygame.Surface, scene: Scene, test_pattern: bool) -> None:
+        lay, background = self.layout, self._background
         if background.update(lay, scene):
             # New windows, maybe of new sizes; the legend's rows follow the loop length.
             self._legend.clear()
@@ -121,13 +219,52 @@ class Display:
             draw_status(screen, scene, lay, self._text)
             if scene.attract:
                 _blit_center(screen, self._overlays.invitation(self.banner, lay), lay.facade)
-        if hud is not None:
-            self._overlays.draw_hud(screen, hud, lay)
-        if help_lines:
-            _blit_center(screen, self._overlays.help(tuple(help_lines), lay), screen.get_rect())
-        if message:
-            self._overlays.draw_message(screen, message, lay)
-        pygame.display.flip()
+
+    def _draw_projection(
+        self,
+        screen: pygame.Surface,
+        scene: Scene,
+        test_pattern: bool,
+        calibration: CalibrationOverlay | None,
+    ) -> None:
+        mapped, lay, background = self._mapped, self.layout, self._mapped_background
+        assert mapped is not None
+        if background.update(mapped, self._glows):
+            self._glows.prepare(scene, [w.box for w in background.windows])
+        if test_pattern:
+            boxes = [w.box for w in background.windows]
+            pattern = self._overlays.test_pattern(lay, boxes, self._window.display_index)
+            screen.blit(pattern, (0, 0))
+        else:
+            assert background.surface is not None
+            screen.blit(background.surface, (0, 0))
+            draw_mapped_lights(screen, scene, background, self._glows)
+            if mapped.projection.info == "region":
+                self._info.draw(screen, scene, mapped)
+        if mapped.projection.info == "window":
+            self._draw_street(scene, mapped.projection.info_display)
+        else:
+            self._close_street()
+            if scene.attract and calibration is None:
+                _blit_center(screen, self._overlays.invitation(self.banner, lay), lay.facade)
+        if calibration is None:
+            return
+        lines = calibration.lines
+        if calibration.underlay is not None:
+            try:
+                screen.blit(self._underlay.surface(calibration.underlay, self.size), (0, 0))
+            except OSError as exc:
+                lines = (*lines, str(exc))
+        draw_calibration(screen, calibration, self._text, lay.unit)
+        # The card keeps to the half of the output away from what is being moved.
+        card = self._overlays.card(lines, lay)
+        state = calibration.state
+        handle_y = state.handle(state.selected)[1] if state.selected is not None else 0.0
+        if handle_y < self.size[1] / 2:
+            place = card.get_rect(midbottom=(self.size[0] // 2, self.size[1] - lay.margin))
+        else:
+            place = card.get_rect(midtop=(self.size[0] // 2, lay.margin))
+        screen.blit(card, place)
 
 
 def _blit_center(screen: pygame.Surface, surface: pygame.Surface, area: pygame.Rect) -> None:

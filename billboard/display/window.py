@@ -61,6 +61,11 @@ class Window:
         pygame.mouse.set_visible(not self._fullscreen)  # no cursor on the building
         return screen
 
+    @property
+    def fullscreen(self) -> bool:
+        """The window fills its display."""
+        return self._fullscreen
+
     def toggle_fullscreen(self) -> None:
         """Switch between full screen and a resizable window."""
         self._fullscreen = not self._fullscreen

@@ -23,6 +23,16 @@ from billboard.controls import (
 )
 from billboard.engine import Command
 from billboard.engine.harmony import parse_key
+from billboard.projection.calibration import (
+    Move,
+    Nudge,
+    Press,
+    Redo,
+    Release,
+    Select,
+    ToggleSnap,
+    Undo,
+)
 from relay.contract.events import COMMANDS, read_command
 
 
@@ -185,5 +195,75 @@ def test_the_commands_are_the_ones_the_operator_console_sends() -> None:
 
 def test_the_help_names_every_key() -> None:
     keys = [line.split("\t", 1)[0] for line in HELP_LINES]
-    assert keys == ["F", "H", "T", "P", "M", "+  −", "K", "Space", "?  /", "Esc Esc"]
+    assert keys == ["F", "H", "T", "C", "P", "M", "+  −", "K", "Space", "?  /", "Esc Esc"]
     assert all("\t" in line for line in HELP_LINES)
+
+
+# -- the calibration mode --------------------------------------------------------------
+
+
+def mouse(kind: int, pos: tuple[int, int], button: int = pygame.BUTTON_LEFT) -> None:
+    fields: dict[str, Any] = {"pos": pos}
+    if kind == pygame.MOUSEMOTION:
+        fields.update(rel=(1, 1), buttons=(1, 0, 0))
+    else:
+        fields["button"] = button
+    pygame.event.post(pygame.event.Event(kind, **fields))
+
+
+def test_c_toggles_the_calibration_mode_whether_or_not_it_is_on() -> None:
+    press(pygame.K_c, "c")
+    assert read() == [Ui("calibrate")]
+    press(pygame.K_c, "c")
+    assert read(calibrating=True) == [Ui("calibrate")]
+
+
+def test_while_calibrating_the_mouse_drags_and_its_moves_come_out_as_the_last() -> None:
+    mouse(pygame.MOUSEBUTTONDOWN, (100, 50))
+    for x in range(101, 120):
+        mouse(pygame.MOUSEMOTION, (x, 60))
+    mouse(pygame.MOUSEBUTTONUP, (119, 60))
+    mouse(pygame.MOUSEBUTTONDOWN, (5, 5), button=pygame.BUTTON_RIGHT)  # not ours
+    assert read(calibrating=True) == [
+        Press((100.0, 50.0)),
+        Move((119.0, 60.0)),
+        Release((119.0, 60.0)),
+    ]
+
+
+def test_the_mouse_does_nothing_when_not_calibrating() -> None:
+    mouse(pygame.MOUSEBUTTONDOWN, (100, 50))
+    mouse(pygame.MOUSEMOTION, (110, 50))
+    assert read() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "mod", "expected"),
+    [
+        (pygame.K_LEFT, pygame.KMOD_NONE, Nudge(-1.0, 0.0)),
+        (pygame.K_DOWN, pygame.KMOD_NONE, Nudge(0.0, 1.0)),
+        (pygame.K_UP, pygame.KMOD_LSHIFT, Nudge(0.0, -10.0)),
+        (pygame.K_RIGHT, pygame.KMOD_RSHIFT, Nudge(10.0, 0.0)),
+        (pygame.K_TAB, pygame.KMOD_NONE, Select(1)),
+        (pygame.K_TAB, pygame.KMOD_LSHIFT, Select(-1)),
+        (pygame.K_s, pygame.KMOD_NONE, ToggleSnap()),
+        (pygame.K_u, pygame.KMOD_NONE, Ui("underlay")),
+        (pygame.K_z, pygame.KMOD_LCTRL, Undo()),
+        (pygame.K_z, pygame.KMOD_LCTRL | pygame.KMOD_LSHIFT, Redo()),
+        (pygame.K_y, pygame.KMOD_RCTRL, Redo()),
+        (pygame.K_s, pygame.KMOD_LCTRL, Ui("save_mapping")),
+    ],
+)
+def test_the_calibration_keys(key: int, mod: int, expected: Control) -> None:
+    press(key, "", mod)
+    assert read(calibrating=True) == [expected]
+
+
+def test_the_calibration_keys_are_free_outside_it_and_the_show_keys_work_inside() -> None:
+    for key in (pygame.K_LEFT, pygame.K_TAB, pygame.K_s, pygame.K_u):
+        press(key)
+    press(pygame.K_s, "", pygame.KMOD_LCTRL)
+    assert read() == []
+    press(pygame.K_h, "h")
+    press(pygame.K_p, "p")
+    assert read(calibrating=True) == [Ui("hud"), Command("panic", {})]

@@ -9,8 +9,6 @@ captures the X server's own root window with ImageMagick's ``import``.
 from __future__ import annotations
 
 import os
-import select
-import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,7 +35,7 @@ from billboard.display.text import TextCache
 from billboard.engine import Command, Digit, Engine, EngineConfig, Join
 from billboard.engine.scene import Facade, Lit, Scene, TrackView
 from billboard.engine.tracks import DEFAULT_TRACKS
-from tests.services import service_unavailable
+from tests.services import need_tool
 
 # Screenshots land here for a human to look at (override with DIALJAM_ARTIFACTS).
 ARTIFACTS = Path(
@@ -47,23 +45,6 @@ URL = "https://dialjam.example.org/k/dialjam"
 BANNER = Banner("+1 555 010 0199", URL)
 BASS = DEFAULT_TRACKS[1].color  # "#8a5cf6"
 LEAD = DEFAULT_TRACKS[3].color  # "#ef4444"
-
-
-def need_tool(tool: str, how: str) -> str:
-    """The path of `tool`; without it a CI run fails and a local run skips."""
-    path = shutil.which(tool)
-    if path is None:
-        service_unavailable(f"{tool} is not installed", how)
-    return path
-
-
-@pytest.fixture
-def video(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """SDL's dummy video driver, set before the display subsystem starts."""
-    pygame.display.quit()  # the next init reads the driver set here
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    yield
-    pygame.quit()
 
 
 @pytest.fixture
@@ -417,38 +398,6 @@ def test_a_display_that_is_not_connected_is_an_oserror(video: None) -> None:
 
 
 # -- a real X server -------------------------------------------------------------------
-
-
-@pytest.fixture
-def xvfb() -> Iterator[str]:
-    """A real X server (Xvfb) on a free display number; yields its DISPLAY."""
-    binary = need_tool("Xvfb", "apt-get install xvfb (make test installs it)")
-    # -displayfd: Xvfb picks a free display itself and writes its number when ready,
-    # so parallel runs and leftover servers never collide.
-    proc = subprocess.Popen(
-        [binary, "-displayfd", "1", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 15)
-        number = proc.stdout.readline().decode().strip() if ready else ""
-        if not number.isdigit():
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            service_unavailable(
-                f"Xvfb did not start: {err.decode(errors='replace')[-500:]}",
-                "apt-get install --no-install-recommends xvfb",
-            )
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_screenshot_of_eight_callers_under_xvfb_is_saved_and_not_blank(
