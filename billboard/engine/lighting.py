@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from .events import Note, NoteOn
+from .roles import CEILING, role
 from .scene import Facade, Lit, decay
 from .seats import Track
 
@@ -29,6 +30,15 @@ PLAYED, FADING, BED = 3.0, 2.0, 1.0  # a region's weight
 BAR: Final = 16  # steps: a track that sounded within a bar keeps its region
 BED_LEVEL: Final = 0.5  # the bed's notes light at this share of a caller's
 Region = tuple[int, int]  # (first bay, how many)
+# Where a kit piece lights, 0 the ground floor … 1 the top: the kick low, the snare and
+# claps above it, the toms in the middle, the hats higher, the cymbals at the top.
+KIT_HEIGHT: Final = {
+    **dict.fromkeys((35, 36), 0.0),
+    **dict.fromkeys((37, 38, 39, 40), 0.25),
+    **dict.fromkeys((41, 43, 45, 47, 48, 50), 0.5),
+    **dict.fromkeys((42, 44, 46), 0.75),
+    **dict.fromkeys((49, 51, 52, 53, 55, 57, 59), 1.0),
+}
 
 
 def regions(bays: int, weights: Sequence[float]) -> list[Region | None]:
@@ -99,10 +109,10 @@ class Lighting:
         """`note` of `track`, sounding at `when` on `step`, lights a window of its region."""
         spec = track.spec
         if spec.mode == "drums":
-            position = (note % 12) / 11
-        else:
-            low = 12 * (spec.octave + 1) - 12
-            position = (note - low) / 48
+            position = KIT_HEIGHT.get(note, (note % 12) / 11)
+        else:  # the track's register, from its lowest octave to its role's ceiling
+            low = 12 * spec.octave
+            position = (note - low) / max(12, CEILING[role(spec)] - low)
         floors = self.facade.floors
         floor = floors - 1 - min(floors - 1, int(min(1.0, max(0.0, position)) * floors))
         self._step = max(self._step, step)

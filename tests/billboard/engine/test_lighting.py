@@ -53,3 +53,27 @@ def test_a_players_region_grows_when_they_join_and_their_notes_walk_across_it() 
         e.advance(at, 0.1)
         bays |= {w.bay for w in e.scene(at + 0.13).lit if w.color == lead.color}
     assert len(bays) >= 3 and bays <= set(range(first, first + width))
+
+
+def test_eight_people_playing_for_30_s_light_every_bay_and_most_of_the_windows() -> None:
+    from relay.rehearsal.plan import CrowdOptions, plan_crowd
+
+    e = Engine(EngineConfig(facade=Facade(6, 14)), start=0.0)
+    options = CrowdOptions(callers=8, rate=1.4, duration=30, ramp=5, style="human", check=False)
+    events: list[tuple[float, object]] = []
+    for plan in plan_crowd(options, 7):
+        caller = f"c-{plan.index:04x}"
+        events.append((plan.start, Join(caller)))
+        events += [(plan.start + p.at, Digit(caller, p.key)) for p in plan.presses]
+    events.sort(key=lambda item: item[0])
+    windows: set[tuple[int, int]] = set()
+    now, tick = 0.0, 0.05
+    for at, event in events:
+        while now < at:  # the screen looks 20 times a second
+            e.advance(now, 0.1)
+            windows |= {(w.floor, w.bay) for w in e.scene(now).lit}
+            now += tick
+        e.handle(event, at)  # type: ignore[arg-type]
+    assert now >= 30.0 - 5
+    assert {bay for _, bay in windows} == set(range(14))  # every bay, at least once
+    assert len(windows) > 84 / 2, len(windows)  # more than half the windows at some moment
