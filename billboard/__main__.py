@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--midi-virtual", help="create a virtual MIDI output port of this name")
     a("--midi-api", help="alsa, jack, coremidi or winmm")
     a("--list-midi-ports", action="store_true", help="list MIDI output ports and exit")
+    a("--list-displays", action="store_true", help="list the displays and their sizes, and exit")
     a(
         "--lights",
         choices=("artnet", "sacn", "off"),
@@ -173,6 +175,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return 1
         print("\n".join(ports) if ports else "no MIDI output ports")
         return 0
+    if args.list_displays:
+        return list_displays()
     if args.render and not args.replay:
         print("dialjam billboard: error: --render needs --replay FILE.jsonl", file=sys.stderr)
         return 2
@@ -230,22 +234,62 @@ def run(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"dialjam billboard: cannot start the relay: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    # Where the relay really listens (a port of 0 is the system's choice): the QR code too.
+    relay = dataclasses.replace(relay, port=show.relay_port or relay.port)
     if not board.relay:
         from relay.runtime import announce
 
-        announce(
-            dataclasses.replace(relay, port=show.relay_port or relay.port),
-            made_up,
-            print,
-            twilio,
-            ari,
-        )
-    try:
-        from .frontend import run_frontend
+        announce(relay, made_up, print, twilio, ari)
+    from .frontend import NoScreen, run_frontend
 
+    began = time.monotonic()
+    try:
         run_frontend(show, board, relay, options, stop, sound)
+    except NoScreen as exc:
+        print(f"dialjam billboard: error: {exc}", file=sys.stderr)
+        print(
+            "  python -m billboard --list-displays shows the displays; --display N picks one, "
+            "--headless runs without a screen",
+            file=sys.stderr,
+        )
+        return 3
     finally:
         show.stop()
+    print("\n".join(stopped(show, sinks, time.monotonic() - began)))
+    return 0
+
+
+def stopped(show: Show, sinks: Sequence[NoteSink], seconds: float) -> list[str]:
+    """The stop summary's lines, once every output has closed."""
+    from .summary import stop_lines
+
+    recorded = None
+    for sink in sinks:
+        if isinstance(sink, MidiRecorder):
+            notes, length = sink.length()
+            recorded = (sink.path, notes, length)
+    events = show.eventlog
+    logged = (events.path, events.written) if events is not None else None
+    return stop_lines(seconds, recorded, logged)
+
+
+def list_displays() -> int:
+    """--list-displays: each display SDL sees, with its size, or why there is none."""
+    import pygame
+
+    if not has_display():
+        print("dialjam billboard: no display here (DISPLAY is not set)", file=sys.stderr)
+        return 1
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        print(f"dialjam billboard: SDL cannot reach the screens: {exc}", file=sys.stderr)
+        return 1
+    sizes = pygame.display.get_desktop_sizes()
+    rates = pygame.display.get_desktop_refresh_rates()
+    for index, ((w, h), rate) in enumerate(zip(sizes, rates, strict=False)):
+        print(f"{index}: {w}×{h}" + (f" at {rate} Hz" if rate else ""))
+    pygame.display.quit()
     return 0
 
 

@@ -24,6 +24,7 @@ class EventLog:
         self.path = path
         self.start = start
         self._file: IO[bytes] | None = path.open("ab")
+        self.written = 0  # events written
 
     def write(self, event: InputEvent, at: float) -> None:
         if self._file is None:
@@ -32,6 +33,7 @@ class EventLog:
         try:
             self._file.write(orjson.dumps(line) + b"\n")
             self._file.flush()
+            self.written += 1
         except OSError as exc:
             log.error("cannot write the event log %s (%s); no longer logging", self.path, exc)
             self._file = None

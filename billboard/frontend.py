@@ -1,14 +1,15 @@
 """The main thread: draw the scene, read the keys, keep time for `--duration`.
 
 The engine plays on its own thread (scheduler.py); a slow frame here never delays a
-note. Without a usable display the show goes on headless: relay, keypad, MIDI and
-recording keep working.
+note. Once the screen is open the operator is told what opened (billboard/summary.py);
+a screen that cannot open stops the show (`NoScreen`) rather than leave a black wall.
+Headless (asked for, or no display on the machine), relay, keypad, MIDI and recording
+keep working.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -22,8 +23,10 @@ from .config import BillboardConfig
 from .engine.events import Command
 from .outputs import Flushes, NoteSink
 from .show import Options, Show
+from .summary import Opened, start_lines
 
 if TYPE_CHECKING:  # imported when the speakers open: it opens pygame.mixer
+    from .display import Display
     from .sound import SoundOut
 
 log = logging.getLogger("billboard.frontend")
@@ -51,6 +54,50 @@ def flush_all(sinks: Sequence[NoteSink], failures: LogOnce, now: float) -> None:
                 exc.strerror or exc,
                 now=now,
             )
+
+
+class NoScreen(OSError):
+    """The screen asked for could not be opened."""
+
+
+def opened(
+    show: Show,
+    board: BillboardConfig,
+    relay: RelayConfig,
+    options: Options,
+    display: Display | None,
+    sound: SoundOut | None,
+) -> Opened:
+    """What this billboard opened, for the start summary."""
+    if sound is not None:
+        heard = sound.describe()
+    elif board.sound:
+        heard = "none: the speakers did not open (the reason is above)"
+    else:
+        heard = "off (--no-sound)"
+    lights = board.lights
+    layout = "dashboard"
+    if board.layout == "projection":
+        layout = f"projection ({board.floors} × {board.bays} windows)"
+    return Opened(
+        display=display.describe() if display is not None else "none",
+        layout=layout,
+        sound=heard,
+        midi=show.midi.name if show.midi is not None else None,
+        record=options.record,
+        log_events=options.log_events,
+        lights=f"{lights.protocol} → {lights.target or 'multicast'}" if lights.protocol else "off",
+        keypad_url=relay.keypad_url(),
+    )
+
+
+def _sound_state(sound: SoundOut | None, muted: bool) -> str:
+    """The HUD's word for the speakers: never "on" when nothing can be heard."""
+    if sound is None:
+        return "off"
+    if muted:
+        return "muted"
+    return "silent (dummy driver)" if sound.silent else "on"
 
 
 def run_frontend(
@@ -85,8 +132,10 @@ def run_frontend(
             projection=board.projection if board.layout == "projection" else None,
         )
     except OSError as exc:
-        print(f"dialjam billboard: no display ({exc}); running headless", file=sys.stderr)
-        display = None
+        # On a show machine a screen that does not open is a black wall: say so and stop,
+        # rather than play on unseen (`python -m billboard` exits 3).
+        raise NoScreen(str(exc)) from exc
+    print("\n".join(start_lines(opened(show, board, relay, options, display, sound))))
     # C calibrates the mapping on the live output (from an even grid on a dashboard).
     calibrator = Calibrator(
         board.projection or default_projection(board.floors, board.bays),
@@ -161,7 +210,7 @@ def run_frontend(
                     latency_ms=figures["latency_ms"],
                     callers=sum(1 for t in scene.tracks if t.caller) + scene.line_length,
                     midi_port=figures["midi_port"],
-                    extra={"sound": "muted" if muted else "on"}
+                    extra={"sound": _sound_state(sound, muted)}
                     | ({"lights": str(figures["lights"])} if figures.get("lights") else {}),
                 )
             message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)

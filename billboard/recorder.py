@@ -144,6 +144,13 @@ class MidiRecorder:
         self._lock = threading.Lock()  # guards the notes
         self._write_lock = threading.Lock()  # one write at a time, in the order asked
 
+    def length(self) -> tuple[int, float]:
+        """The notes recorded so far, and the seconds from time zero to the last heard."""
+        with self._lock:
+            notes = sum(len(takes) for takes in self._takes.values())
+            start = self._t0 if self._t0 is not None else self._latest
+            return notes, max(0.0, self._latest - start) if notes else 0.0
+
     def start(self, t0: float) -> None:
         """Make `t0` (engine clock, seconds) time zero of the file."""
         with self._lock:

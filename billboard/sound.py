@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -134,6 +135,7 @@ class SoundOut:
         self._bpm = bpm
         self._warned = LogOnce(burst=20, max_keys=_WARN_KEYS_MAX)
         self._rate, self._channels, frames = _open_mixer(frequency, buffer)
+        self.driver: str = pygame.mixer.get_driver()
         self._sounds = PreparedSounds(self._rate, self._make_sound)
         self.latency_ms: float = 1000.0 * frames / self._rate
         per_track = voices_per_track + WET_VOICES
@@ -173,6 +175,21 @@ class SoundOut:
             self._channels,
             self.latency_ms,
             reserved,
+        )
+
+    @property
+    def silent(self) -> bool:
+        """Nothing reaches a speaker: SDL's dummy driver (or its disk driver, a file)."""
+        return self.driver in ("dummy", "disk")
+
+    def describe(self) -> str:
+        """What the operator hears from this output, in a line."""
+        if self.driver == "dummy":
+            return "silent: SDL's dummy audio driver plays to nothing (no sound card?)"
+        where = "to a file (SDL's disk driver)" if self.driver == "disk" else "on"
+        return (
+            f"{where} {self.driver}, {self._rate} Hz, {self._channels} channels, "
+            f"{self.latency_ms:.1f} ms buffer"
         )
 
     # -- the NoteSink protocol (billboard/outputs.py) --
@@ -400,6 +417,9 @@ def _open_mixer(frequency: int, buffer: int) -> tuple[int, int, int]:
     # pygame.init() opens the mixer with its own defaults, and a second init() would be
     # ignored: close it first so our small buffer applies.
     pygame.mixer.quit()
+    absent = no_sound_device()
+    if absent is not None:
+        raise OSError(f"{absent}; SDL_AUDIODRIVER chooses a driver (dummy: silence)")
     driver = os.environ.get("SDL_AUDIODRIVER") or "default"
     try:
         pygame.mixer.init(
@@ -422,3 +442,19 @@ def _open_mixer(frequency: int, buffer: int) -> tuple[int, int, int]:
     # pygame rounds the buffer up to a power of two, at least 256 frames.
     frames = max(256, 1 << max(0, buffer - 1).bit_length())
     return rate, channels, frames
+
+
+def no_sound_device() -> str | None:
+    """Why no speakers can be found, when that is certain before asking SDL; None when
+    SDL should try. On Linux without a sound card (/dev/snd), PulseAudio or PipeWire,
+    SDL would try ALSA, whose library prints eight lines of its own errors ("ALSA lib
+    confmisc.c:855: cannot find card '0'", …) before failing: we say it in one. A
+    driver chosen with SDL_AUDIODRIVER is always tried."""
+    if not sys.platform.startswith("linux") or os.environ.get("SDL_AUDIODRIVER"):
+        return None
+    if os.path.exists("/dev/snd") or os.environ.get("PULSE_SERVER"):
+        return None
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    if any(os.path.exists(os.path.join(runtime, name)) for name in ("pulse/native", "pipewire-0")):
+        return None
+    return "no sound card here (no /dev/snd, PulseAudio or PipeWire)"

@@ -116,6 +116,14 @@ class Display:
 
     # -- the window ---------------------------------------------------------------------
 
+    def describe(self) -> str:
+        """Which screen this is, for the operator: display, size, full screen or not."""
+        w, h = self.size
+        if pygame.display.get_driver() in ("dummy", "offscreen"):
+            return f"headless ({w}×{h}, SDL's {pygame.display.get_driver()} video: no screen)"
+        mode = "full screen" if self._window.fullscreen else "a window"
+        return f"display {self._window.display_index}, {w}×{h}, {mode}"
+
     def toggle_fullscreen(self) -> None:
         """Switch between full screen and a resizable window."""
         self._window.toggle_fullscreen()
