@@ -152,10 +152,6 @@ class MidiOut:
             ", ".join(peers),
             self.name,
         )
-        self.request_sync()
-
-    def request_sync(self) -> None:
-        """Ask for a `clock_sync` (from any thread)."""
         self._sync_wanted.set()
 
     def sync_requested(self) -> bool:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import rtmidi
@@ -148,6 +148,42 @@ def test_a_port_opened_onto_a_synth_is_dialjam_out_and_plays_into_it(
         assert midi_probe.settle(len(expected_setup(midi))) == expected_setup(midi)
     finally:
         midi.close()
+
+
+class Port:
+    """A port that keeps what it is sent."""
+
+    name = "synth"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, ...]] = []
+
+    def send(self, msg: Any) -> None:
+        self.sent.append(tuple(msg.bytes()))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("sixteenths", "position"),
+    [
+        (0, [(START,)]),  # the top: Start
+        (200, [(SONG_POSITION, 200 & 0x7F, 200 >> 7), (CONTINUE,)]),  # LSB first, 7 bits each
+        # 14 bits hold 1024 bars: past them the position wraps on a bar line.
+        (16384 + 16 * 3 + 5, [(SONG_POSITION, 53, 0), (CONTINUE,)]),
+        (16384 * 2, [(START,)]),
+    ],
+)
+def test_a_sync_is_the_setup_then_the_song_position_in_midi_beats_and_continue(
+    sixteenths: int, position: list[tuple[int, ...]]
+) -> None:
+    port = Port()
+    midi = MidiOut(port)
+
+    midi.clock_sync(sixteenths)
+
+    assert port.sent == [*expected_setup(midi), *position]
 
 
 def list_midi_ports(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
