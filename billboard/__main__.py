@@ -166,15 +166,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     setup_logging(args.log_level)
     if args.list_midi_ports:
-        from .midi_out import list_ports
-
-        try:
-            ports = list_ports(args.midi_api)
-        except OSError as exc:
-            print(f"dialjam billboard: {exc}", file=sys.stderr)
-            return 1
-        print("\n".join(ports) if ports else "no MIDI output ports")
-        return 0
+        return list_midi_ports(args.midi_api)
     if args.list_displays:
         return list_displays()
     if args.render and not args.replay:
@@ -290,6 +282,29 @@ def list_displays() -> int:
     for index, ((w, h), rate) in enumerate(zip(sizes, rates, strict=False)):
         print(f"{index}: {w}×{h}" + (f" at {rate} Hz" if rate else ""))
     pygame.display.quit()
+    return 0
+
+
+def list_midi_ports(api: str | None) -> int:
+    """--list-midi-ports: the ports of each MIDI system that is there (JACK, ALSA …),
+    and why any other is not. Exit 0 when one was there (even with no ports), 1 when
+    none was: then no MIDI can go out, and the message says how to get a system."""
+    from .midi_ports import survey, unavailable
+
+    try:
+        lists = survey(api)
+    except OSError as exc:  # an unknown API, or one not built in
+        print(f"dialjam billboard: {exc}", file=sys.stderr)
+        return 1
+    if all(found.problem is not None for found in lists):
+        print(f"dialjam billboard: {unavailable(lists, api)}", file=sys.stderr)
+        return 1
+    for found in lists:
+        if found.problem is not None:
+            print(f"{found.api}: {found.problem}")
+            continue
+        print(f"{found.api}: {len(found.ports)} MIDI output port(s) (--midi-api {found.api})")
+        print("\n".join(f"  {name}" for name in found.ports) or "  (none yet)")
     return 0
 
 

@@ -4,8 +4,9 @@ event queue, and it returns the billboard's own values, never pygame events.
 Two kinds come out:
 
 - `Command` — the engine's own value, the same the operator console sends on
-  ``CHANNEL:control`` (``tempo{bpm}``, ``key{key}``, ``panic{}``, ``pause{on}``), so the
-  main loop hands it to the engine exactly as it would a console command;
+  ``CHANNEL:control`` (``tempo{bpm}``, ``key{key}``, ``panic{}``, ``pause{on}``,
+  ``midi_sync{}``), so the main loop hands it to the engine exactly as it would a
+  console command;
 - `Ui` and `Resized` — what only the billboard itself acts on (full screen, HUD, test
   pattern, help, sound on/off, quitting, a resized window, the calibration mode on and
   off, its underlay, saving the mapping);
@@ -87,6 +88,7 @@ HELP_LINES: Final[tuple[str, ...]] = (
     "C\tcalibrate the projection on the building",
     "P\tpanic: clear every loop",
     "M\tall sound off / on",
+    "R\tresend MIDI: the synth's sounds and song position",
     "+  −\ttempo up / down 4 BPM",
     "K\tnext key (circle of fifths)",
     "Space\tpause / resume new callers",
@@ -275,6 +277,8 @@ def _key_control(
         return Command("panic", {})
     if code == pygame.K_k:
         return Command("key", {"key": next_key(key)})
+    if code == pygame.K_r:
+        return Command("midi_sync", {})
     if code == pygame.K_SPACE:
         return Command("pause", {"on": not paused})
     return None

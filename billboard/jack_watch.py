@@ -5,6 +5,12 @@ spins, holding the GIL, until its 16 KiB ring buffer drains, which is never. So 
 MIDI port (``billboard/midi_out.py``) is paired with a second, silent JACK client whose
 only job is to hear the server go away (``jack_on_shutdown``, through ctypes); from
 then on the port sends nothing.
+
+The same client watches who our port is connected to (`follow`): a synth patched in
+mid-show is told, so MidiOut can set it up and put it in time. It polls
+``jack_port_get_all_connections`` a few times a second from a thread of its own:
+JACK's port-connect callback runs on libjack's notification thread, where calling
+back into JACK is not allowed, and a poll needs no C callback kept alive.
 """
 
 from __future__ import annotations
@@ -13,12 +19,17 @@ import ctypes
 import ctypes.util
 import itertools
 import logging
+import re
 import threading
+from collections.abc import Callable
 from typing import Final
 
 log = logging.getLogger(__name__)
 
 _JACK_NO_START_SERVER: Final = 0x01  # jack/types.h JackNoStartServer: never spawn a server
+_JACK_PORT_IS_OUTPUT: Final = 0x2  # jack/types.h JackPortIsOutput
+_JACK_MIDI_TYPE: Final = b"8 bit raw midi"  # jack/types.h JACK_DEFAULT_MIDI_TYPE
+FOLLOW_POLL_S: Final = 0.1  # how often `follow` looks at our port's connections
 _ShutdownCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 # jack_on_shutdown hands back a void* we choose: a key into this table, so that the one
 # C callback below (module-level, never freed while libjack may call it) finds its event.
@@ -65,6 +76,9 @@ class JackWatch:
         self._client: int | None = client
         self._key = key
         _watched[key] = self.gone
+        self._lock = threading.Lock()  # the client, between `follow`'s thread and close
+        self._stopping = threading.Event()
+        self._follower: threading.Thread | None = None
 
     @classmethod
     def start(cls, name: str) -> JackWatch | None:
@@ -88,6 +102,15 @@ class JackWatch:
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _ShutdownCallback, ctypes.c_void_p]
         lib.jack_activate.argtypes = [ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        names = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.restype = names
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.jack_get_ports.argtypes += [ctypes.c_ulong]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_get_all_connections.restype = names
+        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
         status = ctypes.c_int(0)
         client = lib.jack_client_open(name.encode(), _JACK_NO_START_SERVER, ctypes.byref(status))
         if not client:
@@ -101,9 +124,81 @@ class JackWatch:
         lib.jack_activate(client)
         return watch
 
+    def follow(
+        self,
+        client: str,
+        own: str,
+        target: str | None,
+        on_connect: Callable[[list[str]], None],
+    ) -> None:
+        """Call `on_connect` with the ports newly connected to our MIDI output `own` of
+        the rtmidi client `client`, from a thread of ours, until `close`.
+
+        rtmidi does not say which client is ours: it is the one named `client` (or
+        `client`-01 …, JACK's names for a second client of one name) whose port `own`
+        is connected to `target`, when we opened a port onto a synth. Two billboards
+        on one JACK server with the same virtual port name are told apart by nothing;
+        then a connection to either resyncs both, which does no harm."""
+        pattern = rf"^{re.escape(client)}(-[0-9]+)?:{re.escape(own)}$"
+        with self._lock:
+            ports = self._names(
+                self._lib.jack_get_ports(
+                    self._client, pattern.encode(), _JACK_MIDI_TYPE, _JACK_PORT_IS_OUTPUT
+                )
+            )
+            if target is not None:
+                ports = [port for port in ports if target in self._connections(port)] or ports
+            known = {port: set(self._connections(port)) for port in ports}
+        if not ports:
+            log.warning("cannot find our JACK MIDI port %r: connections go unnoticed", own)
+            return
+        self._follower = threading.Thread(
+            target=self._follow, args=(known, on_connect), name="dialjam-midi-links", daemon=True
+        )
+        self._follower.start()
+
+    def _follow(self, known: dict[str, set[str]], on_connect: Callable[[list[str]], None]) -> None:
+        while not self._stopping.wait(FOLLOW_POLL_S) and not self.gone.is_set():
+            new: list[str] = []
+            with self._lock:
+                if self._client is None:
+                    return
+                for port, peers in known.items():
+                    now = set(self._connections(port))
+                    new += sorted(now - peers)
+                    known[port] = now
+            if new:
+                try:
+                    on_connect(new)
+                except Exception:  # our bug: said once with its traceback, the watch goes on
+                    log.exception("a MIDI connection's handler failed")
+
+    def _connections(self, port: str) -> list[str]:
+        handle = self._lib.jack_port_by_name(self._client, port.encode())
+        if not handle:
+            return []
+        return self._names(self._lib.jack_port_get_all_connections(self._client, handle))
+
+    def _names(self, array: ctypes._Pointer[ctypes.c_char_p]) -> list[str]:
+        """The strings of a NULL-terminated array libjack made, which is then freed."""
+        if not array:
+            return []
+        out: list[str] = []
+        for item in itertools.count():
+            name = array[item]
+            if name is None:
+                break
+            out.append(name.decode(errors="replace"))
+        self._lib.jack_free(ctypes.cast(array, ctypes.c_void_p))
+        return out
+
     def close(self) -> None:
-        """Close the watching client. Idempotent."""
-        if self._client is not None:
-            self._lib.jack_client_close(self._client)
-            self._client = None
+        """Stop following and close the watching client. Idempotent."""
+        self._stopping.set()
+        if self._follower is not None and self._follower is not threading.current_thread():
+            self._follower.join(2 * FOLLOW_POLL_S + 1.0)
+        with self._lock:
+            if self._client is not None:
+                self._lib.jack_client_close(self._client)
+                self._client = None
         _watched.pop(self._key, None)

@@ -10,6 +10,12 @@ A port that fails mid-show never stops the show: the first failure is logged onc
 that needs a watch (``billboard/jack_watch.py``): RtMidi spins, holding the GIL, on a
 dead JACK server instead of raising, so a JACK port stops sending once the watch has
 heard the server go.
+
+A synth patched in mid-show is set up and put in time (`clock_sync`): its programs and
+mix, then where the song is (MIDI 1.0 Song Position Pointer and Continue), when the
+scheduler next reaches a 16th. Under JACK the watch notices the new connection
+itself; elsewhere (ALSA, CoreMIDI) the operator asks for it: the console's "MIDI sync"
+button or the billboard's R key (the ``midi_sync`` command).
 """
 
 from __future__ import annotations
@@ -30,21 +36,18 @@ from billboard.engine.roles import channel_setup
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
 from .jack_watch import JackWatch
+from .midi_ports import APIS, CLIENT_NAME, list_ports, open_port
+
+__all__ = ["APIS", "CLIENT_NAME", "MidiOut", "OutputPort", "list_ports"]
 
 log = logging.getLogger(__name__)
 
-# Our names for rtmidi's APIs (the config's `midi_api`), mapped to mido's rtmidi names.
-APIS: Final = {
-    "alsa": "LINUX_ALSA",
-    "jack": "UNIX_JACK",
-    "coremidi": "MACOSX_CORE",
-    "winmm": "WINDOWS_MM",
-}
-CLIENT_NAME: Final = "dialjam"  # the client name a virtual port shows (JACK: dialjam:PORT)
 ALL_NOTES_OFF: Final = 123  # MIDI 1.0 channel mode message, CC 123 (value 0)
 NOTE_OFF_VELOCITY: Final = 64  # MIDI 1.0: the release velocity to send when there is none
 # Before closing: a few JACK cycles (a 1024-frame period at 48 kHz lasts 21 ms).
 CLOSE_GRACE_S: Final = 0.05
+# MIDI 1.0: Song Position Pointer counts "MIDI beats" (16ths, 6 clocks each) in 14 bits.
+SONG_POSITIONS: Final = 1 << 14
 
 
 class OutputPort(Protocol):
@@ -54,19 +57,6 @@ class OutputPort(Protocol):
 
     def send(self, msg: Any) -> None: ...
     def close(self) -> None: ...
-
-
-def list_ports(api: str | None = None) -> list[str]:
-    """The names of the output ports `MidiOut.open` can connect to on `api`.
-
-    Raises OSError, with the reason, when the API is unknown or unavailable (e.g. ALSA
-    without /dev/snd, JACK without a running server).
-    """
-    backend = _backend(api)
-    try:
-        return list(backend.get_output_names())
-    except (OSError, ValueError, rtmidi.RtMidiError) as err:
-        raise OSError(f"MIDI API {_label(api)} is unavailable: {err}") from err
 
 
 class MidiOut:
@@ -102,6 +92,7 @@ class MidiOut:
         self._channels |= {voice.channel for voice in self.bed}
         self._failed = False
         self._closed = False
+        self._sync_wanted = threading.Event()
 
     @classmethod
     def open(
@@ -114,31 +105,26 @@ class MidiOut:
         bed: Sequence[BedVoice] = DEFAULT_VOICES,
     ) -> MidiOut:
         """Open the output port whose name contains `port` (case-insensitive), or create
-        a virtual port named `virtual` that synths connect to.
+        a virtual port named `virtual` that synths connect to; our client is named
+        "dialjam" (``billboard/midi_ports.py``).
 
-        `api` is ``"alsa"``, ``"jack"``, ``"coremidi"``, ``"winmm"`` or None for
-        rtmidi's default. With neither `port` nor `virtual`, the first port is used.
+        `api` is ``"alsa"``, ``"jack"``, ``"coremidi"``, ``"winmm"`` or None for the
+        first that is there. With neither `port` nor `virtual`, the first port is used.
         `tracks` and `bed` are the channels and programs the show plays on.
         Raises OSError naming the ports it saw when none matches, or saying why the
         API is unavailable.
         """
         if port is not None and virtual is not None:
             raise ValueError("give either a port to connect to or a virtual port, not both")
-        backend = _backend(api)
-        try:
-            if virtual is not None:
-                mido_port = backend.open_output(virtual, virtual=True, client_name=CLIENT_NAME)
-            else:
-                mido_port = backend.open_output(_choose(port, list_ports(api), api))
-        except OSError as err:
-            if isinstance(err, rtmidi.RtMidiError):  # rtmidi's own words need context
-                raise OSError(f"cannot open a MIDI output on {_label(api)}: {err}") from err
-            raise
-        except (ValueError, rtmidi.RtMidiError) as err:
-            raise OSError(f"cannot open a MIDI output on {_label(api)}: {err}") from err
-        jack = getattr(mido_port, "api", None) == "UNIX_JACK"
-        watch = JackWatch.start(f"{CLIENT_NAME}-watch") if jack else None
-        return cls(mido_port, tracks, bed=bed, jack_watch=watch)
+        rt_port = open_port(port, virtual, api)
+        watch = JackWatch.start(f"{CLIENT_NAME}-watch") if rt_port.api == "jack" else None
+        out = cls(rt_port, tracks, bed=bed, jack_watch=watch)
+        if watch is not None:
+            # The target of a port opened onto a synth is connected already: only
+            # connections made from now on are new followers.
+            target = None if virtual is not None else rt_port.name
+            watch.follow(CLIENT_NAME, rt_port.own, target, out.connected)
+        return out
 
     @property
     def ok(self) -> bool:
@@ -154,15 +140,44 @@ class MidiOut:
         track's mix as GM controllers: volume (CC 7), pan (CC 10), reverb send (CC 91).
         A channel shared by two tracks keeps its first track's settings."""
         with self._lock:
-            for _, channel, program, controls in channel_setup(self.tracks, self.bed):
-                if program is not None:
-                    self._send(mido.Message("program_change", channel=channel, program=program))
-                for control, value in controls:
-                    self._send(
-                        mido.Message(
-                            "control_change", channel=channel, control=control, value=value
-                        )
-                    )
+            self._setup()
+
+    # -- followers that join mid-show --
+
+    def connected(self, peers: Sequence[str]) -> None:
+        """`peers` were just connected to our port (the JACK watch's thread): ask the
+        scheduler for a `clock_sync` on its next 16th."""
+        log.info(
+            "MIDI: %s connected to %s; sending it the programs and the song position",
+            ", ".join(peers),
+            self.name,
+        )
+        self._sync_wanted.set()
+
+    def sync_requested(self) -> bool:
+        """True once after `request_sync` (the scheduler asks before each 16th)."""
+        if not self._sync_wanted.is_set():
+            return False
+        self._sync_wanted.clear()
+        return True
+
+    def clock_sync(self, sixteenths: int) -> None:
+        """Bring followers that joined mid-show into the show, just before the clock
+        that begins 16th `sixteenths` (counted from Start): every channel's setup as
+        at the start (`send_programs`), then MIDI 1.0's Song Position Pointer (0xF2)
+        and Continue (0xFB), so a follower plays on from that 16th at the next clock;
+        Start (0xFA) when that is the top. Followers already running ignore both
+        (MIDI 1.0: Continue and Song Position are for a stopped sequencer)."""
+        # 14 bits hold 1024 bars; past that the position wraps on a bar line, so a
+        # looping drum machine still lands on the right beat of the right bar.
+        position = sixteenths % SONG_POSITIONS
+        with self._lock:
+            self._setup()
+            if position == 0:
+                self._send(mido.Message("start"))
+            else:
+                self._send(mido.Message("songpos", pos=position))
+                self._send(mido.Message("continue"))
 
     def note_on(self, note: NoteOn) -> None:
         """Sound `note` now (its `time` is the scheduler's business)."""
@@ -229,6 +244,15 @@ class MidiOut:
 
     # -- inside the lock --
 
+    def _setup(self) -> None:
+        for _, channel, program, controls in channel_setup(self.tracks, self.bed):
+            if program is not None:
+                self._send(mido.Message("program_change", channel=channel, program=program))
+            for control, value in controls:
+                self._send(
+                    mido.Message("control_change", channel=channel, control=control, value=value)
+                )
+
     def _panic(self) -> bool:
         """Send the notes-off; True if anything was sent."""
         # Note-offs first: some synths ignore CC 123 (MIDI 1.0 lets a receiver in Omni
@@ -276,39 +300,3 @@ class MidiOut:
         self._failed = True
         self._sounding.clear()
         log.error("MIDI output %r failed (%s); the show goes on without MIDI", self.name, reason)
-
-
-def _label(api: str | None) -> str:
-    return repr(api) if api is not None else "rtmidi's default API"
-
-
-def _backend(api: str | None) -> Any:
-    """mido's rtmidi backend for `api` (not loaded yet: opening it finds out)."""
-    if api is None:
-        return mido.Backend("mido.backends.rtmidi")
-    try:
-        rt_api = APIS[api.lower()]
-    except KeyError:
-        known = ", ".join(APIS)
-        raise OSError(f"unknown MIDI API {api!r}: use one of {known}") from None
-    return mido.Backend(f"mido.backends.rtmidi/{rt_api}")
-
-
-def _choose(wanted: str | None, names: list[str], api: str | None) -> str:
-    """The port name `wanted` designates: an exact (case-insensitive) name first, else
-    the first name that contains it."""
-    if not names:
-        raise OSError(f"no MIDI output ports on {_label(api)}")
-    if wanted is None:
-        return names[0]
-    folded = wanted.casefold()
-    for name in names:
-        if name.casefold() == folded:
-            return name
-    matches = [name for name in names if folded in name.casefold()]
-    if not matches:
-        seen = ", ".join(repr(name) for name in names)
-        raise OSError(f"no MIDI output port matches {wanted!r}; {_label(api)} has: {seen}")
-    if len(matches) > 1:
-        log.info("MIDI port %r matches %s; using %r", wanted, matches, matches[0])
-    return matches[0]

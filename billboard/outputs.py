@@ -11,7 +11,8 @@ each its own small protocol, checked with ``isinstance`` where it is used:
 - `FollowsKey`: the operator's key and scale changes (a recording writes a key
   signature for each);
 - `Flushes`: written out now and then, so a crash loses little;
-- `ClockSink`: MIDI beat clock for synths that follow ours.
+- `ClockSink`: MIDI beat clock for synths that follow ours;
+- `SyncsFollowers`: a clock whose followers can join mid-show (set up and put in time).
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ class ClockSink(Protocol):
     def clock_start(self) -> None: ...
     def clock_tick(self) -> None: ...
     def clock_stop(self) -> None: ...
+
+
+@runtime_checkable
+class SyncsFollowers(Protocol):
+    """A beat clock that followers may join mid-show: `sync_requested` is True once
+    after one joined; `clock_sync(sixteenths)`, just before the clock that begins that
+    16th (counted from Start), sets them up and tells them where the song is."""
+
+    def sync_requested(self) -> bool: ...
+    def clock_sync(self, sixteenths: int) -> None: ...
 
 
 def follow_tempo(outputs: Iterable[object], event: InputEvent, at: float) -> None:

@@ -22,13 +22,13 @@ from relay.ratelimit import LogOnce
 
 from .engine import Engine, InputEvent, Note, NoteOff, NoteOn, Scene
 from .engine.events import CallerUpdate, Command
-from .outputs import ClockSink, NoteSink, PreparesNotes
+from .outputs import ClockSink, NoteSink, PreparesNotes, SyncsFollowers
 
 log = logging.getLogger("billboard.scheduler")
 
 LOOKAHEAD_S = 0.05  # notes are rendered this far ahead of their time
 SCENE_HZ = 60.0
-MIDI_CLOCKS_PER_STEP = 6  # 24 ppqn, 4 steps a beat
+MIDI_CLOCKS_PER_STEP = 6  # 24 ppqn, 4 steps a beat: a step is MIDI 1.0's "MIDI beat"
 SPIN_S = 0.003  # wake this early for a note, then hold on until it is due
 
 
@@ -77,6 +77,8 @@ class Scheduler:
         self._failed = LogOnce()  # each failing call is logged once
         self._latency_from: float | None = None
         self._prepares = [s.prepare for s in sinks if isinstance(s, PreparesNotes)]
+        self._syncs = midi_clock if isinstance(midi_clock, SyncsFollowers) else None
+        self._sync_asked = False  # by the operator (``midi_sync``), on the engine thread
 
     # -- from any thread --
 
@@ -104,6 +106,7 @@ class Scheduler:
         engine = self.engine
         next_scene = 0.0
         next_tick = engine.grid.time_of(engine.rendered + 1)
+        ticks = 0  # sent since Start: followers count the song's position in these
         if self.midi_clock is not None:
             self._safe(self.midi_clock.clock_start)
         try:
@@ -124,7 +127,10 @@ class Scheduler:
                     self.on_updates(updates)
                 if self.midi_clock is not None:
                     while next_tick <= now:
+                        if ticks % MIDI_CLOCKS_PER_STEP == 0:
+                            self._sync_followers(ticks // MIDI_CLOCKS_PER_STEP)
                         self._safe(self.midi_clock.clock_tick)
+                        ticks += 1
                         next_tick += engine.grid.step_duration / MIDI_CLOCKS_PER_STEP
                 if now >= next_scene:
                     self.scene = engine.scene(now)
@@ -150,6 +156,22 @@ class Scheduler:
         finally:
             self._shutdown()
 
+    def _sync_followers(self, sixteenths: int) -> None:
+        """On a 16th's first clock: a follower that joined since (or every follower,
+        when the operator asked) is set up and told the song's position, so it plays
+        on from the very clock that follows (MIDI 1.0: Song Position, then Continue)."""
+        asked, self._sync_asked = self._sync_asked, False
+        if self._syncs is None:
+            return
+        try:
+            joined = self._syncs.sync_requested()
+        except Exception:
+            joined = False
+            if self._failed.allow("sync_requested"):
+                log.exception("the MIDI clock failed to say whether a follower joined")
+        if asked or joined:
+            self._safe(self._syncs.clock_sync, sixteenths)
+
     def _spin_until(self, due: float) -> None:
         """Hold the interpreter until a note is due: a frame drawn by the main thread
         holds the GIL for ~2 ms, and a note whose wait ended mid-draw would leave late.
@@ -169,6 +191,8 @@ class Scheduler:
         notes = engine.handle(event, at)
         if isinstance(event, Command) and event.name == "panic":
             self.panic()  # then the notes the tracks held end, queued below, at once
+        if isinstance(event, Command) and event.name == "midi_sync":
+            self._sync_asked = True  # on the next 16th, where a position can be told
         if any(isinstance(n, NoteOn) and n.time <= at + 1e-9 for n in notes):
             # A press played at once: from its arrival here to its note leaving. The
             # note is dispatched in this same loop turn, right after this.

@@ -48,7 +48,9 @@ PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed"})
 # … and from the billboard (`idle`, `turn`, `kicked`, `full`: the line is full).
 BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
 LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
-COMMANDS: Final = frozenset({"kick", "mute", "tempo", "key", "scale", "style", "panic", "pause"})
+COMMANDS: Final = frozenset(
+    {"kick", "mute", "tempo", "key", "scale", "style", "panic", "pause", "midi_sync"}
+)
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
 # The keys as a `state` names them (sharps; a ``key`` command may also say "Bb" or
@@ -366,9 +368,8 @@ def _looks_like_number(caller: str) -> bool:
 
 
 def read_command(data: object) -> Command | Refused:
-    """Read one ``command`` from ``NAME:control``; its args are checked for its name
-    and returned in one shape: kick{caller}, mute{caller, on}, tempo{bpm}, key{key},
-    scale{name}, style{name}, panic{}, pause{on}."""
+    """Read one ``command`` (`COMMANDS`) from ``NAME:control``, its args checked and in
+    one shape: kick{caller} mute{caller,on} tempo{bpm} key{key} scale/style{name} pause{on}."""
     if not isinstance(data, Mapping):
         return Refused("bad_command", "a command must be a JSON object")
     if data.get("event") != "command":

@@ -70,6 +70,7 @@ def read(keyboard: Keyboard | None = None, now: float = 100.0, **state: Any) -> 
         (pygame.K_QUESTION, "?", Ui("help")),
         (pygame.K_p, "p", Command("panic", {})),
         (pygame.K_k, "k", Command("key", {"key": "G"})),
+        (pygame.K_r, "r", Command("midi_sync", {})),
         (pygame.K_SPACE, " ", Command("pause", {"on": True})),
     ],
 )
@@ -195,7 +196,7 @@ def test_the_commands_are_the_ones_the_operator_console_sends() -> None:
 
 def test_the_help_names_every_key() -> None:
     keys = [line.split("\t", 1)[0] for line in HELP_LINES]
-    assert keys == ["F", "H", "T", "C", "P", "M", "+  −", "K", "Space", "?  /", "Esc Esc"]
+    assert keys == ["F", "H", "T", "C", "P", "M", "R", "+  −", "K", "Space", "?  /", "Esc Esc"]
     assert all("\t" in line for line in HELP_LINES)
 
 

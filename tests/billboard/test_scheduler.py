@@ -20,7 +20,8 @@ from billboard.engine import Digit, Engine, EngineConfig, Join, Leave, NoteOff, 
 from billboard.engine.events import Command, InputEvent
 from billboard.engine.playback import play_events
 from billboard.engine.scene import Scene
-from billboard.scheduler import LOOKAHEAD_S, Scheduler
+from billboard.outputs import ClockSink
+from billboard.scheduler import LOOKAHEAD_S, MIDI_CLOCKS_PER_STEP, Scheduler
 
 STEP_S = 0.02  # simulated time per step: more than a frame (1/60 s), so each draws a scene
 CATCH_UP_S = 30.0  # real time the thread may take to catch up on one step, on a busy box
@@ -70,7 +71,9 @@ class ManualClock:
 class SimulatedShow:
     """A scheduler on its own thread, driven through simulated time in lockstep."""
 
-    def __init__(self, *sinks: RecordingSink, **config: object) -> None:
+    def __init__(
+        self, *sinks: RecordingSink, midi_clock: ClockSink | None = None, **config: object
+    ) -> None:
         # Callers alone unless a test asks for the groove bed.
         settings: dict[str, object] = {"bpm": 240, "style": "none"}
         settings.update(config)
@@ -80,7 +83,9 @@ class SimulatedShow:
         engine = Engine(EngineConfig(**settings), start=self.clock.now)  # type: ignore[arg-type]
         self._drawn = threading.Condition()
         self._drawn_at = -math.inf
-        self.scheduler = Scheduler(engine, sinks, clock=self.clock, on_scene=self._scene)
+        self.scheduler = Scheduler(
+            engine, sinks, clock=self.clock, midi_clock=midi_clock, on_scene=self._scene
+        )
         self.scheduler.start()
         self.run_for(STEP_S)  # the thread is up and has drawn its first scene
 
@@ -235,6 +240,69 @@ MEDIAN_LATE_S = 0.010
 
 
 @pytest.mark.timing
+class FollowedClock:
+    """A MIDI beat clock that records what it sends; `joined` plays a synth being
+    patched in (MidiOut's JACK watch sets the same flag)."""
+
+    name = "clock"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.joined = threading.Event()
+
+    def clock_start(self) -> None:
+        self.sent.append("start")
+
+    def clock_tick(self) -> None:
+        self.sent.append("tick")
+
+    def clock_stop(self) -> None:
+        self.sent.append("stop")
+
+    def sync_requested(self) -> bool:
+        joined = self.joined.is_set()
+        self.joined.clear()
+        return joined
+
+    def clock_sync(self, sixteenths: int) -> None:
+        self.sent.append(f"sync {sixteenths}")
+
+
+def synced_on_a_16th(sent: list[str]) -> int:
+    """The 16th the one sync in `sent` named, checked to come just before that 16th's
+    first clock (MIDI 1.0: a follower plays on from Song Position at the next clock)."""
+    [at] = [i for i, what in enumerate(sent) if what.startswith("sync")]
+    ticks_before = sent[:at].count("tick")
+    assert ticks_before % MIDI_CLOCKS_PER_STEP == 0
+    assert sent[at] == f"sync {ticks_before // MIDI_CLOCKS_PER_STEP}"
+    assert sent[at + 1] == "tick"
+    return ticks_before // MIDI_CLOCKS_PER_STEP
+
+
+def test_a_synth_that_joins_mid_show_is_told_the_song_position_just_before_a_16th() -> None:
+    clock = FollowedClock()
+    show = SimulatedShow(midi_clock=clock)  # 240 BPM: a 16th every 62.5 ms
+    show.run_for(0.5)
+    clock.joined.set()
+    show.run_for(0.5)
+    show.stop()
+
+    assert clock.sent[0] == "start"
+    assert synced_on_a_16th(clock.sent) >= 8  # after 0.5 s, eight 16ths in
+    assert clock.sent[-1] == "stop"
+
+
+def test_the_operators_midi_sync_command_syncs_on_the_next_16th() -> None:
+    clock = FollowedClock()
+    show = SimulatedShow(midi_clock=clock)
+    show.run_for(0.3)
+    show.submit(Command("midi_sync", {}))
+    show.run_for(0.3)
+    show.stop()
+
+    assert synced_on_a_16th(clock.sent) >= 4
+
+
 def test_on_a_real_clock_notes_leave_on_their_step_not_on_a_frame() -> None:
     sink = RecordingSink()
     engine = Engine(EngineConfig(bpm=240, style="none"), start=time.monotonic())

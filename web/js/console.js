@@ -464,6 +464,7 @@ function start() {
     command(COMMAND.style, { name: e.target.value }, `groove ${e.target.selectedOptions[0].text}`);
   });
   $("panic").addEventListener("click", () => command(COMMAND.panic, {}, "panic"));
+  $("midi-sync").addEventListener("click", () => command(COMMAND.midi_sync, {}, "MIDI sync"));
   $("pause").addEventListener("click", () => {
     const on = $("pause").getAttribute("aria-pressed") !== "true";
     if (command(COMMAND.pause, { on }, on ? "pause new callers" : "resume new callers")) {

@@ -56,6 +56,7 @@ export const CONTRACT = Object.freeze({
   "commands": {
     "key": "key",
     "kick": "kick",
+    "midi_sync": "midi_sync",
     "mute": "mute",
     "panic": "panic",
     "pause": "pause",
