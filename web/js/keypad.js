@@ -141,7 +141,7 @@ function where() {
   const of = digest?.bays ? ` of ${digest.bays}` : "";
   const windows =
     count > 1 ? `windows ${first + 1}–${first + count}${of}` : `window ${first + 1}${of}`;
-  return `Your part on the building: ${windows}, counted from the left.`;
+  return `Your part: ${windows}, from the left.`;
 }
 
 /** Say `main` (read out by screen readers) and `more`, in state `state`. */
@@ -183,7 +183,7 @@ function settle() {
     return show("line", `You are ${ordinal(me.line)} in line`, resting);
   }
   if (me.joined) return show("joining", "Finding you an instrument…");
-  if (digest?.paused) return show("resting", "The building is resting", "Press a key to take a place in line; the music starts again soon.");
+  if (digest?.paused) return show("resting", "The building is resting", "Press a key to wait in line for the next turn.");
   if (me.state === "full" || me.state === "over") return;
   show("ready", "Press any key to play", crowd());
 }
@@ -246,7 +246,7 @@ const link = new RelayLink(relayUrl(), {
       online = false;
       $("pad").classList.add("offline");
       setLink("offline", `Offline — trying again in ${Math.ceil(retryMs / 1000)} s`);
-      show("offline", "The installation is offline", "Keys pressed now are not played later. This page reconnects by itself.");
+      show("offline", "The installation is offline", "Keys pressed now are not played later.");
     }
   },
 });
