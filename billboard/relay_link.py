@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 from relay.backoff import backoff_delay
-from relay.contract.channels import control_channel, state_channel
+from relay.contract.channels import callers_channel, control_channel, state_channel
 from relay.contract.subscriber import (
     Gap,
     Message,
@@ -64,6 +64,7 @@ class RelayLink:
         self.channel = channel
         self.control = control_channel(channel)
         self.state_channel = state_channel(channel)
+        self.callers_channel = callers_channel(channel)
         self.token = token
         self.on_data = on_data
         self.on_command = on_command
@@ -78,6 +79,7 @@ class RelayLink:
         self._subscriber = V2Subscriber((channel, self.control), loads=orjson.loads)
         self._pending: deque[bytes] = deque(maxlen=PENDING_MAX)
         self._state: bytes | None = None  # only the latest state matters
+        self._digest: bytes | None = None  # and only the latest digest
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._wake = asyncio.Event()
 
@@ -93,8 +95,18 @@ class RelayLink:
         self._state = self._frame(data)
         self._wake.set()
 
-    def _frame(self, data: dict[str, Any]) -> bytes:
-        return orjson.dumps(publish_frame(self.state_channel, data))
+    def publish_news(self, data: dict[str, Any]) -> None:
+        """An event for CHANNEL:callers (billboard/news.py): one caller's news, kept
+        (boundedly) while offline, or the digest, of which only the latest is kept."""
+        frame = self._frame(data, self.callers_channel)
+        if data.get("event") == "digest":
+            self._digest = frame
+        else:
+            self._pending.append(frame)
+        self._wake.set()
+
+    def _frame(self, data: dict[str, Any], channel: str | None = None) -> bytes:
+        return orjson.dumps(publish_frame(channel or self.state_channel, data))
 
     # -- the connection --
 
@@ -151,6 +163,9 @@ class RelayLink:
             if self._state is not None:
                 state, self._state = self._state, None
                 await ws.send_str(state.decode())
+            if self._digest is not None:
+                digest, self._digest = self._digest, None
+                await ws.send_str(digest.decode())
 
     async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:

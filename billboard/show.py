@@ -34,6 +34,7 @@ from .door import Door
 from .engine import Engine, Scene
 from .engine.events import CallerUpdate, InputEvent
 from .eventlog import EventLog, read_events
+from .news import News
 from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
 from .relay_link import RelayLink
 from .scheduler import Scheduler
@@ -91,6 +92,7 @@ class Show:
         self.door = Door(pseudonym_key(relay_config))
         self.engine = Engine(config.engine_config(), start=self.start)
         self.eventlog = EventLog(options.log_events, self.start) if options.log_events else None
+        self.news = News(self.engine.config.tracks)  # what each keypad hears
         self.scheduler = Scheduler(
             self.engine,
             sinks,
@@ -240,11 +242,15 @@ class Show:
             return
         for update in updates:
             loop.call_soon_threadsafe(link.publish_update, update.to_data())
+        for news in self.news.updates(updates):
+            loop.call_soon_threadsafe(link.publish_news, news)
 
     def _scene(self, scene: Scene) -> None:
         loop, link = self._loop, self.link
         if loop is None or link is None:
             return
+        for news in self.news.scene(scene):
+            loop.call_soon_threadsafe(link.publish_news, news)
         now = scene.time
         signature = scene.signature()
         lit = bool(scene.lit)

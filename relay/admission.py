@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
+from .contract.callers import read_callers
 from .contract.events import (
     Refused,
     SeedDigit,
@@ -51,6 +52,13 @@ def admit(
     if role is not None:
         if role not in who.roles:
             raise ProtocolError("unauthorised", f"publishing to {channel} needs the {role} token")
+        if channel.endswith(protocol.CALLERS_SUFFIX):
+            # What reaches a phone is the contract's shape only: an addressed event
+            # names its own caller, the digest nobody.
+            news = read_callers(data)
+            if isinstance(news, Refused):
+                raise ProtocolError(news.code, news.message)
+            return news.to_data()
         return dict(data)
     if channel not in public:
         if who.roles or who.open:

@@ -27,6 +27,7 @@ from .connections import Connection, Flusher, Registry, websocket
 from .fanout import FanOut, Limits
 from .listener import GUARD, EdgeGuard, listen
 from .metrics import make_registry
+from .pages import Pages
 from .protocol import ProtocolError
 from .ratelimit import BucketsByKey
 from .sessions import SessionError, Sessions, derive_key
@@ -35,42 +36,37 @@ from .state import PUBLISHER_ONLY, STATE, RelayState, bearer, publisher_cost
 log = logging.getLogger("relay")
 
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+PAGES = web.AppKey("pages", Pages)
 
 
 async def root(request: web.Request) -> web.StreamResponse:
     """The 2010 clients connect to `/`: an upgrade is the relay, a GET the keypad."""
     if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
         return await websocket(request)
-    return page(request.app[STATE].config, "keypad")
+    return page(request, "keypad")
 
 
-def page(cfg: RelayConfig, name: str) -> web.StreamResponse:
-    web_dir = Path(cfg.web_dir)
-    for candidate in (web_dir / f"{name}.html", web_dir / "index.html"):
-        if candidate.is_file():
-            return web.FileResponse(candidate, headers={"Cache-Control": "no-cache"})
+def page(request: web.Request, name: str) -> web.StreamResponse:
+    pages = request.app[PAGES]
+    for candidate in (f"{name}.html", "index.html"):
+        found = pages.find(candidate)
+        if found is not None:
+            return pages.respond(request, found)
     raise web.HTTPNotFound(text=f"{name} page not installed")
 
 
 async def named_page(request: web.Request) -> web.StreamResponse:
-    return page(request.app[STATE].config, request.match_info["page"])
+    return page(request, request.match_info["page"])
 
 
 async def static(request: web.Request) -> web.StreamResponse:
-    web_dir = Path(request.app[STATE].config.web_dir).resolve()
-    rel = request.match_info["path"]
-    try:
-        target = (web_dir / rel).resolve()
-        target.relative_to(web_dir)  # never outside web/
-        if target.is_dir():
-            target = target / "index.html"
-        found = target.is_file()
-    except (ValueError, OSError):  # OSError: ENAMETOOLONG for a long URL, never a 500
-        found = False
-    if not found:
+    """A file of web/ (relay/pages.py: gzip, ETag, revalidated every time, so a phone
+    never keeps last night's keypad after an update)."""
+    pages = request.app[PAGES]
+    found = pages.find(request.match_info["path"])
+    if found is None:
         raise web.HTTPNotFound()
-    # Revalidate every time: a phone must not keep last night's keypad after an update.
-    return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
+    return pages.respond(request, found)
 
 
 def http_error(status: int, code: str, message: str) -> web.Response:
@@ -312,6 +308,7 @@ def create_app(
     app[GUARD] = state.edge
     app.on_response_prepare.append(state.edge.add_headers)
     app[METRICS_REGISTRY] = make_registry(state)
+    app[PAGES] = Pages(Path(config.web_dir))
     app.cleanup_ctx.append(housekeeping)
     app.on_shutdown.append(close_all)
     app.router.add_get("/ws", websocket)

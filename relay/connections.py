@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from . import protocol
 from .admission import Publisher
 from .fanout import FanOut
-from .protocol import ProtocolError
+from .protocol import CALLERS_SUFFIX, ProtocolError
 from .ratelimit import LogOnce, RefusalWindow, TokenBucket
 from .sessions import Session, SessionError
 from .state import PUBLISHER_ONLY, STATE, RelayState, bearer, publisher_cost
@@ -281,6 +281,7 @@ class Connection:
                     protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
                 )
         elif isinstance(request, protocol.Subscribe):
+            caller, all_callers = self._audience(request)
             state.hub.subscribe(
                 outbox,
                 request.channel,
@@ -289,12 +290,29 @@ class Connection:
                 request.since,
                 request.epoch,
                 bool(self.roles) or cfg.open,
+                caller,
+                all_callers,
             )
         elif isinstance(request, protocol.Unsubscribe):
             state.hub.unsubscribe(outbox, request.channel)
             outbox.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
         else:
             outbox.send_control(b'{"type":"pong"}')
+
+    def _audience(self, request: protocol.Subscribe) -> tuple[str | None, bool]:
+        """Whose news a subscription to ``NAME:callers`` hears: (its keypad's caller,
+        False), or (None, True) for the billboard's and the operator's tokens (they see
+        every caller on ``NAME:state`` already). Anyone else hears only the digest."""
+        channel = request.channel
+        if not channel.endswith(CALLERS_SUFFIX):
+            return None, False
+        if self.roles & {"operator", "billboard"}:
+            return None, True
+        installation = channel.removesuffix(CALLERS_SUFFIX)
+        if request.session is not None:
+            self._bind(request.session, installation)
+        session = self.session
+        return (session.caller if session and session.channel == installation else None), False
 
     def _bind(self, token: str, channel: str) -> None:
         """Bind this connection to the caller of a keypad's session: from then on it

@@ -30,6 +30,13 @@ allows it (``create=True``: a token holder); the installation's own channels are
 *pinned*: made with the fan-out, never freed, and not counted against ``max_channels``,
 so a crowd of new channels can never squat them out.
 
+An event may be *addressed* to one caller (the billboard's news on ``NAME:callers``,
+relay/contract/callers.py): it keeps the channel's one order (its seq and history)
+but is queued only for the subscriptions that hear that caller (a keypad whose caller
+session is theirs) or every caller (`Subscription.all_callers`: a token holder). An
+unaddressed event (the digest) reaches every subscriber, anonymous ones included. A
+subscriber of such a channel therefore sees seqs skip: the others' news, never lost.
+
 The seam for a backplane shared by several relays: a publish is `FanOut.append` (one
 order per channel: the seq, the epoch, the history) followed by `FanOut.deliver` (this
 process's subscribers). The in-memory backplane is this class's own channels; a shared
@@ -39,7 +46,6 @@ event it hands this process.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from collections import deque
@@ -49,6 +55,7 @@ from itertools import islice
 from typing import Any, Final
 
 from . import protocol
+from .channel import Channel, Subscription
 from .counters import Stats
 
 log = logging.getLogger("relay.fanout")
@@ -60,11 +67,6 @@ log = logging.getLogger("relay.fanout")
 # round for fewer outboxes (the usual case) is never held.
 BIG_FLUSH: Final = 32
 BIG_FLUSH_GAP_S: Final = 0.002
-# What one event of history costs beyond its envelope's bytes: the bytes object's
-# header (33), the (seq, time, envelope) tuple (64), the float (24), the int (28) and
-# the deque's slot (8), as sys.getsizeof reports them on 64-bit CPython 3.11. Counting
-# it keeps the byte bounds honest for floods of tiny events too.
-EVENT_OVERHEAD: Final = 160
 # When all history passes `history_total_bytes`, it is cut to this fraction of it, so
 # the scan over channels (`FanOut._shed`) runs once per many publishes, not on each one.
 SHED_TO: Final = 15 / 16
@@ -80,80 +82,6 @@ class Limits:
     max_channels: int = 10_000  # pinned channels come on top of these
     history_bytes: int = 1 << 20  # per channel, counted by `event_cost`
     history_total_bytes: int = 64 << 20  # all channels' history together
-
-
-class Subscription:
-    """One connection's interest in one channel: its outbox, and whether it reads v2
-    envelopes or (v1, the seed's form) each event's bare data."""
-
-    __slots__ = ("channel", "outbox", "v2")
-
-    def __init__(self, channel: Channel, outbox: Outbox, v2: bool) -> None:
-        self.channel = channel
-        self.outbox = outbox
-        self.v2 = v2
-
-
-def event_cost(envelope: bytes) -> int:
-    """The bytes one event of history is counted for: its envelope and what holds it."""
-    return len(envelope) + EVENT_OVERHEAD
-
-
-class Channel:
-    """A named stream of events with a per-channel seq and a bounded history.
-
-    The channel keeps `history_bytes` equal to the `event_cost` of what it holds; the
-    fan-out decides what to drop and keeps the total."""
-
-    __slots__ = (
-        "epoch", "history", "history_bytes", "name", "name_json", "pinned", "seq",
-        "subscriptions",
-    )  # fmt: skip
-
-    def __init__(self, name: str, epoch: str, pinned: bool = False) -> None:
-        self.name = name
-        self.name_json = protocol.dumps(name)
-        self.epoch = epoch
-        self.pinned = pinned
-        self.seq = 0
-        # (seq, time of publishing, envelope); seqs are contiguous from history[0].
-        self.history: deque[tuple[int, float, bytes]] = deque()
-        self.history_bytes = 0
-        self.subscriptions: list[Subscription] = []
-
-    def first_held(self) -> int:
-        """The oldest seq still in history (seq + 1 when history is empty)."""
-        return self.history[0][0] if self.history else self.seq + 1
-
-    def keep(self, seq: int, now: float, envelope: bytes) -> int:
-        """Append an event to history; returns its cost."""
-        self.history.append((seq, now, envelope))
-        cost = event_cost(envelope)
-        self.history_bytes += cost
-        return cost
-
-    def drop_oldest(self) -> int:
-        """Drop the oldest event of history; returns the bytes freed."""
-        cost = event_cost(self.history.popleft()[2])
-        self.history_bytes -= cost
-        return cost
-
-    def prune(self, oldest_allowed: float) -> int:
-        """Drop history older than `oldest_allowed`; returns the bytes freed."""
-        history = self.history
-        freed = 0
-        while history and history[0][1] < oldest_allowed:
-            freed += self.drop_oldest()
-        return freed
-
-    def trim_to(self, level: int) -> tuple[int, int]:
-        """Drop the oldest events until history holds at most `level` bytes; returns
-        (events, bytes) dropped."""
-        events = freed = 0
-        while self.history_bytes > level and self.history:
-            freed += self.drop_oldest()
-            events += 1
-        return events, freed
 
 
 # An event waiting in an outbox: (subscription, seq, payload, time it was queued).
@@ -355,22 +283,26 @@ class FanOut:
         ts_ms: int,
         origin: Outbox | None = None,
         create: bool = True,
+        to: str | None = None,
     ) -> Channel:
         """Give `data` the channel's next seq, keep it in history and queue it for
-        every subscriber (`append`, then `deliver`). The origin's own v1 subscription
-        gets no echo (2010 rule). With `create` false, a channel that does not exist
-        raises ``unknown_channel``."""
+        every subscriber that hears it (`append`, then `deliver`): all of them, or with
+        `to` only those of that caller. The origin's own v1 subscription gets no echo
+        (2010 rule). With `create` false, a channel that does not exist raises
+        ``unknown_channel``."""
         ch = self.channel(name, create)
         data_json = protocol.dumps(data)
-        seq, envelope = self.append(ch, data_json, now, ts_ms)
-        self.deliver(ch, seq, envelope, data_json, now, origin)
+        seq, envelope = self.append(ch, data_json, now, ts_ms, to)
+        self.deliver(ch, seq, envelope, data_json, now, origin, to)
         return ch
 
-    def append(self, ch: Channel, data_json: bytes, now: float, ts_ms: int) -> tuple[int, bytes]:
+    def append(
+        self, ch: Channel, data_json: bytes, now: float, ts_ms: int, to: str | None = None
+    ) -> tuple[int, bytes]:
         """Sequence an event on `ch` and keep it in history; returns (seq, envelope)."""
         seq = ch.seq = ch.seq + 1
         envelope = protocol.encode_envelope(ch.name_json, seq, ts_ms, data_json)
-        self._keep(ch, seq, now, envelope)
+        self._keep(ch, seq, now, envelope, to)
         self.stats.published += 1
         return seq, envelope
 
@@ -382,18 +314,22 @@ class FanOut:
         data_json: bytes,
         now: float,
         origin: Outbox | None = None,
+        to: str | None = None,
     ) -> None:
-        """Queue a sequenced event for every subscriber of `ch` in this process."""
-        for sub in ch.subscriptions:
+        """Queue a sequenced event for every subscriber of `ch` in this process that
+        hears it (`Channel.audience`)."""
+        for sub in ch.audience(to):
             if sub.v2:
                 sub.outbox.enqueue(sub, seq, envelope, now)
             elif sub.outbox is not origin:
                 sub.outbox.enqueue(sub, seq, data_json, now)
 
-    def _keep(self, ch: Channel, seq: int, now: float, envelope: bytes) -> None:
+    def _keep(
+        self, ch: Channel, seq: int, now: float, envelope: bytes, to: str | None = None
+    ) -> None:
         """Put an event in `ch`'s history within the count and byte bounds."""
         limits = self.limits
-        added = ch.keep(seq, now, envelope)
+        added = ch.keep(seq, now, envelope, to)
         freed = 0
         if len(ch.history) > limits.history_events:
             freed += ch.drop_oldest()
@@ -463,15 +399,18 @@ class FanOut:
         since: int | None = None,
         epoch: str | None = None,
         create: bool = True,
+        caller: str | None = None,
+        all_callers: bool = False,
     ) -> Channel:
         """Subscribe, replaying history after `since` first: no loss, no duplicates
-        (nothing happens between the replay and joining the live fan-out). With `create`
-        false, a channel that does not exist raises ``unknown_channel``."""
+        (nothing happens between the replay and joining the live fan-out); addressed
+        events reach it when they are for `caller`, or for anyone with `all_callers`.
+        With `create` false, a channel that does not exist raises ``unknown_channel``."""
         ch = self.channel(name, create)
         old = outbox.subscriptions.get(name)
         if old is not None:
             self._remove(old)
-        sub = Subscription(ch, outbox, v2)
+        sub = Subscription(ch, outbox, v2, caller, all_callers)
         outbox.subscriptions[name] = sub
         if v2:
             outbox.send_control(
@@ -479,7 +418,7 @@ class FanOut:
             )
             if since is not None:
                 self._replay(outbox, sub, ch, since, epoch, now)
-        ch.subscriptions.append(sub)
+        ch.add(sub)
         return ch
 
     def _replay(
@@ -506,8 +445,9 @@ class FanOut:
             start = first
         else:
             start = since + 1
-        for seq, _t, envelope in islice(ch.history, start - first, None):
-            outbox.enqueue(sub, seq, envelope, now)
+        for seq, _t, envelope, to in islice(ch.history, start - first, None):
+            if sub.hears(to):
+                outbox.enqueue(sub, seq, envelope, now)
 
     def unsubscribe(self, outbox: Outbox, name: str) -> bool:
         sub = outbox.subscriptions.pop(name, None)
@@ -517,8 +457,7 @@ class FanOut:
         return True
 
     def _remove(self, sub: Subscription) -> None:
-        with contextlib.suppress(ValueError):
-            sub.channel.subscriptions.remove(sub)
+        sub.channel.remove(sub)
         sub.outbox.dropped.pop(sub, None)
 
     # -- outboxes --

@@ -65,6 +65,7 @@ class Subscribe:
     since: int | None = None
     epoch: str | None = None
     token: str | None = None
+    session: str | None = None  # a keypad's: on NAME:callers it hears its caller's news
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,7 @@ def parse_object(obj: Any) -> Request:
         raise ProtocolError("bad_field", '"epoch" must be a string')
     if since is not None and v != 2:
         raise ProtocolError("bad_field", '"since" needs "v":2')
-    return Subscribe(channel=channel, v=v, since=since, epoch=epoch, token=token)
+    return Subscribe(channel=channel, v=v, since=since, epoch=epoch, token=token, session=session)
 
 
 # --- frames out -------------------------------------------------------------------

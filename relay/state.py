@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import hdrs, web
 
 from .admission import Publisher, admit
+from .channel import Channel
 from .config import RelayConfig
+from .contract.callers import addressee
+from .contract.channels import CALLERS_SUFFIX
 from .contract.privacy import pseudonym
-from .fanout import Channel, FanOut, Outbox
+from .fanout import FanOut, Outbox
 from .listener import EdgeGuard
 from .protocol import ProtocolError
 from .ratelimit import BucketsByKey
@@ -67,6 +70,9 @@ class RelayState:
     live_callers: dict[tuple[str, str], int] = field(default_factory=dict)
     # Keypad callers who said `leave` themselves: their going away is no second leave.
     left_callers: set[tuple[str, str]] = field(default_factory=set)
+    # Keypad callers who joined or pressed a key: only they hold a place to leave (a
+    # keypad that only listened, its page open and no key pressed, holds none).
+    played_callers: set[tuple[str, str]] = field(default_factory=set)
     wall: Callable[[], float] = time.time
 
     @property
@@ -83,8 +89,9 @@ class RelayState:
     ) -> Channel:
         """Publish on the fan-out now (the relay's clocks); raises ProtocolError for a
         channel it refuses. The gateways publish through this too."""
+        to = addressee(data) if channel.endswith(CALLERS_SUFFIX) else None
         return self.hub.publish(
-            channel, data, time.monotonic(), time.time_ns() // 1_000_000, origin, create
+            channel, data, time.monotonic(), time.time_ns() // 1_000_000, origin, create, to
         )
 
     def pseudonymise(self, number: str) -> str:
@@ -114,6 +121,7 @@ class RelayState:
             self.left_callers.add(key)
         else:
             self.left_callers.discard(key)
+            self.played_callers.add(key)
 
     def caller_opened(self, key: tuple[str, str]) -> None:
         self.live_callers[key] = self.live_callers.get(key, 0) + 1
@@ -134,9 +142,13 @@ class RelayState:
         if self.live_callers.get(key) != 0 or self.closing:
             return
         del self.live_callers[key]
+        played = key in self.played_callers
+        self.played_callers.discard(key)
         if key in self.left_callers:
             self.left_callers.discard(key)
             return  # they said `leave` themselves
+        if not played:
+            return  # they only listened: no place to give back
         caller, channel = key
         try:
             self.publish(channel, {"event": "leave", "caller": caller, "reason": "closed"})

@@ -184,8 +184,8 @@ class Engine:
         banned_until = self.banned.get(caller)
         if banned_until is not None:
             if now < banned_until:
-                if explicit:  # told once per join, not once per key pressed
-                    self._updates.append(Left(caller, "kicked"))
+                if explicit:  # told once per join, not once per key pressed, and how long
+                    self._updates.append(Left(caller, "kicked", banned_until - now))
                 return None
             del self.banned[caller]
         known = self.callers.get(caller)
@@ -259,7 +259,8 @@ class Engine:
         if entry is None:
             return
         if reason is not None:
-            self._updates.append(Left(caller, reason))
+            ban = self.banned.get(caller) if reason == "kicked" else None
+            self._updates.append(Left(caller, reason, None if ban is None else ban - now))
         if entry.track is None:
             self._line_moved(self.line.place(caller))
             self.line.remove(caller)
@@ -502,8 +503,8 @@ class Engine:
             if name == "kick":
                 caller = str(args["caller"])
                 if caller in self.callers:
-                    self._remove(caller, now, "kicked")
                     self.banned[caller] = now + self.config.kick_ban_s
+                    self._remove(caller, now, "kicked")
             elif name == "mute":
                 entry = self.callers.get(str(args["caller"]))
                 if entry is not None and entry.track is not None:

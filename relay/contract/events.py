@@ -39,8 +39,9 @@ CALLER_MAX_DIGITS: Final = 4
 NICK_MAX: Final = 16
 SOURCE_MAX: Final = 16
 # Every event's name: in from the street (join, digit, leave), from the console
-# (command), out from the billboard (assign, leave, state).
-EVENTS: Final = ("join", "digit", "leave", "command", "assign", "state")
+# (command), out from the billboard (assign, leave, state; and on ``:callers`` notice
+# and digest, relay/contract/callers.py).
+EVENTS: Final = ("join", "digit", "leave", "command", "assign", "state", "notice", "digest")
 # Where a caller comes from: a name of the path ("twilio", "ari", "seed"); a keypad is "web".
 WEB_SOURCE: Final = "web"
 # Why a caller left: from a gateway or keypad …
@@ -140,13 +141,16 @@ class Assign:
 @dataclass(frozen=True, slots=True)
 class Left:
     """A caller freed by the billboard: reason ``idle``, ``turn``, ``kicked`` or ``full``
-    (on the wire a ``leave``, as a gateway's `Leave` is)."""
+    (on the wire a ``leave``, as a gateway's `Leave` is); a kick says how many seconds
+    the caller is refused (`ban_s`, relative: the billboard's and a phone's clocks differ)."""
 
     caller: str
     reason: str
+    ban_s: float | None = None
 
     def to_data(self) -> dict[str, Any]:
-        return {"event": "leave", "caller": self.caller, "reason": self.reason}
+        data = {"event": "leave", "caller": self.caller, "reason": self.reason}
+        return data if self.ban_s is None else {**data, "ban_s": round(self.ban_s)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,9 +475,10 @@ def read_billboard(data: object) -> BillboardEvent | Refused:
     assert isinstance(caller, str)
     if kind == "leave":
         reason = data.get("reason")
+        ban_s = _number(data.get("ban_s")) if data.get("ban_s") is not None else None
         if not isinstance(reason, str) or reason not in LEAVE_REASONS:
             return Refused("bad_event", "a leave needs a reason")
-        return Left(caller, reason)
+        return Left(caller, reason, None if ban_s is None else min(max(ban_s, 0.0), 86_400.0))
     track, color, line = data.get("track"), data.get("color"), _int(data.get("line", 0), 0, 2**31)
     if line is None:
         return Refused("bad_event", '"line" must be a place in the line (0: playing)')
@@ -575,20 +580,11 @@ def to_data(event: InputEvent | BillboardEvent) -> dict[str, Any]:
     if isinstance(event, Assign | Left | State):
         return event.to_data()
     if isinstance(event, Join):
-        return {
-            "event": "join",
-            "caller": event.caller,
-            "source": event.source,
-            "display": event.display,
-            "nick": event.nick,
-        }
+        who = {"caller": event.caller, "source": event.source, "display": event.display}
+        return {"event": "join", **who, "nick": event.nick}
     if isinstance(event, Digit):
-        return {
-            "event": "digit",
-            "caller": event.caller,
-            "digit": event.digit,
-            "source": event.source,
-        }
+        pressed = {"digit": event.digit, "source": event.source}
+        return {"event": "digit", "caller": event.caller, **pressed}
     if isinstance(event, Leave):
         return {"event": "leave", "caller": event.caller, "reason": event.reason}
     return {"event": "command", "name": event.name, "args": dict(event.args)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from . import channels, events
+from . import callers, channels, events
 
 MODULE_PATH: Final = "web/js/contract.js"
 
@@ -41,6 +41,9 @@ def web_contract() -> dict[str, Any]:
         "tempo_min_bpm": int(events.TEMPO_MIN_BPM),
         "tempo_max_bpm": int(events.TEMPO_MAX_BPM),
         "facade_max": events.FACADE_MAX,
+        "play_modes": {name: name for name in callers.PLAY_MODES},
+        "notices": {name: name for name in callers.NOTICE_CODES},
+        "digest_keepalive_s": callers.DIGEST_KEEPALIVE_S,
     }
 
 
@@ -61,6 +64,9 @@ _EXPORTS: Final = (
     ("MIN_BPM", "CONTRACT.tempo_min_bpm"),
     ("MAX_BPM", "CONTRACT.tempo_max_bpm"),
     ("FACADE_MAX", "CONTRACT.facade_max"),
+    ("PLAY_MODE", "CONTRACT.play_modes"),
+    ("NOTICE", "CONTRACT.notices"),
+    ("DIGEST_KEEPALIVE_S", "CONTRACT.digest_keepalive_s"),
 )
 
 

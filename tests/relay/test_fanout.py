@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay import protocol
-from relay.fanout import BIG_FLUSH, BIG_FLUSH_GAP_S, SHED_TO, FanOut, Limits, Outbox, event_cost
+from relay.channel import event_cost
+from relay.fanout import BIG_FLUSH, BIG_FLUSH_GAP_S, SHED_TO, FanOut, Limits, Outbox
 from relay.protocol import ProtocolError, installation_channels
 
 
@@ -294,7 +295,7 @@ def cost_of(data: dict[str, Any]) -> int:
 
 
 def held(rig: Rig, name: str) -> list[int]:
-    return [seq for seq, _, _ in rig.fanout.channels[name].history]
+    return [seq for seq, *_ in rig.fanout.channels[name].history]
 
 
 PAD = {"x": "y" * 1000}
@@ -401,10 +402,10 @@ def test_history_bytes_always_match_what_is_held_and_stay_within_both_bounds(
             rig.sweep()
         total = 0
         for ch in rig.fanout.channels.values():
-            seqs = [seq for seq, _, _ in ch.history]
+            seqs = [seq for seq, *_ in ch.history]
             assert seqs == list(range(ch.first_held(), ch.first_held() + len(seqs)))
             assert not seqs or seqs[-1] <= ch.seq
-            assert ch.history_bytes == sum(event_cost(e) for _, _, e in ch.history) <= 5000
+            assert ch.history_bytes == sum(event_cost(e) for _, _, e, _ in ch.history) <= 5000
             assert len(seqs) <= 8
             total += ch.history_bytes
         assert rig.fanout.history_bytes == total <= 8000

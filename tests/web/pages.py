@@ -49,9 +49,19 @@ async def new_context(browser: Browser, **options: Any) -> BrowserContext:
     return context
 
 
-async def open_keypad(browser: Browser, base_url: str, query: str = "", **context: Any) -> Page:
-    """A keypad in a fresh context (its own sessionStorage: a new caller), connected."""
+# The keypad asks a first-time visitor for a nickname before showing the pad; a test
+# that is not about the nickname has been asked already (and skipped it).
+ASKED_ALREADY = "try { localStorage.setItem('dialjam.asked', 'yes') } catch {}"
+
+
+async def open_keypad(
+    browser: Browser, base_url: str, query: str = "", ask_nick: bool = False, **context: Any
+) -> Page:
+    """A keypad in a fresh context (its own sessionStorage: a new caller), connected;
+    with `ask_nick`, as a first-time visitor who is asked for a nickname."""
     ctx = await new_context(browser, **context)
+    if not ask_nick:
+        await ctx.add_init_script(ASKED_ALREADY)
     page = await ctx.new_page()
     await page.goto(f"{base_url}/keypad{query}")
     await wait_online(page)

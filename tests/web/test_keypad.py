@@ -17,6 +17,7 @@ from tests.support.processes import free_port, start_billboard
 from tests.support.relay import BILLBOARD, PUBLISHER, StartRelay
 from tests.web.pages import (
     ARTIFACTS,
+    ASKED_ALREADY,
     PAGE_WAIT_S,
     PHONE,
     TEST_BUDGET_S,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Response
 
 
-async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order(
+async def test_opening_takes_no_track_and_the_first_tap_joins_before_its_digit(
     start_relay: StartRelay, browser: Browser
 ) -> None:
     relay = await start_relay()
@@ -50,6 +51,9 @@ async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order
     await synced(listener)
     page = await open_keypad(browser, relay.url, **PHONE)
     caller = await caller_of(page)
+    await expect(page.locator("#said-main")).to_have_text("Press any key to play")
+    with pytest.raises(TimeoutError):  # an onlooker who only opened the page holds nothing
+        await received(listener, 1, timeout=1.0)
     for name in ("1", "5", "9", "Hash"):
         await page.get_by_role("button", name=name, exact=True).tap()
     events = await received(listener, 5)
@@ -63,13 +67,15 @@ async def test_tapping_1_5_9_hash_publishes_a_join_then_the_four_digits_in_order
     assert events[1:] == [
         {"event": "digit", "caller": caller, "digit": d, "source": "web"} for d in "159#"
     ]
-    # A reload keeps the caller's pseudonym; leaving the page says goodbye (best effort).
+    # A reload keeps the caller's pseudonym; leaving the page says goodbye (best effort),
+    # and the page opened again takes no place until a key is pressed.
     await page.reload()
     await wait_online(page)
     assert await caller_of(page) == caller
-    leave, rejoin = await received(listener, 2)
+    leave = (await received(listener, 1))[0]
     assert leave == {"event": "leave", "caller": caller, "reason": "closed"}
-    assert rejoin["event"] == "join" and rejoin["caller"] == caller
+    with pytest.raises(TimeoutError):
+        await received(listener, 1, timeout=0.5)
 
 
 async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_else(
@@ -82,13 +88,16 @@ async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_e
     said = page.locator("#said-main")
 
     async def tell(data: dict[str, Any]) -> None:
-        await billboard.send_str(frame("plaza.north:state", data))
+        await billboard.send_str(frame("plaza.north:callers", data))
 
-    await tell({"event": "assign", "caller": "c-someoneelse", "track": "lead", "line": 0})
+    await page.keyboard.press("5")  # joins
     await tell({"event": "assign", "caller": caller, "track": None, "color": None, "line": 3})
     await expect(said).to_have_text("You are 3rd in line")
-    await tell({"event": "assign", "caller": caller, "track": "bass", "color": "#8a5cf6"})
+    bass = {"event": "assign", "caller": caller, "track": "bass", "color": "#8a5cf6"}
+    await tell({**bass, "line": 0, "mode": "chord_tones", "region": [2, 3]})
     await expect(said).to_have_text("You are the bass")
+    await expect(page.locator("#keys-help")).to_contain_text("notes of the chord")
+    await expect(page.locator("#where")).to_contain_text("windows 3–5")
     assert await page.locator("#said").get_attribute("data-color") == "#8a5cf6"
     swatch = await page.locator("#swatch").evaluate("e => getComputedStyle(e).backgroundColor")
     assert swatch == "rgb(138, 92, 246)"
@@ -96,12 +105,11 @@ async def test_the_keypad_tells_its_caller_what_the_billboard_said_and_nothing_e
     await expect(said).to_have_text("Your turn is over — press a key to play again")
     await tell({"event": "leave", "caller": caller, "reason": "full"})
     await expect(said).to_have_text("The line is full")
-    await tell({"event": "leave", "caller": caller, "reason": "kicked"})
-    await expect(said).to_have_text("You were removed by the operator")
-    await tell({"event": "leave", "caller": "c-someoneelse", "reason": "idle"})
-    await tell({"event": "state", "tempo": 112, "tracks": [], "line": [caller]})
-    await page.wait_for_timeout(200)
-    await expect(said).to_have_text("You were removed by the operator")
+    await tell({"event": "leave", "caller": caller, "reason": "kicked", "ban_s": 95})
+    await expect(said).to_have_text("The operator took your turn")
+    await expect(page.locator("#said-more")).to_contain_text("You can play again in 1:3")
+    await page.keyboard.press("5")  # pressing again says why nothing plays
+    await expect(said).to_contain_text("Not yet — wait 1:3")
 
 
 async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_one_its_place(
@@ -114,8 +122,11 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
             watcher = await subscribe(session, f"ws://127.0.0.1:{port}/ws", "dialjam:state")
             await synced(watcher)
             first = await open_keypad(browser, base, **PHONE)
+            await first.get_by_role("button", name="5", exact=True).tap()
             # The first caller takes the lead, over the groove bed.
             await expect(first.locator("#said-main")).to_have_text("You are the lead")
+            await expect(first.locator("#keys-help")).to_contain_text("notes of the scale")
+            await expect(first.locator("#where")).to_contain_text("from the left")
             lead = next(t for t in DEFAULT_TRACKS if t.name == "lead")
             assert await first.locator("#said").get_attribute("data-color") == lead.color
             # Seven callers by phone take the other tracks, two more wait in line…
@@ -131,6 +142,7 @@ async def test_a_keypad_shows_its_instrument_from_a_real_billboard_and_a_later_o
                         told.add(data["caller"])
             # …so the next keypad is third in line.
             later = await open_keypad(browser, base, **PHONE)
+            await later.keyboard.press("1")
             await expect(later.locator("#said-main")).to_have_text("You are 3rd in line")
             await expect(first.locator("#said-main")).to_have_text("You are the lead")
     finally:
@@ -152,6 +164,8 @@ async def test_fifty_keypads_at_once_deliver_every_digit(
     await synced(listener)
     # Five contexts of ten tabs: every tab has its own sessionStorage, so its own caller.
     contexts = [await new_context(browser) for _ in range(5)]
+    for context in contexts:
+        await context.add_init_script(ASKED_ALREADY)
     url = f"{relay.url}/keypad"
 
     async def play(page: Page) -> None:
@@ -185,8 +199,9 @@ async def test_every_control_has_an_accessible_name_and_screenshots_are_saved(
     sizes = {"phone_390x844": PHONE, "phone_320x568": small, "desktop_1280x800": desktop}
     for label, context in sizes.items():
         page = await open_keypad(browser, relay.url, **context)
+        await page.keyboard.press("2")
         assign = {"event": "assign", "caller": await caller_of(page), "track": "bass"}
-        await billboard.send_str(frame("dialjam:state", {**assign, "color": "#8a5cf6"}))
+        await billboard.send_str(frame("dialjam:callers", {**assign, "color": "#8a5cf6"}))
         await expect(page.locator("#said-main")).to_have_text("You are the bass")
         # Nothing sticks out sideways, even at 320 px, and all twelve keys are on screen…
         width = await page.evaluate("document.documentElement.scrollWidth")
@@ -208,8 +223,7 @@ async def test_every_control_has_an_accessible_name_and_screenshots_are_saved(
     ]
     assert controls and all(name.strip() for _, name in controls), controls
     names = {name for role, name in controls if role == "button"}
-    assert names >= {*"0123456789", "Star", "Hash", "Key tones", "Save nickname"}
-    assert ("textbox", "Nickname on the building (optional)") in controls
+    assert names >= {*"0123456789", "Star", "Hash", "Sound preview", "Nickname"}
 
 
 async def test_the_keypad_works_with_the_keyboard_alone(
@@ -229,12 +243,14 @@ async def test_the_keypad_works_with_the_keyboard_alone(
     outline = await focused.evaluate("e => getComputedStyle(e).outlineStyle")
     assert outline not in ("", "none")
     await page.keyboard.press("Enter")
-    # The tones toggle and the nickname field are reachable too.
-    while await focused.get_attribute("id") != "tones":
+    # The sound toggle and the nickname are reachable too.
+    while await focused.get_attribute("id") != "sound":
         await page.keyboard.press("Tab")
     await page.keyboard.press("Space")
-    await expect(page.locator("#tones")).to_have_attribute("aria-pressed", "false")
+    await expect(page.locator("#sound")).to_have_attribute("aria-pressed", "false")
     await page.keyboard.press("Tab")
+    assert await focused.get_attribute("id") == "nick-change"
+    await page.keyboard.press("Enter")
     assert await focused.get_attribute("id") == "nick"
     # Digits typed into the nickname are letters of a name, not notes; the page keeps
     # only what the facade may show.
@@ -251,6 +267,7 @@ async def test_the_keypad_works_with_the_keyboard_alone(
         "nick": "Ada7 b",
     }
     # A nickname that could be a phone number never leaves the page.
+    await page.get_by_role("button", name="Nickname: Ada7 b").click()
     await page.locator("#nick").fill("555 1234")
     await page.keyboard.press("Enter")
     await expect(page.locator("#nick-help")).to_contain_text("must not look like a phone number")
@@ -259,8 +276,8 @@ async def test_the_keypad_works_with_the_keyboard_alone(
     # Remembered: a new page of this browser has the tones off and the saved nickname.
     again = await page.context.new_page()
     await again.goto(f"{relay.url}/keypad")
-    await expect(again.locator("#tones")).to_have_attribute("aria-pressed", "false")
-    await expect(again.locator("#nick")).to_have_value("Ada7 b")
+    await expect(again.locator("#sound")).to_have_attribute("aria-pressed", "false")
+    await expect(again.get_by_role("button", name="Nickname: Ada7 b")).to_be_visible()
 
 
 async def test_the_keypad_says_when_the_installation_is_offline_and_reconnects_by_itself(
@@ -273,8 +290,9 @@ async def test_the_keypad_says_when_the_installation_is_offline_and_reconnects_b
         await relay.stop()
         link = page.locator("#link")
         await expect(link).to_have_attribute("data-state", "offline")
-        await expect(link).to_contain_text("The installation is offline")
-        await expect(link).to_contain_text("not played later")
+        await expect(page.locator("#said-main")).to_have_text("The installation is offline")
+        await expect(page.locator("#said-more")).to_contain_text("not played later")
+        assert "offline" in (await page.locator("#pad").get_attribute("class") or "")
         await page.keyboard.press("7")  # not kept for later: music is live
         await expect(page.locator("#said-main")).to_have_text(
             "Not played: the installation is offline"
@@ -311,8 +329,8 @@ async def test_the_whole_keypad_page_weighs_under_60_kb(
         "/",
         "/css/keypad.css",
         "/js/contract.js",  # the contract, generated from relay/contract
-        "/js/dtmf.js",
         "/js/keypad.js",
+        "/js/preview.js",  # a short preview of the caller's instrument
         "/js/relay.js",
         "/session",  # the caller session the relay stamps on the tab's events
     ]
@@ -327,5 +345,6 @@ async def test_a_link_with_an_invalid_channel_is_refused_plainly(
     context = await new_context(browser, **PHONE)
     page = await context.new_page()
     await page.goto(f"{relay.url}/keypad?channel=no%20spaces%21")
-    await expect(page.locator("#link")).to_contain_text("channel name is not valid")
+    await expect(page.locator("#said-main")).to_have_text("This link does not lead to a show")
+    await expect(page.locator("#said-more")).to_contain_text("channel name is not valid")
     await expect(page.get_by_role("button", name="5", exact=True)).to_be_disabled()

@@ -37,7 +37,9 @@ export const CONTRACT = Object.freeze({
     "leave": "leave",
     "command": "command",
     "assign": "assign",
-    "state": "state"
+    "state": "state",
+    "notice": "notice",
+    "digest": "digest"
   },
   "leave_reasons": {
     "closed": "closed",
@@ -76,7 +78,17 @@ export const CONTRACT = Object.freeze({
   "caller_max_digits": 4,
   "tempo_min_bpm": 40,
   "tempo_max_bpm": 240,
-  "facade_max": 64
+  "facade_max": 64,
+  "play_modes": {
+    "drums": "drums",
+    "scale": "scale",
+    "chord_tones": "chord_tones",
+    "chord": "chord"
+  },
+  "notices": {
+    "paused": "paused"
+  },
+  "digest_keepalive_s": 10.0
 });
 
 export const KEYS = CONTRACT.keys;
@@ -94,6 +106,9 @@ export const CALLER_MAX_DIGITS = CONTRACT.caller_max_digits;
 export const MIN_BPM = CONTRACT.tempo_min_bpm;
 export const MAX_BPM = CONTRACT.tempo_max_bpm;
 export const FACADE_MAX = CONTRACT.facade_max;
+export const PLAY_MODE = CONTRACT.play_modes;
+export const NOTICE = CONTRACT.notices;
+export const DIGEST_KEEPALIVE_S = CONTRACT.digest_keepalive_s;
 
 /** NAME:state, NAME:control, NAME:callers of the installation `name`. */
 export const stateChannel = (name) => `${name}${CONTRACT.suffixes.state}`;

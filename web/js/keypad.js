@@ -1,27 +1,47 @@
-// The mobile keypad: every press is a `digit` event on the installation's channel;
-// what the billboard says back (`assign`, `leave` on CHANNEL:state) is shown here.
+// The mobile keypad. Opening it takes no track: it listens on CHANNEL:callers (its
+// own caller's news and a small digest, never the whole show) and joins on the first
+// key pressed; every press is then a `digit` on the installation's channel. Every
+// state is said plainly in #said (#said-main is the live region a screen reader reads).
 
 import { RelayLink, relayUrl } from "./relay.js";
-import { playTone } from "./dtmf.js";
+import { preview } from "./preview.js";
 import {
   CALLER_MAX_DIGITS,
   CHANNEL_ID,
   DEFAULT_CHANNEL,
+  DIGEST_KEEPALIVE_S,
   EVENT,
   KEYS,
   LEAVE_REASON,
   NICK_MAX,
+  NOTICE,
+  PLAY_MODE,
   WEB_SOURCE,
-  stateChannel,
+  callersChannel,
 } from "./contract.js";
 
 const $ = (id) => document.getElementById(id);
 
+// -- storage (may be disabled in private modes: the page still plays) -------------------
+
+const stored = (key, fallback) => {
+  try {
+    return localStorage.getItem(key) ?? fallback;
+  } catch {
+    return fallback;
+  }
+};
+const store = (key, value) => {
+  try {
+    localStorage.setItem(key, value);
+  } catch {}
+};
+
 // -- who and where ---------------------------------------------------------------------
 
 // The relay gives this tab a caller session (POST /session): a signed pseudonym that
-// the relay stamps on everything the tab sends, so nobody can play as someone else. It
-// is kept across reloads (sessionStorage) and renewed for the same caller when it expires.
+// the relay stamps on everything the tab sends and uses to hand it only its own news.
+// It is kept across reloads (sessionStorage) and renewed for the same caller.
 const SESSION_KEY = "dialjam.session";
 let session = null; // {session, caller, expires}
 
@@ -61,9 +81,7 @@ function ensureSession(force = false) {
         asking = null;
         return ensureSession(true);
       }
-      if (answer.code === "rate_limited") say("Busy here — trying again in a moment", "");
-      else if (answer.code === "unknown_channel")
-        say("This installation is not playing", "Scan the code on the building again.");
+      if (answer.code === "unknown_channel") show("invalid", "This installation is not playing", "Scan the code on the building again.");
       throw new Error(answer.code ?? `HTTP ${r.status}`);
     })
     .finally(() => {
@@ -83,69 +101,131 @@ function ordinal(n) {
   return `${n}${suffix}`;
 }
 
+const clock = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+
 const channel = new URLSearchParams(location.search).get("channel") ?? DEFAULT_CHANNEL;
 session = storedSession();
-const stored = (key, fallback) => {
-  try {
-    return localStorage.getItem(key) ?? fallback;
-  } catch {
-    return fallback; // storage can be disabled (private modes); the page still plays
-  }
-};
-const store = (key, value) => {
-  try {
-    localStorage.setItem(key, value);
-  } catch {}
-};
 let nick = cleanNick(stored("dialjam.nick", "")).trim() || null;
-let tones = stored("dialjam.tones", "on") !== "off";
-let missed = false; // a key was pressed while offline
+let sound = stored("dialjam.sound", "on") !== "off";
+
+// What the page knows: `joined` once a key was pressed (and until the turn ends).
+const me = {
+  joined: false,
+  track: null,
+  color: null,
+  mode: null,
+  region: null,
+  line: 0,
+  bannedUntil: 0, // Date.now() ms
+  nudged: 0, // when a key was pressed while refused
+  shift: 0,
+  state: "ready",
+};
+let digest = null;
+let digestAt = 0;
+let online = false;
 
 // -- what the person sees ---------------------------------------------------------------
 
-function setLink(state, text) {
-  const el = $("link");
-  el.dataset.state = state;
-  el.textContent = text;
+const KEYS_HELP = {
+  [PLAY_MODE.drums]: "Each key picks a beat · # a fill · * an accent",
+  [PLAY_MODE.scale]: "1–9 and 0 play notes of the scale · * lower · # higher",
+  [PLAY_MODE.chord_tones]: "1–9 and 0 play notes of the chord · * lower · # higher",
+  [PLAY_MODE.chord]: "1–9 and 0 play the chord in new shapes · * lower · # higher",
+};
+
+function where() {
+  if (!me.track) return "";
+  if (!me.region) return "Watch for your colour on the building.";
+  const [first, count] = me.region;
+  const of = digest?.bays ? ` of ${digest.bays}` : "";
+  const windows =
+    count > 1 ? `windows ${first + 1}–${first + count}${of}` : `window ${first + 1}${of}`;
+  return `Your part: ${windows}, from the left.`;
 }
 
-function say(main, more = "", color = null, extra = {}) {
+/** Say `main` (read out by screen readers) and `more`, in state `state`. */
+function show(state, main, more = "", color = null) {
+  me.state = state;
   const box = $("said");
   if (!/^#[0-9a-fA-F]{6}$/.test(color ?? "")) color = null; // a colour, never url(…)
-  $("said-main").textContent = main;
-  $("said-more").textContent = more;
-  box.dataset.track = extra.track ?? "";
-  box.dataset.line = extra.line ?? "";
+  box.dataset.state = state;
   box.dataset.color = color ?? "";
-  box.style.setProperty("--track", color ?? "transparent");
-  document.documentElement.style.setProperty("--accent", color ?? "");
+  box.dataset.track = state === "playing" ? me.track ?? "" : "";
+  box.dataset.line = state === "line" ? String(me.line) : "";
+  box.style.setProperty("--track", color ?? "#444");
+  document.documentElement.style.setProperty("--accent", color ?? "#ffffff");
+  if ($("said-main").textContent !== main) $("said-main").textContent = main;
+  $("said-more").textContent = more;
+  $("keys-help").textContent = state === "playing" ? KEYS_HELP[me.mode] ?? "" : "";
+  $("where").textContent = state === "playing" ? where() : "";
+  $("pad").classList.toggle("waiting", state === "kicked");
+}
+
+function crowd() {
+  if (!digest) return "Your keys play music on the building.";
+  const playing = digest.playing === 1 ? "1 person plays" : `${digest.playing} people play`;
+  return `${playing} now, ${digest.waiting} waiting · ${digest.tempo} bpm in ${digest.key} ${digest.scale}`;
+}
+
+/** The state the page rests in when nothing new was said. */
+function settle() {
+  if (!online) return;
+  const left = Math.ceil((me.bannedUntil - Date.now()) / 1000);
+  if (left > 0) {
+    // A press while refused is answered for a few seconds, then the countdown goes on.
+    const main = Date.now() - me.nudged < 4000 ? `Not yet — wait ${clock(left)}` : "The operator took your turn";
+    return show("kicked", main, `You can play again in ${clock(left)}.`);
+  }
+  if (me.track) return show("playing", `You are the ${me.track}`, "", me.color);
+  if (me.joined && me.line > 0) {
+    const resting = digest?.paused ? "The building is resting: you keep your place." : "You get an instrument when one is free. Keep this page open.";
+    return show("line", `You are ${ordinal(me.line)} in line`, resting);
+  }
+  if (me.joined) return show("joining", "Finding you an instrument…");
+  if (digest?.paused) return show("resting", "The building is resting", "Press a key to wait in line for the next turn.");
+  if (me.state === "full" || me.state === "over") return;
+  show("ready", "Press any key to play", crowd());
 }
 
 function heard(msg) {
   if (msg.type === "error") {
-    if (msg.code === "rate_limited") say("Slow down a little", "Some keys were not played.");
+    if (msg.code === "rate_limited") show(me.state, "Slow down a little", "Some keys were not played.");
     else if (msg.code === "bad_session" || msg.code === "session_expired")
-      ensureSession(true).then(join, () => {});
+      ensureSession(true).then(listen, () => {});
     return;
   }
-  if (msg.type !== "event" || msg.id !== stateChannel(channel)) return;
-  const data = msg.data;
-  if (!data || !session || data.caller !== session.caller) return; // `state` and others' news
+  if (msg.type !== "event" || msg.id !== callersChannel(channel)) return;
+  const data = msg.data ?? {};
+  if (data.event === EVENT.digest) {
+    digest = data;
+    digestAt = Date.now();
+    if (me.state === "ready" || me.state === "resting" || me.state === "line") settle();
+    else if (me.state === "playing") $("where").textContent = where();
+    return;
+  }
+  if (!session || data.caller !== session.caller) return; // the relay sends only ours
   if (data.event === EVENT.assign) {
-    if (data.track) {
-      say(`You are the ${data.track}`, "Your keys play on the building in this colour.", data.color, {
-        track: data.track,
-      });
-    } else if (data.line > 0) {
-      say(`You are ${ordinal(data.line)} in line`, "You will get an instrument when one is free. Keep this page open.", null, {
-        line: String(data.line),
-      });
-    }
+    me.joined = true;
+    me.track = data.track ?? null;
+    me.color = data.color ?? null;
+    me.mode = data.mode ?? me.mode;
+    me.region = Array.isArray(data.region) ? data.region : null;
+    me.line = data.line ?? 0;
+    if (!me.track) me.shift = 0;
+    settle();
   } else if (data.event === EVENT.leave) {
-    if (data.reason === LEAVE_REASON.kicked) say("You were removed by the operator", "Please try again later.");
-    else if (data.reason === LEAVE_REASON.full)
-      say("The line is full", "Many people are playing. Try again in a few minutes.");
-    else say("Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
+    Object.assign(me, { joined: false, track: null, color: null, region: null, line: 0, shift: 0 });
+    if (data.reason === LEAVE_REASON.kicked) {
+      me.bannedUntil = Date.now() + 1000 * Math.max(0, Number(data.ban_s) || 0);
+      settle();
+    } else if (data.reason === LEAVE_REASON.full) {
+      show("full", "The line is full", "Many people are playing. Press a key to try again in a minute.");
+    } else {
+      show("over", "Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
+    }
+  } else if (data.event === "notice" && data.code === NOTICE.paused) {
+    settle();
   }
 }
 
@@ -153,63 +233,115 @@ function heard(msg) {
 
 const link = new RelayLink(relayUrl(), {
   onOpen() {
-    // Subscribe before joining, so the billboard's answer to the join reaches us.
-    // NAME:state must itself be a valid id (≤ 64 characters).
-    const state = stateChannel(channel);
-    if (CHANNEL_ID.test(state)) link.send({ type: "subscriber", id: state, v: 2 });
-    if (missed) say("Back online — press a key to play");
-    missed = false;
-    ensureSession().then(join, () => {}); // renews an expiring session first
+    online = true;
+    $("pad").classList.remove("offline");
+    ensureSession().then(listen, () => {});
+    settle();
   },
   onMessage: heard,
   onStatus(status, retryMs) {
-    if (status === "online") setLink("online", `Connected — playing on “${channel}”`);
-    else if (status === "connecting") setLink("connecting", "Connecting to the installation…");
-    else
-      setLink(
-        "offline",
-        `The installation is offline. Trying again in ${Math.ceil(retryMs / 1000)} s. ` +
-          "Keys pressed now are not played later.",
-      );
+    if (status === "online") setLink("online", `Connected to “${channel}”`);
+    else if (status === "connecting") setLink("connecting", "Connecting…");
+    else {
+      online = false;
+      $("pad").classList.add("offline");
+      setLink("offline", `Offline — trying again in ${Math.ceil(retryMs / 1000)} s`);
+      show("offline", "The installation is offline", "Keys pressed now are not played later.");
+    }
   },
 });
 
+function setLink(state, text) {
+  const el = $("link");
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+/** Hear this caller's news (and the digest): the relay knows the caller by the session. */
+function listen() {
+  if (!session) return;
+  link.send({ type: "subscriber", id: callersChannel(channel), v: 2, session: session.session });
+  if (me.joined) join(); // back after a drop: the billboard tells our place again
+}
+
 function publish(data) {
   // The relay puts this session's caller on the event, whatever it says.
-  if (!session) {
-    ensureSession().then(join, () => {});
-    return link.online;
-  }
+  if (!session) return false;
   return link.send({ type: "publisher", id: channel, session: session.session, data });
 }
 
 function join() {
   // A second join is harmless: the billboard refreshes the caller and tells its place again.
-  publish({ event: EVENT.join, source: WEB_SOURCE, nick });
+  return publish({ event: EVENT.join, source: WEB_SOURCE, nick });
 }
 
 // -- keys ------------------------------------------------------------------------------
 
-function press(key) {
-  const button = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+function flash(key) {
+  const button = document.querySelector(`#pad [data-key="${CSS.escape(key)}"]`);
   button?.classList.add("down");
-  setTimeout(() => button?.classList.remove("down"), 120);
-  navigator.vibrate?.(15);
-  if (tones) playTone(key);
-  // Music is live: a key pressed while offline is dropped, never replayed later.
-  if (!publish({ event: EVENT.digit, digit: key, source: WEB_SOURCE })) {
-    say("Not played: the installation is offline", "Keys pressed now are not played later.");
-    missed = true;
+  setTimeout(() => button?.classList.remove("down"), 160);
+}
+
+function nudge() {
+  const box = $("said");
+  box.classList.remove("nudge");
+  void box.offsetWidth; // restart the animation
+  box.classList.add("nudge");
+}
+
+function press(key) {
+  flash(key);
+  navigator.vibrate?.(12);
+  const left = Math.ceil((me.bannedUntil - Date.now()) / 1000);
+  if (left > 0) {
+    // Not sent: the billboard would refuse it anyway. Say so, every time.
+    nudge();
+    me.nudged = Date.now();
+    settle();
+    return;
   }
+  if (!online) {
+    nudge();
+    show("offline", "Not played: the installation is offline", "Keys pressed now are not played later.");
+    return;
+  }
+  if (sound) preview(key, me.mode, me.track, me.shift);
+  if (me.track && me.mode !== PLAY_MODE.drums && (key === "*" || key === "#"))
+    me.shift = Math.max(-1, Math.min(1, me.shift + (key === "*" ? -1 : 1)));
+  if (!me.joined) {
+    // The first press takes a place: nobody who only looks holds a track.
+    if (!join()) return;
+    me.joined = true;
+    settle();
+  }
+  publish({ event: EVENT.digit, digit: key, source: WEB_SOURCE });
+}
+
+// -- the nickname, asked once before the pad ------------------------------------------
+
+function askNick(first) {
+  document.body.classList.add("asking");
+  $("nick-form").hidden = false;
+  $("nick").value = nick ?? "";
+  $("nick-skip").textContent = first ? "Skip" : "Cancel";
+  $("nick").focus();
+}
+
+function doneNick() {
+  store("dialjam.asked", "yes");
+  document.body.classList.remove("asking");
+  $("nick-form").hidden = true;
+  $("nick-change").textContent = nick ? `Nickname: ${nick}` : "Nickname";
 }
 
 function start() {
   if (!CHANNEL_ID.test(channel)) {
-    setLink("offline", "This link's channel name is not valid. Scan the code on the building again.");
-    for (const b of document.querySelectorAll("#pad button")) b.disabled = true;
+    setLink("invalid", "Link not valid");
+    show("invalid", "This link does not lead to a show", "Its channel name is not valid. Scan the code on the building again.");
+    for (const b of document.querySelectorAll("button")) b.disabled = true;
     return;
   }
-
   const pad = $("pad");
   // Press on pointerdown, not click: a click waits for the finger to lift, and every
   // millisecond counts on a shared beat.
@@ -224,45 +356,52 @@ function start() {
   });
   document.addEventListener("keydown", (e) => {
     if (e.repeat || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.target instanceof HTMLInputElement) return; // typing a nickname
+    if (e.target instanceof HTMLInputElement || document.body.classList.contains("asking")) return;
     if (KEYS.includes(e.key) && e.key.length === 1) {
       e.preventDefault();
       press(e.key);
     }
   });
 
-  const tonesButton = $("tones");
-  const showTones = () => tonesButton.setAttribute("aria-pressed", String(tones));
-  showTones();
-  tonesButton.addEventListener("click", () => {
-    tones = !tones;
-    store("dialjam.tones", tones ? "on" : "off");
-    showTones();
+  const soundButton = $("sound");
+  const showSound = () => soundButton.setAttribute("aria-pressed", String(sound));
+  showSound();
+  soundButton.addEventListener("click", () => {
+    sound = !sound;
+    store("dialjam.sound", sound ? "on" : "off");
+    showSound();
   });
 
   const input = $("nick");
-  input.value = nick ?? "";
   input.addEventListener("input", () => {
     const clean = cleanNick(input.value);
     if (clean !== input.value) input.value = clean;
   });
-  const saveNick = (e) => {
-    e?.preventDefault();
+  $("nick-form").addEventListener("submit", (e) => {
+    e.preventDefault();
     const next = cleanNick(input.value).trim() || null;
-    input.value = next ?? "";
     if ((next?.match(/\p{N}/gu)?.length ?? 0) > CALLER_MAX_DIGITS) {
       // The billboard refuses these too: a phone number must never reach the building.
       $("nick-help").textContent = "At most 4 digits: a nickname must not look like a phone number.";
       return;
     }
-    if (next === nick) return;
+    const changed = next !== nick;
     nick = next;
     store("dialjam.nick", nick ?? "");
-    join(); // the billboard takes the new nickname from a fresh join
-    $("nick-help").textContent = nick ? `Saved: the building shows “${nick}”.` : "Nickname cleared.";
-  };
-  $("nick-form").addEventListener("submit", saveNick);
-  input.addEventListener("change", () => saveNick());
+    doneNick();
+    if (changed && me.joined) join(); // the billboard takes the new nickname from a fresh join
+  });
+  $("nick-skip").addEventListener("click", doneNick);
+  $("nick-change").addEventListener("click", () => askNick(false));
+  if (stored("dialjam.asked", "") !== "yes" && !nick) askNick(true);
+  else doneNick();
+
+  // A kick's countdown, and a building that stopped sending its digest.
+  setInterval(() => {
+    if (me.state === "kicked") settle();
+    const quiet = online && digestAt && Date.now() - digestAt > 2.5 * DIGEST_KEEPALIVE_S * 1000;
+    if (quiet) setLink("quiet", "The building is not answering right now");
+  }, 1000);
 
   // Phones suspend background tabs and drop networks: try again as soon as it helps.
   addEventListener("online", () => link.wake());
@@ -273,16 +412,9 @@ function start() {
     if (e.persisted) link.wake(); // back from the back-forward cache
   });
   addEventListener("pagehide", () => {
-    // Best effort: the page may be gone before this frame leaves; the billboard frees an
-    // idle caller's track by itself anyway.
-    if (!session) return;
-    const leave = {
-      type: "publisher",
-      id: channel,
-      session: session.session,
-      data: { event: EVENT.leave, reason: LEAVE_REASON.closed },
-    };
-    if (!link.send(leave)) return;
+    // Best effort, and only for a caller who took a place: the billboard frees an idle
+    // caller's track by itself anyway.
+    if (!me.joined || !publish({ event: EVENT.leave, reason: LEAVE_REASON.closed })) return;
     link.drop();
   });
 

@@ -132,10 +132,10 @@ def test_a_kicked_caller_is_refused_until_the_ban_ends() -> None:
     e.handle(Join("c-rude"), 0.0)
     e.take_updates()
     e.handle(Command("kick", {"caller": "c-rude"}), 1.0)
-    assert e.take_updates() == [Left("c-rude", "kicked")]
+    assert e.take_updates() == [Left("c-rude", "kicked", 60.0)]  # and for how long
     assert e.handle(Digit("c-rude", "1"), 2.0) == []  # a press is ignored, silently
     e.handle(Join("c-rude"), 3.0)
-    assert e.take_updates() == [Left("c-rude", "kicked")]  # a join is told why
+    assert e.take_updates() == [Left("c-rude", "kicked", 58.0)]  # a join is told why
     e.handle(Join("c-rude"), 62.0)
     assert e.take_updates() == [Assign("c-rude", "drums", "#f97316", 0)]
 

@@ -81,9 +81,13 @@ def test_designs_billboard_shapes_are_written_and_read_back() -> None:
         "line": 0,
     }
     waiting = Assign("c-bvvcbdcdt", None, None, 3)
-    kicked = Left("c-pfbnkdsvqt", "kicked")
-    assert to_data(kicked) == {"event": "leave", "caller": "c-pfbnkdsvqt", "reason": "kicked"}
-    for event in (seated, waiting, kicked):
+    kicked = Left("c-pfbnkdsvqt", "kicked", 120.0)
+    assert to_data(kicked) == {
+        "event": "leave", "caller": "c-pfbnkdsvqt", "reason": "kicked", "ban_s": 120
+    }  # fmt: skip
+    turn = Left("c-pfbnkdsvqt", "turn")
+    assert to_data(turn) == {"event": "leave", "caller": "c-pfbnkdsvqt", "reason": "turn"}
+    for event in (seated, waiting, kicked, turn):
         assert read_billboard(orjson.loads(orjson.dumps(to_data(event)))) == event
 
 
