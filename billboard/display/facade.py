@@ -203,7 +203,7 @@ class FacadeLights:
             centre = (left + right) // 2
             label = player_label(view)
             color = rgb(view.color)
-            px = self._text.fit(label, round(34 * unit), max(8, round((right - left) * 1.15)))
+            px = self._text.fit(label, round(48 * unit), max(8, round((right - left) * 1.15)))
             img = self._label(label, max(12, px), color, LABEL_ALPHA)
             place = img.get_rect(midtop=(centre, max(r.bottom for r in feet) + round(4 * unit)))
             screen.blit(img, place.clamp(screen_rect))
