@@ -360,6 +360,31 @@ def waiting_line(doc: dict[str, Any]) -> str:
 
 def frame_time(doc: dict[str, Any]) -> str:
     f, s = doc["figures"], doc["settings"]
+    if "runs" not in f:
+        return _frame_time_one_size(doc)
+    rows = []
+    for key, runs in f["runs"].items():
+        size, layout = key.split(" ", 1)
+        d, idle = runs["display"], runs["idle"]
+        target = f["target_p99_ms"].get(size)
+        rows.append(
+            f"  | {size.replace('x', '×')} | {layout} | {num(d['p50_ms'])} | "
+            f"**{num(d['p99_ms'])}** | {'≤ ' + format(target, 'g') if target else '—'} | "
+            f"{num(runs['display+hud']['p99_ms'])} | {num(idle['p99_ms'])} |"
+        )
+    return (
+        f"- **Frame time** (`bench/frame_time.py`): `Display.draw` on the SDL "
+        f"{doc['machine'].get('sdl_driver', 'dummy')} driver, 8 busy tracks, 4 waiting, "
+        f"100 events/s, every effect of the living facade on; {s['seconds']:g} s a run; "
+        f"milliseconds a frame. A naive redraw of everything is "
+        f"{times(f['naive_median_ratio'])} slower (median). {machine_line(doc)}\n\n"
+        "  | size | layout | p50 | p99 | target p99 | p99 with HUD | p99 idle show |\n"
+        "  |---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+def _frame_time_one_size(doc: dict[str, Any]) -> str:
+    f, s = doc["figures"], doc["settings"]
     d, hud, naive = f["display"], f["display+hud"], f["naive"]
     size = s["size"].replace("x", "×")
     return (

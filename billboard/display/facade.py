@@ -39,6 +39,7 @@ from .text import TextCache
 
 Points = list[tuple[int, int]]
 SPILL_ON_BEAT = 0.35  # the lit windows' spill swells with the pulse by this share
+FAINTEST_SPILL = 3  # of GLOW_LEVELS: a fainter light spills nothing worth its blit
 LABEL_ALPHA = 170  # the backing behind a label, so it reads over lit windows
 JOIN_LEVELS = 8  # steps of a join moment's fade (each a cached surface)
 
@@ -47,13 +48,15 @@ JOIN_LEVELS = 8  # steps of a join moment's fade (each a cached surface)
 class Pane:
     """A window in pixels: its `quad`, the polygon its light fills (`points`), the
     part inside its frame that its own unlit light fills (`inner`), the rectangle
-    around it, and whether its glow stays inside the facade without cutting."""
+    around it, and whether its glow and its widest ripple stay inside the facade
+    without cutting."""
 
     quad: Quad
     points: Points
     inner: Points
     box: pygame.Rect
     clear_of_edge: bool = True
+    ripple_clear: bool = True
 
 
 def panes_from_rects(rects: Sequence[pygame.Rect], frame: int) -> list[Pane]:
@@ -73,6 +76,19 @@ def panes_from_quads(quads: Sequence[Quad], boxes: Sequence[pygame.Rect]) -> lis
         points = [(round(x), round(y)) for x, y in quad]
         panes.append(Pane(quad, points, points, pygame.Rect(box)))
     return panes
+
+
+def ripple_rect(box: pygame.Rect, scale: float, width: int) -> pygame.Rect:
+    """The rectangle of a ripple `scale` times the size of window `box`, its ring
+    `width` pixels wide."""
+    ring = pygame.Rect(0, 0, round(box.width * scale), round(box.height * scale))
+    ring.center = box.center
+    return ring.inflate(2 * width, 2 * width)
+
+
+def ripple_width(unit: float) -> int:
+    """A ripple's ring width at `unit` (1.0 at 1080 lines)."""
+    return max(2, round(3 * unit))
 
 
 def _corners(r: pygame.Rect) -> Points:
@@ -135,25 +151,24 @@ class FacadeLights:
         spill = 1.0 + SPILL_ON_BEAT * beat_pulse(scene)
         cut: list[pygame.Rect] = []
         for pane, color, intensity, _ in lit:
-            glow = glows.glow(color, pane.box.width, pane.box.height)
             level = min(GLOW_LEVELS, max(0, round(intensity * spill * GLOW_LEVELS)))
-            halo = glow.halos[level]
+            if level < FAINTEST_SPILL:
+                continue
+            halo = glows.glow(color, pane.box.width, pane.box.height).halos[level]
             placed = halo.get_rect(center=pane.box.center)
             screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
             if not pane.clear_of_edge:
                 cut.append(placed)
         # A player's note ripples out of its window.
-        width = max(2, round(3 * unit))
+        width = ripple_width(unit)
         for pane, color, intensity, _ in lit:
             spread = ripple(intensity)
             if spread is None or spread >= 1.0:
                 continue
             scale = 1.0 + (RIPPLE_REACH - 1.0) * spread
-            ring = pygame.Rect(0, 0, round(pane.box.width * scale), round(pane.box.height * scale))
-            ring.center = pane.box.center
-            ring.inflate_ip(2 * width, 2 * width)
+            ring = ripple_rect(pane.box, scale, width)
             pygame.draw.ellipse(screen, mix(WINDOW_OFF, color, 0.9 * (1.0 - spread)), ring, width)
-            if mask is not None:
+            if mask is not None and not pane.ripple_clear:
                 cut.append(ring)
         if cut and mask is not None:
             for area in cut:  # black out what spilled past the facade's edge

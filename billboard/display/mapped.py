@@ -18,9 +18,10 @@ import pygame
 from billboard.engine.scene import Scene
 from billboard.projection import Homography, MappedFacade, Quad
 
+from .alive import RIPPLE_REACH
 from .background import qr_surface
 from .content import Banner, LegendLine, legend_lines
-from .facade import Pane, panes_from_quads
+from .facade import Pane, panes_from_quads, ripple_rect, ripple_width
 from .glows import Glows, halo_size
 from .layout import place_qr
 from .palette import ACCENT, BLACK, TEXT, WINDOW_FRAME, WINDOW_OFF, rgb
@@ -87,7 +88,8 @@ class MappedBackground:
         mask.set_colorkey(KEY)
         bg = pygame.Surface(size).convert()
         bg.fill(BLACK)
-        frame = max(1, round(2 * min(size[0] / 1920, size[1] / 1080)))
+        unit = min(size[0] / 1920, size[1] / 1080)  # as the layout's
+        frame = max(1, round(2 * unit))
         self.panes = panes_from_quads(mapped.windows, [bounds(q) for q in mapped.windows])
         for pane in self.panes:
             pygame.draw.polygon(bg, WINDOW_OFF, pane.points)
@@ -98,6 +100,9 @@ class MappedBackground:
             corners.center = pane.box.center  # where its halo will be blitted
             ends = (corners.topleft, corners.topright, corners.bottomleft, corners.bottomright)
             pane.clear_of_edge = all(_inside_mask(mask, p) for p in ends)
+            ring = ripple_rect(pane.box, RIPPLE_REACH, ripple_width(unit))
+            ends = (ring.topleft, ring.topright, ring.bottomleft, ring.bottomright)
+            pane.ripple_clear = all(_inside_mask(mask, p) for p in ends)
         self.surface, self.mask, self._key = bg, mask, key
         return True
 
