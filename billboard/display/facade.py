@@ -39,8 +39,8 @@ from .text import TextCache
 
 Points = list[tuple[int, int]]
 SPILL_ON_BEAT = 0.35  # the lit windows' spill swells with the pulse by this share
-FAINTEST_SPILL = 3  # of GLOW_LEVELS: a fainter light spills nothing worth its blit
-LABEL_ALPHA = 170  # the backing behind a label, so it reads over lit windows
+FAINTEST_SPILL = 4  # of GLOW_LEVELS: a fainter light spills nothing worth its blit
+FAINTEST_MARKS = 0.3  # a fainter window's pattern is too dark to see: not drawn
 JOIN_LEVELS = 8  # steps of a join moment's fade (each a cached surface)
 
 
@@ -112,12 +112,14 @@ class FacadeLights:
     def __init__(self, text: TextCache) -> None:
         self._text = text
         self._marks: dict[tuple[int, int, int, int, int, Marks], list[Points]] = {}
-        self._labels: dict[tuple[str, int, RGB, int], pygame.Surface] = {}
+        self._labels: dict[tuple[str, int, RGB], pygame.Surface] = {}
+        self._fits: dict[tuple[str, int, int], int] = {}
 
     def clear(self) -> None:
         """Forget what was made for the windows' sizes (laid out again)."""
         self._marks.clear()
         self._labels.clear()
+        self._fits.clear()
 
     def draw(
         self,
@@ -177,7 +179,7 @@ class FacadeLights:
         for pane, color, intensity, marks in lit:
             share = min(GLOW_LEVELS, max(0, round(intensity * GLOW_LEVELS))) / GLOW_LEVELS
             pygame.draw.polygon(screen, mix(WINDOW_OFF, color, share), pane.points)
-            if marks:
+            if marks and share >= FAINTEST_MARKS:
                 dark = mix(WINDOW_OFF, color, share * MARK_LEVEL)
                 for points in self._marks_of(pane, marks):
                     pygame.draw.polygon(screen, dark, points)
@@ -218,8 +220,8 @@ class FacadeLights:
             centre = (left + right) // 2
             label = player_label(view)
             color = rgb(view.color)
-            px = self._text.fit(label, round(48 * unit), max(8, round((right - left) * 1.15)))
-            img = self._label(label, max(12, px), color, LABEL_ALPHA)
+            px = self._fit(label, round(48 * unit), max(8, round((right - left) * 1.15)))
+            img = self._label(label, max(12, px), color)
             place = img.get_rect(midtop=(centre, max(r.bottom for r in feet) + round(4 * unit)))
             screen.blit(img, place.clamp(screen_rect))
             strength = join_strength(view, scene.time)
@@ -227,27 +229,37 @@ class FacadeLights:
                 joins.append((view, strength, centre, len(joins)))
         for view, strength, centre, order in joins:
             words = join_text(view)
-            px = self._text.fit(words, round(72 * unit), round(screen_rect.width * 0.6))
+            px = self._fit(words, round(72 * unit), round(screen_rect.width * 0.6))
             level = max(1, round(strength * JOIN_LEVELS))
             color = mix(BLACK, rgb(view.color), level / JOIN_LEVELS)
-            img = self._label(words, px, color, round(200 * level / JOIN_LEVELS))
+            img = self._label(words, px, color)
             # Several joining at once stand one above the other.
             y = (top + bottom) // 2 + (order % 3 - 1) * round(img.get_height() * 1.3)
             screen.blit(img, img.get_rect(center=(centre, y)).clamp(screen_rect))
 
-    def _label(self, words: str, px: int, color: RGB, alpha: int) -> pygame.Surface:
-        """`words` on a translucent black backing, made once."""
-        key = (words, px, color, alpha)
+    def _fit(self, words: str, max_px: int, width: int) -> int:
+        """`TextCache.fit`, remembered (it measures the text at each size it tries)."""
+        key = (words, max_px, width)
+        px = self._fits.get(key)
+        if px is None:
+            if len(self._fits) > 256:
+                self._fits.clear()
+            px = self._fits[key] = self._text.fit(words, max_px, width)
+        return px
+
+    def _label(self, words: str, px: int, color: RGB) -> pygame.Surface:
+        """`words` on a black backing, made once. Opaque: black is unlit wall on a
+        projection, and an opaque blit is a copy (a translucent one at 4K costs
+        milliseconds a frame)."""
+        key = (words, px, color)
         made = self._labels.get(key)
         if made is None:
             if len(self._labels) > 128:
                 self._labels.clear()
             text = self._text.render(words, px, color)
             pad = max(2, px // 6)
-            made = pygame.Surface(
-                (text.get_width() + 2 * pad, text.get_height() + pad), pygame.SRCALPHA
-            ).convert_alpha()
-            made.fill((0, 0, 0, alpha))
+            made = pygame.Surface((text.get_width() + 2 * pad, text.get_height() + pad)).convert()
+            made.fill(BLACK)
             made.blit(text, (pad, pad // 2))
             self._labels[key] = made
         return made

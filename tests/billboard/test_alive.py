@@ -37,7 +37,7 @@ from billboard.engine import Digit, Engine, EngineConfig, Join
 from billboard.engine.scene import Facade, Lit, Scene, TrackView
 from billboard.engine.tracks import DEFAULT_TRACKS
 from billboard.projection import Projection
-from tests.billboard.test_projection_display import CORNERS, building_windows
+from tests.billboard.buildings import BAYS, CORNERS, FLOORS, building_windows
 from tests.services import need_tool
 
 ARTIFACTS = Path(
@@ -45,7 +45,6 @@ ARTIFACTS = Path(
 )
 URL = "https://dialjam.example.org/k/dialjam"
 PHONE = "+1 555 010 0199"
-FLOORS, BAYS = 6, 14
 LAYOUTS = ("dashboard", "projection")
 
 
