@@ -41,6 +41,7 @@ Points = list[tuple[int, int]]
 SPILL_ON_BEAT = 0.35  # the lit windows' spill swells with the pulse by this share
 FAINTEST_SPILL = 4  # of GLOW_LEVELS: a fainter light spills nothing worth its blit
 FAINTEST_MARKS = 0.3  # a fainter window's pattern is too dark to see: not drawn
+LABEL_ALPHA = 160  # a label's backing: it reads over lit windows, which glow through
 JOIN_LEVELS = 8  # steps of a join moment's fade (each a cached surface)
 
 
@@ -112,7 +113,7 @@ class FacadeLights:
     def __init__(self, text: TextCache) -> None:
         self._text = text
         self._marks: dict[tuple[int, int, int, int, int, Marks], list[Points]] = {}
-        self._labels: dict[tuple[str, int, RGB], pygame.Surface] = {}
+        self._labels: dict[tuple[str, int, RGB, int], pygame.Surface] = {}
         self._fits: dict[tuple[str, int, int], int] = {}
 
     def clear(self) -> None:
@@ -221,8 +222,10 @@ class FacadeLights:
             label = player_label(view)
             color = rgb(view.color)
             px = self._fit(label, round(48 * unit), max(8, round((right - left) * 1.15)))
-            img = self._label(label, max(12, px), color)
-            place = img.get_rect(midtop=(centre, max(r.bottom for r in feet) + round(4 * unit)))
+            img = self._label(label, max(12, px), color, LABEL_ALPHA)
+            # Over the foot of the region's bottom floor: the wall below a building's
+            # last windows is narrow, and on a mapped facade the info region is there.
+            place = img.get_rect(midbottom=(centre, max(r.bottom for r in feet) + round(4 * unit)))
             screen.blit(img, place.clamp(screen_rect))
             strength = join_strength(view, scene.time)
             if strength > 0:
@@ -232,7 +235,7 @@ class FacadeLights:
             px = self._fit(words, round(72 * unit), round(screen_rect.width * 0.6))
             level = max(1, round(strength * JOIN_LEVELS))
             color = mix(BLACK, rgb(view.color), level / JOIN_LEVELS)
-            img = self._label(words, px, color)
+            img = self._label(words, px, color, LABEL_ALPHA)
             # Several joining at once stand one above the other.
             y = (top + bottom) // 2 + (order % 3 - 1) * round(img.get_height() * 1.3)
             screen.blit(img, img.get_rect(center=(centre, y)).clamp(screen_rect))
@@ -247,19 +250,19 @@ class FacadeLights:
             px = self._fits[key] = self._text.fit(words, max_px, width)
         return px
 
-    def _label(self, words: str, px: int, color: RGB) -> pygame.Surface:
-        """`words` on a black backing, made once. Opaque: black is unlit wall on a
-        projection, and an opaque blit is a copy (a translucent one at 4K costs
-        milliseconds a frame)."""
-        key = (words, px, color)
+    def _label(self, words: str, px: int, color: RGB, alpha: int) -> pygame.Surface:
+        """`words` on a translucent black backing (`alpha` of 255), made once."""
+        key = (words, px, color, alpha)
         made = self._labels.get(key)
         if made is None:
             if len(self._labels) > 128:
                 self._labels.clear()
             text = self._text.render(words, px, color)
             pad = max(2, px // 6)
-            made = pygame.Surface((text.get_width() + 2 * pad, text.get_height() + pad)).convert()
-            made.fill(BLACK)
+            made = pygame.Surface(
+                (text.get_width() + 2 * pad, text.get_height() + pad), pygame.SRCALPHA
+            ).convert_alpha()
+            made.fill((0, 0, 0, alpha))
             made.blit(text, (pad, pad // 2))
             self._labels[key] = made
         return made
