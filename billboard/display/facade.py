@@ -221,11 +221,13 @@ class FacadeLights:
             centre = (left + right) // 2
             label = player_label(view)
             color = rgb(view.color)
-            px = self._fit(label, round(48 * unit), max(8, round((right - left) * 1.15)))
+            # Centred on the foot of the region's bottom floor (the wall below a
+            # building's last windows is narrow, and on a mapped facade the info region
+            # is there), never as high as a window's middle, where its light shows.
+            tallest = round(0.7 * min(r.height for r in feet))
+            px = self._fit(label, min(round(48 * unit), tallest), round((right - left) * 1.15))
             img = self._label(label, max(12, px), color, LABEL_ALPHA)
-            # Over the foot of the region's bottom floor: the wall below a building's
-            # last windows is narrow, and on a mapped facade the info region is there.
-            place = img.get_rect(midbottom=(centre, max(r.bottom for r in feet) + round(4 * unit)))
+            place = img.get_rect(center=(centre, max(r.bottom for r in feet)))
             screen.blit(img, place.clamp(screen_rect))
             strength = join_strength(view, scene.time)
             if strength > 0:
