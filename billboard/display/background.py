@@ -1,6 +1,8 @@
 """The static layer: everything that does not change from frame to frame (the
-building, its unlit windows, the banner, the QR code and the beat strip's cells),
-drawn once into one surface that each frame blits whole."""
+building, its unlit windows, the banner and the beat strip's cells), drawn once into
+one surface that each frame blits whole; and the QR code with its caption, drawn once
+into its own surface, which a frame shows beside the facade unless the idle show
+puts a larger one in front."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import segno
 from billboard.engine.scene import Scene
 
 from .content import Banner
+from .facade import Pane, panes_from_rects
 from .layout import Layout, WindowRect, place_qr, window_rects
 from .palette import (
     ACCENT,
@@ -60,6 +63,8 @@ class Background:
         self.windows_px: list[pygame.Rect] = []  # index floor * bays + bay
         self.beat_cells: list[pygame.Rect] = []
         self.beat_past: pygame.Surface | None = None  # the cells as a bar's past steps
+        self.panes: list[Pane] = []  # the windows as `facade` draws their light
+        self._qr_card: tuple[pygame.Surface, pygame.Rect] | None = None
 
     def invalidate(self) -> None:
         """Rebuild at the next `update` (the window was laid out again)."""
@@ -73,11 +78,12 @@ class Background:
         if key == self._key and self.surface is not None:
             return False
         self.windows_px = window_rects(layout.facade, scene.facade, self._windows)
+        self.panes = panes_from_rects(self.windows_px, max(1, round(2 * layout.unit)))
         bg = pygame.Surface(size).convert()
         bg.fill(BLACK)
         self._paint_building(bg, layout)
         self._paint_banner(bg, layout)
-        self._paint_qr(bg, layout)
+        self._qr_card = None
         self._paint_beat_cells(bg, layout, scene.loop_steps)
         self.surface, self._key = bg, key
         return True
@@ -99,31 +105,52 @@ class Background:
         bg.blit(title, (lay.margin, lay.banner.centery - title.get_height() // 2))
         left = lay.margin * 2 + title.get_width()
         room = lay.status.left - lay.margin - left
-        call = f"Call {b.phone} to play" if b.phone else "Scan the code to play"
+        # The call is said once, here; without a number the address is the way in (the
+        # code beside the facade is captioned "Scan to play").
+        if b.phone:
+            call = f"Call {b.phone} to play"
+        elif b.keypad_url:
+            call = b.keypad_url.split("://", 1)[-1]
+        else:
+            call = "Play along!"
         px = self._text.fit(call, lay.px(0.085), room)
         text = self._text.render(call, px, TEXT)
         bg.blit(text, (left, lay.banner.centery - text.get_height() // 2))
         rule = max(1, round(2 * lay.unit))
         bg.fill(WINDOW_FRAME, (0, lay.banner.bottom - rule, lay.size[0], rule))
 
-    def _paint_qr(self, bg: pygame.Surface, lay: Layout) -> None:
+    def qr_card(self, lay: Layout) -> tuple[pygame.Surface, pygame.Rect] | None:
+        """The code, and beside it what it is for and, with a number to call, the
+        address for those who type it (without one, the banner shows the address);
+        made at the first frame that shows it, and where it goes (None: no code)."""
         url = self._banner.keypad_url
         if not url or lay.qr.width <= 0:
-            return
+            return None
+        if self._qr_card is None:
+            self._qr_card = self._make_qr_card(url, lay)
+        return self._qr_card
+
+    def _make_qr_card(self, url: str, lay: Layout) -> tuple[pygame.Surface, pygame.Rect]:
         if self._qr is None:
             self._qr = qr_surface(url)
         code, modules = self._qr
+        area = lay.qr.union(lay.scan).union(lay.address)
+        card = pygame.Surface(area.size).convert()
+        card.fill(BLACK)
         placed, _ = place_qr(lay.qr, modules)
-        bg.blit(pygame.transform.scale(code, placed.size), placed)
-        # The caption beside it: what it is for, and the address for those who type.
-        scan = lay.scan
+        card.blit(pygame.transform.scale(code, placed.size), placed.move(-area.x, -area.y))
+        scan = lay.scan.move(-area.x, -area.y)
         head = self._text.render(
-            "Scan to play", self._text.fit("Scan to play", lay.px(0.05), scan.width), TEXT
+            "Scan to play", self._text.fit("Scan to play", lay.px(0.06), scan.width), TEXT
         )
-        bg.blit(head, (scan.x, scan.y + scan.height // 5))
-        shown = url.split("://", 1)[-1]
-        small = self._text.render(shown, self._text.fit(shown, lay.px(0.03), scan.width), TEXT_DIM)
-        bg.blit(small, (scan.x, scan.y + scan.height // 5 + head.get_height() + lay.margin // 2))
+        card.blit(head, (scan.x, scan.centery - head.get_height() // 2))
+        if self._banner.phone:
+            address = lay.address.move(-area.x, -area.y)
+            shown = url.split("://", 1)[-1]
+            px = self._text.fit(shown, address.height, address.width)
+            small = self._text.render(shown, px, TEXT)
+            card.blit(small, small.get_rect(midleft=address.midleft))
+        return card, area
 
     def _paint_beat_cells(self, bg: pygame.Surface, lay: Layout, loop_steps: int) -> None:
         steps = max(1, loop_steps)

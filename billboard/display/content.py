@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from billboard.engine.scene import Scene
+from billboard.engine.scene import Scene, TrackView
 from relay.contract.privacy import number_digits
 
 
@@ -58,6 +58,19 @@ def caller_label(display: str | None) -> str:
     return display[:16]
 
 
+def player_label(view: TrackView) -> str:
+    """What the building calls the player on `view`: their nickname, "…12" (at most the
+    last two digits of their number), or for an anonymous keypad "player" and two
+    letters of their pseudonym ("player QT"), never a phone number."""
+    shown = caller_label(view.display)
+    if shown:
+        return shown
+    if view.caller:
+        tail = "".join(ch for ch in view.caller[2:] if ch.isalpha())[-2:]
+        return f"player {tail.upper()}" if tail else "player"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class LegendLine:
     """One track as the legend shows it."""
@@ -73,10 +86,7 @@ def legend_lines(scene: Scene) -> list[LegendLine]:
     lines = []
     for view in scene.tracks:
         active = view.caller is not None or view.fading
-        if view.caller is not None:
-            who = caller_label(view.display) or "caller"
-        else:
-            who = "" if view.fading else "free"
+        who = player_label(view) if view.caller is not None else ("" if view.fading else "free")
         state = "muted" if view.muted else ("leaving" if view.fading and not view.caller else "")
         lines.append(LegendLine(view.name, who, state, active))
     return lines

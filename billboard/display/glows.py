@@ -1,6 +1,10 @@
-"""Lit windows, precomputed: for each colour and window size, the halo around the
-window and its pane at every one of `GLOW_LEVELS` intensities, so a frame only blits
-(halos with ``BLEND_ADD``)."""
+"""Lit windows, precomputed: for each colour and window size, the light a window
+spills on the wall around it and its pane at every one of `GLOW_LEVELS` intensities,
+so a frame only blits (halos with ``BLEND_ADD``).
+
+The spill reads as light on a wall rather than a glow around a sticker: it reaches
+out half the window's smaller side, and three box blurs give it a soft, nearly
+Gaussian falloff (a lamp's light on masonry has no edge)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from .palette import BLACK, RGB, WINDOW_OFF, mix, rgb
 
 HALO_BUCKET: Final = 8  # pixels: window sizes that share a halo
 GLOW_LEVELS: Final = 24  # intensity steps of a glow: smooth enough for a 0.35 s decay
-HALO_STRENGTH: Final = 180  # of 255: how much of a window's light spills around it
+HALO_STRENGTH: Final = 200  # of 255: how much of a window's light spills around it
+HALO_REACH: Final = 0.5  # of the window's smaller side: how far the spill reaches
 
 
 @dataclass(slots=True)
@@ -65,9 +70,10 @@ class Glows:
         full = pygame.Surface((bw + 2 * pad, bh + 2 * pad)).convert()
         full.fill(BLACK)
         full.fill(color, (pad, pad, bw, bh))
-        # Two box blurs approximate a Gaussian; done once per colour and window size.
-        radius = max(1, pad // 2)
-        full = pygame.transform.box_blur(pygame.transform.box_blur(full, radius), radius)
+        # Three box blurs approximate a Gaussian; done once per colour and window size.
+        radius = max(1, pad // 3)
+        for _ in range(3):
+            full = pygame.transform.box_blur(full, radius)
         full.fill((HALO_STRENGTH,) * 3, special_flags=pygame.BLEND_MULT)
         halos = []
         for level in range(GLOW_LEVELS + 1):
@@ -104,7 +110,7 @@ class Glows:
 
 
 def _halo_pad(bucket_w: int, bucket_h: int) -> int:
-    return max(2, round(0.35 * min(bucket_w, bucket_h)))
+    return max(2, round(HALO_REACH * min(bucket_w, bucket_h)))
 
 
 def halo_size(width: int, height: int) -> tuple[int, int]:
@@ -113,27 +119,3 @@ def halo_size(width: int, height: int) -> tuple[int, int]:
     bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
     pad = _halo_pad(bw, bh)
     return bw + 2 * pad, bh + 2 * pad
-
-
-def draw_lights(
-    screen: pygame.Surface, scene: Scene, windows: Sequence[pygame.Rect], glows: Glows
-) -> None:
-    """Every lit window of `scene` at its intensity, over the static layer."""
-    bays = scene.facade.bays
-    count = len(windows)
-    lit: list[tuple[pygame.Rect, Glow, int]] = []
-    for light in scene.lit:
-        index = light.floor * bays + light.bay
-        if 0 <= index < count and 0 <= light.bay < bays:
-            rect = windows[index]
-            glow = glows.glow(rgb(light.color), rect.width, rect.height)
-            level = min(GLOW_LEVELS, max(0, round(light.intensity * GLOW_LEVELS)))
-            lit.append((rect, glow, level))
-    # Halos first, then the panes, so a neighbour's halo never washes out a pane.
-    add = pygame.BLEND_ADD
-    for rect, glow, level in lit:
-        halo = glow.halos[level]
-        corner = (rect.centerx - halo.get_width() // 2, rect.centery - halo.get_height() // 2)
-        screen.blit(halo, corner, special_flags=add)
-    for rect, glow, level in lit:
-        screen.blit(glow.panes[level], rect, (0, 0, rect.width, rect.height))

@@ -27,6 +27,7 @@ class Layout:
     panel: pygame.Rect
     qr: pygame.Rect  # square; empty when there is no keypad URL
     scan: pygame.Rect  # the caption beside the QR code
+    address: pygame.Rect  # the keypad's address under it, for those who type
     legend: pygame.Rect
     line: pygame.Rect  # the waiting line
     status: pygame.Rect  # tempo, key and notices, right of the banner
@@ -55,15 +56,19 @@ def compute_layout(size: tuple[int, int], *, with_qr: bool = True) -> Layout:
         side = min(round(0.28 * h), pw // 2)
         qr = pygame.Rect(panel.right - side, top, side, side)
         scan = pygame.Rect(panel.left, top, pw - side - m, side)
-        rest = qr.bottom + m
+        address = pygame.Rect(panel.left, qr.bottom + m // 2, pw, round(0.055 * h))
+        rest = address.bottom + m // 2
     else:
         qr = pygame.Rect(panel.right, top, 0, 0)
         scan = pygame.Rect(panel.left, top, 0, 0)
+        address = pygame.Rect(panel.left, top, 0, 0)
         rest = top
     line_h = max(12, round(0.06 * h))
     legend = pygame.Rect(panel.left, rest, pw, panel.bottom - rest - line_h)
     line = pygame.Rect(panel.left, legend.bottom, pw, line_h)
-    return Layout(size, unit, m, banner, facade, beat, panel, qr, scan, legend, line, status)
+    return Layout(
+        size, unit, m, banner, facade, beat, panel, qr, scan, address, legend, line, status
+    )
 
 
 def window_rects(

@@ -10,7 +10,6 @@ it lands square on the wall like the windows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -19,11 +18,13 @@ import pygame
 from billboard.engine.scene import Scene
 from billboard.projection import Homography, MappedFacade, Quad
 
+from .alive import RIPPLE_REACH
 from .background import qr_surface
 from .content import Banner, LegendLine, legend_lines
-from .glows import GLOW_LEVELS, Glows, halo_size
+from .facade import Pane, panes_from_quads, ripple_rect, ripple_width
+from .glows import Glows, halo_size
 from .layout import place_qr
-from .palette import ACCENT, BLACK, TEXT, TEXT_DIM, WINDOW_FRAME, WINDOW_OFF, mix, rgb
+from .palette import ACCENT, BLACK, TEXT, WINDOW_FRAME, WINDOW_OFF, rgb
 from .text import TextCache
 
 # The colour that marks "not drawn" in masks and warped surfaces (never a palette
@@ -56,18 +57,8 @@ def warp(source: pygame.Surface, to_screen: Homography, area: pygame.Rect) -> py
     out[...] = KEY
     out[valid] = pixels[u[valid], v[valid]]
     surface = pygame.surfarray.make_surface(out).convert()
-    surface.set_colorkey(KEY)
+    surface.set_colorkey(KEY, pygame.RLEACCEL)  # blitted every frame: see the mask's
     return surface
-
-
-@dataclass(slots=True)
-class MappedWindow:
-    """A window in pixels: its quad, the rectangle around it (where its glow goes),
-    and whether a glow there stays inside the facade without cutting."""
-
-    quad: Quad
-    box: pygame.Rect
-    clear_of_edge: bool = False
 
 
 class MappedBackground:
@@ -79,7 +70,7 @@ class MappedBackground:
         self._key: tuple[object, ...] | None = None
         self.surface: pygame.Surface | None = None
         self.mask: pygame.Surface | None = None  # black outside the facade, KEY inside
-        self.windows: list[MappedWindow] = []
+        self.panes: list[Pane] = []  # the windows, index floor * bays + bay
 
     def invalidate(self) -> None:
         self._key = None
@@ -94,22 +85,26 @@ class MappedBackground:
         mask = pygame.Surface(size).convert()
         mask.fill(BLACK)
         pygame.draw.polygon(mask, KEY, outline)
-        mask.set_colorkey(KEY)
+        # Run-length encoded: a cut copies only the black runs outside the facade and
+        # skips the rest, several times faster than testing every pixel for the key.
+        mask.set_colorkey(KEY, pygame.RLEACCEL)
         bg = pygame.Surface(size).convert()
         bg.fill(BLACK)
-        frame = max(1, round(2 * min(size[0] / 1920, size[1] / 1080)))
-        self.windows = []
-        for quad in mapped.windows:
-            points = [(round(x), round(y)) for x, y in quad]
-            pygame.draw.polygon(bg, WINDOW_OFF, points)
-            pygame.draw.polygon(bg, WINDOW_FRAME, points, frame)
-            self.windows.append(MappedWindow(quad, bounds(quad)))
-        glows.fit([w.box for w in self.windows])
-        for window in self.windows:
-            corners = pygame.Rect((0, 0), halo_size(window.box.width, window.box.height))
-            corners.center = window.box.center  # where its halo will be blitted
+        unit = min(size[0] / 1920, size[1] / 1080)  # as the layout's
+        frame = max(1, round(2 * unit))
+        self.panes = panes_from_quads(mapped.windows, [bounds(q) for q in mapped.windows])
+        for pane in self.panes:
+            pygame.draw.polygon(bg, WINDOW_OFF, pane.points)
+            pygame.draw.polygon(bg, WINDOW_FRAME, pane.points, frame)
+        glows.fit([pane.box for pane in self.panes])
+        for pane in self.panes:
+            corners = pygame.Rect((0, 0), halo_size(pane.box.width, pane.box.height))
+            corners.center = pane.box.center  # where its halo will be blitted
             ends = (corners.topleft, corners.topright, corners.bottomleft, corners.bottomright)
-            window.clear_of_edge = all(_inside_mask(mask, p) for p in ends)
+            pane.clear_of_edge = all(_inside_mask(mask, p) for p in ends)
+            ring = ripple_rect(pane.box, RIPPLE_REACH, ripple_width(unit))
+            ends = (ring.topleft, ring.topright, ring.bottomleft, ring.bottomright)
+            pane.ripple_clear = all(_inside_mask(mask, p) for p in ends)
         self.surface, self.mask, self._key = bg, mask, key
         return True
 
@@ -119,36 +114,6 @@ def _inside_mask(mask: pygame.Surface, point: tuple[int, int]) -> bool:
     if not (0 <= x < mask.get_width() and 0 <= y < mask.get_height()):
         return False
     return tuple(mask.get_at((x, y)))[:3] == KEY
-
-
-def draw_mapped_lights(
-    screen: pygame.Surface, scene: Scene, background: MappedBackground, glows: Glows
-) -> None:
-    """Every lit window of `scene`: halos added around the quads (cut at the facade's
-    edge), then the quads filled at the light's intensity."""
-    bays = scene.facade.bays
-    windows = background.windows
-    lit: list[tuple[MappedWindow, pygame.Surface, tuple[int, int, int]]] = []
-    for light in scene.lit:
-        index = light.floor * bays + light.bay
-        if not (0 <= index < len(windows) and 0 <= light.bay < bays):
-            continue
-        window = windows[index]
-        color = rgb(light.color)
-        glow = glows.glow(color, window.box.width, window.box.height)
-        level = min(GLOW_LEVELS, max(0, round(light.intensity * GLOW_LEVELS)))
-        lit.append((window, glow.halos[level], mix(WINDOW_OFF, color, level / GLOW_LEVELS)))
-    cut: list[pygame.Rect] = []
-    for window, halo, _ in lit:
-        placed = halo.get_rect(center=window.box.center)
-        screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
-        if not window.clear_of_edge:
-            cut.append(placed)
-    if cut and background.mask is not None:
-        for area in cut:  # black out what spilled past the facade's edge
-            screen.blit(background.mask, area, area)
-    for window, _, fill in lit:
-        pygame.draw.polygon(screen, fill, [(round(x), round(y)) for x, y in window.quad])
 
 
 class InfoCard:
@@ -216,10 +181,14 @@ class InfoCard:
             right = placed.left - pad
         room = max(8, right - pad)
         phone = self._banner.phone
-        call = f"Call {phone} to play" if phone else "Scan the code to play"
+        # Said once: with a number, call (the code beside it is the other way in).
+        if phone:
+            call = f"Call {phone} to play" + (" · or scan" if url else "")
+        else:
+            call = "Scan to play" if url else "Play along!"
         rows: list[list[tuple[str, tuple[int, int, int]]]] = [[(call, ACCENT)]]
         if url:
-            rows.append([(url.split("://", 1)[-1], TEXT_DIM)])
+            rows.append([(url.split("://", 1)[-1], TEXT)])
         playing = [
             (f"{line.name} {line.who}  ", rgb(view.color))
             for line, view in zip(lines, scene.tracks, strict=True)
@@ -250,4 +219,4 @@ def _length(a: tuple[float, float], b: tuple[float, float]) -> float:
     return float(np.hypot(a[0] - b[0], a[1] - b[1]))
 
 
-__all__ = ["KEY", "InfoCard", "MappedBackground", "bounds", "draw_mapped_lights", "warp"]
+__all__ = ["KEY", "InfoCard", "MappedBackground", "bounds", "warp"]

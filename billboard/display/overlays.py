@@ -6,13 +6,17 @@ window is laid out again."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import pygame
 
+from .background import qr_surface
 from .content import Banner, Hud
-from .layout import Layout
+from .layout import Layout, place_qr
 from .palette import ACCENT, BLACK, GRID_LINE, RGB, TEXT, TEXT_DIM, WINDOW_FRAME
 from .text import TextCache
+
+INVITE_SHARE: Final = 0.62  # of the building's height: the idle show's card in front
 
 
 class Overlays:
@@ -53,21 +57,42 @@ class Overlays:
             y += img.get_height()
         return card
 
-    def invitation(self, banner: Banner, lay: Layout) -> pygame.Surface:
-        """The call to play, shown over an empty facade."""
-        return self._cached(("invite",), lambda: self._make_invitation(banner, lay))
+    def invitation(self, banner: Banner, lay: Layout, area: pygame.Rect) -> pygame.Surface:
+        """The idle show's call to play, in front of the building in `area`: the QR code
+        as large as it fits, the number, and the address, each said once."""
+        return self._cached(("invite", area.size), lambda: self._make_invitation(banner, lay, area))
 
-    def _make_invitation(self, banner: Banner, lay: Layout) -> pygame.Surface:
-        phone = banner.phone
-        room = lay.facade.width - 4 * lay.margin
-        texts = [
-            (f"Call {phone} to play!" if phone else "Scan the code to play!", 0.08, ACCENT),
-            ("Every key you press becomes a note on this building", 0.04, TEXT),
+    def _make_invitation(self, banner: Banner, lay: Layout, area: pygame.Rect) -> pygame.Surface:
+        pad = lay.margin
+        height = max(8 * pad, round(area.height * INVITE_SHARE))
+        url = banner.keypad_url
+        side = height - 2 * pad if url else 0
+        text_w = max(round(area.width * 0.3), round(area.width * 0.96) - side - 3 * pad)
+        if banner.phone:
+            texts = [(f"Call {banner.phone}", 0.13, ACCENT)]
+            texts.append(("to play · or scan the code" if url else "to play", 0.055, TEXT))
+        else:
+            texts = [("Scan to play" if url else "Play along!", 0.13, ACCENT)]
+        if url:
+            texts.append((url.split("://", 1)[-1], 0.06, TEXT))
+        texts.append(("Every key you press is a note on this building", 0.04, TEXT_DIM))
+        imgs = [
+            self._text.render(t, self._text.fit(t, round(f * height * 1.6), text_w), c)
+            for t, f, c in texts
         ]
-        if phone and banner.keypad_url:
-            texts.append(("… or scan the code with your phone", 0.04, TEXT_DIM))
-        lines = [(t, self._text.fit(t, lay.px(f), room), c) for t, f, c in texts]
-        return self._card(lines, lay, alpha=200)
+        width = side + max(img.get_width() for img in imgs) + (3 if url else 2) * pad
+        card = translucent((width, height), 225)
+        if url:
+            code, modules = qr_surface(url)
+            placed, _ = place_qr(pygame.Rect(pad, pad, side, side), modules)
+            card.blit(pygame.transform.scale(code, placed.size), placed)
+        x = side + (2 if url else 1) * pad
+        gap = pad // 2
+        y = (height - sum(img.get_height() for img in imgs) - gap * (len(imgs) - 1)) // 2
+        for img in imgs:
+            card.blit(img, (x, y))
+            y += img.get_height() + gap
+        return card
 
     def card(self, lines: tuple[str, ...], lay: Layout) -> pygame.Surface:
         """`lines` on a card, the first in the accent colour (a title)."""

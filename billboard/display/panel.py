@@ -38,9 +38,12 @@ def draw_beat(
     screen.fill(TEXT, cells[pos])
 
 
-def draw_status(screen: pygame.Surface, scene: Scene, lay: Layout, text: TextCache) -> None:
+def draw_status(
+    screen: pygame.Surface, scene: Scene, lay: Layout, text: TextCache, *, phone: bool
+) -> None:
     """Tempo, key and a pause notice right of the banner; the waiting line under the
-    legend, a numbered dot per place."""
+    legend, a numbered dot per place (free tracks invite a call only with a `phone`
+    number to call)."""
     status = lay.status
     tempo = f"{scene.bpm:.0f} BPM · {scene.key} {scene.scale}"
     img = text.render(tempo, lay.px(0.042), TEXT)
@@ -57,7 +60,8 @@ def draw_status(screen: pygame.Surface, scene: Scene, lay: Layout, text: TextCac
     if waiting:
         label = f"{waiting} waiting"
     elif free and not scene.paused:
-        label = f"{free} free track{'s' if free != 1 else ''} · call now!"
+        invite = "call now!" if phone else "play now!"
+        label = f"{free} free track{'s' if free != 1 else ''} · {invite}"
     else:
         label = "nobody waiting"
     px = lay.px(0.034)

@@ -15,9 +15,10 @@ from billboard.projection import MappedFacade, Projection
 from .background import Background
 from .calibration_view import CalibrationOverlay, Underlay, draw_calibration
 from .content import Banner, Hud
-from .glows import Glows, draw_lights
+from .facade import FacadeLights
+from .glows import Glows
 from .layout import Layout, WindowRect, compute_layout
-from .mapped import InfoCard, MappedBackground, bounds, draw_mapped_lights
+from .mapped import InfoCard, MappedBackground, bounds
 from .overlays import Overlays
 from .panel import Legend, draw_beat, draw_status
 from .street import StreetScreen
@@ -68,6 +69,7 @@ class Display:
         self._street: StreetScreen | None = None
         self.street_problem: str | None = None  # why info = "window" shows nothing
         self._glows = Glows()
+        self._lights = FacadeLights(self._text)
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
 
@@ -169,6 +171,7 @@ class Display:
         self._mapped_background.invalidate()
         self._info.invalidate()
         self._glows.clear()
+        self._lights.clear()
         self._legend.clear()
         self._overlays.clear()
 
@@ -211,6 +214,7 @@ class Display:
         if background.update(lay, scene):
             # New windows, maybe of new sizes; the legend's rows follow the loop length.
             self._legend.clear()
+            self._lights.clear()
             self._glows.fit(background.windows_px)
             self._glows.prepare(scene, background.windows_px)
         if test_pattern:
@@ -218,15 +222,21 @@ class Display:
                 lay, background.windows_px, self._window.display_index
             )
             screen.blit(pattern, (0, 0))
+            return
+        assert background.surface is not None
+        screen.blit(background.surface, (0, 0))
+        self._lights.draw(screen, scene, background.panes, self._glows, unit=lay.unit)
+        draw_beat(screen, scene, lay.beat, background.beat_cells, background.beat_past)
+        self._legend.draw(screen, scene, lay)
+        draw_status(screen, scene, lay, self._text, phone=bool(self.banner.phone))
+        if scene.attract:  # the idle show: a large code in front, said once
+            invite = self._overlays.invitation(self.banner, lay, lay.facade)
+            _blit_center(screen, invite, lay.facade)
         else:
-            assert background.surface is not None
-            screen.blit(background.surface, (0, 0))
-            draw_lights(screen, scene, background.windows_px, self._glows)
-            draw_beat(screen, scene, lay.beat, background.beat_cells, background.beat_past)
-            self._legend.draw(screen, scene, lay)
-            draw_status(screen, scene, lay, self._text)
-            if scene.attract:
-                _blit_center(screen, self._overlays.invitation(self.banner, lay), lay.facade)
+            code = background.qr_card(lay)
+            if code is not None:
+                screen.blit(*code)
+            self._lights.draw_labels(screen, scene, background.panes, lay.unit)
 
     def _draw_projection(
         self,
@@ -238,23 +248,32 @@ class Display:
         mapped, lay, background = self._mapped, self.layout, self._mapped_background
         assert mapped is not None
         if background.update(mapped, self._glows):
-            self._glows.prepare(scene, [w.box for w in background.windows])
+            self._lights.clear()
+            self._glows.prepare(scene, [pane.box for pane in background.panes])
         if test_pattern:
-            boxes = [w.box for w in background.windows]
+            boxes = [pane.box for pane in background.panes]
             pattern = self._overlays.test_pattern(lay, boxes, self._window.display_index)
             screen.blit(pattern, (0, 0))
         else:
             assert background.surface is not None
             screen.blit(background.surface, (0, 0))
-            draw_mapped_lights(screen, scene, background, self._glows)
-            if mapped.projection.info == "region":
+            unit = lay.unit
+            self._lights.draw(
+                screen, scene, background.panes, self._glows, unit=unit, mask=background.mask
+            )
+            info = mapped.projection.info
+            idle_show = scene.attract and calibration is None and info != "window"
+            if info == "region" and not idle_show:
                 self._info.draw(screen, scene, mapped)
+            if idle_show:  # a large code in front of the building, said once
+                invite = self._overlays.invitation(self.banner, lay, lay.facade)
+                _blit_center(screen, invite, lay.facade)
+            else:
+                self._lights.draw_labels(screen, scene, background.panes, unit)
         if mapped.projection.info == "window":
             self._draw_street(scene, mapped.projection.info_display)
         else:
             self._close_street()
-            if scene.attract and calibration is None:
-                _blit_center(screen, self._overlays.invitation(self.banner, lay), lay.facade)
         if calibration is None:
             return
         lines = calibration.lines

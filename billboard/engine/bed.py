@@ -284,6 +284,7 @@ class Bed:
         self.last_bar = False  # the current bar ends its section
         self._bar: int | None = None  # the bar `follow` last began
         self._section_start = 0  # the bar the current section's phrase began on
+        self.changed_bar = 0  # the bar the section last changed on (the facade washes)
         self._drops = 0  # phrases of drop in a row
         self._presses: dict[int, int] = {}  # bar → callers' keys playing in it
 
@@ -365,7 +366,7 @@ class Bed:
         counted end a bar before the change: a key pressed later than that cannot
         still land before it, so when `advance` is called never changes the music."""
         playing = any(t.caller is not None for t in self.tracks)
-        start = self._section_start
+        start, section_before = self._section_start, self.section
         if self.section == "intro":
             if playing and bar % 4 == 0:
                 self.section, self._section_start, self._drops = "build", bar, 0
@@ -378,6 +379,8 @@ class Bed:
                 self.section = next_section(self.section, self._drops, recent, before)
                 self._drops = self._drops + 1 if self.section == "drop" else 0
             self._section_start = bar
+        if self.section != section_before:
+            self.changed_bar = bar
         phrase_bar = (bar - self._section_start) % PHRASE_BARS
         self.last_bar = self.section != "intro" and phrase_bar == PHRASE_BARS - 1
 

@@ -576,6 +576,8 @@ class Engine:
             line_display=tuple(self.callers[c].nick or self.callers[c].display for c in shown),
             lit=self._lighting.lit(now),
             section=self.bed.section,
+            section_step=self.bed.changed_bar * STEPS_PER_BAR,
+            phase=min(1.0, max(0.0, (now - self.grid.time_of(step)) / self.grid.step_duration)),
             attract=self.attract(now),
             paused=self.paused,
         )

@@ -69,6 +69,8 @@ class Scene:
     line_display: tuple[str | None, ...] = ()  # "…12" or a nickname, beside `line`
     style: str | None = None  # the groove bed's style (bed.STYLES' name, or "none")
     section: str = "intro"  # the bed's section: intro, build, drop or break
+    section_step: int = 0  # the step the section began on (a change is seen on the facade)
+    phase: float = 0.0  # how far into `step` `time` is, 0 … 1 (a pulse swells smoothly)
 
     def to_state(self) -> dict[str, Any]:
         """The ``state`` event (published on CHANNEL:state), written by the

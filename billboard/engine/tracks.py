@@ -35,14 +35,20 @@ class TrackSpec:
     delay: float = 0.0
 
 
+# The colours are Okabe & Ito's colour-blind-safe set ("Color Universal Design",
+# jfly.uni-koeln.de/color/), white in place of its black (a window lit black is dark):
+# every pair stays at least 10 CIEDE2000 apart under protanopia, deuteranopia and
+# tritanopia (tests/billboard/test_palette.py simulates them), and each track's lit
+# windows also carry a pattern of their own (billboard/display/alive.py), so colour is
+# never the only cue.
 DEFAULT_TRACKS: Final[tuple[TrackSpec, ...]] = (
     # The beat and the bass in the centre, as on any record; the rest spread around them.
-    TrackSpec("drums", "#f97316", 9, 0, "kit", 0, 1, "drums", 110, 0.0, 0.0, 0.12, 0.0),
-    TrackSpec("bass", "#8a5cf6", 0, 38, "bass", 2, 2, "chord_tones", 104),
-    TrackSpec("chords", "#22c55e", 1, 4, "keys", 4, 4, "chord", 80, -0.4, -1.0, 0.25, 0.0),
-    TrackSpec("lead", "#ef4444", 2, 80, "lead", 5, 2, "scale", 96, 0.25, 0.0, 0.2, 0.25),
-    TrackSpec("pluck", "#eab308", 3, 45, "pluck", 4, 1, "scale", 92, -0.55, 0.0, 0.15, 0.3),
-    TrackSpec("pad", "#06b6d4", 4, 89, "pad", 3, 8, "chord_tones", 70, 0.45, -2.0, 0.35, 0.0),
-    TrackSpec("bells", "#ec4899", 5, 14, "bell", 6, 2, "scale", 84, 0.6, -1.0, 0.3, 0.2),
-    TrackSpec("percussion", "#a3e635", 9, 0, "perc", 0, 1, "drums", 100, -0.5, -1.0, 0.15),
+    TrackSpec("drums", "#e69f00", 9, 0, "kit", 0, 1, "drums", 110, 0.0, 0.0, 0.12, 0.0),
+    TrackSpec("bass", "#0072b2", 0, 38, "bass", 2, 2, "chord_tones", 104),
+    TrackSpec("chords", "#009e73", 1, 4, "keys", 4, 4, "chord", 80, -0.4, -1.0, 0.25, 0.0),
+    TrackSpec("lead", "#d55e00", 2, 80, "lead", 5, 2, "scale", 96, 0.25, 0.0, 0.2, 0.25),
+    TrackSpec("pluck", "#f0e442", 3, 45, "pluck", 4, 1, "scale", 92, -0.55, 0.0, 0.15, 0.3),
+    TrackSpec("pad", "#56b4e9", 4, 89, "pad", 3, 8, "chord_tones", 70, 0.45, -2.0, 0.35, 0.0),
+    TrackSpec("bells", "#cc79a7", 5, 14, "bell", 6, 2, "scale", 84, 0.6, -1.0, 0.3, 0.2),
+    TrackSpec("percussion", "#ffffff", 9, 0, "perc", 0, 1, "drums", 100, -0.5, -1.0, 0.15),
 )

@@ -29,6 +29,7 @@ from billboard.projection import Projection, Quad
 from billboard.projection.calibration import Calibration, Corner, Window
 from billboard.projection.table import save_projection
 from relay.config import load_installation
+from tests.billboard.buildings import BAYS, CORNERS, FLOORS, building_windows
 from tests.services import need_tool
 
 ARTIFACTS = Path(
@@ -36,31 +37,7 @@ ARTIFACTS = Path(
 )
 URL = "https://dialjam.example.org/k/dialjam"
 BANNER = Banner("+1 555 010 0199", URL)
-FLOORS, BAYS = 6, 14
-# The facade as an off-axis projector sees it: wider at the bottom, leaning right.
-CORNERS: Quad = ((0.08, 0.05), (0.93, 0.11), (0.96, 0.9), (0.04, 0.95))
 BASS, LEAD = DEFAULT_TRACKS[1].color, DEFAULT_TRACKS[3].color
-
-
-def building_windows() -> tuple[Quad, ...]:
-    """84 windows as measured on a real building: floors of different heights, bays of
-    different widths, each window a little out of square; all above the ground floor's
-    band, which the info region takes."""
-    heights = [0.15, 0.13, 0.13, 0.13, 0.13, 0.15]
-    widths = [1.0 + 0.25 * ((bay * 5) % 3) for bay in range(BAYS)]
-    quads = []
-    y = 0.01
-    for floor in range(FLOORS):
-        h = heights[floor] * 0.84 / sum(heights) * 0.98
-        x = 0.01
-        for bay in range(BAYS):
-            w = widths[bay] / sum(widths) * 0.98
-            x0, x1, y0, y1 = x + 0.18 * w, x + 0.82 * w, y + 0.15 * h, y + 0.85 * h
-            lean = 0.04 * w * ((floor + bay) % 3 - 1)  # out of square by a little
-            quads.append(((x0 + lean, y0), (x1 + lean, y0 + 0.02 * h), (x1, y1), (x0, y1)))
-            x += w
-        y += h
-    return tuple(quads)
 
 
 def dlt(source: Sequence[tuple[float, float]], target: Sequence[tuple[float, float]]) -> np.ndarray:

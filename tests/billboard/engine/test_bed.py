@@ -222,3 +222,15 @@ def test_a_style_chosen_live_brings_its_swing_from_the_next_bar() -> None:
     fixed.handle(Command("style", {"name": "house"}), 1.0)
     fixed.advance(2.5)
     assert fixed.grid.swing == 0.3  # a swing the installation chose stays
+
+
+def test_the_scene_says_when_its_section_began_and_how_far_into_its_step_it_is() -> None:
+    e = Engine(EngineConfig(bpm=240), start=0.0)
+    bar_s = 16 * e.grid.step_duration
+    e.handle(Join("c-aa"), 0.5 * bar_s)
+    play_bars(e, range(1, 18), ["c-aa"], 1)  # build from bar 4, drop from bar 12
+    scene = e.scene(17 * bar_s + 0.25 * e.grid.step_duration)
+    assert scene.section == "drop" and scene.section_step == 12 * 16
+    assert scene.step == 17 * 16 and scene.phase == pytest.approx(0.25)
+    play_bars(e, range(18, 21), ["c-aa"], 1)  # the break from bar 20
+    assert e.scene(20 * bar_s + 0.01).section_step == 20 * 16

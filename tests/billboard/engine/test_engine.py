@@ -62,8 +62,8 @@ def test_a_join_takes_the_first_free_track_and_is_told_its_colour() -> None:
     e.handle(Join("c-aa"), 0.0)
     e.handle(Join("c-bb"), 0.0)
     assert e.take_updates() == [
-        Assign("c-aa", "drums", "#f97316", 0),
-        Assign("c-bb", "bass", "#8a5cf6", 0),
+        Assign("c-aa", "drums", "#e69f00", 0),
+        Assign("c-bb", "bass", "#0072b2", 0),
     ]
 
 
@@ -75,7 +75,7 @@ def test_the_ninth_caller_waits_in_line_and_moves_up_when_a_track_frees() -> Non
     assert updates[8:] == [Assign("c-8", None, None, 1), Assign("c-9", None, None, 2)]
     e.handle(Leave("c-3"), 1.0)  # the lead's caller hangs up
     assert e.take_updates() == [
-        Assign("c-8", "lead", "#ef4444", 0),
+        Assign("c-8", "lead", "#d55e00", 0),
         Assign("c-9", None, None, 1),
     ]
 
@@ -99,20 +99,20 @@ def test_an_idle_caller_frees_the_track_for_the_next_in_line() -> None:
     e.advance(29.9)
     assert e.take_updates() == []
     e.advance(30.1)
-    assert e.take_updates() == [Left("c-0", "idle"), Assign("c-8", "drums", "#f97316", 0)]
+    assert e.take_updates() == [Left("c-0", "idle"), Assign("c-8", "drums", "#e69f00", 0)]
 
 
 def test_a_turn_ends_after_three_minutes_only_while_others_wait() -> None:
     e = engine(turn_s=180, idle_s=1e9)
     e.handle(Join("c-alone"), 0.0)
     e.advance(500.0)
-    assert e.take_updates() == [Assign("c-alone", "drums", "#f97316", 0)]  # nobody waits
+    assert e.take_updates() == [Assign("c-alone", "drums", "#e69f00", 0)]  # nobody waits
     full = engine(turn_s=180, idle_s=1e9)
     for n in range(9):
         full.handle(Join(f"c-{n}"), float(n))
     full.take_updates()
     full.advance(180.5)
-    assert full.take_updates() == [Left("c-0", "turn"), Assign("c-8", "drums", "#f97316", 0)]
+    assert full.take_updates() == [Left("c-0", "turn"), Assign("c-8", "drums", "#e69f00", 0)]
 
 
 def test_a_freed_caller_who_presses_again_rejoins_at_the_back_of_the_line() -> None:
@@ -137,7 +137,7 @@ def test_a_kicked_caller_is_refused_until_the_ban_ends() -> None:
     e.handle(Join("c-rude"), 3.0)
     assert e.take_updates() == [Left("c-rude", "kicked", 58.0)]  # a join is told why
     e.handle(Join("c-rude"), 62.0)
-    assert e.take_updates() == [Assign("c-rude", "drums", "#f97316", 0)]
+    assert e.take_updates() == [Assign("c-rude", "drums", "#e69f00", 0)]
 
 
 def test_pause_keeps_new_callers_in_line_until_it_is_lifted() -> None:
@@ -146,7 +146,7 @@ def test_pause_keeps_new_callers_in_line_until_it_is_lifted() -> None:
     e.handle(Join("c-new"), 0.1)
     assert e.take_updates() == [Assign("c-new", None, None, 1)]
     e.handle(Command("pause", {"on": False}), 0.2)
-    assert e.take_updates() == [Assign("c-new", "drums", "#f97316", 0)]
+    assert e.take_updates() == [Assign("c-new", "drums", "#e69f00", 0)]
 
 
 # -- notes on the grid -----------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_notes_light_windows_in_the_tracks_colour_and_fade() -> None:
     scene = e.scene(0.25)
     lit = scene.lit
     assert scene.tracks[0].region == (0, 8)  # the only track playing: the whole building
-    assert len(lit) == 1 and lit[0].color == "#f97316" and lit[0].bay == 0
+    assert len(lit) == 1 and lit[0].color == "#e69f00" and lit[0].bay == 0
     assert lit[0].intensity == pytest.approx(1.0)
     assert e.scene(0.6).lit[0].intensity < 0.6
     assert e.scene(5.0).lit == ()
@@ -342,7 +342,7 @@ def test_the_state_event_has_designs_shape_and_never_a_number() -> None:
     assert state["facade"] == {"floors": 7, "bays": 8}
     assert state["tracks"][0] == {
         "name": "drums",
-        "color": "#f97316",
+        "color": "#e69f00",
         "caller": "c-d",
         "display": "…12",
         "muted": False,
@@ -447,7 +447,7 @@ def test_a_turned_away_caller_gets_a_track_when_one_is_free() -> None:
     e.handle(Leave("c-3"), 1.0)
     e.take_updates()
     e.handle(Digit("c-keen", "5"), 2.0)
-    assert e.take_updates() == [Assign("c-keen", "lead", "#ef4444", 0)]
+    assert e.take_updates() == [Assign("c-keen", "lead", "#d55e00", 0)]
 
 
 def test_a_caller_let_in_and_gone_again_hears_the_line_is_full_anew() -> None:
@@ -471,7 +471,7 @@ def test_only_the_first_fifty_waiting_are_told_their_new_place() -> None:
     e.handle(Leave("c-0"), 2.0)  # a track frees: the front is seated, the rest move up
     behind = [f"w-{n}" for n in range(1, 120) if n != 9]
     assert e.take_updates() == [
-        Assign("w-0", "drums", "#f97316", 0),
+        Assign("w-0", "drums", "#e69f00", 0),
         *(Assign(caller, None, None, place) for place, caller in enumerate(behind[:50], 1)),
     ]
     # Further back, a place is told when it crosses into the first fifty, or on a join.
