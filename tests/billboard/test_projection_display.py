@@ -128,6 +128,46 @@ def test_every_window_of_a_6_by_14_building_lights_where_its_quad_says(
             assert pixel(shown, where(shown.size, quad)) == expected, (floor, bay)
 
 
+def test_eight_people_playing_30_s_light_every_bay_and_most_windows_where_their_quads_are(
+    shown: Display,
+) -> None:
+    from billboard.engine import Digit, Engine, EngineConfig, Join
+    from relay.rehearsal.plan import CrowdOptions, plan_crowd
+
+    quads = building_windows()
+    engine = Engine(EngineConfig(facade=Facade(FLOORS, BAYS)), start=0.0)
+    options = CrowdOptions(callers=8, rate=1.4, duration=30, ramp=5, style="human", check=False)
+    events: list[tuple[float, Join | Digit]] = []
+    for plan in plan_crowd(options, 11):
+        caller = f"c-{plan.index:04x}"
+        events.append((plan.start, Join(caller)))
+        events += [(plan.start + p.at, Digit(caller, p.key)) for p in plan.presses]
+    events.sort(key=lambda item: item[0])
+    seen: set[tuple[int, int]] = set()  # windows found lit on the wall, in their colour
+    now, frames = 0.0, 0
+    for at, event in [*events, (35.0, None)]:
+        while now < at:  # four frames a second, each checked where the config says
+            engine.advance(now, 0.1)
+            frame = engine.scene(now)
+            shown.draw(frame)
+            frames += 1
+            for light in frame.lit:
+                if light.intensity < 0.6:
+                    continue
+                got = np.array(
+                    pixel(shown, where(shown.size, quads[light.floor * BAYS + light.bay]))
+                )
+                want, off = np.array(rgb(light.color)), np.array(WINDOW_OFF)
+                if np.abs(got - want).sum() < np.abs(got - off).sum():
+                    seen.add((light.floor, light.bay))
+            now += 0.25
+        if event is not None:
+            engine.handle(event, at)
+    assert frames >= 120
+    assert {bay for _, bay in seen} == set(range(BAYS))  # every bay, at least once
+    assert len(seen) > FLOORS * BAYS / 2, len(seen)  # more than half of the 84 windows
+
+
 def test_nothing_is_drawn_outside_the_mapped_facade(shown: Display) -> None:
     every = [Lit(f, b, LEAD, 1.0) for f in range(FLOORS) for b in range(BAYS)]
     shown.draw(scene(every))
