@@ -4,31 +4,30 @@ who plays, kick, mute, tempo, key, scale, style, pause, panic, tokens, figures, 
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 import pytest
 
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, StartRelay
 from tests.web.pages import (
     ARTIFACTS,
     DESKTOP,
-    PAGE_WAIT_S,
     PHONE,
     TEST_BUDGET_S,
     Billboard,
     caller_of,
     frame,
     new_context,
+    open_console,
     open_keypad,
     received,
     sample_state,
+    state_where,
     subscribe,
     synced,
+    track_named,
 )
 
 pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
@@ -39,41 +38,7 @@ except ImportError:  # the browser fixture fails (CI=true) or skips, saying what
     expect = None
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
-
-
-async def open_console(
-    browser: Browser, base_url: str, fragment: str = f"#token={OPERATOR}", **context: Any
-) -> Page:
-    """The console in a fresh context, connected; any script error fails the test."""
-    ctx = await new_context(browser, **context)
-    page = await ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    await page.goto(f"{base_url}/console?channel=dialjam{fragment}")
-    await expect(page.locator("#link")).to_have_attribute("data-state", "online")
-    setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
-    return page
-
-
-async def state_where(
-    ws: aiohttp.ClientWebSocketResponse,
-    check: Callable[[dict[str, Any]], bool],
-    timeout: float = PAGE_WAIT_S,
-) -> dict[str, Any]:
-    """The first `state` the billboard publishes that passes `check`."""
-    async with asyncio.timeout(timeout):
-        while True:
-            msg = await ws.receive()
-            assert msg.type is aiohttp.WSMsgType.TEXT, msg
-            data: dict[str, Any] = orjson.loads(msg.data)
-            if data.get("event") == "state" and check(data):
-                return data
-
-
-def track_named(state: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(t for t in state["tracks"] if t["name"] == name)
+    from playwright.async_api import Browser
 
 
 async def test_the_console_lists_callers_by_track_and_kick_frees_the_track_and_tells_the_keypad(

@@ -19,12 +19,15 @@ from tests.web.pages import (
     TEST_BUDGET_S,
     Billboard,
     RelayOnPort,
+    axe_source,
     frame,
+    open_console,
     sample_state,
+    state_where,
     subscribe,
+    track_named,
+    violations,
 )
-from tests.web.test_console import open_console, state_where, track_named
-from tests.web.test_keypad_states import axe_source, violations
 
 pytestmark = pytest.mark.timeout(TEST_BUDGET_S)
 
