@@ -2,13 +2,13 @@
 // waits, the music, its HUD), the relay's /healthz figures, and the operator's
 // commands, published on CHANNEL:control with the operator token.
 
+import { drawWindows } from "./facade_view.js";
 import { RelayLink, relayUrl } from "./relay.js";
 import {
   CHANNEL_ID,
   COMMAND,
   DEFAULT_CHANNEL,
   EVENT,
-  FACADE_MAX,
   KEY_NAMES,
   LEAVE_REASON,
   MAX_BPM,
@@ -473,51 +473,17 @@ function tickHeard() {
   renderActivity();
 }
 
-// -- the facade, small -------------------------------------------------------------------
+// -- the facade, small (facade_view.js) ---------------------------------------------------
 
-const UNLIT = "#191a22";
-let litCount = -1;
-
-/** The building's windows as the latest state lights them; greyed out when that state
- * is not live news. Redrawn on each state (≤ 10 a second), not animated. */
+let litShown = null;
 function drawFacade() {
-  const canvas = $("facade");
   const live = heardState() === "ok";
   $("facade-box").dataset.stale = String(!live);
-  const clamp = (v, d) => Math.max(1, Math.min(FACADE_MAX, Math.floor(Number(v)) || d));
-  const floors = clamp(state?.facade?.floors, 7);
-  const bays = clamp(state?.facade?.bays, 8);
-  const ratio = `${bays} / ${floors}`;
-  if (canvas.style.aspectRatio !== ratio) canvas.style.aspectRatio = ratio;
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.max(1, Math.round(canvas.clientWidth * dpr));
-  const h = Math.max(1, Math.round((w * floors) / bays));
-  if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
-  const ctx = canvas.getContext("2d");
-  ctx.globalAlpha = 1;
-  ctx.fillStyle = "#050507";
-  ctx.fillRect(0, 0, w, h);
-  const cw = w / bays;
-  const ch = h / floors;
-  const cell = (floor, bay, color, alpha) => {
-    ctx.globalAlpha = alpha;
-    ctx.fillStyle = color;
-    ctx.fillRect(bay * cw + cw * 0.12, floor * ch + ch * 0.12, cw * 0.76, ch * 0.76);
-  };
-  for (let f = 0; f < floors; f++) for (let b = 0; b < bays; b++) cell(f, b, UNLIT, 1);
-  let lit = 0;
-  for (const item of live && Array.isArray(state?.lit) ? state.lit : []) {
-    if (!Array.isArray(item)) continue;
-    const [floor, bay, color, intensity] = item;
-    if (!(floor >= 0 && floor < floors && bay >= 0 && bay < bays)) continue;
-    if (!/^#[0-9a-fA-F]{6}$/.test(color ?? "")) continue;
-    cell(floor, bay, color, Math.min(1, 0.2 + Math.max(0, Number(intensity) || 0)));
-    lit += 1;
-  }
-  ctx.globalAlpha = 1;
-  if (lit !== litCount || !live) {
-    litCount = live ? lit : -1;
-    const what = live ? `${lit} of ${floors * bays} windows lit` : "not live";
+  const canvas = $("facade");
+  const { lit, windows } = drawWindows(canvas, state, live);
+  const what = live ? `${lit} of ${windows} windows lit` : "not live";
+  if (what !== litShown) {
+    litShown = what;
     setAttr(canvas, "aria-label", `The facade: ${what}`);
   }
 }
