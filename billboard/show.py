@@ -28,6 +28,7 @@ from aiohttp import web
 from relay.app import create_app, listen
 from relay.backoff import backoff_delay
 from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
+from relay.contract.scene import Banner
 
 from .config import BillboardConfig
 from .door import Door
@@ -45,7 +46,9 @@ if TYPE_CHECKING:  # imported when the lights open: the protocols' libraries loa
 log = logging.getLogger("billboard")
 
 STATE_MIN_INTERVAL_S = 0.1  # `state` at most 10 times a second…
-STATE_KEEPALIVE_S = 2.0  # …and every 2 s when nothing changes
+# …and every second when nothing changes: a console calls a billboard silent for 3 s
+# "silent", a wall mirror after 2 s, so a quiet building is never taken for a gone one.
+STATE_KEEPALIVE_S = 1.0
 LINK_RESTART_MAX_S = 15.0
 
 
@@ -114,6 +117,8 @@ class Show:
         self._last_state = 0.0
         self._last_signature: object = None
         self._last_lit = False
+        self._banner: Banner | None = None
+        self._banner_port: int | None = None
         self.fps: float | None = None  # the display's, set by the frontend
         self.lights: LightsOut | None = None
 
@@ -261,7 +266,18 @@ class Show:
         self._last_state, self._last_signature, self._last_lit = now, signature, lit
         state = scene.to_state()
         state["hud"] = self.hud_figures()
+        state["banner"] = self.banner().to_data()
         loop.call_soon_threadsafe(link.publish_state, state)
+
+    def banner(self) -> Banner:
+        """What the facade invites with, for a wall mirror to show the same: the number
+        and the keypad's address as on the screen (the port the relay really has)."""
+        if self._banner is None or self._banner_port != self.relay_port:
+            port = self.relay_port or self.relay_config.port
+            relay = dataclasses.replace(self.relay_config, port=port)
+            self._banner = Banner(self.config.phone.strip() or None, relay.keypad_url())
+            self._banner_port = self.relay_port
+        return self._banner
 
     def hud_figures(self) -> dict[str, Any]:
         lateness = list(self.scheduler.timing.lateness)[-200:]

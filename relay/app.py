@@ -29,6 +29,7 @@ from .listener import GUARD, EdgeGuard, listen
 from .metrics import make_registry
 from .pages import Pages
 from .protocol import ProtocolError
+from .qr import KeypadCodes
 from .ratelimit import BucketsByKey
 from .sessions import SessionError, Sessions, derive_key
 from .state import PUBLISHER_ONLY, STATE, RelayState, bearer, publisher_cost
@@ -317,6 +318,7 @@ def create_app(
     app.router.add_post("/session", new_session)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/qr.svg", KeypadCodes().respond)  # the wall mirror's QR code
     # The telephony gateways, before the catch-all GET of web/.
     if twilio is not None:
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it

@@ -41,7 +41,7 @@ from .harmony import SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
 from .held import Held
 from .lighting import LIGHT_HALF_LIFE_S, Lighting
 from .line import WaitingLine
-from .scene import Facade, Scene, TrackView, decay
+from .scene import Activity, Facade, Scene, TrackView, decay
 from .seats import Caller, Hit, Track, next_in_loop
 from .tracks import DEFAULT_TRACKS, TrackSpec
 
@@ -236,8 +236,9 @@ class Engine:
 
     def _seat(self, caller: Caller, track: Track, now: float) -> None:
         caller.track = track.index
-        caller.since = now
-        caller.last_active = now
+        caller.since = caller.last_active = now
+        caller.last_press = None  # activity counts on this track only
+        caller.presses.clear()
         track.caller = caller.caller
         track.loop = []
         track.shift = 0
@@ -317,6 +318,7 @@ class Engine:
         self._active(entry, now)
         if entry.track is None:
             return []
+        entry.pressed(now)
         track = self.tracks[entry.track]
         spec = track.spec
         # Quantise: the next step, unless the press is within grace of the last one.
@@ -535,6 +537,13 @@ class Engine:
 
     # -- the scene ------------------------------------------------------------------
 
+    def _activity(self, entry: Caller, now: float) -> Activity:
+        """Whom to kick, in figures: presses a minute, seconds since the last press, and
+        (while others wait) seconds left in the turn (`_timeouts` ends it then)."""
+        last = None if entry.last_press is None else max(0.0, now - entry.last_press)
+        left = max(0.0, entry.since + self.config.turn_s - now) if self.line else None
+        return Activity(entry.presses_per_minute(now), last, left)
+
     def scene(self, now: float) -> Scene:
         """A snapshot for the screen and the `state` event."""
         shown, step = self.line.first(SHOWN_WAITING), self.grid.step_at(now)
@@ -559,6 +568,7 @@ class Engine:
                     level=decay(now - track.last_note, LIGHT_HALF_LIFE_S * 2),
                     region=regions[track.index],
                     since=entry.since if entry else None,
+                    activity=self._activity(entry, now) if entry else None,
                 )
             )
         return Scene(

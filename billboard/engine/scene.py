@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.contract.events import Light, State, TrackState, Waiting
+from relay.contract.events import State
+from relay.contract.scene import Light, TrackState, Waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,17 @@ class Lit:
 
 
 @dataclass(frozen=True, slots=True)
+class Activity:
+    """What a track's caller is doing (Engine._activity): presses in the last minute,
+    seconds since their last press (None before it) and left in their turn (None
+    while nobody waits)."""
+
+    presses_min: int
+    last_press_s: float | None
+    turn_left_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class TrackView:
     name: str
     color: str
@@ -46,6 +58,7 @@ class TrackView:
     level: float  # 0–1: how recently it played
     region: tuple[int, int] | None = None  # the bays it lights: (first, how many)
     since: float | None = None  # when its caller took it (a join is a moment)
+    activity: Activity | None = None  # while a caller holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +97,7 @@ class Scene:
             step=self.step,
             floors=self.facade.floors,
             bays=self.facade.bays,
-            tracks=tuple(
-                TrackState(t.name, t.color, t.caller, t.display, t.muted) for t in self.tracks
-            ),
+            tracks=tuple(_track_state(t) for t in self.tracks),
             line=self.line,
             waiting=tuple(
                 Waiting(caller, display)
@@ -113,6 +124,21 @@ class Scene:
             self.attract,
             self.paused,
         )
+
+
+def _track_state(view: TrackView) -> TrackState:
+    """A track as the ``state`` carries it: its activity in whole seconds, which is all
+    an operator reads ("3 s ago", "40 s left") and keeps the event small. A press 3.7 s
+    ago was 3 s ago; 0.2 s left in a turn is still 1 s left."""
+    act = view.activity
+    if act is None:
+        return TrackState(view.name, view.color, view.caller, view.display, view.muted)
+    ago = None if act.last_press_s is None else math.floor(act.last_press_s)
+    left = None if act.turn_left_s is None else math.ceil(act.turn_left_s)
+    return TrackState(
+        view.name, view.color, view.caller, view.display, view.muted,
+        act.presses_min, ago, left,
+    )  # fmt: skip
 
 
 def decay(age: float, half_life: float) -> float:

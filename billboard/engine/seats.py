@@ -1,13 +1,15 @@
 """What the engine keeps of each caller and each track while the night goes on: who
 called when, which track they hold, and what each track loops, fades and plays.
 
-Plain records with no behaviour of their own beyond reading a loop; the engine
-(engine.py) changes them. Pure, like the rest of the engine.
+Plain records with no behaviour of their own beyond reading a loop and counting a
+caller's presses; the engine (engine.py) changes them. Pure, like the rest of the engine.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Final
 
 from .grooves import Groove
 from .tracks import TrackSpec
@@ -23,6 +25,13 @@ class Hit:
     velocity: int
 
 
+# A caller's activity as the operator sees it: presses in the last minute. The relay
+# lets a caller send 10 events a second, so a minute holds at most 600; a caller past
+# PRESSES_KEPT shows that many.
+PRESS_WINDOW_S: Final = 60.0
+PRESSES_KEPT: Final = 1200
+
+
 @dataclass(slots=True)
 class Caller:
     caller: str
@@ -33,6 +42,21 @@ class Caller:
     last_active: float
     track: int | None = None
     since: float = 0.0  # when the current track was taken
+    last_press: float | None = None  # their last press on this track
+    presses: deque[float] = field(default_factory=lambda: deque(maxlen=PRESSES_KEPT))
+
+    def pressed(self, now: float) -> None:
+        """A press on their track at `now` (presses come in time order)."""
+        self.presses.append(now)
+        self.last_press = now
+
+    def presses_per_minute(self, now: float) -> int:
+        """Presses in the `PRESS_WINDOW_S` up to `now`. Older ones are forgotten as it
+        counts: time only moves forward, so they can never count again."""
+        presses = self.presses
+        while presses and presses[0] <= now - PRESS_WINDOW_S:
+            presses.popleft()
+        return len(presses)
 
 
 @dataclass(slots=True)

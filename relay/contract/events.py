@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .privacy import masked, number_digits
+from .scene import Banner, Light, TrackState, Waiting, read_activity, read_banner
 
 # The sixteen keys a phone has, in RFC 4733's order (§3.2, Table 1: events 0–9 are the
 # digits, 10 is *, 11 is #, 12–15 are A–D) …
@@ -154,40 +155,12 @@ class Left:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackState:
-    """One track as the ``state`` shows it; `display` is "…12" or a nickname."""
-
-    name: str
-    color: str
-    caller: str | None = None
-    display: str | None = None
-    muted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """A caller at the front of the waiting line, and what the facade may show of them."""
-
-    caller: str
-    display: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Light:
-    """A lit window: floor 0 at the top, `intensity` 0–1 (sent to two decimals)."""
-
-    floor: int
-    bay: int
-    color: str
-    intensity: float
-
-
-@dataclass(frozen=True, slots=True)
 class State:
     """The billboard's ``state`` (≤ 10 Hz and on change): the music, who plays, the
     front of the line (`line`, `waiting`) and how many wait in all (`line_length`), the
     lit windows, and the billboard's health figures (`hud`). `style` is the groove
-    bed's (None from a billboard older than the ``style`` command)."""
+    bed's (None from a billboard older than the ``style`` command); `banner` what the
+    facade invites with (relay/contract/scene.py)."""
 
     tempo: float
     key: str
@@ -204,6 +177,7 @@ class State:
     paused: bool = False
     hud: Mapping[str, Any] = field(default_factory=dict)
     style: str | None = None
+    banner: Banner | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -214,16 +188,7 @@ class State:
             "style": self.style,
             "step": self.step,
             "facade": {"floors": self.floors, "bays": self.bays},
-            "tracks": [
-                {
-                    "name": t.name,
-                    "color": t.color,
-                    "caller": t.caller,
-                    "display": t.display,
-                    "muted": t.muted,
-                }
-                for t in self.tracks
-            ],
+            "tracks": [t.to_data() for t in self.tracks],
             "line": list(self.line),
             "waiting": [{"caller": w.caller, "display": w.display} for w in self.waiting],
             "line_length": self.line_length,
@@ -231,6 +196,7 @@ class State:
             "attract": self.attract,
             "paused": self.paused,
             "hud": dict(self.hud),
+            "banner": self.banner.to_data() if self.banner else None,
         }
 
 
@@ -526,6 +492,7 @@ def _read_state(data: Mapping[str, Any]) -> State | Refused:
         tempo, key[:KEY_NAME_MAX], scale[:SCALE_NAME_MAX], step, floors, bays,
         tuple(tracks), tuple(line), tuple(waiting), line_length, tuple(lit), attract, paused,
         dict(hud), style[:STYLE_NAME_MAX] if style is not None else None,
+        read_banner(data.get("banner")),
     )  # fmt: skip
 
 
@@ -550,7 +517,8 @@ def _read_track(item: object) -> TrackState | None:
         return None
     if caller is not None and not is_caller_id(caller):
         return None
-    return TrackState(name, color, caller, _shown(item.get("display")), muted is True)
+    shown = _shown(item.get("display"))
+    return TrackState(name, color, caller, shown, muted is True, *read_activity(item))
 
 
 def _read_waiting(item: object) -> Waiting | None:

@@ -26,7 +26,7 @@ import pytest
 from tests.services import service_unavailable
 from tests.support.processes import HEADLESS_ENV, ROOT, STARTUP_S, billboard_command, free_port
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
-from tests.web.pages import PAGE_WAIT_S, Billboard
+from tests.web.pages import PAGE_WAIT_S, PHONE_NUMBER, Billboard
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -141,15 +141,14 @@ async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
             return
 
 
-@pytest.fixture(scope="module")
-def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
-    """One headless billboard for the module (`python -m billboard --headless
-    --no-sound`), its relay's tokens set by a config file, stopped with SIGTERM."""
-    folder = tmp_path_factory.mktemp("billboard")
+@contextlib.contextmanager
+def running_billboard(folder: Path) -> Iterator[Billboard]:
+    """A headless billboard (`python -m billboard --headless --no-sound`), its relay's
+    tokens and its phone number set by a config file, stopped with SIGTERM."""
     config = folder / "venue.toml"
     config.write_text(
         f'[relay]\noperator_token = "{OPERATOR}"\nbillboard_token = "{BILLBOARD}"\n'
-        f'publisher_token = "{PUBLISHER}"\n'
+        f'publisher_token = "{PUBLISHER}"\n[billboard]\nphone = "{PHONE_NUMBER}"\n'
     )
     port = free_port()
     log_path = folder / "billboard.log"
@@ -175,9 +174,24 @@ def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield Billboard(port, proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def billboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Billboard]:
+    """One headless billboard for the module (`running_billboard`)."""
+    with running_billboard(tmp_path_factory.mktemp("billboard")) as running:
+        yield running
+
+
+@pytest.fixture
+def own_billboard(tmp_path: Path) -> Iterator[Billboard]:
+    """A headless billboard for this test alone: one it may kill."""
+    with running_billboard(tmp_path) as running:
+        yield running

@@ -6,13 +6,16 @@ The fixtures (Chromium, the browser, a headless billboard) are in conftest.py.""
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from relay.app import create_app, listen
@@ -35,6 +38,9 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 # that shows a change in 100 ms when idle can take seconds (Playwright's own defaults,
 # 5 s for an expectation, are sized for an idle desktop). A page that never gets
 # there still fails, only later. Each test's whole budget is `TEST_BUDGET_S`.
+# The installation's own number, shown on the banner and the wall mirror: public.
+PHONE_NUMBER = "+1 555 0100"
+
 PAGE_WAIT_S = 30.0
 NAVIGATION_WAIT_S = 60.0
 TEST_BUDGET_S = 240
@@ -207,3 +213,69 @@ def sample_state(**changes: Any) -> dict[str, Any]:
     }
     state.update(changes)
     return state
+
+
+# -- the console, the wall mirror and axe-core, as their tests open and check them ------
+
+
+async def open_console(
+    browser: Browser, base_url: str, fragment: str = f"#token={OPERATOR}", **context: Any
+) -> Page:
+    """The console in a fresh context, connected; any script error fails the test."""
+    ctx = await new_context(browser, **context)
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(f"{base_url}/console?channel=dialjam{fragment}")
+    from playwright.async_api import expect
+
+    await expect(page.locator("#link")).to_have_attribute("data-state", "online")
+    setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
+    return page
+
+
+async def state_where(
+    ws: aiohttp.ClientWebSocketResponse,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = PAGE_WAIT_S,
+) -> dict[str, Any]:
+    """The first `state` the billboard publishes that passes `check`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await ws.receive()
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            data: dict[str, Any] = orjson.loads(msg.data)
+            if data.get("event") == "state" and check(data):
+                return data
+
+
+def track_named(state: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in state["tracks"] if t["name"] == name)
+
+
+async def open_wall(browser: Browser, base_url: str, **context: Any) -> Page:
+    ctx = await new_context(browser, **context)
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
+    await page.goto(f"{base_url}/wall?channel=dialjam")
+    return page
+
+
+def axe_source() -> str:
+    try:
+        files = importlib.resources.files("axe_playwright_python")
+    except ModuleNotFoundError:
+        pytest.skip("axe-core is not installed: pip install -e '.[test]'")
+    return files.joinpath("axe.min.js").read_text(encoding="utf-8")
+
+
+async def violations(page: Page, source: str) -> list[str]:
+    """What axe-core finds on the page as it stands (DevTools evaluates the script, so
+    the page's own Content-Security-Policy stays as it is)."""
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.evaluate(source + "\n;0")
+    found = await page.evaluate("axe.run(document).then(r => r.violations)")
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found]

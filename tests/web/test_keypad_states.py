@@ -4,7 +4,6 @@ screen in all of them at 390×844, and axe-core finding no violation in any."""
 
 from __future__ import annotations
 
-import importlib.resources
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -17,10 +16,12 @@ from tests.web.pages import (
     PHONE,
     TEST_BUDGET_S,
     RelayOnPort,
+    axe_source,
     caller_of,
     frame,
     new_context,
     open_keypad,
+    violations,
 )
 
 if TYPE_CHECKING:
@@ -42,23 +43,6 @@ DIGEST = {
     "event": "digest", "tempo": 112, "key": "F#", "scale": "dorian", "playing": 6,
     "waiting": 2, "bays": 8, "paused": False,
 }  # fmt: skip
-
-
-def axe_source() -> str:
-    try:
-        files = importlib.resources.files("axe_playwright_python")
-    except ModuleNotFoundError:
-        pytest.skip("axe-core is not installed: pip install -e '.[test]'")
-    return files.joinpath("axe.min.js").read_text(encoding="utf-8")
-
-
-async def violations(page: Page, source: str) -> list[str]:
-    """What axe-core finds on the page as it stands (DevTools evaluates the script, so
-    the page's own Content-Security-Policy stays as it is)."""
-    if not await page.evaluate("typeof axe !== 'undefined'"):
-        await page.evaluate(source + "\n;0")
-    found = await page.evaluate("axe.run(document).then(r => r.violations)")
-    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found]
 
 
 async def check(page: Page, name: str, state: str, axe: str, above_fold: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -19,7 +19,7 @@ from tests.web.pages import (
     TEST_BUDGET_S,
     Billboard,
     frame,
-    new_context,
+    open_wall,
     sample_state,
 )
 
@@ -31,7 +31,7 @@ except ImportError:  # the browser fixture fails (CI=true) or skips, saying what
     expect = None
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser
 
 # The mean colour of a window's middle (CSS pixels → canvas pixels), on the page.
 WINDOW_RGB = """([floor, bay]) => {
@@ -54,16 +54,6 @@ COLOURS = """() => {
   for (let i = 0; i < d.length; i += 4 * 7) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
   return seen.size;
 }"""
-
-
-async def open_wall(browser: Browser, base_url: str, **context: Any) -> Page:
-    ctx = await new_context(browser, **context)
-    page = await ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    setattr(page, "script_errors", errors)  # noqa: B010 — read back by the tests
-    await page.goto(f"{base_url}/wall?channel=dialjam")
-    return page
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:

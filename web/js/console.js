@@ -2,6 +2,7 @@
 // waits, the music, its HUD), the relay's /healthz figures, and the operator's
 // commands, published on CHANNEL:control with the operator token.
 
+import { drawWindows } from "./facade_view.js";
 import { RelayLink, relayUrl } from "./relay.js";
 import {
   CHANNEL_ID,
@@ -20,7 +21,12 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const TEMPO_STEP = 4; // the billboard's + / − keys move this much too
-const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
+// The billboard sends a state at least every second: three without one is a silence,
+// and the console never says "live" from older news.
+const SILENT_AFTER_S = 3;
+const PROBE_DEAD_MS = 4000; // a silent billboard: is the relay still there? (a ping)
+const ARM_MS = 3000; // a Kick arms; a second press this soon kicks
+const QUIET_AFTER_S = 15; // a caller this long without a press is shown as quiet
 const HEALTH_EVERY_MS = 2000;
 const HOLD_MS = 2000; // a control just changed here is not overwritten by older states
 // The keys and scales the engine plays (the contract's names), labelled as musicians
@@ -110,7 +116,10 @@ const isHeld = (el) => document.activeElement === el && el.tagName === "INPUT" &
 let pending = []; // commands sent, waiting for the relay's ack (answers come in order)
 let tokenChecked = false;
 
+let relayOnline = false;
+
 const link = new RelayLink(relayUrl(), {
+  deadAfterMs: PROBE_DEAD_MS,
   onOpen() {
     // No token on the subscribe: a wrong one would refuse the subscription too.
     link.send({ type: "subscriber", id: stateChannel, v: 2 });
@@ -121,6 +130,10 @@ const link = new RelayLink(relayUrl(), {
   onStatus(status, retryMs) {
     const el = $("link");
     el.dataset.state = status;
+    relayOnline = status === "online";
+    // What the billboard said before is no news of it now: wait for a fresh state.
+    if (!relayOnline) lastHeard = 0;
+    tickHeard();
     if (status === "online") setText(el, "Relay: connected");
     else if (status === "connecting") setText(el, "Relay: connecting…");
     else setText(el, `Relay: offline — trying again in ${Math.ceil(retryMs / 1000)} s`);
@@ -213,6 +226,7 @@ function onBillboard(data) {
     lastHeard = performance.now();
     render();
     tickHeard();
+    drawFacade();
   } else if (data.event === EVENT.leave && data.reason === LEAVE_REASON.kicked) {
     const who = displays.get(data.caller);
     tell(`${who ?? "A caller"} was removed.`);
@@ -262,7 +276,8 @@ function trackRow(name) {
   li.className = "track";
   li.innerHTML =
     '<span class="swatch" aria-hidden="true"></span><span class="who"><b class="name"></b>' +
-    '<span class="caller"></span></span><span class="badge" hidden>muted</span>' +
+    '<span class="caller"></span><span class="activity"></span></span>' +
+    '<span class="badge" hidden>muted</span>' +
     '<span class="actions"><button type="button" class="mute"></button>' +
     '<button type="button" class="kick">Kick</button></span>';
   row = {
@@ -270,6 +285,7 @@ function trackRow(name) {
     swatch: li.querySelector(".swatch"),
     name: li.querySelector(".name"),
     caller: li.querySelector(".caller"),
+    activity: li.querySelector(".activity"),
     badge: li.querySelector(".badge"),
     mute: li.querySelector(".mute"),
     kick: li.querySelector(".kick"),
@@ -286,7 +302,7 @@ function trackRow(name) {
   });
   row.kick.addEventListener("click", () => {
     const t = row.data;
-    if (t?.caller) command(COMMAND.kick, { caller: t.caller }, `kick the ${t.name}`);
+    if (t?.caller) kickPressed(row.kick, t.caller, `kick the ${t.name}`);
   });
   rows.set(name, row);
   return row;
@@ -313,10 +329,73 @@ function renderTracks(tracks) {
     setText(row.mute, t.muted ? "Unmute" : "Mute");
     if (!isHeld(row.mute)) setAttr(row.mute, "aria-pressed", String(Boolean(t.muted)));
     setAttr(row.mute, "aria-label", `${t.muted ? "Unmute" : "Mute"} the ${t.name}${who ? ` (${who})` : ""}`);
-    setAttr(row.kick, "aria-label", `Kick the ${t.name}${who ? ` (${who})` : ""}`);
+    const kick = `Kick the ${t.name}${who ? ` (${who})` : ""}`;
+    const armedNow = isArmed(row.kick, t.caller);
+    setText(row.kick, armedNow ? "Confirm kick" : "Kick");
+    row.kick.dataset.armed = String(armedNow);
+    setAttr(row.kick, "aria-label", armedNow ? `Confirm: k${kick.slice(1)}` : kick);
     if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] ?? null);
   });
   while (list.children.length > tracks.length) list.lastElementChild.remove();
+  renderActivity();
+}
+
+// -- what each caller is doing: whom to kick ---------------------------------------------
+
+const ago = (s) => (s < 60 ? `${Math.floor(s)} s ago` : `${Math.floor(s / 60)} min ago`);
+function duration(s) {
+  const whole = Math.ceil(s);
+  return whole < 90 ? `${whole} s` : `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+const figure = (v) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : null);
+
+/** Presses a minute, the last press and the turn's end, counted on from the state's
+ * figures while the billboard is live (they come at least once a second). */
+function renderActivity() {
+  const live = heardState() === "ok";
+  const elapsed = live ? (performance.now() - lastHeard) / 1000 : 0;
+  for (const row of rows.values()) {
+    const t = row.data;
+    if (!t?.caller) {
+      setText(row.activity, "");
+      row.li.dataset.quiet = "false";
+      continue;
+    }
+    const presses = figure(t.presses_min);
+    const last = figure(t.last_press_s);
+    const left = figure(t.turn_left_s);
+    const parts = [presses === null ? "– presses/min" : `${presses} presses/min`];
+    parts.push(last === null ? "no press yet" : `last press ${ago(last + elapsed)}`);
+    if (left !== null) parts.push(`${duration(Math.max(0, left - elapsed))} left in turn`);
+    setText(row.activity, parts.join(" · "));
+    row.li.dataset.quiet = String(last !== null && last + elapsed >= QUIET_AFTER_S);
+  }
+}
+
+// -- Kick asks first: the first press arms it, a second within ARM_MS kicks ------------------
+
+const armed = new Map(); // button → {caller, timer}
+const isArmed = (button, caller) => armed.get(button)?.caller === caller;
+
+function disarm(button) {
+  clearTimeout(armed.get(button)?.timer);
+  armed.delete(button);
+}
+
+function kickPressed(button, caller, label) {
+  if (isArmed(button, caller)) {
+    disarm(button);
+    command(COMMAND.kick, { caller }, label);
+  } else {
+    disarm(button);
+    const timer = setTimeout(() => {
+      armed.delete(button);
+      if (state) render();
+    }, ARM_MS);
+    armed.set(button, { caller, timer });
+    tell(`Press “Confirm kick” within ${ARM_MS / 1000} s to ${label}.`);
+  }
+  if (state) render();
 }
 
 function renderLine(line, total) {
@@ -328,18 +407,27 @@ function renderLine(line, total) {
       li = document.createElement("li");
       li.dataset.caller = caller;
       li.innerHTML = '<span class="who"></span><button type="button" class="kick">Kick</button>';
-      li.querySelector("button").addEventListener("click", () => {
-        command(COMMAND.kick, { caller }, `kick the ${ordinal(Number(li.dataset.place))} in line`);
+      const button = li.querySelector("button");
+      button.addEventListener("click", () => {
+        kickPressed(button, caller, `kick the ${ordinal(Number(li.dataset.place))} in line`);
       });
     }
     li.dataset.place = String(i + 1);
     // Only what the facade would show; a caller never seen on a track has no name here.
     const who = displays.get(caller);
     setText(li.querySelector(".who"), `${ordinal(i + 1)}${who ? ` — ${who}` : ""}`);
-    setAttr(li.querySelector("button"), "aria-label", `Kick the ${ordinal(i + 1)} in line${who ? ` (${who})` : ""}`);
+    const button = li.querySelector("button");
+    const kick = `Kick the ${ordinal(i + 1)} in line${who ? ` (${who})` : ""}`;
+    const armedNow = isArmed(button, caller);
+    setText(button, armedNow ? "Confirm kick" : "Kick");
+    button.dataset.armed = String(armedNow);
+    setAttr(button, "aria-label", armedNow ? `Confirm: k${kick.slice(1)}` : kick);
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
   });
-  for (const li of [...list.children].slice(line.length)) li.remove();
+  for (const li of [...list.children].slice(line.length)) {
+    disarm(li.querySelector("button"));
+    li.remove();
+  }
   const more = total - line.length;
   setText($("line-count"), total ? `(${total})` : "");
   setText($("line-more"), more > 0 ? `and ${more} more` : "");
@@ -349,22 +437,54 @@ function renderLine(line, total) {
 
 // -- is the billboard there? ------------------------------------------------------------
 
-let wasStale = false;
+/** "ok" (a state within SILENT_AFTER_S), "stale", "waiting" (none yet on this link) or
+ * "unknown" (the relay is offline: nothing can be known of the billboard). */
+function heardState() {
+  if (!relayOnline) return "unknown";
+  if (!lastHeard) return "waiting";
+  return (performance.now() - lastHeard) / 1000 > SILENT_AFTER_S ? "stale" : "ok";
+}
+
+let wasLive = false;
+let probed = 0;
 function tickHeard() {
   const el = $("heard");
-  if (!lastHeard) {
-    el.dataset.state = "waiting";
-    setText(el, "Waiting for the billboard…");
-    return;
-  }
-  const age = (performance.now() - lastHeard) / 1000;
-  const stale = age >= STALE_AFTER_S;
-  el.dataset.state = stale ? "stale" : "ok";
-  setText(el, stale ? `Billboard not heard from for ${Math.floor(age)} s` : "Billboard: live");
-  if (stale !== wasStale) {
+  const mode = heardState();
+  const age = lastHeard ? Math.floor((performance.now() - lastHeard) / 1000) : 0;
+  const text = {
+    ok: "Billboard: live",
+    stale: `Billboard: silent for ${age} s`,
+    waiting: "Waiting for the billboard…",
+    unknown: "Billboard: unknown — the relay is offline",
+  }[mode];
+  el.dataset.state = mode;
+  setText(el, text);
+  if ((mode === "ok") !== wasLive) {
     // Said once to a screen reader, not every second.
-    $("announce").textContent = stale ? "Billboard not heard from" : "Billboard is back";
-    wasStale = stale;
+    $("announce").textContent = mode === "ok" ? "Billboard is live" : text.replace(/ for \d+ s$/, "");
+  }
+  wasLive = mode === "ok";
+  // A silent billboard may be a relay gone quiet: ask it (at most every few seconds).
+  if (mode === "stale" && performance.now() - probed > PROBE_DEAD_MS) {
+    probed = performance.now();
+    link.ping();
+  }
+  if ($("facade-box").dataset.stale !== String(mode !== "ok")) drawFacade();
+  renderActivity();
+}
+
+// -- the facade, small (facade_view.js) ---------------------------------------------------
+
+let litShown = null;
+function drawFacade() {
+  const live = heardState() === "ok";
+  $("facade-box").dataset.stale = String(!live);
+  const canvas = $("facade");
+  const { lit, windows } = drawWindows(canvas, state, live);
+  const what = live ? `${lit} of ${windows} windows lit` : "not live";
+  if (what !== litShown) {
+    litShown = what;
+    setAttr(canvas, "aria-label", `The facade: ${what}`);
   }
 }
 
@@ -477,6 +597,7 @@ function start() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") link.wake();
   });
+  addEventListener("resize", drawFacade);
   setInterval(tickHeard, 500);
   setInterval(pollHealth, HEALTH_EVERY_MS);
   pollHealth();

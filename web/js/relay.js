@@ -16,11 +16,13 @@ export class RelayLink {
   /**
    * @param {string} url
    * @param {{onOpen?: () => void, onMessage?: (msg: any) => void,
-   *          onStatus?: (status: "connecting"|"online"|"offline", retryMs?: number) => void}} hooks
+   *          onStatus?: (status: "connecting"|"online"|"offline", retryMs?: number) => void,
+   *          deadAfterMs?: number}} hooks
    */
   constructor(url, hooks) {
     this.url = url;
     this.hooks = hooks;
+    this.deadAfterMs = hooks.deadAfterMs ?? DEAD_AFTER_MS;
     this.ws = null;
     this.failures = 0;
     this.retryTimer = 0;
@@ -52,6 +54,7 @@ export class RelayLink {
     };
     ws.onmessage = (e) => {
       clearTimeout(this.deadTimer); // anything heard proves the link is alive
+      this.deadTimer = 0;
       let msg;
       try {
         msg = JSON.parse(e.data);
@@ -82,8 +85,10 @@ export class RelayLink {
     }
   }
 
+  /** Ask the relay for a pong; nothing heard within `deadAfterMs` drops the link. One
+   * question at a time: asking again while one is out does not put the answer off. */
   ping() {
-    if (!this.send({ type: "ping" })) return;
+    if (this.deadTimer || !this.send({ type: "ping" })) return;
     clearTimeout(this.deadTimer);
     this.deadTimer = setTimeout(() => {
       // A half-open TCP link (a phone that changed networks) never fires onclose by
@@ -92,12 +97,13 @@ export class RelayLink {
       this.drop();
       ws?.close();
       this.retry();
-    }, DEAD_AFTER_MS);
+    }, this.deadAfterMs);
   }
 
   drop() {
     clearInterval(this.pingTimer);
     clearTimeout(this.deadTimer);
+    this.deadTimer = 0;
     if (this.ws) this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
     this.ws = null;
   }

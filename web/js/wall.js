@@ -13,7 +13,9 @@ import {
 const $ = (id) => document.getElementById(id);
 const HALF_LIFE_MS = 350; // the billboard's lights halve this fast (engine LIGHT_HALF_LIFE_S)
 const ATTACK_MS = 45; // a window lights up this fast, so a 10 Hz state looks continuous
-const STALE_AFTER_S = 5; // the billboard sends a state at least every 2 s
+// The billboard sends a state at least every second: two seconds without one and the
+// wall says at once, over the whole building, that it is not playing.
+const GONE_AFTER_S = 2;
 const LOOP_STEPS = 16;
 const UNLIT = "#191a22";
 
@@ -75,6 +77,7 @@ function onState(data, now) {
   states += 1;
   lastHeard = now;
   renderLegend(data);
+  renderInvite(data.banner);
   renderStatus(now);
 }
 
@@ -109,22 +112,61 @@ function renderLegend(data) {
   if ($("music").textContent !== text) $("music").textContent = text;
 }
 
+/** "waiting" (no state yet), "live", or "gone": the relay link is down, or no state
+ * came for GONE_AFTER_S — the lights then go dark, whatever the last state said. */
+function mode(now) {
+  if (linkStatus === "offline" || (lastHeard && (now - lastHeard) / 1000 >= GONE_AFTER_S)) {
+    return "gone";
+  }
+  return lastHeard ? "live" : "waiting";
+}
+
 function renderStatus(now) {
   const el = $("status");
-  let mode;
-  let text;
-  if (!lastHeard) {
-    mode = "waiting";
-    text = linkStatus === "offline" ? "The relay is offline — trying again…" : "Waiting for the billboard…";
-  } else if ((now - lastHeard) / 1000 >= STALE_AFTER_S) {
-    mode = "stale";
-    text = `Billboard not heard from for ${Math.floor((now - lastHeard) / 1000)} s`;
-  } else {
-    mode = "live";
-    text = "Live";
+  const m = mode(now);
+  let text = "Waiting for the billboard…";
+  let why = "";
+  if (m === "live") text = "Live";
+  else if (m === "gone") {
+    why =
+      linkStatus === "offline"
+        ? "The wall lost its link to the relay — trying again…"
+        : `No news from it for ${Math.floor((now - lastHeard) / 1000)} s`;
+    text = `The billboard is not playing. ${why}`;
   }
-  if (el.dataset.state !== mode) el.dataset.state = mode;
+  if (el.dataset.state !== m) el.dataset.state = m;
   if (el.textContent !== text) el.textContent = text;
+  if ($("gone").hidden !== (m !== "gone")) $("gone").hidden = m !== "gone";
+  if ($("gone-why").textContent !== why) $("gone-why").textContent = why;
+}
+
+// -- how to play: the number and the keypad's QR code (relay/qr.py draws it) ----------------
+
+let keypadShown = null;
+function renderInvite(banner) {
+  const phone = typeof banner?.phone === "string" ? banner.phone.slice(0, 32) : "";
+  const keypad =
+    typeof banner?.keypad === "string" && /^https?:\/\/[^\s]{1,500}$/.test(banner.keypad)
+      ? banner.keypad
+      : null;
+  const call = $("call");
+  if (phone) {
+    if (call.querySelector("b")?.textContent !== phone) {
+      call.replaceChildren("Call ", Object.assign(document.createElement("b"), { textContent: phone }));
+    }
+  } else if (call.textContent) call.replaceChildren();
+  call.hidden = !phone;
+  if (keypad !== keypadShown) {
+    keypadShown = keypad;
+    if (keypad) $("qr").src = `/qr.svg?url=${encodeURIComponent(keypad)}`;
+    $("qr").hidden = $("scan").hidden = !keypad;
+    $("scan").textContent = phone ? "… or scan to play" : "Scan to play";
+  }
+  const hidden = !phone && !keypad;
+  if ($("invite").hidden !== hidden) {
+    $("invite").hidden = hidden;
+    layout = null;
+  }
 }
 
 const link = new RelayLink(relayUrl(), {
@@ -156,12 +198,15 @@ function resize() {
   layout = null;
 }
 
-/** Where the building, its windows and the beat strip go, in CSS pixels. */
+/** Where the building, its windows and the beat strip go, in CSS pixels: clear of the
+ * invitation (beside it on a wide screen, under it on a tall one). */
 function computeLayout() {
   const W = canvas.clientWidth;
   const H = canvas.clientHeight;
-  const top = 32;
-  const availW = W * 0.94;
+  const invite = $("invite");
+  const aside = invite.hidden ? 0 : W > H ? invite.offsetWidth + 24 : 0;
+  const top = 32 + (invite.hidden || W > H ? 0 : invite.offsetHeight + 8);
+  const availW = (W - aside) * 0.94;
   const legend = $("legend").offsetHeight || 40;
   const bottom = legend + 30; // the beat strip and the legend
   // The building's frame reaches a wall's width beyond the windows: keep it clear.
@@ -176,7 +221,7 @@ function computeLayout() {
   }
   const bw = cellW * bays;
   const bh = cellH * floors;
-  const x = (W - bw) / 2;
+  const x = (W - aside - bw) / 2;
   const y = top + (availH - bh) / 2;
   const gapX = cellW * 0.22;
   const gapY = cellH * 0.2;
@@ -215,6 +260,7 @@ function draw(now) {
   const dt = lastFrame ? Math.min(100, now - lastFrame) : 16;
   lastFrame = now;
   const L = layout ?? (layout = computeLayout());
+  const live = mode(now) !== "gone";
   ctx.globalCompositeOperation = "source-over";
   ctx.globalAlpha = 1;
   ctx.fillStyle = "#050507";
@@ -227,6 +273,7 @@ function draw(now) {
   for (let floor = 0; floor < floors; floor++) {
     for (let bay = 0; bay < bays; bay++) {
       const light = lights[floor * bays + bay];
+      if (!live) light.level = 0; // a gone billboard lights nothing
       const target = light.level * Math.pow(0.5, Math.max(0, now - light.at) / HALF_LIFE_MS);
       light.shown += (target - light.shown) * (target > light.shown ? attack : 1);
       if (light.shown < 0.01) light.shown = 0;
@@ -297,7 +344,9 @@ function start() {
     );
   };
   watchDpr();
-  new ResizeObserver(() => (layout = null)).observe($("legend"));
+  const relayout = new ResizeObserver(() => (layout = null));
+  relayout.observe($("legend"));
+  relayout.observe($("invite"));
   addEventListener("online", () => link.wake());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") link.wake();

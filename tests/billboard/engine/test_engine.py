@@ -346,6 +346,9 @@ def test_the_state_event_has_designs_shape_and_never_a_number() -> None:
         "caller": "c-d",
         "display": "…12",
         "muted": False,
+        "presses_min": 0,
+        "last_press_s": None,
+        "turn_left_s": None,
     }
     assert state["tracks"][1]["display"] == "Ana the great"
     assert "4155551212" not in repr(state)

@@ -1,0 +1,50 @@
+"""``/qr.svg`` on a real relay (relay/qr.py): the QR code of a keypad's address for the
+wall mirror, cached and revalidated, and never of any other text. That the image
+decodes is shown in a real browser (tests/web/test_wall_banner.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from relay.qr import is_keypad_address
+from tests.support.relay import RunningRelay
+
+KEYPAD = "https://jam.example.org/keypad?channel=dialjam"
+
+
+async def test_a_keypads_qr_code_is_an_svg_cached_for_a_day_and_revalidated(
+    relay: RunningRelay,
+) -> None:
+    url = f"{relay.url}/qr.svg?url={quote(KEYPAD, safe='')}"
+    async with relay.session.get(url) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "image/svg+xml"
+        assert resp.headers["Cache-Control"] == "public, max-age=86400"
+        body = await resp.text()
+        etag = resp.headers["ETag"]
+    assert body.lstrip().startswith("<?xml") or body.lstrip().startswith("<svg")
+    assert "<path" in body and "QR code" in body
+    async with relay.session.get(url, headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 304 and await resp.read() == b""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "hello",
+        "https://evil.example/login",
+        "javascript:alert(1)//keypad",
+        "https:///keypad",
+        "https://jam.example.org/keypad " + "x" * 10,
+        "https://jam.example.org/" + "k" * 600 + "/keypad",
+    ],
+)
+async def test_no_qr_code_is_drawn_for_anything_but_a_keypads_address(
+    relay: RunningRelay, text: str
+) -> None:
+    assert not is_keypad_address(text)
+    async with relay.session.get(f"{relay.url}/qr.svg", params={"url": text}) as resp:
+        assert resp.status == 404
