@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from billboard.sound import no_sound_device
 from billboard.summary import Opened, start_lines, stop_lines, url_warnings
 from tests.support.processes import ROOT, free_port, start_billboard
 
@@ -121,11 +122,33 @@ def test_list_displays_names_each_screen_and_its_size(xvfb: str) -> None:
     assert done.stdout.decode().splitlines()[0].startswith("0: 1920×1080")
 
 
-def test_no_raw_alsa_noise_on_a_machine_without_a_sound_card(tmp_path: Path) -> None:
-    if Path("/dev/snd").exists():
-        pytest.skip("this machine has a sound card: the speakers open")
+def test_a_machine_without_a_sound_card_or_sound_server_is_known_before_asking_sdl(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
+    monkeypatch.delenv("PULSE_SERVER", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no pulse/native, no pipewire-0
+    real_exists = os.path.exists
+    cards = {"present": False}
+    monkeypatch.setattr(
+        os.path,
+        "exists",
+        lambda p: cards["present"] if p == "/dev/snd" else real_exists(p),
+    )
+    assert no_sound_device() == "no sound card here (no /dev/snd, PulseAudio or PipeWire)"
+    cards["present"] = True
+    assert no_sound_device() is None  # a card: SDL tries it
+    cards["present"] = False
+    (tmp_path / "pipewire-0").touch()
+    assert no_sound_device() is None  # a sound server: SDL tries it
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    (tmp_path / "pipewire-0").unlink()
+    assert no_sound_device() is None  # a driver the operator chose is always tried
+
+
+def test_no_raw_alsa_noise_when_the_billboard_opens_its_speakers(tmp_path: Path) -> None:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    env.pop("SDL_AUDIODRIVER", None)  # SDL tries the machine's own: ALSA without a card
+    env.pop("SDL_AUDIODRIVER", None)  # SDL tries the machine's own (ALSA without a card)
     env.pop("DISPLAY", None)
     done = subprocess.run(
         [*billboard(), "--duration", "2"],
@@ -135,8 +158,10 @@ def test_no_raw_alsa_noise_on_a_machine_without_a_sound_card(tmp_path: Path) -> 
         timeout=90,
         check=False,
     )
-    err = done.stderr.decode()
+    err, out = done.stderr.decode(), done.stdout.decode()
     assert done.returncode == 0, err[-2000:]
     assert "ALSA lib" not in err
-    assert "no sound: no sound card here (no /dev/snd, PulseAudio or PipeWire)" in err
-    assert "sound:     none" in done.stdout.decode()
+    assert "\n  sound:     " in out  # what the speakers are, said in one line
+    if no_sound_device() is not None:  # this machine (and CI's): no card, no server
+        assert "no sound: no sound card here (no /dev/snd, PulseAudio or PipeWire)" in err
+        assert "sound:     none" in out

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
-import pytest
 from aiohttp import web
 
 from relay.app import create_app, listen
 from relay.config import RelayConfig
 from relay.contract.events import is_caller_id
+from tests.services import service_unavailable
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def axe_source() -> str:
     try:
         files = importlib.resources.files("axe_playwright_python")
     except ModuleNotFoundError:
-        pytest.skip("axe-core is not installed: pip install -e '.[test]'")
+        service_unavailable("axe-core is not installed", "pip install -e '.[test]'")
     return files.joinpath("axe.min.js").read_text(encoding="utf-8")
 
 

@@ -5,7 +5,6 @@ when the billboard is gone; axe-core finds no violation on it."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
+from tests.services import need_tool
 from tests.web.pages import (
     ARTIFACTS,
     DESKTOP,
@@ -45,9 +45,7 @@ GONE_WITHIN_S = 10.0
 
 def decoded(png: Path) -> str:
     """What zbarimg reads in an image: the one QR code's text."""
-    zbarimg = shutil.which("zbarimg")
-    if zbarimg is None:
-        pytest.skip("zbarimg is not installed: apt-get install zbar-tools")
+    zbarimg = need_tool("zbarimg", "apt-get install zbar-tools (make test installs it)")
     out = subprocess.run(
         [zbarimg, "--quiet", "--raw", str(png)], capture_output=True, text=True, timeout=60
     )
