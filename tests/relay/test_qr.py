@@ -48,3 +48,29 @@ async def test_no_qr_code_is_drawn_for_anything_but_a_keypads_address(
     assert not is_keypad_address(text)
     async with relay.session.get(f"{relay.url}/qr.svg", params={"url": text}) as resp:
         assert resp.status == 404
+
+
+async def test_new_codes_are_drawn_at_most_twice_a_second_and_drawn_ones_stay_served() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from relay.qr import KeypadCodes
+
+    now = [100.0]
+    codes = KeypadCodes(clock=lambda: now[0])
+
+    def asking(url: str) -> web.Request:
+        return make_mocked_request("GET", f"/qr.svg?url={quote(url, safe='')}")
+
+    assert (await codes.respond(asking(KEYPAD))).status == 200
+    with pytest.raises(web.HTTPServiceUnavailable) as refused:  # a stranger's flood of new ones
+        await codes.respond(asking(KEYPAD + "x"))
+    assert refused.value.headers["Retry-After"] == "1"
+    assert (await codes.respond(asking(KEYPAD))).status == 200  # the wall's own: kept
+    now[0] += 0.5
+    assert (await codes.respond(asking(KEYPAD + "x"))).status == 200
+
+
+def test_an_address_longer_than_a_keypads_could_be_is_not_drawn() -> None:
+    assert is_keypad_address("https://jam.example.org/" + "k" * 280 + "/keypad")
+    assert not is_keypad_address("https://jam.example.org/" + "k" * 300 + "/keypad")

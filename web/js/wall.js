@@ -143,7 +143,17 @@ function renderStatus(now) {
 // -- how to play: the number and the keypad's QR code (relay/qr.py draws it) ----------------
 
 let keypadShown = null;
+// The relay draws a few new codes a second at most (a 503 then): a code that failed to
+// load is asked for again with the next state, a few seconds on.
+let qrRetryAt = 0;
+$("qr").addEventListener("error", () => {
+  qrRetryAt = performance.now() + 3000;
+});
 function renderInvite(banner) {
+  if (qrRetryAt && performance.now() >= qrRetryAt) {
+    qrRetryAt = 0;
+    keypadShown = null;
+  }
   const phone = typeof banner?.phone === "string" ? banner.phone.slice(0, 32) : "";
   const keypad =
     typeof banner?.keypad === "string" && /^https?:\/\/[^\s]{1,500}$/.test(banner.keypad)
