@@ -13,18 +13,11 @@ from relay.contract.scene import Light, TrackState, Waiting
 
 @dataclass(frozen=True, slots=True)
 class Facade:
-    """A building's windows: a grid of `floors` × `bays` (floor 0 at the top)."""
+    """A building's windows: a grid of `floors` × `bays` (floor 0 at the top). Which
+    window a note lights is lighting.py's business (its track's region)."""
 
     floors: int = 7
     bays: int = 8
-
-    def window_for(self, track_index: int, pitch_position: float) -> tuple[int, int]:
-        """The window a note lights: its track's bay (tracks wrap past the last bay),
-        higher notes on higher floors (`pitch_position` 0 low … 1 high)."""
-        bay = track_index % self.bays
-        position = min(1.0, max(0.0, pitch_position))
-        floor = self.floors - 1 - min(self.floors - 1, int(position * self.floors))
-        return floor, bay
 
 
 @dataclass(frozen=True, slots=True)
