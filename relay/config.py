@@ -307,8 +307,17 @@ class TwilioConfig:
 
     enabled: bool = True
     # Twilio's auth token: every webhook and stream upgrade must carry a valid
-    # X-Twilio-Signature. Empty: no check, and anyone can pose as Twilio (warned at start).
+    # X-Twilio-Signature. Empty (and no shared_keys): no check, and anyone can pose as
+    # Twilio (warned at start). DIALJAM_TWILIO_AUTH_TOKEN, when set, replaces it.
     auth_token: str = ""
+    # Webhooks Rules' shared keys, "KEYID:SECRET" entries separated by commas: a request
+    # whose X-Twilio-Webhooks-Signature-Settings names a key id is checked with that
+    # key and the algorithm it names (HMAC_SHA256). DIALJAM_TWILIO_SHARED_KEYS, when
+    # set, replaces it (keep secrets out of the file).
+    shared_keys: str = ""
+    # A rehearsal without TLS: an http:// (or empty) public_url, which Twilio itself
+    # refuses, is let through, but only when public_url's host is a loopback address.
+    allow_insecure_url: bool = False
     # Said to the caller before the stream starts; empty: no greeting.
     greeting: str = "Welcome to dial jam. Press any key to play."
     # Where the callers' events go; empty: the relay's channel.
@@ -408,6 +417,10 @@ def load_installation(
         file = dataclasses.replace(file, tables=read_installation_file(path))
     relay = _relay(file, env, overrides or {})
     twilio = _gateway(file, "twilio", TwilioConfig)
+    if twilio is not None and twilio.enabled:
+        from .gateways.twilio_setup import check_twilio  # its checks live with the gateway
+
+        twilio = check_twilio(twilio, relay, env, file.path)
     ari = _gateway(file, "ari", AriConfig)
     return dataclasses.replace(
         file,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from .app import create_app, listen
 from .config import AriConfig, Installation, RelayConfig, TwilioConfig, load_installation
+from .gateways.twilio_signature import parse_shared_keys
 
 log = logging.getLogger("relay")
 
@@ -75,9 +76,16 @@ def announce(
             f"  Twilio:     voice webhook {base}/twilio/voice (HTTP POST), channel "
             f"{twilio.channel_for(config)}"
         )
-        if not config.public_url:
-            say("  warning:    set public_url to the https:// address Twilio reaches")
-        if not twilio.auth_token:
+        say(f"              stream status callback {base}/twilio/stream-status (in the TwiML)")
+        if twilio.allow_insecure_url and not base.startswith("https://"):
+            say(
+                "  warning:    [twilio] allow_insecure_url: a rehearsal on this machine; "
+                "Twilio itself needs public_url = https://… on port 443"
+            )
+        if twilio.shared_keys:
+            ids = sorted(parse_shared_keys(twilio.shared_keys))
+            say(f"              shared keys (HMAC_SHA256 Webhooks Rules): {', '.join(ids)}")
+        if not (twilio.auth_token or twilio.shared_keys):
             say(
                 "  warning:    [twilio] auth_token is empty: signatures are not checked, "
                 "anyone can pose as Twilio"

@@ -32,12 +32,12 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import WSMsgType, web
 
@@ -60,79 +60,61 @@ from .common import (
     websocket_url,
 )
 from .dtmf import DtmfDetector, PressMerger
+from .twilio_signature import (
+    SETTINGS_HEADER,
+    SIGNATURE_HEADER,
+    Keys,
+    check,
+    compute_signature,
+    parse_shared_keys,
+    signature_ok,
+    url_variants,
+)
+
+# What the gateway's callers import from here (the signatures have a module of their own).
+__all__ = [
+    "SIGNATURE_HEADER",
+    "STATUS_PATH",
+    "STREAM_PATH",
+    "TWILIO",
+    "VOICE_PATH",
+    "TwilioGateway",
+    "TwilioStream",
+    "compute_signature",
+    "connect_twiml",
+    "seal",
+    "signature_ok",
+    "url_variants",
+]
 
 log = logging.getLogger("relay.twilio")
 
 VOICE_PATH = "/twilio/voice"
 STREAM_PATH = "/twilio/stream"
-SIGNATURE_HEADER = "X-Twilio-Signature"
+STATUS_PATH = "/twilio/stream-status"
 # Twilio's frames are small (a 20 ms media frame is about 400 bytes of JSON).
 MAX_MESSAGE = 65536
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-
-# -- signatures (pure) --
-
-
-def compute_signature(token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
-    """Twilio's X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + each POST
-    parameter sorted by name, name + value)). Repeated names: each distinct value in
-    order, as twilio-python's RequestValidator does."""
-    by_name: dict[str, set[str]] = {}
-    for name, value in params:
-        by_name.setdefault(name, set()).add(value)
-    text = url + "".join(
-        name + value for name in sorted(by_name) for value in sorted(by_name[name])
-    )
-    mac = hmac.new(token.encode(), text.encode(), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode()
-
-
-def url_variants(url: str) -> list[str]:
-    """`url` as given, and with its default port added or removed (:443 for https and
-    wss, :80 for http and ws): Twilio has signed both forms."""
-    parts = urlsplit(url)
-    default = _DEFAULT_PORTS.get(parts.scheme)
-    try:
-        port = parts.port
-    except ValueError:
-        return [url]
-    if default is None or parts.hostname is None:
-        return [url]
-    if port is None:
-        other = parts._replace(netloc=f"{parts.netloc}:{default}")
-    elif port == default:
-        other = parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])
-    else:
-        return [url]
-    return [url, urlunsplit(other)]
-
-
-def signature_ok(
-    token: str, url: str, params: Iterable[tuple[str, str]], given: str | None
-) -> bool:
-    """Whether `given` signs `url` (with or without its default port) and `params`;
-    compared in constant time."""
-    if not given:
-        return False
-    params = list(params)
-    expected = given.strip().encode()
-    return any(
-        hmac.compare_digest(compute_signature(token, variant, params).encode(), expected)
-        for variant in url_variants(url)
-    )
+# The <Stream statusCallback>'s events (https://www.twilio.com/docs/voice/twiml/stream).
+STREAM_EVENTS = ("stream-started", "stream-stopped", "stream-error")
 
 
 # -- TwiML (pure) --
 
 
-def connect_twiml(stream_url: str, greeting: str, parameters: dict[str, str]) -> str:
-    """`<Say>` the greeting, then `<Connect><Stream>` with `<Parameter>`s; escaped by
-    ElementTree, so a greeting with `<` or `&` stays text."""
+def connect_twiml(
+    stream_url: str, greeting: str, parameters: dict[str, str], status_url: str = ""
+) -> str:
+    """`<Say>` the greeting, then `<Connect><Stream>` with `<Parameter>`s (and with
+    `status_url`, a POSTed statusCallback); escaped by ElementTree, so a greeting with
+    `<` or `&` stays text."""
     response = ET.Element("Response")
     if greeting:
         ET.SubElement(response, "Say").text = greeting
     connect = ET.SubElement(response, "Connect")
     stream = ET.SubElement(connect, "Stream", url=stream_url)
+    if status_url:
+        stream.set("statusCallback", status_url)
+        stream.set("statusCallbackMethod", "POST")
     for name, value in parameters.items():
         ET.SubElement(stream, "Parameter", name=name, value=value)
     body = ET.tostring(response, encoding="unicode")
@@ -244,7 +226,11 @@ class TwilioStream:
         params = _field(start, "customParameters", dict, "start")
         channel = _field(params, "channel", str, "start.customParameters")
         caller = _field(params, "caller", str, "start.customParameters")
-        last = _field(params, "last_digits", str, "start.customParameters")
+        # A caller without digits gets no last_digits at all (Twilio keeps no empty
+        # <Parameter>); the seal covers it as "".
+        last = params.get("last_digits", "")
+        if not isinstance(last, str):
+            raise StreamError("bad_field", "start.customParameters.last_digits not a string")
         given = _field(params, "seal", str, "start.customParameters")
         expected = seal(self.seal_key, call_sid, channel, caller, last)
         if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -265,7 +251,8 @@ class TwilioStream:
 
 
 class TwilioGateway:
-    """Mounts the webhook and the stream on the relay's app and publishes their events."""
+    """Mounts the webhook, the stream and the stream's status callback on the relay's
+    app and publishes their events."""
 
     def __init__(
         self,
@@ -282,10 +269,13 @@ class TwilioGateway:
         key = pseudonym_key(relay)
         self._key = key
         self._seal_key = hmac.new(key, b"dialjam twilio stream seal", hashlib.sha256).digest()
+        self.keys = Keys(config.auth_token, parse_shared_keys(config.shared_keys))
         self.refused_signatures = 0
         self._signature_log = LogOnce(every_s=60.0, burst=20)
+        self._status_log = LogOnce(every_s=60.0, burst=20)
         self.stream_count = 0
-        if not config.auth_token:
+        self.failed_streams = 0
+        if not self.keys.checked:
             log.warning(
                 "[twilio] auth_token is empty: X-Twilio-Signature is not checked, so anyone "
                 "can pose as Twilio and play"
@@ -295,51 +285,74 @@ class TwilioGateway:
         app[TWILIO] = self
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
+        app.router.add_post(STATUS_PATH, self.stream_status)
 
     # -- helpers --
 
-    def requested_url(self, request: web.Request) -> str:
-        """The URL Twilio asked for, the one it signed: public_url (behind a TLS proxy
-        the request's own scheme and host are not what Twilio used) + path + query."""
-        base = self.relay.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
-        return base + request.raw_path
+    def base_url(self, request: web.Request) -> str:
+        """The address Twilio reaches: public_url (behind a TLS proxy the request's own
+        scheme and host are not what Twilio used), else (a rehearsal on loopback, see
+        twilio_setup) the request's own."""
+        return self.relay.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
 
-    def signed(self, request: web.Request, url: str, params: Iterable[tuple[str, str]]) -> bool:
-        token = self.config.auth_token
-        if not token:
-            return True
-        if signature_ok(token, url, params, request.headers.get(SIGNATURE_HEADER)):
+    def requested_url(self, request: web.Request) -> str:
+        """The URL Twilio asked for, the one it signed: the base + path + query."""
+        return self.base_url(request) + request.raw_path
+
+    def signed(
+        self,
+        request: web.Request,
+        url: str,
+        params: Iterable[tuple[str, str]],
+        alternatives: Iterable[str] = (),
+    ) -> bool:
+        """Whether the request's headers sign `url` and `params` (see
+        twilio_signature); a refusal is counted and logged once per reason a minute,
+        saying what was expected and received."""
+        verdict = check(
+            self.keys,
+            url,
+            params,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(SETTINGS_HEADER),
+            alternatives,
+        )
+        if verdict.ok:
             return True
         self.refused_signatures += 1
         self._count_error("twilio_bad_signature")
-        # A prober never floods the log: one line a minute per address.
+        # A prober never floods the log: one line a minute per reason, within a budget.
         self._signature_log.log(
             log,
             logging.WARNING,
-            request.remote,
-            "refused %s %s from %s: bad or missing %s (%d so far)",
+            (verdict.reason, verdict.algorithm, verdict.key, request.path),
+            "refused %s %s from %s: %s (%d refused so far)",
             request.method,
             request.path,
             request.remote,
-            SIGNATURE_HEADER,
+            verdict.detail,
             self.refused_signatures,
             now=time.monotonic(),
         )
         return False
 
-    # -- handlers --
-
-    async def voice(self, request: web.Request) -> web.Response:
+    async def signed_form(self, request: web.Request) -> dict[str, str]:
+        """A webhook's POST parameters, once its signature is checked (403 if not)."""
         form = await request.post()
         params = [(name, value) for name, value in form.items() if isinstance(value, str)]
         if not self.signed(request, self.requested_url(request), params):
-            raise web.HTTPForbidden(text="bad X-Twilio-Signature")
+            raise web.HTTPForbidden(text=f"bad {SIGNATURE_HEADER}")
+        return dict(params)
+
+    # -- handlers --
+
+    async def voice(self, request: web.Request) -> web.Response:
+        form = await self.signed_form(request)
         call_sid = form.get("CallSid")
-        if not isinstance(call_sid, str) or not call_sid:
+        if not call_sid:
             self._count_error("twilio_bad_webhook")
             raise web.HTTPBadRequest(text="CallSid missing")
-        number = form.get("From")
-        digits = number_digits(number) if isinstance(number, str) else ""
+        digits = number_digits(form.get("From", ""))
         # The number stops here: a pseudonym under our key and its last two digits. A
         # call without one ("anonymous", a client) gets a pseudonym of its own.
         caller = (
@@ -348,21 +361,60 @@ class TwilioGateway:
             else call_pseudonym(f"twilio call {call_sid}", self._key)
         )
         last = digits[-2:]
-        parameters = {
-            "channel": self.channel,
-            "caller": caller,
-            "last_digits": last,
-            "seal": seal(self._seal_key, call_sid, self.channel, caller, last),
-        }
-        base = self.relay.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
-        twiml = connect_twiml(websocket_url(base) + STREAM_PATH, self.config.greeting, parameters)
+        parameters = {"channel": self.channel, "caller": caller}
+        if last:  # never an empty <Parameter>: the stream would not get it
+            parameters["last_digits"] = last
+        parameters["seal"] = seal(self._seal_key, call_sid, self.channel, caller, last)
+        base = self.base_url(request)
+        twiml = connect_twiml(
+            websocket_url(base) + STREAM_PATH,
+            self.config.greeting,
+            parameters,
+            status_url=base + STATUS_PATH,
+        )
         log.info("twilio call %s: caller %s (…%s)", call_sid, caller, last or "?")
         return web.Response(text=twiml, content_type="text/xml", charset="utf-8")
 
+    async def stream_status(self, request: web.Request) -> web.Response:
+        """The stream's statusCallback: stream-started, stream-stopped, stream-error.
+        A failed stream is counted (twilio_stream_error in /metrics) and logged once
+        per error a minute, with Twilio's code and message."""
+        form = await self.signed_form(request)
+        event = form.get("StreamEvent", "")
+        if event not in STREAM_EVENTS:
+            self._count_error("twilio_bad_webhook")
+            raise web.HTTPBadRequest(text="StreamEvent missing or unknown")
+        stream_sid = _sid(form.get("StreamSid", ""))
+        call_sid = _sid(form.get("CallSid", ""))
+        if event != "stream-error":
+            log.debug("twilio stream %s of call %s: %s", stream_sid, call_sid, event)
+            return web.Response(text="")
+        self.failed_streams += 1
+        self._count_error("twilio_stream_error")
+        code, message = stream_error(form)
+        self._status_log.log(
+            log,
+            logging.ERROR,
+            code or message,
+            "twilio stream %s of call %s failed: error %s: %s (%d failed streams so far; "
+            "Twilio's debugger has the rest)",
+            stream_sid,
+            call_sid,
+            code or "without a code",
+            message or "(no message)",
+            self.failed_streams,
+            now=time.monotonic(),
+        )
+        return web.Response(text="")
+
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
-        # The upgrade is signed over the wss:// URL, with no parameters.
-        if not self.signed(request, websocket_url(self.requested_url(request)), ()):
-            raise web.HTTPForbidden(text="bad X-Twilio-Signature")
+        # An assumption, which Twilio's docs do not spell out: the upgrade is signed like
+        # a webhook over the <Stream url> we gave (wss://…, with or without :443), with no
+        # parameters. The rehearsal crowd signs it with twilio-python, not with our code,
+        # and a refusal says whether the signature fits the https:// form instead.
+        url = self.requested_url(request)
+        if not self.signed(request, websocket_url(url), (), alternatives=url_variants(url)):
+            raise web.HTTPForbidden(text=f"bad {SIGNATURE_HEADER}")
         ws = web.WebSocketResponse(
             heartbeat=self.relay.heartbeat_s, max_msg_size=MAX_MESSAGE, compress=False
         )
@@ -411,6 +463,31 @@ class TwilioGateway:
             caller,
             exc.message,
         )
+
+
+_SID = re.compile(r"[A-Za-z]{2}[0-9a-fA-F]{32}")
+# A phone number's shape: seven or more digits, maybe grouped (an error code has five).
+_NUMBER = re.compile(r"\+?\d[\d ().-]{5,}\d")
+_CODE = re.compile(r"\b(\d{5})\b")
+
+
+def _sid(value: str) -> str:
+    """A Twilio SID as it may be logged (CA…, MZ…), or "?" for anything else."""
+    return value if _SID.fullmatch(value) else "?"
+
+
+def stream_error(form: dict[str, str]) -> tuple[str, str]:
+    """A stream-error's code and message: Twilio documents ``StreamError``, a message,
+    which names the error's five-digit code (e.g. 31920); an ``ErrorCode`` parameter is
+    read too, should one come. The message is cut to 300 characters, and anything
+    shaped like a phone number in it is masked."""
+    message = " ".join(form.get("StreamError", "").split())[:300]
+    message = _NUMBER.sub("…", message)
+    code = form.get("ErrorCode", "")
+    if not code.isdigit():
+        found = _CODE.search(message)
+        code = found.group(1) if found else ""
+    return code[:8], message
 
 
 TWILIO = web.AppKey("twilio", TwilioGateway)

@@ -192,7 +192,8 @@ def test_the_installation_file_is_read_once(
 
     path = tmp_path / "dialjam.toml"
     path.write_text(
-        '[relay]\nchannel = "tower"\npseudonym_key = "k"\n[twilio]\n'
+        '[relay]\nchannel = "tower"\npseudonym_key = "k"\npublic_url = "https://a.org"\n'
+        "[twilio]\n"
         '[ari]\nurl = "http://127.0.0.1:8088"\n[billboard]\nbpm = 90\n'
     )
     reads: list[object] = []
@@ -235,6 +236,6 @@ def test_the_example_configs_telephony_tables_once_uncommented_state_the_default
     uncommented = [line[2:] if setting.match(line) else line for line in lines[start:]]
     on = tmp_path / "on.toml"
     on.write_text("\n".join(lines[:start] + uncommented) + "\n")
-    site = load_installation(on, env={})
+    site = load_installation(on, env={"DIALJAM_PUBLIC_URL": "https://jam.example.org"})
     assert site.twilio == TwilioConfig()
     assert site.ari == AriConfig(url="http://127.0.0.1:8088")

@@ -249,6 +249,10 @@ async def test_the_voice_webhook_answers_twiml_that_connects_a_stream_with_the_c
     assert params["caller"] == pseudonym(NUMBER, KEY.encode())
     assert params["last_digits"] == "12"
     assert set(params) == {"channel", "caller", "last_digits", "seal"}
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    assert stream.attrib["statusCallback"] == "https://jam.example.org/twilio/stream-status"
+    assert stream.attrib["statusCallbackMethod"] == "POST"
 
 
 async def test_the_stream_url_follows_the_public_url_scheme_and_path(
@@ -290,7 +294,10 @@ async def test_callers_without_a_number_get_a_pseudonym_of_their_own_call_even_i
     first = await dial(relay, webhook_form("anonymous", "CA" + "a1" * 16))
     second = await dial(relay, webhook_form("anonymous", "CA" + "b1" * 16))
     assert first["params"]["caller"] != second["params"]["caller"]
-    assert first["params"]["last_digits"] == ""
+    # No digits, no last_digits: Twilio keeps no empty <Parameter>, and the stream
+    # needs none (the seal covers its absence).
+    assert "last_digits" not in first["params"]
+    assert all(value for value in first["params"].values())
     ws = await open_stream(relay)
     await send(ws, start_message(first["params"], "CA" + "a1" * 16))
     joined = await recv(sub)
@@ -739,10 +746,11 @@ def load_twilio_config(path: Path | None, env: dict[str, str]) -> TwilioConfig |
 def test_the_twilio_table_turns_the_gateway_on(tmp_path: Path) -> None:
     assert load_twilio_config(_write(tmp_path, "[relay]\nport = 9000\n"), env={}) is None
     assert load_twilio_config(None, env={}) is None
-    assert load_twilio_config(_write(tmp_path, "[twilio]\n"), env={}) == TwilioConfig()
+    https = '[relay]\npublic_url = "https://jam.example.org"\n'
+    assert load_twilio_config(_write(tmp_path, https + "[twilio]\n"), env={}) == TwilioConfig()
     path = _write(
         tmp_path,
-        '[relay]\npseudonym_key = "k"\n'
+        '[relay]\npseudonym_key = "k"\npublic_url = "https://jam.example.org/"\n'
         '[twilio]\nauth_token = "t"\ngreeting = "Hi"\nchannel = "x"\n',
     )
     assert load_twilio_config(path, env={}) == TwilioConfig(
