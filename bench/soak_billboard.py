@@ -56,6 +56,7 @@ phone = "+1 555 010 0100"
 
 [twilio]
 auth_token = "{self.twilio_token}"
+allow_insecure_url = true
 
 [ari]
 url = "http://{HOST}:{self.ari_port}"

@@ -12,7 +12,7 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +40,12 @@ CONNECT_TIMEOUT_S: Final = 10.0
 SILENCE_B64: Final = base64.b64encode(b"\xff" * FRAME_BYTES).decode()  # μ-law silence
 ACCOUNT_SID: Final = "AC" + "0" * 24 + "c70bd0" + "00"  # an obviously fake account
 TO_NUMBER: Final = "+15555550100"  # the installation's (fake) number
+
+
+TWILIO_MISSING: Final = (
+    "signing as Twilio needs twilio-python, the independent signer: "
+    "pip install 'twilio>=9.13' (or pip install -e '.[test]')"
+)
 
 
 class CallerFailed(Exception):
@@ -131,6 +137,7 @@ class Callers:
         self.ari: FakeAri | None = None
         self.ari_lock = asyncio.Lock()
         self._tones: dict[str, list[str]] = {}
+        self.stream_signed = ""  # the last stream URL signed, for a refusal's hint
 
     def now(self) -> float:
         # Not loop.time(): uvloop's is cached per loop turn, in whole milliseconds.
@@ -162,6 +169,7 @@ class Callers:
             self.hint(exc.kind)
         except aiohttp.WSServerHandshakeError as exc:
             self.tally.fail(plan.index, f"stream refused ({exc.status})")
+            self.hint(f"stream refused ({exc.status})")
         except (aiohttp.ClientError, OSError) as exc:
             self.tally.fail(plan.index, f"connection failed ({type(exc).__name__})")
         except TimeoutError:
@@ -182,6 +190,13 @@ class Callers:
                 "public_url?"
             ),
             "voice webhook answered 404": "the relay has no /twilio/voice: is [twilio] configured?",
+            "stream refused (403)": (
+                "the relay refused the stream upgrade's X-Twilio-Signature, which the crowd "
+                f"signed with twilio-python over {self.stream_signed or 'the TwiML stream URL'} "
+                "with no parameters (the gateway's assumption of what Twilio signs, as the "
+                "crowd's); the relay's log says which URLs it tried and what it received"
+            ),
+            TWILIO_MISSING: TWILIO_MISSING,
             "session refused (429 rate_limited)": (
                 "the relay gives one address at most [relay] sessions_per_minute new keypad "
                 "sessions (default 120): raise it for a rehearsal crowd from one machine"
@@ -250,11 +265,35 @@ class Callers:
 
     # -- twilio: a phone through Twilio Media Streams --
 
-    def _signed(self, url: str, params: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
-        from ..gateways.twilio import SIGNATURE_HEADER, compute_signature
-
-        token = self.options.twilio_token
-        return {SIGNATURE_HEADER: compute_signature(token, url, params)} if token else {}
+    def _signed(self, url: str, params: dict[str, str] | None = None) -> dict[str, str]:
+        """The headers Twilio would send with a request to `url` with POST `params`:
+        X-Twilio-Signature made by twilio-python's RequestValidator, never by the
+        gateway's own code (so a wrong assumption there fails the rehearsal), with the
+        auth token (HMAC_SHA1) or a shared key (HMAC_SHA256, named in the settings
+        header)."""
+        o = self.options
+        if not (o.twilio_token or o.twilio_shared_key):
+            return {}
+        try:
+            from twilio.request_validator import (  # type: ignore[import-untyped]
+                RequestValidator,
+            )
+        except ImportError:
+            raise CallerFailed(TWILIO_MISSING) from None
+        if o.twilio_shared_key:
+            key_id, _, secret = o.twilio_shared_key.partition(":")
+            signature = RequestValidator(secret).compute_signature(
+                url, params or {}, algorithm="HMAC_SHA256"
+            )
+            return {
+                "X-Twilio-Signature": signature,
+                "X-Twilio-Webhooks-Signature-Settings": f"key={key_id},algorithm=HMAC_SHA256",
+            }
+        return {
+            "X-Twilio-Signature": RequestValidator(o.twilio_token).compute_signature(
+                url, params or {}
+            )
+        }
 
     def tone_frames(self, key: str) -> list[str]:
         """A press as the phone's audio: base64 20 ms μ-law frames of the key's tone."""
@@ -289,7 +328,7 @@ class Callers:
             "To": TO_NUMBER,
         }
         public = (o.public_url or o.relay).rstrip("/")
-        headers = self._signed(public + "/twilio/voice", form.items())
+        headers = self._signed(public + "/twilio/voice", form)
         async with self.session.post(
             o.relay.rstrip("/") + "/twilio/voice", data=form, headers=headers
         ) as resp:
@@ -303,7 +342,9 @@ class Callers:
         if not caller:
             raise CallerFailed('voice webhook: no <Parameter name="caller">')
         log_ = self.tally.add_caller(caller, plan.index)
-        # Twilio signs the upgrade over the TwiML's wss:// URL, with no parameters.
+        # An assumption (the gateway makes it too, relay/gateways/twilio.py): Twilio
+        # signs the upgrade over the TwiML's wss:// URL, with no parameters.
+        self.stream_signed = stream_url
         ws = await self.session.ws_connect(
             on_relay(stream_url, o.relay), headers=self._signed(stream_url), autoping=True
         )

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--twilio-token", help="Twilio's auth token, to sign webhooks (overrides the config)"
     )
     p.add_argument(
+        "--twilio-shared-key",
+        metavar="KEYID:SECRET",
+        help="sign as a Webhooks Rule does: HMAC_SHA256 with this shared key, named in "
+        "X-Twilio-Webhooks-Signature-Settings (default: the config's first [twilio] "
+        "shared_keys entry when it has no auth_token)",
+    )
+    p.add_argument(
         "--ari-listen",
         metavar="HOST:PORT",
         help="--via ari: where the fake Asterisk listens (default: the host and port of "
@@ -148,6 +155,10 @@ def parse_options(
     token = args.twilio_token
     if token is None:
         token = twilio_cfg.auth_token if twilio_cfg is not None else ""
+    shared_key = args.twilio_shared_key
+    if shared_key is None:
+        shared = twilio_cfg.shared_keys.replace(",", " ").split() if twilio_cfg else []
+        shared_key = shared[0] if shared and not token else ""
     options = CrowdOptions(
         callers=args.callers,
         rate=args.rate,
@@ -158,6 +169,7 @@ def parse_options(
         channel=channel,
         public_url=public,
         twilio_token=token,
+        twilio_shared_key=shared_key,
         ari_listen=(host.strip("[]"), int(port)),
         **ari_user,
         ari_wait=args.ari_wait,

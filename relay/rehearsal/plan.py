@@ -48,6 +48,10 @@ class CrowdOptions:
     # The address Twilio reaches and signs (the relay's public_url); empty: `relay`.
     public_url: str = ""
     twilio_token: str = ""  # empty: webhooks are not signed
+    # A Webhooks Rule's shared key, "KEYID:SECRET": webhooks and stream upgrades are
+    # signed HMAC_SHA256 with it and say so in X-Twilio-Webhooks-Signature-Settings, as
+    # Twilio does when a rule matches (instead of the auth token's HMAC_SHA1).
+    twilio_shared_key: str = ""
     ari_listen: tuple[str, int] = ("127.0.0.1", 8088)
     # The Stasis app and ARI user the fake Asterisk accepts: the relay's [ari] ones.
     ari_app: str = "dialjam"
@@ -94,6 +98,9 @@ def validate(options: CrowdOptions) -> None:
             raise UsageError(f"{name} {url!r} must be an http:// or https:// address")
     if not o.relay:
         raise UsageError("--relay must be the relay's http:// or https:// address")
+    key_id, sep, secret = o.twilio_shared_key.partition(":")
+    if o.twilio_shared_key and not (key_id and sep and secret):
+        raise UsageError("--twilio-shared-key must be KEYID:SECRET (a Webhooks shared key)")
 
 
 def _http_url(url: str) -> bool:
