@@ -42,30 +42,19 @@ from relay.runtime import announce
 from tests.support.relay import RunningRelay, StartRelay, recv, send, until
 
 from .listeners import nothing_published, subscribe
+from .twilio_calls import (
+    ACCOUNT_SID,
+    CALL_SID,
+    KEY,
+    NUMBER,
+    PUBLIC,
+    STREAM_SID,
+    TOKEN,
+    start_message,
+    webhook_form,
+)
 
-PUBLIC = "https://jam.example.org"
-TOKEN = "12345678901234567890123456789012"
-NUMBER = "+14155550112"
-KEY = "test-pseudonym-key"
-CALL_SID = "CA5ad4b3a2c1d0e9f8a7b6c5d4e3f2a1b0"
-STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
-ACCOUNT_SID = "AC25e16e9a716a4a1786a7c83f58e30482"
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence
-
-
-def webhook_form(number: str = NUMBER, call_sid: str = CALL_SID) -> dict[str, str]:
-    return {
-        "AccountSid": ACCOUNT_SID,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid,
-        "CallStatus": "ringing",
-        "Called": "+14155550100",
-        "Caller": number,
-        "Direction": "inbound",
-        "From": number,
-        "FromCountry": "US",
-        "To": "+14155550100",
-    }
 
 
 async def start(start_relay: StartRelay, **twilio: Any) -> RunningRelay:
@@ -121,22 +110,6 @@ async def open_stream(
 
 def connected() -> dict[str, Any]:
     return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
-
-
-def start_message(params: dict[str, str], call_sid: str = CALL_SID) -> dict[str, Any]:
-    return {
-        "event": "start",
-        "sequenceNumber": "1",
-        "start": {
-            "accountSid": ACCOUNT_SID,
-            "streamSid": STREAM_SID,
-            "callSid": call_sid,
-            "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            "customParameters": params,
-        },
-        "streamSid": STREAM_SID,
-    }
 
 
 def media(n: int) -> dict[str, Any]:

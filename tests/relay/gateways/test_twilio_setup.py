@@ -17,7 +17,7 @@ from relay.runtime import announce
 from tests.support.processes import STARTUP_S, start_process
 from tests.support.relay import StartRelay
 
-from .test_twilio import TOKEN, webhook_form
+from .twilio_calls import TOKEN, webhook_form
 
 
 def _load(
