@@ -1,19 +1,26 @@
 """Twilio Media Streams gateway: phone callers through Twilio become `join` / `digit` /
 `leave` events on the installation's channel.
 
-Two doors, both mounted on the relay's app:
+Three doors, all mounted on the relay's app, all checking Twilio's signature
+(twilio_signature.py: the auth token's HMAC-SHA1, or a Webhooks Rule's shared key
+and HMAC-SHA256, as the headers say):
 
 - ``POST /twilio/voice`` — the number's voice webhook. The caller's number (``From``)
   is turned into a keyed pseudonym at once and is never kept or logged; the answer is
   TwiML: a short ``<Say>``, then ``<Connect><Stream>`` (bidirectional streams are the
   ones that carry ``dtmf`` messages) whose ``<Parameter>``s carry the channel, the
-  pseudonym, the number's last two digits and a seal over them, because the stream's
-  ``start`` message carries no number.
+  pseudonym, the number's last two digits (none when it has no digits: Twilio keeps
+  no empty ``<Parameter>``) and a seal over them, because the stream's ``start``
+  message carries no number; its ``statusCallback`` is the third door.
 - ``GET /twilio/stream`` — the WebSocket Twilio opens: ``connected``, ``start``,
   ``media``, ``dtmf``, ``mark``, ``stop``, as Twilio documents them at
   https://www.twilio.com/docs/voice/media-streams/websocket-messages (the TwiML:
   https://www.twilio.com/docs/voice/twiml/stream; the signature:
   https://www.twilio.com/docs/usage/webhooks/webhooks-security).
+- ``POST /twilio/stream-status`` — the stream's status callback (``StreamEvent``
+  ``stream-started``, ``stream-stopped``, ``stream-error`` with ``StreamError``): a
+  failed stream is counted (``twilio_stream_error`` in /metrics) and logged once per
+  error, where otherwise only Twilio's debugger would show it.
 
 `TwilioStream` is the pure core of one stream (JSON in, events out, no I/O); the
 handlers only check signatures, feed it and publish what it returns. With
