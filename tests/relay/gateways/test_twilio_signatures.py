@@ -22,9 +22,12 @@ from twilio.request_validator import (  # type: ignore[import-untyped]
 )
 
 from relay.config import TwilioConfig
+from relay.gateways.twilio import stream_error
 from relay.gateways.twilio_signature import (
     HMAC_SHA1,
     HMAC_SHA256,
+    Keys,
+    check,
     compute_signature,
     parse_settings,
 )
@@ -97,6 +100,34 @@ def test_the_settings_header_is_read_as_twilio_python_reads_it(header: str) -> N
     settings = parse_settings(header)
     assert settings.algorithm == get_signature_algorithm(header).upper()
     assert settings.key == ("KS1" if "KS1" in header else "")
+
+
+def test_an_empty_settings_header_means_the_auth_tokens_signature() -> None:
+    params = webhook_form()
+    sha1 = RequestValidator(TOKEN).compute_signature(VOICE, params)
+    keys = Keys(TOKEN, {KEY_ID: SECRET})
+    for settings in (None, "", "  "):
+        assert check(keys, VOICE, params.items(), sha1, settings).ok
+    assert not check(keys, VOICE, params.items(), sha1, SHA256_SETTINGS).ok
+    assert check(Keys(), VOICE, params.items(), None, None).ok  # nothing to check with
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ({"StreamError": "31920 Stream - WebSocket - Handshake Error"}, ("31920", "31920 Stream")),
+        ({"StreamError": "Handshake failed", "ErrorCode": "31920"}, ("31920", "Handshake failed")),
+        ({"StreamError": "no code\nhere"}, ("", "no code here")),
+        ({}, ("", "")),
+        ({"StreamError": "call +1 415 555 0112 failed"}, ("", "call … failed")),
+    ],
+)
+def test_a_stream_errors_code_and_message_are_read_from_its_form(
+    form: dict[str, str], expected: tuple[str, str]
+) -> None:
+    code, message = stream_error(form)
+    assert code == expected[0] and message.startswith(expected[1])
+    assert "555" not in message
 
 
 # -- webhooks and upgrades on a real relay --
