@@ -33,7 +33,7 @@ from relay.contract.scene import Banner
 from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
-from .engine.events import CallerUpdate, InputEvent
+from .engine.events import EngineUpdate, InputEvent, Notice
 from .eventlog import EventLog, read_events
 from .news import News
 from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
@@ -241,12 +241,13 @@ class Show:
         follow_tempo(self.scheduler.sinks, event, at)
         follow_key(self.scheduler.sinks, event, at)
 
-    def _updates(self, updates: list[CallerUpdate]) -> None:
+    def _updates(self, updates: list[EngineUpdate]) -> None:
         loop, link = self._loop, self.link
         if loop is None or link is None:
             return
         for update in updates:
-            loop.call_soon_threadsafe(link.publish_update, update.to_data())
+            if not isinstance(update, Notice):  # a notice is one caller's, on :callers only
+                loop.call_soon_threadsafe(link.publish_update, update.to_data())
         for news in self.news.updates(updates):
             loop.call_soon_threadsafe(link.publish_news, news)
 
