@@ -29,6 +29,7 @@ from relay.app import create_app, listen
 from relay.backoff import backoff_delay
 from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 from relay.contract.scene import Banner
+from relay.reach import Reach, probe_in_background, reach_key
 
 from .config import BillboardConfig
 from .door import Door
@@ -200,6 +201,15 @@ class Show:
             url = f"ws://127.0.0.1:{self.relay_port}/ws"
         self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)
         self._link_task = asyncio.get_running_loop().create_task(self._supervise(self.link))
+
+    def probe_public(self, public_url: str, say: Callable[[Reach], None]) -> None:
+        """Check on the relay's thread that `public_url` leads to this installation's
+        relay (relay/reach.py: bounded, never raises); `say` hears the answer there."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        key = reach_key(self.config.token or self.relay_config.billboard_token)
+        asyncio.run_coroutine_threadsafe(probe_in_background(public_url, key, say), loop)
 
     async def _supervise(self, link: RelayLink) -> None:
         """Keep the relay link running: `run` only returns or raises through a bug of
