@@ -83,13 +83,24 @@ def opened(
         display=display.describe() if display is not None else "none",
         layout=layout,
         sound=heard,
-        midi=show.midi.name if show.midi is not None else None,
+        midi=_midi(show),
         record=options.record,
         log_events=options.log_events,
         lights=f"{lights.protocol} → {lights.target or 'multicast'}" if lights.protocol else "off",
         keypad_url=relay.keypad_url(),
         public_url=relay.public_url,
     )
+
+
+def _midi(show: Show) -> str | None:
+    """The MIDI port, and who resends a synth patched in later its sounds and time."""
+    midi = show.midi
+    if midi is None:
+        return None
+    follows = getattr(midi, "follows", None)  # a MidiOut; a test's stand-in may not say
+    if follows:
+        return f"{midi.name} (a synth connected later is noticed: {follows})"
+    return f"{midi.name} (after patching a synth in, press R or the console's MIDI sync)"
 
 
 def _sound_state(sound: SoundOut | None, muted: bool) -> str:

@@ -132,9 +132,10 @@ class JackWatch:
         own: str,
         target: str | None,
         on_connect: Callable[[list[str]], None],
-    ) -> None:
+    ) -> bool:
         """Call `on_connect` with the ports newly connected to our MIDI output `own` of
-        the rtmidi client `client`, from a thread of ours, until `close`.
+        the rtmidi client `client`, from a thread of ours, until `close`; False (and a
+        warning) when our port cannot be found.
 
         rtmidi does not say which client is ours: it is the one named `client` (or
         `client`-01 …, JACK's names for a second client of one name) whose port `own`
@@ -153,11 +154,12 @@ class JackWatch:
             connected = {port: self._connections(port) for port in ports}
         if not ports:
             log.warning("cannot find our JACK MIDI port %r: connections go unnoticed", own)
-            return
+            return False
         known = {(port, peer) for port, peers in connected.items() for peer in peers}
         self._follower = Follower(
             lambda: self._look(ports), on_connect, known, FOLLOW_POLL_S
         ).start()
+        return True
 
     def _look(self, ports: list[str]) -> Links | None:
         """What our `ports` are connected to now (midi_follow.py), None once gone."""

@@ -87,6 +87,9 @@ class MidiOut:
         self._port = port
         self._watch = jack_watch
         self._alsa_watch = alsa_watch
+        # Who notices a synth connected mid-show ("JACK", "ALSA, /proc/…"): None when
+        # only the operator's R key or MIDI sync resends (the start summary says which).
+        self.follows: str | None = None
         self._lock = threading.Lock()
         # (channel, note) → note-ons not yet ended. A count, not a set: drums and
         # percussion share channel 9, so the same key can be struck twice before an off.
@@ -128,10 +131,10 @@ class MidiOut:
         # The target of a port opened onto a synth is connected already: only
         # connections made from now on are new followers.
         target = None if virtual is not None else rt_port.name
-        if watch is not None:
-            watch.follow(CLIENT_NAME, rt_port.own, target, out.connected)
-        if alsa is not None:
-            alsa.follow(CLIENT_NAME, rt_port.own, target, out.connected)
+        if watch is not None and watch.follow(CLIENT_NAME, rt_port.own, target, out.connected):
+            out.follows = "JACK"
+        if alsa is not None and alsa.follow(CLIENT_NAME, rt_port.own, target, out.connected):
+            out.follows = f"ALSA, {alsa.path}"
         return out
 
     @property
