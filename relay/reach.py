@@ -112,6 +112,7 @@ async def probe(
         ):
             body = await resp.content.read(_PROOF_BYTES + 1)
             status, server = resp.status, resp.headers.get("Server", "")
+            moved = resp.headers.get("Location", "") if 300 <= status < 400 else ""
     except aiohttp.ClientConnectorDNSError as exc:
         host = urlsplit(origin).hostname
         return Reach(
@@ -147,6 +148,15 @@ async def probe(
     if status == 200 and hmac.compare_digest(body.strip(), proof(key, nonce).encode()):
         return Reach("reachable", origin, f"reachable at {origin} (answered in {ms} ms)", ms)
     who = f"HTTP {status}" + (f" from {server[:40]!r}" if server else "")
+    if moved:  # a proxy sending http to https, or the relay moved: the address to use
+        where = moved[:120].split(REACH_PATH)[0] or moved[:120]
+        return Reach(
+            "other_server",
+            origin,
+            f"NOT this relay at {origin}: it redirects (HTTP {status}) to {where}; set public_url "
+            "to the address phones should use",
+            ms,
+        )
     return Reach(
         "other_server",
         origin,

@@ -69,6 +69,26 @@ async def test_another_installations_relay_or_another_server_is_not_taken_for_ou
     assert "a different server answered (HTTP 200 from 'SomeRouter/1.0')" in reach.line
 
 
+async def test_a_redirect_names_the_address_public_url_should_hold(serve: Serve) -> None:
+    target = await serve()
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(target + request.path)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        reach = await probe(f"http://127.0.0.1:{port}", KEY)
+    finally:
+        await runner.cleanup()
+    assert reach.outcome == "other_server"
+    assert f"it redirects (HTTP 301) to {target}; set public_url" in reach.line
+
+
 async def test_nothing_listening_is_refused_and_the_operator_is_told_about_hairpin_nat() -> None:
     reach = await probe(f"http://127.0.0.1:{free_port()}", KEY)
     assert reach.outcome == "refused" and not reach.ok
