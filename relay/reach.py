@@ -116,7 +116,9 @@ async def probe(
     except aiohttp.ClientConnectorDNSError as exc:
         host = urlsplit(origin).hostname
         return Reach(
-            "dns", origin, f"NOT reachable at {origin}: DNS has no address for {host} ({_why(exc)})"
+            "dns",
+            origin,
+            f"NOT reachable at {origin}: DNS has no address for {host} ({_why(exc.os_error)})",
         )
     except aiohttp.ClientConnectorCertificateError as exc:
         return Reach(
@@ -167,7 +169,10 @@ async def probe(
 
 
 def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    """An exception in a few words: an OS error's own sentence, without its number."""
+    strerror = getattr(exc, "strerror", None)
+    text = strerror if isinstance(strerror, str) and strerror else str(exc).strip()
+    text = text or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "…"
 
 
