@@ -23,7 +23,7 @@ from .config import BillboardConfig
 from .engine.events import Command
 from .outputs import Flushes, NoteSink
 from .show import Options, Show
-from .summary import Opened, start_lines
+from .summary import Opened, reach_lines, start_lines
 
 if TYPE_CHECKING:  # imported when the speakers open: it opens pygame.mixer
     from .display import Display
@@ -83,12 +83,24 @@ def opened(
         display=display.describe() if display is not None else "none",
         layout=layout,
         sound=heard,
-        midi=show.midi.name if show.midi is not None else None,
+        midi=_midi(show),
         record=options.record,
         log_events=options.log_events,
         lights=f"{lights.protocol} → {lights.target or 'multicast'}" if lights.protocol else "off",
         keypad_url=relay.keypad_url(),
+        public_url=relay.public_url,
     )
+
+
+def _midi(show: Show) -> str | None:
+    """The MIDI port, and who resends a synth patched in later its sounds and time."""
+    midi = show.midi
+    if midi is None:
+        return None
+    follows = getattr(midi, "follows", None)  # a MidiOut; a test's stand-in may not say
+    if follows:
+        return f"{midi.name} (a synth connected later is noticed: {follows})"
+    return f"{midi.name} (after patching a synth in, press R or the console's MIDI sync)"
 
 
 def _sound_state(sound: SoundOut | None, muted: bool) -> str:
@@ -135,7 +147,9 @@ def run_frontend(
         # On a show machine a screen that does not open is a black wall: say so and stop,
         # rather than play on unseen (`python -m billboard` exits 3).
         raise NoScreen(str(exc)) from exc
-    print("\n".join(start_lines(opened(show, board, relay, options, display, sound))))
+    print("\n".join(start_lines(opened(show, board, relay, options, display, sound))), flush=True)
+    if relay.public_url:  # answered on the relay's thread, the show already under way
+        show.probe_public(relay.public_url, lambda r: print("\n".join(reach_lines(r)), flush=True))
     # C calibrates the mapping on the live output (from an even grid on a dashboard).
     calibrator = Calibrator(
         board.projection or default_projection(board.floors, board.bays),

@@ -8,7 +8,8 @@ then on the port sends nothing.
 
 The same client watches who our port is connected to (`follow`): a synth patched in
 mid-show is told, so MidiOut can set it up and put it in time. It polls
-``jack_port_get_all_connections`` a few times a second from a thread of its own:
+``jack_port_get_all_connections`` a few times a second from a thread of its own
+(midi_follow.py, shared with the ALSA watch):
 JACK's port-connect callback runs on libjack's notification thread, where calling
 back into JACK is not allowed, and a poll needs no C callback kept alive.
 """
@@ -23,6 +24,8 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Final
+
+from .midi_follow import Follower, Links
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,7 @@ class JackWatch:
         self._key = key
         _watched[key] = self.gone
         self._lock = threading.Lock()  # the client, between `follow`'s thread and close
-        self._stopping = threading.Event()
-        self._follower: threading.Thread | None = None
+        self._follower: Follower | None = None
 
     @classmethod
     def start(cls, name: str) -> JackWatch | None:
@@ -130,9 +132,10 @@ class JackWatch:
         own: str,
         target: str | None,
         on_connect: Callable[[list[str]], None],
-    ) -> None:
+    ) -> bool:
         """Call `on_connect` with the ports newly connected to our MIDI output `own` of
-        the rtmidi client `client`, from a thread of ours, until `close`.
+        the rtmidi client `client`, from a thread of ours, until `close`; False (and a
+        warning) when our port cannot be found.
 
         rtmidi does not say which client is ours: it is the one named `client` (or
         `client`-01 …, JACK's names for a second client of one name) whose port `own`
@@ -148,30 +151,24 @@ class JackWatch:
             )
             if target is not None:
                 ports = [port for port in ports if target in self._connections(port)] or ports
-            known = {port: set(self._connections(port)) for port in ports}
+            connected = {port: self._connections(port) for port in ports}
         if not ports:
             log.warning("cannot find our JACK MIDI port %r: connections go unnoticed", own)
-            return
-        self._follower = threading.Thread(
-            target=self._follow, args=(known, on_connect), name="dialjam-midi-links", daemon=True
-        )
-        self._follower.start()
+            return False
+        known = {(port, peer) for port, peers in connected.items() for peer in peers}
+        self._follower = Follower(
+            lambda: self._look(ports), on_connect, known, FOLLOW_POLL_S
+        ).start()
+        return True
 
-    def _follow(self, known: dict[str, set[str]], on_connect: Callable[[list[str]], None]) -> None:
-        while not self._stopping.wait(FOLLOW_POLL_S) and not self.gone.is_set():
-            new: list[str] = []
-            with self._lock:
-                if self._client is None:
-                    return
-                for port, peers in known.items():
-                    now = set(self._connections(port))
-                    new += sorted(now - peers)
-                    known[port] = now
-            if new:
-                try:
-                    on_connect(new)
-                except Exception:  # our bug: said once with its traceback, the watch goes on
-                    log.exception("a MIDI connection's handler failed")
+    def _look(self, ports: list[str]) -> Links | None:
+        """What our `ports` are connected to now (midi_follow.py), None once gone."""
+        if self.gone.is_set():
+            return None
+        with self._lock:
+            if self._client is None:
+                return None
+            return {(port, peer) for port in ports for peer in self._connections(port)}
 
     def _connections(self, port: str) -> list[str]:
         handle = self._lib.jack_port_by_name(self._client, port.encode())
@@ -194,9 +191,8 @@ class JackWatch:
 
     def close(self) -> None:
         """Stop following and close the watching client. Idempotent."""
-        self._stopping.set()
-        if self._follower is not None and self._follower is not threading.current_thread():
-            self._follower.join(2 * FOLLOW_POLL_S + 1.0)
+        if self._follower is not None:
+            self._follower.close()
         with self._lock:
             if self._client is not None:
                 self._lib.jack_client_close(self._client)

@@ -14,8 +14,10 @@ heard the server go.
 A synth patched in mid-show is set up and put in time (`clock_sync`): its programs and
 mix, then where the song is (MIDI 1.0 Song Position Pointer and Continue), when the
 scheduler next reaches a 16th. Under JACK the watch notices the new connection
-itself; elsewhere (ALSA, CoreMIDI) the operator asks for it: the console's "MIDI sync"
-button or the billboard's R key (the ``midi_sync`` command).
+itself, under ALSA the kernel's list of subscriptions does (``billboard/alsa_watch.py``,
+both through ``billboard/midi_follow.py``); elsewhere (CoreMIDI, or ALSA without
+``/proc/asound``) the operator asks for it: the console's "MIDI sync" button or the
+billboard's R key (the ``midi_sync`` command).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.roles import channel_setup
 from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
 
+from .alsa_watch import AlsaWatch
 from .jack_watch import JackWatch
 from .midi_ports import APIS, CLIENT_NAME, list_ports, open_port
 
@@ -76,12 +79,17 @@ class MidiOut:
         *,
         bed: Sequence[BedVoice] = DEFAULT_VOICES,
         jack_watch: JackWatch | None = None,
+        alsa_watch: AlsaWatch | None = None,
     ) -> None:
         self.name: str = str(port.name)
         self.tracks = tuple(tracks)
         self.bed = tuple(bed)
         self._port = port
         self._watch = jack_watch
+        self._alsa_watch = alsa_watch
+        # Who notices a synth connected mid-show ("JACK", "ALSA, /proc/…"): None when
+        # only the operator's R key or MIDI sync resends (the start summary says which).
+        self.follows: str | None = None
         self._lock = threading.Lock()
         # (channel, note) → note-ons not yet ended. A count, not a set: drums and
         # percussion share channel 9, so the same key can be struck twice before an off.
@@ -118,12 +126,15 @@ class MidiOut:
             raise ValueError("give either a port to connect to or a virtual port, not both")
         rt_port = open_port(port, virtual, api)
         watch = JackWatch.start(f"{CLIENT_NAME}-watch") if rt_port.api == "jack" else None
-        out = cls(rt_port, tracks, bed=bed, jack_watch=watch)
-        if watch is not None:
-            # The target of a port opened onto a synth is connected already: only
-            # connections made from now on are new followers.
-            target = None if virtual is not None else rt_port.name
-            watch.follow(CLIENT_NAME, rt_port.own, target, out.connected)
+        alsa = AlsaWatch() if rt_port.api == "alsa" else None
+        out = cls(rt_port, tracks, bed=bed, jack_watch=watch, alsa_watch=alsa)
+        # The target of a port opened onto a synth is connected already: only
+        # connections made from now on are new followers.
+        target = None if virtual is not None else rt_port.name
+        if watch is not None and watch.follow(CLIENT_NAME, rt_port.own, target, out.connected):
+            out.follows = "JACK"
+        if alsa is not None and alsa.follow(CLIENT_NAME, rt_port.own, target, out.connected):
+            out.follows = f"ALSA, {alsa.path}"
         return out
 
     @property
@@ -241,6 +252,8 @@ class MidiOut:
                 log.warning("MIDI output %r did not close cleanly: %s", self.name, err)
             if self._watch is not None:
                 self._watch.close()
+            if self._alsa_watch is not None:
+                self._alsa_watch.close()
 
     # -- inside the lock --
 

@@ -27,7 +27,7 @@ from relay.contract.callers import (
 )
 
 from .engine import Scene
-from .engine.events import Assign, CallerUpdate, Left
+from .engine.events import Assign, EngineUpdate, Left
 from .engine.tracks import TrackSpec
 
 REGION_RETELL_S: Final = 5.0
@@ -49,11 +49,14 @@ class News:
         self._digest_at = float("-inf")
         self._now = float("-inf")
 
-    def updates(self, updates: Iterable[CallerUpdate]) -> list[dict[str, Any]]:
-        """The engine's `Assign`s and `Left`s as the callers channel says them."""
+    def updates(self, updates: Iterable[EngineUpdate]) -> list[dict[str, Any]]:
+        """The engine's `Assign`s, `Left`s and `Notice`s as the callers channel says them."""
         out: list[dict[str, Any]] = []
         for update in updates:
             caller = update.caller
+            if isinstance(update, Notice):  # a kick undone: they may play again
+                out.append(update.to_data())
+                continue
             if isinstance(update, Left):
                 self._seated.pop(caller, None)
                 self._told.pop(caller, None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from relay.ratelimit import LogOnce
 
 from .engine import Engine, InputEvent, Note, NoteOff, NoteOn, Scene
-from .engine.events import CallerUpdate, Command
+from .engine.events import Command, EngineUpdate
 from .outputs import ClockSink, NoteSink, PreparesNotes, SyncsFollowers
 
 log = logging.getLogger("billboard.scheduler")
@@ -54,7 +54,7 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.monotonic,
         midi_clock: ClockSink | None = None,
-        on_updates: Callable[[list[CallerUpdate]], None] | None = None,
+        on_updates: Callable[[list[EngineUpdate]], None] | None = None,
         on_scene: Callable[[Scene], None] | None = None,
         on_event: Callable[[InputEvent, float], None] | None = None,
     ) -> None:

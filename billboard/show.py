@@ -29,11 +29,12 @@ from relay.app import create_app, listen
 from relay.backoff import backoff_delay
 from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 from relay.contract.scene import Banner
+from relay.reach import Reach, probe_in_background, reach_key
 
 from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
-from .engine.events import CallerUpdate, InputEvent
+from .engine.events import EngineUpdate, InputEvent, Notice
 from .eventlog import EventLog, read_events
 from .news import News
 from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
@@ -201,6 +202,15 @@ class Show:
         self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)
         self._link_task = asyncio.get_running_loop().create_task(self._supervise(self.link))
 
+    def probe_public(self, public_url: str, say: Callable[[Reach], None]) -> None:
+        """Check on the relay's thread that `public_url` leads to this installation's
+        relay (relay/reach.py: bounded, never raises); `say` hears the answer there."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        key = reach_key(self.config.token or self.relay_config.billboard_token)
+        asyncio.run_coroutine_threadsafe(probe_in_background(public_url, key, say), loop)
+
     async def _supervise(self, link: RelayLink) -> None:
         """Keep the relay link running: `run` only returns or raises through a bug of
         ours, and then it is shown and restarted with backoff, never left dead."""
@@ -241,12 +251,13 @@ class Show:
         follow_tempo(self.scheduler.sinks, event, at)
         follow_key(self.scheduler.sinks, event, at)
 
-    def _updates(self, updates: list[CallerUpdate]) -> None:
+    def _updates(self, updates: list[EngineUpdate]) -> None:
         loop, link = self._loop, self.link
         if loop is None or link is None:
             return
         for update in updates:
-            loop.call_soon_threadsafe(link.publish_update, update.to_data())
+            if not isinstance(update, Notice):  # a notice is one caller's, on :callers only
+                loop.call_soon_threadsafe(link.publish_update, update.to_data())
         for news in self.news.updates(updates):
             loop.call_soon_threadsafe(link.publish_news, news)
 

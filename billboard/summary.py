@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from relay.reach import REACH_TIMEOUT_S, Reach, probe_target
+
 PREFIX = "dialjam billboard"
 
 
@@ -29,6 +31,7 @@ class Opened:
     log_events: Path | None
     lights: str  # "off" or "sacn → multicast"
     keypad_url: str  # what the QR code holds
+    public_url: str = ""  # [relay] public_url: probed at start (relay/reach.py)
 
 
 def start_lines(opened: Opened) -> list[str]:
@@ -42,8 +45,24 @@ def start_lines(opened: Opened) -> list[str]:
         + (f"; events logged to {opened.log_events}" if opened.log_events else ""),
         f"  lights:    {opened.lights}",
         f"  QR code:   {opened.keypad_url}",
+        f"  reach:     {reach_plan(opened.public_url)}",
     ]
     return lines + [f"WARNING: {w}" for w in url_warnings(opened.keypad_url)]
+
+
+def reach_plan(public_url: str) -> str:
+    """What the start summary says of the reachability probe before its answer."""
+    base = probe_target(public_url) if public_url else None
+    if base is None:
+        return "not checked: public_url is empty in [relay] (the street's address is not known)"
+    return f"checking {base} from here; the answer follows within {REACH_TIMEOUT_S:g} s"
+
+
+def reach_lines(reach: Reach) -> list[str]:
+    """The probe's answer, after the start summary: one line, loud when it failed."""
+    if reach.ok:
+        return [f"{PREFIX}: public address {reach.line}"]
+    return [f"WARNING: public address {reach.line}"]
 
 
 def url_warnings(keypad_url: str) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from . import protocol
+from . import protocol, reach
 from .admission import Publisher
 from .config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
 from .connections import Connection, Flusher, Registry, websocket
@@ -319,6 +319,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/qr.svg", KeypadCodes().respond)  # the wall mirror's QR code
+    reach.mount(app, reach.reach_key(config.billboard_token))  # "is the public address us?"
     # The telephony gateways, before the catch-all GET of web/.
     if twilio is not None:
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .app import create_app, listen
 from .config import AriConfig, Installation, RelayConfig, TwilioConfig, load_installation
 from .gateways.twilio_signature import parse_shared_keys
+from .reach import Reach, probe_in_background, reach_key
 
 log = logging.getLogger("relay")
 
@@ -126,10 +127,23 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    probing = None
+    if config.public_url:  # bounded, and the relay serves meanwhile (relay/reach.py)
+        probing = loop.create_task(
+            probe_in_background(config.public_url, reach_key(config.billboard_token), say_reach)
+        )
     await stop.wait()
+    if probing is not None:
+        probing.cancel()
     log.info("shutting down: closing every client with 1001 Going Away")
     await runner.cleanup()
     return 0
+
+
+def say_reach(reach: Reach) -> None:
+    """The reachability probe's answer, after the start lines: loud when it failed."""
+    word = "public:     " if reach.ok else "warning:    public address "
+    print(f"  {word}{reach.line}", flush=True)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

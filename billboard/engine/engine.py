@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from . import grooves, roles
+from .bans import Bans
 from .bed import DEFAULT_VOICES, NO_BED, STYLES, Bed, BedVoice, style_swing
 from .clock import Grid
 from .events import (
     Assign,
-    CallerUpdate,
     Command,
     Digit,
+    EngineUpdate,
     InputEvent,
     Join,
     Leave,
@@ -36,6 +37,7 @@ from .events import (
     Note,
     NoteOff,
     NoteOn,
+    Notice,
 )
 from .harmony import SCALES, STEPS_PER_BAR, Harmony, digit_index, parse_key
 from .held import Held
@@ -131,14 +133,14 @@ class Engine:
         self._quiet: OrderedDict[str, None] = OrderedDict()
         self._told_full: OrderedDict[str, float] = OrderedDict()  # caller → when, oldest first
         self._moved_from: int | None = None  # the line moved up from this place on
-        self.banned: dict[str, float] = {}
+        self.bans = Bans()
         self.paused = False
         self.loop_steps = config.loop_bars * STEPS_PER_BAR
         self.fade_steps = max(1, config.fade_bars * STEPS_PER_BAR)
         self.rendered = self.grid.step_at(start)  # loop notes emitted up to this step
         self._held = Held(lambda step: self.grid.time_of(step))  # pitched tracks' notes
         self.last_play = start - config.attract_after_s  # attract from the start
-        self._updates: list[CallerUpdate] = []
+        self._updates: list[EngineUpdate] = []
         self._lighting = Lighting(config.facade, self.tracks)
         self._seed = config.seed
 
@@ -167,8 +169,8 @@ class Engine:
         played offline to its end (each ends as it would have)."""
         return self._held.due(2**62)
 
-    def take_updates(self) -> list[CallerUpdate]:
-        """Assign / Left events since the last call, in order."""
+    def take_updates(self) -> list[EngineUpdate]:
+        """Assign / Left events (and an undone kick's Notice) since the last call, in order."""
         updates, self._updates = self._updates, []
         return updates
 
@@ -181,13 +183,11 @@ class Engine:
         now: float,
         explicit: bool = True,
     ) -> Caller | None:
-        banned_until = self.banned.get(caller)
-        if banned_until is not None:
-            if now < banned_until:
-                if explicit:  # told once per join, not once per key pressed, and how long
-                    self._updates.append(Left(caller, "kicked", banned_until - now))
-                return None
-            del self.banned[caller]
+        ban_left = self.bans.left(caller, now)
+        if ban_left is not None:
+            if explicit:  # told once per join, not once per key pressed, and how long
+                self._updates.append(Left(caller, "kicked", ban_left))
+            return None
         known = self.callers.get(caller)
         if known is not None:  # a second join (a reconnecting keypad): refresh only
             known.display = display or known.display
@@ -260,8 +260,8 @@ class Engine:
         if entry is None:
             return
         if reason is not None:
-            ban = self.banned.get(caller) if reason == "kicked" else None
-            self._updates.append(Left(caller, reason, None if ban is None else ban - now))
+            ban = self.bans.left(caller, now) if reason == "kicked" else None
+            self._updates.append(Left(caller, reason, ban))
         if entry.track is None:
             self._line_moved(self.line.place(caller))
             self.line.remove(caller)
@@ -435,9 +435,7 @@ class Engine:
                 self._remove(caller, at, "idle", step)
             elif self.line and at - entry.since >= cfg.turn_s:
                 self._remove(caller, at, "turn", step)
-        for caller, until in list(self.banned.items()):
-            if at >= until:
-                del self.banned[caller]
+        self.bans.expire(at)
 
     def _render_step(self, step: int) -> list[Note]:
         when = self.grid.time_of(step)
@@ -504,9 +502,13 @@ class Engine:
         try:
             if name == "kick":
                 caller = str(args["caller"])
-                if caller in self.callers:
-                    self.banned[caller] = now + self.config.kick_ban_s
+                if (entry := self.callers.get(caller)) is not None:
+                    shown = entry.nick or entry.display
+                    self.bans.kick(caller, shown, now + self.config.kick_ban_s)
                     self._remove(caller, now, "kicked")
+            elif name == "unban":  # a kick undone: the caller may play again at once
+                if self.bans.lift(str(args["caller"])):
+                    self._updates.append(Notice(str(args["caller"]), "unbanned"))
             elif name == "mute":
                 entry = self.callers.get(str(args["caller"]))
                 if entry is not None and entry.track is not None:
@@ -590,4 +592,5 @@ class Engine:
             phase=min(1.0, max(0.0, (now - self.grid.time_of(step)) / self.grid.step_duration)),
             attract=self.attract(now),
             paused=self.paused,
+            banned=self.bans.shown(now),
         )

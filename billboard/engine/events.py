@@ -4,13 +4,14 @@ In: `Join`, `Digit`, `Leave` and `Command`, defined by the contract
 (`relay.contract.events`, which also reads them from the wire, totally) and already
 pseudonymised at the billboard's door. Out: `NoteOn`/`NoteOff` stamped with the time
 they must sound, and the contract's `Assign`/`Left` for the callers (published on
-``CHANNEL:state``).
+``CHANNEL:state``) and `Notice` (on ``CHANNEL:callers`` only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relay.contract.callers import Notice
 from relay.contract.events import (
     LEAVE_REASONS,
     Assign,
@@ -46,6 +47,9 @@ class NoteOff:
 
 
 Note = NoteOn | NoteOff
+# What the engine tells its callers: their place, their leaving, and a word that changes
+# nothing of their place (a kick undone: ``unbanned``, told only on ``CHANNEL:callers``).
+EngineUpdate = CallerUpdate | Notice
 
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "CallerUpdate",
     "Command",
     "Digit",
+    "EngineUpdate",
     "InputEvent",
     "Join",
     "Leave",
@@ -61,6 +66,7 @@ __all__ = [
     "Note",
     "NoteOff",
     "NoteOn",
+    "Notice",
     "read_input",
     "to_data",
 ]

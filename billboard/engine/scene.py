@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.contract.events import State
-from relay.contract.scene import Light, TrackState, Waiting
+from relay.contract.scene import Banned, Light, TrackState, Waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,7 @@ class Scene:
     section: str = "intro"  # the bed's section: intro, build, drop or break
     section_step: int = 0  # the step the section began on (a change is seen on the facade)
     phase: float = 0.0  # how far into `step` `time` is, 0 … 1 (a pulse swells smoothly)
+    banned: tuple[Banned, ...] = ()  # kicks whose ban runs, the latest first (bans.py)
 
     def to_state(self) -> dict[str, Any]:
         """The ``state`` event (published on CHANNEL:state), written by the
@@ -102,6 +103,7 @@ class Scene:
             paused=self.paused,
             hud=self.hud,
             style=self.style,
+            banned=self.banned,
         ).to_data()
 
     def signature(self) -> tuple[Any, ...]:
@@ -116,6 +118,7 @@ class Scene:
             self.line_length,
             self.attract,
             self.paused,
+            tuple(b.caller for b in self.banned),
         )
 
 

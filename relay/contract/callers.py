@@ -7,7 +7,8 @@ protocol"): a phone hears its own news and a small digest, never the whole `stat
 - ``leave`` (the contract's `Left`): the caller's turn ended; a kick says for how long
   they are refused (`ban_s`).
 - ``notice`` (`Notice`): a word for one caller that changes nothing of their place
-  (``paused``: they wait because the operator rests the building).
+  (``paused``: they wait because the operator rests the building; ``unbanned``: the
+  operator undid their kick, so they may play again at once).
 - ``digest`` (`Digest`): for every keypad, at most once a second and only on change
   (or every `DIGEST_KEEPALIVE_S`, so a keypad can tell a silent billboard from a
   quiet one): tempo, key, scale, how many play and wait, the facade's bays, paused.
@@ -38,7 +39,7 @@ from .events import (
 # How a track turns keys into notes (billboard/engine/tracks.py's modes): the keypad
 # says it in a line ("each key picks a beat", "1–9 play notes of the chord").
 PLAY_MODES: Final = ("drums", "scale", "chord_tones", "chord")
-NOTICE_CODES: Final = ("paused",)
+NOTICE_CODES: Final = ("paused", "unbanned")
 CALLERS_EVENTS: Final = ("assign", "leave", "notice", "digest")
 DIGEST_MIN_INTERVAL_S: Final = 1.0
 DIGEST_KEEPALIVE_S: Final = 10.0

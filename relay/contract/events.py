@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .privacy import masked, number_digits
-from .scene import Banner, Light, TrackState, Waiting, read_activity, read_banner
+from .scene import (
+    BANNED_MAX,
+    Banned,
+    Banner,
+    Light,
+    TrackState,
+    Waiting,
+    read_activity,
+    read_banner,
+)
 
 # The sixteen keys a phone has, in RFC 4733's order (§3.2, Table 1: events 0–9 are the
 # digits, 10 is *, 11 is #, 12–15 are A–D) …
@@ -51,7 +60,7 @@ PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed"})
 BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
 LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
 COMMANDS: Final = frozenset(
-    {"kick", "mute", "tempo", "key", "scale", "style", "panic", "pause", "midi_sync"}
+    {"kick", "unban", "mute", "tempo", "key", "scale", "style", "panic", "pause", "midi_sync"}
 )
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
@@ -160,7 +169,8 @@ class State:
     front of the line (`line`, `waiting`) and how many wait in all (`line_length`), the
     lit windows, and the billboard's health figures (`hud`). `style` is the groove
     bed's (None from a billboard older than the ``style`` command); `banner` what the
-    facade invites with (relay/contract/scene.py)."""
+    facade invites with (relay/contract/scene.py); `banned` the callers kicked whose ban
+    still runs, the latest first (an operator may lift it: ``unban``)."""
 
     tempo: float
     key: str
@@ -178,6 +188,7 @@ class State:
     hud: Mapping[str, Any] = field(default_factory=dict)
     style: str | None = None
     banner: Banner | None = None
+    banned: tuple[Banned, ...] = ()
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -197,6 +208,7 @@ class State:
             "paused": self.paused,
             "hud": dict(self.hud),
             "banner": self.banner.to_data() if self.banner else None,
+            "banned": [b.to_data() for b in self.banned],
         }
 
 
@@ -339,7 +351,8 @@ def _looks_like_number(caller: str) -> bool:
 
 def read_command(data: object) -> Command | Refused:
     """Read one ``command`` (`COMMANDS`) from ``NAME:control``, its args checked and in
-    one shape: kick{caller} mute{caller,on} tempo{bpm} key{key} scale/style{name} pause{on}."""
+    one shape: kick{caller} unban{caller} (a kick undone: the ban lifted) mute{caller,on}
+    tempo{bpm} key{key} scale/style{name} pause{on}."""
     if not isinstance(data, Mapping):
         return Refused("bad_command", "a command must be a JSON object")
     if data.get("event") != "command":
@@ -357,7 +370,7 @@ def read_command(data: object) -> Command | Refused:
     on = args.get("on", True)
     if not isinstance(on, bool):
         return Refused("bad_command", '"on" must be true or false')
-    if name in ("kick", "mute"):
+    if name in ("kick", "unban", "mute"):
         caller = args.get("caller")
         if not is_caller_id(caller):
             return Refused("bad_command", f"{name} needs a caller id")
@@ -479,10 +492,11 @@ def _read_state(data: Mapping[str, Any]) -> State | Refused:
     line = _list(data.get("line"), 10_000, lambda c: c if is_caller_id(c) else None)
     waiting = _list(data.get("waiting"), 10_000, _read_waiting)
     lit = _list(data.get("lit"), floors * bays, lambda x: _read_light(x, floors, bays))
+    banned = _list(data.get("banned"), BANNED_MAX, _read_banned)
     line_length = _int(data.get("line_length", 0), 0, 2**31)
     hud = data.get("hud", {})
-    if tracks is None or line is None or waiting is None or lit is None:
-        return Refused("bad_state", "a state's tracks, line, waiting or lit is malformed")
+    if tracks is None or line is None or waiting is None or lit is None or banned is None:
+        return Refused("bad_state", "a state's tracks, line, waiting, lit or banned is malformed")
     if line_length is None or not isinstance(hud, Mapping):
         return Refused("bad_state", '"line_length" must be a count and "hud" an object')
     attract, paused = data.get("attract", False), data.get("paused", False)
@@ -492,7 +506,7 @@ def _read_state(data: Mapping[str, Any]) -> State | Refused:
         tempo, key[:KEY_NAME_MAX], scale[:SCALE_NAME_MAX], step, floors, bays,
         tuple(tracks), tuple(line), tuple(waiting), line_length, tuple(lit), attract, paused,
         dict(hud), style[:STYLE_NAME_MAX] if style is not None else None,
-        read_banner(data.get("banner")),
+        read_banner(data.get("banner")), tuple(banned),
     )  # fmt: skip
 
 
@@ -525,6 +539,15 @@ def _read_waiting(item: object) -> Waiting | None:
     if not isinstance(item, Mapping) or not is_caller_id(item.get("caller")):
         return None
     return Waiting(str(item["caller"]), _shown(item.get("display")))
+
+
+def _read_banned(item: object) -> Banned | None:
+    if not isinstance(item, Mapping) or not is_caller_id(item.get("caller")):
+        return None
+    ban_s = _number(item.get("ban_s"))
+    if ban_s is None or not 0 <= ban_s <= 86_400:
+        return None
+    return Banned(str(item["caller"]), _shown(item.get("display")), ban_s)
 
 
 def _read_light(item: object, floors: int, bays: int) -> Light | None:

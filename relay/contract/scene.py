@@ -23,6 +23,7 @@ PHONE_MAX: Final = 32
 URL_MAX: Final = 512
 _PHONE: Final = re.compile(r"[0-9+() .\-]{1,32}")
 ACTIVITY_MAX_S: Final = 86_400  # a day: beyond it a figure is not an activity
+BANNED_MAX: Final = 16  # the latest kicks a state lists (an operator undoes a recent one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,19 @@ class Waiting:
 
     caller: str
     display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Banned:
+    """A caller the operator kicked, whose ban runs `ban_s` more seconds (relative: the
+    billboard's and a console's clocks differ), and what the facade showed of them."""
+
+    caller: str
+    display: str | None
+    ban_s: float
+
+    def to_data(self) -> dict[str, Any]:
+        return {"caller": self.caller, "display": self.display, "ban_s": math.ceil(self.ban_s)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ def test_a_synth_patched_in_mid_show_gets_its_sounds_and_the_song_position_then_
     received_by = time.monotonic()
 
     assert port == f"dialjam:{OUT}"  # our client, named for the show
+    assert show.midi is not None and show.midi.follows == "JACK"  # the summary says so
     at, sixteenth = sync_in(heard, setup)
     # The position is the show's (tests/billboard/test_scheduler.py checks it on
     # simulated time): mid-show, not the top, and a 16th whose clock was due before we

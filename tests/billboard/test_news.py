@@ -8,7 +8,7 @@ import itertools
 from billboard.engine import Engine
 from billboard.engine.engine import EngineConfig
 from billboard.news import News
-from relay.contract.callers import read_callers
+from relay.contract.callers import Notice, read_callers
 from relay.contract.events import Command, Digit, Join, Refused
 
 
@@ -59,3 +59,15 @@ def test_a_kick_says_for_how_long_and_a_wait_while_paused_says_why() -> None:
         {"event": "assign", "caller": "c-patient", "track": None, "color": None, "line": 1},
         {"event": "notice", "caller": "c-patient", "code": "paused"},
     ]
+
+
+def test_an_undone_kick_is_told_to_that_caller_alone_as_a_notice() -> None:
+    engine = Engine(EngineConfig(kick_ban_s=90.0), start=0.0)
+    news = News(engine.config.tracks)
+    engine.handle(Join("c-rude"), 0.0)
+    engine.handle(Command("kick", {"caller": "c-rude"}), 1.0)
+    news.updates(engine.take_updates())
+    engine.handle(Command("unban", {"caller": "c-rude"}), 5.0)
+    told = news.updates(engine.take_updates())
+    assert told == [{"event": "notice", "caller": "c-rude", "code": "unbanned"}]
+    assert read_callers(told[0]) == Notice("c-rude", "unbanned")

@@ -5,6 +5,7 @@ stops the show rather than leave a black wall."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from billboard.sound import no_sound_device
-from billboard.summary import Opened, start_lines, stop_lines, url_warnings
+from billboard.summary import Opened, reach_lines, start_lines, stop_lines, url_warnings
+from relay.reach import Reach
 from tests.support.processes import ROOT, free_port, start_billboard
 
 
@@ -62,6 +64,39 @@ def test_a_lan_address_or_plain_http_in_the_qr_code_is_a_loud_warning() -> None:
     assert url_warnings("https://jam.example.org/keypad") == []
 
 
+def test_the_start_summary_says_the_public_address_is_being_checked_and_then_what_was_found() -> (
+    None
+):
+    checking = start_lines(
+        dataclasses.replace(
+            opened("https://jam.example.org/keypad"), public_url="https://jam.example.org/"
+        )
+    )
+    assert (
+        "  reach:     checking https://jam.example.org from here; the answer follows within 4 s"
+        in checking
+    )
+    unchecked = "\n".join(start_lines(opened("http://192.168.1.20:8080/keypad")))
+    assert "reach:     not checked: public_url is empty" in unchecked
+    ok = Reach(
+        "reachable",
+        "https://jam.example.org",
+        "reachable at https://jam.example.org (answered in 41 ms)",
+        41,
+    )
+    assert reach_lines(ok) == [
+        "dialjam billboard: public address reachable at https://jam.example.org (answered in 41 ms)"
+    ]
+    failed = Reach(
+        "timeout",
+        "https://jam.example.org",
+        "NOT reachable at https://jam.example.org: no answer within 4 s",
+    )
+    assert reach_lines(failed) == [
+        "WARNING: public address NOT reachable at https://jam.example.org: no answer within 4 s"
+    ]
+
+
 def test_the_stop_summary_says_what_was_saved_where() -> None:
     lines = stop_lines(2460.0, (Path("night.mid"), 1234, 2455.0), (Path("night.jsonl"), 5012))
     assert lines == [
@@ -88,6 +123,18 @@ async def test_a_show_says_what_it_opened_and_what_it_saved(tmp_path: Path) -> N
     assert re.search(r"^dialjam billboard stopped after \d+ s$", said, re.MULTILINE)
     assert f"recording saved: {record}, " in said and " notes, " in said
     assert f"events logged: {events}, 0 events" in said
+
+
+async def test_a_show_checks_its_public_address_after_the_start_summary() -> None:
+    port = free_port()  # the relay's port, so the public address leads to this very relay
+    public = f"http://127.0.0.1:{port}"
+    proc, _ = await start_billboard("--duration", "6", "--port", str(port), "--public-url", public)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    said = out.decode()
+    assert f"reach:     checking {public} from here" in said
+    found = rf"^dialjam billboard: public address reachable at {public} \(answered in \d+ ms\)$"
+    assert re.search(found, said, re.MULTILINE), said
 
 
 def test_a_screen_that_cannot_open_stops_the_show_with_a_clear_message(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 from pathlib import Path
@@ -102,3 +103,23 @@ def test_what_was_made_up_for_the_run_is_said_once_at_start() -> None:
     announce(kept, nothing, lines.append)
     assert nothing == [] and "made up" not in "\n".join(lines)
     assert "pseudonyms" not in "\n".join(lines)
+
+
+async def test_the_relay_checks_its_public_address_at_start_and_says_what_it_found() -> None:
+    port, nobody = free_port(), free_port()
+    # Its own address: this relay answers the probe. Then an address where nothing listens.
+    ours = rf"public: +reachable at http://127\.0\.0\.1:{port} \(answered in \d+ ms\)"
+    refused = r"warning: +public address NOT reachable at .*connection refused"
+    for public, said in (
+        (f"http://127.0.0.1:{port}", ours),
+        (f"http://127.0.0.1:{nobody}", refused),
+    ):
+        proc = await start_process(
+            "--host", "127.0.0.1", "--port", str(port), "--public-url", public
+        )
+        try:
+            lines = await wait_for_line(proc, "public")
+            assert re.search(said, lines[-1]), lines[-1]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 15)

@@ -162,7 +162,8 @@ async def caller_of(page: Page) -> str:
 
 
 def sample_state(**changes: Any) -> dict[str, Any]:
-    """A `state` as the billboard publishes it: four of eight tracks taken, three waiting."""
+    """A `state` as the billboard publishes it: four of eight tracks taken, three waiting,
+    one caller kicked."""
     colors = [
         "#e4572e",
         "#8a5cf6",
@@ -200,6 +201,7 @@ def sample_state(**changes: Any) -> dict[str, Any]:
             {"caller": "c-0000000103", "display": "Zoe"},
         ],
         "line_length": 3,
+        "banned": [{"caller": "c-0000000201", "display": "…44", "ban_s": 95}],
         "lit": [[6 - i % 7, i, colors[i], 0.9] for i in range(8)],
         "attract": False,
         "paused": False,

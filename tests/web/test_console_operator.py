@@ -1,5 +1,6 @@
 """An operator who always knows, in a real headless Chromium: what each caller is doing
-(presses a minute, the last press, the turn's end), a Kick that asks first, the relay's
+(presses a minute, the last press, the turn's end), a Kick that asks first and can be
+undone while its ban runs (the keypad told at once), the relay's
 and the billboard's liveness said truthfully, a small live view of the facade, and no
 violation axe-core can find."""
 
@@ -16,12 +17,15 @@ from tests.support.processes import free_port
 from tests.support.relay import BILLBOARD, PUBLISHER
 from tests.web.pages import (
     DESKTOP,
+    PHONE,
     TEST_BUDGET_S,
     Billboard,
     RelayOnPort,
     axe_source,
+    caller_of,
     frame,
     open_console,
+    open_keypad,
     sample_state,
     state_where,
     subscribe,
@@ -101,6 +105,44 @@ async def test_the_console_shows_what_each_caller_does_and_a_kick_asks_before_it
         await expect(
             console.locator(f'#tracks li:has(b:text-is("{track["name"]}"))')
         ).to_have_attribute("data-free", "true")
+        assert console.script_errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_kick_can_be_undone_from_the_console_and_the_keypad_may_play_at_once(
+    billboard: Billboard, browser: Browser
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        watcher = await subscribe(session, billboard.ws_url, "dialjam:state")
+        keypad = await open_keypad(browser, billboard.url, **PHONE)
+        caller = await caller_of(keypad)
+        said = keypad.locator("#said-main")
+        await keypad.keyboard.press("5")  # the first key takes a track
+        await expect(said).to_have_text(re.compile(r"^You are the "))
+        track = await keypad.locator("#said").get_attribute("data-track")
+        console = await open_console(browser, billboard.url, **DESKTOP)
+        await console.get_by_role("button", name=re.compile(f"^Kick the {track}\\b")).click()
+        await console.get_by_role(
+            "button", name=re.compile(f"^Confirm: kick the {track}\\b")
+        ).click()
+        await expect(said).to_have_text("The operator took your turn")
+
+        # The console lists the ban beside its Undo, with the time it still runs.
+        kicked = console.locator(f'#kicked li[data-caller="{caller}"]')
+        await expect(kicked).to_contain_text(re.compile(r"may play again in (2 min|1[0-9]{2} s)"))
+        banned = await state_where(watcher, lambda s: caller in [b["caller"] for b in s["banned"]])
+        assert 100 <= next(b for b in banned["banned"] if b["caller"] == caller)["ban_s"] <= 120
+        await keypad.keyboard.press("1")  # refused on the phone itself, and said so
+        await expect(said).to_have_text(re.compile(r"^Not yet — wait \d:\d\d$"))
+
+        await kicked.get_by_role("button", name=re.compile(r"^Undo the kick of ")).click()
+        await expect(console.locator("#message")).to_contain_text("Sent: undo the kick")
+        await state_where(watcher, lambda s: caller not in [b["caller"] for b in s["banned"]])
+        await expect(kicked).to_have_count(0)
+        # The phone hears it at once, and its next key plays again.
+        await expect(said).to_have_text("You may play again")
+        await expect(keypad.locator("#said")).to_have_attribute("data-state", "lifted")
+        await keypad.keyboard.press("5")
+        await expect(said).to_have_text(re.compile(r"^You are the "))
         assert console.script_errors == []  # type: ignore[attr-defined]
 
 

@@ -115,6 +115,9 @@ async def test_every_keypad_state_is_honest_on_screen_and_to_a_screen_reader(
                 await tell({"event": "leave", "caller": me, "reason": "kicked", "ban_s": 105})
                 await expect(page.locator("#said-more")).to_contain_text("play again in 1:4")
                 await check(page, name, "kicked", axe, fold)
+                await tell({"event": "notice", "caller": me, "code": "unbanned"})  # undone
+                await expect(page.locator("#said-main")).to_have_text("You may play again")
+                await check(page, name, "lifted", axe, fold)
                 await relay.stop()
                 await check(page, name, "offline", axe, fold)
                 await relay.start()

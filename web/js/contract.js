@@ -64,7 +64,8 @@ export const CONTRACT = Object.freeze({
     "pause": "pause",
     "scale": "scale",
     "style": "style",
-    "tempo": "tempo"
+    "tempo": "tempo",
+    "unban": "unban"
   },
   "web_source": "web",
   "channel_pattern": "[A-Za-z0-9_.:-]{1,64}",
@@ -86,7 +87,8 @@ export const CONTRACT = Object.freeze({
     "chord": "chord"
   },
   "notices": {
-    "paused": "paused"
+    "paused": "paused",
+    "unbanned": "unbanned"
   },
   "digest_keepalive_s": 10.0
 });

@@ -224,8 +224,12 @@ function heard(msg) {
     } else {
       show("over", "Your turn is over — press a key to play again", "Others were waiting, or you were quiet for a while.");
     }
-  } else if (data.event === "notice" && data.code === NOTICE.paused) {
+  } else if (data.event === EVENT.notice && data.code === NOTICE.paused) {
     settle();
+  } else if (data.event === EVENT.notice && data.code === NOTICE.unbanned) {
+    // The operator undid the kick: the countdown ends now, and the page says so.
+    me.bannedUntil = 0;
+    show("lifted", "You may play again", "The operator let you back in. Press any key to play.");
   }
 }
 

@@ -23,7 +23,9 @@ from billboard.engine import (
 from billboard.engine.clock import Grid
 from billboard.engine.harmony import NOTE_NAMES, SCALES, Harmony, parse_key, parse_progression
 from billboard.engine.tracks import DEFAULT_TRACKS
+from relay.contract.callers import Notice
 from relay.contract.events import KEY_NAMES, SCALE_NAMES, clean_display, clean_nick
+from relay.contract.scene import BANNED_MAX
 
 STEP = 60 / 120 / 4  # 125 ms at 120 BPM
 
@@ -138,6 +140,43 @@ def test_a_kicked_caller_is_refused_until_the_ban_ends() -> None:
     assert e.take_updates() == [Left("c-rude", "kicked", 58.0)]  # a join is told why
     e.handle(Join("c-rude"), 62.0)
     assert e.take_updates() == [Assign("c-rude", "drums", "#e69f00", 0)]
+
+
+def test_an_undone_kick_lets_the_caller_play_again_at_once_and_tells_them() -> None:
+    e = engine(kick_ban_s=120)
+    e.handle(Join("c-rude", display="…12"), 0.0)
+    e.handle(Command("kick", {"caller": "c-rude"}), 1.0)
+    e.take_updates()
+    assert [(b.caller, b.display, b.ban_s) for b in e.scene(31.0).banned] == [
+        ("c-rude", "…12", 90.0)
+    ]  # the console lists the ban, with its undo, while it runs
+    e.handle(Command("unban", {"caller": "c-rude"}), 31.0)
+    assert e.take_updates() == [Notice("c-rude", "unbanned")]
+    assert e.scene(31.0).banned == ()
+    e.handle(Join("c-rude"), 32.0)
+    assert e.take_updates() == [Assign("c-rude", "drums", "#e69f00", 0)]
+
+
+def test_an_undo_for_nobody_banned_changes_nothing_and_says_nothing() -> None:
+    e = engine(kick_ban_s=5)
+    e.handle(Join("c-rude"), 0.0)
+    e.handle(Command("kick", {"caller": "c-rude"}), 1.0)
+    e.take_updates()
+    e.advance(7.0)  # the ban ran out on its own
+    assert e.scene(7.0).banned == ()
+    for caller in ("c-rude", "c-never"):
+        e.handle(Command("unban", {"caller": caller}), 7.0)
+    assert e.take_updates() == []
+
+
+def test_the_state_lists_the_latest_kicks_first_and_a_bounded_few() -> None:
+    e = engine(kick_ban_s=120, line_max=100)
+    for n in range(BANNED_MAX + 3):
+        e.handle(Join(f"c-{n}"), n)
+        e.handle(Command("kick", {"caller": f"c-{n}"}), n + 0.5)
+    banned = e.scene(30.0).banned
+    assert len(banned) == BANNED_MAX
+    assert banned[0].caller == f"c-{BANNED_MAX + 2}" and banned[0].ban_s == n + 0.5 + 120 - 30
 
 
 def test_pause_keeps_new_callers_in_line_until_it_is_lifted() -> None:

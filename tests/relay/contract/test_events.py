@@ -90,7 +90,7 @@ def test_a_command_read_has_the_args_its_name_needs(value: dict[str, Any]) -> No
         return
     assert command.name in COMMANDS
     args = command.args
-    if command.name in ("kick", "mute"):
+    if command.name in ("kick", "unban", "mute"):
         assert is_caller_id(args["caller"])
     if command.name == "tempo":
         assert isinstance(args["bpm"], float) and math.isfinite(args["bpm"])
@@ -163,6 +163,8 @@ def test_a_number_hidden_in_a_source_is_not_a_source() -> None:
         {"event": "command", "name": "tempo", "args": {"bpm": True}},
         {"event": "command", "name": "kick", "args": {"caller": ["c-1"]}},
         {"event": "command", "name": "kick", "args": {"caller": "4155551212"}},
+        {"event": "command", "name": "unban", "args": {"caller": "4155551212"}},
+        {"event": "command", "name": "unban", "args": {}},
         {"event": "command", "name": "mute", "args": {"caller": "c-1", "on": "yes"}},
         {"event": "command", "name": "key", "args": {"key": "C" * 100}},
         {"event": "command", "name": "scale", "args": []},
