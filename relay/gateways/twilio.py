@@ -60,6 +60,7 @@ from .common import (
     websocket_url,
 )
 from .dtmf import DtmfDetector, PressMerger
+from .kicks import watch_kicks
 
 log = logging.getLogger("relay.twilio")
 
@@ -227,6 +228,11 @@ class TwilioStream:
             return []
         return [digit_event(call.channel, call.caller, key, "twilio")]
 
+    def kicked(self) -> None:
+        """The operator kicked the caller: no `leave` from the stream (the billboard
+        said ``leave`` ``kicked``), and nothing more is heard."""
+        self.stopped = True
+
     def hang_up(self) -> list[Event]:
         """`stop`, or the socket closed: the caller leaves (once)."""
         if self.call is None or self.stopped:
@@ -285,6 +291,8 @@ class TwilioGateway:
         self.refused_signatures = 0
         self._signature_log = LogOnce(every_s=60.0, burst=20)
         self.stream_count = 0
+        # The open streams of each caller: a kick closes them.
+        self.streams: dict[str, dict[web.WebSocketResponse, TwilioStream]] = {}
         if not config.auth_token:
             log.warning(
                 "[twilio] auth_token is empty: X-Twilio-Signature is not checked, so anyone "
@@ -295,6 +303,18 @@ class TwilioGateway:
         app[TWILIO] = self
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
+        watch_kicks(app, self.channel, self.hang_up, log)
+
+    async def hang_up(self, caller: str, why: str) -> None:
+        """End every call of `caller`: our TwiML has nothing after ``<Connect><Stream>``,
+        so when we close the stream Twilio ends the call
+        (https://www.twilio.com/docs/voice/twiml/stream#connect-stream)."""
+        streams = self.streams.pop(caller, {})
+        for ws, core in streams.items():
+            core.kicked()
+            await ws.close(code=1000, message=why.encode()[:120])
+        if streams:
+            log.info("hung up caller %s (%s): %d stream(s) closed", caller, why, len(streams))
 
     # -- helpers --
 
@@ -385,6 +405,8 @@ class TwilioGateway:
                         continue
                     for out in outputs:
                         self.publish(out)
+                    if outputs and core.call is not None and not core.stopped:
+                        self.streams.setdefault(core.call.caller, {})[ws] = core
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
                 elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", 0) == CLOSE_TOO_BIG:
@@ -392,6 +414,11 @@ class TwilioGateway:
                     self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
             sockets.discard(registered)
+            if core.call is not None:
+                mine = self.streams.get(core.call.caller, {})
+                mine.pop(ws, None)
+                if not mine:
+                    self.streams.pop(core.call.caller, None)
             # A socket closed without `stop` is a hang-up too.
             for out in core.hang_up():
                 self.publish(out)

@@ -18,7 +18,7 @@ import pytest
 
 from relay.config import AriConfig, ConfigError, RelayConfig, load_installation
 from relay.contract.privacy import pseudonym
-from relay.gateways.ari import (
+from relay.gateways.ari_core import (
     basic_auth,
 )
 from relay.rehearsal.fake_ari import FakeAri, channel_json

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from relay.gateways.ari import (
+from relay.gateways.ari_core import (
     Answer,
     AriCalls,
     AriError,
