@@ -233,6 +233,9 @@ def test_the_operator_is_told_where_the_client_connects_but_never_the_password()
     announce(RelayConfig(), [], lines.append, ari=config)
     text = "\n".join(lines)
     assert "http://pbx:8088" in text and "Stasis(dialjam)" in text
+    # The pattern that takes +E.164 numbers and trunks' "s", and what proves the name.
+    assert "_[+0-9].,1,Stasis(dialjam)" in text and "s,1,Stasis(dialjam)" in text
+    assert "app_proven" in text
     assert PASSWORD not in text
 
 
@@ -256,10 +259,15 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         '[ari]\nurl = "http://127.0.0.1:8088"\nusername = "u"\npassword = "p"\n'
-        'prompt = ""\nreconnect_max_s = 5\n',
+        'prompt = ""\nreconnect_max_s = 5\nlost_after_s = 90\n',
     )
     assert load_ari_config(path, env={}) == AriConfig(
-        url="http://127.0.0.1:8088", username="u", password="p", prompt="", reconnect_max_s=5.0
+        url="http://127.0.0.1:8088",
+        username="u",
+        password="p",
+        prompt="",
+        reconnect_max_s=5.0,
+        lost_after_s=90.0,
     )
     assert load_ari_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
 
@@ -274,6 +282,7 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
         ('[ari]\nurl = "http://pbx"\nchannel = "a:control"\n', "channel"),
         ('[ari]\nurl = "http://pbx"\napp = "a/b"\n', "app"),
         ('[ari]\nurl = "http://pbx"\nreconnect_max_s = 0\n', "reconnect_max_s"),
+        ('[ari]\nurl = "http://pbx"\nlost_after_s = -1\n', "lost_after_s"),
         ('[ari]\nurl = "http://pbx"\nreconnect_max_s = "soon"\n', "reconnect_max_s"),
         ("[ari]\nurl = 8088\n", "url"),
         ('ari = "x"\n', "[ari] must be a table"),

@@ -35,6 +35,10 @@ async def test_a_wrong_app_name_is_connected_but_not_proven_and_the_log_says_wha
     assert health["app_proven"] is False and health["calls_entered"] == 0
     said = [r.getMessage() for r in caplog.records if "connected to ARI" in r.getMessage()]
     assert len(said) == 1 and "Stasis(dialjamm)" in said[0] and "extensions.conf" in said[0]
+    async with relay.session.get(f"{relay.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert 'dialjam_gateway{figure="app_proven",gateway="ari"} 0.0' in metrics
+    assert 'dialjam_gateway_status{gateway="ari",status="connected"} 1.0' in metrics
 
 
 async def test_the_first_call_into_the_app_proves_the_dialplan(
@@ -45,6 +49,8 @@ async def test_the_first_call_into_the_app_proves_the_dialplan(
     await call_and_join(fake, sub)
     health = await ari_health(relay)
     assert health["app_proven"] is True and health["calls_entered"] == 1
+    async with relay.session.get(f"{relay.url}/metrics") as resp:
+        assert 'dialjam_gateway{figure="app_proven",gateway="ari"} 1.0' in await resp.text()
 
 
 async def test_when_another_client_takes_the_app_callers_are_lost_and_the_app_is_taken_back(
