@@ -7,7 +7,7 @@ how the gateway copes with each is tested in tests/relay/gateways/test_ari_real.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,19 +17,9 @@ import pytest
 
 from relay.gateways.ari_core import basic_auth
 from relay.rehearsal.fake_ari import FakeAri
+from tests.relay.gateways.ari_calls import NUMBER, PASSWORD, USER
 
-USER = "asterisk"
-PASSWORD = "s3cret"
-NUMBER = "+14155550112"
 QUIET_S = 0.2  # proof that nothing comes: a short wait that passes
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAri]:
-    server = FakeAri(username=USER, password=PASSWORD)
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -39,9 +29,6 @@ async def http(fake: FakeAri) -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-Client = Callable[[str], Any]
-
-
 @asynccontextmanager
 async def events(
     http: aiohttp.ClientSession, app: str = "dialjam"
@@ -49,6 +36,18 @@ async def events(
     params = {"app": app, "api_key": f"{USER}:{PASSWORD}"}
     async with http.ws_connect("/ari/events", params=params) as ws:
         yield ws
+
+
+@asynccontextmanager
+async def a_call(
+    fake: FakeAri, http: aiohttp.ClientSession
+) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:
+    """A client holding the app, and a call that has entered it (its StasisStart read)."""
+    async with events(http) as ws:
+        await fake.wait_client()
+        channel_id = await fake.call(NUMBER)
+        assert (await next_event(ws))["type"] == "StasisStart"
+        yield ws, channel_id
 
 
 async def next_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
@@ -65,7 +64,7 @@ async def silent(ws: aiohttp.ClientWebSocketResponse) -> bool:
     return not ws.closed
 
 
-async def wait(check: Callable[[], bool] | Callable[[], Awaitable[bool]]) -> None:
+async def wait(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not check():
             await asyncio.sleep(0.01)
@@ -129,10 +128,7 @@ async def test_a_replaced_socket_stays_open_and_silent_and_the_app_is_free_when_
 
 
 async def test_a_restart_ends_every_call(fake: FakeAri, http: aiohttp.ClientSession) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         port = fake.port
         await fake.close()
         await fake.start(port=port)
@@ -149,10 +145,8 @@ async def test_a_restart_ends_every_call(fake: FakeAri, http: aiohttp.ClientSess
 async def test_events_while_no_socket_holds_the_app_are_dropped_not_queued(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (_, channel_id):
+        pass
     await wait(lambda: fake.listener is None)
     await fake.press(channel_id, "5")  # lost
     async with events(http) as ws:
@@ -165,10 +159,7 @@ async def test_events_while_no_socket_holds_the_app_are_dropped_not_queued(
 async def test_answer_sends_a_state_change_and_play_sends_playback_events(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         async with http.post(f"/ari/channels/{channel_id}/answer"):
             pass
         change = await next_event(ws)
@@ -186,10 +177,7 @@ async def test_answer_sends_a_state_change_and_play_sends_playback_events(
 async def test_a_missing_sound_is_accepted_with_201_then_reported_failed(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         play = f"/ari/channels/{channel_id}/play"
         async with http.post(play, params={"media": "sound:no-such-prompt"}) as resp:
             assert resp.status == 201
@@ -205,10 +193,7 @@ async def test_a_missing_sound_is_accepted_with_201_then_reported_failed(
 async def test_a_hang_up_sends_a_request_without_soft_then_stasis_end_and_no_destroyed(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         await fake.hang_up(channel_id)
         request, end = await next_event(ws), await next_event(ws)
         assert request["type"] == "ChannelHangupRequest" and request["cause"] == 16
@@ -249,10 +234,7 @@ async def test_applications_list_their_event_filters(
 async def test_duration_ms_is_how_long_the_key_was_held(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         await fake.press(channel_id, "1")  # released at once: Asterisk can say 0
         await fake.press(channel_id, "2", held_s=0.12)
         quick, held = await next_event(ws), await next_event(ws)
@@ -276,10 +258,7 @@ async def test_the_dialplan_priority_is_the_stasis_lines(
 async def test_a_deleted_channel_ends_with_stasis_end_and_a_bad_reason_is_refused(
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        await next_event(ws)
+    async with a_call(fake, http) as (ws, channel_id):
         path = f"/ari/channels/{channel_id}"
         async with http.delete(path, params={"reason": "kicked"}) as resp:
             assert resp.status == 400

@@ -8,7 +8,7 @@ import pytest
 
 from relay.rehearsal.fake_ari import FakeAri
 
-from .ari_calls import PASSWORD, USER
+from .gateways.ari_calls import PASSWORD, USER
 
 
 @pytest.fixture
