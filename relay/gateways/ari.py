@@ -72,6 +72,7 @@ log = logging.getLogger("relay.ari")
 INITIAL_BACKOFF_S = 0.5
 # After ApplicationReplaced, the waits double up to this many times reconnect_max_s.
 REPLACED_BACKOFF_FACTOR = 10.0
+REPLACED_LOG_EVERY_S = 600.0
 # The hang-ups of a stopping relay get this long in all.
 HANG_UP_ON_STOP_S = 3.0
 # Asterisk's simple hangup reason (channels.json, DELETE /channels/{id}: `reason`).
@@ -106,6 +107,9 @@ class AriGateway:
         self._rand = rand  # the backoff's jitter
         self._conn_logged = LogOnce()  # connection failures, once until connected
         self._playback_logged = LogOnce()  # failed prompts, once per media
+        # ApplicationReplaced and taking the app back: a tug of war with a second relay
+        # of the same app says so every REPLACED_LOG_EVERY_S, not at every turn.
+        self._replaced_logged = LogOnce(every_s=REPLACED_LOG_EVERY_S)
         self._lost_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -233,7 +237,14 @@ class AriGateway:
     def _connected(self) -> None:
         self.connections += 1
         if self.status == "replaced":
-            log.warning("took the Stasis app %r back from the other ARI client", self.config.app)
+            self._replaced_logged.log(
+                log,
+                logging.WARNING,
+                "back",
+                "took the Stasis app %r back from the other ARI client",
+                self.config.app,
+                now=asyncio.get_running_loop().time(),
+            )
         self.status = "connected"
         self.last_error = ""
         self._conn_logged.forget()
@@ -274,7 +285,10 @@ class AriGateway:
         self.replacements += 1
         self.last_error = "ApplicationReplaced"
         self._count_error("ari_replaced")
-        log.error(
+        self._replaced_logged.log(
+            log,
+            logging.ERROR,
+            "replaced",
             "another ARI client took the Stasis app %r (ApplicationReplaced): Asterisk gives "
             "an app to the newest socket, so this relay no longer hears its callers. Stop the "
             "other client (another relay or billboard with the same [ari] app), or give each "
@@ -282,6 +296,7 @@ class AriGateway:
             "wait (doubling up to %g s).",
             self.config.app,
             self.config.reconnect_max_s * REPLACED_BACKOFF_FACTOR,
+            now=asyncio.get_running_loop().time(),
         )
         for ev in self.core.lose_all():
             self.publish(ev)

@@ -192,3 +192,20 @@ async def test_a_stopping_relay_does_not_wait_long_for_an_asterisk_that_does_not
     await fake.close()  # gone; the relay does not know yet
     async with asyncio.timeout(15):  # REST_TIMEOUT_S and HANG_UP_ON_STOP_S bound it
         await relay.runner.cleanup()
+
+
+async def test_two_relays_with_one_app_take_it_from_each_other_slowly_saying_so_once(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    first = await start_relay(ari=ari_config(fake))
+    await fake.wait_clients(1)
+    second = await start_relay(ari=ari_config(fake))
+
+    async def fought() -> bool:
+        errors = (first.state.errors, second.state.errors)
+        return all(e.get("ari_replaced", 0) >= 2 for e in errors)
+
+    await until(fought)
+    said = [r for r in caplog.records if "ApplicationReplaced" in r.getMessage()]
+    assert len(said) == 2  # one line from each relay, however long they go on
