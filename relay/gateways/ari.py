@@ -23,10 +23,10 @@ How real Asterisk behaves, and what the client does about it:
   a stray test client loses it then, and two relays with the same app take it from
   each other slowly, each saying so — give each its own app name.
 - Asterisk accepts any app name, so a ``[ari] app`` that no dialplan ``Stasis()``
-  names looks connected while every call fails ("Stasis app 'NAME' not active" in
-  Asterisk's log). ARI offers no way to read the dialplan: ``/healthz`` says
-  ``app_proven: false`` until a call has entered the app, and the connect log line
-  says what extensions.conf must say.
+  names looks connected while every call fails. ``/healthz`` says ``app_proven:
+  false`` until a call has entered the app, and the connect log line says what
+  extensions.conf must say; meanwhile a watch of the dialplan's ``Stasis()`` calls
+  (`relay.gateways.ari_check`) names the app the calls really go to.
 - A prompt Asterisk cannot play (``PlaybackFinished`` with ``state: "failed"``, though
   ``play`` answered 201) is logged once per media, with what to do.
 - Kicked callers are hung up (``DELETE /ari/channels/{id}``, relay/gateways/kicks.py);
@@ -52,6 +52,7 @@ from aiohttp import WSMsgType, web
 from ..backoff import backoff_delay
 from ..config import AriConfig, RelayConfig, pseudonym_key
 from ..ratelimit import LogOnce
+from .ari_check import AppCheck
 from .ari_core import (
     Answer,
     AriCall,
@@ -110,6 +111,9 @@ class AriGateway:
         # ApplicationReplaced and taking the app back: a tug of war with a second relay
         # of the same app says so every REPLACED_LOG_EVERY_S, not at every turn.
         self._replaced_logged = LogOnce(every_s=REPLACED_LOG_EVERY_S)
+        api_key = f"{config.username}:{config.password}" if config.username else ""
+        self.check = AppCheck(config.app, self.rest, self.events_url, api_key)
+        self._check_task: asyncio.Task[None] | None = None
         self._lost_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -125,11 +129,17 @@ class AriGateway:
             "callers": self.core.callers,
             "connections": self.connections,
             "replaced": self.replacements,
-            # Asterisk takes any app name: only a call entering it proves the dialplan.
-            "app_proven": self.core.entered > 0,
+            # Asterisk takes any app name: only a call entering it proves the dialplan;
+            # a call sent to a Stasis() app nobody holds names the dialplan's.
+            "app_proven": self.app_proven,
+            "app_mismatch": None if self.app_proven else self.check.mismatch,
             "calls_entered": self.core.entered,
             "last_error": self.last_error or None,
         }
+
+    @property
+    def app_proven(self) -> bool:
+        return self.core.entered > 0 or self.check.seen_ours
 
     async def running(self, app: web.Application) -> AsyncIterator[None]:
         """The client runs while the app does; on the way out it hangs up its calls."""
@@ -249,9 +259,11 @@ class AriGateway:
         self.last_error = ""
         self._conn_logged.forget()
         self._cancel_lost_timer()
+        if not self.app_proven and (self._check_task is None or self._check_task.done()):
+            self._check_task = self._spawn(self.check.watch(lambda: self.app_proven))
         proven = (
             ""
-            if self.core.entered
+            if self.app_proven
             else (
                 f"; Asterisk accepts any app name, so until a call enters it, check that "
                 f"extensions.conf sends calls to Stasis({self.config.app})"
@@ -265,6 +277,9 @@ class AriGateway:
         except AriError as exc:
             self._refuse(exc, logged)
             return
+        if self._check_task is not None and self.core.entered:
+            self._check_task.cancel()  # proven: the dialplan watch has done its job
+            self._check_task = None
         self.act(outputs)
 
     def act(self, outputs: Iterable[Output]) -> None:
@@ -398,10 +413,11 @@ class AriGateway:
 
     # -- helpers --
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -45,14 +45,15 @@ class AriRest:
             await self.session.close()
 
     async def __call__(
-        self, method: str, path: str, params: dict[str, str] | None = None
+        self, method: str, path: str, params: dict[str, str] | None = None, json: Any = None
     ) -> tuple[int | None, Any]:
         """One REST call: (status, JSON body or None); (None, None) when it did not get
         through. Never raises for the peer's failures: a REST call never crashes us."""
         session = self.session
         assert session is not None
         try:
-            async with session.request(method, self.base + path, params=params) as resp:
+            request = session.request(method, self.base + path, params=params, json=json)
+            async with request as resp:
                 body: Any = None
                 if resp.content_type == "application/json":
                     with contextlib.suppress(ValueError):

@@ -24,7 +24,13 @@ https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/)
 - ``DELETE /ari/channels/{id}?reason=…`` — 204; the call ends (``StasisEnd``).
 - ``GET /ari/channels/{id}`` — the ``Channel``, or 404.
 - ``GET /ari/applications/{app}`` — ``{name, channel_ids, bridge_ids, endpoint_ids,
-  device_names, events_allowed, events_disallowed}`` for a registered app, or 404.
+  device_names, events_allowed, events_disallowed}`` for a registered app, or 404;
+  ``GET /ari/applications`` — all of them; ``PUT /ari/applications/{app}/eventFilter``
+  ``{"allowed": [{"type": …}]}`` — the app hears only those types.
+- A socket with ``subscribeAll=true`` hears ``ChannelDialplan {dialplan_app,
+  dialplan_app_data, channel}`` when a call starts ``Stasis(app)`` (whether it then
+  enters the app or falls through); the fake sends such a socket no other event of
+  other apps' channels.
 
 Events (``type``, ``timestamp``, ``application``, ``asterisk_id`` on each):
 ``StasisStart {args: [], channel}`` (state "Ring"; the dialplan's priority is the
@@ -144,8 +150,10 @@ class FakeAri:
         # is free, "not active").
         self.apps: dict[str, web.WebSocketResponse | None] = {}
         self.replaced: list[web.WebSocketResponse] = []  # open, and silent
+        self.all_events: set[str] = set()  # apps registered with subscribeAll
+        self.filters: dict[str, list[dict[str, Any]]] = {}  # each app's events_allowed
         self.refused = 0  # event sockets refused for bad credentials
-        self.connects = 0  # event sockets accepted since the start (reconnects count)
+        self.connects = 0  # sockets for the dialplan's app since the start (reconnects count)
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
@@ -165,7 +173,9 @@ class FakeAri:
         app.router.add_post("/ari/channels/{id}/play", self._play)
         app.router.add_get("/ari/channels/{id}", self._get_channel)
         app.router.add_delete("/ari/channels/{id}", self._delete_channel)
+        app.router.add_get("/ari/applications", self._list_applications)
         app.router.add_get("/ari/applications/{app}", self._get_application)
+        app.router.add_put("/ari/applications/{app}/eventFilter", self._filter)
         app.on_shutdown.append(self._close_clients)
         runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None)
         await runner.setup()
@@ -185,6 +195,8 @@ class FakeAri:
             task.cancel()
         self.apps.clear()
         self.replaced.clear()
+        self.all_events.clear()
+        self.filters.clear()
         self.channels.clear()
         self._epoch += 1  # a restarted Asterisk's channel ids are new
         await self._notify()
@@ -194,7 +206,8 @@ class FakeAri:
         await self._wait(lambda: self.listener is not None, timeout)
 
     async def wait_clients(self, count: int, timeout: float = 10.0) -> None:
-        """Until `count` event sockets have connected since the start (reconnects)."""
+        """Until `count` sockets for the dialplan's app have connected since the start
+        (reconnects count)."""
         await self._wait(lambda: self.connects >= count, timeout)
 
     async def call(self, number: str | None = "+15551234567") -> str:
@@ -203,11 +216,13 @@ class FakeAri:
         socket holds the app, the call falls through the dialplan instead (its id is
         in `fell_through`, never in `channels`)."""
         channel_id = f"{self._epoch}.{next(self._ids)}"
+        channel = channel_json(channel_id, number, app=self.app)
+        dialplan = {"dialplan_app": "Stasis", "dialplan_app_data": self.app}
+        await self._to_all_events({"type": "ChannelDialplan", **dialplan, "channel": channel})
         if self.listener is None:
             self.fell_through.append(channel_id)  # "Stasis app 'NAME' not active"
             await self._notify()
             return channel_id
-        channel = channel_json(channel_id, number, app=self.app)
         self.channels[channel_id] = channel
         await self.send({"type": "StasisStart", "args": [], "channel": channel})
         return channel_id
@@ -293,6 +308,17 @@ class FakeAri:
     def _sockets(self) -> list[web.WebSocketResponse]:
         return [ws for ws in self.apps.values() if ws is not None] + self.replaced
 
+    async def _to_all_events(self, event: dict[str, Any]) -> None:
+        """An event of any channel, to the apps registered with subscribeAll (as far as
+        their event filter allows)."""
+        for app in sorted(self.all_events):
+            ws = self._holder(app)
+            allowed = self.filters.get(app)
+            if ws is None or (allowed and event["type"] not in {f["type"] for f in allowed}):
+                continue
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(self._stamped(event, app).decode())
+
     def _authorised(self, request: web.Request) -> bool:
         given = request.query.get("api_key")
         if given is None:
@@ -348,7 +374,10 @@ class FakeAri:
                 await old.send_str(self._stamped({"type": "ApplicationReplaced"}, app).decode())
             self.replaced.append(old)
         self.apps[app] = ws
-        self.connects += 1
+        if request.query.get("subscribeAll") == "true":
+            self.all_events.add(app)
+        if app == self.app:
+            self.connects += 1
         await self._notify()
         try:
             async for msg in ws:
@@ -437,6 +466,23 @@ class FakeAri:
         await self._notify()
         return web.Response(status=204)
 
+    def _application(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "channel_ids": list(self.channels) if name == self.app else [],
+            "bridge_ids": [],
+            "endpoint_ids": [],
+            "device_names": [],
+            "events_allowed": self.filters.get(name, []),
+            "events_disallowed": [],
+        }
+
+    async def _list_applications(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if not self._authorised(request):
+            return _error(401, "Authentication required")
+        return web.json_response([self._application(name) for name in self.apps])
+
     async def _get_application(self, request: web.Request) -> web.Response:
         self._record(request)
         if not self._authorised(request):
@@ -444,17 +490,27 @@ class FakeAri:
         name = request.match_info["app"]
         if name not in self.apps:
             return _error(404, "Application not found")
-        return web.json_response(
-            {
-                "name": name,
-                "channel_ids": list(self.channels) if name == self.app else [],
-                "bridge_ids": [],
-                "endpoint_ids": [],
-                "device_names": [],
-                "events_allowed": [],
-                "events_disallowed": [],
-            }
-        )
+        return web.json_response(self._application(name))
+
+    async def _filter(self, request: web.Request) -> web.Response:
+        """PUT …/eventFilter {"allowed": [{"type": …}]} (Asterisk's app_event_filter_set)."""
+        self._record(request)
+        if not self._authorised(request):
+            return _error(401, "Authentication required")
+        name = request.match_info["app"]
+        if name not in self.apps:
+            return _error(404, "Application not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "Bad request")
+        allowed = body.get("allowed", []) if isinstance(body, dict) else None
+        if not isinstance(allowed, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("type"), str) for f in allowed
+        ):
+            return _error(400, "Bad request")
+        self.filters[name] = allowed
+        return web.json_response(self._application(name))
 
     async def _close_clients(self, app: web.Application) -> None:
         for ws in self._sockets():

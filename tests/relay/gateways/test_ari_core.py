@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from relay.gateways.ari_check import stasis_target
 from relay.gateways.ari_core import (
     Answer,
     AriCalls,
@@ -251,6 +252,24 @@ def test_a_kicked_caller_s_channels_are_given_to_hang_up_and_never_heard_again()
     assert calls.receive(frame("StasisEnd", mine)) == []  # no leave: the billboard said it
     assert calls.kick(CALLER) == []
     assert calls.callers == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "target"),
+    [
+        ({"dialplan_app": "Stasis", "dialplan_app_data": "dialjam"}, "dialjam"),
+        ({"dialplan_app": "Stasis", "dialplan_app_data": " lobby ,arg1,arg2"}, "lobby"),
+        ({"dialplan_app": "STASIS", "dialplan_app_data": "dialjam"}, "dialjam"),
+        ({"dialplan_app": "Stasis", "dialplan_app_data": ""}, None),
+        ({"dialplan_app": "NoOp", "dialplan_app_data": "dialjam caller"}, None),
+        ({"dialplan_app": "Stasis"}, None),
+        ({"dialplan_app": 7, "dialplan_app_data": "dialjam"}, None),
+    ],
+)
+def test_the_app_a_dialplan_step_sends_a_call_to(event: dict[str, Any], target: str | None) -> None:
+    assert stasis_target(frame("ChannelDialplan", channel_json("1.1", NUMBER), **event)) == target
+    assert stasis_target(frame("StasisStart", channel_json("1.1", NUMBER), **event)) is None
+    assert stasis_target(b"{not json") is None and stasis_target(b"[]") is None
 
 
 @pytest.mark.parametrize(

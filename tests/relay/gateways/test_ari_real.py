@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -19,36 +20,84 @@ from .ari_relay import ari_config, ari_health, call_and_join, other_client, star
 from .listeners import nothing_published
 
 
+def watching(fake: FakeAri, app: str) -> Callable[[], Awaitable[bool]]:
+    """Whether the relay watches the dialplan (its `app`-check-… socket is open)."""
+
+    async def check() -> bool:
+        return any(
+            name.startswith(f"{app}-check-") and fake.apps.get(name) is not None
+            for name in fake.all_events
+        )
+
+    return check
+
+
 def lost(caller: str | None = None) -> dict[str, str]:
     return {**left(*([caller] if caller else [])), "reason": "lost"}
 
 
-async def test_a_wrong_app_name_is_connected_but_not_proven_and_the_log_says_what_to_check(
+async def test_a_wrong_app_name_is_connected_but_the_dialplans_app_is_named(
     start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="relay.ari")
     relay = await start_relay(ari=ari_config(fake, app="dialjamm"))
-    await fake.wait_clients(1)
-    await fake.call()  # the dialplan says Stasis(dialjam): the call falls through
+    await until(watching(fake, "dialjamm"))
     health = await ari_health(relay)
     assert health["status"] == "connected"
-    assert health["app_proven"] is False and health["calls_entered"] == 0
+    assert health["app_proven"] is False and health["app_mismatch"] is None
     said = [r.getMessage() for r in caplog.records if "connected to ARI" in r.getMessage()]
     assert len(said) == 1 and "Stasis(dialjamm)" in said[0] and "extensions.conf" in said[0]
+    await fake.call()  # the dialplan says Stasis(dialjam): the call falls through
+    await fake.call()
+
+    async def named() -> bool:
+        return (await ari_health(relay))["app_mismatch"] == "dialjam"
+
+    await until(named)
+    warned = [r.getMessage() for r in caplog.records if "no ARI client has" in r.getMessage()]
+    assert len(warned) == 1  # once per name
+    assert "Stasis(dialjam)" in warned[0] and "[ari] app = 'dialjam'" in warned[0]
+    assert "extensions.conf say Stasis(dialjamm)" in warned[0]
+    assert (await ari_health(relay))["calls_entered"] == 0
     async with relay.session.get(f"{relay.url}/metrics") as resp:
         metrics = await resp.text()
     assert 'dialjam_gateway{figure="app_proven",gateway="ari"} 0.0' in metrics
     assert 'dialjam_gateway_status{gateway="ari",status="connected"} 1.0' in metrics
 
 
-async def test_the_first_call_into_the_app_proves_the_dialplan(
+async def test_a_call_to_an_app_another_client_holds_is_none_of_our_business(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.ari")
+    url, params = other_client(f"http://127.0.0.1:{fake.port}")
+    async with aiohttp.ClientSession() as other, other.ws_connect(url, params=params) as ws:
+        relay = await start_relay(ari=ari_config(fake, app="lobby-jam"))
+        await until(watching(fake, "lobby-jam"))
+        await fake.call()  # Stasis(dialjam): the other client's call
+        assert (await ws.receive(timeout=10)).type is aiohttp.WSMsgType.TEXT
+
+        async def looked() -> bool:
+            return ("GET", "/ari/applications", {}) in fake.requests
+
+        await until(looked)
+        assert (await ari_health(relay))["app_mismatch"] is None
+    assert not [r for r in caplog.records if "no ARI client has" in r.getMessage()]
+
+
+async def test_the_first_call_into_the_app_proves_the_dialplan_and_ends_the_watch(
     start_relay: StartRelay, fake: FakeAri
 ) -> None:
     relay, sub = await start(start_relay, fake)
+    await until(watching(fake, "dialjam"))
     assert (await ari_health(relay))["app_proven"] is False
     await call_and_join(fake, sub)
     health = await ari_health(relay)
     assert health["app_proven"] is True and health["calls_entered"] == 1
+
+    async def watch_ended() -> bool:
+        return all(fake.apps.get(app) is None for app in fake.all_events)
+
+    await until(watch_ended)
     async with relay.session.get(f"{relay.url}/metrics") as resp:
         assert 'dialjam_gateway{figure="app_proven",gateway="ari"} 1.0' in await resp.text()
 

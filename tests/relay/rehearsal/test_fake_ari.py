@@ -98,7 +98,8 @@ async def test_any_app_name_is_accepted_and_calls_fall_through_while_no_socket_h
     fake: FakeAri, http: aiohttp.ClientSession
 ) -> None:
     async with events(http, "dialjamm") as wrong:
-        await wait(lambda: fake.connects == 1)
+        await wait(lambda: "dialjamm" in fake.apps)
+        assert fake.connects == 0  # a socket for another app
         channel_id = await fake.call(NUMBER)  # Stasis(dialjam): "not active"
         assert await silent(wrong)
         assert fake.fell_through == [channel_id] and not fake.channels
@@ -268,3 +269,29 @@ async def test_a_deleted_channel_ends_with_stasis_end_and_a_bad_reason_is_refuse
         assert fake.hung_up == {channel_id: "normal"}
         async with http.delete(path) as resp:
             assert resp.status == 404
+
+
+async def test_a_subscribe_all_socket_sees_calls_start_stasis_as_far_as_its_filter_allows(
+    fake: FakeAri, http: aiohttp.ClientSession
+) -> None:
+    params = {"app": "watcher", "subscribeAll": "true", "api_key": f"{USER}:{PASSWORD}"}
+    async with http.ws_connect("/ari/events", params=params) as watcher:
+        await wait(lambda: "watcher" in fake.apps)
+        body = {"allowed": [{"type": "ChannelDialplan"}]}
+        async with http.put("/ari/applications/watcher/eventFilter", json=body) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["events_allowed"] == body["allowed"]
+        async with http.put("/ari/applications/watcher/eventFilter", json={"allowed": [1]}) as resp:
+            assert resp.status == 400
+        channel_id = await fake.call(NUMBER)  # falls through: no socket holds "dialjam"
+        seen = await next_event(watcher)
+        assert seen["type"] == "ChannelDialplan" and seen["application"] == "watcher"
+        assert (seen["dialplan_app"], seen["dialplan_app_data"]) == ("Stasis", "dialjam")
+        assert seen["channel"]["id"] == channel_id and fake.fell_through == [channel_id]
+        async with http.get("/ari/applications") as resp:
+            assert [app["name"] for app in await resp.json()] == ["watcher"]
+        body = {"allowed": [{"type": "StasisStart"}]}
+        async with http.put("/ari/applications/watcher/eventFilter", json=body):
+            pass
+        await fake.call(NUMBER)
+        assert await silent(watcher)  # filtered out
