@@ -78,3 +78,16 @@ async def test_a_kick_for_a_caller_on_another_gateway_touches_no_ari_call(
     await billboard_says(relay, "dialjam", {**kick(CALLER), "reason": "turn"})
     await nothing_published(relay, sub)
     assert not [m for m, _, _ in fake.requests if m == "DELETE"]
+
+
+async def test_a_gateway_on_its_own_channel_hears_the_kicks_of_that_channel_only(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake, channel="lobby")
+    channel_id, _ = await call_and_join(fake, sub)
+    await billboard_says(relay, "dialjam", kick(CALLER))  # another installation's billboard
+    await fake.press(channel_id, "5")
+    assert await recv(sub) == digit("5")  # still heard: that kick was not for us
+    await billboard_says(relay, "lobby", kick(CALLER))
+    await fake.ended(channel_id)
+    assert [p for m, p, _ in fake.requests if m == "DELETE"] == [f"/ari/channels/{channel_id}"]
