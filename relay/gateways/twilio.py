@@ -306,9 +306,10 @@ class TwilioGateway:
         watch_kicks(app, self.channel, self.hang_up, log)
 
     async def hang_up(self, caller: str, why: str) -> None:
-        """End every call of `caller`: our TwiML has nothing after ``<Connect><Stream>``,
-        so when we close the stream Twilio ends the call
-        (https://www.twilio.com/docs/voice/twiml/stream#connect-stream)."""
+        """End every call of `caller`: Twilio resumes the TwiML after ``<Connect>`` when
+        our server closes the stream, and ours has nothing after it, so the call ends
+        (https://www.twilio.com/docs/api/errors/31921: Twilio's debugger notes the close
+        as that warning)."""
         streams = self.streams.pop(caller, {})
         for ws, core in streams.items():
             core.kicked()
