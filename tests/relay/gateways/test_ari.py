@@ -2,7 +2,8 @@
 fake ARI server (relay/rehearsal/fake_ari.py), which speaks Asterisk's wire format as
 its REST API documents it (rest-api/api-docs/events.json and channels.json in
 Asterisk's source; https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/).
-The gateway's pure core is tested in test_ari_core.py."""
+The gateway's pure core is tested in test_ari_core.py; how it copes with real
+Asterisk's ways in test_ari_real.py; kicks in test_kicks.py."""
 
 from __future__ import annotations
 
