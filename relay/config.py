@@ -350,6 +350,9 @@ class AriConfig:
     channel: str = ""
     # The longest wait between two attempts to reach Asterisk (seconds).
     reconnect_max_s: float = 30.0
+    # Asterisk unreachable this long: its callers leave (reason "lost"); those whose
+    # calls are still in the app when it answers again come back.
+    lost_after_s: float = 30.0
 
     def channel_for(self, relay: RelayConfig) -> str:
         return self.channel or relay.channel
@@ -498,6 +501,8 @@ def _check_ari(config: AriConfig, origin: str) -> AriConfig:
         )
     if config.reconnect_max_s <= 0:
         raise ConfigError(f"{origin}: reconnect_max_s must be more than 0")
+    if config.lost_after_s <= 0:
+        raise ConfigError(f"{origin}: lost_after_s must be more than 0")
     return config
 
 

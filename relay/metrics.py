@@ -124,6 +124,7 @@ class RelayCollector(Collector):
         for code, count in sorted(state.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        yield from gateway_metrics(state)
         latency = stats.latency
         yield HistogramMetricFamily(
             "dialjam_relay_fanout_latency_seconds",
@@ -131,6 +132,25 @@ class RelayCollector(Collector):
             buckets=[(bound, float(count)) for bound, count in latency.cumulative()],
             sum_value=latency.total,
         )
+
+
+def gateway_metrics(state: RelayState) -> Iterator[Metric]:
+    """Each gateway's /healthz figures (numbers and yes/no, e.g. ARI's callers and
+    app_proven) and its status (1 for the status it is in)."""
+    figures = GaugeMetricFamily(
+        "dialjam_gateway", "Gateways' figures, as /healthz shows them", labels=["gateway", "figure"]
+    )
+    statuses = GaugeMetricFamily(
+        "dialjam_gateway_status", "A gateway's status (1: this one)", labels=["gateway", "status"]
+    )
+    for name, health in sorted(state.gateway_health.items()):
+        for figure, value in health().items():
+            if figure == "status" and isinstance(value, str):
+                statuses.add_metric([name, value], 1)
+            elif isinstance(value, int | float):  # bools too: 1 or 0
+                figures.add_metric([name, figure], float(value))
+    yield figures
+    yield statuses
 
 
 def make_registry(state: RelayState) -> CollectorRegistry:

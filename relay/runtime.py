@@ -96,6 +96,11 @@ def announce(
             f"  Asterisk:   ARI client of {ari.url} app {ari.app} (dialplan: Stasis({ari.app})), "
             f"channel {ari.channel_for(config)}"
         )
+        say(
+            f"  dialplan:   exten => _[+0-9].,1,Stasis({ari.app}) and "
+            f"exten => s,1,Stasis({ari.app}); Asterisk takes any app name, "
+            "so /healthz ari.app_proven stays false until a call enters it"
+        )
         if not ari.username:
             say("  warning:    [ari] username is empty: Asterisk will refuse the client")
 

@@ -54,8 +54,11 @@ SOURCE_MAX: Final = 16
 EVENTS: Final = ("join", "digit", "leave", "command", "assign", "state", "notice", "digest")
 # Where a caller comes from: a name of the path ("twilio", "ari", "seed"); a keypad is "web".
 WEB_SOURCE: Final = "web"
-# Why a caller left: from a gateway or keypad …
-PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed"})
+# Why a caller left: from a gateway or keypad (``hangup``: the call ended; ``timeout``;
+# ``closed``: a keypad's last socket closed; ``lost``: the gateway no longer hears the
+# call, which may still be up — its provider is unreachable, or another client took the
+# app — and the caller comes back with a ``join`` if the gateway finds the call again) …
+PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed", "lost"})
 # … and from the billboard (`idle`, `turn`, `kicked`, `full`: the line is full).
 BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
 LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS

@@ -1,309 +1,90 @@
 """Asterisk ARI gateway: callers that the dialplan sends into our Stasis application
-(``exten => 6001,1,Stasis(dialjam)``) become `join` / `digit` / `leave` events on the
-installation's channel.
+(``exten => _[+0-9].,1,Stasis(dialjam)``) become `join` / `digit` / `leave` events on
+the installation's channel; what each ARI event becomes is the pure core's
+(`relay.gateways.ari_core`), the REST calls are `relay.gateways.ari_rest`'s.
 
 The relay is the client here: it connects *out* to Asterisk's events socket
 ``ws://HOST:8088/ari/events?app=NAME&api_key=USER:PASS`` and calls its REST API with
-HTTP basic auth. The shapes are Asterisk's own, in its source tree's
-``rest-api/api-docs/events.json`` and ``channels.json`` and on
-https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/:
+HTTP basic auth (https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/).
+How real Asterisk behaves, and what the client does about it:
 
-- ``StasisStart {args, channel}`` → ``POST /ari/channels/{id}/answer``, the prompt
-  (``POST /ari/channels/{id}/play?media=sound:beep``), then `join`. An answer that
-  fails with 404 (the caller already gone) joins nobody.
-- ``ChannelDtmfReceived {digit, duration_ms, channel}`` (sent when the key is released)
-  → `digit`.
-- ``StasisEnd {channel}``, ``ChannelHangupRequest {cause, soft, channel}`` and, as a
-  safety net, ``ChannelDestroyed {cause, cause_txt, channel}`` → one `leave`.
-- ``ApplicationReplaced`` (another socket took the app; the newer one wins) → we stop.
+- The socket reconnects with capped exponential backoff and jitter. After each connect
+  ``GET /ari/applications/{app}`` resyncs: callers we knew that are gone leave (an
+  Asterisk restart ends every call, so all of them do); channels we did not know are
+  fetched (``GET /ari/channels/{id}``) and join. Events for the app's channels are
+  dropped (not queued) while the socket is down: a key pressed then is lost.
+- Asterisk unreachable for ``[ari] lost_after_s``: its callers leave with reason
+  ``lost`` (their calls may be up still; a resync that finds them brings them back).
+- ``ApplicationReplaced``: another client took the app; Asterisk keeps our socket open
+  and silent. Said once (log, ``/healthz`` status "replaced", the ``ari_replaced``
+  error count); our callers leave with reason ``lost``; the client closes its socket and
+  takes the app back after a wait that doubles up to 10 × ``reconnect_max_s``. ARI
+  cannot tell whether the other client is still there without taking the app back:
+  a stray test client loses it then, and two relays with the same app take it from
+  each other slowly, each saying so — give each its own app name.
+- Asterisk accepts any app name, so a ``[ari] app`` that no dialplan ``Stasis()``
+  names looks connected while every call fails. ``/healthz`` says ``app_proven:
+  false`` until a call has entered the app, and the connect log line says what
+  extensions.conf must say; meanwhile a watch of the dialplan's ``Stasis()`` calls
+  (`relay.gateways.ari_check`) names the app the calls really go to.
+- A prompt Asterisk cannot play (``PlaybackFinished`` with ``state: "failed"``, though
+  ``play`` answered 201) is logged once per media, with what to do.
+- Kicked callers are hung up (``DELETE /ari/channels/{id}``, relay/gateways/kicks.py);
+  a stopping relay hangs up its calls (within `HANG_UP_ON_STOP_S`).
 
-A ``Channel`` is ``{id, name, state, caller{name, number}, connected{name, number},
-accountcode, dialplan{context, exten, priority}, creationtime, language}``; the number
-is turned into a keyed pseudonym at once and never kept or logged.
-
-The socket reconnects with capped exponential backoff and jitter. After each connect
-``GET /ari/applications/{app}`` (``{name, channel_ids, bridge_ids, endpoint_ids,
-device_names}``) resyncs: callers we knew that are gone leave; channels we did not know
-are fetched (``GET /ari/channels/{id}``) and join.
-
-`AriCalls` is the pure core (JSON in, actions and events out, no I/O); `AriGateway`
-only runs the socket and the REST calls. A bad message is Asterisk's (or a proxy's)
-fault: counted, logged once per kind, and the client goes on.
+A bad message is Asterisk's (or a proxy's) fault: counted, logged once per kind, and the
+client goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import orjson
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import WSMsgType, web
 
 from ..backoff import backoff_delay
 from ..config import AriConfig, RelayConfig, pseudonym_key
-from ..contract.errors import PeerError
-from ..contract.privacy import call_pseudonym, masked, number_digits, pseudonym
 from ..ratelimit import LogOnce
-from .common import (
-    KEYS,
-    CountError,
-    Event,
-    Publisher,
-    PublishFn,
-    digit_event,
-    join_event,
-    json_object,
-    leave_event,
+from .ari_check import AppCheck
+from .ari_core import (
+    Answer,
+    AriCall,
+    AriCalls,
+    AriError,
+    Output,
+    PlaybackFailed,
+    Replaced,
+    ari_urls,
 )
+from .ari_rest import REST_TIMEOUT_S, AriRest, reason
+from .common import CountError, Event, Publisher, PublishFn
+from .kicks import watch_kicks
 
 log = logging.getLogger("relay.ari")
 
 # The first wait after a failed connect; it doubles up to [ari] reconnect_max_s.
 INITIAL_BACKOFF_S = 0.5
-REST_TIMEOUT_S = 5.0
-# Channels that ended are remembered this long (by count) so that a late event or a
-# resync racing a hang-up never brings them back.
-ENDED_MEMORY = 1024
-# Events that carry nothing for us but are normal on an app's socket.
-QUIET_EVENTS = frozenset(
-    {
-        "ChannelCreated",
-        "ChannelStateChange",
-        "ChannelVarset",
-        "ChannelDialplan",
-        "ChannelCallerId",
-        "ChannelConnectedLine",
-        "ChannelEnteredBridge",
-        "ChannelLeftBridge",
-        "ChannelHold",
-        "ChannelUnhold",
-        "ChannelTalkingStarted",
-        "ChannelTalkingFinished",
-        "ChannelToneDetected",
-        "ChannelUserevent",
-        "PlaybackStarted",
-        "PlaybackContinuing",
-        "PlaybackFinished",
-        "BridgeCreated",
-        "BridgeDestroyed",
-        "Dial",
-        "DeviceStateChanged",
-        "EndpointStateChange",
-        "ApplicationRegistered",
-        "ApplicationUnregistered",
-    }
-)
-LEAVE_EVENTS = frozenset({"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"})
-
-
-# -- values --
-
-
-@dataclass(frozen=True)
-class AriCall:
-    """A caller on one Asterisk channel (no number: only its pseudonym and "…12")."""
-
-    channel_id: str
-    caller: str
-    display: str | None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Answer this channel and play the prompt; then tell the core (`answered` or
-    `answer_failed`)."""
-
-    call: AriCall
-
-
-@dataclass(frozen=True)
-class Replaced:
-    """Another client took our application: stop (the newer client wins)."""
-
-
-Output = Event | Answer | Replaced
-
-
-class AriError(PeerError):
-    """A message the client cannot use: the peer's fault, never the relay's."""
-
-
-# -- pure helpers --
-
-
-def ari_urls(url: str) -> tuple[str, str]:
-    """`[ari] url` → (REST base "http(s)://HOST:PORT/ari", events "ws(s)://…/ari/events").
-    http(s) and ws(s) are both accepted, with or without a trailing /ari or /ari/events."""
-    base = url.strip().rstrip("/")
-    for suffix in ("/ari/events", "/ari"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    scheme, sep, rest = base.partition("://")
-    http = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    ws = {"http": "ws", "https": "wss"}.get(http, http)
-    return f"{http}{sep}{rest}/ari", f"{ws}{sep}{rest}/ari/events"
-
-
-def basic_auth(username: str, password: str) -> str:
-    """The Authorization header of HTTP basic auth (RFC 7617), as ARI's REST API takes."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def _channel(msg: dict[str, Any]) -> dict[str, Any]:
-    channel = msg.get("channel")
-    if not isinstance(channel, dict):
-        raise AriError("bad_field", "channel missing or not an object")
-    if not isinstance(channel.get("id"), str) or not channel["id"]:
-        raise AriError("bad_field", "channel.id missing or not a string")
-    return channel
-
-
-# -- the callers of one application (pure core) --
-
-
-@dataclass
-class AriCalls:
-    """ARI events in, actions and events out. Each channel goes answering → joined →
-    ended; a `leave` is given once per joined channel. Raises `AriError` for a bad
-    message and keeps going: the next good one works."""
-
-    key: bytes
-    channel: str
-    answering: dict[str, AriCall] = field(default_factory=dict)
-    joined: dict[str, AriCall] = field(default_factory=dict)
-    ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
-
-    @property
-    def callers(self) -> int:
-        return len(self.joined)
-
-    def receive(self, frame: str | bytes) -> list[Output]:
-        msg, kind = json_object(frame, "type", AriError)
-        if kind == "StasisStart":
-            return self.start(_channel(msg))
-        if kind == "ChannelDtmfReceived":
-            channel = _channel(msg)
-            digit = msg.get("digit")
-            if not isinstance(digit, str) or digit not in KEYS:
-                raise AriError("bad_digit", "digit is not one of 0-9 * # A-D")
-            return self.digit(channel, digit)
-        if kind in LEAVE_EVENTS:
-            return list(self.leave(_channel(msg)["id"]))
-        if kind == "ApplicationReplaced":
-            return [Replaced()]
-        if kind in QUIET_EVENTS:
-            return []
-        raise AriError("unknown_event", f"unknown event type {kind[:40]!r}")
-
-    def start(self, channel: dict[str, Any]) -> list[Output]:
-        """A channel entered the app (StasisStart): answer it first."""
-        channel_id = channel["id"]
-        if channel_id in self.answering or channel_id in self.joined or channel_id in self.ended:
-            return []  # a repeat (a resync racing the event), or a late one
-        call = self.call_for(channel)
-        self.answering[channel_id] = call
-        return [Answer(call)]
-
-    def adopt(self, channel: dict[str, Any]) -> list[Output]:
-        """A channel in the app that we did not know (found by a resync): one that is
-        already up joins at once, one still ringing is answered first."""
-        if channel.get("state") != "Up":
-            return self.start(channel)
-        channel_id = channel["id"]
-        if channel_id in self.answering or channel_id in self.joined or channel_id in self.ended:
-            return []
-        return [self._join(self.call_for(channel))]
-
-    def answered(self, channel_id: str) -> list[Output]:
-        """The answer (and prompt) went through: the caller joins, unless they have
-        hung up meanwhile or a key press already joined them."""
-        call = self.answering.pop(channel_id, None)
-        return [] if call is None else [self._join(call)]
-
-    def answer_failed(self, channel_id: str) -> None:
-        """Asterisk would not answer (404: the channel is gone): nobody joins."""
-        self.answering.pop(channel_id, None)
-
-    def digit(self, channel: dict[str, Any], key: str) -> list[Output]:
-        channel_id = channel["id"]
-        if channel_id in self.ended:
-            return []
-        out: list[Output] = []
-        call = self.joined.get(channel_id)
-        if call is None:
-            # A key from a channel being answered, or one we never saw start: the
-            # caller is plainly there, and a digit from an unknown caller implies a join.
-            call = self.answering.pop(channel_id, None) or self.call_for(channel)
-            out.append(self._join(call))
-        out.append(digit_event(self.channel, call.caller, key, "ari"))
-        return out
-
-    def leave(self, channel_id: str) -> list[Event]:
-        """The channel left the app or hung up: its caller leaves (once)."""
-        self.answering.pop(channel_id, None)
-        call = self.joined.pop(channel_id, None)
-        if channel_id not in self.ended:
-            self.ended[channel_id] = None
-            while len(self.ended) > ENDED_MEMORY:
-                self.ended.popitem(last=False)
-        return [] if call is None else [leave_event(self.channel, call.caller)]
-
-    def resync(self, channel_ids: Iterable[str]) -> tuple[list[Event], list[str]]:
-        """After a reconnect: the app's `channel_ids` now. Returns the leaves of the
-        callers that are gone and the ids we do not know (to fetch and `adopt`)."""
-        present = set(channel_ids)
-        leaves: list[Event] = []
-        for channel_id in [*self.answering, *self.joined]:
-            if channel_id not in present:
-                leaves.extend(self.leave(channel_id))
-        unknown = [
-            channel_id
-            for channel_id in sorted(present)
-            if channel_id not in self.answering
-            and channel_id not in self.joined
-            and channel_id not in self.ended
-        ]
-        return leaves, unknown
-
-    def leave_all(self) -> list[Event]:
-        """Everyone leaves (we stop hearing them)."""
-        return [
-            ev for channel_id in [*self.answering, *self.joined] for ev in self.leave(channel_id)
-        ]
-
-    def call_for(self, channel: dict[str, Any]) -> AriCall:
-        """The channel's caller: a pseudonym of `caller.number` (the number stops here),
-        or, with no number, one of the channel itself."""
-        channel_id = channel["id"]
-        caller = channel.get("caller")
-        number = caller.get("number") if isinstance(caller, dict) else None
-        digits = number_digits(number) if isinstance(number, str) else ""
-        if digits:
-            return AriCall(channel_id, pseudonym(digits, self.key), masked(digits))
-        return AriCall(channel_id, call_pseudonym(f"ari channel {channel_id}", self.key), None)
-
-    def _join(self, call: AriCall) -> Event:
-        self.joined[call.channel_id] = call
-        return join_event(self.channel, call.caller, "ari", call.display)
-
-
-# -- the aiohttp adapter --
+# After ApplicationReplaced, the waits double up to this many times reconnect_max_s.
+REPLACED_BACKOFF_FACTOR = 10.0
+REPLACED_LOG_EVERY_S = 600.0
+# The hang-ups of a stopping relay get this long in all.
+HANG_UP_ON_STOP_S = 3.0
+# Asterisk's simple hangup reason (channels.json, DELETE /channels/{id}: `reason`).
+HANGUP_REASON = "normal"
 
 
 class AriGateway:
     """Runs the ARI client for the relay: started and stopped with the app
     (`app.cleanup_ctx`), so `python -m relay` and the billboard's embedded relay both
-    have it. `status` is connecting, connected, reconnecting, replaced or stopped."""
+    have it. `status` is connecting, connected, reconnecting, replaced or stopped.
+    `clock` is the event loop's (seconds) unless a test gives its own."""
 
     def __init__(
         self,
@@ -315,24 +96,31 @@ class AriGateway:
     ) -> None:
         self.config = config
         self.channel = config.channel_for(relay)
-        self.rest_url, self.events_url = ari_urls(config.url)
+        rest_url, self.events_url = ari_urls(config.url)
+        self.rest = AriRest(rest_url, config.username, config.password, count_error)
         self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
-        key = pseudonym_key(relay)
-        self.core = AriCalls(key, self.channel)
+        self.core = AriCalls(pseudonym_key(relay), self.channel)
         self.status = "connecting"
         self.connections = 0
+        self.replacements = 0
         self.last_error = ""
         self._rand = rand  # the backoff's jitter
-        self._logged = LogOnce()  # REST failures, once per kind
         self._conn_logged = LogOnce()  # connection failures, once until connected
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._playback_logged = LogOnce()  # failed prompts, once per media
+        # ApplicationReplaced and taking the app back: a tug of war with a second relay
+        # of the same app says so every REPLACED_LOG_EVERY_S, not at every turn.
+        self._replaced_logged = LogOnce(every_s=REPLACED_LOG_EVERY_S)
+        api_key = f"{config.username}:{config.password}" if config.username else ""
+        self.check = AppCheck(config.app, self.rest, self.events_url, api_key)
+        self._check_task: asyncio.Task[None] | None = None
+        self._lost_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def mount(self, app: web.Application) -> None:
         app[ARI] = self
         app.cleanup_ctx.append(self.running)
+        watch_kicks(app, self.channel, self.hang_up, log)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -340,54 +128,70 @@ class AriGateway:
             "app": self.config.app,
             "callers": self.core.callers,
             "connections": self.connections,
+            "replaced": self.replacements,
+            # Asterisk takes any app name: only a call entering it proves the dialplan;
+            # a call sent to a Stasis() app nobody holds names the dialplan's.
+            "app_proven": self.app_proven,
+            "app_mismatch": None if self.app_proven else self.check.mismatch,
+            "calls_entered": self.core.entered,
             "last_error": self.last_error or None,
         }
 
+    @property
+    def app_proven(self) -> bool:
+        return self.core.entered > 0 or self.check.seen_ours
+
     async def running(self, app: web.Application) -> AsyncIterator[None]:
-        """The client runs while the app does."""
-        timeout = aiohttp.ClientTimeout(total=REST_TIMEOUT_S)
-        headers = {hdrs.AUTHORIZATION: basic_auth(self.config.username, self.config.password)}
-        self._session = aiohttp.ClientSession(headers=headers, timeout=timeout)
+        """The client runs while the app does; on the way out it hangs up its calls."""
+        self.rest.open()
         task = asyncio.get_running_loop().create_task(self.run())
         try:
             yield
         finally:
             task.cancel()
-            for t in list(self._tasks):
-                t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self._cancel_lost_timer()
+            await self.hang_up_all()
+            for t in list(self._tasks):
+                t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._session.close()
-            if self.status != "replaced":
-                self.status = "stopped"
+            await self.rest.close()
+            self.status = "stopped"
 
     async def run(self) -> None:
-        """Connect, listen, and after every loss wait (backoff) and connect again,
-        until Asterisk gives our app to another client."""
+        """Connect, listen, and after every loss wait (backoff) and connect again; after
+        ApplicationReplaced, wait longer, and longer again each time in a row."""
+        cfg = self.config
         attempt = 0
+        replaced_in_a_row = 0
         while True:
             try:
-                connected = await self.listen_once()
+                ended = await self.listen_once()
             except Exception:  # our bug: show it, and keep the callers' door open
                 log.exception("the ARI client failed; reconnecting")
-                connected = False
-            if self.status == "replaced":
-                return
-            if connected:
-                attempt = 0  # a good connection: start the backoff over
-            self.status = "reconnecting"
-            delay = backoff_delay(
-                attempt, INITIAL_BACKOFF_S, self.config.reconnect_max_s, self._rand
-            )
-            attempt += 1
-            log.debug("reconnecting to ARI in %.2f s (attempt %d)", delay, attempt)
+                ended = "failed"
+            if ended == "replaced":
+                attempt = 0
+                replaced_in_a_row += 1
+                cap = cfg.reconnect_max_s * REPLACED_BACKOFF_FACTOR
+                delay = backoff_delay(replaced_in_a_row - 1, cfg.reconnect_max_s, cap, self._rand)
+                log.info("taking the Stasis app back in %.1f s", delay)
+            else:
+                if ended == "closed":
+                    attempt = 0  # a good connection: start the backoff over
+                    replaced_in_a_row = 0
+                if self.status != "replaced":
+                    self.status = "reconnecting"
+                delay = backoff_delay(attempt, INITIAL_BACKOFF_S, cfg.reconnect_max_s, self._rand)
+                attempt += 1
+                log.debug("reconnecting to ARI in %.2f s (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
 
-    async def listen_once(self) -> bool:
-        """One connection: connect, resync, read events until it closes. Returns
-        whether the socket was opened at all."""
-        session = self._session
+    async def listen_once(self) -> str:
+        """One connection: connect, resync, read events until it closes or we are
+        replaced. Returns how it ended: "failed" (never opened), "closed", "replaced"."""
+        session = self.rest.session
         assert session is not None
         params = {"app": self.config.app}
         if self.config.username:
@@ -409,20 +213,15 @@ class AriGateway:
                 )
             else:
                 self._fail(f"http_{exc.status}", f"ARI events socket refused: HTTP {exc.status}")
-            return False
+            return "failed"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._fail(
                 "unreachable",
-                f"cannot reach Asterisk's ARI at {self.rest_url} ({_reason(exc)}); retrying "
+                f"cannot reach Asterisk's ARI at {self.rest.base} ({reason(exc)}); retrying "
                 f"with backoff up to {self.config.reconnect_max_s:g} s",
             )
-            return False
-        self._ws = ws
-        self.connections += 1
-        self.status = "connected"
-        self.last_error = ""
-        self._conn_logged.forget()
-        log.info("connected to ARI at %s, app %s", self.rest_url, self.config.app)
+            return "failed"
+        self._connected()
         logged = LogOnce()  # this connection's bad messages, once per kind
         try:
             # Events that arrive meanwhile wait in the socket: the snapshot is applied
@@ -434,15 +233,43 @@ class AriGateway:
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(AriError("binary", "a binary frame"), logged)
                 if self.status == "replaced":
-                    break
+                    break  # Asterisk keeps a replaced socket open and silent: leave it
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("ARI events socket failed: %s", _reason(exc))
+            log.warning("ARI events socket failed: %s", reason(exc))
         finally:
-            self._ws = None
             await ws.close()
-        if self.status != "replaced":
-            self._fail("dropped", "the ARI events socket closed; reconnecting")
-        return True
+        if self.status == "replaced":
+            return "replaced"
+        self._fail("dropped", "the ARI events socket closed; reconnecting")
+        self._start_lost_timer()
+        return "closed"
+
+    def _connected(self) -> None:
+        self.connections += 1
+        if self.status == "replaced":
+            self._replaced_logged.log(
+                log,
+                logging.WARNING,
+                "back",
+                "took the Stasis app %r back from the other ARI client",
+                self.config.app,
+                now=asyncio.get_running_loop().time(),
+            )
+        self.status = "connected"
+        self.last_error = ""
+        self._conn_logged.forget()
+        self._cancel_lost_timer()
+        if not self.app_proven and (self._check_task is None or self._check_task.done()):
+            self._check_task = self._spawn(self.check.watch(lambda: self.app_proven))
+        proven = (
+            ""
+            if self.app_proven
+            else (
+                f"; Asterisk accepts any app name, so until a call enters it, check that "
+                f"extensions.conf sends calls to Stasis({self.config.app})"
+            )
+        )
+        log.info("connected to ARI at %s, app %s%s", self.rest.base, self.config.app, proven)
 
     def on_frame(self, frame: str, logged: LogOnce) -> None:
         try:
@@ -450,6 +277,9 @@ class AriGateway:
         except AriError as exc:
             self._refuse(exc, logged)
             return
+        if self._check_task is not None and self.core.entered:
+            self._check_task.cancel()  # proven: the dialplan watch has done its job
+            self._check_task = None
         self.act(outputs)
 
     def act(self, outputs: Iterable[Output]) -> None:
@@ -458,24 +288,45 @@ class AriGateway:
                 self.publish(out)
             elif isinstance(out, Answer):
                 self._spawn(self.answer(out.call))
-            else:
+            elif isinstance(out, PlaybackFailed):
+                self.playback_failed(out.media)
+            elif isinstance(out, Replaced):
                 self.replaced()
 
     def replaced(self) -> None:
         if self.status == "replaced":
             return
         self.status = "replaced"
+        self.replacements += 1
         self.last_error = "ApplicationReplaced"
         self._count_error("ari_replaced")
-        log.error(
+        self._replaced_logged.log(
+            log,
+            logging.ERROR,
+            "replaced",
             "another ARI client took the Stasis app %r (ApplicationReplaced): Asterisk gives "
-            "an app to the newest socket, so this relay stops listening. Stop the other client "
-            "(another relay or billboard with the same [ari] app), or give each its own app "
-            "name and dialplan Stasis(), then restart this relay.",
+            "an app to the newest socket, so this relay no longer hears its callers. Stop the "
+            "other client (another relay or billboard with the same [ari] app), or give each "
+            "its own app name and dialplan Stasis(). This relay takes the app back after a "
+            "wait (doubling up to %g s).",
             self.config.app,
+            self.config.reconnect_max_s * REPLACED_BACKOFF_FACTOR,
+            now=asyncio.get_running_loop().time(),
         )
-        for ev in self.core.leave_all():
+        for ev in self.core.lose_all():
             self.publish(ev)
+
+    def playback_failed(self, media: str) -> None:
+        self._count_error("ari_playback_failed")
+        self._playback_logged.log(
+            log,
+            logging.WARNING,
+            media,
+            "Asterisk could not play %s to callers (PlaybackFinished: failed): install "
+            "Asterisk's sound files (e.g. the asterisk-core-sounds-en package), or set "
+            '[ari] prompt to a media it has, or to "" for none',
+            media,
+        )
 
     async def answer(self, call: AriCall) -> None:
         """Answer, play the prompt, then the caller joins."""
@@ -489,6 +340,31 @@ class AriGateway:
         if self.config.prompt:
             await self.rest("POST", f"{path}/play", {"media": self.config.prompt})
         self.act(self.core.answered(call.channel_id))
+
+    async def hang_up(self, caller: str, why: str) -> None:
+        """End every call of `caller` (a pseudonym), e.g. a kicked one."""
+        ids = self.core.kick(caller)
+        await asyncio.gather(*(self._delete(i) for i in ids))
+        if ids:
+            log.info("hung up caller %s (%s): %d call(s)", caller, why, len(ids))
+
+    async def hang_up_all(self) -> None:
+        """The relay stops: hang up every call (bounded), and their callers leave."""
+        ids = self.core.channel_ids()
+        for ev in self.core.leave_all():
+            self.publish(ev)
+        if not ids or self.rest.session is None:
+            return
+        try:
+            async with asyncio.timeout(HANG_UP_ON_STOP_S):
+                await asyncio.gather(*(self._delete(i) for i in ids))
+            log.info("hung up %d call(s): the relay stops", len(ids))
+        except TimeoutError:
+            log.warning("the relay stops: %d call(s) may still be up in Asterisk", len(ids))
+
+    async def _delete(self, channel_id: str) -> None:
+        path = f"/channels/{quote(channel_id, safe='')}"
+        await self.rest("DELETE", path, {"reason": HANGUP_REASON})
 
     async def resync(self) -> None:
         status, body = await self.rest("GET", f"/applications/{quote(self.config.app, safe='')}")
@@ -509,52 +385,39 @@ class AriGateway:
         if leaves or unknown:
             log.info("ARI resync: %d left, %d found", len(leaves), len(unknown))
 
-    async def rest(
-        self, method: str, path: str, params: dict[str, str] | None = None
-    ) -> tuple[int | None, Any]:
-        """One REST call: (status, JSON body or None); (None, None) when it did not get
-        through. Never raises for the peer's failures: a REST call never crashes us."""
-        session = self._session
-        assert session is not None
-        try:
-            async with session.request(method, self.rest_url + path, params=params) as resp:
-                body: Any = None
-                if resp.content_type == "application/json":
-                    with contextlib.suppress(ValueError):
-                        body = orjson.loads(await resp.read())
-                if resp.status >= 400:
-                    said = body.get("message") if isinstance(body, dict) else None
-                    self._count_error(f"ari_rest_{resp.status}")
-                    self._logged.log(
-                        log,
-                        logging.WARNING if resp.status >= 500 else logging.INFO,
-                        f"rest_{resp.status}",
-                        "ARI %s %s: HTTP %d (%s)",
-                        method,
-                        path,
-                        resp.status,
-                        str(said)[:80] if said else "no message",
-                    )
-                return resp.status, body
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            self._count_error("ari_rest_failed")
-            self._logged.log(
-                log,
-                logging.WARNING,
-                "rest_failed",
-                "ARI %s %s failed: %s",
-                method,
-                path,
-                _reason(exc),
+    # -- a lost Asterisk --
+
+    def _start_lost_timer(self) -> None:
+        if self._lost_timer is None and self.core.callers:
+            loop = asyncio.get_running_loop()
+            self._lost_timer = loop.call_later(self.config.lost_after_s, self._lost)
+
+    def _cancel_lost_timer(self) -> None:
+        if self._lost_timer is not None:
+            self._lost_timer.cancel()
+            self._lost_timer = None
+
+    def _lost(self) -> None:
+        self._lost_timer = None
+        lost = self.core.lose_all()
+        if lost:
+            self._count_error("ari_lost_callers")
+            log.warning(
+                "Asterisk unreachable for %g s ([ari] lost_after_s): its %d caller(s) leave "
+                "(reason lost); any still in the app when it answers again come back",
+                self.config.lost_after_s,
+                len(lost),
             )
-            return None, None
+        for ev in lost:
+            self.publish(ev)
 
     # -- helpers --
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -573,28 +436,6 @@ class AriGateway:
         logged.log(log, logging.INFO, exc.code, "ignored an ARI message: %s", exc.message)
 
 
-def _reason(exc: BaseException) -> str:
-    """Why a connection failed, without the URL (it may hold the api_key)."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"HTTP {exc.status}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.strerror or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return type(exc).__name__
-
-
 ARI = web.AppKey("ari", AriGateway)
 
-__all__ = [
-    "ARI",
-    "Answer",
-    "AriCall",
-    "AriCalls",
-    "AriError",
-    "AriGateway",
-    "Replaced",
-    "ari_urls",
-]
+__all__ = ["ARI", "AriGateway"]

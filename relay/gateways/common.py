@@ -59,8 +59,10 @@ def digit_event(channel: str, caller: str, key: str, source: str) -> Event:
     return Event(channel, to_data(Digit(caller, key, source)))
 
 
-def leave_event(channel: str, caller: str) -> Event:
-    return Event(channel, to_data(Leave(caller, "hangup")))
+def leave_event(channel: str, caller: str, reason: str = "hangup") -> Event:
+    """A caller leaves: their call ended (``hangup``), or the gateway no longer hears it
+    (``lost``; the contract's `PUBLIC_LEAVE_REASONS`)."""
+    return Event(channel, to_data(Leave(caller, reason)))
 
 
 def websocket_url(url: str) -> str:

@@ -93,6 +93,7 @@ __all__ = [
     "signature_ok",
     "url_variants",
 ]
+from .kicks import watch_kicks
 
 log = logging.getLogger("relay.twilio")
 
@@ -216,6 +217,11 @@ class TwilioStream:
             return []
         return [digit_event(call.channel, call.caller, key, "twilio")]
 
+    def kicked(self) -> None:
+        """The operator kicked the caller: no `leave` from the stream (the billboard
+        said ``leave`` ``kicked``), and nothing more is heard."""
+        self.stopped = True
+
     def hang_up(self) -> list[Event]:
         """`stop`, or the socket closed: the caller leaves (once)."""
         if self.call is None or self.stopped:
@@ -282,6 +288,8 @@ class TwilioGateway:
         self._status_log = LogOnce(every_s=60.0, burst=20)
         self.stream_count = 0
         self.failed_streams = 0
+        # The open streams of each caller: a kick closes them.
+        self.streams: dict[str, dict[web.WebSocketResponse, TwilioStream]] = {}
         if not self.keys.checked:
             log.warning(
                 "[twilio] auth_token is empty: X-Twilio-Signature is not checked, so anyone "
@@ -293,6 +301,19 @@ class TwilioGateway:
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_post(STATUS_PATH, self.stream_status)
+        watch_kicks(app, self.channel, self.hang_up, log)
+
+    async def hang_up(self, caller: str, why: str) -> None:
+        """End every call of `caller`: Twilio resumes the TwiML after ``<Connect>`` when
+        our server closes the stream, and ours has nothing after it, so the call ends
+        (https://www.twilio.com/docs/api/errors/31921: Twilio's debugger notes the close
+        as that warning)."""
+        streams = self.streams.pop(caller, {})
+        for ws, core in streams.items():
+            core.kicked()
+            await ws.close(code=1000, message=why.encode()[:120])
+        if streams:
+            log.info("hung up caller %s (%s): %d stream(s) closed", caller, why, len(streams))
 
     # -- helpers --
 
@@ -444,6 +465,8 @@ class TwilioGateway:
                         continue
                     for out in outputs:
                         self.publish(out)
+                    if outputs and core.call is not None and not core.stopped:
+                        self.streams.setdefault(core.call.caller, {})[ws] = core
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
                 elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", 0) == CLOSE_TOO_BIG:
@@ -451,6 +474,11 @@ class TwilioGateway:
                     self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
             sockets.discard(registered)
+            if core.call is not None:
+                mine = self.streams.get(core.call.caller, {})
+                mine.pop(ws, None)
+                if not mine:
+                    self.streams.pop(core.call.caller, None)
             # A socket closed without `stop` is a hang-up too.
             for out in core.hang_up():
                 self.publish(out)

@@ -34,7 +34,6 @@ log = logging.getLogger("relay.rehearsal.crowd")
 FRAME_S: Final = 0.020  # one Twilio media frame: 20 ms of 8 kHz μ-law
 FRAME_BYTES: Final = 160
 TONE_MS: Final = 80  # a short, firm press (Q.24: ≥ 40 ms must be heard)
-ARI_PRESS_MS: Final = 100
 ARI_JOIN_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 SILENCE_B64: Final = base64.b64encode(b"\xff" * FRAME_BYTES).decode()  # μ-law silence
@@ -453,7 +452,7 @@ class Callers:
                 if not await self.sleep_until(began + press.at):
                     break
                 self.tally.sent(caller, press.key, self.now())
-                await ari.press(channel_id, press.key, duration_ms=ARI_PRESS_MS)
+                await ari.press(channel_id, press.key)
             await self.sleep_until(began + plan.hang_up)
         finally:
             await ari.hang_up(channel_id)

@@ -2,35 +2,50 @@
 rehearsals (`python -m relay.rehearsal --via ari`): phones "call", "press" and "hang up"
 through it, and the relay's ARI client cannot tell it from Asterisk.
 
-What it serves (shapes from Asterisk's ``rest-api/api-docs/*.json``, documented at
+It behaves as Asterisk master does (checked against one built from its source; the
+shapes are its ``rest-api/api-docs/*.json``, documented at
 https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/):
 
 - ``GET /ari/events?app=NAME&api_key=USER:PASS`` — the events WebSocket; 401 on bad
-  credentials. One socket per app, as in Asterisk: when a second client connects for the
-  same app, the first gets ``{"type":"ApplicationReplaced","application":NAME,…}`` and
-  is closed.
-- ``POST /ari/channels/{id}/answer`` — 204, or 404 ``{"message":"Channel not found"}``.
+  credentials. *Any* app name is accepted (it registers that app), whether or not the
+  dialplan's ``Stasis()`` names it. One socket per app: when a second client connects
+  for the same app, the first gets ``ApplicationReplaced`` and is kept open and silent;
+  when the newer one leaves, the app is free (no socket hears it) until a client
+  connects again.
+- Calls go to the dialplan's app (`app`): while no socket holds it ("Stasis app 'NAME'
+  not active") a call falls through the dialplan and never enters the app
+  (`fell_through`), and events for the app's channels are dropped, not queued.
+- ``POST /ari/channels/{id}/answer`` — 204 and ``ChannelStateChange`` (state "Up"), or
+  404 ``{"message":"Channel not found"}``.
 - ``POST /ari/channels/{id}/play?media=…`` — 201 with a ``Playback`` ``{id, media_uri,
-  target_uri, language, state: "queued"}``; 400 without media; 404 for an unknown channel.
+  target_uri, language, state: "queued"}`` even when the sound is missing; then
+  ``PlaybackStarted`` and ``PlaybackFinished`` (state "done", or "failed" for a
+  ``sound:`` not in `sounds`). 400 without media; 404 for an unknown channel.
+- ``DELETE /ari/channels/{id}?reason=…`` — 204; the call ends (``StasisEnd``).
 - ``GET /ari/channels/{id}`` — the ``Channel``, or 404.
-- ``GET /ari/applications/{app}`` — the ``Application`` ``{name, channel_ids,
-  bridge_ids, endpoint_ids, device_names}``, or 404.
+- ``GET /ari/applications/{app}`` — ``{name, channel_ids, bridge_ids, endpoint_ids,
+  device_names, events_allowed, events_disallowed}`` for a registered app, or 404;
+  ``GET /ari/applications`` — all of them; ``PUT /ari/applications/{app}/eventFilter``
+  ``{"allowed": [{"type": …}]}`` — the app hears only those types.
+- A socket with ``subscribeAll=true`` hears ``ChannelDialplan {dialplan_app,
+  dialplan_app_data, channel}`` when a call starts ``Stasis(app)`` (whether it then
+  enters the app or falls through); the fake sends such a socket no other event of
+  other apps' channels.
 
 Events (``type``, ``timestamp``, ``application``, ``asterisk_id`` on each):
+``StasisStart {args: [], channel}`` (state "Ring"; the dialplan's priority is the
+``Stasis()`` line's), ``ChannelDtmfReceived {digit, duration_ms, channel}`` (the time the
+key was held, measured), and on a hang-up ``ChannelHangupRequest {cause, channel}`` (no
+``soft``) then ``StasisEnd {channel}`` — no ``ChannelDestroyed`` reaches the app after
+``StasisEnd``.
 
-- ``StasisStart {args: [], channel}`` — the channel's ``state`` is "Ring";
-- ``ChannelDtmfReceived {digit, duration_ms, channel}``;
-- ``ChannelHangupRequest {cause: 16, soft: false, channel}``, ``StasisEnd {channel}``,
-  ``ChannelDestroyed {cause: 16, cause_txt: "Normal Clearing", channel}``.
+A ``Channel`` is ``{id, protocol_id, name, state, caller{name, number},
+connected{name, number}, accountcode, dialplan{context, exten, priority, app_name,
+app_data}, creationtime, language}``. REST calls need HTTP basic auth (or
+``?api_key=``), else 401.
 
-A ``Channel`` is ``{id, name, state, caller{name, number}, connected{name, number},
-accountcode, dialplan{context, exten, priority, app_name, app_data}, creationtime,
-language}``. REST calls need HTTP basic auth (or ``?api_key=``), else 401.
-
-Channels live in the fake whether a client is connected or not: a `call` or `hang_up`
-while no client listens changes the channels without an event (what a client finds by
-resyncing). `close` then `start` on the same port is an Asterisk restart that kept its
-calls.
+`close` is Asterisk stopping: every call ends and no event says so; `start` on the same
+port afterwards is a restarted Asterisk with no calls and no apps.
 """
 
 from __future__ import annotations
@@ -49,6 +64,26 @@ import orjson
 from aiohttp import WSMsgType, web
 
 ASTERISK_ID = "02:42:ac:11:00:02"
+# The dialplan the fake stands for (the README's): NoOp at priority 1, Stasis at 2.
+STASIS_PRIORITY = 2
+# DELETE /channels/{id}: the simple reasons Asterisk takes (channels.json).
+HANGUP_REASONS = frozenset(
+    {
+        "normal",
+        "busy",
+        "congestion",
+        "no_answer",
+        "timeout",
+        "rejected",
+        "unallocated",
+        "normal_unspecified",
+        "number_incomplete",
+        "codec_mismatch",
+        "interworking",
+        "failure",
+        "answered_elsewhere",
+    }
+)
 
 
 def timestamp() -> str:
@@ -60,11 +95,18 @@ def timestamp() -> str:
 
 
 def channel_json(
-    channel_id: str, number: str | None, state: str = "Ring", name: str = "PJSIP/dialjam"
+    channel_id: str,
+    number: str | None,
+    state: str = "Ring",
+    name: str = "PJSIP/dialjam",
+    app: str = "dialjam",
 ) -> dict[str, Any]:
-    """An ARI ``Channel`` for a caller from `number` (None: no caller id)."""
+    """An ARI ``Channel`` for a caller from `number` (None: no caller id), in the
+    dialplan's ``Stasis(app)`` line."""
     return {
         "id": channel_id,
+        # PJSIP's is the SIP Call-ID (Local channels have "").
+        "protocol_id": f"{channel_id.replace('.', '-')}@198.51.100.7",
         "name": f"{name}-{channel_id.rsplit('.', 1)[-1].zfill(8)}",
         "state": state,
         "caller": {"name": "", "number": number or ""},
@@ -73,9 +115,9 @@ def channel_json(
         "dialplan": {
             "context": "from-external",
             "exten": "6001",
-            "priority": 1,
+            "priority": STASIS_PRIORITY,
             "app_name": "Stasis",
-            "app_data": "dialjam",
+            "app_data": app,
         },
         "creationtime": timestamp(),
         "language": "en",
@@ -83,27 +125,42 @@ def channel_json(
 
 
 class FakeAri:
-    """An ARI server on a free port of `host`; see the module's docstring."""
+    """An ARI server on a free port of `host`; see the module's docstring. `app` is the
+    app the dialplan's ``Stasis()`` names; `sounds` the ``sound:`` files it has."""
 
     def __init__(
-        self, app: str = "dialjam", username: str = "dialjam", password: str = "dialjam"
+        self,
+        app: str = "dialjam",
+        username: str = "dialjam",
+        password: str = "dialjam",
+        sounds: frozenset[str] = frozenset({"beep"}),
     ) -> None:
         self.app = app
         self.username = username
         self.password = password
+        self.sounds = sounds
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         # Force an HTTP status on the REST calls whose path ends with a key ("play").
         self.failures: dict[str, int] = {}
-        self.channels: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}  # in the dialplan's app
         self.answered_ids: set[str] = set()
-        self.clients: list[web.WebSocketResponse] = []  # of our app; the last one listens
+        self.hung_up: dict[str, str] = {}  # channels ended by DELETE: their reason
+        self.fell_through: list[str] = []  # calls while no socket held the app
+        # Every app a client registered, and the socket that hears it (None: the app
+        # is free, "not active").
+        self.apps: dict[str, web.WebSocketResponse | None] = {}
+        self.replaced: list[web.WebSocketResponse] = []  # open, and silent
+        self.all_events: set[str] = set()  # apps registered with subscribeAll
+        self.filters: dict[str, list[dict[str, Any]]] = {}  # each app's events_allowed
         self.refused = 0  # event sockets refused for bad credentials
-        self.connects = 0  # event sockets accepted since the start (reconnects count)
+        self.connects = 0  # sockets for the dialplan's app since the start (reconnects count)
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._playbacks = itertools.count(1)
+        self._keys_down: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._epoch = int(time.time())
 
     # -- control --
@@ -115,7 +172,10 @@ class FakeAri:
         app.router.add_post("/ari/channels/{id}/answer", self._answer)
         app.router.add_post("/ari/channels/{id}/play", self._play)
         app.router.add_get("/ari/channels/{id}", self._get_channel)
+        app.router.add_delete("/ari/channels/{id}", self._delete_channel)
+        app.router.add_get("/ari/applications", self._list_applications)
         app.router.add_get("/ari/applications/{app}", self._get_application)
+        app.router.add_put("/ari/applications/{app}/eventFilter", self._filter)
         app.on_shutdown.append(self._close_clients)
         runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None)
         await runner.setup()
@@ -126,26 +186,43 @@ class FakeAri:
         return f"http://{host}:{self.port}"
 
     async def close(self) -> None:
-        """Stop serving (clients see the socket close); the channels are kept."""
+        """Asterisk stops: clients see the socket close, every call ends (no event
+        says so), the apps are forgotten; a `start` after is a fresh Asterisk."""
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
-        self.clients.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self.apps.clear()
+        self.replaced.clear()
+        self.all_events.clear()
+        self.filters.clear()
+        self.channels.clear()
+        self._epoch += 1  # a restarted Asterisk's channel ids are new
         await self._notify()
 
     async def wait_client(self, timeout: float = 10.0) -> None:
-        """Until a client's events socket for our app is connected."""
+        """Until a client's events socket holds the dialplan's app."""
         await self._wait(lambda: self.listener is not None, timeout)
 
     async def wait_clients(self, count: int, timeout: float = 10.0) -> None:
-        """Until `count` event sockets have connected since the start (reconnects)."""
+        """Until `count` sockets for the dialplan's app have connected since the start
+        (reconnects count)."""
         await self._wait(lambda: self.connects >= count, timeout)
 
     async def call(self, number: str | None = "+15551234567") -> str:
         """A phone calls in: a new channel enters the app (StasisStart). Returns its id
-        as soon as the event is sent; the client answers in its own time."""
+        as soon as the event is sent; the client answers in its own time. While no
+        socket holds the app, the call falls through the dialplan instead (its id is
+        in `fell_through`, never in `channels`)."""
         channel_id = f"{self._epoch}.{next(self._ids)}"
-        channel = channel_json(channel_id, number)
+        channel = channel_json(channel_id, number, app=self.app)
+        dialplan = {"dialplan_app": "Stasis", "dialplan_app_data": self.app}
+        await self._to_all_events({"type": "ChannelDialplan", **dialplan, "channel": channel})
+        if self.listener is None:
+            self.fell_through.append(channel_id)  # "Stasis app 'NAME' not active"
+            await self._notify()
+            return channel_id
         self.channels[channel_id] = channel
         await self.send({"type": "StasisStart", "args": [], "channel": channel})
         return channel_id
@@ -154,40 +231,43 @@ class FakeAri:
         """Until the client has answered `channel_id`."""
         await self._wait(lambda: channel_id in self.answered_ids, timeout)
 
-    async def press(self, channel_id: str, digit: str, duration_ms: int = 100) -> None:
-        """The caller presses and releases a key (ARI reports it on release)."""
-        channel = self.channels[channel_id]
-        await self.send(
-            {
-                "type": "ChannelDtmfReceived",
-                "digit": digit,
-                "duration_ms": duration_ms,
-                "channel": channel,
-            }
-        )
+    async def ended(self, channel_id: str, timeout: float = 5.0) -> None:
+        """Until `channel_id`'s call has ended."""
+        await self._wait(lambda: channel_id not in self.channels, timeout)
 
-    async def hang_up(self, channel_id: str) -> None:
-        """The caller hangs up: ChannelHangupRequest, StasisEnd, ChannelDestroyed."""
+    def key_down(self, channel_id: str) -> None:
+        """The caller's key goes down (ARI says nothing until it is released)."""
+        self._keys_down[channel_id] = time.monotonic()
+
+    async def key_up(self, channel_id: str, digit: str) -> None:
+        """The key is released: ``ChannelDtmfReceived`` with the time it was held."""
+        down = self._keys_down.pop(channel_id, None)
+        held = 0 if down is None else round((time.monotonic() - down) * 1000)
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return  # the call has ended
+        event = {"type": "ChannelDtmfReceived", "digit": digit, "duration_ms": held}
+        await self.send({**event, "channel": channel})
+
+    async def press(self, channel_id: str, digit: str, held_s: float = 0.0) -> None:
+        """The caller presses a key, holds it `held_s`, and releases it."""
+        self.key_down(channel_id)
+        if held_s > 0:
+            await asyncio.sleep(held_s)
+        await self.key_up(channel_id, digit)
+
+    async def hang_up(self, channel_id: str, cause: int = 16) -> None:
+        """The caller hangs up: ChannelHangupRequest (no ``soft``), then StasisEnd."""
         channel = self.channels.pop(channel_id, None)
         if channel is None:
             return
-        await self.send(
-            {"type": "ChannelHangupRequest", "cause": 16, "soft": False, "channel": channel}
-        )
+        await self.send({"type": "ChannelHangupRequest", "cause": cause, "channel": channel})
         await self.send({"type": "StasisEnd", "channel": channel})
-        gone = dict(channel, state="Down")
-        await self.send(
-            {
-                "type": "ChannelDestroyed",
-                "cause": 16,
-                "cause_txt": "Normal Clearing",
-                "channel": gone,
-            }
-        )
+        await self._notify()
 
     async def send(self, event: dict[str, Any] | str | bytes) -> None:
         """Send an event (the common fields are added) or a raw text frame to the
-        listening client; nothing when none listens."""
+        socket holding the app; dropped when none does (as Asterisk does)."""
         ws = self.listener
         if ws is None:
             return
@@ -198,27 +278,46 @@ class FakeAri:
             await ws.send_str(text)
 
     def add_channel(self, number: str | None = "+15551234567", state: str = "Up") -> str:
-        """A channel in the app that no client heard of (it came while none listened,
-        or Asterisk kept it over a restart); no event. Returns its id."""
+        """A channel already in the app that the client never heard of (it entered
+        before a relay restart, or under another client); no event. Returns its id."""
         channel_id = f"{self._epoch}.{next(self._ids)}"
-        self.channels[channel_id] = channel_json(channel_id, number, state)
+        self.channels[channel_id] = channel_json(channel_id, number, state, app=self.app)
         return channel_id
 
     def remove_channel(self, channel_id: str) -> None:
-        """The channel ends without an event reaching any client."""
+        """The channel ends without an event reaching any client (its events dropped
+        while no socket held the app)."""
         self.channels.pop(channel_id, None)
 
     async def drop(self) -> None:
         """The events socket breaks (a network blip): the client must reconnect."""
-        for ws in list(self.clients):
+        for ws in self._sockets():
             await ws.close(code=1011, message=b"dropped")
 
     @property
     def listener(self) -> web.WebSocketResponse | None:
-        live = [ws for ws in self.clients if not ws.closed]
-        return live[-1] if live else None
+        """The socket that hears the dialplan's app, if one does."""
+        return self._holder(self.app)
 
     # -- server side --
+
+    def _holder(self, app: str) -> web.WebSocketResponse | None:
+        ws = self.apps.get(app)
+        return ws if ws is not None and not ws.closed else None
+
+    def _sockets(self) -> list[web.WebSocketResponse]:
+        return [ws for ws in self.apps.values() if ws is not None] + self.replaced
+
+    async def _to_all_events(self, event: dict[str, Any]) -> None:
+        """An event of any channel, to the apps registered with subscribeAll (as far as
+        their event filter allows)."""
+        for app in sorted(self.all_events):
+            ws = self._holder(app)
+            allowed = self.filters.get(app)
+            if ws is None or (allowed and event["type"] not in {f["type"] for f in allowed}):
+                continue
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(self._stamped(event, app).decode())
 
     def _authorised(self, request: web.Request) -> bool:
         given = request.query.get("api_key")
@@ -233,38 +332,63 @@ class FakeAri:
                 return False
         return given == f"{self.username}:{self.password}"
 
-    def _stamped(self, event: dict[str, Any]) -> bytes:
+    def _stamped(self, event: dict[str, Any], app: str | None = None) -> bytes:
         """An event with the fields Asterisk adds to every one (Event/Message models)."""
-        stamp = {"timestamp": timestamp(), "asterisk_id": ASTERISK_ID, "application": self.app}
+        stamp = {
+            "timestamp": timestamp(),
+            "asterisk_id": ASTERISK_ID,
+            "application": app or self.app,
+        }
         return orjson.dumps({**event, **stamp})
 
     def _record(self, request: web.Request) -> None:
         self.requests.append((request.method, request.path, dict(request.query)))
+
+    def _later(self, *events: dict[str, Any]) -> None:
+        """Send events after the REST answer has gone out (as Asterisk's threads do)."""
+
+        async def send() -> None:
+            await asyncio.sleep(0)
+            for event in events:
+                await self.send(event)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             self.refused += 1
             await self._notify()
             return _error(401, "Authentication required")
-        if request.query.get("app") != self.app:
+        app = request.query.get("app")
+        if not app:
             return _error(400, "Invalid application provided in param [app].")
         ws = web.WebSocketResponse(protocols=("ari",))
         await ws.prepare(request)
-        for old in [c for c in self.clients if not c.closed]:
-            # Asterisk: "the newer WebSocket wins, and the older one receives this event".
+        old = self._holder(app)
+        if old is not None:
+            # Asterisk: the newer WebSocket wins; the older one receives this event and
+            # stays open, hearing nothing more.
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await old.send_str(self._stamped({"type": "ApplicationReplaced"}).decode())
-                await old.close()
-        self.clients.append(ws)
-        self.connects += 1
+                await old.send_str(self._stamped({"type": "ApplicationReplaced"}, app).decode())
+            self.replaced.append(old)
+        self.apps[app] = ws
+        if request.query.get("subscribeAll") == "true":
+            self.all_events.add(app)
+        if app == self.app:
+            self.connects += 1
         await self._notify()
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.ERROR:
                     break
         finally:
+            # The app stays registered; when its socket goes, no one hears it.
+            if self.apps.get(app) is ws:
+                self.apps[app] = None
             with contextlib.suppress(ValueError):
-                self.clients.remove(ws)
+                self.replaced.remove(ws)
             await self._notify()
         return ws
 
@@ -285,7 +409,9 @@ class FakeAri:
         channel = await self._rest_guard(request)
         if isinstance(channel, web.Response):
             return channel
-        channel["state"] = "Up"
+        if channel["state"] != "Up":
+            channel["state"] = "Up"
+            self._later({"type": "ChannelStateChange", "channel": dict(channel)})
         self.answered_ids.add(channel["id"])
         await self._notify()
         return web.Response(status=204)
@@ -304,6 +430,18 @@ class FakeAri:
             "language": channel["language"],
             "state": "queued",
         }
+        # 201 even for a sound Asterisk does not have: the failure comes as an event.
+        missing = any(
+            uri.startswith("sound:") and uri[len("sound:") :] not in self.sounds
+            for uri in media.split(",")
+        )
+        self._later(
+            {"type": "PlaybackStarted", "playback": {**playback, "state": "playing"}},
+            {
+                "type": "PlaybackFinished",
+                "playback": {**playback, "state": "failed" if missing else "done"},
+            },
+        )
         await self._notify()
         return web.json_response(playback, status=201)
 
@@ -313,24 +451,69 @@ class FakeAri:
             return channel
         return web.json_response(channel)
 
+    async def _delete_channel(self, request: web.Request) -> web.Response:
+        channel = await self._rest_guard(request)
+        if isinstance(channel, web.Response):
+            return channel
+        why = request.query.get("reason", "normal")
+        if "reason" in request.query and "reason_code" in request.query:
+            return _error(400, "reason and reason_code are mutually exclusive")
+        if why not in HANGUP_REASONS:
+            return _error(400, f"Invalid reason for hangup reason provided: {why}")
+        del self.channels[channel["id"]]
+        self.hung_up[channel["id"]] = why
+        self._later({"type": "StasisEnd", "channel": channel})
+        await self._notify()
+        return web.Response(status=204)
+
+    def _application(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "channel_ids": list(self.channels) if name == self.app else [],
+            "bridge_ids": [],
+            "endpoint_ids": [],
+            "device_names": [],
+            "events_allowed": self.filters.get(name, []),
+            "events_disallowed": [],
+        }
+
+    async def _list_applications(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if not self._authorised(request):
+            return _error(401, "Authentication required")
+        return web.json_response([self._application(name) for name in self.apps])
+
     async def _get_application(self, request: web.Request) -> web.Response:
         self._record(request)
         if not self._authorised(request):
             return _error(401, "Authentication required")
-        if request.match_info["app"] != self.app:
+        name = request.match_info["app"]
+        if name not in self.apps:
             return _error(404, "Application not found")
-        return web.json_response(
-            {
-                "name": self.app,
-                "channel_ids": list(self.channels),
-                "bridge_ids": [],
-                "endpoint_ids": [],
-                "device_names": [],
-            }
-        )
+        return web.json_response(self._application(name))
+
+    async def _filter(self, request: web.Request) -> web.Response:
+        """PUT …/eventFilter {"allowed": [{"type": …}]} (Asterisk's app_event_filter_set)."""
+        self._record(request)
+        if not self._authorised(request):
+            return _error(401, "Authentication required")
+        name = request.match_info["app"]
+        if name not in self.apps:
+            return _error(404, "Application not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "Bad request")
+        allowed = body.get("allowed", []) if isinstance(body, dict) else None
+        if not isinstance(allowed, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("type"), str) for f in allowed
+        ):
+            return _error(400, "Bad request")
+        self.filters[name] = allowed
+        return web.json_response(self._application(name))
 
     async def _close_clients(self, app: web.Application) -> None:
-        for ws in list(self.clients):
+        for ws in self._sockets():
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=1001, message=b"Asterisk shutting down")
 

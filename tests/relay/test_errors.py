@@ -4,7 +4,7 @@ errors share one root, so one `except PeerError` separates them from our bugs.""
 from __future__ import annotations
 
 from relay.contract.errors import PeerError
-from relay.gateways.ari import AriError
+from relay.gateways.ari_core import AriError
 from relay.gateways.twilio import StreamError
 from relay.protocol import ProtocolError
 

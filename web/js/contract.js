@@ -47,12 +47,14 @@ export const CONTRACT = Object.freeze({
     "hangup": "hangup",
     "idle": "idle",
     "kicked": "kicked",
+    "lost": "lost",
     "timeout": "timeout",
     "turn": "turn"
   },
   "public_leave_reasons": [
     "closed",
     "hangup",
+    "lost",
     "timeout"
   ],
   "commands": {

@@ -4,9 +4,11 @@ Shared by the tests of every gateway."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
-from tests.support.relay import PUBLISHER, RunningRelay, recv, send, until
+from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay, recv, send, until
 
 
 async def subscribe(
@@ -33,3 +35,15 @@ async def nothing_published(relay: RunningRelay, sub: aiohttp.ClientWebSocketRes
     ) as resp:
         assert resp.status == 200
     assert await recv(sub) == marker
+
+
+def kick(caller: str, ban_s: float = 60) -> dict[str, Any]:
+    """The billboard's word that the operator kicked `caller` (relay/contract/callers.py)."""
+    return {"event": "leave", "caller": caller, "reason": "kicked", "ban_s": ban_s}
+
+
+async def billboard_says(relay: RunningRelay, channel: str, data: dict[str, Any]) -> None:
+    """The billboard publishes `data` on `channel`'s ``:callers``."""
+    ws = await relay.publisher(BILLBOARD)
+    await send(ws, {"type": "publisher", "id": f"{channel}:callers", "data": data})
+    await ws.close()

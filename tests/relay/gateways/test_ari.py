@@ -2,141 +2,27 @@
 fake ARI server (relay/rehearsal/fake_ari.py), which speaks Asterisk's wire format as
 its REST API documents it (rest-api/api-docs/events.json and channels.json in
 Asterisk's source; https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/).
-The gateway's pure core is tested in test_ari_core.py."""
+The gateway's pure core is tested in test_ari_core.py; how it copes with real
+Asterisk's ways in test_ari_real.py; kicks in test_kicks.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-import orjson
 import pytest
 
 from relay.config import AriConfig, ConfigError, RelayConfig, load_installation
 from relay.contract.privacy import pseudonym
-from relay.gateways.ari import (
-    basic_auth,
-)
 from relay.rehearsal.fake_ari import FakeAri, channel_json
 from relay.runtime import announce
-from tests.support.relay import RunningRelay, StartRelay, recv, until
+from tests.support.relay import StartRelay, recv, until
 
 from .ari_calls import DIGITS, KEY, NUMBER, PASSWORD, USER, digit, joined, left
-from .listeners import nothing_published, subscribe
-
-# -- the fake ARI server itself --
-
-
-async def test_the_fake_speaks_asterisks_event_and_rest_shapes() -> None:
-    fake = FakeAri(username=USER, password=PASSWORD)
-    base = await fake.start()
-    try:
-        headers = {"Authorization": basic_auth(USER, PASSWORD)}
-        async with aiohttp.ClientSession(headers=headers) as http:
-            params = {"app": "dialjam", "api_key": f"{USER}:{PASSWORD}"}
-            async with http.ws_connect(base + "/ari/events", params=params) as ws:
-                await fake.wait_client()
-                channel_id = await fake.call(NUMBER)
-                start = orjson.loads((await ws.receive(timeout=3)).data)
-                assert set(start) == {
-                    "type",
-                    "timestamp",
-                    "application",
-                    "asterisk_id",
-                    "args",
-                    "channel",
-                }
-                assert start["type"] == "StasisStart" and start["application"] == "dialjam"
-                channel = start["channel"]
-                assert {"id", "name", "state", "caller", "connected", "accountcode"} <= set(channel)
-                assert {"dialplan", "creationtime", "language"} <= set(channel)
-                assert channel["state"] == "Ring" and channel["caller"]["number"] == NUMBER
-                assert set(channel["dialplan"]) >= {"context", "exten", "priority"}
-                async with http.post(f"{base}/ari/channels/{channel_id}/answer") as resp:
-                    assert resp.status == 204
-                play = f"{base}/ari/channels/{channel_id}/play"
-                async with http.post(play, params={"media": "sound:beep"}) as resp:
-                    assert resp.status == 201
-                    playback = await resp.json()
-                    assert playback["media_uri"] == "sound:beep"
-                    assert playback["target_uri"] == f"channel:{channel_id}"
-                    assert playback["state"] == "queued"
-                async with http.get(f"{base}/ari/applications/dialjam") as resp:
-                    application = await resp.json()
-                    assert application["channel_ids"] == [channel_id]
-                    assert set(application) >= {"name", "bridge_ids", "endpoint_ids"}
-                async with http.post(f"{base}/ari/channels/nope/answer") as resp:
-                    assert resp.status == 404
-                    assert await resp.json() == {"message": "Channel not found"}
-                await fake.press(channel_id, "5", 0)
-                dtmf = orjson.loads((await ws.receive(timeout=3)).data)
-                assert (dtmf["type"], dtmf["digit"], dtmf["duration_ms"]) == (
-                    "ChannelDtmfReceived",
-                    "5",
-                    0,
-                )
-                await fake.hang_up(channel_id)
-                kinds = [orjson.loads((await ws.receive(timeout=3)).data) for _ in range(3)]
-                assert [k["type"] for k in kinds] == [
-                    "ChannelHangupRequest",
-                    "StasisEnd",
-                    "ChannelDestroyed",
-                ]
-                assert kinds[0]["cause"] == 16 and kinds[2]["cause_txt"] == "Normal Clearing"
-        async with (
-            aiohttp.ClientSession() as anonymous,
-            anonymous.get(f"{base}/ari/applications/dialjam") as resp,
-        ):
-            assert resp.status == 401
-    finally:
-        await fake.close()
-    assert fake.requests[0] == ("POST", f"/ari/channels/{channel_id}/answer", {})
-
+from .ari_relay import ari_config, ari_health, call_and_join, start
+from .listeners import nothing_published
 
 # -- the client in a real relay against the fake --
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAri]:
-    server = FakeAri(username=USER, password=PASSWORD)
-    await server.start()
-    yield server
-    await server.close()
-
-
-def ari_config(fake: FakeAri, **settings: Any) -> AriConfig:
-    settings.setdefault("username", USER)
-    settings.setdefault("password", PASSWORD)
-    settings.setdefault("reconnect_max_s", 0.05)
-    return AriConfig(url=f"http://127.0.0.1:{fake.port}", **settings)
-
-
-async def start(
-    start_relay: StartRelay, fake: FakeAri, **settings: Any
-) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse]:
-    """A relay whose ARI client is connected to `fake`, and a subscriber of its channel."""
-    relay = await start_relay(pseudonym_key=KEY, ari=ari_config(fake, **settings))
-    sub = await subscribe(relay, settings.get("channel") or "dialjam")
-    await fake.wait_client()
-    return relay, sub
-
-
-async def call_and_join(
-    fake: FakeAri, sub: aiohttp.ClientWebSocketResponse, number: str | None = NUMBER
-) -> tuple[str, dict[str, Any]]:
-    channel_id = await fake.call(number)
-    event = await recv(sub)
-    assert event["event"] == "join"
-    return channel_id, event
-
-
-async def ari_health(relay: RunningRelay) -> dict[str, Any]:
-    ari: dict[str, Any] = (await relay.healthz())["ari"]
-    return ari
 
 
 async def test_a_caller_is_answered_and_prompted_and_then_joins(
@@ -297,69 +183,32 @@ async def test_a_dropped_socket_is_reconnected_and_resynced(
     gone, _ = await call_and_join(fake, sub)
     stays, stayer = await call_and_join(fake, sub, "+15550000002")
     await fake.drop()
-    # While the client is away: one caller hangs up, two arrive (one still ringing).
-    fake.remove_channel(gone)
-    fake.add_channel("+15550000003", state="Up")
-    ringing = fake.add_channel("+15550000004", state="Ring")
+    # While the client is away one caller hangs up: Asterisk drops the events.
+    await fake.hang_up(gone)
     await fake.wait_clients(2)
-    events = [await recv(sub) for _ in range(3)]
-    assert events[0] == left()
-    callers = {pseudonym("15550000003", KEY.encode()), pseudonym("15550000004", KEY.encode())}
-    assert [e["event"] for e in events[1:]] == ["join", "join"]
-    assert {e["caller"] for e in events[1:]} == callers
-    await fake.answered(ringing)  # the ringing one was answered before it joined
+    assert await recv(sub) == left()
     await fake.press(stays, "3")  # the one who stayed plays on, without a second join
     assert await recv(sub) == digit("3", stayer["caller"])
     health = await ari_health(relay)
-    assert health["connections"] == 2 and health["callers"] == 3
+    assert health["connections"] == 2 and health["callers"] == 1
 
 
-async def test_a_restarted_asterisk_is_reconnected_and_resynced(
-    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+async def test_a_new_relay_finds_the_calls_already_in_the_app(
+    start_relay: StartRelay, fake: FakeAri
 ) -> None:
-    caplog.set_level(logging.INFO, logger="relay.ari")
+    # Calls that entered the app under an earlier relay (restarted since) are still
+    # there: one up, one still ringing.
+    fake.apps["dialjam"] = None
+    up = fake.add_channel("+15550000003", state="Up")
+    ringing = fake.add_channel("+15550000004", state="Ring")
     relay, sub = await start(start_relay, fake)
-    gone, _ = await call_and_join(fake, sub)
-    port = fake.port
-    await fake.close()
-
-    async def unreachable() -> bool:
-        return relay.state.errors.get("ari_unreachable", 0) >= 2
-
-    await until(unreachable)
-    assert (await ari_health(relay))["status"] == "reconnecting"
-    fake.remove_channel(gone)
-    new = fake.add_channel("+15550000005")
-    await fake.start(port=port)
-    await fake.wait_clients(2)
-    assert await recv(sub) == left()
-    assert (await recv(sub))["caller"] == pseudonym("15550000005", KEY.encode())
-    await fake.press(new, "8")
-    assert (await recv(sub))["digit"] == "8"
-    assert (await ari_health(relay))["status"] == "connected"
-    warnings = [r for r in caplog.records if "cannot reach" in r.getMessage()]
-    assert len(warnings) == 1  # once, not once per attempt
-
-
-async def test_when_another_client_takes_the_app_the_client_stops_and_says_so(
-    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="relay.ari")
-    relay, sub = await start(start_relay, fake)
-    await call_and_join(fake, sub)
-    async with aiohttp.ClientSession() as other:
-        params = {"app": "dialjam", "api_key": f"{USER}:{PASSWORD}"}
-        base = f"http://127.0.0.1:{fake.port}"
-        async with other.ws_connect(base + "/ari/events", params=params):
-            assert await recv(sub) == left()  # we no longer hear them
-            health = await ari_health(relay)
-            assert health["status"] == "replaced"
-            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-            assert len(errors) == 1
-            assert "ApplicationReplaced" in errors[0].getMessage()
-            assert "another" in errors[0].getMessage()
-            await asyncio.sleep(0.3)  # several backoffs' worth: no reconnect
-            assert fake.connects == 2
+    events = [await recv(sub), await recv(sub)]
+    callers = {pseudonym("15550000003", KEY.encode()), pseudonym("15550000004", KEY.encode())}
+    assert [e["event"] for e in events] == ["join", "join"]
+    assert {e["caller"] for e in events} == callers
+    await fake.answered(ringing)  # the ringing one was answered before it joined
+    assert up not in fake.answered_ids
+    assert (await ari_health(relay))["callers"] == 2
 
 
 async def test_shutting_the_relay_down_closes_the_ari_client(
@@ -385,6 +234,9 @@ def test_the_operator_is_told_where_the_client_connects_but_never_the_password()
     announce(RelayConfig(), [], lines.append, ari=config)
     text = "\n".join(lines)
     assert "http://pbx:8088" in text and "Stasis(dialjam)" in text
+    # The pattern that takes +E.164 numbers and trunks' "s", and what proves the name.
+    assert "_[+0-9].,1,Stasis(dialjam)" in text and "s,1,Stasis(dialjam)" in text
+    assert "app_proven" in text
     assert PASSWORD not in text
 
 
@@ -408,10 +260,15 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         '[ari]\nurl = "http://127.0.0.1:8088"\nusername = "u"\npassword = "p"\n'
-        'prompt = ""\nreconnect_max_s = 5\n',
+        'prompt = ""\nreconnect_max_s = 5\nlost_after_s = 90\n',
     )
     assert load_ari_config(path, env={}) == AriConfig(
-        url="http://127.0.0.1:8088", username="u", password="p", prompt="", reconnect_max_s=5.0
+        url="http://127.0.0.1:8088",
+        username="u",
+        password="p",
+        prompt="",
+        reconnect_max_s=5.0,
+        lost_after_s=90.0,
     )
     assert load_ari_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
 
@@ -426,6 +283,7 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
         ('[ari]\nurl = "http://pbx"\nchannel = "a:control"\n', "channel"),
         ('[ari]\nurl = "http://pbx"\napp = "a/b"\n', "app"),
         ('[ari]\nurl = "http://pbx"\nreconnect_max_s = 0\n', "reconnect_max_s"),
+        ('[ari]\nurl = "http://pbx"\nlost_after_s = -1\n', "lost_after_s"),
         ('[ari]\nurl = "http://pbx"\nreconnect_max_s = "soon"\n', "reconnect_max_s"),
         ("[ari]\nurl = 8088\n", "url"),
         ('ari = "x"\n', "[ari] must be a table"),

@@ -10,10 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from relay.gateways.ari import (
+from relay.gateways.ari_check import stasis_target
+from relay.gateways.ari_core import (
     Answer,
     AriCalls,
     AriError,
+    PlaybackFailed,
     Replaced,
     ari_urls,
 )
@@ -136,7 +138,7 @@ def test_ordinary_events_of_no_interest_are_ignored_quietly() -> None:
     assert calls.receive(frame("ChannelVarset", channel, variable="X", value="1")) == []
 
 
-def test_application_replaced_tells_the_client_to_stop() -> None:
+def test_application_replaced_tells_the_client_it_no_longer_hears_the_app() -> None:
     assert core().receive(frame("ApplicationReplaced")) == [Replaced()]
 
 
@@ -172,13 +174,102 @@ def test_a_channel_found_by_resync_joins_if_up_and_is_answered_if_ringing() -> N
     assert calls.adopt(channel_json("2.3", NUMBER, state="Up")) == []
 
 
-def test_when_the_app_is_taken_everyone_leaves() -> None:
+def test_when_the_relay_stops_everyone_leaves() -> None:
     calls = core()
     calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
     calls.answered("1.1")
     calls.receive(frame("StasisStart", channel_json("1.2", NUMBER), args=[]))
+    assert calls.channel_ids() == ["1.2", "1.1"]
     assert datas(list(calls.leave_all())) == [left()]
     assert calls.callers == 0 and not calls.answering
+
+
+def test_callers_we_no_longer_hear_leave_as_lost_and_a_resync_brings_them_back() -> None:
+    calls = core()
+    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
+    calls.answered("1.1")
+    calls.receive(frame("StasisStart", channel_json("1.2", NUMBER), args=[]))
+    assert datas(calls.lose_all()) == [{**left(), "reason": "lost"}]
+    assert calls.callers == 0 and not calls.answering
+    leaves, unknown = calls.resync(["1.1"])  # still in the app when we hear it again
+    assert leaves == [] and unknown == ["1.1"]
+    assert datas(calls.adopt(channel_json("1.1", NUMBER, state="Up"))) == [joined()]
+
+
+def test_a_hang_up_request_without_soft_is_a_leave() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER)
+    calls.receive(frame("StasisStart", channel, args=[]))
+    calls.answered("1.1")
+    assert datas(calls.receive(frame("ChannelHangupRequest", channel, cause=16))) == [left()]
+    assert calls.receive(frame("StasisEnd", channel)) == []  # and no ChannelDestroyed needed
+
+
+def test_a_failed_playback_is_reported_and_others_are_not() -> None:
+    calls = core()
+    playback = {"id": "p", "media_uri": "sound:beep", "target_uri": "channel:1.1"}
+    failed = frame("PlaybackFinished", playback={**playback, "state": "failed"})
+    assert calls.receive(failed) == [PlaybackFailed("sound:beep")]
+    done = frame("PlaybackFinished", playback={**playback, "state": "done"})
+    assert calls.receive(done) == []
+    assert calls.receive(frame("PlaybackStarted", playback={**playback, "state": "playing"})) == []
+    with pytest.raises(AriError) as exc:
+        calls.receive(frame("PlaybackFinished", playback="sound:beep"))
+    assert exc.value.code == "bad_field"
+
+
+def test_a_real_channels_protocol_id_and_dialplan_go_no_further_than_the_core() -> None:
+    calls = core()
+    channel = channel_json("1.1", NUMBER)  # protocol_id, dialplan priority 2 (Stasis line)
+    assert channel["protocol_id"] and channel["dialplan"]["priority"] == 2
+    calls.receive(frame("StasisStart", channel, args=[]))
+    out = calls.answered("1.1") + calls.receive(
+        frame("ChannelDtmfReceived", channel, digit="5", duration_ms=0)
+    )
+    assert datas(out) == [joined(), digit("5")]
+
+
+def test_the_calls_that_entered_the_app_are_counted() -> None:
+    calls = core()
+    assert calls.entered == 0
+    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))
+    calls.receive(frame("StasisStart", channel_json("1.1", NUMBER), args=[]))  # a repeat
+    calls.adopt(channel_json("1.2", NUMBER, state="Up"))  # found, not entered now
+    assert calls.entered == 2
+
+
+def test_a_kicked_caller_s_channels_are_given_to_hang_up_and_never_heard_again() -> None:
+    calls = core()
+    mine = channel_json("1.1", NUMBER)
+    also_mine = channel_json("1.2", NUMBER)  # the same phone, calling twice
+    other = channel_json("1.3", "+15550000003")
+    for channel in (mine, also_mine, other):
+        calls.receive(frame("StasisStart", channel, args=[]))
+    calls.answered("1.1")
+    calls.answered("1.3")
+    assert calls.kick(CALLER) == ["1.2", "1.1"]
+    assert calls.receive(frame("ChannelDtmfReceived", mine, digit="5", duration_ms=90)) == []
+    assert calls.receive(frame("StasisEnd", mine)) == []  # no leave: the billboard said it
+    assert calls.kick(CALLER) == []
+    assert calls.callers == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "target"),
+    [
+        ({"dialplan_app": "Stasis", "dialplan_app_data": "dialjam"}, "dialjam"),
+        ({"dialplan_app": "Stasis", "dialplan_app_data": " lobby ,arg1,arg2"}, "lobby"),
+        ({"dialplan_app": "STASIS", "dialplan_app_data": "dialjam"}, "dialjam"),
+        ({"dialplan_app": "Stasis", "dialplan_app_data": ""}, None),
+        ({"dialplan_app": "NoOp", "dialplan_app_data": "dialjam caller"}, None),
+        ({"dialplan_app": "Stasis"}, None),
+        ({"dialplan_app": 7, "dialplan_app_data": "dialjam"}, None),
+    ],
+)
+def test_the_app_a_dialplan_step_sends_a_call_to(event: dict[str, Any], target: str | None) -> None:
+    assert stasis_target(frame("ChannelDialplan", channel_json("1.1", NUMBER), **event)) == target
+    assert stasis_target(frame("StasisStart", channel_json("1.1", NUMBER), **event)) is None
+    assert stasis_target(b"{not json") is None and stasis_target(b"[]") is None
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ import pytest
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from relay.config import ConfigError, RelayConfig, TwilioConfig, load_installation
+from relay.contract.errors import PeerError
 from relay.contract.privacy import pseudonym
 from relay.gateways.dtmf import dtmf_tone, ulaw_encode
 from relay.gateways.twilio import (
@@ -41,7 +42,7 @@ from relay.gateways.twilio import (
 from relay.runtime import announce
 from tests.support.relay import RunningRelay, StartRelay, recv, send, until
 
-from .listeners import nothing_published, subscribe
+from .listeners import billboard_says, kick, nothing_published, subscribe
 from .twilio_calls import (
     ACCOUNT_SID,
     CALL_SID,
@@ -202,6 +203,43 @@ async def test_the_events_go_to_the_configured_channel(start_relay: StartRelay) 
     await send(ws, start_message(answer["params"]))
     assert (await recv(sub))["event"] == "join"
     await ws.close()
+
+
+# -- a kick ends the call (relay/gateways/kicks.py) --
+
+
+async def test_a_kicked_twilio_caller_s_stream_is_closed_so_the_call_ends(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay)
+    twiml = await dial(relay)
+    # Nothing after <Connect>: when the stream closes, Twilio ends the call.
+    assert [child.tag for child in twiml["root"]][-1] == "Connect"
+    stream = await open_stream(relay)
+    await send(stream, connected())
+    await send(stream, start_message(twiml["params"]))
+    join = await recv(sub)
+    caller = pseudonym(NUMBER.lstrip("+"), KEY.encode())
+    assert join["caller"] == caller
+    await billboard_says(relay, "dialjam", kick(caller))
+    msg = await stream.receive(timeout=10)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert stream.close_code == 1000
+    await nothing_published(relay, sub)  # no leave: the billboard said "kicked"
+
+
+def test_a_kicked_twilio_stream_hears_no_more_keys_and_gives_no_leave() -> None:
+    core = TwilioStream(b"seal key", inband=False)
+    params = {"channel": "dialjam", "caller": "c-abcdefghij", "last_digits": "12"}
+    params["seal"] = seal(b"seal key", CALL_SID, "dialjam", "c-abcdefghij", "12")
+    assert [e.data["event"] for e in core.receive(orjson.dumps(start_message(params)), 0.0)] == [
+        "join"
+    ]
+    core.kicked()
+    with pytest.raises(PeerError):  # a key Twilio sent before it saw the close
+        core.receive(orjson.dumps(dtmf("3", 3)), 0.1)
+    assert core.hang_up() == []
 
 
 # -- the voice webhook's TwiML --

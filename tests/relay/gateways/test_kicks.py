@@ -1,0 +1,93 @@
+"""Every gateway hangs up whom the operator kicks (relay/gateways/kicks.py): the
+billboard's ``leave`` ``kicked`` on NAME:callers ends the caller's call — here ARI's
+(the channel is deleted); Twilio's (the stream is closed, so the call ends) is in
+test_twilio.py — their keys stop, and after the ban a key cannot bring them back."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.gateways.kicks import kicked_caller
+from relay.rehearsal.fake_ari import FakeAri
+from tests.support.relay import StartRelay, recv, until
+
+from .ari_calls import CALLER, digit
+from .ari_relay import ari_health, call_and_join, start
+from .listeners import billboard_says, kick, nothing_published
+
+
+@pytest.mark.parametrize(
+    ("data", "caller"),
+    [
+        (kick("c-abcdefghij"), "c-abcdefghij"),
+        ({"event": "leave", "caller": "c-abcdefghij", "reason": "kicked"}, "c-abcdefghij"),
+        ({"event": "leave", "caller": "c-abcdefghij", "reason": "turn"}, None),
+        ({"event": "leave", "caller": "c-abcdefghij", "reason": "idle"}, None),
+        ({"event": "assign", "caller": "c-abcdefghij", "track": None, "color": None}, None),
+        ({"event": "leave", "caller": "+14155550112", "reason": "kicked"}, None),
+        ({"event": "digest"}, None),
+        ("kicked", None),
+        (None, None),
+    ],
+)
+def test_only_a_kick_names_a_caller_to_hang_up(data: object, caller: str | None) -> None:
+    assert kicked_caller(data) == caller
+
+
+async def test_a_kicked_ari_caller_is_hung_up_and_their_keys_stop(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    other_id, other = await call_and_join(fake, sub, "+15550000002")
+    await billboard_says(relay, "dialjam", kick(CALLER))
+    await fake.ended(channel_id)
+    assert fake.hung_up == {channel_id: "normal"}  # DELETE /ari/channels/{id}?reason=normal
+    assert (await ari_health(relay))["callers"] == 1
+    # The StasisEnd of the deletion gives no leave (the billboard said "kicked"); the
+    # others play on.
+    await fake.press(other_id, "5")
+    assert await recv(sub) == digit("5", other["caller"])
+    await nothing_published(relay, sub)
+
+
+async def test_a_kicked_ari_callers_keys_before_the_hang_up_lands_are_not_heard(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    fake.failures[f"/channels/{channel_id}"] = 500  # the DELETE fails: the call stays up
+    await billboard_says(relay, "dialjam", kick(CALLER, ban_s=0))
+
+    async def tried() -> bool:
+        return any(m == "DELETE" for m, _, _ in fake.requests)
+
+    await until(tried)
+    # After the ban (0 s), a key from the still-open call must not bring them back.
+    await fake.press(channel_id, "5")
+    await nothing_published(relay, sub)
+    assert relay.state.errors["ari_rest_500"] == 1
+
+
+async def test_a_kick_for_a_caller_on_another_gateway_touches_no_ari_call(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    await call_and_join(fake, sub)
+    await billboard_says(relay, "dialjam", kick("c-someoneelse"))
+    await billboard_says(relay, "dialjam", {**kick(CALLER), "reason": "turn"})
+    await nothing_published(relay, sub)
+    assert not [m for m, _, _ in fake.requests if m == "DELETE"]
+
+
+async def test_a_gateway_on_its_own_channel_hears_the_kicks_of_that_channel_only(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake, channel="lobby")
+    channel_id, _ = await call_and_join(fake, sub)
+    await billboard_says(relay, "dialjam", kick(CALLER))  # another installation's billboard
+    await fake.press(channel_id, "5")
+    assert await recv(sub) == digit("5")  # still heard: that kick was not for us
+    await billboard_says(relay, "lobby", kick(CALLER))
+    await fake.ended(channel_id)
+    assert [p for m, p, _ in fake.requests if m == "DELETE"] == [f"/ari/channels/{channel_id}"]
