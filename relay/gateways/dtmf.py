@@ -140,6 +140,7 @@ def dtmf_tone(
 BLOCK: Final = 102  # Asterisk's DTMF_GSIZE: 12.75 ms at 8 kHz
 _HALF: Final = BLOCK // 2
 _FREQUENCIES: Final = ROWS_HZ + COLUMNS_HZ
+_LOW_BINS: Final = 5  # DFT bins 1–5 of a block: 78–392 Hz, well below the lowest row
 
 
 def _goertzel_basis() -> NDArray[np.float64]:
@@ -147,7 +148,8 @@ def _goertzel_basis() -> NDArray[np.float64]:
     half of it under a Hann window.
 
     Columns: [cos, whole (8)] [sin, whole] [cos, first half] [sin, first half] [cos,
-    second half] [sin, second half]. The whole block gives the Goertzel (DFT) levels,
+    second half] [sin, second half], then the block's DFT at 0 Hz and bins 1–5 (cos,
+    sin): the energy below 400 Hz, which no DTMF tone has. The whole block gives the Goertzel (DFT) levels,
     whose nulls fall on the neighbouring rows. The halves' phase runs on from one half
     to the next, so the turn between them measures frequency; the window keeps the
     other tone's leakage (up to 8 dB louder) out of that measure.
@@ -160,23 +162,36 @@ def _goertzel_basis() -> NDArray[np.float64]:
     second = np.zeros((BLOCK, 1))
     second[_HALF:] = window
     cos, sin = np.cos(omega * n), np.sin(omega * n)
+    low = 2 * np.pi * np.arange(1, _LOW_BINS + 1)[None, :] / BLOCK * n
     return np.ascontiguousarray(
-        np.concatenate([cos, sin, cos * first, sin * first, cos * second, sin * second], axis=1)
+        np.concatenate(
+            [cos, sin, cos * first, sin * first, cos * second, sin * second]
+            + [np.ones((BLOCK, 1)), np.cos(low), np.sin(low)],
+            axis=1,
+        )
     )
 
 
 _BASIS: Final = _goertzel_basis()
+_LOW_START: Final = 48  # where the low-band columns begin in _BASIS
 
-NORMAL_TWIST: Final = 10.0 ** (8.0 / 10.0)  # Q.24: row (low) tone up to 8 dB louder
-REVERSE_TWIST: Final = 10.0 ** (4.0 / 10.0)  # Q.24: column (high) tone up to 4 dB louder
+NORMAL_TWIST_DB: Final = 9.0
+"""Q.24: the row (low) tone may be up to 8 dB louder; one more decibel of margin, as a
+block's measured twist scatters by ±½ dB around the true one (μ-law, noise, where the
+tone starts), so a tone at exactly 8 dB is accepted (at 10 dB it is still rejected)."""
+REVERSE_TWIST_DB: Final = 5.0
+"""Q.24: the column (high) tone up to 4 dB louder, with the same margin."""
+NORMAL_TWIST: Final = 10.0 ** (NORMAL_TWIST_DB / 10.0)
+REVERSE_TWIST: Final = 10.0 ** (REVERSE_TWIST_DB / 10.0)
 RELATIVE_PEAK: Final = 10.0 ** (8.0 / 10.0)  # Asterisk: DTMF_RELATIVE_PEAK_ROW/COL, 8 dB
 MIN_LEVEL_DBM0: Final = -40.0  # each tone
 _MIN_POWER: Final = (BLOCK * DBM0_AMPLITUDE * 10.0 ** (MIN_LEVEL_DBM0 / 20.0) / 2.0) ** 2
 TONE_SHARE: Final = 0.60
-"""The least share of a block's energy the two tones must hold (Asterisk's
-DTMF_TO_TOTAL_ENERGY of 42/51 is 0.82; lower here so that tones 1.5 % off in the
-78 Hz-wide bins and tones in noise still pass: the frequency check rejects what
-this lets through)."""
+"""The least share of a block's energy above 400 Hz the two tones must hold
+(Asterisk's DTMF_TO_TOTAL_ENERGY of 42/51 is 0.82 of all of it; lower here so that
+tones 1.5 % off in the 78 Hz-wide bins and tones in noise still pass: the frequency
+check rejects what this lets through). The energy below 400 Hz is left out: pink
+noise, hum and a voice's fundamental put most of theirs there, and no DTMF tone does."""
 FREQUENCY_TOLERANCE: Final = 0.025  # between Q.24's accept (1.5 %) and reject (3.5 %)
 STEADY: Final = 0.4
 """A tone's power in one half of a block against the other's, at least (−4 dB): a
@@ -226,6 +241,8 @@ class DtmfDetector:
         self._run = 0  # how many consecutive blocks it has hit
         self._held: str | None = None  # the key whose press was reported and goes on
         self._misses = 0  # blocks since the held key was last heard
+        self._after_gap = False  # the next block follows audio lost on the way
+        self._lost_blocks = 0  # blocks' worth of it, misses unless the held key returns
 
     def feed_ulaw(self, data: bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of G.711 μ-law audio (one byte per
@@ -261,6 +278,30 @@ class DtmfDetector:
         except (TypeError, ValueError, OverflowError):
             return []
         return self._feed(pcm)
+
+    def lost(self, samples: int = CHUNK_SAMPLES) -> list[str]:
+        """`samples` of the call's audio were lost on the way (an RTP sequence gap, a
+        jump in a Twilio stream's ``media.chunk``): the keys whose press this confirms.
+
+        What was lost is unknown, tone or pause: a held key heard again right after it
+        goes on through it (a long press is not split in two), while a key not heard
+        after it counts it as pause (two presses of one key 60 ms apart stay two); and
+        one hit beside it counts as the two a press needs (a 40 ms tone with 20 ms of
+        it lost may leave one block of tone).
+        The partial block before the gap is dropped; blocks start afresh after it.
+        Audio a gateway replaced by silence or by a copy of the previous frame is fed
+        as audio instead, and the detector cannot tell.
+        """
+        if samples <= 0:
+            return []
+        self._rest = np.zeros(0)
+        self._after_gap = True
+        self._lost_blocks += -(-samples // BLOCK)
+        key = self._candidate
+        if self._held is None and key is not None and self._run >= 1:
+            self._held, self._misses = key, 0
+            return [key]
+        return []
 
     def _feed(self, samples: NDArray[np.float64]) -> list[str]:
         pending = np.concatenate((self._rest, samples)) if self._rest.size else samples
@@ -300,7 +341,7 @@ class DtmfDetector:
             if other != column and columns[other] * RELATIVE_PEAK > column_power:
                 return None
         block = blocks[index]
-        if row_power + column_power < _SHARE_SCALE * float(block @ block):
+        if row_power + column_power < _SHARE_SCALE * self._band_energy(block, sums[index]):
             return None
         block_halves = sums[index, 16:].tolist()
         if not _steady_and_in_tune(block_halves, row):
@@ -309,17 +350,32 @@ class DtmfDetector:
             return None
         return KEYS[4 * row + column]
 
+    @staticmethod
+    def _band_energy(block: NDArray[np.float64], sums: NDArray[np.float64]) -> float:
+        """The block's energy above 400 Hz: all of it less its DFT bins 0–5 (Parseval:
+        Σx² = (|X₀|² + 2·Σ|Xₖ|² + …)/N over a whole number of cycles, so the bins'
+        share is exact)."""
+        low = sums[_LOW_START:]
+        dc = float(low[0])
+        waves = low[1:]
+        below = (dc * dc + 2.0 * float(waves @ waves)) / BLOCK
+        return float(block @ block) - below
+
     def _advance(self, key: str | None) -> bool:
         """Move the press state on by one block; True when `key`'s press begins now."""
+        after_gap, self._after_gap = self._after_gap, False
+        lost, self._lost_blocks = self._lost_blocks, 0
         if key is not None and key == self._candidate:
             self._run += 1
         else:
             self._candidate, self._run = key, (0 if key is None else 1)
+        if after_gap and key is not None:
+            self._run = max(self._run, HITS_TO_BEGIN)  # the gap stands for the other hit
         if self._held is not None:
             if key == self._held:
                 self._misses = 0
                 return False
-            self._misses += 1
+            self._misses += 1 + lost
             if self._misses < MISSES_TO_END:
                 return False
             self._held = None
