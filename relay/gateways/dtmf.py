@@ -144,15 +144,16 @@ _LOW_BINS: Final = 5  # DFT bins 1–5 of a block: 78–392 Hz, well below the l
 
 
 def _goertzel_basis() -> NDArray[np.float64]:
-    """(102, 48): cos and sin of each frequency over the whole block, then over each
-    half of it under a Hann window.
+    """(102, 59): cos and sin of each frequency over the whole block, then over each
+    half of it under a Hann window, then the block's low band.
 
     Columns: [cos, whole (8)] [sin, whole] [cos, first half] [sin, first half] [cos,
     second half] [sin, second half], then the block's DFT at 0 Hz and bins 1–5 (cos,
-    sin): the energy below 400 Hz, which no DTMF tone has. The whole block gives the Goertzel (DFT) levels,
-    whose nulls fall on the neighbouring rows. The halves' phase runs on from one half
-    to the next, so the turn between them measures frequency; the window keeps the
-    other tone's leakage (up to 8 dB louder) out of that measure.
+    sin): the energy below 400 Hz, which no DTMF tone has. The whole block gives the
+    Goertzel (DFT) levels, whose nulls fall on the neighbouring rows. The halves'
+    phase runs on from one half to the next, so the turn between them measures
+    frequency; the window keeps the other tone's leakage (up to 8 dB louder) out of
+    that measure.
     """
     n = np.arange(BLOCK)[:, None]
     omega = 2 * np.pi * np.array(_FREQUENCIES)[None, :] / SAMPLE_RATE
@@ -165,8 +166,10 @@ def _goertzel_basis() -> NDArray[np.float64]:
     low = 2 * np.pi * np.arange(1, _LOW_BINS + 1)[None, :] / BLOCK * n
     return np.ascontiguousarray(
         np.concatenate(
-            [cos, sin, cos * first, sin * first, cos * second, sin * second]
-            + [np.ones((BLOCK, 1)), np.cos(low), np.sin(low)],
+            [
+                *(cos, sin, cos * first, sin * first, cos * second, sin * second),
+                *(np.ones((BLOCK, 1)), np.cos(low), np.sin(low)),
+            ],
             axis=1,
         )
     )

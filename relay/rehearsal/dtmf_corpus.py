@@ -295,13 +295,15 @@ def pink_noise(size: int, seed: int) -> NDArray[np.float64]:
     frequencies[0] = frequencies[1]
     noise = np.fft.irfft(spectrum / np.sqrt(frequencies), size)
     noise -= noise.mean()
-    return noise / max(1e-12, float(noise.std()))
+    scaled: NDArray[np.float64] = noise / max(1e-12, float(noise.std()))
+    return scaled
 
 
 def with_pink_noise(signal: NDArray[np.float64], snr_db: float, seed: int) -> NDArray[np.float64]:
     """Pink noise added at `snr_db` below a −10 dBm0-per-tone DTMF signal's power."""
     tone_power = (DBM0_AMPLITUDE * 10 ** (-10 / 20)) ** 2
-    return signal + np.sqrt(tone_power / 10 ** (snr_db / 10)) * pink_noise(signal.size, seed)
+    sigma = float(np.sqrt(tone_power / 10 ** (snr_db / 10)))
+    return signal + sigma * pink_noise(signal.size, seed)
 
 
 @dataclass(frozen=True)
