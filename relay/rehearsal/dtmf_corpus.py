@@ -205,24 +205,60 @@ def score(expected: str, found: str) -> tuple[int, int]:
     return hits, len(found) - hits
 
 
-def speech_corpus(workdir: Path) -> list[Clip]:
-    """espeak-ng reading SENTENCES in a few voices and speeds, resampled to 8 kHz by sox,
-    then through μ-law."""
+# Many voices, languages and pitches: a high voice's harmonics sweep through the DTMF
+# bands, tonal languages hold a pitch, and sung-out vowels hold one longest (the
+# classic talk-off). (language, espeak-ng voice, words a minute, pitch 0–99, text)
+TALKERS = (
+    ("en", "en", 160, 50, SENTENCES),
+    ("en", "en+f3", 140, 70, SENTENCES),
+    ("en", "en-us+m3", 200, 35, SENTENCES),
+    ("en", "en-gb+f5", 120, 99, SENTENCES),
+    ("en", "en-us+klatt", 170, 80, SENTENCES),
+    ("en", "en+croak", 150, 20, SENTENCES),
+    (
+        "de",
+        "de+f2",
+        150,
+        75,
+        ("Hallo, hörst du mich? Drück eine Taste, dann spielt das Haus Musik für alle.",),
+    ),
+    (
+        "fr",
+        "fr+m4",
+        160,
+        45,
+        ("Bonjour à tous! Appuyez sur une touche et la façade s'illumine en chantant.",),
+    ),
+    ("es", "es+f4", 170, 85, ("¡Hola! ¿Me oyes? Pulsa una tecla y el edificio toca música.",)),
+    ("it", "it+m2", 150, 60, ("Ciao! Premi un tasto e il palazzo suona una canzone per noi.",)),
+    ("cmn", "cmn", 150, 70, ("你好，请按一个键，整栋楼就会为大家演奏音乐。",)),
+    ("ja", "ja+f1", 150, 90, ("もしもし、聞こえますか。ボタンを押すと建物が音楽を奏でます。",)),
+    ("sung", "en+f4", 60, 99, ("Ooooooh, aaaaaaah, eeeeeeeh, laaaaaa, naaaaaa, mmmmmmm.",)),
+    ("sung", "en+m1", 50, 10, ("Ooooooh, aaaaaaah, eeeeeeeh, laaaaaa, naaaaaa, mmmmmmm.",)),
+)
+
+
+def speech_corpus(
+    workdir: Path, talkers: Iterable[tuple[str, str, int, int, tuple[str, ...]]] = TALKERS
+) -> list[Clip]:
+    """espeak-ng reading each talker's text (TALKERS: English in six voices, five
+    other languages, sung vowels high and low), resampled to 8 kHz by sox, loud (peak
+    at −1 dBFS, a caller shouting over the music), then through μ-law."""
     clips: list[Clip] = []
-    voices = (("en", "160"), ("en+f3", "140"), ("en-us+m3", "200"))
-    for index, sentence in enumerate(SENTENCES):
-        voice, speed = voices[index % len(voices)]
+    for index, (language, voice, speed, pitch, texts) in enumerate(talkers):
         raw = workdir / f"speech{index}.wav"
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), sentence],
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw)]
+            + [" ".join(texts)],
             check=True,
             capture_output=True,
-            timeout=60,
+            timeout=120,
         )
         pcm = read_wav(resample(raw, workdir / f"speech{index}_8k.wav"))
-        # Loud, as a caller shouting over the music: peak at −1 dBFS.
         loud = pcm.astype(np.float64) * (0.9 * 32767 / max(1, int(np.abs(pcm).max())))
-        clips.append(Clip(f"speech {index} ({voice})", through_ulaw(loud), ""))
+        clips.append(
+            Clip(f"speech {index} ({language}, {voice}, p{pitch})", through_ulaw(loud), "")
+        )
     return clips
 
 
@@ -240,7 +276,7 @@ def _pitched(sample: NDArray[np.float64], semitones: float) -> NDArray[np.float6
     return np.interp(positions, np.arange(sample.size), sample)
 
 
-def music_corpus(workdir: Path, seconds: float = 12.0, seed: int = 7) -> list[Clip]:
+def music_corpus(workdir: Path, seconds: float = 30.0, seed: int = 7) -> list[Clip]:
     """Music from the project's own sounds: per instrument set, a random chord
     progression (three-note chords, notes within two octaves of the zone's root) over
     drums, mixed at 8 kHz, normalised to −1 dBFS, then through μ-law."""
