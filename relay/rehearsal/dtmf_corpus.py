@@ -247,9 +247,9 @@ def speech_corpus(
     clips: list[Clip] = []
     for index, (language, voice, speed, pitch, texts) in enumerate(talkers):
         raw = workdir / f"speech{index}.wav"
+        command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch)]
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(raw)]
-            + [" ".join(texts)],
+            [*command, "-w", str(raw), " ".join(texts)],
             check=True,
             capture_output=True,
             timeout=120,
