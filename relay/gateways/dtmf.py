@@ -151,16 +151,14 @@ _LOW_BINS: Final = 5  # DFT bins 1–5 of a block: 78–392 Hz, well below the l
 
 
 def _goertzel_basis() -> NDArray[np.float64]:
-    """(102, 59): cos and sin of each frequency over the whole block, then over each
-    half of it under a Hann window, then the block's low band.
+    """(102, 48): cos and sin of each frequency over the whole block, then over each
+    half of it under a Hann window.
 
     Columns: [cos, whole (8)] [sin, whole] [cos, first half] [sin, first half] [cos,
-    second half] [sin, second half], then the block's DFT at 0 Hz and bins 1–5 (cos,
-    sin): the energy below 400 Hz, which no DTMF tone has. The whole block gives the
-    Goertzel (DFT) levels, whose nulls fall on the neighbouring rows. The halves'
-    phase runs on from one half to the next, so the turn between them measures
-    frequency; the window keeps the other tone's leakage (up to 8 dB louder) out of
-    that measure.
+    second half] [sin, second half]. The whole block gives the Goertzel (DFT) levels,
+    whose nulls fall on the neighbouring rows. The halves' phase runs on from one half
+    to the next, so the turn between them measures frequency; the window keeps the
+    other tone's leakage (up to 8 dB louder) out of that measure.
     """
     n = np.arange(BLOCK)[:, None]
     omega = 2 * np.pi * np.array(_FREQUENCIES)[None, :] / SAMPLE_RATE
@@ -170,20 +168,23 @@ def _goertzel_basis() -> NDArray[np.float64]:
     second = np.zeros((BLOCK, 1))
     second[_HALF:] = window
     cos, sin = np.cos(omega * n), np.sin(omega * n)
+    return np.ascontiguousarray(
+        np.concatenate([cos, sin, cos * first, sin * first, cos * second, sin * second], axis=1)
+    )
+
+
+def _low_band_basis() -> NDArray[np.float64]:
+    """(102, 11): a block's DFT at 0 Hz and at bins 1–5 (cos, sin): below 400 Hz,
+    where no DTMF tone lies. Computed only for blocks that pass the cheaper checks."""
+    n = np.arange(BLOCK)[:, None]
     low = 2 * np.pi * np.arange(1, _LOW_BINS + 1)[None, :] / BLOCK * n
     return np.ascontiguousarray(
-        np.concatenate(
-            [
-                *(cos, sin, cos * first, sin * first, cos * second, sin * second),
-                *(np.ones((BLOCK, 1)), np.cos(low), np.sin(low)),
-            ],
-            axis=1,
-        )
+        np.concatenate([np.ones((BLOCK, 1)), np.cos(low), np.sin(low)], axis=1)
     )
 
 
 _BASIS: Final = _goertzel_basis()
-_LOW_START: Final = 48  # where the low-band columns begin in _BASIS
+_LOW_BASIS: Final = _low_band_basis()
 
 NORMAL_TWIST_DB: Final = 9.0
 """Q.24: the row (low) tone may be up to 8 dB louder; one more decibel of margin, as a
@@ -257,6 +258,7 @@ class DtmfDetector:
         self._misses = 0  # blocks since the held key was last heard
         self._after_gap = False  # the next block follows audio lost on the way
         self._lost_blocks = 0  # blocks' worth of it, misses unless the held key returns
+        self._last: NDArray[np.float64] = np.zeros(0)  # the latest samples fed (≤ 2 blocks kept)
 
     def feed_ulaw(self, data: bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of G.711 μ-law audio (one byte per
@@ -306,11 +308,16 @@ class DtmfDetector:
         Audio a gateway replaced by silence or by a copy of the previous frame is fed
         as audio instead, and the detector cannot tell.
         """
-        if samples <= 0:
+        try:
+            if int(samples) <= 0:
+                return []
+            count = int(samples)
+        except (TypeError, ValueError, OverflowError):
             return []
         self._rest = np.zeros(0)
+        self._last = np.zeros(0)
         self._after_gap = True
-        self._lost_blocks += -(-samples // BLOCK)
+        self._lost_blocks += -(-count // BLOCK)
         key = self._candidate
         if self._held is None and key is not None and self._run >= 1:
             self._held, self._misses = key, 0
@@ -319,18 +326,41 @@ class DtmfDetector:
 
     def _feed(self, samples: NDArray[np.float64]) -> list[str]:
         pending = np.concatenate((self._rest, samples)) if self._rest.size else samples
+        earlier, self._last = self._last, samples[-2 * BLOCK :]
         count = pending.size // BLOCK
         self._rest = pending[count * BLOCK :].copy()
-        if count == 0:
-            return []
-        blocks = pending[: count * BLOCK].reshape(count, BLOCK)
+        found: list[str] = []
+        if count:
+            blocks = pending[: count * BLOCK].reshape(count, BLOCK)
+            found += self._blocks(blocks, advance=True)
+        if self._held is None and self._run >= 1 and self._rest.size:
+            # The latest block was a hit: the two blocks that end with the stream now
+            # may confirm the press before the next block completes (a tone of ≥ 21 ms
+            # fills both, so < 20 ms is still refused), a frame earlier on average.
+            history = samples
+            if samples.size < 2 * BLOCK:
+                history = np.concatenate((earlier, samples))[-2 * BLOCK :]
+                self._last = history
+            if history.size < 2 * BLOCK:
+                return found
+            pair = self._blocks(history[-2 * BLOCK :].reshape(2, BLOCK), advance=False)
+            if len(pair) == 2 and pair[0] == pair[1] == self._candidate:
+                self._held, self._misses, self._run = pair[0], 0, HITS_TO_BEGIN
+                found.append(pair[0])
+        return found
+
+    def _blocks(self, blocks: NDArray[np.float64], advance: bool) -> list[str]:
+        """Classify whole blocks: with `advance`, move the press state on by each and
+        return the keys whose press began; without, return each block's key."""
         sums = blocks @ _BASIS  # every block × 8 frequencies × (whole, 2 halves) × cos/sin
         squares = sums[:, :16] * sums[:, :16]
         powers = (squares[:, :8] + squares[:, 8:]).tolist()
         found: list[str] = []
         for index, power in enumerate(powers):
             key = self._classify(blocks, sums, index, power)
-            if self._advance(key):
+            if not advance:
+                found += [key] if key is not None else []
+            elif self._advance(key):
                 found.append(key)  # type: ignore[arg-type]
         return found
 
@@ -355,7 +385,11 @@ class DtmfDetector:
             if other != column and columns[other] * RELATIVE_PEAK > column_power:
                 return None
         block = blocks[index]
-        if row_power + column_power < _SHARE_SCALE * self._band_energy(block, sums[index]):
+        # The block's energy above 400 Hz: all of it less its DFT bins 0–5 (Parseval:
+        # Σx² = (|X₀|² + 2·Σ|Xₖ|² + …)/N for whole cycles, so the bins' share is exact).
+        low = (block @ _LOW_BASIS).tolist()
+        below = low[0] * low[0] + 2.0 * sum(value * value for value in low[1:])
+        if row_power + column_power < _SHARE_SCALE * (float(block @ block) - below / BLOCK):
             return None
         block_halves = sums[index, 16:].tolist()
         if not _steady_and_in_tune(block_halves, row):
@@ -363,17 +397,6 @@ class DtmfDetector:
         if not _steady_and_in_tune(block_halves, 4 + column):
             return None
         return KEYS[4 * row + column]
-
-    @staticmethod
-    def _band_energy(block: NDArray[np.float64], sums: NDArray[np.float64]) -> float:
-        """The block's energy above 400 Hz: all of it less its DFT bins 0–5 (Parseval:
-        Σx² = (|X₀|² + 2·Σ|Xₖ|² + …)/N over a whole number of cycles, so the bins'
-        share is exact)."""
-        low = sums[_LOW_START:]
-        dc = float(low[0])
-        waves = low[1:]
-        below = (dc * dc + 2.0 * float(waves @ waves)) / BLOCK
-        return float(block @ block) - below
 
     def _advance(self, key: str | None) -> bool:
         """Move the press state on by one block; True when `key`'s press begins now."""
