@@ -280,7 +280,8 @@ class _Current:
 END_TIMEOUT_S: Final = 0.3
 """How long a held key may go unheard before its press is taken to have ended with
 its end packets lost: six of the 50 ms updates a sender sends at the least
-(RFC 4733 §2.5.1.2), so jitter never ends a held key early."""
+(RFC 4733 §2.5.1.2, after RFC 2833 §3.6: "every 50 ms thereafter or the packet
+interval for the audio codec"), so jitter never ends a held key early."""
 # RFC 4733 §2.5.1.3: a long event is split when its duration reaches the 16-bit field's
 # limit. A segment shorter than this was not split for length: a new timestamp after it
 # is a new press. (Some senders split a little before the limit.)
