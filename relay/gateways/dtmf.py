@@ -109,6 +109,31 @@ def ulaw_encode(samples: ArrayLike) -> bytes:
     return codes.astype(np.uint8).tobytes()
 
 
+# -- G.711 A-law (the other codec a SIP trunk offers) --
+
+
+def _alaw_table() -> NDArray[np.int16]:
+    codes = np.arange(256, dtype=np.int32) ^ 0x55  # G.711 inverts the even bits
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = np.where(
+        exponent == 0,
+        (mantissa << 4) + 8,
+        ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0),
+    )
+    return np.where(codes & 0x80, magnitude, -magnitude).astype(np.int16)
+
+
+ALAW_TO_PCM: Final[NDArray[np.int16]] = _alaw_table()
+"""G.711 A-law decoding: byte value → 16-bit linear sample (±32256 at most)."""
+_ALAW_TO_FLOAT: Final[NDArray[np.float64]] = ALAW_TO_PCM.astype(np.float64)
+
+
+def alaw_decode(data: bytes | bytearray | memoryview) -> NDArray[np.int16]:
+    """G.711 A-law bytes → 16-bit linear samples (one sample per byte)."""
+    return ALAW_TO_PCM[np.frombuffer(data, dtype=np.uint8)]
+
+
 # -- test tones --
 
 DBM0_AMPLITUDE: Final = 22657.0
@@ -271,6 +296,15 @@ class DtmfDetector:
         except (TypeError, ValueError):
             return []
         return self._feed(_ULAW_TO_FLOAT[codes])
+
+    def feed_alaw(self, data: bytes | bytearray | memoryview) -> list[str]:
+        """The keys confirmed in the next stretch of G.711 A-law audio (RTP payload
+        type 8, one byte per sample)."""
+        try:
+            codes = np.frombuffer(data, dtype=np.uint8)
+        except (TypeError, ValueError):
+            return []
+        return self._feed(_ALAW_TO_FLOAT[codes])
 
     def feed_pcm(self, samples: ArrayLike | bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of linear PCM at 8 kHz.
