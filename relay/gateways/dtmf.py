@@ -421,18 +421,20 @@ class DtmfDetector:
                 return None
             if other != column and columns[other] * RELATIVE_PEAK > column_power:
                 return None
-        block = blocks[index]
-        # The block's energy above 400 Hz: all of it less its DFT bins 0–5 (Parseval:
-        # Σx² = (|X₀|² + 2·Σ|Xₖ|² + …)/N for whole cycles, so the bins' share is exact).
-        low = (block @ _LOW_BASIS).tolist()
-        below = low[0] * low[0] + 2.0 * sum(value * value for value in low[1:])
-        if row_power + column_power < _SHARE_SCALE * (float(block @ block) - below / BLOCK):
-            return None
         block_halves = sums[index, 16:].tolist()
         if not _steady_and_in_tune(block_halves, row):
             return None
         if not _steady_and_in_tune(block_halves, 4 + column):
             return None
+        block = blocks[index]
+        tones, energy = row_power + column_power, float(block @ block)
+        if tones < _SHARE_SCALE * energy:
+            # The block's energy above 400 Hz: all of it less its DFT bins 0–5 (Parseval:
+            # Σx² = (|X₀|² + 2·Σ|Xₖ|² + …)/N for whole cycles, so the share is exact).
+            low = (block @ _LOW_BASIS).tolist()
+            below = low[0] * low[0] + 2.0 * sum(value * value for value in low[1:])
+            if tones < _SHARE_SCALE * (energy - below / BLOCK):
+                return None
         return KEYS[4 * row + column]
 
     def _advance(self, key: str | None) -> bool:
