@@ -13,7 +13,8 @@ after of one run, on the same audio and the same load.
 
 How a lost frame reaches the detector (LOSS_MODELS): ``told`` — the gateway sees the
 gap (an RTP sequence gap; a jump in a Twilio ``media.chunk``) and calls
-``DtmfDetector.lost`` (multimon-ng, which has no such call, gets silence there);
+``DtmfDetector.lost`` (multimon-ng and a compared detector without that call get
+silence there);
 ``silence`` — the gap filled with silence, unsaid; ``concealed`` — the previous frame
 repeated; ``skipped`` — the frame just missing. Needs ``multimon-ng``, ``sox`` and
 ``espeak-ng`` for the multimon-ng column and the talk-off rows (said, and skipped,
