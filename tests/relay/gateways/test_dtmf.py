@@ -207,7 +207,7 @@ def test_speech_gives_fewer_false_digits_than_multimon_ng_and_none_in_plain_voic
     tmp_path: Path,
 ) -> None:
     # Fourteen talkers, six languages, sung vowels: 3 false digits (the detector
-    # before issue 14: 3; multimon-ng 5), all from two synthetic voices whose
+    # before issue 14: 3; multimon-ng 4), all from two synthetic voices whose
     # harmonics line up as clean as a keypad's (a pitch-99 voice's "7" holds 88 % of
     # its energy in 852 + 1209 Hz).
     needs_tools()
