@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 # RFC 4733 §3.2, Table 1: events 0–9 are the digits, 10 is *, 11 is #, 12–15 are A–D:
 # the contract's key set, in that order.
@@ -274,6 +274,18 @@ class _Current:
     event: int
     duration: int
     ended: bool
+    heard: float | None  # when its latest packet arrived (the caller's clock), if said
+
+
+END_TIMEOUT_S: Final = 0.3
+"""How long a held key may go unheard before its press is taken to have ended with
+its end packets lost: six of the 50 ms updates a sender sends at the least
+(RFC 4733 §2.5.1.2, after RFC 2833 §3.6: "every 50 ms thereafter or the packet
+interval for the audio codec"), so jitter never ends a held key early."""
+# RFC 4733 §2.5.1.3: a long event is split when its duration reaches the 16-bit field's
+# limit. A segment shorter than this was not split for length: a new timestamp after it
+# is a new press. (Some senders split a little before the limit.)
+_MIN_SEGMENT: Final = 0xFFFF - 8000
 
 
 class TelephoneEventDecoder:
@@ -288,11 +300,29 @@ class TelephoneEventDecoder:
 
     ``report_on="release"`` (the default, as Asterisk's ARI reports ChannelDtmfReceived)
     reports a key at its first end packet — an end packet alone is enough when the
-    earlier ones were lost. If every end packet is lost, the next event from the same
-    source ends it (as a receiver playing out tones stops one when the next begins), and
-    `flush` ends what is left when the call ends. ``"press"`` reports
-    at the first packet seen of the event instead. Long presses split into segments
-    (§2.5.1.3: a new timestamp where the previous segment ended) count once either way.
+    earlier ones were lost. When every end packet is lost, the press still ends, at the
+    first of:
+
+    - the next event from the same source (as a receiver playing out tones stops one
+      when the next begins);
+    - audio from the same source again, timestamped more than `end_timeout_s` after
+      the last duration the event reported (the sender is back to speech, so the key is
+      up; RTP time, no clock needed);
+    - `expire(now)` finding no packet of it for `end_timeout_s` of the caller's clock
+      (``feed(packet, now)`` says when each packet arrived): a sender updates a held
+      key at least every 50 ms (§2.5.1.2), so silence that long means the end was lost;
+    - `flush` when the call ends.
+
+    ``"press"`` reports at the first packet seen of the event instead.
+
+    A new RTP timestamp is a new event (§2.2.1), with one exception: a long press split
+    into segments (§2.5.1.3: past the 16-bit duration field's 0xFFFF units, a new
+    segment starts at a new timestamp where the previous one ended) counts once. A
+    segment is told from a second press of the same key by the marker bit, which
+    "indicates the beginning of a new event" and is set on the first segment only
+    (§2.2.2), and by its length: only a segment that ran to the field's limit is
+    continued, so the same key pressed again right where a press with lost end packets
+    stopped is two presses.
 
     With `red_payload_type`, RFC 2198 redundancy payloads (RFC 4733 §2.6.2) are unpacked
     too: each block carrying `payload_type` is read with the timestamp its offset
@@ -311,8 +341,11 @@ class TelephoneEventDecoder:
         red_payload_type: int | None = None,
         memory: int = 256,
         max_sources: int = 64,
+        end_timeout_s: float = END_TIMEOUT_S,
     ) -> None:
         self.payload_type = payload_type
+        self.end_timeout_s = end_timeout_s
+        self._end_timeout_units = max(0, round(end_timeout_s * 8000))
         self.report_on: ReportOn = report_on
         self.red_payload_type = red_payload_type
         self._memory = max(1, memory)
@@ -327,8 +360,10 @@ class TelephoneEventDecoder:
         """How many presses and sources the decoder holds now (bounded)."""
         return len(self._reported) + len(self._current)
 
-    def feed(self, packet: RtpPacket | bytes) -> list[str]:
-        """Take one RTP packet (parsed or raw); return the keys it completes, in order."""
+    def feed(self, packet: RtpPacket | bytes, now: float | None = None) -> list[str]:
+        """Take one RTP packet (parsed or raw) that arrived at `now` (seconds, any
+        steady clock; None when the caller keeps no time, then only `expire` cannot
+        end its press); return the keys it completes, in order."""
         rtp = packet if isinstance(packet, RtpPacket) else parse_rtp(packet)
         if rtp is None:
             self.malformed += 1
@@ -347,8 +382,9 @@ class TelephoneEventDecoder:
             ]
         else:
             self.ignored += 1
-            return []
+            return self._audio(rtp)
         keys: list[str] = []
+        marker = rtp.marker
         for timestamp, payload in blocks:
             events = parse_telephone_events(payload)
             if not events:
@@ -356,10 +392,40 @@ class TelephoneEventDecoder:
                 continue
             start = timestamp
             for event in events:
-                keys.extend(self._on_event(rtp.ssrc, start, event))
+                keys.extend(self._on_event(rtp.ssrc, start, event, marker, now))
                 # §2.5.1.5: a packed event starts where the previous one ended.
                 start = (start + event.duration) % _TIMESTAMP_MODULUS
+                marker = False  # the marker marks the packet's first event only
         return keys
+
+    def expire(self, now: float) -> list[str]:
+        """The keys of presses unheard for `end_timeout_s` by `now` (release mode):
+        their end packets were lost. Call it every few hundred milliseconds with the
+        clock `feed` was given."""
+        keys: list[str] = []
+        for ssrc, current in self._current.items():
+            if (
+                not current.ended
+                and current.heard is not None
+                and now - current.heard >= self.end_timeout_s
+            ):
+                current.ended = True
+                keys.extend(self._report((ssrc, current.timestamp, current.event)))
+        return keys
+
+    def _audio(self, rtp: RtpPacket) -> list[str]:
+        """Audio from a source holding a key: past the key's last reported duration by
+        more than the timeout, the key is up and its end packets were lost."""
+        current = self._current.get(rtp.ssrc)
+        if current is None or current.ended:
+            return []
+        limit = (current.timestamp + current.duration + self._end_timeout_units) % (
+            _TIMESTAMP_MODULUS
+        )
+        if not _is_later(rtp.timestamp, limit):
+            return []
+        current.ended = True
+        return self._report((rtp.ssrc, current.timestamp, current.event))
 
     def flush(self) -> list[str]:
         """End the call: the keys of events whose end packets never came (release mode;
@@ -371,27 +437,31 @@ class TelephoneEventDecoder:
         self._current.clear()
         return keys
 
-    def _on_event(self, ssrc: int, timestamp: int, event: TelephoneEvent) -> list[str]:
+    def _on_event(
+        self, ssrc: int, timestamp: int, event: TelephoneEvent, marker: bool, now: float | None
+    ) -> list[str]:
         keys: list[str] = []
         key = (ssrc, timestamp, event.event)
         current = self._current.get(ssrc)
         if current is None or _is_later(timestamp, current.timestamp):
             if current is not None and not current.ended:
                 previous = (ssrc, current.timestamp, current.event)
-                if self._continues(current, timestamp, event):
+                if not marker and self._continues(current, timestamp, event):
                     # §2.5.1.3: the next segment of a long press is the same press.
                     if previous in self._reported:
                         self._remember(key)
                 elif self.report_on == "release":
                     # Its end packets were all lost: the new event ends it.
                     keys.extend(self._report(previous))
-            self._current[ssrc] = _Current(timestamp, event.event, event.duration, event.end)
+            self._current[ssrc] = _Current(timestamp, event.event, event.duration, event.end, now)
             self._current.move_to_end(ssrc)
             while len(self._current) > self._max_sources:
                 self._current.popitem(last=False)
         elif (current.timestamp, current.event) == (timestamp, event.event):
             current.duration = max(current.duration, event.duration)
             current.ended = current.ended or event.end
+            if now is not None:
+                current.heard = now
         # Otherwise a late packet of an older event (reordering): it may still report
         # that event below, but the newest event stays the newest.
         if event.end or self.report_on == "press":
@@ -400,8 +470,15 @@ class TelephoneEventDecoder:
 
     @staticmethod
     def _continues(current: _Current, timestamp: int, event: TelephoneEvent) -> bool:
+        """Whether an event at `timestamp` is the next segment of `current` (§2.5.1.3):
+        the same event, starting where a segment that ran to the duration field's
+        limit ended."""
         gap = (timestamp - current.timestamp) % _TIMESTAMP_MODULUS
-        return event.event == current.event and gap in (current.duration, _MAX_DURATION)
+        return (
+            event.event == current.event
+            and gap in (current.duration, _MAX_DURATION)
+            and gap >= _MIN_SEGMENT
+        )
 
     def _report(self, key: _Key) -> list[str]:
         if key in self._reported:

@@ -27,7 +27,8 @@ handlers only check signatures, feed it and publish what it returns. With
 ``[twilio] inband_dtmf`` (the default) the core also listens to the caller's audio
 with the Goertzel detector of ``dtmf.py``, for phones whose keys reach Twilio only as
 sound and for ``<Start><Stream>`` streams, which carry no ``dtmf`` messages; a press
-reported both ways counts once (``dtmf.PressMerger``). A bad message is
+reported both ways counts once (``dtmf.PressMerger``); a jump in ``media.timestamp``
+is audio lost on the way, told to the detector (``DtmfDetector.lost``). A bad message is
 the peer's fault: it is counted, logged once per stream and kind, and the stream goes on.
 """
 
@@ -173,6 +174,7 @@ class TwilioStream:
     stopped: bool = False
     detector: DtmfDetector | None = None
     presses: PressMerger = field(default_factory=PressMerger)
+    next_ms: int | None = None  # where the next inbound media should start (its timestamp)
 
     def receive(self, frame: str | bytes, now: float) -> list[Event]:
         msg, event = json_object(frame, "event", StreamError)
@@ -197,7 +199,8 @@ class TwilioStream:
             track = media.get("track")
             if self.detector is None or (isinstance(track, str) and track != "inbound"):
                 return []  # no detector, or our own audio echoed back: not the caller's keys
-            keys = self.detector.feed_ulaw(ulaw)
+            keys = self._gap(media.get("timestamp"), len(ulaw))
+            keys += self.detector.feed_ulaw(ulaw)
             return [out for key in keys for out in self.digit(key, "tone", now)]
         if event == "dtmf":
             dtmf = _field(msg, "dtmf", dict, "")
@@ -206,6 +209,22 @@ class TwilioStream:
                 raise StreamError("bad_digit", "dtmf.digit is not one of 0-9 * # A-D")
             return self.digit(digit, "event", now)
         return self.hang_up()  # stop
+
+    def _gap(self, timestamp: object, samples: int) -> list[str]:
+        """Tell the detector about inbound audio that never came: a ``media.timestamp``
+        (ms from the stream's start) at least half a frame past where the previous
+        payload ended (a held key then goes on through the gap instead of splitting).
+        A missing or odd timestamp tells nothing."""
+        assert self.detector is not None
+        if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
+            return []
+        at, expected = int(timestamp), self.next_ms
+        if expected is not None and at < expected - 10:
+            return []  # out of order or repeated: leave the reckoning as it is
+        self.next_ms = at + samples // 8
+        if expected is None or at - expected < 10:
+            return []
+        return self.detector.lost(min(at - expected, 1000) * 8)
 
     def digit(self, key: str, how: str, now: float) -> list[Event]:
         """A key press of this stream's caller, heard `how` ("event": a `dtmf`

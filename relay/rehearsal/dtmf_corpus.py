@@ -8,7 +8,6 @@ names). `missing_tools()` says which are absent; callers decide to fail, skip or
 
 from __future__ import annotations
 
-import difflib
 import shutil
 import subprocess
 import wave
@@ -191,30 +190,75 @@ def multimon(pcm: NDArray[np.int16], workdir: Path, name: str = "clip") -> str:
 
 
 def score(expected: str, found: str) -> tuple[int, int]:
-    """(keys of `expected` found in order, digits too many or wrong)."""
-    matcher = difflib.SequenceMatcher(None, expected, found, autojunk=False)
-    hits = sum(block.size for block in matcher.get_matching_blocks())
+    """(keys of `expected` found in order, digits too many or wrong): the longest
+    common subsequence (difflib's matching blocks are not one, and undercount)."""
+    previous = [0] * (len(found) + 1)
+    for key in expected:
+        current = [0]
+        for index, other in enumerate(found):
+            if key == other:
+                current.append(previous[index] + 1)
+            else:
+                current.append(max(previous[index + 1], current[index]))
+        previous = current
+    hits = previous[-1]
     return hits, len(found) - hits
 
 
-def speech_corpus(workdir: Path) -> list[Clip]:
-    """espeak-ng reading SENTENCES in a few voices and speeds, resampled to 8 kHz by sox,
-    then through μ-law."""
+# Many voices, languages and pitches: a high voice's harmonics sweep through the DTMF
+# bands, tonal languages hold a pitch, and sung-out vowels hold one longest (the
+# classic talk-off). (language, espeak-ng voice, words a minute, pitch 0–99, text)
+TALKERS = (
+    ("en", "en", 160, 50, SENTENCES),
+    ("en", "en+f3", 140, 70, SENTENCES),
+    ("en", "en-us+m3", 200, 35, SENTENCES),
+    ("en", "en-gb+f5", 120, 99, SENTENCES),
+    ("en", "en-us+klatt", 170, 80, SENTENCES),
+    ("en", "en+croak", 150, 20, SENTENCES),
+    (
+        "de",
+        "de+f2",
+        150,
+        75,
+        ("Hallo, hörst du mich? Drück eine Taste, dann spielt das Haus Musik für alle.",),
+    ),
+    (
+        "fr",
+        "fr+m4",
+        160,
+        45,
+        ("Bonjour à tous! Appuyez sur une touche et la façade s'illumine en chantant.",),
+    ),
+    ("es", "es+f4", 170, 85, ("¡Hola! ¿Me oyes? Pulsa una tecla y el edificio toca música.",)),
+    ("it", "it+m2", 150, 60, ("Ciao! Premi un tasto e il palazzo suona una canzone per noi.",)),
+    ("cmn", "cmn", 150, 70, ("你好，请按一个键，整栋楼就会为大家演奏音乐。",)),
+    ("ja", "ja+f1", 150, 90, ("もしもし、聞こえますか。ボタンを押すと建物が音楽を奏でます。",)),
+    ("sung", "en+f4", 60, 99, ("Ooooooh, aaaaaaah, eeeeeeeh, laaaaaa, naaaaaa, mmmmmmm.",)),
+    ("sung", "en+m1", 50, 10, ("Ooooooh, aaaaaaah, eeeeeeeh, laaaaaa, naaaaaa, mmmmmmm.",)),
+)
+
+
+def speech_corpus(
+    workdir: Path, talkers: Iterable[tuple[str, str, int, int, tuple[str, ...]]] = TALKERS
+) -> list[Clip]:
+    """espeak-ng reading each talker's text (TALKERS: English in six voices, five
+    other languages, sung vowels high and low), resampled to 8 kHz by sox, loud (peak
+    at −1 dBFS, a caller shouting over the music), then through μ-law."""
     clips: list[Clip] = []
-    voices = (("en", "160"), ("en+f3", "140"), ("en-us+m3", "200"))
-    for index, sentence in enumerate(SENTENCES):
-        voice, speed = voices[index % len(voices)]
+    for index, (language, voice, speed, pitch, texts) in enumerate(talkers):
         raw = workdir / f"speech{index}.wav"
+        command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch)]
         subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), sentence],
+            [*command, "-w", str(raw), " ".join(texts)],
             check=True,
             capture_output=True,
-            timeout=60,
+            timeout=120,
         )
         pcm = read_wav(resample(raw, workdir / f"speech{index}_8k.wav"))
-        # Loud, as a caller shouting over the music: peak at −1 dBFS.
         loud = pcm.astype(np.float64) * (0.9 * 32767 / max(1, int(np.abs(pcm).max())))
-        clips.append(Clip(f"speech {index} ({voice})", through_ulaw(loud), ""))
+        clips.append(
+            Clip(f"speech {index} ({language}, {voice}, p{pitch})", through_ulaw(loud), "")
+        )
     return clips
 
 
@@ -232,7 +276,7 @@ def _pitched(sample: NDArray[np.float64], semitones: float) -> NDArray[np.float6
     return np.interp(positions, np.arange(sample.size), sample)
 
 
-def music_corpus(workdir: Path, seconds: float = 12.0, seed: int = 7) -> list[Clip]:
+def music_corpus(workdir: Path, seconds: float = 30.0, seed: int = 7) -> list[Clip]:
     """Music from the project's own sounds: per instrument set, a random chord
     progression (three-note chords, notes within two octaves of the zone's root) over
     drums, mixed at 8 kHz, normalised to −1 dBFS, then through μ-law."""
@@ -274,3 +318,114 @@ def table(rows: Iterable[tuple[str, str, str, str]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
     )
+
+
+# -- the margins of issue 14: twist at the limits, lost frames, pink noise, latency --
+
+
+def pink_noise(size: int, seed: int) -> NDArray[np.float64]:
+    """Gaussian noise whose power falls 3 dB an octave (1/f), unit variance."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.normal(0.0, 1.0, size))
+    frequencies = np.fft.rfftfreq(size)
+    frequencies[0] = frequencies[1]
+    noise = np.fft.irfft(spectrum / np.sqrt(frequencies), size)
+    noise -= noise.mean()
+    scaled: NDArray[np.float64] = noise / max(1e-12, float(noise.std()))
+    return scaled
+
+
+def with_pink_noise(signal: NDArray[np.float64], snr_db: float, seed: int) -> NDArray[np.float64]:
+    """Pink noise added at `snr_db` below a −10 dBm0-per-tone DTMF signal's power."""
+    tone_power = (DBM0_AMPLITUDE * 10 ** (-10 / 20)) ** 2
+    sigma = float(np.sqrt(tone_power / 10 ** (snr_db / 10)))
+    return signal + sigma * pink_noise(signal.size, seed)
+
+
+@dataclass(frozen=True)
+class Press:
+    """Where one key's tone starts and ends in a clip (samples)."""
+
+    key: str
+    start: int
+    end: int
+
+
+def scattered(
+    count: int, seed: int, tone_ms: tuple[float, float] = (40.0, 100.0), **tone: float
+) -> tuple[NDArray[np.float64], list[Press]]:
+    """`count` random keys, random lengths within `tone_ms`, 60–200 ms apart, at random
+    sample offsets (so every alignment against 20 ms frames and detector blocks
+    occurs), each with `tone` (dtmf_tone's keyword arguments)."""
+    rng = np.random.default_rng(seed)
+    parts: list[NDArray[np.float64]] = [np.zeros(int(rng.integers(400, 1200)))]
+    at = parts[0].size
+    marks: list[Press] = []
+    for _ in range(count):
+        key = KEYS[int(rng.integers(len(KEYS)))]
+        sound = dtmf_tone(key, float(rng.uniform(*tone_ms)), **tone)  # type: ignore[arg-type]
+        gap = np.zeros(int(rng.integers(480, 1600)))
+        marks.append(Press(key, at, at + sound.size))
+        parts += [sound, gap]
+        at += sound.size + gap.size
+    return np.concatenate(parts), marks
+
+
+LOSS_MODELS = ("told", "silence", "concealed", "skipped")
+"""How a lost 20 ms frame reaches the detector: `told` — the gateway sees the gap (an
+RTP sequence gap, a jump in Twilio's `media.chunk`/`timestamp`) and calls
+`DtmfDetector.lost`; `silence` — the gateway fills the gap with silence and says
+nothing; `concealed` — it repeats the last frame (G.711 Appendix I's loss concealment
+in its simplest form); `skipped` — the frame is simply missing from the stream."""
+
+
+def lossy_chunks(pcm: NDArray[np.int16], loss: float, seed: int, model: str) -> list[bytes | None]:
+    """`pcm` as 20 ms μ-law frames, each lost with probability `loss`; a lost frame
+    becomes what `model` makes of it (None: the detector is told)."""
+    data = ulaw_encode(pcm)
+    rng = np.random.default_rng(seed)
+    frames: list[bytes | None] = []
+    previous = bytes([0xFF]) * CHUNK_SAMPLES
+    for start in range(0, len(data), CHUNK_SAMPLES):
+        frame = data[start : start + CHUNK_SAMPLES]
+        if rng.random() >= loss:
+            frames.append(frame)
+            previous = frame
+        elif model == "told":
+            frames.append(None)
+        elif model == "silence":
+            frames.append(bytes([0xFF]) * len(frame))
+        elif model == "concealed":
+            frames.append(previous[: len(frame)])
+        # "skipped": nothing at all
+    return frames
+
+
+def detect_frames(frames: Iterable[bytes | None]) -> list[tuple[str, int]]:
+    """Our detector on 20 ms frames (None: a frame the gateway knows is lost): each key
+    with the sample count fed when it was reported."""
+    detector = DtmfDetector()
+    found: list[tuple[str, int]] = []
+    fed = 0
+    for frame in frames:
+        if frame is None:
+            fed += CHUNK_SAMPLES
+            found += [(key, fed) for key in detector.lost(CHUNK_SAMPLES)]
+            continue
+        fed += len(frame)
+        found += [(key, fed) for key in detector.feed_ulaw(frame)]
+    return found
+
+
+def latencies(marks: list[Press], found: list[tuple[str, int]]) -> list[float]:
+    """Key-down → report (ms) for each press reported while its tone or the 100 ms
+    after it lasted: the tone's start to the end of the frame that reported it."""
+    result: list[float] = []
+    reports = list(found)
+    for mark in marks:
+        for index, (key, at) in enumerate(reports):
+            if key == mark.key and mark.start < at <= mark.end + 800:
+                result.append((at - mark.start) / 8.0)
+                del reports[index]
+                break
+    return result

@@ -312,6 +312,58 @@ def test_a_press_whose_end_packets_were_all_lost_ends_at_the_next_press() -> Non
     assert decode(decoder, lost_end) == []  # a late copy changes nothing
 
 
+def test_a_press_whose_end_packets_were_all_lost_is_reported_after_a_quiet_timeout() -> None:
+    decoder = TelephoneEventDecoder(101, end_timeout_s=0.3)
+    packets = press(2, 1000)
+    arrivals = [decoder.feed(packet, now=0.05 * n) for n, packet in enumerate(packets[:3])]
+    assert arrivals == [[], [], []]
+    assert decoder.expire(0.39) == []  # 0.29 s after the last update: still held
+    assert decoder.expire(0.40) == ["2"]
+    assert decoder.expire(5.0) == []
+    assert decode(decoder, packets[3:]) == []  # late end packets change nothing
+    assert decoder.flush() == []
+
+
+def test_a_held_key_updated_every_50_ms_never_times_out() -> None:
+    decoder = TelephoneEventDecoder(101, end_timeout_s=0.3)
+    held = [rtp(event_payload(9, duration=400 * n), timestamp=8000) for n in range(100)]
+    for n, packet in enumerate(held):
+        assert decoder.feed(packet, now=0.05 * n) == []
+        assert decoder.expire(0.05 * n + 0.2) == []
+    end = rtp(event_payload(9, end=True, duration=40_000), timestamp=8000)
+    assert decoder.feed(end, now=5.0) == ["9"]
+
+
+def test_audio_again_after_a_press_with_lost_end_packets_ends_it() -> None:
+    decoder = TelephoneEventDecoder(101, end_timeout_s=0.3)
+    assert decode(decoder, press(6, 1000)[:3]) == []  # durations up to 320, then lost
+    during = rtp(b"\xff" * 160, timestamp=1000 + 320 + 2400, payload_type=0)
+    assert decoder.feed(during) == []  # within the timeout of the last update
+    after = rtp(b"\xff" * 160, timestamp=1000 + 320 + 2401, payload_type=0)
+    assert decoder.feed(after) == ["6"]
+    assert decoder.feed(after) == []
+    assert decoder.ignored == 3
+
+
+def test_the_same_key_again_where_a_press_with_lost_end_packets_stopped_is_two_presses() -> None:
+    # The first "5" reports durations 0, 160, 320 and its end packets are lost; the
+    # second "5" starts at exactly 1000 + 320, where the first stopped.
+    first, second = press(5, 1000)[:3], press(5, 1000 + 320)
+    assert decode(TelephoneEventDecoder(101), first + second) == ["5", "5"]
+    # Without its marker packet (RFC 4733 §2.2.2) too: only a segment that ran to the
+    # duration field's limit is continued (§2.5.1.3).
+    assert decode(TelephoneEventDecoder(101), first + second[1:]) == ["5", "5"]
+    assert decode(TelephoneEventDecoder(101, report_on="press"), first + second) == ["5", "5"]
+
+
+def test_a_new_segment_carrying_the_marker_is_a_new_press() -> None:
+    # §2.2.2: the marker bit begins a new event; a continuation segment never has it.
+    segment_1 = [rtp(event_payload(1, duration=d), timestamp=0) for d in (0, 0xFFFF)]
+    again = [rtp(event_payload(1, duration=0), timestamp=0xFFFF, marker=True)]
+    again += [rtp(event_payload(1, end=True, duration=800), timestamp=0xFFFF)] * 3
+    assert decode(TelephoneEventDecoder(101), segment_1 + again) == ["1", "1"]
+
+
 def test_flush_ends_a_press_still_open_when_the_call_ends() -> None:
     decoder = TelephoneEventDecoder(101)
     assert decode(decoder, press(0, 1000)[:2]) == []
