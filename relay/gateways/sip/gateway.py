@@ -1,0 +1,265 @@
+"""The SIP gateway's asyncio adapter: the `[sip]` listener, the RTP port pool and the
+timer loop around the pure `UserAgent` (ua.py), and the callers' events published on
+the relay's hub.
+
+It runs with the relay's app (`app.cleanup_ctx`): on the way out every call is ended
+with a BYE, and the gateway waits (bounded) for their answers. `hang_up(caller)` ends
+a kicked caller's calls. Each call's RTP socket is read with `loop.add_reader`, a
+batch of datagrams at a time; nothing a peer sends can raise out of a reader: a bug
+of ours is logged (once a minute) and the gateway goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ...config import RelayConfig, SipConfig, pseudonym_key
+from ...contract.events import Leave, to_data
+from ...edge import parse_networks
+from ...ratelimit import LogOnce
+from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
+from .timers import Action, Ended, Pressed, Send, Started
+from .ua import Limits, UserAgent
+
+log = logging.getLogger("relay.sip")
+
+SOURCE = "sip"
+READ_BATCH = 64  # datagrams read from one socket before the loop runs others
+END_ALL_S = 2.0  # the longest shutdown waits for our BYEs' answers
+
+
+class _SipProtocol(asyncio.DatagramProtocol):
+    def __init__(self, gateway: SipGateway) -> None:
+        self.gateway = gateway
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.gateway.on_sip(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP "port unreachable" for a reply: the peer went away
+
+
+class SipGateway:
+    """Answers a carrier's SIP trunk for the relay (see the package's modules)."""
+
+    def __init__(
+        self,
+        config: SipConfig,
+        relay: RelayConfig,
+        publish: PublishFn,
+        count_error: CountError,
+    ) -> None:
+        self.config = config
+        self.channel = config.channel_for(relay)
+        self.publish = Publisher(publish, count_error, log)
+        self.networks = parse_networks(config.allow_from)
+        self.free: deque[int] = deque(config.rtp_range())
+        self.rtp: dict[int, tuple[socket.socket, str | None]] = {}  # port → (socket, call)
+        self.ua = UserAgent(
+            host=config.contact_address(),
+            port=config.port,
+            key=pseudonym_key(relay),
+            allocate=self._allocate,
+            allowed=self._allowed,
+            refuse=config.refuse,
+            limits=Limits(
+                answer_after_s=config.answer_after_s,
+                max_calls=config.max_calls,
+                silence_s=config.silence_s,
+                max_call_s=config.max_call_s,
+                inband=config.inband_dtmf,
+            ),
+        )
+        self.status = "starting"
+        self.address: tuple[str, int] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._bugs = LogOnce(every_s=60.0)
+
+    # -- running with the relay --
+
+    def mount(self, app: web.Application) -> None:
+        app.cleanup_ctx.append(self.running)
+
+    async def running(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        await self.stop()
+
+    async def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _SipProtocol(self), local_addr=(self.config.host, self.config.port)
+        )
+        self._transport = transport
+        host, port = transport.get_extra_info("sockname")[:2]
+        self.address = (str(host), int(port))
+        self.ua.port = self.address[1]  # a port of 0 was the system's choice
+        self.ua.start(loop.time())
+        self._task = loop.create_task(self._timers())
+        self.status = "listening"
+        log.info("SIP listening on udp %s:%d", *self.address)
+
+    async def stop(self) -> None:
+        await self.end_all()
+        self.status = "stopped"
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for port in list(self.rtp):
+            self._close_rtp(port)
+        if self._transport is not None:
+            self._transport.close()
+
+    async def end_all(self, timeout: float = END_ALL_S) -> None:
+        """End every call (BYE) and refuse new ones; wait up to `timeout` seconds for
+        the BYEs' answers (retransmitted meanwhile by the timer loop)."""
+        if self._loop is None:
+            return
+        self._act(self.ua.end_all(self._loop.time()))
+        deadline = self._loop.time() + timeout
+        while self.ua.client and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    def hang_up(self, caller_id: str, reason: str = "kicked") -> int:
+        """End every call of `caller_id` (a pseudonym) with a BYE: the operator kicked
+        them. Returns how many calls it ended."""
+        if self._loop is None:
+            return 0
+        keys = [call.key for call in self.ua.calls.values() if call.caller == caller_id]
+        for key in keys:
+            self._act(self.ua.hang_up(key, self._loop.time(), "closed"))
+        if keys:
+            log.info("SIP: %d call(s) of %s hung up (%s)", len(keys), caller_id, reason)
+        return len(keys)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "listening": f"udp {self.address[0]}:{self.address[1]}" if self.address else None,
+            "calls": len(self.ua.calls),
+            "rtp_ports_free": len(self.free),
+            "counts": dict(self.ua.counts),
+        }
+
+    # -- I/O --
+
+    def on_sip(self, data: bytes, source: tuple[str, int]) -> None:
+        assert self._loop is not None
+        try:
+            self._act(self.ua.receive(data, source, self._loop.time()))
+        except Exception:
+            self._bug("SIP message")
+
+    def _read_rtp(self, port: int) -> None:
+        assert self._loop is not None
+        entry = self.rtp.get(port)
+        if entry is None:
+            return
+        sock, key = entry
+        now = self._loop.time()
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket
+            if key is None:
+                continue  # not answered yet: early media is not played
+            try:
+                self._act(self.ua.rtp(key, data, (str(addr[0]), int(addr[1])), now))
+            except Exception:
+                self._bug("RTP packet")
+
+    async def _timers(self) -> None:
+        """Sleep until the user agent's next deadline (or new work), fire what is due.
+        Supervised: a bug is logged and the loop goes on."""
+        assert self._loop is not None and self._wake is not None
+        while True:
+            deadline = self.ua.next_deadline()
+            self._wake.clear()
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancel that meets a wake-up.
+            alarm = None if deadline is None else self._loop.call_at(deadline, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                if alarm is not None:
+                    alarm.cancel()
+            try:
+                self._act(self.ua.poll(self._loop.time()))
+            except Exception:
+                self._bug("SIP timer")
+
+    def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                if self._transport is not None and not self._transport.is_closing():
+                    self._transport.sendto(action.data, action.to)
+            elif isinstance(action, Pressed):
+                self.publish(digit_event(self.channel, action.caller, action.digit, SOURCE))
+            elif isinstance(action, Started):
+                sock, _ = self.rtp[action.rtp_port]
+                self.rtp[action.rtp_port] = (sock, action.key)
+                log.info("SIP call %s: caller %s joins", action.key, action.caller)
+                self.publish(join_event(self.channel, action.caller, SOURCE, action.display))
+            elif isinstance(action, Ended):
+                self._close_rtp(action.rtp_port)
+                self.free.append(action.rtp_port)
+                if action.started:
+                    log.info("SIP call %s ended (%s)", action.key, action.reason)
+                    leave = Leave(action.caller, action.reason)
+                    self.publish(Event(self.channel, to_data(leave)))
+        if self._wake is not None:
+            self._wake.set()
+
+    def _allocate(self) -> int | None:
+        """A free RTP port, bound now (a port another program holds is skipped)."""
+        assert self._loop is not None
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        for _ in range(len(self.free)):
+            port = self.free.popleft()
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind((self.config.host, port))
+            except OSError:
+                sock.close()
+                self.free.append(port)
+                continue
+            self.rtp[port] = (sock, None)
+            self._loop.add_reader(sock.fileno(), self._read_rtp, port)
+            return port
+        return None
+
+    def _close_rtp(self, port: int) -> None:
+        entry = self.rtp.pop(port, None)
+        if entry is not None and self._loop is not None:
+            self._loop.remove_reader(entry[0].fileno())
+            entry[0].close()
+
+    def _allowed(self, address: str) -> bool:
+        if not self.networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def _bug(self, what: str) -> None:
+        if self._loop is not None and self._bugs.allow(what, self._loop.time()):
+            log.exception("SIP gateway: a bug handling a %s (logged once a minute)", what)
