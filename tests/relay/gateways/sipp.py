@@ -195,9 +195,10 @@ def tone_pcap(path: Path, keys: str, *, tone_ms: int = 100, gap_ms: int = 100) -
     ulaw = ulaw_encode(np.concatenate(audio))
     records = []
     for index in range(len(ulaw) // 160):
-        rtp = struct.pack("!BBHII", 0x80, 0, index, index * 160, 0x5EED) + ulaw[
-            index * 160 : (index + 1) * 160
-        ]
+        rtp = (
+            struct.pack("!BBHII", 0x80, 0, index, index * 160, 0x5EED)
+            + ulaw[index * 160 : (index + 1) * 160]
+        )
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
         ip = struct.pack(
             "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index, 0, 64, 17, 0,

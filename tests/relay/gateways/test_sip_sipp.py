@@ -95,7 +95,8 @@ async def test_sipps_play_dtmf_on_payload_type_96_is_heard(
     sip: tuple[SipGateway, Published], tmp_path: Path
 ) -> None:
     gateway, published = sip
-    xml = scenario("play_dtmf", answered("0 96"), pause(300), play_dtmf("4#2*", 2500), BYE_FROM_THEM)
+    keys = play_dtmf("4#2*", 2500)
+    xml = scenario("play_dtmf", answered("0 96"), pause(300), keys, BYE_FROM_THEM)
     run = await run_sipp(tmp_path, xml, gateway.address)
     assert run.returncode == 0, run.output
     assert published.digits() == "4#2*"
