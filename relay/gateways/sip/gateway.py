@@ -4,9 +4,9 @@ the relay's hub.
 
 It runs with the relay's app (`app.cleanup_ctx`): on the way out every call is ended
 with a BYE, and the gateway waits (bounded) for their answers. `hang_up(caller)` ends
-a kicked caller's calls. Each call's RTP socket is read with `loop.add_reader`, a
-batch of datagrams at a time; nothing a peer sends can raise out of a reader: a bug
-of ours is logged (once a minute) and the gateway goes on.
+a kicked caller's calls. Each call's RTP socket is read with `loop.add_reader`, one
+datagram a call (the loop calls again while more wait); nothing a peer sends can
+raise out of a reader: a bug of ours is logged (once a minute) and the gateway goes on.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from .ua import Limits, UserAgent
 log = logging.getLogger("relay.sip")
 
 SOURCE = "sip"
-READ_BATCH = 64  # datagrams read from one socket before the loop runs others
 END_ALL_S = 2.0  # the longest shutdown waits for our BYEs' answers
 
 
@@ -170,20 +169,16 @@ class SipGateway:
         if entry is None:
             return
         sock, key = entry
-        now = self._loop.time()
-        for _ in range(READ_BATCH):
-            try:
-                data, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue  # an ICMP error queued on the socket
-            if key is None:
-                continue  # not answered yet: early media is not played
-            try:
-                self._act(self.ua.rtp(key, data, (str(addr[0]), int(addr[1])), now))
-            except Exception:
-                self._bug("RTP packet")
+        try:
+            data, addr = sock.recvfrom(2048)
+        except OSError:
+            return  # nothing after all, or an ICMP error queued on the socket
+        if key is None:
+            return  # not answered yet: early media is not played
+        try:
+            self._act(self.ua.rtp(key, data, (str(addr[0]), int(addr[1])), self._loop.time()))
+        except Exception:
+            self._bug("RTP packet")
 
     async def _timers(self) -> None:
         """Sleep until the user agent's next deadline (or new work), fire what is due.

@@ -20,6 +20,7 @@ from ..rtp_events import TelephoneEventDecoder, parse_rtp
 
 Address = tuple[str, int]
 MAX_PACKET: Final = 1500
+AUDIO_BATCH: Final = 2  # 20 ms packets per detector run: a tone is heard ≤ 20 ms later
 
 
 def _alaw_table() -> NDArray[np.int16]:
@@ -65,6 +66,7 @@ class CallMedia:
         self.packets = 0
         self.foreign = 0  # packets from anyone but the caller, dropped
         self.malformed = 0
+        self._audio_waiting: list[bytes] = []
 
     def feed(self, data: bytes, source: Address, now: float) -> list[str]:
         if self.source is None:
@@ -75,22 +77,42 @@ class CallMedia:
         elif source != self.source:
             self.foreign += 1
             return []
-        rtp = parse_rtp(data[:MAX_PACKET]) if len(data) <= MAX_PACKET else None
+        if len(data) > MAX_PACKET:
+            self.malformed += 1
+            return []
+        if len(data) > 12 and data[0] == 0x80 and data[1] & 0x7F == self.codec:
+            # The common packet, audio with a plain 12-byte header, read without parse_rtp.
+            self.packets += 1
+            self.last_packet = now
+            return self._audio(data[12:], now)
+        rtp = parse_rtp(data)
         if rtp is None:
             self.malformed += 1
             return []
         self.packets += 1
         self.last_packet = now
-        keys: list[tuple[str, str]] = []
         if self.decoder is not None and rtp.payload_type == self.decoder.payload_type:
-            keys = [("event", key) for key in self.decoder.feed(rtp)]
-        elif rtp.payload_type == self.codec and self.detector is not None:
-            codes = np.frombuffer(rtp.payload, dtype=np.uint8)
-            if self.alaw:
-                keys = [("tone", key) for key in self.detector.feed_pcm(ALAW_TO_PCM[codes])]
-            else:
-                keys = [("tone", key) for key in self.detector.feed_ulaw(rtp.payload)]
-        return [key for how, key in keys if self.merger.press(how, key, now)]
+            keys = self.decoder.feed(rtp)
+            return [key for key in keys if self.merger.press("event", key, now)]
+        if rtp.payload_type == self.codec:
+            return self._audio(rtp.payload, now)
+        return []
+
+    def _audio(self, payload: bytes, now: float) -> list[str]:
+        """Audio goes to the detector AUDIO_BATCH packets at a time (its cost is mostly
+        per call, so 40 ms at once costs 60 % of two 20 ms calls)."""
+        if self.detector is None:
+            return []
+        self._audio_waiting.append(payload)
+        if len(self._audio_waiting) < AUDIO_BATCH:
+            return []
+        audio = b"".join(self._audio_waiting)
+        self._audio_waiting.clear()
+        if self.alaw:
+            keys = self.detector.feed_pcm(ALAW_TO_PCM[np.frombuffer(audio, dtype=np.uint8)])
+        else:
+            keys = self.detector.feed_ulaw(audio)
+        return [key for key in keys if self.merger.press("tone", key, now)]
 
     def flush(self, now: float) -> list[str]:
         """The call ends: a telephone-event whose end packets never came."""
