@@ -354,7 +354,8 @@ class SipConfig:
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 5060
-    transport: str = "udp"
+    transport: str = "udp"  # "udp", "tcp" or "both"
+    tcp_idle_s: float = 300.0  # a TCP connection silent this long is closed
     # The address the carrier reaches, put in Contact and the SDP's c= line. Empty:
     # `host`, or this machine's LAN address when host is 0.0.0.0.
     public_address: str = ""
@@ -391,8 +392,10 @@ def _check_sip(config: SipConfig, origin: str) -> SipConfig:
     problems = []
     if not 0 <= config.port <= 65535:
         problems.append(f"port {config.port} is outside 0–65535")
-    if config.transport != "udp":
-        problems.append(f"transport {config.transport!r}: only udp is served so far")
+    if config.transport not in ("udp", "tcp", "both"):
+        problems.append(f'transport must be "udp", "tcp" or "both", not {config.transport!r}')
+    if config.tcp_idle_s <= 0:
+        problems.append("tcp_idle_s must be more than 0")
     if config.refuse not in ("403", "drop"):
         problems.append(f'refuse must be "403" or "drop", not {config.refuse!r}')
     try:

@@ -27,6 +27,8 @@ from ...contract.events import Leave, to_data
 from ...edge import parse_networks
 from ...ratelimit import LogOnce
 from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
+from .message import SipError
+from .stream import Framer
 from .timers import Action, Ended, Pressed, Send, Started
 from .ua import Limits, UserAgent
 
@@ -34,6 +36,8 @@ log = logging.getLogger("relay.sip")
 
 SOURCE = "sip"
 END_ALL_S = 2.0  # the longest shutdown waits for our BYEs' answers
+MAX_CONNECTIONS = 512  # TCP connections at once (a trunk uses a few)
+CONNECT_S = 5.0  # opening a TCP connection for our BYE
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -80,11 +84,15 @@ class SipGateway:
         )
         self.status = "starting"
         self.address: tuple[str, int] | None = None
+        self.transports = ("udp", "tcp") if config.transport == "both" else (config.transport,)
+        self.connections: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        self._server: asyncio.Server | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._bugs = LogOnce(every_s=60.0)
+        self._connecting: set[asyncio.Task[None]] = set()
 
     # -- running with the relay --
 
@@ -99,17 +107,22 @@ class SipGateway:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self), local_addr=(self.config.host, self.config.port)
-        )
-        self._transport = transport
-        host, port = transport.get_extra_info("sockname")[:2]
-        self.address = (str(host), int(port))
-        self.ua.port = self.address[1]  # a port of 0 was the system's choice
+        host, port = self.config.host, self.config.port
+        if "udp" in self.transports:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _SipProtocol(self), local_addr=(host, port)
+            )
+            self._transport = transport
+            port = int(transport.get_extra_info("sockname")[1])  # 0: the system's choice
+        if "tcp" in self.transports:
+            self._server = await asyncio.start_server(self._tcp_client, host, port)
+            port = int(self._server.sockets[0].getsockname()[1])
+        self.address = (host, port)
+        self.ua.port = port
         self.ua.start(loop.time())
         self._task = loop.create_task(self._timers())
         self.status = "listening"
-        log.info("SIP listening on udp %s:%d", *self.address)
+        log.info("SIP listening on %s %s:%d", "+".join(self.transports), host, port)
 
     async def stop(self) -> None:
         await self.end_all()
@@ -122,6 +135,10 @@ class SipGateway:
             self._close_rtp(port)
         if self._transport is not None:
             self._transport.close()
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self.connections.values()):
+            writer.close()
 
     async def end_all(self, timeout: float = END_ALL_S) -> None:
         """End every call (BYE) and refuse new ones; wait up to `timeout` seconds for
@@ -148,7 +165,12 @@ class SipGateway:
     def health(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "listening": f"udp {self.address[0]}:{self.address[1]}" if self.address else None,
+            "listening": (
+                f"{'+'.join(self.transports)} {self.address[0]}:{self.address[1]}"
+                if self.address
+                else None
+            ),
+            "tcp_connections": len(self.connections),
             "calls": len(self.ua.calls),
             "rtp_ports_free": len(self.free),
             "counts": dict(self.ua.counts),
@@ -162,6 +184,69 @@ class SipGateway:
             self._act(self.ua.receive(data, source, self._loop.time()))
         except Exception:
             self._bug("SIP message")
+
+    # -- TCP (RFC 3261 §18.3) --
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        await self._stream(reader, writer, (str(peer[0]), int(peer[1])))
+
+    async def _stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> None:
+        """Read one connection's messages until it closes, idles `tcp_idle_s` or breaks
+        a cap (logged once a minute); answers go back on it (`connections`)."""
+        assert self._loop is not None
+        if len(self.connections) >= MAX_CONNECTIONS or not self.ua.allowed(peer[0]):
+            self.ua.counts["tcp_refused"] += 1
+            writer.close()
+            return
+        self.connections[peer] = writer
+        framer = Framer()
+        try:
+            while True:
+                async with asyncio.timeout(self.config.tcp_idle_s):
+                    data = await reader.read(65536)
+                if not data:
+                    break
+                for message in framer.feed(data):
+                    self._act(self.ua.receive(message, peer, self._loop.time(), "TCP"))
+                if framer.pings:
+                    writer.write(b"\r\n" * framer.pings)  # RFC 5626 §3.5.1: pong
+                    framer.pings = 0
+        except SipError as exc:
+            self.ua.counts[exc.code] += 1
+            if self._bugs.allow(("tcp", exc.code), self._loop.time()):
+                log.warning("SIP over TCP from %s closed: %s", peer[0], exc.message)
+        except (TimeoutError, ConnectionError, OSError):
+            pass  # idle, or gone
+        except Exception:
+            self._bug("SIP stream")
+        finally:
+            if self.connections.get(peer) is writer:
+                del self.connections[peer]
+            writer.close()
+
+    def _send_stream(self, action: Send) -> None:
+        writer = self.connections.get(action.to)
+        if writer is not None and not writer.is_closing():
+            writer.write(action.data)
+            return
+        assert self._loop is not None
+        task = self._loop.create_task(self._connect_and_send(action))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(self, action: Send) -> None:
+        """Our request to a peer with no open connection: open one (bounded), send,
+        and read the answers on it."""
+        try:
+            async with asyncio.timeout(CONNECT_S):
+                reader, writer = await asyncio.open_connection(*action.to)
+        except (TimeoutError, OSError):
+            return  # the client transaction's timer F gives up
+        writer.write(action.data)
+        await self._stream(reader, writer, action.to)
 
     def _read_rtp(self, port: int) -> None:
         assert self._loop is not None
@@ -201,7 +286,9 @@ class SipGateway:
 
     def _act(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
+            if isinstance(action, Send) and action.transport != "UDP":
+                self._send_stream(action)
+            elif isinstance(action, Send):
                 if self._transport is not None and not self._transport.is_closing():
                     self._transport.sendto(action.data, action.to)
             elif isinstance(action, Pressed):

@@ -22,10 +22,12 @@ TIMEOUT: Final = 64 * T1  # timers B, F, H, J: 32 s
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `data` to `to` (host, port)."""
+    """Send `data` to `to` (host, port) over `transport` ("UDP"; "TCP": on the
+    connection with that address, opened if there is none)."""
 
     data: bytes
     to: tuple[str, int]
+    transport: str = "UDP"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ class ServerTx:
     request: Message
     vias: list[str]
     dest: Address
+    transport: str
     last: Send | None = None
     final: int = 0
     acked: bool = False
@@ -83,6 +84,7 @@ class Call:
     media: CallMedia
     answer: bytes
     invite: ServerTx
+    transport: str
     state: str = "ringing"  # ringing, answered (2xx sent, no ACK yet), confirmed, ended
     answered_at: float = 0.0
     bye_after_ack: bool = False
@@ -114,13 +116,10 @@ class UserAgent:
         allowed: Callable[[str], bool] = lambda address: True,
         refuse: str = "403",
         limits: Limits | None = None,
-        transport: str = "UDP",
     ) -> None:
         self.host, self.port, self.key = host, port, key
         self.allocate, self.allowed, self.refuse = allocate, allowed, refuse
         self.limits = limits or Limits()
-        self.transport = transport
-        self.reliable = transport != "UDP"
         self.timers = Timers()
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], Call] = {}
@@ -146,22 +145,25 @@ class UserAgent:
     def poll(self, now: float) -> list[Action]:
         return self.timers.due(now)
 
-    def receive(self, data: bytes, source: Address, now: float) -> list[Action]:
-        """One datagram (or one framed stream message) from `source`."""
+    def receive(
+        self, data: bytes, source: Address, now: float, transport: str = "UDP"
+    ) -> list[Action]:
+        """One datagram, or one framed message of a stream (`transport` "TCP"), from
+        `source` (a stream's peer address: the answers go back on its connection)."""
         if not self.allowed(source[0]):
             self._note("forbidden", now, "SIP from %s refused: not in [sip] allow_from", source[0])
             if self.refuse == "403" and not data.startswith((b"ACK ", b"SIP/")):
                 try:
                     msg = parse(data)
-                    vias, dest = self._reply_path(msg, source)
+                    vias, dest = self._reply_path(msg, source, transport)
                 except SipError:
                     return []
-                return [Send(response(msg, 403, vias=vias), dest)]
+                return [Send(response(msg, 403, vias=vias), dest, transport)]
             return []
         try:
-            msg = parse(data, stream=self.reliable)
+            msg = parse(data, stream=transport != "UDP")
             if msg.is_request:
-                return self._request(msg, source, now)
+                return self._request(msg, source, now, transport)
             return self._response(msg)
         except SipError as exc:
             self._note(exc.code, now, "SIP message from %s dropped: %s", source[0], exc.message)
@@ -200,8 +202,8 @@ class UserAgent:
 
     # -- requests --
 
-    def _request(self, msg: Message, source: Address, now: float) -> list[Action]:
-        vias, dest = self._reply_path(msg, source)
+    def _request(self, msg: Message, source: Address, now: float, transport: str) -> list[Action]:
+        vias, dest = self._reply_path(msg, source, transport)
         top = via(msg.all("via")[0])
         method = "INVITE" if msg.method == "ACK" else msg.method
         branch = top.param("branch") or ""
@@ -217,8 +219,8 @@ class UserAgent:
             return [tx.last] if tx.last is not None else []
         if len(self.server) >= self.limits.max_transactions:
             self._note("busy", now, "SIP: %d transactions open; answering 503", len(self.server))
-            return [Send(response(msg, 503, vias=vias), dest)]
-        tx = self.server[key] = ServerTx(key, msg, vias, dest)
+            return [Send(response(msg, 503, vias=vias), dest, transport)]
+        tx = self.server[key] = ServerTx(key, msg, vias, dest, transport)
         self.timers.at(now + TIMEOUT + T4, lambda at: self._forget(tx))
         if msg.method == "INVITE":
             return self._invite(tx, source, now)
@@ -243,11 +245,13 @@ class UserAgent:
             del self.server[tx.key]
         return []
 
-    def _reply_path(self, msg: Message, source: Address) -> tuple[list[str], Address]:
+    def _reply_path(
+        self, msg: Message, source: Address, transport: str
+    ) -> tuple[list[str], Address]:
         """The Vias of our responses and where they go (§18.2.2, RFC 3581 §4): the top
         Via gets ``received`` when its host is not the source address, and ``rport``
         its value; the response goes to the source address, to the source port with
-        rport, else to the Via's port (5060)."""
+        rport, else to the Via's port (5060); on a stream, back on its connection."""
         values = msg.all("via")
         top = via(values[0])
         first = values[0]
@@ -256,7 +260,7 @@ class UserAgent:
         rport = top.param("rport")
         if rport == "":
             first = _RPORT.sub(f";rport={source[1]}", first, count=1)
-        port = source[1] if rport is not None else top.port or 5060
+        port = source[1] if rport is not None or transport != "UDP" else top.port or 5060
         return [first, *values[1:]], (source[0], port)
 
     def _respond(
@@ -270,13 +274,13 @@ class UserAgent:
         body: bytes = b"",
     ) -> list[Action]:
         data = response(tx.request, status, vias=tx.vias, to_tag=to_tag, extra=extra, body=body)
-        send = tx.last = Send(data, tx.dest)
+        send = tx.last = Send(data, tx.dest, tx.transport)
         if status >= 200:
             tx.final = status
             if tx.request.method == "INVITE" and status >= 300:  # timers G and H
                 retransmit(
                     self.timers, now, send, lambda: not tx.acked,
-                    cap=T2, give_up=lambda at: [], reliable=self.reliable,
+                    cap=T2, give_up=lambda at: [], reliable=tx.transport != "UDP",
                 )  # fmt: skip
         return [send]
 
@@ -323,6 +327,7 @@ class UserAgent:
         call = Call(
             f"sip-{next(self._numbers)}", call_id, local_tag, local, msg.get("from") or "",
             target, msg.all("record-route"), source, caller, display, port, media, answer, tx,
+            tx.transport,
         )  # fmt: skip
         tx.call = call
         self.calls[call.key] = call
@@ -336,13 +341,17 @@ class UserAgent:
 
     def _dialog_headers(self, call: Call) -> list[tuple[str, str]]:
         return [("Record-Route", route) for route in call.routes] + [
-            ("Contact", f"<sip:{self._host_port()}>"),
+            ("Contact", f"<sip:{self._host_port()}{self._param(call.transport)}>"),
             ("Allow", ALLOW),
         ]
 
     def _host_port(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}" + (";transport=tcp" if self.reliable else "")
+        return f"{host}:{self.port}"
+
+    @staticmethod
+    def _param(transport: str) -> str:
+        return "" if transport == "UDP" else f";transport={transport.lower()}"
 
     def _answer(self, call: Call, now: float) -> list[Action]:
         if call.state != "ringing":
@@ -357,7 +366,7 @@ class UserAgent:
         retransmit(
             self.timers, now, send, lambda: call.state == "answered",
             cap=T2, give_up=lambda at: self._end(call, "timeout", at, bye=True),
-            reliable=self.reliable,
+            reliable=call.transport != "UDP",
         )  # fmt: skip
         self.counts["answered"] += 1
         return [send, Started(call.key, call.caller, call.display, call.rtp_port)]
@@ -437,9 +446,8 @@ class UserAgent:
     def _bye(self, call: Call, now: float) -> list[Action]:
         call.cseq += 1
         branch = "z9hG4bK" + secrets.token_hex(8)
-        sent_by = self._host_port().partition(";")[0]
         headers = [
-            ("Via", f"SIP/2.0/{self.transport} {sent_by};branch={branch};rport"),
+            ("Via", f"SIP/2.0/{call.transport} {self._host_port()};branch={branch};rport"),
             ("Max-Forwards", "70"),
             *(("Route", route) for route in call.routes),
             ("From", call.local),
@@ -447,7 +455,9 @@ class UserAgent:
             ("Call-ID", call.call_id),
             ("CSeq", f"{call.cseq} BYE"),
         ]
-        send = Send(render(f"BYE {call.target} SIP/2.0", headers), self._next_hop(call))
+        # On a stream, back on the INVITE's connection (opened again if it closed).
+        hop = self._next_hop(call) if call.transport == "UDP" else call.source
+        send = Send(render(f"BYE {call.target} SIP/2.0", headers), hop, call.transport)
         self.client.add(branch)
         self.counts["bye_sent"] += 1
 
@@ -458,7 +468,7 @@ class UserAgent:
 
         retransmit(
             self.timers, now, send, lambda: branch in self.client,
-            cap=T2, give_up=give_up, reliable=self.reliable,
+            cap=T2, give_up=give_up, reliable=call.transport != "UDP",
         )  # fmt: skip
         return [send]
 

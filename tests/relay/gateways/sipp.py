@@ -152,7 +152,9 @@ class SippRun:
     output: str
 
 
-async def run_sipp(workdir: Path, xml: str, target: tuple[str, int], calls: int = 1) -> SippRun:
+async def run_sipp(
+    workdir: Path, xml: str, target: tuple[str, int], calls: int = 1, transport: str = "u1"
+) -> SippRun:
     """Run one scenario from `workdir` (SIPp's pcaps under pcap/) until its calls end."""
     sipp = need_tool("sipp", "apt-get install sip-tester")
     pcap = workdir / "pcap"
@@ -168,7 +170,7 @@ async def run_sipp(workdir: Path, xml: str, target: tuple[str, int], calls: int 
         "-sf", str(path),
         "-m", str(calls), "-l", str(calls), "-r", "10",
         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port(even=True)),
-        "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
+        "-t", transport, "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
         "-error_file", str(workdir / "errors.log"),
         cwd=workdir,
         stdout=asyncio.subprocess.PIPE,

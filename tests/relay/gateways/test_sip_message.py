@@ -20,6 +20,7 @@ from relay.gateways.sip.message import (
     uri_user,
     via,
 )
+from relay.gateways.sip.stream import Framer
 
 OFFER = (
     "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n"
@@ -168,3 +169,23 @@ def test_an_offer_without_usable_g711_is_refused_with_488(body: str) -> None:
     with pytest.raises(sdp.SdpError) as refused:
         sdp.offer(body.encode())
     assert refused.value.status == 488
+
+
+def test_a_tcp_stream_is_cut_into_messages_by_content_length_whatever_the_reads() -> None:
+    stream = b"\r\n\r\n" + invite() + invite().replace(b"314159", b"314160")
+    for size in (1, 7, 100, len(stream)):
+        framer = Framer()
+        messages = [
+            m for i in range(0, len(stream), size) for m in framer.feed(stream[i : i + size])
+        ]
+        assert [parse(m, stream=True).cseq()[0] for m in messages] == [314159, 314160]
+        assert framer.pings == 1 and not framer.buffer
+
+
+def test_a_tcp_stream_past_a_cap_or_without_a_length_is_refused() -> None:
+    with pytest.raises(SipError, match="headers over"):
+        Framer().feed(b"INVITE sip:a@b SIP/2.0\r\n" + b"X: y\r\n" * 5000)
+    with pytest.raises(SipError, match="message over"):
+        Framer().feed(invite().replace(f"Content-Length: {len(OFFER)}".encode(), b"l: 99999"))
+    with pytest.raises(SipError, match="Content-Length"):
+        Framer().feed(invite().replace(f"Content-Length: {len(OFFER)}".encode(), b"X: 1"))

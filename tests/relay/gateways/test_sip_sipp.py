@@ -197,3 +197,25 @@ async def test_shutdown_ends_every_call_with_a_bye(tmp_path: Path) -> None:
     assert run.returncode == 0, run.output
     assert gateway.ua.counts["bye_sent"] == 1 and not gateway.ua.client
     cleaned_up(gateway, published)
+
+
+async def test_over_tcp_the_keys_arrive_and_our_bye_goes_back_on_the_connection(
+    tmp_path: Path,
+) -> None:
+    gateway, published = await started(transport="tcp")
+    try:
+        steps = answered("8 101") + pause(300) + play("pcap/dtmf_2833_4.pcap")
+        steps += play("pcap/dtmf_2833_2.pcap", 0) + BYE_FROM_US
+        xml = scenario("tcp", steps)
+        task = asyncio.create_task(run_sipp(tmp_path, xml, gateway.address, transport="t1"))
+        for _ in range(600):
+            if len(published.of("digit")) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert gateway.hang_up(published.of("join")[0]["caller"]) == 1
+        run = await task
+        assert run.returncode == 0, run.output
+        assert published.digits() == "42" and not gateway.ua.client
+        cleaned_up(gateway, published)
+    finally:
+        await gateway.stop()
