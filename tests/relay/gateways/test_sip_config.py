@@ -12,7 +12,7 @@ from relay.app import STATE, create_app, health, listen
 from relay.config import ConfigError, RelayConfig, SipConfig, load_installation
 from relay.runtime import announce
 
-from .test_sip_message import invite
+from .sip_messages import invite
 
 
 def site(tmp_path: Path, table: str) -> SipConfig | None:

@@ -12,7 +12,7 @@ from relay.gateways.sip.message import Message, parse, tag_of
 from relay.gateways.sip.timers import T1, T2, TIMEOUT, Action, Ended, Pressed, Send, Started
 from relay.gateways.sip.ua import Limits, UserAgent
 
-from .test_sip_message import OFFER, invite
+from .sip_messages import OFFER, invite
 
 KEY = b"test key"
 CARRIER = ("198.51.100.7", 5060)
