@@ -5,14 +5,18 @@ PCMU for SIPp's ``play_pcap_audio``."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from relay.config import RelayConfig, SipConfig
 from relay.gateways.dtmf import dtmf_tone, ulaw_encode
+from relay.gateways.sip.gateway import SipGateway
 from tests.services import need_tool
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
@@ -212,3 +216,40 @@ def tone_pcap(path: Path, keys: str, *, tone_ms: int = 100, gap_ms: int = 100) -
     header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     path.write_bytes(header + b"".join(records))
     return path
+
+
+# -- the gateway under test --
+
+RELAY = RelayConfig(pseudonym_key="sip tests")
+
+
+class Published:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, channel: str, data: dict[str, Any]) -> None:
+        assert channel == "dialjam"
+        self.events.append(data)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == kind]
+
+    def digits(self) -> str:
+        return "".join(e["digit"] for e in self.of("digit"))
+
+
+async def started(**settings: Any) -> tuple[SipGateway, Published]:
+    base = random.randrange(30000, 60000, 2)
+    config = SipConfig(
+        host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=20.0, **settings
+    )
+    published = Published()
+    gateway = SipGateway(config, RELAY, published, lambda code: None)
+    await gateway.start()
+    return gateway, published
+
+
+def cleaned_up(gateway: SipGateway, published: Published) -> None:
+    assert not gateway.ua.calls and not gateway.rtp
+    assert len(gateway.free) == 10
+    assert len(published.of("join")) == len(published.of("leave"))

@@ -8,20 +8,19 @@ without I/O in test_sip_ua.py."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from relay.config import RelayConfig, SipConfig
 from relay.gateways.sip.gateway import SipGateway
 
 from .sipp import (
     BYE_FROM_THEM,
     BYE_FROM_US,
+    Published,
     answered,
+    cleaned_up,
     in_dialog,
     invite,
     pause,
@@ -30,36 +29,9 @@ from .sipp import (
     recv,
     run_sipp,
     scenario,
+    started,
     tone_pcap,
 )
-
-RELAY = RelayConfig(pseudonym_key="sip tests")
-
-
-class Published:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, channel: str, data: dict[str, Any]) -> None:
-        assert channel == "dialjam"
-        self.events.append(data)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["event"] == kind]
-
-    def digits(self) -> str:
-        return "".join(e["digit"] for e in self.of("digit"))
-
-
-async def started(**settings: Any) -> tuple[SipGateway, Published]:
-    base = random.randrange(30000, 60000, 2)
-    config = SipConfig(
-        host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=20.0, **settings
-    )
-    published = Published()
-    gateway = SipGateway(config, RELAY, published, lambda code: None)
-    await gateway.start()
-    return gateway, published
 
 
 @pytest.fixture
@@ -67,12 +39,6 @@ async def sip() -> AsyncIterator[tuple[SipGateway, Published]]:
     gateway, published = await started()
     yield gateway, published
     await gateway.stop()
-
-
-def cleaned_up(gateway: SipGateway, published: Published) -> None:
-    assert not gateway.ua.calls and not gateway.rtp
-    assert len(gateway.free) == 10
-    assert len(published.of("join")) == len(published.of("leave"))
 
 
 async def test_sipps_rfc2833_captures_become_each_digit_once_in_order(

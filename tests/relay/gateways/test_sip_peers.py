@@ -1,0 +1,170 @@
+"""The SIP gateway behind a real proxy: SIPp calls through Kamailio (Debian `kamailio`),
+which record-routes, so our 200 carries its Record-Route and our BYE must go back
+through it (RFC 3261 §12.1.1, §16.12). The keys arrive once; the BYE is answered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.services import need_tool
+
+from .sipp import Published, cleaned_up, free_udp_port, pause, play, run_sipp, scenario, started
+
+MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+disable_tcp=yes
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+mpath="{modules}"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not here"); exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    record_route();
+    $du = "sip:127.0.0.1:{gateway}";
+    t_relay();
+}}
+"""
+
+# SIPp keeps the route set of the 200 (rrs) and sends its ACK along it.
+INVITE_VIA_PROXY = """  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:jam@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Caller" <sip:+4930555020[call_number]@[local_ip]:[local_port]>;tag=[pid]K[call_number]
+      To: <sip:jam@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[local_ip_type] [local_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
+      From: "Caller" <sip:+4930555020[call_number]@[local_ip]:[local_port]>;tag=[pid]K[call_number]
+      To: <sip:jam@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+ANSWER_BYE = """  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+@contextlib.contextmanager
+def kamailio(workdir: Path, gateway_port: int) -> Iterator[int]:
+    """A record-routing Kamailio on a free port of 127.0.0.1, forwarding new calls to
+    the gateway; stopped (its whole process group) afterwards."""
+    binary = need_tool("kamailio", "apt-get install kamailio")
+    port = free_udp_port()
+    config = workdir / "kamailio.cfg"
+    config.write_text(KAMAILIO_CFG.format(port=port, modules=MODULES, gateway=gateway_port))
+    log = (workdir / "kamailio.log").open("wb")
+    process = subprocess.Popen(
+        [binary, "-f", str(config), "-DD", "-E", "-m", "32", "-M", "8", "-Y", str(workdir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        log.close()
+
+
+async def test_through_kamailio_the_route_set_is_kept_and_our_bye_goes_back_through_it(
+    tmp_path: Path,
+) -> None:
+    gateway, published = await started()
+    try:
+        assert gateway.address is not None
+        with kamailio(tmp_path, gateway.address[1]) as proxy:
+            await asyncio.sleep(1.0)  # its workers start listening
+            steps = INVITE_VIA_PROXY + pause(300) + play("pcap/dtmf_2833_6.pcap", 0) + ANSWER_BYE
+            task = asyncio.create_task(
+                run_sipp(tmp_path, scenario("proxy", steps), ("127.0.0.1", proxy))
+            )
+            await until_digits(published, 1)
+            (call,) = gateway.ua.calls.values()
+            assert call.routes and f"127.0.0.1:{proxy}" in call.routes[0]
+            assert gateway.hang_up(call.caller) == 1
+            run = await task
+            assert run.returncode == 0, run.output + (tmp_path / "kamailio.log").read_text()
+        assert published.digits() == "6"
+        assert gateway.ua.counts["bye_sent"] == 1 and not gateway.ua.client  # answered
+        cleaned_up(gateway, published)
+    finally:
+        await gateway.stop()
+
+
+async def until_digits(published: Published, count: int, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if len(published.of("digit")) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} digits never came: {published.events}")
