@@ -369,6 +369,13 @@ class SipConfig:
     silence_s: float = 30.0  # no RTP this long: hang up
     max_call_s: float = 3600.0
     inband_dtmf: bool = True  # also hear the keys' tones in the audio
+    # Register with the carrier (host[:port] of its registrar; empty: no REGISTER), as
+    # register_user@register_domain (empty: the registrar's host), Digest-authenticated.
+    register_registrar: str = ""
+    register_user: str = ""
+    register_password: str = ""
+    register_domain: str = ""
+    register_expires: int = 600
     channel: str = ""
 
     def channel_for(self, relay: RelayConfig) -> str:
@@ -409,6 +416,8 @@ def _check_sip(config: SipConfig, origin: str) -> SipConfig:
         problems.append(f"allow_from: {exc}")
     if config.max_calls < 1 or min(config.silence_s, config.max_call_s) <= 0:
         problems.append("max_calls, silence_s and max_call_s must be more than 0")
+    if config.register_registrar and (not config.register_user or config.register_expires < 60):
+        problems.append("register_registrar needs register_user, and register_expires ≥ 60")
     if not 0 <= config.answer_after_s <= 60:
         problems.append("answer_after_s must be 0–60 seconds")
     if problems:

@@ -28,6 +28,7 @@ from ...edge import parse_networks
 from ...ratelimit import LogOnce
 from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
 from .message import SipError
+from .register import Registration
 from .stream import Framer
 from .timers import Action, Ended, Pressed, Send, Started
 from .ua import Limits, UserAgent
@@ -120,11 +121,40 @@ class SipGateway:
         self.address = (host, port)
         self.ua.port = port
         self.ua.start(loop.time())
+        if self.config.register_registrar:
+            await self._register(port)
         self._task = loop.create_task(self._timers())
         self.status = "listening"
         log.info("SIP listening on %s %s:%d", "+".join(self.transports), host, port)
 
+    async def _register(self, port: int) -> None:
+        """Register with the carrier's registrar (resolved once, here)."""
+        assert self._loop is not None
+        config = self.config
+        host, _, port_text = config.register_registrar.rpartition(":")
+        if not host or not port_text.isdigit():
+            host, port_text = config.register_registrar, "5060"
+        try:
+            found = await self._loop.getaddrinfo(host, int(port_text), type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            self.status = f"listening; registrar {host} not found ({exc})"
+            log.warning("SIP: registrar %s not found: %s", host, exc)
+            return
+        registrar = (str(found[0][4][0]), int(found[0][4][1]))
+        self.ua.registration = Registration(
+            timers=self.ua.timers,
+            registrar=registrar,
+            domain=config.register_domain or host,
+            user=config.register_user,
+            password=config.register_password,
+            contact=f"{self.ua.host}:{port}",
+            expires=config.register_expires,
+        )
+        self._act(self.ua.registration.start(self._loop.time()))
+
     async def stop(self) -> None:
+        if self.ua.registration is not None and self._loop is not None:
+            self._act(self.ua.registration.stop(self._loop.time()))
         await self.end_all()
         self.status = "stopped"
         if self._task is not None:
@@ -174,6 +204,7 @@ class SipGateway:
             "calls": len(self.ua.calls),
             "rtp_ports_free": len(self.free),
             "counts": dict(self.ua.counts),
+            "registration": self.ua.registration.status if self.ua.registration else None,
         }
 
     # -- I/O --

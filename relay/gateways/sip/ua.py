@@ -46,6 +46,7 @@ from .message import (
     uri_user,
     via,
 )
+from .register import Registration
 from .timers import T2, T4, TIMEOUT, Action, Ended, Pressed, Send, Started, Timers, retransmit
 
 log = logging.getLogger("relay.sip")
@@ -127,6 +128,7 @@ class UserAgent:
         self.client: set[str] = set()  # branches of our BYEs still waiting for an answer
         self.counts: Counter[str] = Counter()
         self.accepting = True
+        self.registration: Registration | None = None  # with a carrier, when [sip] says
         self._numbers = itertools.count(1)
         self._logged = LogOnce(every_s=60.0, burst=20)
         self._sweeping = False
@@ -164,7 +166,7 @@ class UserAgent:
             msg = parse(data, stream=transport != "UDP")
             if msg.is_request:
                 return self._request(msg, source, now, transport)
-            return self._response(msg)
+            return self._response(msg, now)
         except SipError as exc:
             self._note(exc.code, now, "SIP message from %s dropped: %s", source[0], exc.message)
             return []
@@ -483,7 +485,9 @@ class UserAgent:
             return call.source
         return host, port or 5060
 
-    def _response(self, msg: Message) -> list[Action]:
+    def _response(self, msg: Message, now: float) -> list[Action]:
+        if msg.cseq()[1] == "REGISTER" and self.registration is not None:
+            return self.registration.response(msg, now)
         branch = via(msg.all("via")[0]).param("branch") or ""
         if branch in self.client and msg.status >= 200:
             self.client.discard(branch)

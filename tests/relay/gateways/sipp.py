@@ -157,9 +157,15 @@ class SippRun:
 
 
 async def run_sipp(
-    workdir: Path, xml: str, target: tuple[str, int], calls: int = 1, transport: str = "u1"
+    workdir: Path,
+    xml: str,
+    target: tuple[str, int],
+    calls: int = 1,
+    transport: str = "u1",
+    uas_port: int | None = None,
 ) -> SippRun:
-    """Run one scenario from `workdir` (SIPp's pcaps under pcap/) until its calls end."""
+    """Run one scenario from `workdir` (SIPp's pcaps under pcap/) until its calls end;
+    with `uas_port`, SIPp serves on that port (its scenario starts with a recv)."""
     sipp = need_tool("sipp", "apt-get install sip-tester")
     pcap = workdir / "pcap"
     if not pcap.exists():
@@ -173,7 +179,8 @@ async def run_sipp(
         f"{target[0]}:{target[1]}",
         "-sf", str(path),
         "-m", str(calls), "-l", str(calls), "-r", "10",
-        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port(even=True)),
+        "-i", "127.0.0.1", "-p", str(uas_port or free_udp_port()),
+        "-mp", str(free_udp_port(even=True)),
         "-t", transport, "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
         "-error_file", str(workdir / "errors.log"),
         cwd=workdir,

@@ -45,6 +45,7 @@ def test_a_sip_table_turns_the_gateway_on_with_its_settings(tmp_path: Path) -> N
         ("answer_after_s = 90", "answer_after_s"),
         ("pseudonym_key = 'x'", "[relay]"),
         ("unknown = 1", "no setting"),
+        ('register_registrar = "203.0.113.10"', "register_user"),
     ],
 )
 def test_a_bad_sip_setting_is_named(tmp_path: Path, table: str, says: str) -> None:

@@ -20,6 +20,7 @@ from relay.gateways.sip.message import (
     uri_user,
     via,
 )
+from relay.gateways.sip.register import challenge, digest
 from relay.gateways.sip.stream import Framer
 
 from .sip_messages import OFFER, invite
@@ -170,3 +171,15 @@ def test_a_tcp_stream_past_a_cap_or_without_a_length_is_refused() -> None:
         Framer().feed(invite().replace(f"Content-Length: {len(OFFER)}".encode(), b"l: 99999"))
     with pytest.raises(SipError, match="Content-Length"):
         Framer().feed(invite().replace(f"Content-Length: {len(OFFER)}".encode(), b"X: 1"))
+
+
+def test_the_digest_answer_is_rfc_2617s_own_example() -> None:
+    params = challenge(
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    assert params is not None
+    answer = digest(params, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", 1, "0a4f113b")
+    assert 'response="6629fae49393a05397450978507c4ef1"' in answer
+    assert "nc=00000001" in answer and 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in answer
+    assert challenge('Basic realm="x"') is None and challenge("Digest qop=auth") is None

@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.services import need_tool
 
 from .sipp import Published, cleaned_up, free_udp_port, pause, play, run_sipp, scenario, started
@@ -168,3 +170,86 @@ async def until_digits(published: Published, count: int, timeout: float = 30.0) 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{count} digits never came: {published.events}")
+
+
+REGISTRAR = """  <recv request="REGISTER"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 401 Unauthorized
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R
+      [last_Call-ID:]
+      [last_CSeq:]
+      WWW-Authenticate: Digest realm="carrier.example", nonce="{nonce}", qop="auth", algorithm=MD5
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="REGISTER" check_it="true">
+    <action>
+      <verifyauth assign_to="valid" username="venue" password="s3cret"/>
+    </action>
+  </recv>
+  <nop test="valid" next="{good}"/>
+  <send next="end">
+    <![CDATA[
+
+      SIP/2.0 403 Wrong Password
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="{good}"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]R
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Contact:];expires=2
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+@pytest.mark.parametrize(
+    ("password", "status", "registers"),
+    [("s3cret", "registered", 4), ("wrong", "refused: 403 Wrong Password", 2)],
+)
+async def test_registering_with_a_carrier_answers_its_digest_challenge_and_refreshes(
+    tmp_path: Path, password: str, status: str, registers: int
+) -> None:
+    need_tool("sipp", "apt-get install sip-tester")
+    registrar = free_udp_port()
+    gateway, _ = await started(
+        register_registrar=f"127.0.0.1:{registrar}",
+        register_user="venue",
+        register_password=password,
+        register_domain="carrier.example",
+    )
+    try:
+        # SIPp as the registrar: a challenge, then the credentials verified (its own
+        # Digest code), 200 with 2 s; the refresh at 1 s is challenged and checked again.
+        steps = REGISTRAR.format(nonce="n0nce1", good="ok1")
+        if password == "s3cret":
+            steps += REGISTRAR.format(nonce="n0nce2", good="ok2")
+        xml = scenario("registrar", steps + '  <label id="end"/>\n')
+        run = await run_sipp(tmp_path, xml, ("127.0.0.1", 5060), uas_port=registrar)
+        assert run.returncode == 0, run.output
+        assert gateway.ua.registration is not None
+        assert gateway.ua.registration.status == status
+        assert gateway.ua.registration.sent == registers
+    finally:
+        await gateway.stop()
