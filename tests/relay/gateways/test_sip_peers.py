@@ -1,15 +1,19 @@
-"""The SIP gateway behind a real proxy: SIPp calls through Kamailio (Debian `kamailio`),
-which record-routes, so our 200 carries its Record-Route and our BYE must go back
-through it (RFC 3261 §12.1.1, §16.12). The keys arrive once; the BYE is answered."""
+"""The SIP gateway against other real SIP software: SIPp calls through Kamailio (Debian
+`kamailio`), which record-routes, so our 200 carries its Record-Route and our BYE
+must go back through it (RFC 3261 §12.1.1, §16.12); SIPp as a carrier's registrar
+checking our Digest answers; baresip (Debian `baresip-core`), a softphone, dialling,
+sending keys as RFC 4733 events and hanging up."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -253,3 +257,91 @@ async def test_registering_with_a_carrier_answers_its_digest_challenge_and_refre
         assert gateway.ua.registration.sent == registers
     finally:
         await gateway.stop()
+
+
+BARESIP_CONFIG = """poll_method\tepoll
+sip_listen\t127.0.0.1:{sip}
+sip_transports\tudp
+audio_player\taubridge,nil
+audio_source\tausine,440
+audio_alert\taubridge,nil
+ausrc_srate\t48000
+auplay_srate\t48000
+ausrc_channels\t2
+auplay_channels\t2
+module_path\t/usr/lib/baresip/modules
+module\tg711.so
+module\tausine.so
+module\taubridge.so
+module_app\taccount.so
+module_app\tmenu.so
+module_app\tctrl_tcp.so
+ctrl_tcp_listen\t127.0.0.1:{control}
+"""
+
+
+def netstring(command: str, params: str = "") -> bytes:
+    """A baresip ctrl_tcp command: JSON in a netstring."""
+    data = json.dumps({"command": command, "params": params, "token": command}).encode()
+    return str(len(data)).encode() + b":" + data + b","
+
+
+async def test_baresip_dials_sends_keys_and_hangs_up(tmp_path: Path) -> None:
+    binary = need_tool("baresip", "apt-get install baresip-core")
+    gateway, published = await started()
+    control = free_port()
+    (tmp_path / "config").write_text(BARESIP_CONFIG.format(sip=free_udp_port(), control=control))
+    (tmp_path / "accounts").write_text("<sip:+4930555777@127.0.0.1>;regint=0\n")
+    log = (tmp_path / "baresip.log").open("wb")
+    process = subprocess.Popen(
+        [binary, "-f", str(tmp_path)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+    )
+    try:
+        assert gateway.address is not None
+        writer = await connect(control)
+        writer.write(netstring("dial", f"sip:jam@127.0.0.1:{gateway.address[1]}"))
+        await until(lambda: bool(published.of("join")), tmp_path)
+        for key in "19#*":
+            writer.write(netstring("sndcode", key))
+            await asyncio.sleep(0.4)
+        await until(lambda: len(published.of("digit")) == 4, tmp_path)
+        writer.write(netstring("hangup"))
+        await until(lambda: bool(published.of("leave")), tmp_path)
+        writer.close()
+        assert published.digits() == "19#*"
+        assert published.of("join")[0]["display"] == "…77"
+        assert published.of("leave")[0]["reason"] == "hangup"
+        cleaned_up(gateway, published)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+        await gateway.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def connect(port: int, timeout: float = 30.0) -> asyncio.StreamWriter:
+    for _ in range(int(timeout / 0.1)):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            return writer
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"baresip's ctrl_tcp never listened on {port}")
+
+
+async def until(done: Callable[[], bool], logs: Path, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if done():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError((logs / "baresip.log").read_text(errors="replace")[-3000:])
