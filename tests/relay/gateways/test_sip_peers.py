@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ from tests.services import need_tool
 
 from .sipp import Published, cleaned_up, free_udp_port, pause, play, run_sipp, scenario, started
 
-MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+# Debian's multiarch module folder (/usr/lib/x86_64-linux-gnu/kamailio/modules/ here).
+MODULES = next((f"{p}/" for p in sorted(glob.glob("/usr/lib/*/kamailio/modules"))), "")
 KAMAILIO_CFG = """#!KAMAILIO
 debug=2
 log_stderror=yes
