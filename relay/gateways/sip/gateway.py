@@ -94,6 +94,7 @@ class SipGateway:
         self._task: asyncio.Task[None] | None = None
         self._bugs = LogOnce(every_s=60.0)
         self._connecting: set[asyncio.Task[None]] = set()
+        self._armed: float | None = None  # the deadline the timer loop sleeps until
 
     # -- running with the relay --
 
@@ -301,7 +302,7 @@ class SipGateway:
         Supervised: a bug is logged and the loop goes on."""
         assert self._loop is not None and self._wake is not None
         while True:
-            deadline = self.ua.next_deadline()
+            deadline = self._armed = self.ua.next_deadline()
             self._wake.clear()
             # Not asyncio.wait_for: on 3.11 it can swallow a cancel that meets a wake-up.
             alarm = None if deadline is None else self._loop.call_at(deadline, self._wake.set)
@@ -336,7 +337,10 @@ class SipGateway:
                     log.info("SIP call %s ended (%s)", action.key, action.reason)
                     leave = Leave(action.caller, action.reason)
                     self.publish(Event(self.channel, to_data(leave)))
-        if self._wake is not None:
+        # The timer loop sleeps until its deadline: woken only when one came earlier.
+        deadline = self.ua.next_deadline()
+        armed = self._armed
+        if self._wake is not None and deadline is not None and (armed is None or deadline < armed):
             self._wake.set()
 
     def _allocate(self) -> int | None:
