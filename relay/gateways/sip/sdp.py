@@ -127,8 +127,8 @@ def _codec(formats: list[str], maps: dict[int, str]) -> tuple[int, str] | None:
 
 def answer(found: Offer, address: str, port: int, session_id: int) -> bytes:
     """Our answer (RFC 3264 §6): one m= line per offered one, the audio accepted on our
-    RTP `port` with the codec and telephone-event type the caller chose, every other
-    stream rejected with port 0."""
+    RTP `port` with the codec and telephone-event type the caller chose, receive-only
+    (§6.1: we never send), every other stream rejected with port 0."""
     family = "IP6" if ":" in address else "IP4"
     lines = [
         "v=0",
@@ -148,5 +148,5 @@ def answer(found: Offer, address: str, port: int, session_id: int) -> bytes:
             lines.append(f"a=rtpmap:{found.events} telephone-event/8000")
             lines.append(f"a=fmtp:{found.events} 0-15")
         lines.append("a=ptime:20")
-        lines.append("a=sendrecv")
+        lines.append("a=recvonly")  # we only listen: no carrier waits for our media
     return ("\r\n".join(lines) + "\r\n").encode()

@@ -120,7 +120,7 @@ def test_the_answer_takes_the_callers_first_g711_and_its_telephone_event_type() 
     answer = sdp.answer(offer, "192.0.2.1", 20000, 1).decode()
     assert "m=audio 20000 RTP/AVP 8 97\r\n" in answer
     assert "a=rtpmap:8 PCMA/8000" in answer and "a=rtpmap:97 telephone-event/8000" in answer
-    assert "c=IN IP4 192.0.2.1" in answer
+    assert "c=IN IP4 192.0.2.1" in answer and "a=recvonly" in answer
 
 
 def test_other_streams_are_refused_in_place_and_a_dynamic_pcmu_is_understood() -> None:
