@@ -109,6 +109,22 @@ def offer(body: bytes) -> Offer:
     return Offer(where, port, codec, name, events, index, tuple(media))
 
 
+OUR_EVENTS = 101  # the telephone-event payload type of our own offer
+
+
+def our_offer(address: str, port: int, session_id: int) -> bytes:
+    """Our offer, in the 200 to an INVITE that carried none (RFC 3261 §13.2.1: the
+    caller answers in its ACK): PCMU, PCMA and telephone-event, receive-only."""
+    family = "IP6" if ":" in address else "IP4"
+    return (
+        f"v=0\r\no=dialjam {session_id} {session_id} IN {family} {address}\r\ns=dialjam\r\n"
+        f"c=IN {family} {address}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 {OUR_EVENTS}\r\n"
+        f"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+        f"a=rtpmap:{OUR_EVENTS} telephone-event/8000\r\na=fmtp:{OUR_EVENTS} 0-15\r\n"
+        "a=ptime:20\r\na=recvonly\r\n"
+    ).encode()
+
+
 def _codec(formats: list[str], maps: dict[int, str]) -> tuple[int, str] | None:
     """The first of the offered formats that is PCMU or PCMA at 8 kHz (the offerer's
     order is its preference, RFC 3264 §5.1)."""

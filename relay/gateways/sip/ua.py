@@ -7,8 +7,10 @@ the time in, `Send` / `Started` / `Pressed` / `Ended` actions out.
   response (timers I and J, rounded up).
 - An INVITE with a usable SDP offer: 100 Trying, (180 Ringing for `answer_after_s`,)
   then 200 with our SDP answer, sent again until the ACK (§13.3.1.4); no ACK in 64·T1:
-  BYE and the call ends. No common codec: 488; no free RTP port or too many calls:
-  503 / 486. CANCEL of a ringing call: 200, then 487 to the INVITE.
+  BYE and the call ends. An INVITE without SDP gets our offer in the 200 and the ACK
+  brings the answer (§13.2.1); an unusable one ends the call with a BYE. No common
+  codec: 488; no free RTP port or too many calls: 503 / 486. CANCEL of a ringing
+  call: 200, then 487 to the INVITE.
 - In a dialog: BYE (200, the caller leaves), a re-INVITE (200, the same answer), INFO
   keys (application/dtmf-relay), ACK; an unknown dialog gets 481. OPTIONS: 200.
 - Responses go where §18.2.2 and RFC 3581 say: the source address (``received``) and,
@@ -87,6 +89,7 @@ class Call:
     invite: ServerTx
     transport: str
     state: str = "ringing"  # ringing, answered (2xx sent, no ACK yet), confirmed, ended
+    late_offer: bool = False  # the INVITE had no SDP: our 200 offers, the ACK answers
     answered_at: float = 0.0
     bye_after_ack: bool = False
     cseq: int = 0
@@ -301,9 +304,7 @@ class UserAgent:
             self._note("full", now, "SIP: %d calls already; answering 486", len(self.calls))
             return self._respond(tx, 486, now)
         try:
-            if not msg.body:
-                raise sdp.SdpError("no SDP offer (an INVITE without one is not taken)")
-            offer = sdp.offer(msg.body)
+            offer = sdp.offer(msg.body) if msg.body else None
             target = name_addr(msg.get("contact") or "")[0]
             if not target.lower().startswith(("sip:", "sips:")):
                 raise SipError("bad_sip", "no sip: Contact", 400)
@@ -317,20 +318,22 @@ class UserAgent:
         caller, display = self._caller(msg, call_id)
         local_tag = secrets.token_hex(6)
         local = f"{msg.get('to')};tag={local_tag}"
-        media = CallMedia(
-            codec=offer.codec,
-            alaw=offer.codec_name == "PCMA",
-            events=offer.events,
-            expected=tuple({offer.address, source[0]}),
-            inband=self.limits.inband,
-            now=now,
-        )
-        answer = sdp.answer(offer, self.host, port, secrets.randbelow(2**31))
+        session = secrets.randbelow(2**31)
+        if offer is None:  # until the ACK's answer says otherwise: what we offer
+            media = self._media(0, False, sdp.OUR_EVENTS, (source[0],), now)
+            answer = sdp.our_offer(self.host, port, session)
+        else:
+            expected = (offer.address, source[0])
+            media = self._media(
+                offer.codec, offer.codec_name == "PCMA", offer.events, expected, now
+            )
+            answer = sdp.answer(offer, self.host, port, session)
         call = Call(
             f"sip-{next(self._numbers)}", call_id, local_tag, local, msg.get("from") or "",
             target, msg.all("record-route"), source, caller, display, port, media, answer, tx,
             tx.transport,
         )  # fmt: skip
+        call.late_offer = offer is None
         tx.call = call
         self.calls[call.key] = call
         self.dialogs[(call_id, local_tag)] = call
@@ -340,6 +343,18 @@ class UserAgent:
         actions += self._respond(tx, 180, now, to_tag=local_tag, extra=self._dialog_headers(call))
         self.timers.at(now + self.limits.answer_after_s, lambda at: self._answer(call, at))
         return actions
+
+    def _media(
+        self, codec: int, alaw: bool, events: int | None, expected: tuple[str, ...], now: float
+    ) -> CallMedia:
+        return CallMedia(
+            codec=codec,
+            alaw=alaw,
+            events=events,
+            expected=tuple(set(expected)),
+            inband=self.limits.inband,
+            now=now,
+        )
 
     def _dialog_headers(self, call: Call) -> list[tuple[str, str]]:
         return [("Record-Route", route) for route in call.routes] + [
@@ -377,6 +392,15 @@ class UserAgent:
         call = self.dialogs.get((msg.get("call-id") or "", tag_of(msg.get("to"))))
         if call is not None and call.state == "answered":
             call.state = "confirmed"
+            if call.late_offer:
+                try:
+                    answer = sdp.offer(msg.body)
+                except SipError as exc:  # §13.3.1.4: an unusable answer ends the call
+                    self._note(exc.code, now, "SIP: the ACK's SDP answer: %s", exc.message)
+                    return self._end(call, "closed", now, bye=True)
+                expected = (answer.address, call.source[0])
+                alaw = answer.codec_name == "PCMA"
+                call.media = self._media(answer.codec, alaw, answer.events, expected, now)
             if call.bye_after_ack:
                 return self._end(call, "closed", now, bye=True)
         elif tx is not None and tx.final >= 300:

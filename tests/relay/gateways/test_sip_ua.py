@@ -292,3 +292,32 @@ def test_shutdown_ends_every_call_and_refuses_new_ones() -> None:
     assert [a.reason for a in actions if isinstance(a, Ended)] == ["closed"]
     second = invite().replace(b"a84b4c76e66710", b"call-2").replace(b"z9hG4bK776", b"z9hG4bK2")
     assert statuses(ua.receive(second, CARRIER, 1.0)) == [503]
+
+
+def test_an_invite_without_sdp_gets_our_offer_and_the_acks_answer_sets_the_media() -> None:
+    ua, _ = agent()
+    actions = ua.receive(invite(body=""), CARRIER, 0.0)
+    ok = sent(actions)[-1]
+    assert ok.status == 200 and b"m=audio 20000 RTP/AVP 0 8 101" in ok.body
+    answer = OFFER.replace("18 8 0 97", "8 101").replace("rtpmap:97", "rtpmap:101")
+    ack = (
+        in_dialog("ACK", tag_of(ok.get("to"))).replace(
+            b"Content-Length: 0",
+            f"Content-Type: application/sdp\r\nContent-Length: {len(answer)}".encode(),
+        )
+        + answer.encode()
+    )
+    assert ua.receive(ack, CARRIER, 0.1) == []
+    key = next(iter(ua.calls))
+    media = ua.calls[key].media
+    assert (media.codec, media.alaw, media.decoder and media.decoder.payload_type) == (8, True, 101)
+    end = rtp(101, 1, 800, bytes([3, 0x8A, 3, 32]))
+    assert ua.rtp(key, end, ("198.51.100.7", 4000), 0.2) == [Pressed(key, ua_caller(), "3")]
+
+
+def test_a_late_offer_whose_ack_brings_no_usable_answer_is_ended_with_a_bye() -> None:
+    ua, _ = agent()
+    ok = sent(ua.receive(invite(body=""), CARRIER, 0.0))[-1]
+    actions = ua.receive(in_dialog("ACK", tag_of(ok.get("to"))), CARRIER, 0.1)
+    assert [m.method for m in sent(actions)] == ["BYE"]
+    assert [a.reason for a in actions if isinstance(a, Ended)] == ["closed"] and not ua.calls
