@@ -112,7 +112,7 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
         },
     )
     if board.relay:  # a remote relay runs the gateways
-        installation = dataclasses.replace(installation, twilio=None, ari=None)
+        installation = dataclasses.replace(installation, twilio=None, ari=None, sip=None)
     return board, installation
 
 
@@ -202,8 +202,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     )
     sinks, sound, midi = open_sinks(board, options)
     relay, made_up = fill_tokens(installation.relay)
-    twilio, ari = installation.twilio, installation.ari
-    show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio, ari=ari)
+    twilio, ari, sip = installation.twilio, installation.ari, installation.sip
+    show = Show(board, relay, options, sinks=sinks, midi=midi, twilio=twilio, ari=ari, sip=sip)
     for sink in sinks:
         if isinstance(sink, MidiRecorder):
             sink.start(show.start)  # the file's time zero is the show's
@@ -231,7 +231,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not board.relay:
         from relay.runtime import announce
 
-        announce(relay, made_up, print, twilio, ari)
+        announce(relay, made_up, print, twilio, ari, sip)
     from .frontend import NoScreen, run_frontend
 
     began = time.monotonic()

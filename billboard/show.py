@@ -27,7 +27,14 @@ from aiohttp import web
 
 from relay.app import create_app, listen
 from relay.backoff import backoff_delay
-from relay.config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
+from relay.config import (
+    AriConfig,
+    RelayConfig,
+    SipConfig,
+    TwilioConfig,
+    fill_tokens,
+    pseudonym_key,
+)
 from relay.contract.scene import Banner
 from relay.reach import Reach, probe_in_background, reach_key
 
@@ -78,11 +85,13 @@ class Show:
         midi: ClockSink | None = None,
         twilio: TwilioConfig | None = None,
         ari: AriConfig | None = None,
+        sip: SipConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.twilio = twilio  # the embedded relay mounts the gateway, as python -m relay does
         self.ari = ari  # and runs the ARI client
+        self.sip = sip  # and answers the SIP trunk
         self.options = options
         self.clock = clock
         self.start = clock()
@@ -194,7 +203,7 @@ class Show:
         if cfg.relay:
             url = cfg.relay
         else:
-            app = create_app(self.relay_config, self.twilio, self.ari)
+            app = create_app(self.relay_config, self.twilio, self.ari, self.sip)
             host, port = self.relay_config.host, self.relay_config.port
             runner = self._runner = await listen(app, host, port, shutdown_timeout=3)
             self.relay_port = runner.addresses[0][1]

@@ -29,7 +29,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="port to listen on (default 8080; 0 = any free)")
     p.add_argument(
-        "--config", help="the installation's TOML file (its [relay], [twilio] and [ari] tables)"
+        "--config",
+        help="the installation's TOML file (its [relay], [twilio], [ari] and [sip] tables)",
     )
     p.add_argument("--channel", help="the installation's channel (default dialjam)")
     p.add_argument("--public-url", help="address phones and providers reach")
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.Runner(loop_factory=event_loop_factory()) as runner,
         contextlib.suppress(KeyboardInterrupt),
     ):
-        return runner.run(serve(config, made_up, site.twilio, site.ari))
+        return runner.run(serve(config, made_up, site.twilio, site.ari, site.sip))
     return 0
 
 

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from . import protocol, reach
 from .admission import Publisher
-from .config import AriConfig, RelayConfig, TwilioConfig, fill_tokens, pseudonym_key
+from .config import AriConfig, RelayConfig, SipConfig, TwilioConfig, fill_tokens, pseudonym_key
 from .connections import Connection, Flusher, Registry, websocket
 from .fanout import FanOut, Limits
 from .listener import GUARD, EdgeGuard, listen
@@ -260,17 +260,21 @@ async def close_all(app: web.Application) -> None:
 
 
 def create_app(
-    config: RelayConfig, twilio: TwilioConfig | None = None, ari: AriConfig | None = None
+    config: RelayConfig,
+    twilio: TwilioConfig | None = None,
+    ari: AriConfig | None = None,
+    sip: SipConfig | None = None,
 ) -> web.Application:
     """The relay as an aiohttp application (embeddable: the billboard runs it too);
     with `twilio`, the Twilio gateway's webhook and stream are mounted too; with `ari`,
-    an Asterisk ARI client runs with the app."""
+    an Asterisk ARI client runs with the app; with `sip`, a SIP listener answers a
+    carrier's trunk."""
     config, made_up = fill_tokens(config)
     if made_up:
         log.info("made up for this relay only: %s (relay.config.fill_tokens)", ", ".join(made_up))
     # The installation's channels (and the gateways', when elsewhere) always exist.
     pinned = protocol.installation_channels(config.channel).union(
-        *(protocol.installation_channels(t.channel_for(config)) for t in (twilio, ari) if t)
+        *(protocol.installation_channels(t.channel_for(config)) for t in (twilio, ari, sip) if t)
     )
     hub = FanOut(
         Limits(
@@ -299,7 +303,7 @@ def create_app(
     state.caller_buckets = BucketsByKey(config.caller_rate, 2 * config.caller_rate)
     state.public_channels = frozenset(
         {config.channel}
-        | {gateway.channel_for(config) for gateway in (twilio, ari) if gateway is not None}
+        | {gateway.channel_for(config) for gateway in (twilio, ari, sip) if gateway is not None}
     )
     state.edge = EdgeGuard(config, state.count_error)
     app = web.Application(
@@ -331,6 +335,12 @@ def create_app(
         gateway = AriGateway(ari, config, state.publish, state.count_error)
         gateway.mount(app)
         state.gateway_health["ari"] = gateway.health
+    if sip is not None:
+        from .gateways.sip.gateway import SipGateway
+
+        sip_gateway = SipGateway(sip, config, state.publish, state.count_error)
+        sip_gateway.mount(app)
+        state.gateway_health["sip"] = sip_gateway.health
     app.router.add_get("/{page:keypad|console|wall}", named_page)
     app.router.add_get("/{path:.+}", static)
     return app

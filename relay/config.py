@@ -358,6 +358,85 @@ class AriConfig:
         return self.channel or relay.channel
 
 
+@dataclass(frozen=True)
+class SipConfig:
+    """The `[sip]` table. The gateway runs when the table is present (and `enabled` is
+    not false): a carrier's SIP trunk sends its INVITEs to host:port."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 5060
+    transport: str = "udp"  # "udp", "tcp" or "both"
+    tcp_idle_s: float = 300.0  # a TCP connection silent this long is closed
+    # The address the carrier reaches, put in Contact and the SDP's c= line. Empty:
+    # `host`, or this machine's LAN address when host is 0.0.0.0.
+    public_address: str = ""
+    rtp_ports: str = "20000-20999"  # the calls' RTP ports (even ones: one per call)
+    # The carrier's addresses or networks, comma-separated; requests from elsewhere
+    # are refused (`refuse`: "403" answers, "drop" stays silent). Empty: anyone.
+    allow_from: str = ""
+    refuse: str = "403"
+    max_calls: int = 200
+    answer_after_s: float = 0.0  # ring (180) this long before answering
+    silence_s: float = 30.0  # no RTP this long: hang up
+    max_call_s: float = 3600.0
+    inband_dtmf: bool = True  # also hear the keys' tones in the audio
+    # Register with the carrier (host[:port] of its registrar; empty: no REGISTER), as
+    # register_user@register_domain (empty: the registrar's host), Digest-authenticated.
+    register_registrar: str = ""
+    register_user: str = ""
+    register_password: str = ""
+    register_domain: str = ""
+    register_expires: int = 600
+    channel: str = ""
+
+    def channel_for(self, relay: RelayConfig) -> str:
+        return self.channel or relay.channel
+
+    def contact_address(self) -> str:
+        if self.public_address:
+            return self.public_address
+        return self.host if self.host not in ("0.0.0.0", "::", "") else lan_address()
+
+    def rtp_range(self) -> range:
+        """The even ports of `rtp_ports` ("20000-20999"); `ValueError` when unreadable."""
+        low, _, high = self.rtp_ports.partition("-")
+        first, last = int(low), int(high or low)
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError("ports must run from 1024 to 65535, low-high")
+        return range(first + first % 2, last + 1, 2)
+
+
+def _check_sip(config: SipConfig, origin: str) -> SipConfig:
+    problems = []
+    if not 0 <= config.port <= 65535:
+        problems.append(f"port {config.port} is outside 0–65535")
+    if config.transport not in ("udp", "tcp", "both"):
+        problems.append(f'transport must be "udp", "tcp" or "both", not {config.transport!r}')
+    if config.tcp_idle_s <= 0:
+        problems.append("tcp_idle_s must be more than 0")
+    if config.refuse not in ("403", "drop"):
+        problems.append(f'refuse must be "403" or "drop", not {config.refuse!r}')
+    try:
+        if not config.rtp_range():
+            problems.append("rtp_ports holds no even port")
+    except ValueError as exc:
+        problems.append(f"rtp_ports {config.rtp_ports!r}: {exc}")
+    try:
+        parse_networks(config.allow_from)
+    except ValueError as exc:
+        problems.append(f"allow_from: {exc}")
+    if config.max_calls < 1 or min(config.silence_s, config.max_call_s) <= 0:
+        problems.append("max_calls, silence_s and max_call_s must be more than 0")
+    if config.register_registrar and (not config.register_user or config.register_expires < 60):
+        problems.append("register_registrar needs register_user, and register_expires ≥ 60")
+    if not 0 <= config.answer_after_s <= 60:
+        problems.append("answer_after_s must be 0–60 seconds")
+    if problems:
+        raise ConfigError(f"{origin}: " + "; ".join(problems))
+    return config
+
+
 # --- the installation's file, read once -------------------------------------------------
 
 # Settings that exist once for the whole installation, in [relay]: a table that names
@@ -388,6 +467,7 @@ class Installation:
     relay: RelayConfig
     twilio: TwilioConfig | None = None
     ari: AriConfig | None = None
+    sip: SipConfig | None = None
     path: str = ""  # the file read; empty: none (defaults and environment only)
     tables: Mapping[str, Any] = field(default_factory=dict)
 
@@ -425,11 +505,13 @@ def load_installation(
 
         twilio = check_twilio(twilio, relay, env, file.path)
     ari = _gateway(file, "ari", AriConfig)
+    sip = _gateway(file, "sip", SipConfig)
     return dataclasses.replace(
         file,
         relay=relay,
         twilio=twilio if twilio is not None and twilio.enabled else None,
         ari=_check_ari(ari, file.origin("ari")) if ari is not None and ari.url else None,
+        sip=_check_sip(sip, file.origin("sip")) if sip is not None and sip.enabled else None,
     )
 
 

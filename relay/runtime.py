@@ -15,7 +15,14 @@ import sys
 from collections.abc import Callable
 
 from .app import create_app, listen
-from .config import AriConfig, Installation, RelayConfig, TwilioConfig, load_installation
+from .config import (
+    AriConfig,
+    Installation,
+    RelayConfig,
+    SipConfig,
+    TwilioConfig,
+    load_installation,
+)
 from .gateways.twilio_signature import parse_shared_keys
 from .reach import Reach, probe_in_background, reach_key
 
@@ -44,6 +51,7 @@ def announce(
     say: Callable[[str], None],
     twilio: TwilioConfig | None = None,
     ari: AriConfig | None = None,
+    sip: SipConfig | None = None,
 ) -> None:
     """Tell the operator where everything is (stdout, not the log: tokens never go to
     a log file)."""
@@ -103,6 +111,17 @@ def announce(
         )
         if not ari.username:
             say("  warning:    [ari] username is empty: Asterisk will refuse the client")
+    if sip is not None:
+        say(
+            f"  SIP trunk:  {sip.transport} {sip.host}:{sip.port} (contact "
+            f"{sip.contact_address()}), RTP ports {sip.rtp_ports}, "
+            f"channel {sip.channel_for(config)}"
+        )
+        if not sip.allow_from:
+            say(
+                "  warning:    [sip] allow_from is empty: anyone who reaches the port can call; "
+                "set it to the carrier's addresses"
+            )
 
 
 async def serve(
@@ -110,8 +129,9 @@ async def serve(
     made_up: list[str],
     twilio: TwilioConfig | None = None,
     ari: AriConfig | None = None,
+    sip: SipConfig | None = None,
 ) -> int:
-    app = create_app(config, twilio, ari)
+    app = create_app(config, twilio, ari, sip)
     try:
         runner = await listen(app, config.host, config.port, reuse_address=True)
     except OSError as exc:
@@ -122,7 +142,7 @@ async def serve(
         return 1
     if config.port == 0 and runner.addresses:
         config = dataclasses.replace(config, port=runner.addresses[0][1])
-    announce(config, made_up, lambda line: print(line, flush=True), twilio, ari)
+    announce(config, made_up, lambda line: print(line, flush=True), twilio, ari, sip)
     # What start-up made lives as long as the relay: left out of every later garbage
     # collection, so a full one no longer stops every client for the whole process's
     # objects (billboard/show.py says more).

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from relay.app import create_app, listen
-from relay.config import AriConfig, RelayConfig, TwilioConfig
+from relay.config import AriConfig, RelayConfig, SipConfig, TwilioConfig
 from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, RunningRelay, StartRelay
 
 pytest_plugins = ("tests.services",)
@@ -24,13 +24,16 @@ async def start_relay() -> AsyncIterator[StartRelay]:
     started: list[RunningRelay] = []
 
     async def start(
-        twilio: TwilioConfig | None = None, ari: AriConfig | None = None, **settings: Any
+        twilio: TwilioConfig | None = None,
+        ari: AriConfig | None = None,
+        sip: SipConfig | None = None,
+        **settings: Any,
     ) -> RunningRelay:
         settings.setdefault("operator_token", OPERATOR)
         settings.setdefault("billboard_token", BILLBOARD)
         settings.setdefault("publisher_token", PUBLISHER)
         config = RelayConfig(host="127.0.0.1", port=0, **settings)
-        app = create_app(config, twilio, ari)
+        app = create_app(config, twilio, ari, sip)
         runner = await listen(app, "127.0.0.1", 0, shutdown_timeout=2.0)
         port = runner.addresses[0][1]
         relay = RunningRelay(app, runner, port, aiohttp.ClientSession())

@@ -25,6 +25,7 @@ from ..contract.subscriber import RelayError, V2Subscriber, publish_frame, subsc
 from ..gateways.common import websocket_url
 from .plan import CallerPlan, CrowdOptions, fake_numbers
 from .scoring import ArrivalTally
+from .sip_phone import CallFailed, SipPhones
 
 if TYPE_CHECKING:
     from .fake_ari import FakeAri
@@ -135,6 +136,7 @@ class Callers:
         self.media_lag = 0.0
         self.ari: FakeAri | None = None
         self.ari_lock = asyncio.Lock()
+        self.sip: SipPhones | None = None
         self._tones: dict[str, list[str]] = {}
         self.stream_signed = ""  # the last stream URL signed, for a refusal's hint
 
@@ -161,6 +163,8 @@ class Callers:
                 await self.keypad(plan)
             elif via == "ari":
                 await self.ari_call(plan)
+            elif via == "sip":
+                await self.sip_call(plan)
             else:
                 await self.twilio_call(plan, audio=via == "twilio-audio")
         except CallerFailed as exc:
@@ -456,6 +460,36 @@ class Callers:
             await self.sleep_until(began + plan.hang_up)
         finally:
             await ari.hang_up(channel_id)
+            log_.ended = True
+
+    async def sip_call(self, plan: CallerPlan) -> None:
+        """A phone on a SIP trunk: INVITE, keys as RFC 4733 events, BYE."""
+        assert self.sip is not None
+        async with self.ari_lock:
+            # One call start at a time: the next SIP join on the channel is this call's.
+            self.tally.joins_to_claim.clear()
+            try:
+                call = await self.sip.call(self.numbers[plan.index])
+            except CallFailed as exc:
+                raise CallerFailed(str(exc)) from None
+            try:
+                caller = await self.claim_join() if self.options.check else f"sip-{plan.index}"
+            except CallerFailed:
+                await call.hang_up()
+                raise
+        log_ = self.tally.add_caller(caller, plan.index)
+        if self.options.check:
+            log_.joins += 1  # the join that was claimed
+        began = self.now()
+        try:
+            for press in plan.presses:
+                if not await self.sleep_until(began + press.at) or call.ended.is_set():
+                    break
+                self.tally.sent(caller, press.key, self.now())
+                await call.press(press.key, duration_ms=ARI_PRESS_MS)
+            await self.sleep_until(began + plan.hang_up)
+        finally:
+            await call.hang_up()
             log_.ended = True
 
     async def claim_join(self) -> str:

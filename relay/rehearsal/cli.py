@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="--via ari: seconds to wait for the relay to connect (default 60)",
     )
+    p.add_argument(
+        "--sip",
+        metavar="HOST:PORT",
+        help="--via sip: the relay's SIP listener (default: the config's [sip] host and "
+        "port, else 127.0.0.1:5060)",
+    )
     p.add_argument("--seed", type=int, help="the keys' random seed (default: random, printed)")
     p.add_argument("--no-check", action="store_true", help="do not subscribe and check arrival")
     p.add_argument(
@@ -129,6 +135,15 @@ def parse_options(
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     relay_cfg, twilio_cfg, ari_cfg = installation.relay, installation.twilio, installation.ari
+    sip_cfg = installation.sip
+    sip = args.sip or (
+        f"{sip_cfg.host if sip_cfg.host not in ('0.0.0.0', '') else '127.0.0.1'}:{sip_cfg.port}"
+        if sip_cfg is not None
+        else "127.0.0.1:5060"
+    )
+    sip_host, _, sip_port = sip.rpartition(":")
+    if not sip_host or not sip_port.isdigit() or not 0 < int(sip_port) <= 65535:
+        raise UsageError(f"--sip {sip!r} must be HOST:PORT")
     listen = args.ari_listen
     if listen is None:
         ari_url = urlsplit(ari_cfg.url) if ari_cfg is not None else None
@@ -145,7 +160,13 @@ def parse_options(
     channel = args.channel
     if channel is None:
         # A gateway may have a channel of its own ([twilio] / [ari] channel).
-        gateway = {"twilio": twilio_cfg, "twilio-audio": twilio_cfg, "ari": ari_cfg}.get(args.via)
+        gateways = {
+            "twilio": twilio_cfg,
+            "twilio-audio": twilio_cfg,
+            "ari": ari_cfg,
+            "sip": sip_cfg,
+        }
+        gateway = gateways.get(args.via)
         channel = gateway.channel_for(relay_cfg) if gateway is not None else relay_cfg.channel
     ari_user = (
         {"ari_app": ari_cfg.app, "ari_username": ari_cfg.username, "ari_password": ari_cfg.password}
@@ -173,6 +194,7 @@ def parse_options(
         ari_listen=(host.strip("[]"), int(port)),
         **ari_user,
         ari_wait=args.ari_wait,
+        sip_target=(sip_host.strip("[]"), int(sip_port)),
         seed=args.seed,
         check=not args.no_check,
         drain=args.drain,

@@ -1,7 +1,7 @@
 """The rehearsal crowd: N simulated callers play through one ingress path of a running
 relay while a subscriber on the channel checks that every press arrives.
 
-    python -m relay.rehearsal --callers 50 --rate 2 --via ws|twilio|twilio-audio|ari
+    python -m relay.rehearsal --callers 50 --rate 2 --via ws|twilio|twilio-audio|ari|sip
 
 Before doors open the operator runs it against the installation's relay (the one the
 billboard shows): the billboard plays the crowd, and the report says whether every key
@@ -59,6 +59,7 @@ from .checker import ArrivalChecker
 from .plan import CallerPlan, CrowdOptions, UsageError, plan_crowd, validate
 from .report import CrowdReport
 from .scoring import ArrivalTally
+from .sip_phone import SipPhones
 
 PROGRESS_EVERY_S: Final = 5.0
 
@@ -94,7 +95,7 @@ async def run_crowd(
         raise UsageError(f"plans must number the {options.callers} callers 0…{options.callers - 1}")
     if numbers is not None and len(numbers) < options.callers:
         raise UsageError(f"{len(numbers)} numbers for {options.callers} callers")
-    tally = ArrivalTally(claim_source="ari" if options.via == "ari" else None)
+    tally = ArrivalTally(claim_source=options.via if options.via in ("ari", "sip") else None)
     loop = asyncio.get_running_loop()
     began = loop.time()
     connector = aiohttp.TCPConnector(limit=0)  # every caller is its own connection
@@ -133,6 +134,9 @@ async def run_crowd(
                 ready = await start_ari(callers, say)
                 if not ready:
                     return fail_all("no ARI client")
+            if options.via == "sip":
+                callers.sip = SipPhones(options.sip_target)
+                await callers.sip.start()
             callers.t0 = callers.now()
             presses = [len(p.presses) for p in plans]
             each = (
@@ -160,6 +164,8 @@ async def run_crowd(
                 await checker.close()
             if callers.ari is not None:
                 await callers.ari.close()
+            if callers.sip is not None:
+                callers.sip.close()
     return report()
 
 

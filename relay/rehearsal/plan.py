@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from ..contract.channels import NAME_RULE, valid_installation_name
 from ..contract.events import KEYPAD_KEYS
 
-VIAS: Final = ("ws", "twilio", "twilio-audio", "ari")
+VIAS: Final = ("ws", "twilio", "twilio-audio", "ari", "sip")
 STYLES: Final = ("human", "steady")
 MAX_CALLERS: Final = 2000  # one process, loopback: beyond this the crowd is the bottleneck
 MAX_RATE: Final = 20.0  # presses a second per caller (a person manages about 10)
@@ -58,6 +58,7 @@ class CrowdOptions:
     ari_username: str = "dialjam"
     ari_password: str = "dialjam"
     ari_wait: float = 60.0  # how long to wait for the relay's ARI client
+    sip_target: tuple[str, int] = ("127.0.0.1", 5060)  # the relay's [sip] listener
     seed: int | None = None  # None: a random seed, printed with the report
     check: bool = True
     drain: float = 3.0  # how long to wait for the last events after the last hang-up

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import aiohttp
 import orjson
 import pytest
 
-from relay.config import AriConfig, TwilioConfig
+from relay.app import STATE, health
+from relay.config import AriConfig, SipConfig, TwilioConfig
 from relay.contract.subscriber import V2Subscriber
 from relay.gateways.twilio import connect_twiml
 from relay.rehearsal.callers import on_relay, read_twiml
@@ -149,6 +151,18 @@ async def test_a_crowd_through_the_fake_asterisk_arrives_whole(start_relay: Star
     report = await run_crowd(options, say=lines.append)
     assert_whole(report, 5)
     assert any(f"point the relay's [ari] url at http://127.0.0.1:{port}" in x for x in lines)
+
+
+async def test_a_crowd_of_sip_phones_arrives_whole(start_relay: StartRelay) -> None:
+    base = random.randrange(30000, 60000, 2)
+    sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}")
+    relay = await start_relay(sip=sip)
+    listening = health(relay.app[STATE])["sip"]["listening"].split()[1]
+    host, _, port = listening.rpartition(":")
+    options = dataclasses.replace(SMALL, via="sip", relay=relay.url, sip_target=(host, int(port)))
+    report = await run_crowd(options)
+    assert_whole(report, 5)
+    assert health(relay.app[STATE])["sip"]["calls"] == 0  # every phone hung up
 
 
 async def test_a_crowd_plays_the_plans_and_calls_from_the_numbers_it_is_given(
@@ -341,6 +355,15 @@ def test_the_fake_asterisk_listens_and_answers_as_the_relays_ari_table_says(
     assert options.ari_listen == ("127.0.0.1", 18188)
     assert (options.ari_app, options.ari_username, options.ari_password) == ("tower", "pbx", "pw")
     assert options.channel == "phones"
+
+
+def test_sip_phones_call_the_listener_the_relays_sip_table_names(tmp_path: Path) -> None:
+    config = tmp_path / "jam.toml"
+    config.write_text('[sip]\nport = 5090\nchannel = "trunk"\n')
+    options, _ = parse_options(["--config", str(config), "--via", "sip"], env={})
+    assert options.sip_target == ("127.0.0.1", 5090) and options.channel == "trunk"
+    options, _ = parse_options(["--via", "sip", "--sip", "192.0.2.1:5062"], env={})
+    assert options.sip_target == ("192.0.2.1", 5062)
 
 
 # -- the command line --
