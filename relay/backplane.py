@@ -312,6 +312,7 @@ class RedisBackplane:
             for name in sorted(names | set(self.hub.channels)):
                 await self._catch_up(name)
             self.listening = True
+            self.writes_failing = False  # Redis answers again; the next publish will tell
             self.error = None
             self.synced.set()
             self.syncs += 1
