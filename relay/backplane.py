@@ -51,52 +51,78 @@ log = logging.getLogger("relay.backplane")
 
 EVENTS: Final = b"dialjam:events"
 CHANNELS: Final = "dialjam:channels"
-BATCH: Final = 256  # publishes per pipelined round trip at most
+BATCH: Final = 1024  # publishes per pipelined round trip at most
 COMMAND_TIMEOUT_S: Final = 3.0
 RETRY_FIRST_S: Final = 0.2
 RETRY_CAP_S: Final = 5.0
 HEALTH_CHECK_S: Final = 2  # the pub/sub connection is pinged when this quiet
 
-PUBLISH_LUA: Final = """
--- KEYS: the channel's meta hash, its stream, the set of channels, the caller's bucket
--- ARGV: name, data, ts_ms, addressee, origin, epoch if new, max events, max bytes,
---       max age ms, pub/sub channel, caller rate (empty: none), burst, event overhead
+PUBLISH_LUA: Final = r"""
+-- Sequence, keep and publish a batch of events of one channel, atomically.
+-- KEYS: the channel's meta hash (seq, epoch, bytes, first), its stream, the set of names
+-- ARGV: name, epoch if new, max events, max bytes, max age ms, pub/sub channel, caller
+--       rate (0: none), burst, event overhead, ts ms, then per event: data, addressee,
+--       origin, caller (empty: none)
+-- Returns {epoch, {seq or -1 (refused: the caller's rate), ...}}.
 local meta, stream = KEYS[1], KEYS[2]
-if ARGV[11] ~= '' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  local rate, burst = tonumber(ARGV[11]), tonumber(ARGV[12])
-  local held = redis.call('HMGET', KEYS[4], 'tokens', 'at')
-  local tokens = tonumber(held[1]) or burst
-  local at = tonumber(held[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-  if tokens < 1 then return {-1, ''} end
-  redis.call('HSET', KEYS[4], 'tokens', tostring(tokens - 1), 'at', tostring(now))
-  redis.call('EXPIRE', KEYS[4], math.ceil(burst / rate) + 1)
-end
+local rate, burst, overhead, ts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 if redis.call('EXISTS', meta) == 0 then redis.call('DEL', stream) end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-redis.call('HSETNX', meta, 'epoch', ARGV[6])
-local epoch = redis.call('HGET', meta, 'epoch')
-local cost = string.len(ARGV[2]) + tonumber(ARGV[13])
-redis.call('XADD', stream, seq .. '-0', 't', ARGV[3], 'd', ARGV[2], 'a', ARGV[4], 'c', cost)
-local bytes = redis.call('HINCRBY', meta, 'bytes', cost)
-local n = redis.call('XLEN', stream)
-local max_events, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
-local oldest = tonumber(ARGV[3]) - tonumber(ARGV[9])
-while n > 0 do
-  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-  local f = first[2]
-  if n <= max_events and bytes <= max_bytes and tonumber(f[2]) >= oldest then break end
-  bytes = redis.call('HINCRBY', meta, 'bytes', -tonumber(f[8]))
-  redis.call('XDEL', stream, first[1])
-  n = n - 1
+redis.call('HSETNX', meta, 'epoch', ARGV[2])
+local held = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'first')
+local epoch = held[1]
+local seq, bytes, first = tonumber(held[2]) or 0, tonumber(held[3]) or 0, tonumber(held[4]) or 1
+local now = nil
+local seqs, lines = {}, {ARGV[1], epoch}
+for i = 11, #ARGV, 4 do
+  local data, to, origin, caller = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local allowed = true
+  if caller ~= '' and rate > 0 then
+    if now == nil then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    end
+    local key = 'dialjam:rate:' .. caller
+    local b = redis.call('HMGET', key, 'tokens', 'at')
+    local since = math.max(0, now - (tonumber(b[2]) or now))
+    local tokens = math.min(burst, (tonumber(b[1]) or burst) + since * rate)
+    if tokens < 1 then
+      allowed = false
+    else
+      redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', tostring(now))
+      redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
+    end
+  end
+  if allowed then
+    seq = seq + 1
+    local cost = string.len(data) + overhead
+    redis.call('XADD', stream, seq .. '-0', 't', ts, 'd', data, 'a', to, 'c', cost)
+    bytes = bytes + cost
+    seqs[#seqs + 1] = seq
+    lines[#lines + 1] = seq .. '\t' .. ts .. '\t' .. to .. '\t' .. origin .. '\t' .. data
+  else
+    seqs[#seqs + 1] = -1
+  end
 end
-redis.call('PEXPIRE', stream, tonumber(ARGV[9]) + 60000)
+-- The history's bounds: events, bytes and age, oldest first (seqs held: first..seq).
+local max_events, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+local oldest = tonumber(ts) - tonumber(ARGV[5])
+local cut = first
+while cut <= seq do
+  local e = redis.call('XRANGE', stream, cut .. '-0', cut .. '-0')[1]
+  if e ~= nil then
+    if seq - cut + 1 <= max_events and bytes <= max_bytes and tonumber(e[2][2]) >= oldest then
+      break
+    end
+    bytes = bytes - tonumber(e[2][8])
+  end
+  cut = cut + 1
+end
+if cut > first then redis.call('XTRIM', stream, 'MINID', cut .. '-0') end
+redis.call('HSET', meta, 'seq', seq, 'bytes', bytes, 'first', cut)
+redis.call('PEXPIRE', stream, tonumber(ARGV[5]) + 60000)
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('PUBLISH', ARGV[10], ARGV[1] .. '\\n' .. epoch .. '\\n' .. seq .. '\\n' ..
-  ARGV[3] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[2])
-return {seq, epoch}
+if #lines > 2 then redis.call('PUBLISH', ARGV[6], table.concat(lines, '\n')) end
+return {epoch, seqs}
 """
 
 
@@ -125,20 +151,19 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-class Message:
-    """An event as the pub/sub channel carries it (`PUBLISH_LUA`'s last line)."""
+Event = tuple[int, int, str | None, str, bytes]  # seq, ts ms, addressee, origin, data
 
-    __slots__ = ("data", "epoch", "name", "origin", "seq", "to", "ts_ms")
 
-    def __init__(self, raw: bytes) -> None:
-        name, epoch, seq, ts, to, origin, data = raw.split(b"\n", 6)
-        self.name = name.decode()
-        self.epoch = epoch.decode()
-        self.seq = int(seq)
-        self.ts_ms = int(ts)
-        self.to = to.decode() or None
-        self.origin = origin.decode()
-        self.data = data
+def read_batch(raw: bytes) -> tuple[str, str, list[Event]]:
+    """(channel, epoch, events) of a batch as the pub/sub channel carries it
+    (`PUBLISH_LUA`'s last lines: event data is compact JSON, so holds no tab or
+    newline)."""
+    name, epoch, *lines = raw.split(b"\n")
+    events: list[Event] = []
+    for line in lines:
+        seq, ts, to, origin, data = line.split(b"\t", 4)
+        events.append((int(seq), int(ts), to.decode() or None, origin.decode(), data))
+    return name.decode(), epoch.decode(), events
 
 
 Pending = tuple[str, bytes, str | None, str, str | None, "asyncio.Future[tuple[int, str]]"]
@@ -239,30 +264,24 @@ class RedisBackplane:
                 await self._write(batch)
 
     async def _write(self, batch: list[Pending]) -> None:
-        hub = self.hub
-        limits = hub.limits
+        """One round trip for `batch`: one script call per channel, in order."""
+        limits = self.hub.limits
+        groups: dict[str, list[Pending]] = {}
+        for item in batch:
+            groups.setdefault(item[0], []).append(item)
+        rate = self.caller_rate
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for name, data, to, origin, caller, _ in batch:
-                    rate = f"{self.caller_rate:g}" if caller and self.caller_rate > 0 else ""
+                for name, items in groups.items():
+                    args: list[Any] = [
+                        name, secrets.token_hex(6), limits.history_events, limits.history_bytes,
+                        int(limits.history_seconds * 1000), EVENTS, rate, 2 * rate,
+                        EVENT_OVERHEAD, self.wall_ms(),
+                    ]  # fmt: skip
+                    for _, data, to, origin, caller, _ in items:
+                        args += (data, to or "", origin, caller or "")
                     await self.script(
-                        keys=[meta_key(name), log_key(name), CHANNELS, f"dialjam:rate:{caller}"],
-                        args=[
-                            name,
-                            data,
-                            self.wall_ms(),
-                            to or "",
-                            origin,
-                            secrets.token_hex(6),
-                            limits.history_events,
-                            limits.history_bytes,
-                            int(limits.history_seconds * 1000),
-                            EVENTS,
-                            rate,
-                            2 * self.caller_rate,
-                            EVENT_OVERHEAD,
-                        ],
-                        client=pipe,
+                        keys=[meta_key(name), log_key(name), CHANNELS], args=args, client=pipe
                     )
                 results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
@@ -272,18 +291,23 @@ class RedisBackplane:
                 self._refuse(fut, origin)
             return
         self.writes_failing = False
-        for (*_, origin, _, fut), result in zip(batch, results, strict=True):
+        for items, result in zip(groups.values(), results, strict=True):
             if isinstance(result, BaseException):
                 self._failed("a publish failed", result)
-                self._refuse(fut, origin)
-            elif int(result[0]) < 0:
-                self.origins.pop(origin, None)
-                if not fut.done():
+                for *_, origin, _, fut in items:
+                    self._refuse(fut, origin)
+                continue
+            epoch = result[0].decode()
+            for (*_, origin, _, fut), seq in zip(items, result[1], strict=True):
+                if fut.done():
+                    continue
+                if seq < 0:
+                    self.origins.pop(origin, None)
                     fut.set_exception(
                         ProtocolError("rate_limited", "this caller sends too fast; event dropped")
                     )
-            elif not fut.done():
-                fut.set_result((int(result[0]), result[1].decode()))
+                else:
+                    fut.set_result((seq, epoch))
 
     def _refuse(self, fut: asyncio.Future[tuple[int, str]], origin: str) -> None:
         self.refused += 1
@@ -321,22 +345,26 @@ class RedisBackplane:
             while True:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if msg is not None and msg["type"] == "message":
-                    await self._take(Message(msg["data"]))
+                    await self._take(msg["data"])
         finally:
             self.listening = False
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
-    async def _take(self, msg: Message) -> None:
+    async def _take(self, raw: bytes) -> None:
+        name, epoch, events = read_batch(raw)
+        if not events:
+            return
         hub = self.hub
-        ch = hub.channels.get(msg.name)
-        if ch is None or ch.epoch != msg.epoch or msg.seq > ch.seq + 1:
+        ch = hub.channels.get(name)
+        first = events[0][0]
+        if ch is None or ch.epoch != epoch or first > ch.seq + 1:
             # Something before it is missing here: read it from the stream first.
-            await self._catch_up(msg.name, upto=msg.seq - 1)
-        origin = self.origins.pop(msg.origin, None) if msg.origin else None
-        hub.apply(
-            msg.name, msg.epoch, msg.seq, msg.ts_ms, msg.data, self._now(msg.ts_ms), origin, msg.to
-        )
+            await self._catch_up(name, upto=first - 1)
+        origins = self.origins
+        for seq, ts_ms, to, origin_token, data in events:
+            origin = origins.pop(origin_token, None) if origin_token else None
+            hub.apply(name, epoch, seq, ts_ms, data, self._now(ts_ms), origin, to)
 
     async def _catch_up(self, name: str, upto: int | None = None) -> None:
         """Apply what the channel's stream holds past the seq held here (up to `upto`)."""
