@@ -347,9 +347,7 @@ class FanOut:
         resume from before it gets its ``gap``."""
         ch = self.channels.get(name) or self._make(name)
         if epoch != ch.epoch:
-            ch.epoch = epoch
-            ch.seq = 0
-            self._forget(ch)
+            self._new_epoch(ch, epoch, seq - 1)
         if seq <= ch.seq:
             return None
         if seq != ch.seq + 1:
@@ -367,13 +365,23 @@ class FanOut:
         another epoch, takes them, forgetting what it held if the epoch changed."""
         ch = self.channels.get(name) or self._make(name)
         if epoch != ch.epoch:
-            ch.epoch = epoch
-            self._forget(ch)
-            ch.seq = seq
+            self._new_epoch(ch, epoch, seq)
         elif seq > ch.seq:
             self._forget(ch)
             ch.seq = seq
         return ch
+
+    def _new_epoch(self, ch: Channel, epoch: str, seq: int) -> None:
+        """The channel's history began again (`epoch`, standing at `seq`): what is held
+        is forgotten, and its v2 subscribers are told as a new subscription is, so they
+        follow the new seqs and resume in the new epoch."""
+        ch.epoch = epoch
+        ch.seq = seq
+        self._forget(ch)
+        frame = protocol.dumps({"type": "subscribed", "id": ch.name, "seq": seq, "epoch": epoch})
+        for sub in ch.subscriptions:
+            if sub.v2:
+                sub.outbox.send_control(frame)
 
     def _forget(self, ch: Channel) -> None:
         self.history_bytes -= ch.history_bytes

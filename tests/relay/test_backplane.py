@@ -101,7 +101,9 @@ async def test_without_redis_publishers_get_an_error_and_health_says_why_then_it
     a, b = await pair(start_relay, redis_server)
     inbox = await subscriber(b)
     pub = await a.publisher()
-    assert (await publish(pub, 1))["seq"] == 1
+    acked = await publish(pub, 1)
+    assert acked["seq"] == 1
+    acked_epoch = acked["epoch"]
     redis_server.kill()
     answer = await publish(pub, 2)
     assert (answer["type"], answer["code"]) == ("error", "backplane_unavailable")
@@ -127,9 +129,13 @@ async def test_without_redis_publishers_get_an_error_and_health_says_why_then_it
     await until(listening, timeout=30.0)
     answer = await publish(pub, 4)
     assert answer["type"] == "ack", answer
-    events = await inbox.events(2)
-    assert events[0]["seq"] == 1
-    assert events[-1]["data"]["command"] == "4"  # the refused ones were never sent
+    first, told, event = await inbox.events(3)
+    assert (first["seq"], first["data"]["command"]) == (1, "1")
+    # That Redis kept nothing (no append-only file here): the channel's history began
+    # again, and the subscriber is told so before the new epoch's first event.
+    assert (told["type"], told["seq"]) == ("subscribed", 0) and told["epoch"] == answer["epoch"]
+    assert told["epoch"] != first.get("epoch", acked_epoch)
+    assert (event["seq"], event["data"]["command"]) == (1, "4")  # 2 and 3 were never sent
 
 
 async def test_a_session_minted_on_one_relay_plays_on_the_other(

@@ -29,6 +29,7 @@ def seqs(frames: list[Any]) -> list[int]:
 
 def test_an_event_sequenced_elsewhere_keeps_its_seq_ts_and_epoch_and_is_delivered() -> None:
     rig = Rig()
+    rig.fanout.adopt("a", "E", 0)  # as the backplane does for every channel it knows
     sub = rig.open()
     rig.subscribe(sub, "a", v2=True)
     rig.round()
@@ -116,9 +117,23 @@ def test_the_publishers_own_v1_subscription_gets_no_echo_from_the_backplane() ->
 
 def test_an_addressed_event_from_the_backplane_reaches_only_its_caller() -> None:
     rig = Rig()
+    rig.fanout.adopt("a", "E", 0)
     mine, theirs = rig.open(), rig.open()
     rig.fanout.subscribe(mine, "a", True, rig.now, caller="c-mine")
     rig.fanout.subscribe(theirs, "a", True, rig.now, caller="c-theirs")
     rig.round()
     apply(rig.fanout, 1, to="c-mine")
     assert list(rig.round()) == [mine]
+
+
+def test_live_v2_subscribers_are_told_of_a_new_epoch_and_follow_its_seqs() -> None:
+    rig = Rig()
+    sub = rig.open()
+    rig.subscribe(sub, "a", v2=True)
+    apply(rig.fanout, 1)
+    apply(rig.fanout, 2)
+    rig.round()
+    apply(rig.fanout, 1, epoch="F")  # Redis lost the channel's history: it starts again
+    told, event = rig.round()[sub]
+    assert told == {"type": "subscribed", "id": "a", "seq": 0, "epoch": "F"}
+    assert (event["seq"], event["data"]) == (1, {"n": 1})
