@@ -34,7 +34,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -209,6 +209,7 @@ class RedisBackplane:
         self.caught_up = 0  # events read from the streams, not the pub/sub channel
         self.logged = LogOnce(every_s=60.0)
         self.tasks: list[asyncio.Task[None]] = []
+        self._spawned: set[asyncio.Task[Any]] = set()
 
     # -- health --
 
@@ -321,6 +322,35 @@ class RedisBackplane:
                 )
             )
 
+    # -- keypads that move between relays --
+
+    def claim(self, channel: str, caller: str, ttl_s: float) -> None:
+        """A keypad of `caller` is connected here now: its leave is this relay's to say
+        (a keypad behind a load balancer may come back on another relay)."""
+        key = f"dialjam:keypad:{channel}:{caller}"
+        self.spawn(self.redis.set(key, self.node, ex=max(1, int(ttl_s))))
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` on its own, held until done; a failure is logged (once a minute)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._spawned.add(task)
+        task.add_done_callback(self._settled)
+
+    async def holds(self, channel: str, caller: str) -> bool:
+        """Whether the last keypad of `caller` connected here (or nowhere that Redis
+        knows of, or Redis cannot say): then this relay says its leave."""
+        try:
+            owner = await self.redis.get(f"dialjam:keypad:{channel}:{caller}")
+        except (RedisError, OSError):
+            return True
+        return owner is None or owner.decode() == self.node
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._spawned.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            self._failed("a keypad's note failed", exc)
+
     # -- receiving --
 
     async def _listen(self) -> None:
@@ -352,7 +382,14 @@ class RedisBackplane:
                 await pubsub.aclose()
 
     async def _take(self, raw: bytes) -> None:
-        name, epoch, events = read_batch(raw)
+        try:
+            name, epoch, events = read_batch(raw)
+        except ValueError:  # not ours: something else publishes on our pub/sub channel
+            self.logged.log(
+                log, logging.WARNING, "unreadable", "backplane: skipped a message that is not "
+                "a batch of events on %s", EVENTS.decode(), now=self.clock(),
+            )  # fmt: skip
+            return
         if not events:
             return
         hub = self.hub
@@ -431,10 +468,10 @@ class RedisBackplane:
             await asyncio.wait_for(self.synced.wait(), wait_s)
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in [*self.tasks, *self._spawned]:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in [*self.tasks, *self._spawned]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         while self.queue:
             *_, origin, _, fut = self.queue.popleft()

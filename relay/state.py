@@ -173,6 +173,9 @@ class RelayState:
 
     def caller_opened(self, key: tuple[str, str]) -> None:
         self.live_callers[key] = self.live_callers.get(key, 0) + 1
+        if self.backplane is not None:
+            caller, channel = key
+            self.backplane.claim(channel, caller, self.config.session_ttl_s)
 
     def caller_closed(self, key: tuple[str, str]) -> None:
         left = self.live_callers.get(key, 1) - 1
@@ -197,6 +200,19 @@ class RelayState:
             return  # they said `leave` themselves
         if not played:
             return  # they only listened: no place to give back
+        if self.backplane is not None:
+            self.backplane.spawn(self._leave_unless_elsewhere(key))
+            return
+        self._leave(key)
+
+    async def _leave_unless_elsewhere(self, key: tuple[str, str]) -> None:
+        """Say the leave, unless the keypad came back on another relay meanwhile."""
+        assert self.backplane is not None
+        caller, channel = key
+        if await self.backplane.holds(channel, caller) and not self.live_callers.get(key):
+            self._leave(key)
+
+    def _leave(self, key: tuple[str, str]) -> None:
         caller, channel = key
         try:
             self.publish(channel, {"event": "leave", "caller": caller, "reason": "closed"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from relay.backplane import log_key, meta_key
@@ -180,3 +181,25 @@ async def test_an_operators_command_on_one_relay_reaches_the_billboard_on_the_ot
     command = {"event": "command", "name": "panic", "args": {}}
     await send(console, {"type": "publisher", "id": "dialjam:control", "data": command})
     assert (await inbox.next())["data"] == command
+
+
+async def test_a_keypad_that_comes_back_on_the_other_relay_is_not_made_to_leave(
+    start_relay: StartRelay, redis_server: RedisServer
+) -> None:
+    # No sticky sessions: a phone changing networks may come back on any relay.
+    a, b = await pair(start_relay, redis_server, session_grace_s=0.3)
+    inbox = await subscriber(a)
+    session = await a.caller_session()
+    frame = {"type": "publisher", "id": "dialjam", "session": session["session"]}
+    keypad = await a.connect()
+    await send(keypad, {**frame, "data": {"event": "join"}})
+    assert (await inbox.next())["data"]["event"] == "join"
+    await keypad.close()
+    keypad = await b.connect()  # back within the grace, on the other relay
+    await send(keypad, {**frame, "data": {"event": "digit", "digit": "1"}})
+    assert (await inbox.next())["data"]["event"] == "digit"
+    with pytest.raises(TimeoutError):
+        await inbox.next(timeout=1.2)  # four graces: a's timer found the keypad on b
+    await keypad.close()  # gone for good: b says the leave
+    leave = (await inbox.next())["data"]
+    assert leave == {"event": "leave", "caller": session["caller"], "reason": "closed"}
