@@ -120,6 +120,8 @@ async def test_without_redis_publishers_get_an_error_and_health_says_why_then_it
         return health["status"] == "degraded" and health["backplane"]["why"] is not None
 
     await until(degraded)
+    async with b.session.get(f"{b.url}/metrics") as resp:
+        assert "dialjam_relay_backplane_up 0.0" in await resp.text()
     redis_server.start()  # a new, empty Redis on the same port
 
     async def listening() -> bool:
