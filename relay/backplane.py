@@ -39,6 +39,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .backoff import backoff_delay
@@ -193,6 +195,10 @@ class RedisBackplane:
             socket_timeout=COMMAND_TIMEOUT_S,
             socket_connect_timeout=COMMAND_TIMEOUT_S,
             health_check_interval=HEALTH_CHECK_S,
+            # No retries inside the client (its default waits up to seconds between
+            # three): a publisher hears at once that Redis is away, and the listener's
+            # reconnecting is `_supervise`'s.
+            retry=Retry(NoBackoff(), 0),
         )
         self.script = self.redis.register_script(PUBLISH_LUA)
         self.queue: deque[Pending] = deque()
