@@ -20,9 +20,13 @@ Without it a relay's channels are its own (`relay.fanout.FanOut`, in memory). Wi
   waits and first catches up from the streams (every channel's events past the seq it
   holds), so what it missed while away is delivered, in order, before anything newer.
 
-Redis's keys: ``dialjam:ch:NAME:meta`` (hash: seq, epoch, bytes), ``dialjam:ch:NAME:log``
-(stream), ``dialjam:channels`` (set of names), ``dialjam:rate:CALLER`` (a caller's
-bucket); the pub/sub channel is ``dialjam:events``.
+Redis's keys: ``dialjam:ch:NAME:meta`` (hash: seq, epoch, bytes, first held seq),
+``dialjam:ch:NAME:log`` (stream), ``dialjam:channels`` (set of names),
+``dialjam:rate:CALLER`` (a caller's bucket, expiring), ``dialjam:keypad:NAME:CALLER``
+(the relay a keypad last connected to, expiring with its session, so only that relay
+says the caller's leave); the pub/sub channel is ``dialjam:events``. One Redis (a DB
+number of its own) per installation; a standalone server, not Redis Cluster (the
+script touches keys it is not given).
 """
 
 from __future__ import annotations
