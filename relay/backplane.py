@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import secrets
@@ -45,7 +46,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .backoff import backoff_delay
 from .channel import EVENT_OVERHEAD
@@ -204,7 +205,9 @@ class RedisBackplane:
             # reconnecting is `_supervise`'s.
             retry=Retry(NoBackoff(), 0),
         )
-        self.script = self.redis.register_script(PUBLISH_LUA)
+        # Called by its SHA1; loaded when Redis says it does not know it (a new Redis).
+        # (redis-py's Script object in a pipeline asks SCRIPT EXISTS on every round.)
+        self.sha = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
         self.queue: deque[Pending] = deque()
         self.kick = asyncio.Event()
         self.origins: dict[str, Outbox] = {}
@@ -274,8 +277,9 @@ class RedisBackplane:
                 batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
                 await self._write(batch)
 
-    async def _write(self, batch: list[Pending]) -> None:
-        """One round trip for `batch`: one script call per channel, in order."""
+    async def _write(self, batch: list[Pending], again: bool = True) -> None:
+        """One round trip for `batch`: one script call per channel, in order (and the
+        script loaded first, then the batch once more, when Redis did not know it)."""
         limits = self.hub.limits
         groups: dict[str, list[Pending]] = {}
         for item in batch:
@@ -291,10 +295,13 @@ class RedisBackplane:
                     ]  # fmt: skip
                     for _, data, to, origin, caller, _ in items:
                         args += (data, to or "", origin, caller or "")
-                    await self.script(
-                        keys=[meta_key(name), log_key(name), CHANNELS], args=args, client=pipe
-                    )
+                    pipe.evalsha(self.sha, 3, meta_key(name), log_key(name), CHANNELS, *args)
                 results = await pipe.execute(raise_on_error=False)
+            if again and any(isinstance(r, NoScriptError) for r in results):
+                # Nothing ran (the script is checked before it starts): all again.
+                await self.redis.script_load(PUBLISH_LUA)
+                await self._write(batch, again=False)
+                return
         except (RedisError, OSError) as exc:
             self.writes_failing = True
             self._failed("cannot publish", exc)
