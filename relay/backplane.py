@@ -194,16 +194,21 @@ class RedisBackplane:
         self.clock = clock
         self.wall_ms = wall_ms
         self.node = secrets.token_hex(4)
-        # Any: redis-py's annotations make every command "Awaitable[T] | T".
-        self.redis: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
-            url,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=COMMAND_TIMEOUT_S,
-            health_check_interval=HEALTH_CHECK_S,
+        options: dict[str, Any] = {
+            "socket_timeout": COMMAND_TIMEOUT_S,
+            "socket_connect_timeout": COMMAND_TIMEOUT_S,
+            "health_check_interval": HEALTH_CHECK_S,
             # No retries inside the client (its default waits up to seconds between
             # three): a publisher hears at once that Redis is away, and the listener's
             # reconnecting is `_supervise`'s.
-            retry=Retry(NoBackoff(), 0),
+            "retry": Retry(NoBackoff(), 0),
+        }
+        # Any: redis-py's annotations make every command "Awaitable[T] | T".
+        self.redis: Any = aioredis.from_url(url, **options)  # type: ignore[no-untyped-call]
+        # The writer's own connection: a pooled one is checked for stray data (a poll of
+        # the socket) each time it is taken, a third of the writer's time per event.
+        self.writer: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
+            url, single_connection_client=True, **options
         )
         # Called by its SHA1; loaded when Redis says it does not know it (a new Redis).
         # (redis-py's Script object in a pipeline asks SCRIPT EXISTS on every round.)
@@ -286,17 +291,27 @@ class RedisBackplane:
             groups.setdefault(item[0], []).append(item)
         rate = self.caller_rate
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name, items in groups.items():
-                    args: list[Any] = [
-                        name, secrets.token_hex(6), limits.history_events, limits.history_bytes,
-                        int(limits.history_seconds * 1000), EVENTS, rate, 2 * rate,
-                        EVENT_OVERHEAD, self.wall_ms(),
-                    ]  # fmt: skip
-                    for _, data, to, origin, caller, _ in items:
-                        args += (data, to or "", origin, caller or "")
-                    pipe.evalsha(self.sha, 3, meta_key(name), log_key(name), CHANNELS, *args)
-                results = await pipe.execute(raise_on_error=False)
+            calls = []
+            for name, items in groups.items():
+                args: list[Any] = [
+                    name, secrets.token_hex(6), limits.history_events, limits.history_bytes,
+                    int(limits.history_seconds * 1000), EVENTS, rate, 2 * rate,
+                    EVENT_OVERHEAD, self.wall_ms(),
+                ]  # fmt: skip
+                for _, data, to, origin, caller, _ in items:
+                    args += (data, to or "", origin, caller or "")
+                calls.append((self.sha, 3, meta_key(name), log_key(name), CHANNELS, *args))
+            results: list[Any]
+            if len(calls) == 1:  # the usual case: one channel, one command
+                try:
+                    results = [await self.writer.execute_command("EVALSHA", *calls[0])]
+                except NoScriptError as exc:
+                    results = [exc]
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call in calls:
+                        pipe.evalsha(*call)
+                    results = await pipe.execute(raise_on_error=False)
             if again and any(isinstance(r, NoScriptError) for r in results):
                 # Nothing ran (the script is checked before it starts): all again.
                 await self.redis.script_load(PUBLISH_LUA)
@@ -494,3 +509,4 @@ class RedisBackplane:
             *_, origin, _, fut = self.queue.popleft()
             self._refuse(fut, origin)
         await self.redis.aclose()
+        await self.writer.aclose()

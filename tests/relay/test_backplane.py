@@ -3,6 +3,7 @@ two relays in this process, each with its own fan-out, both on one Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -205,3 +206,21 @@ async def test_a_keypad_that_comes_back_on_the_other_relay_is_not_made_to_leave(
     await keypad.close()  # gone for good: b says the leave
     leave = (await inbox.next())["data"]
     assert leave == {"event": "leave", "caller": session["caller"], "reason": "closed"}
+
+
+async def test_a_batch_spanning_channels_is_sequenced_per_channel_in_one_round_trip(
+    start_relay: StartRelay, redis_server: RedisServer
+) -> None:
+    a, b = await pair(start_relay, redis_server)
+    backplane = a.state.backplane
+    assert backplane is not None
+    # Queued together, sent together: one script call per channel in one pipeline.
+    futures = [
+        backplane.publish(name, b'{"n":%d}' % n)
+        for n in range(6)
+        for name in ("dialjam:state", "dialjam:control")
+    ]
+    answers = await asyncio.gather(*futures)
+    assert [seq for seq, _ in answers[0::2]] == [1, 2, 3, 4, 5, 6]
+    assert [seq for seq, _ in answers[1::2]] == [1, 2, 3, 4, 5, 6]
+    assert {epoch for _, epoch in answers[0::2]} == {b.state.hub.channels["dialjam:state"].epoch}
