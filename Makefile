@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 # Debian packages the tests need (installed by .ci/apt-deps when missing and root).
-APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb xdotool imagemagick zbar-tools chromium sip-tester multimon-ng sox espeak-ng openssl kamailio baresip-core
+APT_TEST_PACKAGES = util-linux procps jackd2 fluidsynth timgm6mb-soundfont xvfb xdotool imagemagick zbar-tools chromium sip-tester multimon-ng sox espeak-ng openssl kamailio baresip-core redis-server
 # …and what `make test-under-load` adds: a load that keeps every core busy.
 APT_LOAD_PACKAGES = stress-ng
 LOAD_CPUS ?= $(shell nproc)

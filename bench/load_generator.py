@@ -14,8 +14,9 @@ import math
 import sys
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import orjson
 from bench.procs import CpuClock
 from bench.scenarios import CHANNEL, SCENARIOS, Scenario
 from bench.stats import summary_ms
-from bench.wsclient import BenchError, WsClient, connect_all, read_frame
+from bench.wsclient import BenchError, C, WsClient, connect_all, read_frame
 
 
 class WindowMark:
@@ -122,22 +123,34 @@ class Window:
         )
 
 
+async def spread(ports: list[int], count: int, make: Callable[[int], C], timeout: float) -> list[C]:
+    """`count` connections dealt out over `ports` in turn (all on one when one)."""
+    shares = [count // len(ports) + (i < count % len(ports)) for i in range(len(ports))]
+    groups = await asyncio.gather(
+        *(connect_all(p, n, partial(make, p), timeout) for p, n in zip(ports, shares, strict=True))
+    )
+    return [c for group in groups for c in group]
+
+
 async def run_load(cfg: dict[str, Any]) -> dict[str, Any]:
     """The load generator's whole run; returns the raw counts for the orchestrator."""
     scn = SCENARIOS[cfg["scenario"]]
     port: int = cfg["port"]
+    # Several relays sharing the channels (--backplane): subscribers and publishers are
+    # dealt out over them in turn.
+    ports: list[int] = cfg.get("ports") or [port]
     warmup: float = cfg["warmup"]
     duration: float = cfg["duration"]
-    clock = CpuClock(cfg["relay_pid"])
+    clock = CpuClock(cfg["relay_pid"], *cfg.get("more_pids", ()))
     mark = WindowMark()
     if scn.rate:
         capacity = int(scn.publishers * scn.rate * (warmup + duration + 2) * 1.1) + 1000
     else:
         capacity = 1 << 20
-    subs: list[CountingSubscriber] = await connect_all(
-        port,
+    subs: list[CountingSubscriber] = await spread(
+        ports,
         scn.subscribers,
-        lambda: CountingSubscriber(port, mark, capacity),
+        lambda p: CountingSubscriber(p, mark, capacity),
         cfg["connect_timeout"],
     )
     subscribe: dict[str, Any] = {"type": "subscriber", "id": CHANNEL}
@@ -146,10 +159,8 @@ async def run_load(cfg: dict[str, Any]) -> dict[str, Any]:
     frame = orjson.dumps(subscribe)
     for s in subs:
         s.send(frame)
-    pubs: list[WsClient] = await connect_all(
-        port, scn.publishers, lambda: WsClient(port), cfg["connect_timeout"]
-    )
-    if scn.v2 and cfg["relay"] == "dialjam":
+    pubs: list[WsClient] = await spread(ports, scn.publishers, WsClient, cfg["connect_timeout"])
+    if scn.v2 and cfg["relay"] in ("dialjam", "dialjam-redis"):
         try:
             await asyncio.wait_for(asyncio.gather(*(s.subscribed for s in subs)), 5.0)
         except TimeoutError:

@@ -80,17 +80,22 @@ def tail(f: IO[bytes], limit: int = 600) -> str:
 
 
 class CpuClock:
-    """utime+stime of the relay (from /proc) and of this process, in seconds."""
+    """utime+stime of the relay (from /proc; of all its processes together when it runs
+    as several) and of this process, in seconds."""
 
-    def __init__(self, relay_pid: int) -> None:
-        self.path = f"/proc/{relay_pid}/stat"
+    def __init__(self, relay_pid: int, *more_pids: int) -> None:
+        self.paths = [f"/proc/{pid}/stat" for pid in (relay_pid, *more_pids)]
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def relay(self) -> tuple[float, float]:
-        with open(self.path, "rb") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        return int(fields[11]) / self.tick, int(fields[12]) / self.tick  # fields 14, 15
+        user = system = 0.0
+        for path in self.paths:
+            with open(path, "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            user += int(fields[11]) / self.tick  # field 14
+            system += int(fields[12]) / self.tick  # field 15
+        return user, system
 
     @staticmethod
     def own() -> tuple[float, float]:

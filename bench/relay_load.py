@@ -74,6 +74,16 @@ connection, load generator error or timeout).
 scenario, side by side with this one's in the same run: how a change to the relay
 measures against the code it changes.
 
+``--backplane`` also runs ``dialjam-redis``: two tuned relays sharing the channels
+through a redis-server this script starts (relay/backplane.py), the load dealt out
+over them (subscribers and publishers in turn), beside the one tuned relay in the
+same run (``--relay dialjam --backplane`` runs just those two), in (a) the festival,
+(b) the fan-out to 200 and (d) one publisher flat out to 200 v2 subscribers. The first
+relay shares the relay's core, the second the load generator's; their CPU and
+Redis's are counted together as the relay's. Targets: (a) p99 at most 2 ms over the
+one relay's, 100 % delivered; (b) 100 % delivered; (d) at least 1.6x the one relay's
+deliveries/s.
+
 A default run (10 runs of 6 s windows) takes about two and a half minutes; every step
 has a time limit, and no run starts past ``--time-limit`` (360 s) in all.
 """
@@ -81,12 +91,15 @@ has a time limit, and no run starts past ``--time-limit`` (360 s) in all.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,7 +108,7 @@ if __package__ in (None, ""):
 
 from bench.procs import Pinning, free_port, raise_fd_limit, stop, tail, wait_for_port
 from bench.relay_load_report import Result, checks, fill, report
-from bench.scenarios import RELAYS, ROOT, SCENARIOS, Relay, Scenario, checkout
+from bench.scenarios import BACKPLANE, RELAYS, ROOT, SCENARIOS, Relay, Scenario, checkout
 from bench.stats import load, write_result
 from bench.wsclient import HOST, BenchError
 
@@ -116,24 +129,50 @@ def run_one(
     if budget < args.warmup + args.duration + 5:
         result.error = f"skipped: not enough of --time-limit {args.time_limit:g} s left"
         return result
-    with tempfile.TemporaryFile() as relay_log:
-        with pin.on(pin.relay_cpu):
-            relay = subprocess.Popen(
-                relay_kind.command(HOST, port),
-                cwd=relay_kind.root,
-                env=relay_kind.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # the announcement (with this run's tokens)
-                stderr=relay_log,
+    with tempfile.TemporaryFile() as relay_log, contextlib.ExitStack() as running:
+        env = relay_kind.env()
+        ports = [port] + [free_port() for _ in range(relay_kind.nodes - 1)]
+        extra_pids: list[int] = []  # Redis's CPU counts as the relay's
+        if relay_kind.nodes > 1:
+            # Relays sharing a backplane share their secrets (python -m relay insists).
+            try:
+                url, redis_pid = running.enter_context(redis_server())
+            except BenchError as exc:
+                result.error = str(exc)
+                return result
+            extra_pids.append(redis_pid)
+            secret = secrets.token_urlsafe(18)
+            env.update(
+                DIALJAM_BACKPLANE=url,
+                DIALJAM_OPERATOR_TOKEN=f"o{secret}",
+                DIALJAM_BILLBOARD_TOKEN=f"b{secret}",
             )
+        procs = []
+        for i, p in enumerate(ports):
+            # One relay on the relay's core; a second one on the other core.
+            with pin.on((pin.relay_cpu, pin.load_cpu)[i % 2]):
+                procs.append(
+                    subprocess.Popen(
+                        relay_kind.command(HOST, p),
+                        cwd=relay_kind.root,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,  # the announcement (with this run's tokens)
+                        stderr=relay_log,
+                    )
+                )
+        relay = procs[0]
         worker: subprocess.Popen[bytes] | None = None
         try:
-            wait_for_port(port, relay, RELAY_START_S)
+            for p, proc in zip(ports, procs, strict=True):
+                wait_for_port(p, proc, RELAY_START_S)
             cfg = {
                 "scenario": scn.key,
                 "relay": kind,
                 "port": port,
                 "relay_pid": relay.pid,
+                "ports": ports,
+                "more_pids": [proc.pid for proc in procs[1:]] + extra_pids,
                 "warmup": args.warmup,
                 "duration": args.duration,
                 "drain": args.drain,
@@ -163,8 +202,9 @@ def run_one(
                 ) from None
             if "error" in raw:
                 raise BenchError(raw["error"])
-            if relay.poll() is not None:
-                raise BenchError(f"relay exited with code {relay.returncode} during the run")
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise BenchError(f"relay exited with code {proc.returncode} during the run")
             fill(result, raw)
         except BenchError as exc:
             result.error = str(exc)
@@ -175,9 +215,32 @@ def run_one(
             if worker is not None and worker.poll() is None:
                 worker.kill()
                 worker.wait()
-            stop(relay)
+            for proc in procs:
+                stop(proc)
     result.wall_s = time.monotonic() - began
     return result
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A redis-server on a free port of 127.0.0.1, no snapshots, in a temporary folder:
+    its URL and process id."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("--backplane needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+             "--dir", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for_port(port, proc, RELAY_START_S)
+            yield f"redis://{HOST}:{port}/0", proc.pid
+        finally:
+            stop(proc)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -221,6 +284,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=360.0,
         help="stop starting runs past this many seconds in all (default 360)",
     )
+    p.add_argument(
+        "--backplane",
+        action="store_true",
+        help="also run two relays sharing channels through a redis-server (started here) "
+        "in (a), (b) and (c), beside the one tuned relay",
+    )
     p.add_argument("--connect-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not 0.5 <= args.duration <= 120 or not 0 <= args.warmup <= 30 or not 0 < args.drain <= 30:
@@ -233,6 +302,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def relays(args: argparse.Namespace) -> dict[str, Relay]:
     """This checkout's relays and the baselines, then any other checkout's."""
     out = dict(RELAYS)
+    if args.backplane:
+        out[BACKPLANE.key] = BACKPLANE
     for path in args.compare:
         other = checkout(path)
         out[other.key] = other
@@ -242,8 +313,12 @@ def relays(args: argparse.Namespace) -> dict[str, Relay]:
 def runs(args: argparse.Namespace, relays: dict[str, Relay]) -> list[tuple[Scenario, Relay]]:
     """The (scenario, relay) pairs to run: those asked for, each relay only in the
     scenarios it fits unless it was named; another checkout's beside this one's."""
-    scenarios = list(dict.fromkeys(args.scenario or sorted(SCENARIOS)))
-    named = list(dict.fromkeys(args.relay or ())) + [r for r in relays if r.startswith("dialjam@")]
+    # (d), the flat-out fan-out to 200, is --backplane's: one relay against two.
+    default = [k for k in sorted(SCENARIOS) if k != "d" or args.backplane]
+    scenarios = list(dict.fromkeys(args.scenario or default))
+    named = list(dict.fromkeys(args.relay or ())) + [
+        r for r in relays if r.startswith("dialjam@") or r == BACKPLANE.key
+    ]
     out = []
     for key in scenarios:
         for relay in relays.values():

@@ -182,6 +182,7 @@ def checks(results: list[Result], relays: dict[str, Relay] = RELAYS) -> list[dic
                 "pass": ok,
             }
         )
+    out += backplane_checks(by)
     d, n = by.get(("c", "dialjam")), by.get(("c", BASELINE))
     if d is not None and n is not None and n.deliveries_per_s:
         x = d.deliveries_per_s / n.deliveries_per_s
@@ -192,6 +193,42 @@ def checks(results: list[Result], relays: dict[str, Relay] = RELAYS) -> list[dic
                 "target": f">= 4x the deliveries/s of {relays[BASELINE].label}",
                 "measured": f"{x:.2f}x ({d.deliveries_per_s:,.0f} vs {n.deliveries_per_s:,.0f})",
                 "pass": x >= 4.0,
+            }
+        )
+    return out
+
+
+def backplane_checks(by: dict[tuple[str, str], Result]) -> list[dict[str, Any]]:
+    """--backplane's targets: two relays sharing channels through Redis beside one."""
+    out: list[dict[str, Any]] = []
+    for key in ("a", "b"):
+        one, two = by.get((key, "dialjam")), by.get((key, "dialjam-redis"))
+        if one is None or two is None or one.p99_ms is None or two.p99_ms is None:
+            continue
+        whole = two.missing == 0 and two.duplicates == 0
+        added = two.p99_ms - one.p99_ms
+        out.append(
+            {
+                "scenario": key,
+                "relay": "dialjam-redis",
+                "target": "100 % delivered"
+                + (", p99 <= single relay + 2 ms" if key == "a" else ""),
+                "measured": f"{two.delivered_pct:.3f} % delivered, p99 {two.p99_ms:.2f} ms "
+                f"({added:+.2f} ms)",
+                "pass": whole and (key != "a" or added <= 2.0),
+            }
+        )
+    one, two = by.get(("d", "dialjam")), by.get(("d", "dialjam-redis"))
+    if one is not None and two is not None and one.deliveries_per_s:
+        x = two.deliveries_per_s / one.deliveries_per_s
+        out.append(
+            {
+                "scenario": "d",
+                "relay": "dialjam-redis",
+                "target": ">= 1.6x the deliveries/s of one relay",
+                "measured": f"{x:.2f}x ({two.deliveries_per_s:,.0f} vs "
+                f"{one.deliveries_per_s:,.0f})",
+                "pass": x >= 1.6,
             }
         )
     return out

@@ -26,6 +26,8 @@ SCENARIOS: dict[str, Scenario] = {
     "a": Scenario("a", "1000 pub x 2/s -> 5 subs", 1000, 2.0, 5, False),
     "b": Scenario("b", "50 pub x 20/s -> 200 v2 subs", 50, 20.0, 200, True),
     "c": Scenario("c", "1 pub flat out -> 5 v2 subs", 1, 0.0, 5, True),
+    # --backplane: the fan-out flat out, where two relays share the writes to 200 sockets.
+    "d": Scenario("d", "1 pub flat out -> 200 v2 subs", 1, 0.0, 200, True),
 }
 
 
@@ -37,6 +39,9 @@ class Relay:
     label: str
     scenarios: tuple[str, ...]  # the scenarios it runs by default
     root: Path = ROOT  # the checkout whose relay runs
+    # Relay processes sharing the channels through a redis-server the bench starts
+    # (relay/backplane.py); the load is spread over them. 1: one relay, no Redis.
+    nodes: int = 1
 
     def command(self, host: str, port: int) -> list[str]:
         where = ["--host", host, "--port", str(port)]
@@ -49,7 +54,7 @@ class Relay:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIALJAM_")}
         # A rehearsal relay on loopback: anonymous clients publish, as the baseline's do.
         env.update(DIALJAM_OPEN="1", PYTHONUNBUFFERED="1")
-        if self.key == "dialjam" or self.key.startswith("dialjam@"):
+        if self.key in ("dialjam", "dialjam-redis") or self.key.startswith("dialjam@"):
             env.update(TUNED)
         if self.root != ROOT:
             # Another checkout, read and left as it was: no bytecode written into it.
@@ -87,5 +92,9 @@ RELAYS: dict[str, Relay] = {
         Relay("naive-uvloop", "naive (uvloop, orjson)", ("a", "b", "c")),
     )
 }
+# `--backplane`: the tuned dialjam as two relays sharing channels through Redis, beside
+# the one tuned relay in the same run.
+BACKPLANE = Relay("dialjam-redis", "dialjam (tuned) x2 relays + Redis", ("a", "b", "d"), nodes=2)
+
 # What dialjam's ratios are taken against: the baseline on the same loop and library.
 BASELINE = "naive-uvloop"

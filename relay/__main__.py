@@ -34,6 +34,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--channel", help="the installation's channel (default dialjam)")
     p.add_argument("--public-url", help="address phones and providers reach")
+    p.add_argument(
+        "--backplane",
+        help="share every channel with other relays through Redis: redis://HOST:PORT/DB",
+    )
     add_open_flags(p)
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return p.parse_args(argv)
@@ -48,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dialjam relay: error: {exc}", file=sys.stderr)
         return 2
     config, made_up = fill_tokens(site.relay)
+    if config.backplane and made_up:
+        print(
+            "dialjam relay: error: relays sharing a backplane must share their secrets: set "
+            f"{', '.join(n + '_token' if n != 'pseudonym' else 'session_key' for n in made_up)} "
+            "in [relay] (or DIALJAM_*), the same on every relay",
+            file=sys.stderr,
+        )
+        return 2
     with (
         asyncio.Runner(loop_factory=event_loop_factory()) as runner,
         contextlib.suppress(KeyboardInterrupt),

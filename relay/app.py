@@ -124,7 +124,12 @@ async def http_publish(request: web.Request) -> web.Response:
                 raise ProtocolError(exc.code, exc.message) from None
         who = Publisher(frozenset(roles), caller, cfg.open)
         admitted = state.publish_for(channel, req.data, who)
-        ch = state.publish(channel, admitted, create=bool(roles) or cfg.open)
+        create = bool(roles) or cfg.open
+        if state.backplane is not None:  # answered once Redis holds it
+            seq, epoch = await state.publish_shared(channel, admitted, create=create)
+        else:
+            ch = state.publish(channel, admitted, create=create)
+            seq, epoch = ch.seq, ch.epoch
     except ProtocolError as exc:
         state.count_error(exc.code)
         status = {
@@ -134,9 +139,10 @@ async def http_publish(request: web.Request) -> web.Response:
             "rate_limited": 429,
             "unknown_channel": 404,
             "too_many_channels": 503,
+            "backplane_unavailable": 503,
         }.get(exc.code, 400)
         return http_error(status, exc.code, exc.message)
-    return web.json_response({"type": "ack", "id": channel, "seq": ch.seq, "epoch": ch.epoch})
+    return web.json_response({"type": "ack", "id": channel, "seq": seq, "epoch": epoch})
 
 
 async def new_session(request: web.Request) -> web.Response:
@@ -191,11 +197,15 @@ def health(state: RelayState) -> dict[str, Any]:
     hub = state.hub
     active = sum(1 for ch in hub.channels.values() if ch.subscriptions)
     billboards = state.billboards()
-    status = "shutting_down" if state.closing else "ok" if billboards else "degraded"
+    shared = state.backplane.health() if state.backplane is not None else None
+    up = shared is None or shared["ok"]
+    status = "shutting_down" if state.closing else "ok" if billboards and up else "degraded"
     return {
         "status": status,
-        # "degraded" while no billboard listens: callers' keys reach nobody.
+        # "degraded" while no billboard listens: callers' keys reach nobody; or while
+        # the backplane (Redis) cannot be reached: publishes are refused.
         "billboard": {"subscribed": billboards},
+        **({"backplane": shared} if shared is not None else {}),
         "sessions_minted": state.sessions_minted,
         "throttled": state.throttled,
         "callers_online": sum(1 for n in state.live_callers.values() if n),
@@ -249,6 +259,15 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def shared_channels(app: web.Application) -> AsyncIterator[None]:
+    """The backplane's listener and writer run as long as the app (relay/backplane.py)."""
+    backplane = app[STATE].backplane
+    assert backplane is not None
+    await backplane.start()
+    yield
+    await backplane.stop()
 
 
 async def close_all(app: web.Application) -> None:
@@ -315,6 +334,11 @@ def create_app(
     app[METRICS_REGISTRY] = make_registry(state)
     app[PAGES] = Pages(Path(config.web_dir))
     app.cleanup_ctx.append(housekeeping)
+    if config.backplane:
+        from .backplane import RedisBackplane  # only a relay that shares channels loads it
+
+        state.backplane = RedisBackplane(config.backplane, hub, config.caller_rate)
+        app.cleanup_ctx.append(shared_channels)
     app.on_shutdown.append(close_all)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/", root)

@@ -97,6 +97,9 @@ class RelayConfig:
     allowed_origins: str = ""
     history_bytes: int = 1 << 20  # per channel
     history_total_bytes: int = 64 << 20  # for all channels together
+    # Several relays share every channel through Redis (relay/backplane.py):
+    # "redis://HOST:PORT/DB". Empty: this relay's channels are its own, in memory.
+    backplane: str = ""
 
     def keypad_url(self) -> str:
         return f"{self.base_url()}/keypad?channel={self.channel}"
@@ -252,6 +255,8 @@ def validate(config: RelayConfig) -> None:
             "(--open-public) as well if you really mean the whole network"
         )
 
+    if config.backplane and not config.backplane.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"backplane {config.backplane!r} must look like redis://HOST:PORT/DB")
     validate_edge(config)
 
 

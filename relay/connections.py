@@ -26,6 +26,7 @@ import contextlib
 import logging
 import socket
 import time
+from functools import partial
 from typing import Final, Protocol, cast
 
 from aiohttp import WSMsgType, web
@@ -273,13 +274,19 @@ class Connection:
             # Only a token holder opens a channel (anyone could squat max_channels); the
             # open mode of a rehearsal lets anyone, as in 2010.
             create = bool(self.roles) or cfg.open
-            ch = state.publish(request.channel, data, origin=outbox, create=create)
+            if state.backplane is not None:  # acknowledged once Redis holds it
+                fut = state.publish_shared(request.channel, data, outbox, create)
+                fut.add_done_callback(partial(self._published, request.channel, request.ack))
+            else:
+                ch = state.publish(request.channel, data, origin=outbox, create=create)
+                if request.ack:
+                    outbox.send_control(
+                        protocol.dumps(
+                            {"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch}
+                        )
+                    )
             if who.caller is not None:
                 state.caller_said(who.caller, request.channel, data.get("event"))
-            if request.ack:
-                outbox.send_control(
-                    protocol.dumps({"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch})
-                )
         elif isinstance(request, protocol.Subscribe):
             caller, all_callers = self._audience(request)
             state.hub.subscribe(
@@ -298,6 +305,24 @@ class Connection:
             outbox.send_control(protocol.dumps({"type": "unsubscribed", "id": request.channel}))
         else:
             outbox.send_control(b'{"type":"pong"}')
+
+    def _published(self, channel: str, ack: bool, fut: asyncio.Future[tuple[int, str]]) -> None:
+        """A publish through the backplane settled: the ack, or an error frame saying
+        the event was not published (never silence)."""
+        if fut.cancelled() or self.outbox.closed:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self.refuse(
+                exc
+                if isinstance(exc, ProtocolError)
+                else ProtocolError("internal", "the relay failed on this frame")
+            )
+        elif ack:
+            seq, epoch = fut.result()
+            self.outbox.send_control(
+                protocol.dumps({"type": "ack", "id": channel, "seq": seq, "epoch": epoch})
+            )
 
     def _audience(self, request: protocol.Subscribe) -> tuple[str | None, bool]:
         """Whose news a subscription to ``NAME:callers`` hears: (its keypad's caller,

@@ -39,9 +39,10 @@ subscriber of such a channel therefore sees seqs skip: the others' news, never l
 
 The seam for a backplane shared by several relays: a publish is `FanOut.append` (one
 order per channel: the seq, the epoch, the history) followed by `FanOut.deliver` (this
-process's subscribers). The in-memory backplane is this class's own channels; a shared
-one would take over `append` and the replay of `subscribe` and call `deliver` for each
-event it hands this process.
+process's subscribers). The in-memory backplane is this class's own channels; the
+shared one (`relay.backplane`, Redis) takes over the sequencing and hands each event to
+every process through `FanOut.apply`, which keeps it in this process's copy of the
+history (so `subscribe` replays from here) and delivers it.
 """
 
 from __future__ import annotations
@@ -323,6 +324,69 @@ class FanOut:
                 sub.outbox.enqueue(sub, seq, envelope, now)
             elif sub.outbox is not origin:
                 sub.outbox.enqueue(sub, seq, data_json, now)
+
+    def apply(
+        self,
+        name: str,
+        epoch: str,
+        seq: int,
+        ts_ms: int,
+        data_json: bytes,
+        now: float,
+        origin: Outbox | None = None,
+        to: str | None = None,
+    ) -> Channel | None:
+        """Take an event a shared backplane sequenced (`relay.backplane`): keep it and
+        deliver it here, as `publish` does with a seq of its own. Returns its channel,
+        or None for an event this process already holds (seq not past the channel's).
+
+        Another `epoch` than the channel's means the backplane's history of it began
+        again: what is held here is forgotten and the channel takes that epoch. A seq
+        that skips some (cut from the backplane's history before this process read
+        them) empties the history held here, so what is held stays contiguous and a
+        resume from before it gets its ``gap``."""
+        ch = self.channels.get(name) or self._make(name)
+        if epoch != ch.epoch:
+            self._new_epoch(ch, epoch, seq - 1)
+        if seq <= ch.seq:
+            return None
+        if seq != ch.seq + 1:
+            self._forget(ch)
+        ch.seq = seq
+        envelope = protocol.encode_envelope(ch.name_json, seq, ts_ms, data_json)
+        self._keep(ch, seq, now, envelope, to)
+        self.stats.published += 1
+        self.deliver(ch, seq, envelope, data_json, now, origin, to)
+        return ch
+
+    def adopt(self, name: str, epoch: str, seq: int) -> Channel:
+        """The backplane says channel `name` stands at `epoch` and `seq`, and has
+        handed over (`apply`) every event it still holds: a channel behind that, or of
+        another epoch, takes them, forgetting what it held if the epoch changed."""
+        ch = self.channels.get(name) or self._make(name)
+        if epoch != ch.epoch:
+            self._new_epoch(ch, epoch, seq)
+        elif seq > ch.seq:
+            self._forget(ch)
+            ch.seq = seq
+        return ch
+
+    def _new_epoch(self, ch: Channel, epoch: str, seq: int) -> None:
+        """The channel's history began again (`epoch`, standing at `seq`): what is held
+        is forgotten, and its v2 subscribers are told as a new subscription is, so they
+        follow the new seqs and resume in the new epoch."""
+        ch.epoch = epoch
+        ch.seq = seq
+        self._forget(ch)
+        frame = protocol.dumps({"type": "subscribed", "id": ch.name, "seq": seq, "epoch": epoch})
+        for sub in ch.subscriptions:
+            if sub.v2:
+                sub.outbox.send_control(frame)
+
+    def _forget(self, ch: Channel) -> None:
+        self.history_bytes -= ch.history_bytes
+        ch.history.clear()
+        ch.history_bytes = 0
 
     def _keep(
         self, ch: Channel, seq: int, now: float, envelope: bytes, to: str | None = None

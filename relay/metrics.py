@@ -125,6 +125,28 @@ class RelayCollector(Collector):
             errors.add_metric([code], count)
         yield errors
         yield from gateway_metrics(state)
+        backplane = state.backplane
+        if backplane is not None:
+            yield GaugeMetricFamily(
+                "dialjam_relay_backplane_up",
+                "1 while the shared channels' Redis is listened to and takes publishes",
+                value=1 if backplane.ok else 0,
+            )
+            yield CounterMetricFamily(
+                "dialjam_relay_backplane_reconnects",
+                "Times the backplane's listener or writer started again after a failure",
+                value=backplane.reconnects,
+            )
+            yield CounterMetricFamily(
+                "dialjam_relay_backplane_caught_up",
+                "Events read from Redis's streams after missing them live (reconnects)",
+                value=backplane.caught_up,
+            )
+            yield GaugeMetricFamily(
+                "dialjam_relay_backplane_waiting",
+                "Publishes waiting to be sent to Redis",
+                value=len(backplane.queue),
+            )
         latency = stats.latency
         yield HistogramMetricFamily(
             "dialjam_relay_fanout_latency_seconds",

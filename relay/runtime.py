@@ -200,5 +200,6 @@ def installation_from_args(args: argparse.Namespace) -> Installation:
             "public_url": args.public_url,
             "open": getattr(args, "open", None),
             "open_public": getattr(args, "open_public", None),
+            "backplane": getattr(args, "backplane", None),
         },
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 
+from . import protocol
 from .admission import Publisher, admit
 from .channel import Channel
 from .config import RelayConfig
@@ -26,11 +28,14 @@ from .contract.privacy import pseudonym
 from .fanout import FanOut, Outbox
 from .listener import EdgeGuard
 from .protocol import ProtocolError
-from .ratelimit import BucketsByKey
+from .ratelimit import BucketsByKey, LogOnce
 from .sessions import Sessions
 
 if TYPE_CHECKING:
+    from .backplane import RedisBackplane
     from .connections import Connection, Flusher, Registry
+
+log = logging.getLogger("relay")
 
 # Who is held to `publisher_rate`: a seed publisher's token and nothing more (the
 # operator's console and the billboard are the installation's own).
@@ -74,6 +79,9 @@ class RelayState:
     # keypad that only listened, its page open and no key pressed, holds none).
     played_callers: set[tuple[str, str]] = field(default_factory=set)
     wall: Callable[[], float] = time.time
+    # Set: every channel is shared with the other relays through Redis.
+    backplane: RedisBackplane | None = None
+    _unheard_log: LogOnce = field(default_factory=lambda: LogOnce(every_s=60.0))
 
     @property
     def connections(self) -> list[Connection]:
@@ -88,11 +96,50 @@ class RelayState:
         create: bool = True,
     ) -> Channel:
         """Publish on the fan-out now (the relay's clocks); raises ProtocolError for a
-        channel it refuses. The gateways publish through this too."""
+        channel it refuses. The gateways publish through this too. With a backplane the
+        event is on its way (`publish_shared`), and a failure is counted and logged."""
+        if self.backplane is not None:
+            ch = self.hub.channel(channel, create)
+            self.publish_shared(channel, data, origin, create).add_done_callback(self._unheard)
+            return ch
         to = addressee(data) if channel.endswith(CALLERS_SUFFIX) else None
         return self.hub.publish(
             channel, data, time.monotonic(), time.time_ns() // 1_000_000, origin, create, to
         )
+
+    def publish_shared(
+        self,
+        channel: str,
+        data: dict[str, Any],
+        origin: Outbox | None = None,
+        create: bool = True,
+    ) -> asyncio.Future[tuple[int, str]]:
+        """Publish through the backplane: the future gives (seq, epoch) once Redis holds
+        the event, or fails with ProtocolError (backplane_unavailable, or rate_limited:
+        the caller's rate is held in Redis, for every relay at once). Raises
+        ProtocolError at once for a channel this relay refuses."""
+        assert self.backplane is not None
+        self.hub.channel(channel, create)
+        to = addressee(data) if channel.endswith(CALLERS_SUFFIX) else None
+        caller = data.get("caller") if channel in self.public_channels else None
+        return self.backplane.publish(
+            channel, protocol.dumps(data), to, origin, caller if isinstance(caller, str) else None
+        )
+
+    def _unheard(self, fut: asyncio.Future[tuple[int, str]]) -> None:
+        """A publish nobody waits for (a gateway's, a keypad's leave) failed: count it
+        and say so, once a minute per reason."""
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if isinstance(exc, ProtocolError):
+            self.count_error(exc.code)
+            self._unheard_log.log(
+                log, logging.WARNING, exc.code, "event not published: %s (%s)", exc.code,
+                exc.message, now=time.monotonic(),
+            )  # fmt: skip
+        elif exc is not None:
+            log.error("publishing through the backplane failed", exc_info=exc)
 
     def pseudonymise(self, number: str) -> str:
         return pseudonym(number, self.pseudonym_key)
@@ -107,6 +154,7 @@ class RelayState:
             channel in self.public_channels
             and isinstance(caller, str)
             and buckets is not None
+            and self.backplane is None  # then the caller's rate is held in Redis
             and not buckets.allow(caller, time.monotonic())
         ):
             raise ProtocolError("rate_limited", "this caller sends too fast; event dropped")
@@ -125,6 +173,9 @@ class RelayState:
 
     def caller_opened(self, key: tuple[str, str]) -> None:
         self.live_callers[key] = self.live_callers.get(key, 0) + 1
+        if self.backplane is not None:
+            caller, channel = key
+            self.backplane.claim(channel, caller, self.config.session_ttl_s)
 
     def caller_closed(self, key: tuple[str, str]) -> None:
         left = self.live_callers.get(key, 1) - 1
@@ -149,6 +200,19 @@ class RelayState:
             return  # they said `leave` themselves
         if not played:
             return  # they only listened: no place to give back
+        if self.backplane is not None:
+            self.backplane.spawn(self._leave_unless_elsewhere(key))
+            return
+        self._leave(key)
+
+    async def _leave_unless_elsewhere(self, key: tuple[str, str]) -> None:
+        """Say the leave, unless the keypad came back on another relay meanwhile."""
+        assert self.backplane is not None
+        caller, channel = key
+        if await self.backplane.holds(channel, caller) and not self.live_callers.get(key):
+            self._leave(key)
+
+    def _leave(self, key: tuple[str, str]) -> None:
         caller, channel = key
         try:
             self.publish(channel, {"event": "leave", "caller": caller, "reason": "closed"})

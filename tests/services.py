@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 import rtmidi
 
+from tests.support.redis import RedisServer
+
 
 def in_ci() -> bool:
     """True when the environment says CI=true (read at each call, so tests can set it)."""
@@ -360,3 +362,21 @@ def wav_rms(path: Path) -> float:
         frames = wav.readframes(wav.getnframes())
     samples = np.frombuffer(frames, dtype="<i2").astype(np.float64) / 32768.0
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+# -- Redis (the relays' backplane) --
+
+
+def redis_server(workdir: Path, durable: bool = False) -> RedisServer:
+    """A started redis-server of tests.support.redis; stop it when done."""
+    binary = need_tool("redis-server", "apt-get install --no-install-recommends redis-server")
+    server = RedisServer(binary, workdir, durable)
+    server.start()
+    return server
+
+
+@pytest.fixture(name="redis_server")
+def redis_server_fixture(tmp_path: Path) -> Iterator[RedisServer]:
+    server = redis_server(tmp_path)
+    yield server
+    server.stop()

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running relay (default: [relay] public_url of --config, "
         "DIALJAM_PUBLIC_URL, else http://127.0.0.1:PORT)",
     )
+    p.add_argument(
+        "--check-relay",
+        help="the relay the arrival check subscribes to (default: --relay); another relay "
+        "sharing the channels through a backplane checks that every press crossed it",
+    )
     p.add_argument("--channel", help="the channel to play (default: the config's, or dialjam)")
     p.add_argument(
         "--config",
@@ -187,6 +192,7 @@ def parse_options(
         ramp=args.ramp,
         via=args.via,
         relay=relay.rstrip("/"),
+        check_relay=(args.check_relay or "").rstrip("/"),
         channel=channel,
         public_url=public,
         twilio_token=token,

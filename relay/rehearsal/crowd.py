@@ -119,11 +119,12 @@ async def run_crowd(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         checker: ArrivalChecker | None = None
         if options.check:
-            checker = ArrivalChecker(options.relay, options.channel, session)
+            where = options.check_relay or options.relay
+            checker = ArrivalChecker(where, options.channel, session)
             try:
                 await checker.start(tally)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                say(f"cannot subscribe to {options.channel} on {options.relay}: {exc}")
+                say(f"cannot subscribe to {options.channel} on {where}: {exc}")
                 return fail_all("relay unreachable")
             except CallerFailed as exc:
                 say(exc.kind)

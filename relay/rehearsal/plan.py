@@ -44,6 +44,9 @@ class CrowdOptions:
     ramp: float = 2.0  # callers' starts spread over this many seconds
     via: str = "ws"
     relay: str = "http://127.0.0.1:8080"
+    # Where the arrival check subscribes; empty: `relay`. Another relay sharing the
+    # channels through a backplane proves the presses crossed it.
+    check_relay: str = ""
     channel: str = "dialjam"
     # The address Twilio reaches and signs (the relay's public_url); empty: `relay`.
     public_url: str = ""
@@ -94,7 +97,11 @@ def validate(options: CrowdOptions) -> None:
         raise UsageError("--drain must be 0–60 s and --ari-wait 0–3600 s (more than 0)")
     if not valid_installation_name(o.channel):
         raise UsageError(f"--channel {o.channel!r} {NAME_RULE}")
-    for name, url in (("--relay", o.relay), ("--public-url", o.public_url)):
+    for name, url in (
+        ("--relay", o.relay),
+        ("--public-url", o.public_url),
+        ("--check-relay", o.check_relay),
+    ):
         if url and not _http_url(url):
             raise UsageError(f"{name} {url!r} must be an http:// or https:// address")
     if not o.relay:

@@ -50,6 +50,19 @@ async def test_a_bad_config_file_is_explained_without_a_traceback(tmp_path: Path
     assert "Traceback" not in stderr.decode()
 
 
+async def test_relays_sharing_a_backplane_refuse_to_make_up_their_secrets() -> None:
+    # Sessions, pseudonyms and tokens must hold on every relay: each must be told them.
+    proc = await start_process(
+        "--host", "127.0.0.1", "--port", "0", "--backplane", "redis://127.0.0.1:1/0",
+        env={"DIALJAM_OPERATOR_TOKEN": "", "DIALJAM_BILLBOARD_TOKEN": ""},
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 2
+    text = stderr.decode()
+    assert "operator_token, billboard_token, session_key" in text and "the same on every" in text
+    assert "Traceback" not in text
+
+
 async def test_a_port_in_use_is_explained_without_a_traceback() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

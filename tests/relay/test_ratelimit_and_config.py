@@ -145,6 +145,7 @@ def test_console_url_keeps_the_token_out_of_the_query() -> None:
         ("[relay\n", {}, "not valid TOML"),
         ("", {"DIALJAM_PORT": "x"}, "environment DIALJAM_PORT"),
         ("[relay]\nrate = -1\n", {}, "rate"),
+        ('[relay]\nbackplane = "localhost:6379"\n', {}, "redis://HOST:PORT/DB"),
     ],
 )
 def test_bad_settings_say_what_to_fix(
