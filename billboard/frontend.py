@@ -179,7 +179,8 @@ def run_frontend(
                 elif isinstance(control, Command):
                     show.submit(control)
                 elif isinstance(control, Resized):
-                    pass  # the display lays itself out again at the next draw
+                    # Laid out again at the next draw if the size changed; shown whole.
+                    display.redraw()
                 elif isinstance(control, Ui):
                     action = control.action
                     if action == "quit":
