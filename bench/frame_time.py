@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Frame-time benchmark for the billboard's display (``billboard/display/``).
 
-``python bench/frame_time.py`` draws real engine scenes on SDL's dummy video driver
-(software rendering, no screen needed) and reports how long `Display.draw` takes per
-frame: p50, p99, max and the draw-bound frame rate, at 1920×1080 and 3840×2160, in
-both layouts: the dashboard and the projection (a 6 × 14 building, corner-pinned
-off-axis, the whole output the building).
+``python bench/frame_time.py`` draws real engine scenes and reports how long
+`Display.draw` takes per frame: p50, p99, max and the draw-bound frame rate, at
+1920×1080 and 3840×2160, in both layouts: the dashboard and the projection (a 6 × 14
+building, corner-pinned off-axis, the whole output the building).
+
+Where the frames go: by default SDL's dummy video driver (software rendering, no
+screen; a frame is drawn but never sent anywhere). With ``--xvfb`` the bench starts
+its own X server (Xvfb, at the largest size asked) and draws into a real X window,
+as the projector's loop does: each frame is also sent to the X server (what a real
+screen costs). With ``SDL_VIDEODRIVER=x11`` set it draws on the ``DISPLAY`` given.
+The first line of each table says which.
 
 The scenes are busy on purpose: 12 callers join (8 take the tracks, 4 wait in line)
 and press digits at 100 events a second in simulated time, spread over all 8 tracks,
@@ -34,8 +40,8 @@ caching anything.
 Targets: ``display`` p99 ≤ 8 ms at 1920×1080 and ≤ 16 ms at 3840×2160. PASS/MISS is
 printed; the exit code is 0 whatever the numbers (it is a measurement).
 
-    python bench/frame_time.py [--seconds S] [--sizes WxH,WxH] [--layouts dashboard,projection]
-                               [--warmup N] [--json FILE]
+    python bench/frame_time.py [--xvfb] [--seconds S] [--sizes WxH,WxH]
+                               [--layouts dashboard,projection] [--warmup N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ import dataclasses
 import math
 import os
 import random
+import select
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -250,7 +259,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--warmup", type=int, default=30, help="frames left out at the start (30)")
     p.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
+    p.add_argument(
+        "--xvfb",
+        action="store_true",
+        help="draw into a real X window on an Xvfb of the bench's own (apt-get install xvfb)",
+    )
     return p.parse_args(argv)
+
+
+def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb of `width`×`height` on a free display number (it picks one and says
+    which when ready); the server and its DISPLAY."""
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        raise SystemExit("--xvfb needs Xvfb: apt-get install --no-install-recommends xvfb")
+    proc = subprocess.Popen(
+        [binary, "-displayfd", "1", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    number = proc.stdout.readline().decode().strip() if ready else ""
+    if not number.isdigit():
+        proc.kill()
+        proc.wait()
+        raise SystemExit("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def sdl_driver() -> str:
+    """The driver as the results say it: "dummy", "x11 (Xvfb)" or "x11"."""
+    driver = os.environ["SDL_VIDEODRIVER"]
+    return f"{driver} (Xvfb)" if os.environ.get("DIALJAM_BENCH_XVFB") else driver
+
+
+def video_said() -> str:
+    """Which SDL video driver the frames go to, and where."""
+    driver = os.environ["SDL_VIDEODRIVER"]
+    if driver == "dummy":
+        return "SDL dummy driver (no screen: frames are not sent anywhere)"
+    where = os.environ.get("DISPLAY", "?")
+    xvfb = " on Xvfb" if os.environ.get("DIALJAM_BENCH_XVFB") else ""
+    return f"SDL {driver} driver{xvfb} (DISPLAY={where}, each frame sent to the X server)"
 
 
 def run_layout(
@@ -293,11 +344,24 @@ def run_layout(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
+    xvfb = None
+    if args.xvfb:
+        xvfb, display = start_xvfb(max(w for w, _ in sizes), max(h for _, h in sizes))
+        os.environ.update(SDL_VIDEODRIVER="x11", DISPLAY=display, DIALJAM_BENCH_XVFB="1")
+    try:
+        return run(args, sizes)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait()
+
+
+def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
     from bench import stats  # beside the run, not among the display's imports
 
-    args = parse_args(argv)
     load_at_start = stats.load()
-    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
     layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
     for name in layouts:
         if name not in LAYOUTS:
@@ -315,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Other processes on the machine show first in the tail (p99, max): say how busy.
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
             print(
-                f"\nDisplay.draw at {width}×{height}, {layout} layout, SDL "
-                f"{os.environ['SDL_VIDEODRIVER']} driver, 8 busy tracks + 4 waiting, "
+                f"\nDisplay.draw at {width}×{height}, {layout} layout, {video_said()}, "
+                "8 busy tracks + 4 waiting, "
                 f"{EVENTS_PER_S:.0f} events/s, every effect on, {args.seconds:g} s per run, "
                 f"{cpu} CPU(s), load average {load:.2f}, pygame-ce {pygame.version.ver}"
             )
@@ -368,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_at_start,
             settings,
             figures,
-            sdl_driver=os.environ["SDL_VIDEODRIVER"],
+            sdl_driver=sdl_driver(),
         )
     return 0
 

@@ -74,25 +74,36 @@ class Damage:
         if self.everything:
             return [screen]
         t = self.tile
+        rows, cols = self._grid.shape
+        padded = np.zeros((rows, cols + 2), dtype=np.int8)
+        padded[:, 1:-1] = self._grid
+        edges = np.diff(padded, axis=1)  # +1 where a run starts, -1 after it ends
+        start_rows, starts = np.nonzero(edges == 1)
+        ends = np.nonzero(edges == -1)[1]  # row-major: the same runs, in order
         out: list[pygame.Rect] = []
         open_runs: dict[tuple[int, int], pygame.Rect] = {}
-        for row in range(self._grid.shape[0]):
-            line = self._grid[row]
-            padded = np.concatenate(([False], line, [False]))
-            edges = np.flatnonzero(padded[1:] != padded[:-1])
-            runs = {(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)}
-            still: dict[tuple[int, int], pygame.Rect] = {}
-            for run in runs:
-                rect = open_runs.pop(run, None)
-                if rect is None:
-                    rect = pygame.Rect(run[0] * t, row * t, (run[1] - run[0]) * t, t)
-                else:
-                    rect.height += t
-                still[run] = rect
-            out.extend(open_runs.values())
-            open_runs = still
+        row_now = -1
+        still: dict[tuple[int, int], pygame.Rect] = {}
+        for row, a, b in zip(start_rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if row != row_now:  # runs of the rows in between (or above) end here
+                out.extend(open_runs.values())
+                open_runs = still if row == row_now + 1 else {}
+                if row != row_now + 1:
+                    out.extend(still.values())
+                still, row_now = {}, row
+            rect = open_runs.pop((a, b), None)
+            if rect is None:
+                rect = pygame.Rect(a * t, row * t, (b - a) * t, t)
+            else:
+                rect.height += t
+            still[(a, b)] = rect
         out.extend(open_runs.values())
+        out.extend(still.values())
         return [rect.clip(screen) for rect in out]
+
+    def share(self) -> float:
+        """The part of the screen damaged, 0 … 1."""
+        return 1.0 if self.everything else float(self._grid.mean())
 
     def __bool__(self) -> bool:
         return self.everything or bool(self._grid.any())

@@ -1,6 +1,8 @@
 """Lit windows, precomputed: for each colour and window size, the light a window
 spills on the wall around it and its pane at every one of `GLOW_LEVELS` intensities,
-so a frame only blits (halos with ``BLEND_ADD``).
+so a frame only blits (halos with ``BLEND_ADD``). Each halo is kept cut to the part
+that adds any light at its level (a faint halo's blurred fringe rounds to black), so
+a frame adds no more pixels than show.
 
 The spill reads as light on a wall rather than a glow around a sticker: it reaches
 out half the window's smaller side, and three box blurs give it a soft, nearly
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 import pygame
 
 from billboard.engine.scene import Scene
@@ -26,10 +29,23 @@ HALO_REACH: Final = 0.5  # of the window's smaller side: how far the spill reach
 
 @dataclass(slots=True)
 class Glow:
-    """A lit window at every level: the halo around it (added) and its pane."""
+    """A lit window at every level: the halo around it (added) and its pane.
 
-    halos: list[pygame.Surface]  # centred on the window
+    A halo is centred on the window: `size` is its whole size, and level k's surface
+    is the part of it that is not black, at `offsets[k]` from its top left (empty
+    when the level lights nothing)."""
+
+    halos: list[pygame.Surface]
+    offsets: list[tuple[int, int]]
+    size: tuple[int, int]
     panes: list[pygame.Surface]
+
+    def halo_at(self, level: int, center: tuple[int, int]) -> tuple[pygame.Surface, pygame.Rect]:
+        """Level `level`'s halo and where it goes for a window centred at `center`."""
+        halo = self.halos[level]
+        x = center[0] - self.size[0] // 2 + self.offsets[level][0]
+        y = center[1] - self.size[1] // 2 + self.offsets[level][1]
+        return halo, pygame.Rect((x, y), halo.get_size())
 
 
 class Glows:
@@ -75,13 +91,16 @@ class Glows:
         for _ in range(3):
             full = pygame.transform.box_blur(full, radius)
         full.fill((HALO_STRENGTH,) * 3, special_flags=pygame.BLEND_MULT)
-        halos = []
+        halos, offsets = [], []
         for level in range(GLOW_LEVELS + 1):
             halo = full.copy()
             k = round(255 * level / GLOW_LEVELS)
             halo.fill((k, k, k), special_flags=pygame.BLEND_MULT)
-            halos.append(halo)
-        glow = self._glows[key] = Glow(halos, self._panes_of(color))
+            lit = _lit_area(halo)
+            halos.append(halo.subsurface(lit).copy())
+            offsets.append(lit.topleft)
+        glow = Glow(halos, offsets, full.get_size(), self._panes_of(color))
+        self._glows[key] = glow
         return glow
 
     def _panes_of(self, color: RGB) -> list[pygame.Surface]:
@@ -107,6 +126,18 @@ class Glows:
         for view in scene.tracks:
             for w, h in sizes:
                 self.glow(rgb(view.color), w, h)
+
+
+def _lit_area(surface: pygame.Surface) -> pygame.Rect:
+    """The smallest rectangle holding every pixel of `surface` that is not black."""
+    pixels: np.ndarray = pygame.surfarray.array3d(surface)
+    lit = np.any(pixels != 0, axis=2)  # [x, y]
+    cols, rows = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+    if cols.size == 0:
+        return pygame.Rect(0, 0, 0, 0)
+    return pygame.Rect(
+        int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1
+    )
 
 
 def _halo_pad(bucket_w: int, bucket_h: int) -> int:

@@ -26,6 +26,10 @@ from .street import StreetScreen
 from .text import TextCache
 from .window import Window
 
+# Past this part of the screen damaged, one copy of the whole costs less than the
+# pieces (a large copy streams; every piece is a call, and X copies each apart).
+WHOLE_SHARE = 0.6
+
 
 class Display:
     """A pygame window (full screen on display `display` by default) that draws scenes.
@@ -228,7 +232,7 @@ class Display:
         it when the layer was `rebuilt` or the screen's content is unknown)."""
         last = self._last
         self._whole = rebuilt or last is None or last.size != self.size
-        if self._whole or last is None:
+        if self._whole or last is None or last.share() > WHOLE_SHARE:
             screen.blit(static, (0, 0))
             return
         for rect in last.rects():
@@ -237,10 +241,11 @@ class Display:
     def _show(self, damage: Damage) -> None:
         """Show the frame: the tiles drawn now and those drawn last time (restored)."""
         last = self._last
-        if self._whole or last is None or damage.everything:
+        both = last.union(damage) if last is not None and not self._whole else None
+        if both is None or both.share() > WHOLE_SHARE:
             pygame.display.flip()
         else:
-            pygame.display.update(last.union(damage).rects())
+            pygame.display.update(both.rects())
         self._last = damage
 
     def _draw_dashboard(
