@@ -40,6 +40,11 @@ caching anything.
 Targets: ``display`` p99 ≤ 8 ms at 1920×1080 and ≤ 16 ms at 3840×2160. PASS/MISS is
 printed; the exit code is 0 whatever the numbers (it is a measurement).
 
+Besides the wall-clock times (the target's), each run reports the drawing thread's
+CPU time a frame (p50, p99: what other processes on a shared machine stretch less)
+and, with ``--xvfb``, the X server's CPU time a frame (the copy of each frame into
+its screen, done in the server's process, on average).
+
     python bench/frame_time.py [--xvfb] [--seconds S] [--sizes WxH,WxH]
                                [--layouts dashboard,projection] [--warmup N] [--json FILE]
 """
@@ -135,12 +140,18 @@ def idle_scenes() -> Iterator[Scene]:
 
 @dataclass
 class Result:
+    """One run's frames: wall-clock times (the target's), the drawing thread's CPU
+    times (what the machine's other work does not stretch) and the X server's CPU
+    time a frame, on average (None: no X server of the bench's own)."""
+
     name: str
     times_ms: list[float]
     warmup_ms: list[float]
+    cpu_ms: list[float]
+    server_ms: float | None = None
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.times_ms)
+    def percentile(self, p: float, times: list[float] | None = None) -> float:
+        ordered = sorted(self.times_ms if times is None else times)
         return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
     def row(self) -> str:
@@ -148,10 +159,25 @@ class Result:
             return f"{self.name:<14}{0:>8}  (no frame after the warm-up: too slow to measure)"
         t = self.times_ms
         fps = 1000.0 * len(t) / sum(t)
+        server = "—" if self.server_ms is None else f"{self.server_ms:.2f}"
         return (
             f"{self.name:<14}{len(t):>8}{statistics.median(t):>9.2f}{self.percentile(0.99):>9.2f}"
             f"{max(t):>9.2f}{fps:>9.0f}{self.warmup_ms[0]:>10.1f}"
+            f"{statistics.median(self.cpu_ms):>9.2f}{self.percentile(0.99, self.cpu_ms):>9.2f}"
+            f"{server:>9}"
         )
+
+
+def server_cpu_s() -> float | None:
+    """The CPU time the bench's own X server has used so far (None: none)."""
+    pid = os.environ.get("DIALJAM_BENCH_XVFB", "")
+    if not pid.isdigit():
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def measure(
@@ -164,15 +190,27 @@ def measure(
     scenes = scenes if scenes is not None else busy_scenes()
     times: list[float] = []
     warm: list[float] = []
+    cpu: list[float] = []
     deadline = time.perf_counter() + seconds
+    server_start: float | None = None
     while time.perf_counter() < deadline:
         scene = next(scenes)  # built outside the timed part: we measure drawing
         pygame.event.pump()  # as the billboard's loop does, so SDL stays responsive
-        start = time.perf_counter()
+        if len(warm) == warmup and server_start is None:
+            server_start = server_cpu_s()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         draw(scene)
         elapsed = (time.perf_counter() - start) * 1000.0
-        (warm if len(warm) < warmup else times).append(elapsed)
-    return Result(name, times, warm)
+        if len(warm) < warmup:
+            warm.append(elapsed)
+        else:
+            times.append(elapsed)
+            cpu.append((time.thread_time() - start_cpu) * 1000.0)
+    server_end = server_cpu_s()
+    server_ms = None
+    if server_start is not None and server_end is not None and times:
+        server_ms = (server_end - server_start) * 1000.0 / len(times)
+    return Result(name, times, warm, cpu, server_ms)
 
 
 class NaiveDisplay:
@@ -349,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     xvfb = None
     if args.xvfb:
         xvfb, display = start_xvfb(max(w for w, _ in sizes), max(h for _, h in sizes))
-        os.environ.update(SDL_VIDEODRIVER="x11", DISPLAY=display, DIALJAM_BENCH_XVFB="1")
+        os.environ.update(SDL_VIDEODRIVER="x11", DISPLAY=display, DIALJAM_BENCH_XVFB=str(xvfb.pid))
     try:
         return run(args, sizes)
     finally:
@@ -386,7 +424,7 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
             )
             print(
                 f"{'run':<14}{'frames':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'fps':>9}"
-                f"{'first ms':>10}"
+                f"{'first ms':>10}{'cpu p50':>9}{'cpu p99':>9}{'X ms':>9}"
             )
             for result in results:
                 print(result.row())
@@ -412,6 +450,9 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
                         "p99_ms": r.percentile(0.99),
                         "max_ms": max(r.times_ms),
                         "first_ms": r.warmup_ms[0],
+                        "cpu_p50_ms": statistics.median(r.cpu_ms),
+                        "cpu_p99_ms": r.percentile(0.99, r.cpu_ms),
+                        "x_server_ms": r.server_ms,
                     }
                     for r in results.values()
                 }

@@ -29,9 +29,9 @@ class Damage:
     def __init__(self, size: tuple[int, int], tile: int) -> None:
         self.size = size
         self.tile = max(8, tile)
-        cols = -(-size[0] // self.tile)
-        rows = -(-size[1] // self.tile)
-        self._grid = np.zeros((rows, cols), dtype=bool)
+        self._shape = (-(-size[1] // self.tile), -(-size[0] // self.tile))  # rows, columns
+        self._added: list[tuple[int, int, int, int]] = []  # x, y, w, h, marked on demand
+        self._marked: np.ndarray | None = None
         self.everything = False
 
     @classmethod
@@ -42,18 +42,40 @@ class Damage:
 
     def add(self, rect: pygame.Rect | None) -> None:
         """`rect` was drawn on (clipped to the screen; None or empty: nothing)."""
-        if rect is None or self.everything:
-            return
-        x0, y0 = max(0, rect.left), max(0, rect.top)
-        x1, y1 = min(self.size[0], rect.right), min(self.size[1], rect.bottom)
-        if x1 <= x0 or y1 <= y0:
-            return
-        t = self.tile
-        self._grid[y0 // t : (y1 - 1) // t + 1, x0 // t : (x1 - 1) // t + 1] = True
+        if rect is not None and rect.width > 0 and rect.height > 0:
+            self._added.append((rect.x, rect.y, rect.width, rect.height))
+            self._marked = None
 
     def add_all(self, rects: Iterable[pygame.Rect]) -> None:
-        for rect in rects:
-            self.add(rect)
+        self._added.extend((r.x, r.y, r.width, r.height) for r in rects if r.width and r.height)
+        self._marked = None
+
+    @property
+    def _grid(self) -> np.ndarray:
+        """The damaged tiles, [row, column]: every rectangle added, marked at once (the
+        corners of each into a grid of differences, summed along both axes)."""
+        if self._marked is not None:
+            return self._marked
+        rows, cols = self._shape
+        size = (rows + 1) * (cols + 1)
+        grid = np.zeros(size, dtype=np.int64)
+        if self._added:
+            x, y, w, h = np.array(self._added, dtype=np.int64).T
+            t, (width, height) = self.tile, self.size
+            x0, y0 = np.clip(x, 0, width), np.clip(y, 0, height)
+            x1, y1 = np.clip(x + w, 0, width), np.clip(y + h, 0, height)
+            on = (x1 > x0) & (y1 > y0)  # what is left on the screen
+            c0, r0 = x0[on] // t, y0[on] // t
+            c1, r1 = (x1[on] - 1) // t + 1, (y1[on] - 1) // t + 1
+            stride = cols + 1
+            grid += np.bincount(r0 * stride + c0, minlength=size)
+            grid -= np.bincount(r0 * stride + c1, minlength=size)
+            grid -= np.bincount(r1 * stride + c0, minlength=size)
+            grid += np.bincount(r1 * stride + c1, minlength=size)
+        sums = grid.reshape(rows + 1, cols + 1).cumsum(axis=0).cumsum(axis=1)
+        marked = sums[:rows, :cols] > 0
+        self._marked = marked
+        return marked
 
     def add_everything(self) -> None:
         """The whole screen was drawn on."""
@@ -64,7 +86,7 @@ class Damage:
         both = Damage(self.size, self.tile)
         both.everything = self.everything or other.everything
         if not both.everything:
-            both._grid = self._grid | other._grid
+            both._marked = self._grid | other._grid
         return both
 
     def rects(self) -> list[pygame.Rect]:
