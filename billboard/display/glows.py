@@ -1,8 +1,8 @@
 """Lit windows, precomputed: for each colour and window size, the light a window
 spills on the wall around it and its pane at every one of `GLOW_LEVELS` intensities,
 so a frame only blits (halos with ``BLEND_ADD``). Each halo is kept cut to the part
-that adds any light at its level (a faint halo's blurred fringe rounds to black), so
-a frame adds no more pixels than show.
+that adds any light (the blur's fringe rounds to black), so a frame adds no more
+pixels than show.
 
 The spill reads as light on a wall rather than a glow around a sticker: it reaches
 out half the window's smaller side, and three box blurs give it a soft, nearly
@@ -32,8 +32,8 @@ class Glow:
     """A lit window at every level: the halo around it (added) and its pane.
 
     A halo is centred on the window: `size` is its whole size, and level k's surface
-    is the part of it that is not black, at `offsets[k]` from its top left (empty
-    when the level lights nothing)."""
+    is the part of it that is not black at full level, at `offsets[k]` from its top
+    left."""
 
     halos: list[pygame.Surface]
     offsets: list[tuple[int, int]]
@@ -91,13 +91,14 @@ class Glows:
         for _ in range(3):
             full = pygame.transform.box_blur(full, radius)
         full.fill((HALO_STRENGTH,) * 3, special_flags=pygame.BLEND_MULT)
+        # Cut to what the brightest level lights (a dimmer one lights no more).
+        lit = _lit_area(full)
         halos, offsets = [], []
         for level in range(GLOW_LEVELS + 1):
-            halo = full.copy()
+            halo = full.subsurface(lit).copy()
             k = round(255 * level / GLOW_LEVELS)
             halo.fill((k, k, k), special_flags=pygame.BLEND_MULT)
-            lit = _lit_area(halo)
-            halos.append(halo.subsurface(lit).copy())
+            halos.append(halo)
             offsets.append(lit.topleft)
         glow = Glow(halos, offsets, full.get_size(), self._panes_of(color))
         self._glows[key] = glow
