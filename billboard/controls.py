@@ -66,8 +66,7 @@ class Ui:
 
 @dataclass(frozen=True, slots=True)
 class Resized:
-    """The window was resized to `size` (the display lays itself out again), or
-    uncovered (what it showed may be lost: the next frame is shown whole)."""
+    """The window was resized to `size` (the display lays itself out again)."""
 
     size: tuple[int, int]
 
@@ -176,10 +175,6 @@ def read_controls(
             controls.append(Ui("quit"))
         elif event.type == pygame.VIDEORESIZE:
             controls.append(Resized((int(event.w), int(event.h))))
-        elif event.type == pygame.WINDOWEXPOSED:
-            surface = pygame.display.get_surface()
-            if surface is not None:
-                controls.append(Resized(surface.get_size()))
         elif calibrating and event.type in _MOUSE_EVENTS:
             action = _mouse_action(event)
             if action is None:

@@ -179,8 +179,7 @@ def run_frontend(
                 elif isinstance(control, Command):
                     show.submit(control)
                 elif isinstance(control, Resized):
-                    # Laid out again at the next draw if the size changed; shown whole.
-                    display.redraw()
+                    pass  # the display lays itself out again at the next draw
                 elif isinstance(control, Ui):
                     action = control.action
                     if action == "quit":

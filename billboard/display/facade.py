@@ -131,16 +131,14 @@ class FacadeLights:
         *,
         unit: float,
         mask: pygame.Surface | None = None,
-    ) -> list[pygame.Rect]:
+    ) -> None:
         """`scene`'s light on `panes` (index floor * bays + bay); with `mask`, light
         that reaches past a window's edge of the facade is cut by blitting `mask`
-        (black outside the facade, colour-keyed inside) over it. Returns where it
-        drew (see `damage`)."""
+        (black outside the facade, colour-keyed inside) over it."""
         bays = scene.facade.bays
         count = len(panes)
         lit: list[tuple[Pane, RGB, float, Marks]] = []
         lit_index: set[int] = set()
-        drawn: list[pygame.Rect] = []
         patterns = {view.color: pattern_of(i) for i, view in enumerate(scene.tracks)}
         for light in scene.lit:
             index = light.floor * bays + light.bay
@@ -151,7 +149,7 @@ class FacadeLights:
         # The windows' own light: pulse, wash, idle waves, the playhead.
         for index, color in enumerate(ambient_colors(scene)[:count]):
             if color != WINDOW_OFF and index not in lit_index:
-                drawn.append(pygame.draw.polygon(screen, color, panes[index].inner))
+                pygame.draw.polygon(screen, color, panes[index].inner)
         # The spill on the wall around each lit window, swelling with the beat.
         spill = 1.0 + SPILL_ON_BEAT * beat_pulse(scene)
         cut: list[pygame.Rect] = []
@@ -159,11 +157,9 @@ class FacadeLights:
             level = min(GLOW_LEVELS, max(0, round(intensity * spill * GLOW_LEVELS)))
             if level < FAINTEST_SPILL:
                 continue
-            glow = glows.glow(color, pane.box.width, pane.box.height)
-            halo, placed = glow.halo_at(level, pane.box.center)
-            if not placed:
-                continue
-            drawn.append(screen.blit(halo, placed, special_flags=pygame.BLEND_ADD))
+            halo = glows.glow(color, pane.box.width, pane.box.height).halos[level]
+            placed = halo.get_rect(center=pane.box.center)
+            screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
             if not pane.clear_of_edge:
                 cut.append(placed)
         # A player's note ripples out of its window.
@@ -174,8 +170,7 @@ class FacadeLights:
                 continue
             scale = 1.0 + (RIPPLE_REACH - 1.0) * spread
             ring = ripple_rect(pane.box, scale, width)
-            ring_color = mix(WINDOW_OFF, color, 0.9 * (1.0 - spread))
-            drawn.append(pygame.draw.ellipse(screen, ring_color, ring, width))
+            pygame.draw.ellipse(screen, mix(WINDOW_OFF, color, 0.9 * (1.0 - spread)), ring, width)
             if mask is not None and not pane.ripple_clear:
                 cut.append(ring)
         if cut and mask is not None:
@@ -184,12 +179,11 @@ class FacadeLights:
         # The lit panes, each with its track's pattern of darker marks.
         for pane, color, intensity, marks in lit:
             share = min(GLOW_LEVELS, max(0, round(intensity * GLOW_LEVELS))) / GLOW_LEVELS
-            drawn.append(pygame.draw.polygon(screen, mix(WINDOW_OFF, color, share), pane.points))
+            pygame.draw.polygon(screen, mix(WINDOW_OFF, color, share), pane.points)
             if marks and share >= FAINTEST_MARKS:
                 dark = mix(WINDOW_OFF, color, share * MARK_LEVEL)
                 for points in self._marks_of(pane, marks):
                     pygame.draw.polygon(screen, dark, points)
-        return drawn
 
     def _marks_of(self, pane: Pane, marks: Marks) -> list[Points]:
         key = (*pane.box, marks)
@@ -208,14 +202,12 @@ class FacadeLights:
 
     def draw_labels(
         self, screen: pygame.Surface, scene: Scene, panes: Sequence[Pane], unit: float
-    ) -> list[pygame.Rect]:
+    ) -> None:
         """Each player's label at the foot of their region, and, for a few seconds
-        after someone joins, "Ana joins on bass" across their region. Returns where
-        it drew."""
+        after someone joins, "Ana joins on bass" across their region."""
         floors, bays = scene.facade.floors, scene.facade.bays
-        drawn: list[pygame.Rect] = []
         if len(panes) < floors * bays or not panes:
-            return drawn
+            return
         top = min(p.box.top for p in panes)
         bottom = max(p.box.bottom for p in panes)
         screen_rect = screen.get_rect()
@@ -236,7 +228,7 @@ class FacadeLights:
             px = self._fit(label, min(round(48 * unit), tallest), round((right - left) * 1.15))
             img = self._label(label, max(12, px), color, LABEL_ALPHA)
             place = img.get_rect(center=(centre, max(r.bottom for r in feet)))
-            drawn.append(screen.blit(img, place.clamp(screen_rect)))
+            screen.blit(img, place.clamp(screen_rect))
             strength = join_strength(view, scene.time)
             if strength > 0:
                 joins.append((view, strength, centre, len(joins)))
@@ -248,8 +240,7 @@ class FacadeLights:
             img = self._label(words, px, color, LABEL_ALPHA)
             # Several joining at once stand one above the other.
             y = (top + bottom) // 2 + (order % 3 - 1) * round(img.get_height() * 1.3)
-            drawn.append(screen.blit(img, img.get_rect(center=(centre, y)).clamp(screen_rect)))
-        return drawn
+            screen.blit(img, img.get_rect(center=(centre, y)).clamp(screen_rect))
 
     def _fit(self, words: str, max_px: int, width: int) -> int:
         """`TextCache.fit`, remembered (it measures the text at each size it tries)."""

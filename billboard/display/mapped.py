@@ -133,8 +133,8 @@ class InfoCard:
     def invalidate(self) -> None:
         self._key = None
 
-    def draw(self, screen: pygame.Surface, scene: Scene, mapped: MappedFacade) -> pygame.Rect:
-        """The card, over the facade's lights; where it went."""
+    def draw(self, screen: pygame.Surface, scene: Scene, mapped: MappedFacade) -> None:
+        """The card, over the facade's lights."""
         lines = tuple(legend_lines(scene))
         colors = tuple(view.color for view in scene.tracks)
         free = sum(1 for view in scene.tracks if view.caller is None)
@@ -150,7 +150,7 @@ class InfoCard:
             self.area = bounds(quad).clip(screen.get_rect())
             self.surface = warp(self.flat(size, scene), to_screen, self.area)
             self._key = key
-        return screen.blit(self.surface, self.area)
+        screen.blit(self.surface, self.area)
 
     def flat(self, size: tuple[int, int], scene: Scene) -> pygame.Surface:
         """The card, flat, `size` pixels (what a street-level screen shows whole)."""

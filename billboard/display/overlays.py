@@ -127,18 +127,17 @@ class Overlays:
             y += line_h
         return card
 
-    def draw_message(self, screen: pygame.Surface, message: str, lay: Layout) -> pygame.Rect:
-        """`message` on a card at the foot of the facade; where it went."""
+    def draw_message(self, screen: pygame.Surface, message: str, lay: Layout) -> None:
+        """`message` on a card at the foot of the facade."""
         px = lay.px(0.045)
         card = self._cached(
             ("message", message), lambda: self._card([(message, px, TEXT)], lay, alpha=230)
         )
         facade = lay.facade
-        place = card.get_rect(midbottom=(facade.centerx, facade.bottom - lay.margin))
-        return screen.blit(card, place)
+        screen.blit(card, card.get_rect(midbottom=(facade.centerx, facade.bottom - lay.margin)))
 
-    def draw_hud(self, screen: pygame.Surface, hud: Hud, lay: Layout) -> pygame.Rect:
-        """The HUD's figures at the facade's top left; where they went."""
+    def draw_hud(self, screen: pygame.Surface, hud: Hud, lay: Layout) -> None:
+        """The HUD's figures at the facade's top left."""
         px = lay.px(0.028)
         imgs = [self._text.render(text, px, TEXT) for text in hud.lines()]
         pad = lay.margin // 2
@@ -148,12 +147,11 @@ class Overlays:
         bw, bh = -(-w // 64) * 64, -(-h // 64) * 64
         backing = self._cached(("hud", bw, bh), lambda: translucent((bw, bh), 190))
         x, y = lay.facade.x + pad, lay.facade.y + pad
-        drawn = screen.blit(backing, (x, y))
+        screen.blit(backing, (x, y))
         y += pad
         for img in imgs:
-            drawn.union_ip(screen.blit(img, (x + pad, y)))
+            screen.blit(img, (x + pad, y))
             y += img.get_height()
-        return drawn
 
     def test_pattern(
         self, lay: Layout, windows: Sequence[pygame.Rect], display_index: int

@@ -40,19 +40,19 @@ def draw_beat(
 
 def draw_status(
     screen: pygame.Surface, scene: Scene, lay: Layout, text: TextCache, *, phone: bool
-) -> list[pygame.Rect]:
+) -> None:
     """Tempo, key and a pause notice right of the banner; the waiting line under the
     legend, a numbered dot per place (free tracks invite a call only with a `phone`
-    number to call). Returns where it drew."""
+    number to call)."""
     status = lay.status
     tempo = f"{scene.bpm:.0f} BPM · {scene.key} {scene.scale}"
     img = text.render(tempo, lay.px(0.042), TEXT)
     y = status.y + status.height // 2 - img.get_height()
-    drawn = [screen.blit(img, (status.right - img.get_width(), y))]
+    screen.blit(img, (status.right - img.get_width(), y))
     y += img.get_height() + lay.margin // 3
     if scene.paused:
         notice = text.render("PAUSED · new callers wait", lay.px(0.036), ALERT)
-        drawn.append(screen.blit(notice, (status.right - notice.get_width(), y)))
+        screen.blit(notice, (status.right - notice.get_width(), y))
     # The waiting line: how many, and a numbered dot per place.
     line = lay.line
     waiting = scene.line_length
@@ -66,17 +66,16 @@ def draw_status(
         label = "nobody waiting"
     px = lay.px(0.034)
     img = text.render(label, px, TEXT if waiting or free else TEXT_DIM)
-    drawn.append(screen.blit(img, (line.x, line.centery - img.get_height() // 2)))
+    screen.blit(img, (line.x, line.centery - img.get_height() // 2))
     radius = max(3, line.height // 4)
     x = line.x + img.get_width() + radius * 3
     for place in range(1, min(waiting, MAX_WAITING_DOTS) + 1):
         if x + radius > line.right:
             break
-        drawn.append(pygame.draw.circle(screen, TEXT_DIM, (x, line.centery), radius))
+        pygame.draw.circle(screen, TEXT_DIM, (x, line.centery), radius)
         num = text.render(str(place), max(8, round(radius * 1.4)), BLACK)
-        drawn.append(screen.blit(num, num.get_rect(center=(x, line.centery))))
+        screen.blit(num, num.get_rect(center=(x, line.centery)))
         x += radius * 3
-    return drawn
 
 
 @dataclass(slots=True)

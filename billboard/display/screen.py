@@ -15,7 +15,6 @@ from billboard.projection import MappedFacade, Projection
 from .background import Background
 from .calibration_view import CalibrationOverlay, Underlay, draw_calibration
 from .content import Banner, Hud
-from .damage import Damage
 from .facade import FacadeLights
 from .glows import Glows
 from .layout import Layout, WindowRect, compute_layout
@@ -25,10 +24,6 @@ from .panel import Legend, draw_beat, draw_status
 from .street import StreetScreen
 from .text import TextCache
 from .window import Window
-
-# Past this part of the screen damaged, one copy of the whole costs less than the
-# pieces (a large copy streams; every piece is a call, and X copies each apart).
-WHOLE_SHARE = 0.6
 
 
 class Display:
@@ -77,10 +72,6 @@ class Display:
         self._lights = FacadeLights(self._text)
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
-        # What the last frame drew over the static layer (None: the screen may hold
-        # anything, so the next frame is drawn and shown whole). See `damage`.
-        self._last: Damage | None = None
-        self._whole = True  # this frame restores and shows the whole screen
 
     # -- the projection -----------------------------------------------------------------
 
@@ -105,16 +96,10 @@ class Display:
         self.street_problem = None  # a new mapping may name another display: try again
         if projection is None:
             self._close_street()
-        self._last = None
         # The glows are sized for one layout's windows: both backgrounds refit them.
         self._background.invalidate()
         self._mapped_background.invalidate()
         self._info.invalidate()
-
-    def redraw(self) -> None:
-        """Draw and show the next frame whole (the window was uncovered: what it showed
-        may be lost)."""
-        self._last = None
 
     def show_cursor(self, shown: bool) -> None:
         """Show the mouse pointer (calibrating) or hide it on a full screen."""
@@ -189,7 +174,6 @@ class Display:
         self._lights.clear()
         self._legend.clear()
         self._overlays.clear()
-        self._last = None
 
     # -- one frame ----------------------------------------------------------------------
 
@@ -212,48 +196,22 @@ class Display:
             self._relayout(current)  # the window was resized (VIDEORESIZE) or re-created
         if calibration is not None:
             self.set_projection(calibration.state.projection)
-        damage = Damage.for_size(self.size)
         if self._projection is not None:
-            self._draw_projection(current, scene, test_pattern, calibration, damage)
+            self._draw_projection(current, scene, test_pattern, calibration)
         else:
-            self._draw_dashboard(current, scene, test_pattern, damage)
+            self._draw_dashboard(current, scene, test_pattern)
         lay = self.layout
         if hud is not None:
-            damage.add(self._overlays.draw_hud(current, hud, lay))
+            self._overlays.draw_hud(current, hud, lay)
         if help_lines:
-            help_card = self._overlays.help(tuple(help_lines), lay)
-            damage.add(_blit_center(current, help_card, current.get_rect()))
+            _blit_center(current, self._overlays.help(tuple(help_lines), lay), current.get_rect())
         if message:
-            damage.add(self._overlays.draw_message(current, message, lay))
-        self._show(damage)
+            self._overlays.draw_message(current, message, lay)
+        pygame.display.flip()
 
-    def _restore(self, screen: pygame.Surface, static: pygame.Surface, rebuilt: bool) -> None:
-        """Bring the screen back to the static layer where the last frame drew (all of
-        it when the layer was `rebuilt` or the screen's content is unknown)."""
-        last = self._last
-        self._whole = rebuilt or last is None or last.size != self.size
-        if self._whole or last is None or last.share() > WHOLE_SHARE:
-            screen.blit(static, (0, 0))
-            return
-        for rect in last.rects():
-            screen.blit(static, rect, rect)
-
-    def _show(self, damage: Damage) -> None:
-        """Show the frame: the tiles drawn now and those drawn last time (restored)."""
-        last = self._last
-        both = last.union(damage) if last is not None and not self._whole else None
-        if both is None or both.share() > WHOLE_SHARE:
-            pygame.display.flip()
-        else:
-            pygame.display.update(both.rects())
-        self._last = damage
-
-    def _draw_dashboard(
-        self, screen: pygame.Surface, scene: Scene, test_pattern: bool, damage: Damage
-    ) -> None:
+    def _draw_dashboard(self, screen: pygame.Surface, scene: Scene, test_pattern: bool) -> None:
         lay, background = self.layout, self._background
-        rebuilt = background.update(lay, scene)
-        if rebuilt:
+        if background.update(lay, scene):
             # New windows, maybe of new sizes; the legend's rows follow the loop length.
             self._legend.clear()
             self._lights.clear()
@@ -264,27 +222,21 @@ class Display:
                 lay, background.windows_px, self._window.display_index
             )
             screen.blit(pattern, (0, 0))
-            self._whole = True
-            damage.add_everything()
             return
         assert background.surface is not None
-        self._restore(screen, background.surface, rebuilt)
-        damage.add_all(
-            self._lights.draw(screen, scene, background.panes, self._glows, unit=lay.unit)
-        )
+        screen.blit(background.surface, (0, 0))
+        self._lights.draw(screen, scene, background.panes, self._glows, unit=lay.unit)
         draw_beat(screen, scene, lay.beat, background.beat_cells, background.beat_past)
-        damage.add(lay.beat)
         self._legend.draw(screen, scene, lay)
-        damage.add(lay.legend)
-        damage.add_all(draw_status(screen, scene, lay, self._text, phone=bool(self.banner.phone)))
+        draw_status(screen, scene, lay, self._text, phone=bool(self.banner.phone))
         if scene.attract:  # the idle show: a large code in front, said once
             invite = self._overlays.invitation(self.banner, lay, lay.facade)
-            damage.add(_blit_center(screen, invite, lay.facade))
+            _blit_center(screen, invite, lay.facade)
         else:
             code = background.qr_card(lay)
             if code is not None:
-                damage.add(screen.blit(*code))
-            damage.add_all(self._lights.draw_labels(screen, scene, background.panes, lay.unit))
+                screen.blit(*code)
+            self._lights.draw_labels(screen, scene, background.panes, lay.unit)
 
     def _draw_projection(
         self,
@@ -292,45 +244,38 @@ class Display:
         scene: Scene,
         test_pattern: bool,
         calibration: CalibrationOverlay | None,
-        damage: Damage,
     ) -> None:
         mapped, lay, background = self._mapped, self.layout, self._mapped_background
         assert mapped is not None
-        rebuilt = background.update(mapped, self._glows)
-        if rebuilt:
+        if background.update(mapped, self._glows):
             self._lights.clear()
             self._glows.prepare(scene, [pane.box for pane in background.panes])
         if test_pattern:
             boxes = [pane.box for pane in background.panes]
             pattern = self._overlays.test_pattern(lay, boxes, self._window.display_index)
             screen.blit(pattern, (0, 0))
-            self._whole = True
-            damage.add_everything()
         else:
             assert background.surface is not None
-            # Calibrating, the handles and the underlay go over the whole output.
-            self._restore(screen, background.surface, rebuilt or calibration is not None)
+            screen.blit(background.surface, (0, 0))
             unit = lay.unit
-            drawn = self._lights.draw(
+            self._lights.draw(
                 screen, scene, background.panes, self._glows, unit=unit, mask=background.mask
             )
-            damage.add_all(drawn)
             info = mapped.projection.info
             idle_show = scene.attract and calibration is None and info != "window"
             if info == "region" and not idle_show:
-                damage.add(self._info.draw(screen, scene, mapped))
+                self._info.draw(screen, scene, mapped)
             if idle_show:  # a large code in front of the building, said once
                 invite = self._overlays.invitation(self.banner, lay, lay.facade)
-                damage.add(_blit_center(screen, invite, lay.facade))
+                _blit_center(screen, invite, lay.facade)
             else:
-                damage.add_all(self._lights.draw_labels(screen, scene, background.panes, unit))
+                self._lights.draw_labels(screen, scene, background.panes, unit)
         if mapped.projection.info == "window":
             self._draw_street(scene, mapped.projection.info_display)
         else:
             self._close_street()
         if calibration is None:
             return
-        damage.add_everything()
         lines = calibration.lines
         if calibration.underlay is not None:
             try:
@@ -349,5 +294,5 @@ class Display:
         screen.blit(card, place)
 
 
-def _blit_center(screen: pygame.Surface, surface: pygame.Surface, area: pygame.Rect) -> pygame.Rect:
-    return screen.blit(surface, surface.get_rect(center=area.center))
+def _blit_center(screen: pygame.Surface, surface: pygame.Surface, area: pygame.Rect) -> None:
+    screen.blit(surface, surface.get_rect(center=area.center))

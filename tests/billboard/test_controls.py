@@ -163,13 +163,6 @@ def test_a_resized_window_is_reported_with_its_new_size() -> None:
     assert read() == [Resized((1024, 576))]
 
 
-def test_an_uncovered_window_is_reported_at_its_size_so_it_is_shown_whole() -> None:
-    surface = pygame.display.get_surface()
-    assert surface is not None
-    pygame.event.post(pygame.event.Event(pygame.WINDOWEXPOSED))
-    assert read() == [Resized(surface.get_size())]
-
-
 def test_keys_held_with_ctrl_or_alt_are_left_to_the_window_manager() -> None:
     press(pygame.K_f, "f", pygame.KMOD_LCTRL)
     press(pygame.K_ESCAPE, "", pygame.KMOD_LALT)
