@@ -157,8 +157,8 @@ class FacadeLights:
             level = min(GLOW_LEVELS, max(0, round(intensity * spill * GLOW_LEVELS)))
             if level < FAINTEST_SPILL:
                 continue
-            halo = glows.glow(color, pane.box.width, pane.box.height).halos[level]
-            placed = halo.get_rect(center=pane.box.center)
+            glow = glows.glow(color, pane.box.width, pane.box.height)
+            halo, placed = glow.halo_at(level, pane.box.center)
             screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
             if not pane.clear_of_edge:
                 cut.append(placed)
