@@ -1,6 +1,6 @@
 """Lit windows, precomputed: for each colour and window size, the light a window
-spills on the wall around it and its pane at every one of `GLOW_LEVELS` intensities,
-so a frame only blits (halos with ``BLEND_ADD``). Each halo is kept cut to the part
+spills on the wall around it at every one of `GLOW_LEVELS` intensities, so a frame
+only blits (halos with ``BLEND_ADD``). Each halo is kept cut to the part
 that adds any light (the blur's fringe rounds to black), so a frame adds no more
 pixels than show.
 
@@ -19,7 +19,7 @@ import pygame
 
 from billboard.engine.scene import Scene
 
-from .palette import BLACK, RGB, WINDOW_OFF, mix, rgb
+from .palette import BLACK, RGB, rgb
 
 HALO_BUCKET: Final = 8  # pixels: window sizes that share a halo
 GLOW_LEVELS: Final = 24  # intensity steps of a glow: smooth enough for a 0.35 s decay
@@ -29,22 +29,21 @@ HALO_REACH: Final = 0.5  # of the window's smaller side: how far the spill reach
 
 @dataclass(slots=True)
 class Glow:
-    """A lit window at every level: the halo around it (added) and its pane.
+    """A lit window's halo (added around it) at every level.
 
-    A halo is centred on the window: `size` is its whole size, and level k's surface
-    is the part of it that is not black at full level, at `offsets[k]` from its top
-    left."""
+    A halo is centred on the window: `size` is its whole size, and each level's
+    surface is the part of it that is not black at full level, at `offset` from its
+    top left."""
 
     halos: list[pygame.Surface]
-    offsets: list[tuple[int, int]]
+    offset: tuple[int, int]
     size: tuple[int, int]
-    panes: list[pygame.Surface]
 
     def halo_at(self, level: int, center: tuple[int, int]) -> tuple[pygame.Surface, pygame.Rect]:
         """Level `level`'s halo and where it goes for a window centred at `center`."""
         halo = self.halos[level]
-        x = center[0] - self.size[0] // 2 + self.offsets[level][0]
-        y = center[1] - self.size[1] // 2 + self.offsets[level][1]
+        x = center[0] - self.size[0] // 2 + self.offset[0]
+        y = center[1] - self.size[1] // 2 + self.offset[1]
         return halo, pygame.Rect((x, y), halo.get_size())
 
 
@@ -53,29 +52,26 @@ class Glows:
 
     def __init__(self) -> None:
         self._glows: dict[tuple[RGB, int, int], Glow] = {}
-        self._panes: dict[RGB, list[pygame.Surface]] = {}
-        self._pane_size = (1, 1)
+        self._largest = (1, 1)
 
     def clear(self) -> None:
         """Forget every glow (the window was laid out again)."""
         self._glows.clear()
-        self._panes.clear()
 
     def fit(self, windows: Sequence[pygame.Rect]) -> None:
-        """Size the panes for the largest of `windows`, forgetting glows made for
-        another size."""
+        """Forget the glows made for another building when `windows` differ in their
+        largest size (the window was laid out again)."""
         widest = max((r.width for r in windows), default=1)
         tallest = max((r.height for r in windows), default=1)
-        if (widest, tallest) != self._pane_size:
-            self._pane_size = (widest, tallest)
+        if (widest, tallest) != self._largest:
+            self._largest = (widest, tallest)
             self.clear()
 
     def glow(self, color: RGB, width: int, height: int) -> Glow:
         """A `width`×`height` window lit in `color`, precomputed at every level.
 
         Halos are made for sizes rounded up to `HALO_BUCKET` pixels (a real building's
-        windows differ by a few pixels; the blurred edge hides the difference) and
-        panes once per colour at the largest window's size, blitted cut to size: so a
+        windows differ by a few pixels; the blurred edge hides the difference): so a
         building of many window sizes costs a few surfaces, not hundreds."""
         bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
         key = (color, bw, bh)
@@ -93,29 +89,15 @@ class Glows:
         full.fill((HALO_STRENGTH,) * 3, special_flags=pygame.BLEND_MULT)
         # Cut to what the brightest level lights (a dimmer one lights no more).
         lit = _lit_area(full)
-        halos, offsets = [], []
+        halos = []
         for level in range(GLOW_LEVELS + 1):
             halo = full.subsurface(lit).copy()
             k = round(255 * level / GLOW_LEVELS)
             halo.fill((k, k, k), special_flags=pygame.BLEND_MULT)
             halos.append(halo)
-            offsets.append(lit.topleft)
-        glow = Glow(halos, offsets, full.get_size(), self._panes_of(color))
+        glow = Glow(halos, lit.topleft, full.get_size())
         self._glows[key] = glow
         return glow
-
-    def _panes_of(self, color: RGB) -> list[pygame.Surface]:
-        panes = self._panes.get(color)
-        if panes is None:
-            # Blitting a solid surface is several times faster than filling the same
-            # rectangle (pygame's fill is not vectorised): worth a surface per level.
-            panes = []
-            for level in range(GLOW_LEVELS + 1):
-                pane = pygame.Surface(self._pane_size).convert()
-                pane.fill(mix(WINDOW_OFF, color, level / GLOW_LEVELS))
-                panes.append(pane)
-            self._panes[color] = panes
-        return panes
 
     def prepare(self, scene: Scene, windows: Sequence[pygame.Rect]) -> None:
         """Make the glows of the tracks' colours now, with the background, rather than
