@@ -25,6 +25,7 @@ HALO_BUCKET: Final = 8  # pixels: window sizes that share a halo
 GLOW_LEVELS: Final = 24  # intensity steps of a glow: smooth enough for a 0.35 s decay
 HALO_STRENGTH: Final = 200  # of 255: how much of a window's light spills around it
 HALO_REACH: Final = 0.5  # of the window's smaller side: how far the spill reaches
+PREPARE_BYTES: Final = 192 * 2**20  # at most this much of glows is made before a show
 
 
 @dataclass(slots=True)
@@ -58,6 +59,11 @@ class Glows:
         """Forget every glow (the window was laid out again)."""
         self._glows.clear()
 
+    @property
+    def made(self) -> set[tuple[RGB, int, int]]:
+        """The glows made so far: (colour, width, height) of the windows' size bucket."""
+        return set(self._glows)
+
     def fit(self, windows: Sequence[pygame.Rect]) -> None:
         """Forget the glows made for another building when `windows` differ in their
         largest size (the window was laid out again)."""
@@ -73,7 +79,7 @@ class Glows:
         Halos are made for sizes rounded up to `HALO_BUCKET` pixels (a real building's
         windows differ by a few pixels; the blurred edge hides the difference): so a
         building of many window sizes costs a few surfaces, not hundreds."""
-        bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
+        bw, bh = bucket(width, height)
         key = (color, bw, bh)
         glow = self._glows.get(key)
         if glow is not None:
@@ -99,16 +105,25 @@ class Glows:
         self._glows[key] = glow
         return glow
 
-    def prepare(self, scene: Scene, windows: Sequence[pygame.Rect]) -> None:
+    def prepare(self, scene: Scene, windows: Sequence[pygame.Rect], *, quick: bool = False) -> None:
         """Make the glows of the tracks' colours now, with the background, rather than
-        on a frame during the show (a glow costs a few milliseconds to make)."""
-        sizes = {(r.width, r.height) for r in windows}
-        buckets = {(-(-w // HALO_BUCKET), -(-h // HALO_BUCKET)) for w, h in sizes}
+        on a frame during the show (a glow costs milliseconds to make: 4 at 1080p, 13
+        at 2160p, and a frame that makes one misses its time). A building of many
+        window sizes (a mapped one) makes them all when they take at most
+        `PREPARE_BYTES`, else as they light up; so does a `quick` one (calibrating:
+        the mapping changes every frame)."""
+        buckets = {bucket(r.width, r.height) for r in windows}
+        colors = {rgb(view.color) for view in scene.tracks}
         if len(buckets) > 4:
-            return  # a building of many sizes: make them as they light up
-        for view in scene.tracks:
-            for w, h in sizes:
-                self.glow(rgb(view.color), w, h)
+            if quick:
+                return
+            levels = GLOW_LEVELS + 1
+            each = sum(w * h * 4 * levels for w, h in (halo_size(*b) for b in buckets))
+            if each * len(colors) > PREPARE_BYTES:
+                return  # made as they light up
+        for color in colors:
+            for w, h in buckets:
+                self.glow(color, w, h)
 
 
 def _lit_area(surface: pygame.Surface) -> pygame.Rect:
@@ -123,6 +138,11 @@ def _lit_area(surface: pygame.Surface) -> pygame.Rect:
     )
 
 
+def bucket(width: int, height: int) -> tuple[int, int]:
+    """A window's size rounded up to `HALO_BUCKET` pixels: the size its halo is made for."""
+    return -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
+
+
 def _halo_pad(bucket_w: int, bucket_h: int) -> int:
     return max(2, round(HALO_REACH * min(bucket_w, bucket_h)))
 
@@ -130,6 +150,6 @@ def _halo_pad(bucket_w: int, bucket_h: int) -> int:
 def halo_size(width: int, height: int) -> tuple[int, int]:
     """The size of the halo `Glows.glow` makes for a `width`×`height` window (centred
     on it), without making it."""
-    bw, bh = -(-width // HALO_BUCKET) * HALO_BUCKET, -(-height // HALO_BUCKET) * HALO_BUCKET
+    bw, bh = bucket(width, height)
     pad = _halo_pad(bw, bh)
     return bw + 2 * pad, bh + 2 * pad
