@@ -72,7 +72,7 @@ bench: venv
 	$(PY) bench/relay_memory.py --history-bytes 1099511627776 \
 	  --history-total-bytes 1099511627776 --json $(RESULTS)/relay_memory-unbounded.json
 	$(PY) bench/engine_speed.py --json $(RESULTS)/engine_speed.json
-	$(PY) bench/frame_time.py --json $(RESULTS)/frame_time.json
+	$(PY) bench/frame_time.py --xvfb --json $(RESULTS)/frame_time.json
 	$(PY) bench/grid_timing.py --json $(RESULTS)/grid_timing.json
 	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
 	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json

@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Frame-time benchmark for the billboard's display (``billboard/display/``).
 
-``python bench/frame_time.py`` draws real engine scenes on SDL's dummy video driver
-(software rendering, no screen needed) and reports how long `Display.draw` takes per
-frame: p50, p99, max and the draw-bound frame rate, at 1920×1080 and 3840×2160, in
-both layouts: the dashboard and the projection (a 6 × 14 building, corner-pinned
-off-axis, the whole output the building).
+``python bench/frame_time.py`` draws real engine scenes and reports how long
+`Display.draw` takes per frame: p50, p99, max and the draw-bound frame rate, at
+1920×1080 and 3840×2160, in both layouts: the dashboard and the projection (a 6 × 14
+building, corner-pinned off-axis, the whole output the building).
+
+Where the frames go: by default SDL's dummy video driver (software rendering, no
+screen; a frame is drawn but never sent anywhere). With ``--xvfb`` the bench starts
+its own X server (Xvfb, at the largest size asked) and draws into a real X window,
+as the projector's loop does: each frame is also sent to the X server (what a real
+screen costs). With ``SDL_VIDEODRIVER=x11`` set it draws on the ``DISPLAY`` given.
+The first line of each table says which.
 
 The scenes are busy on purpose: 12 callers join (8 take the tracks, 4 wait in line)
 and press digits at 100 events a second in simulated time, spread over all 8 tracks,
@@ -34,8 +40,13 @@ caching anything.
 Targets: ``display`` p99 ≤ 8 ms at 1920×1080 and ≤ 16 ms at 3840×2160. PASS/MISS is
 printed; the exit code is 0 whatever the numbers (it is a measurement).
 
-    python bench/frame_time.py [--seconds S] [--sizes WxH,WxH] [--layouts dashboard,projection]
-                               [--warmup N] [--json FILE]
+Besides the wall-clock times (the target's), each run reports the drawing thread's
+CPU time a frame (p50, p99: what other processes on a shared machine stretch less)
+and, with ``--xvfb``, the X server's CPU time a frame (the copy of each frame into
+its screen, done in the server's process, on average).
+
+    python bench/frame_time.py [--xvfb] [--seconds S] [--sizes WxH,WxH]
+                               [--layouts dashboard,projection] [--warmup N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,7 +56,10 @@ import dataclasses
 import math
 import os
 import random
+import select
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -126,12 +140,18 @@ def idle_scenes() -> Iterator[Scene]:
 
 @dataclass
 class Result:
+    """One run's frames: wall-clock times (the target's), the drawing thread's CPU
+    times (what the machine's other work does not stretch) and the X server's CPU
+    time a frame, on average (None: no X server of the bench's own)."""
+
     name: str
     times_ms: list[float]
     warmup_ms: list[float]
+    cpu_ms: list[float]
+    server_ms: float | None = None
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.times_ms)
+    def percentile(self, p: float, times: list[float] | None = None) -> float:
+        ordered = sorted(self.times_ms if times is None else times)
         return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
     def row(self) -> str:
@@ -139,10 +159,25 @@ class Result:
             return f"{self.name:<14}{0:>8}  (no frame after the warm-up: too slow to measure)"
         t = self.times_ms
         fps = 1000.0 * len(t) / sum(t)
+        server = "—" if self.server_ms is None else f"{self.server_ms:.2f}"
         return (
             f"{self.name:<14}{len(t):>8}{statistics.median(t):>9.2f}{self.percentile(0.99):>9.2f}"
             f"{max(t):>9.2f}{fps:>9.0f}{self.warmup_ms[0]:>10.1f}"
+            f"{statistics.median(self.cpu_ms):>9.2f}{self.percentile(0.99, self.cpu_ms):>9.2f}"
+            f"{server:>9}"
         )
+
+
+def server_cpu_s() -> float | None:
+    """The CPU time the bench's own X server has used so far (None: none)."""
+    pid = os.environ.get("DIALJAM_BENCH_XVFB", "")
+    if not pid.isdigit():
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def measure(
@@ -155,15 +190,27 @@ def measure(
     scenes = scenes if scenes is not None else busy_scenes()
     times: list[float] = []
     warm: list[float] = []
+    cpu: list[float] = []
     deadline = time.perf_counter() + seconds
+    server_start: float | None = None
     while time.perf_counter() < deadline:
         scene = next(scenes)  # built outside the timed part: we measure drawing
         pygame.event.pump()  # as the billboard's loop does, so SDL stays responsive
-        start = time.perf_counter()
+        if len(warm) == warmup and server_start is None:
+            server_start = server_cpu_s()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         draw(scene)
         elapsed = (time.perf_counter() - start) * 1000.0
-        (warm if len(warm) < warmup else times).append(elapsed)
-    return Result(name, times, warm)
+        if len(warm) < warmup:
+            warm.append(elapsed)
+        else:
+            times.append(elapsed)
+            cpu.append((time.thread_time() - start_cpu) * 1000.0)
+    server_end = server_cpu_s()
+    server_ms = None
+    if server_start is not None and server_end is not None and times:
+        server_ms = (server_end - server_start) * 1000.0 / len(times)
+    return Result(name, times, warm, cpu, server_ms)
 
 
 class NaiveDisplay:
@@ -250,7 +297,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--warmup", type=int, default=30, help="frames left out at the start (30)")
     p.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
+    p.add_argument(
+        "--xvfb",
+        action="store_true",
+        help="draw into a real X window on an Xvfb of the bench's own (apt-get install xvfb)",
+    )
     return p.parse_args(argv)
+
+
+def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb of `width`×`height` on a free display number (it picks one and says
+    which when ready); the server and its DISPLAY."""
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        raise SystemExit("--xvfb needs Xvfb: apt-get install --no-install-recommends xvfb")
+    proc = subprocess.Popen(
+        [binary, "-displayfd", "1", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    number = proc.stdout.readline().decode().strip() if ready else ""
+    if not number.isdigit():
+        proc.kill()
+        proc.wait()
+        raise SystemExit("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def sdl_driver() -> str:
+    """The driver as the results say it: "dummy", "x11 (Xvfb)" or "x11"."""
+    driver = os.environ["SDL_VIDEODRIVER"]
+    return f"{driver} (Xvfb)" if os.environ.get("DIALJAM_BENCH_XVFB") else driver
+
+
+def video_said() -> str:
+    """Which SDL video driver the frames go to, and where."""
+    driver = os.environ["SDL_VIDEODRIVER"]
+    if driver == "dummy":
+        return "SDL dummy driver (no screen: frames are not sent anywhere)"
+    where = os.environ.get("DISPLAY", "?")
+    xvfb = " on Xvfb" if os.environ.get("DIALJAM_BENCH_XVFB") else ""
+    return f"SDL {driver} driver{xvfb} (DISPLAY={where}, each frame sent to the X server)"
 
 
 def run_layout(
@@ -293,11 +382,24 @@ def run_layout(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
+    xvfb = None
+    if args.xvfb:
+        xvfb, display = start_xvfb(max(w for w, _ in sizes), max(h for _, h in sizes))
+        os.environ.update(SDL_VIDEODRIVER="x11", DISPLAY=display, DIALJAM_BENCH_XVFB=str(xvfb.pid))
+    try:
+        return run(args, sizes)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait()
+
+
+def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
     from bench import stats  # beside the run, not among the display's imports
 
-    args = parse_args(argv)
     load_at_start = stats.load()
-    sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes.split(",")]
     layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
     for name in layouts:
         if name not in LAYOUTS:
@@ -315,14 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Other processes on the machine show first in the tail (p99, max): say how busy.
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
             print(
-                f"\nDisplay.draw at {width}×{height}, {layout} layout, SDL "
-                f"{os.environ['SDL_VIDEODRIVER']} driver, 8 busy tracks + 4 waiting, "
+                f"\nDisplay.draw at {width}×{height}, {layout} layout, {video_said()}, "
+                "8 busy tracks + 4 waiting, "
                 f"{EVENTS_PER_S:.0f} events/s, every effect on, {args.seconds:g} s per run, "
                 f"{cpu} CPU(s), load average {load:.2f}, pygame-ce {pygame.version.ver}"
             )
             print(
                 f"{'run':<14}{'frames':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'fps':>9}"
-                f"{'first ms':>10}"
+                f"{'first ms':>10}{'cpu p50':>9}{'cpu p99':>9}{'X ms':>9}"
             )
             for result in results:
                 print(result.row())
@@ -348,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "p99_ms": r.percentile(0.99),
                         "max_ms": max(r.times_ms),
                         "first_ms": r.warmup_ms[0],
+                        "cpu_p50_ms": statistics.median(r.cpu_ms),
+                        "cpu_p99_ms": r.percentile(0.99, r.cpu_ms),
+                        "x_server_ms": r.server_ms,
                     }
                     for r in results.values()
                 }
@@ -368,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_at_start,
             settings,
             figures,
-            sdl_driver=os.environ["SDL_VIDEODRIVER"],
+            sdl_driver=sdl_driver(),
         )
     return 0
 

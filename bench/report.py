@@ -367,19 +367,29 @@ def frame_time(doc: dict[str, Any]) -> str:
     f, s = doc["figures"], doc["settings"]
     if "runs" not in f:  # one size, one layout: the format of before
         return _frame_time_one_size(doc)
+
+    def cpu(run: dict[str, Any]) -> str:  # results from before it was measured lack it
+        return num(run["cpu_p50_ms"]) if run.get("cpu_p50_ms") is not None else "—"
+
+    def server(run: dict[str, Any]) -> str:
+        return num(run["x_server_ms"]) if run.get("x_server_ms") is not None else "—"
+
     rows = [
         f"  | {key.replace('x', '×', 1)} | {num(r['display']['p50_ms'])} | "
         f"**{num(r['display']['p99_ms'])}** | {f['target_p99_ms'].get(key.split()[0], '—')} | "
-        f"{num(r['display+hud']['p99_ms'])} | {num(r['idle']['p99_ms'])} |"
+        f"{num(r['display+hud']['p99_ms'])} | {num(r['idle']['p99_ms'])} | "
+        f"{cpu(r['display'])} | {server(r['display'])} |"
         for key, r in f["runs"].items()
     ]
     return (
         f"- **Frame time** (`bench/frame_time.py`): `Display.draw` in milliseconds, SDL "
         f"{doc['machine'].get('sdl_driver', 'dummy')} driver, 8 busy tracks, 4 waiting, "
         f"100 events/s, every effect on, {s['seconds']:g} s a run; a naive redraw is "
-        f"{times(f['naive_median_ratio'])} slower (median). {machine_line(doc)}\n\n"
-        "  | size, layout | p50 | p99 | target p99 | p99, HUD | p99, idle show |\n"
-        "  |---|---|---|---|---|---|\n" + "\n".join(rows)
+        f"{times(f['naive_median_ratio'])} slower (median). CPU: the drawing thread's "
+        "time a frame (p50); X: the X server's a frame, copying it to its screen (under "
+        f"Xvfb). {machine_line(doc)}\n\n"
+        "  | size, layout | p50 | p99 | target p99 | p99, HUD | p99, idle show | CPU | X |\n"
+        "  |---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
 
 

@@ -58,6 +58,10 @@ class Pane:
     box: pygame.Rect
     clear_of_edge: bool = True
     ripple_clear: bool = True
+    # On the dashboard a window is a rectangle: its light and its inner light are
+    # these (None: a quad, filled as the polygons above).
+    rect: pygame.Rect | None = None
+    inner_rect: pygame.Rect | None = None
 
 
 def panes_from_rects(rects: Sequence[pygame.Rect], frame: int) -> list[Pane]:
@@ -66,7 +70,9 @@ def panes_from_rects(rects: Sequence[pygame.Rect], frame: int) -> list[Pane]:
     for r in rects:
         quad: Quad = ((r.left, r.top), (r.right, r.top), (r.right, r.bottom), (r.left, r.bottom))
         inner = r.inflate(-2 * frame, -2 * frame) if r.width > 2 * frame + 1 else r
-        panes.append(Pane(quad, _corners(r), _corners(inner), pygame.Rect(r)))
+        pane = Pane(quad, _corners(r), _corners(inner), pygame.Rect(r))
+        pane.rect, pane.inner_rect = pygame.Rect(r), pygame.Rect(inner)
+        panes.append(pane)
     return panes
 
 
@@ -99,6 +105,16 @@ def _corners(r: pygame.Rect) -> Points:
     return [(r.left, r.top), (right, r.top), (right, bottom), (r.left, bottom)]
 
 
+def _blittable(size: tuple[int, int]) -> pygame.Surface:
+    """A surface to blit `size` pixels of, made a pixel wider when its rows would be a
+    multiple of 16 bytes long: SDL copies such rows with streaming stores that skip
+    the cache, which makes a small blit about ten times slower (measured: 50 blits
+    of 300 × 330 pixels at 3840×2160, 13–19 ms aligned, 0.6–1.6 ms not)."""
+    width, height = size
+    padded = width + 1 if width % 4 == 0 else width
+    return pygame.Surface((max(1, padded), max(1, height))).convert()
+
+
 def _bilinear(quad: Quad, u: float, v: float) -> tuple[int, int]:
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
     top = (x0 + (x1 - x0) * u, y0 + (y1 - y0) * u)
@@ -115,12 +131,14 @@ class FacadeLights:
         self._marks: dict[tuple[int, int, int, int, int, Marks], list[Points]] = {}
         self._labels: dict[tuple[str, int, RGB, int], pygame.Surface] = {}
         self._fits: dict[tuple[str, int, int], int] = {}
+        self._solids: dict[tuple[object, ...], pygame.Surface] = {}
 
     def clear(self) -> None:
         """Forget what was made for the windows' sizes (laid out again)."""
         self._marks.clear()
         self._labels.clear()
         self._fits.clear()
+        self._solids.clear()
 
     def draw(
         self,
@@ -149,7 +167,11 @@ class FacadeLights:
         # The windows' own light: pulse, wash, idle waves, the playhead.
         for index, color in enumerate(ambient_colors(scene)[:count]):
             if color != WINDOW_OFF and index not in lit_index:
-                pygame.draw.polygon(screen, color, panes[index].inner)
+                inner = panes[index].inner_rect
+                if inner is not None:
+                    screen.blit(self._solid(color, inner.size), inner, ((0, 0), inner.size))
+                else:
+                    pygame.draw.polygon(screen, color, panes[index].inner)
         # The spill on the wall around each lit window, swelling with the beat.
         spill = 1.0 + SPILL_ON_BEAT * beat_pulse(scene)
         cut: list[pygame.Rect] = []
@@ -157,8 +179,8 @@ class FacadeLights:
             level = min(GLOW_LEVELS, max(0, round(intensity * spill * GLOW_LEVELS)))
             if level < FAINTEST_SPILL:
                 continue
-            halo = glows.glow(color, pane.box.width, pane.box.height).halos[level]
-            placed = halo.get_rect(center=pane.box.center)
+            glow = glows.glow(color, pane.box.width, pane.box.height)
+            halo, placed = glow.halo_at(level, pane.box.center)
             screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
             if not pane.clear_of_edge:
                 cut.append(placed)
@@ -179,11 +201,47 @@ class FacadeLights:
         # The lit panes, each with its track's pattern of darker marks.
         for pane, color, intensity, marks in lit:
             share = min(GLOW_LEVELS, max(0, round(intensity * GLOW_LEVELS))) / GLOW_LEVELS
+            shown = marks if marks and share >= FAINTEST_MARKS else ()
+            if pane.rect is not None:
+                made = self._lit_pane(pane, pane.rect, color, share, shown)
+                screen.blit(made, pane.rect, ((0, 0), pane.rect.size))
+                continue
             pygame.draw.polygon(screen, mix(WINDOW_OFF, color, share), pane.points)
-            if marks and share >= FAINTEST_MARKS:
+            if shown:
+                dark = mix(WINDOW_OFF, color, share * MARK_LEVEL)
+                for points in self._marks_of(pane, shown):
+                    pygame.draw.polygon(screen, dark, points)
+
+    def _solid(self, color: RGB, size: tuple[int, int]) -> pygame.Surface:
+        """A surface of `size` (or a pixel wider: see `_blittable`) in `color`, made
+        once: on a rectangular window, blitting it is several times faster than a
+        polygon or a fill of the same pixels."""
+        key = (color, size)
+        made = self._solids.get(key)
+        if made is None:
+            if len(self._solids) > 512:
+                self._solids.clear()
+            made = self._solids[key] = _blittable(size)
+            made.fill(color)
+        return made
+
+    def _lit_pane(
+        self, pane: Pane, rect: pygame.Rect, color: RGB, share: float, marks: Marks
+    ) -> pygame.Surface:
+        """A rectangular window lit at `share` with its `marks`, made once."""
+        key = (color, share, rect.size, marks)
+        made = self._solids.get(key)
+        if made is None:
+            if len(self._solids) > 512:
+                self._solids.clear()
+            made = self._solids[key] = _blittable(rect.size)
+            made.fill(mix(WINDOW_OFF, color, share))
+            if marks:
                 dark = mix(WINDOW_OFF, color, share * MARK_LEVEL)
                 for points in self._marks_of(pane, marks):
-                    pygame.draw.polygon(screen, dark, points)
+                    moved = [(x - rect.x, y - rect.y) for x, y in points]
+                    pygame.draw.polygon(made, dark, moved)
+        return made
 
     def _marks_of(self, pane: Pane, marks: Marks) -> list[Points]:
         key = (*pane.box, marks)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Final
 
-RGB = tuple[int, int, int]
+from billboard.colors import RGB as RGB
+from billboard.colors import UNREADABLE
+from billboard.colors import rgb as rgb
 
 # A projector adds light: black is "off", so the background stays black and only the
 # building's outline, windows and text cost light (and contrast) on the wall.
@@ -16,27 +17,11 @@ WINDOW_OFF: Final[RGB] = (30, 34, 48)
 WINDOW_FRAME: Final[RGB] = (58, 64, 86)
 CELL_OFF: Final[RGB] = (40, 44, 60)
 CELL_PAST: Final[RGB] = (90, 96, 120)
-TEXT: Final[RGB] = (245, 245, 245)
+TEXT: Final[RGB] = UNREADABLE
 TEXT_DIM: Final[RGB] = (140, 146, 164)
 ACCENT: Final[RGB] = (255, 204, 64)
 ALERT: Final[RGB] = (255, 96, 64)
 GRID_LINE: Final[RGB] = (70, 70, 70)
-
-
-@lru_cache(maxsize=128)
-def rgb(color: str) -> RGB:
-    """ "#rrggbb" or "#rgb" → (r, g, b). An unreadable colour gives white, so a typo in
-    the config still lights the window instead of stopping the show."""
-    text = color.strip().lstrip("#")
-    if len(text) == 3:
-        text = "".join(ch * 2 for ch in text)
-    try:
-        value = int(text, 16)
-    except ValueError:
-        return TEXT
-    if len(text) != 6:
-        return TEXT
-    return (value >> 16) & 255, (value >> 8) & 255, value & 255
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:

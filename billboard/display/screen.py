@@ -249,7 +249,8 @@ class Display:
         assert mapped is not None
         if background.update(mapped, self._glows):
             self._lights.clear()
-            self._glows.prepare(scene, [pane.box for pane in background.panes])
+            boxes = [pane.box for pane in background.panes]
+            self._glows.prepare(scene, boxes, quick=calibration is not None)
         if test_pattern:
             boxes = [pane.box for pane in background.panes]
             pattern = self._overlays.test_pattern(lay, boxes, self._window.display_index)

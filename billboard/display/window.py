@@ -29,6 +29,11 @@ class Window:
 
     def _open(self) -> pygame.Surface:
         asked = os.environ.get("SDL_VIDEODRIVER", "")
+        # A frame goes from our surface to the window as it is (X's shared memory),
+        # rather than through an SDL renderer: without a GPU (a projector laptop's
+        # llvmpipe, Xvfb) the renderer costs 20–100 ms a frame at 1080p–2160p, the
+        # copy 1–5 ms. SDL_FRAMEBUFFER_ACCELERATION=1 asks for the renderer anyway.
+        os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         try:
             pygame.display.init()
             pygame.font.init()

@@ -19,8 +19,8 @@ the three, so a saturated blue window still lights a plain lamp fully.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
+from ..colors import rgb
 from ..engine.scene import Facade, Scene
 from .settings import KINDS, UNIVERSE_SIZE, Fixture, LightsConfig
 
@@ -92,7 +92,7 @@ class Patch:
 def levels(color: str, intensity: float, master: float, gamma: float) -> Levels:
     """The linear light of `color` ("#rrggbb") at perceptual `intensity` (0–1)."""
     scale = min(1.0, max(0.0, intensity)) * min(1.0, max(0.0, master)) / 255
-    r, g, b = _rgb(color)
+    r, g, b = rgb(color)
     return ((r * scale) ** gamma, (g * scale) ** gamma, (b * scale) ** gamma)
 
 
@@ -105,20 +105,6 @@ def channel_values(kind: str, level: Levels) -> tuple[int, ...]:
     if kind == "dimmer":
         return (_dmx(max(r, g, b)),)
     return _dmx(r), _dmx(g), _dmx(b)
-
-
-@lru_cache(maxsize=128)
-def _rgb(color: str) -> tuple[int, int, int]:
-    """ "#rrggbb" → (r, g, b), white if unreadable, as `billboard.display.palette.rgb`
-    reads it; not imported from there, since importing the display package opens
-    pygame, which a DMX frame has no need of."""
-    try:
-        value = int(color.strip().removeprefix("#"), 16) if len(color.strip()) == 7 else -1
-    except ValueError:
-        value = -1
-    if value < 0:
-        return 255, 255, 255
-    return (value >> 16) & 255, (value >> 8) & 255, value & 255
 
 
 def _dmx(level: float) -> int:

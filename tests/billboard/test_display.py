@@ -31,6 +31,9 @@ from billboard.display import (
     rgb,
     window_rects,
 )
+from billboard.display.alive import MARK_LEVEL, pattern_of
+from billboard.display.facade import _blittable
+from billboard.display.palette import mix
 from billboard.display.text import TextCache
 from billboard.engine import Command, Digit, Engine, EngineConfig, Join
 from billboard.engine.scene import Facade, Lit, Scene, TrackView
@@ -201,6 +204,25 @@ def test_lights_follow_the_window_rectangles_given_for_a_real_building(video: No
         assert pixel(shown, other) == WINDOW_OFF
     finally:
         shown.close()
+
+
+def test_surfaces_blitted_per_window_never_have_rows_a_multiple_of_16_bytes(
+    display: Display,
+) -> None:
+    """SDL copies such rows with cache-skipping stores: a small blit ten times slower."""
+    for width in range(1, 70):
+        made = _blittable((width, 5))
+        assert made.get_pitch() % 16 != 0 and made.get_width() >= width
+
+
+def test_a_lit_rectangular_window_shows_its_tracks_pattern_inside_it(display: Display) -> None:
+    display.draw(scene(tracks=[track(1), track(3)], lit=[Lit(2, 3, LEAD, 1.0)]))
+    marks = pattern_of(1)  # LEAD is the scene's second track
+    assert marks
+    inside = {
+        tuple(int(v) for v in c) for c in region(display, window(display, 2, 3)).reshape(-1, 3)
+    }
+    assert inside == {rgb(LEAD), mix(WINDOW_OFF, rgb(LEAD), MARK_LEVEL)}
 
 
 def test_window_rectangles_must_be_fractions_of_the_facade(video: None) -> None:

@@ -5,7 +5,10 @@ reads Art-Net and E1.31 by the specs, not with the libraries that write them."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -479,3 +482,24 @@ def test_a_show_with_lights_sends_its_callers_windows_and_ends_dark() -> None:
         assert show.lights.status == "stopped"
     finally:
         receiver.close()
+
+
+def test_the_lights_read_colours_as_the_screen_does_without_opening_pygame() -> None:
+    code = (
+        "import sys; from billboard.lights.patch import levels; "
+        "from billboard.colors import rgb; "
+        "assert levels('#ff8000', 1.0, 1.0, 1.0) == (1.0, 128 / 255, 0.0); "
+        "assert rgb('#f80') == (255, 136, 0) and rgb('nope') == rgb('#zzzzzz'); "
+        "print('pygame' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert out.stdout.strip() == "False"

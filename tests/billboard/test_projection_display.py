@@ -23,6 +23,7 @@ from billboard.config import load_billboard_config
 from billboard.controls import Keyboard, read_controls
 from billboard.display import WINDOW_OFF, Banner, Display, rgb
 from billboard.display.calibration_view import CORNER_COLORS, CalibrationOverlay
+from billboard.display.glows import Glows, bucket
 from billboard.engine.scene import Facade, Lit, Scene, TrackView
 from billboard.engine.tracks import DEFAULT_TRACKS
 from billboard.projection import Projection, Quad
@@ -391,3 +392,24 @@ def test_info_window_puts_the_invitation_on_a_second_window_and_not_on_the_build
         assert display.street_problem == "info display 3 not found: 1 connected"
     finally:
         display.close()
+
+
+def test_a_mapped_buildings_glows_are_made_before_the_show_but_not_while_calibrating(
+    video: None,
+) -> None:
+    """A frame that makes a glow misses its time: a building of many window sizes has
+    them all made with its layout (within `PREPARE_BYTES`), except while calibrating,
+    when the mapping changes every frame."""
+    pygame.display.init()
+    pygame.display.set_mode((320, 180))
+    windows = [pygame.Rect(0, 0, 20 + 8 * i, 24 + 8 * (i % 2)) for i in range(6)]
+    colors = {rgb(view.color) for view in scene().tracks}
+    calibrating = Glows()
+    calibrating.prepare(scene(), windows, quick=True)
+    assert not calibrating.made
+    glows = Glows()
+    glows.prepare(scene(), windows)
+    assert glows.made == {(c, *bucket(r.width, r.height)) for c in colors for r in windows}
+    huge = [pygame.Rect(0, 0, 2000 + 8 * i, 2000) for i in range(6)]  # past PREPARE_BYTES
+    glows.prepare(scene(), huge)
+    assert not any(key[1] >= 2000 for key in glows.made)
