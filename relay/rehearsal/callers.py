@@ -35,6 +35,7 @@ log = logging.getLogger("relay.rehearsal.crowd")
 FRAME_S: Final = 0.020  # one Twilio media frame: 20 ms of 8 kHz μ-law
 FRAME_BYTES: Final = 160
 TONE_MS: Final = 80  # a short, firm press (Q.24: ≥ 40 ms must be heard)
+SIP_PRESS_MS: Final = 100  # an RFC 4733 event's length, as a phone sends a quick press
 ARI_JOIN_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 SILENCE_B64: Final = base64.b64encode(b"\xff" * FRAME_BYTES).decode()  # μ-law silence
@@ -486,7 +487,7 @@ class Callers:
                 if not await self.sleep_until(began + press.at) or call.ended.is_set():
                     break
                 self.tally.sent(caller, press.key, self.now())
-                await call.press(press.key, duration_ms=ARI_PRESS_MS)
+                await call.press(press.key, duration_ms=SIP_PRESS_MS)
             await self.sleep_until(began + plan.hang_up)
         finally:
             await call.hang_up()

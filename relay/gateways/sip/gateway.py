@@ -27,6 +27,7 @@ from ...contract.events import Leave, to_data
 from ...edge import parse_networks
 from ...ratelimit import LogOnce
 from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
+from ..kicks import watch_kicks
 from .message import SipError
 from .register import Registration
 from .stream import Framer
@@ -100,6 +101,11 @@ class SipGateway:
 
     def mount(self, app: web.Application) -> None:
         app.cleanup_ctx.append(self.running)
+        watch_kicks(app, self.channel, self.kicked, log)
+
+    async def kicked(self, caller_id: str, reason: str) -> None:
+        """The operator kicked `caller_id` (gateways/kicks.py): their calls end."""
+        self.hang_up(caller_id, reason)
 
     async def running(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
