@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from .addresses import is_loopback as is_loopback
+from .addresses import lan_address as lan_address
 from .contract import channels as contract_channels
 from .edge import parse_networks, parse_origins
 from .sessions import derive_key
@@ -145,18 +147,6 @@ def pseudonym_key(config: RelayConfig) -> bytes:
     if not config.pseudonym_key:
         raise ValueError("pseudonym_key is empty: the settings were not passed through fill_tokens")
     return config.pseudonym_key.encode()
-
-
-def lan_address() -> str:
-    """This machine's address on its LAN (no packet is sent), or 127.0.0.1."""
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only, nothing leaves
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
 
 
 # Field name → "int" | "float" | "str" (annotations are strings here).
@@ -288,18 +278,6 @@ def validate_edge(config: RelayConfig) -> None:
         raise ConfigError(
             f"allowed_origins: {exc}; give scheme://host[:port] entries, comma-separated"
         ) from None
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: a rehearsal on this machine only."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- the gateways' tables ----------------------------------------------------------------
