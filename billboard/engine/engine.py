@@ -534,6 +534,8 @@ class Engine:
             elif name == "panic":
                 for track in self.tracks:
                     track.loop, track.fading, track.groove = [], [], grooves.Groove()
+            # end_calls: the relay's gateways hang up; their callers' leaves free the
+            # tracks, as any hang-up does, so the engine has nothing to do here.
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("ignored command %s: %s", name, exc)
 

@@ -62,8 +62,10 @@ PUBLIC_LEAVE_REASONS: Final = frozenset({"hangup", "timeout", "closed", "lost"})
 # … and from the billboard (`idle`, `turn`, `kicked`, `full`: the line is full).
 BILLBOARD_LEAVE_REASONS: Final = frozenset({"idle", "turn", "kicked", "full"})
 LEAVE_REASONS: Final = PUBLIC_LEAVE_REASONS | BILLBOARD_LEAVE_REASONS
+# end_calls: every phone call ends (each gateway of the relay hangs up; keypads stay).
 COMMANDS: Final = frozenset(
     {"kick", "unban", "mute", "tempo", "key", "scale", "style", "panic", "pause", "midi_sync"}
+    | {"end_calls"}
 )
 KEY_NAME_MAX: Final = 8  # "C#", "Bb", "f♯": the engine decides which it knows
 SCALE_NAME_MAX: Final = 32
@@ -355,7 +357,8 @@ def _looks_like_number(caller: str) -> bool:
 def read_command(data: object) -> Command | Refused:
     """Read one ``command`` (`COMMANDS`) from ``NAME:control``, its args checked and in
     one shape: kick{caller} unban{caller} (a kick undone: the ban lifted) mute{caller,on}
-    tempo{bpm} key{key} scale/style{name} pause{on}."""
+    tempo{bpm} key{key} scale/style{name} pause{on}; panic{} midi_sync{} end_calls{}
+    (every phone call hung up by the relay's gateways, relay/gateways/kicks.py)."""
     if not isinstance(data, Mapping):
         return Refused("bad_command", "a command must be a JSON object")
     if data.get("event") != "command":

@@ -120,7 +120,7 @@ class AriGateway:
     def mount(self, app: web.Application) -> None:
         app[ARI] = self
         app.cleanup_ctx.append(self.running)
-        watch_kicks(app, self.channel, self.hang_up, log)
+        watch_kicks(app, self.channel, self.hang_up, self.end_calls, log)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -347,6 +347,17 @@ class AriGateway:
         await asyncio.gather(*(self._delete(i) for i in ids))
         if ids:
             log.info("hung up caller %s (%s): %d call(s)", caller, why, len(ids))
+
+    async def end_calls(self) -> int:
+        """The operator's ``end_calls``: every channel of the app is DELETEd and its
+        caller leaves (``hangup``); new calls are still answered. Returns how many."""
+        ids = self.core.channel_ids()
+        for ev in self.core.leave_all():
+            self.publish(ev)
+        await asyncio.gather(*(self._delete(i) for i in ids))
+        if ids:
+            log.info("hung up %d call(s): the operator's end_calls", len(ids))
+        return len(ids)
 
     async def hang_up_all(self) -> None:
         """The relay stops: hang up every call (bounded), and their callers leave."""

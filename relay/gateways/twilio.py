@@ -320,7 +320,7 @@ class TwilioGateway:
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_post(STATUS_PATH, self.stream_status)
-        watch_kicks(app, self.channel, self.hang_up, log)
+        watch_kicks(app, self.channel, self.hang_up, self.end_calls, log)
 
     async def hang_up(self, caller: str, why: str) -> None:
         """End every call of `caller`: Twilio resumes the TwiML after ``<Connect>`` when
@@ -333,6 +333,19 @@ class TwilioGateway:
             await ws.close(code=1000, message=why.encode()[:120])
         if streams:
             log.info("hung up caller %s (%s): %d stream(s) closed", caller, why, len(streams))
+
+    async def end_calls(self) -> int:
+        """The operator's ``end_calls``: every stream closes, so every call ends (see
+        `hang_up`), and each caller leaves (``hangup``) at once. Returns how many calls."""
+        everyone, self.streams = self.streams, {}
+        calls = [(ws, core) for streams in everyone.values() for ws, core in streams.items()]
+        for _ws, core in calls:
+            for out in core.hang_up():
+                self.publish(out)
+        await asyncio.gather(*(ws.close(code=1000, message=b"end_calls") for ws, _ in calls))
+        if calls:
+            log.info("ended %d call(s): the operator's end_calls", len(calls))
+        return len(calls)
 
     # -- helpers --
 

@@ -4,8 +4,9 @@ the relay's hub.
 
 It runs with the relay's app (`app.cleanup_ctx`): on the way out every call is ended
 with a BYE, and the gateway waits (bounded) for their answers. `hang_up(caller)` ends
-a kicked caller's calls. Each call's RTP socket is read with `loop.add_reader`, one
-datagram a call (the loop calls again while more wait); nothing a peer sends can
+a kicked caller's calls, `end_calls` every call (the operator's command, new calls
+still answered). Each call's RTP socket is read with `loop.add_reader`, one datagram
+a call (the loop calls again while more wait); nothing a peer sends can
 raise out of a reader: a bug of ours is logged (once a minute) and the gateway goes on.
 """
 
@@ -101,7 +102,7 @@ class SipGateway:
 
     def mount(self, app: web.Application) -> None:
         app.cleanup_ctx.append(self.running)
-        watch_kicks(app, self.channel, self.kicked, log)
+        watch_kicks(app, self.channel, self.kicked, self.end_calls, log)
 
     async def kicked(self, caller_id: str, reason: str) -> None:
         """The operator kicked `caller_id` (gateways/kicks.py): their calls end."""
@@ -186,6 +187,19 @@ class SipGateway:
         deadline = self._loop.time() + timeout
         while self.ua.client and self._loop.time() < deadline:
             await asyncio.sleep(0.05)
+
+    async def end_calls(self) -> int:
+        """The operator's ``end_calls``: every call ends with our BYE (480 while it
+        rings) and its caller leaves (``hangup``); unlike `end_all`, new calls are still
+        answered. Returns how many calls it ended."""
+        if self._loop is None:
+            return 0
+        keys = list(self.ua.calls)
+        for key in keys:
+            self._act(self.ua.hang_up(key, self._loop.time(), "hangup"))
+        if keys:
+            log.info("SIP: %d call(s) hung up (the operator's end_calls)", len(keys))
+        return len(keys)
 
     def hang_up(self, caller_id: str, reason: str = "kicked") -> int:
         """End every call of `caller_id` (a pseudonym) with a BYE: the operator kicked

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay, recv, send, until
+from tests.support.relay import BILLBOARD, OPERATOR, PUBLISHER, RunningRelay, recv, send, until
 
 
 async def subscribe(
@@ -46,4 +46,14 @@ async def billboard_says(relay: RunningRelay, channel: str, data: dict[str, Any]
     """The billboard publishes `data` on `channel`'s ``:callers``."""
     ws = await relay.publisher(BILLBOARD)
     await send(ws, {"type": "publisher", "id": f"{channel}:callers", "data": data})
+    await ws.close()
+
+
+END_CALLS: dict[str, Any] = {"event": "command", "name": "end_calls", "args": {}}
+
+
+async def operator_says(relay: RunningRelay, channel: str, data: dict[str, Any]) -> None:
+    """The console publishes `data` on `channel`'s ``:control`` (the operator's token)."""
+    ws = await relay.publisher(OPERATOR)
+    await send(ws, {"type": "publisher", "id": f"{channel}:control", "data": data})
     await ws.close()

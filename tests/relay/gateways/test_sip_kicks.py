@@ -1,6 +1,8 @@
 """A caller the operator kicks is hung up by the SIP gateway: the billboard's kick on
 ``NAME:callers`` reaches the gateway inside the relay (relay/gateways/kicks.py), which
-sends its BYE; SIPp, the caller here, answers it and its scenario ends."""
+sends its BYE; SIPp, the caller here, answers it and its scenario ends. The operator's
+``end_calls`` on ``NAME:control`` ends every call the same way, and the gateway goes on
+answering."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from relay.app import STATE, health
 from relay.config import SipConfig
 from tests.support.relay import StartRelay, recv
 
-from .listeners import billboard_says, kick, subscribe
-from .sipp import BYE_FROM_US, answered, pause, play, run_sipp, scenario
+from .listeners import END_CALLS, billboard_says, kick, operator_says, subscribe
+from .sipp import BYE_FROM_THEM, BYE_FROM_US, answered, pause, play, run_sipp, scenario
 
 
 async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(
@@ -35,3 +37,36 @@ async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(
     run = await asyncio.wait_for(call, 60)
     assert run.returncode == 0, run.output  # SIPp received our BYE and answered it
     assert health(relay.app[STATE])["sip"]["calls"] == 0
+
+
+async def test_the_operators_end_calls_ends_every_sip_call_and_the_next_call_is_answered(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    base = random.randrange(30000, 60000, 2)
+    sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=600.0)
+    relay = await start_relay(sip=sip)
+    sub = await subscribe(relay)
+    host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
+    target = (host, int(port))
+    steps = answered("8 101") + BYE_FROM_US
+    (tmp_path / "two").mkdir()
+    calls = asyncio.create_task(run_sipp(tmp_path / "two", scenario("end", steps), target, 2))
+    joins = [await recv(sub), await recv(sub)]
+    assert [j["event"] for j in joins] == ["join", "join"]
+    callers = {j["caller"] for j in joins}
+    assert len(callers) == 2
+    await operator_says(relay, "dialjam", END_CALLS)
+    leaves = [await recv(sub), await recv(sub)]
+    assert {(e["event"], e["caller"], e["reason"]) for e in leaves} == {
+        ("leave", caller, "hangup") for caller in callers
+    }
+    run = await asyncio.wait_for(calls, 60)
+    assert run.returncode == 0, run.output  # both SIPp calls received our BYE and answered
+    assert health(relay.app[STATE])["sip"]["calls"] == 0
+    # Unlike the relay's shutdown, the gateway still answers: a third call plays.
+    (tmp_path / "third").mkdir()
+    third = answered("8 101") + BYE_FROM_THEM
+    run = await run_sipp(tmp_path / "third", scenario("after", third), target)
+    assert run.returncode == 0, run.output
+    assert (await recv(sub))["event"] == "join"
+    assert (await recv(sub))["reason"] == "hangup"
