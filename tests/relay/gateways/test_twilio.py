@@ -42,7 +42,14 @@ from relay.gateways.twilio import (
 from relay.runtime import announce
 from tests.support.relay import RunningRelay, StartRelay, recv, send, until
 
-from .listeners import billboard_says, kick, nothing_published, subscribe
+from .listeners import (
+    END_CALLS,
+    billboard_says,
+    kick,
+    nothing_published,
+    operator_says,
+    subscribe,
+)
 from .twilio_calls import (
     ACCOUNT_SID,
     CALL_SID,
@@ -227,6 +234,35 @@ async def test_a_kicked_twilio_caller_s_stream_is_closed_so_the_call_ends(
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert stream.close_code == 1000
     await nothing_published(relay, sub)  # no leave: the billboard said "kicked"
+
+
+async def test_the_operators_end_calls_closes_every_twilio_stream_and_each_caller_leaves(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    sub = await subscribe(relay)
+    streams, callers = [], set()
+    for number, call_sid in ((NUMBER, CALL_SID), ("+14155550177", "CA" + "7" * 32)):
+        twiml = await dial(relay, webhook_form(number, call_sid))
+        stream = await open_stream(relay)
+        await send(stream, connected())
+        await send(stream, start_message(twiml["params"], call_sid))
+        join = await recv(sub)
+        assert join["event"] == "join"
+        streams.append(stream)
+        callers.add(join["caller"])
+    # Each stream is read meanwhile, as Twilio reads it (and answers our close at once).
+    closes = [asyncio.create_task(stream.receive(timeout=10)) for stream in streams]
+    await operator_says(relay, "dialjam", END_CALLS)
+    leaves = [await recv(sub), await recv(sub)]
+    assert {(e["event"], e["caller"], e["reason"]) for e in leaves} == {
+        ("leave", caller, "hangup") for caller in callers
+    }
+    for stream, close in zip(streams, closes, strict=True):  # closed by us: each call ends
+        assert (await close).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert stream.close_code == 1000
+    await nothing_published(relay, sub)  # each caller left once
+    assert relay.app[TWILIO].streams == {}
 
 
 def test_a_kicked_twilio_stream_hears_no_more_keys_and_gives_no_leave() -> None:
