@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.support.processes import free_port
@@ -215,3 +216,34 @@ WATCH_HEARD = """() => {
     .observe(el, { childList: true, characterData: true, subtree: true });
   return window.heardSaid;
 }"""
+
+
+async def test_end_all_calls_asks_first_then_sends_end_calls_and_keypads_play_on(
+    billboard: Billboard, browser: Browser
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        control = await subscribe(session, billboard.ws_url, "dialjam:control")
+        keypad = await open_keypad(browser, billboard.url, **PHONE)
+        caller = await caller_of(keypad)
+        await keypad.keyboard.press("5")
+        await expect(keypad.locator("#said-main")).to_have_text(re.compile(r"^You are the "))
+        console = await open_console(browser, billboard.url, **DESKTOP)
+        end = console.locator("#end-calls")
+        # The first press only arms it; left alone, it disarms and nothing was sent.
+        await end.click()
+        await expect(end).to_have_text("Confirm: end all calls")
+        await expect(end).to_have_attribute("data-armed", "true")
+        await expect(console.locator("#message")).to_contain_text("within 3 s")
+        await expect(end).to_have_text("End all calls", timeout=10_000)
+        # Pressed twice: the command goes out on NAME:control, and the console says so.
+        await end.click()
+        await end.click()
+        await expect(console.locator("#message")).to_contain_text("All phone calls ended")
+        msg = await control.receive(timeout=10)
+        assert orjson.loads(msg.data) == {"event": "command", "name": "end_calls", "args": {}}
+        # The billboard took it and goes on; the keypad (no phone call) keeps its track.
+        after = await subscribe(session, billboard.ws_url, "dialjam:state")
+        later = await state_where(after, lambda s: True)
+        assert caller in [t["caller"] for t in later["tracks"]]
+        await expect(keypad.locator("#said-main")).to_have_text(re.compile(r"^You are the "))
+        assert console.script_errors == []  # type: ignore[attr-defined]

@@ -29,6 +29,28 @@ import {
 } from "./console_link.js";
 import { onLeave, renderActivity, renderCallers } from "./console_callers.js";
 
+// "End all calls" asks first, as a Kick does: a second press this soon ends them.
+const END_CALLS_ARM_MS = 3000;
+let endCallsTimer = null;
+
+function endCallsArmed(on) {
+  clearTimeout(endCallsTimer);
+  endCallsTimer = on ? setTimeout(() => endCallsArmed(false), END_CALLS_ARM_MS) : null;
+  const button = $("end-calls");
+  button.dataset.armed = String(on);
+  setText(button, on ? "Confirm: end all calls" : "End all calls");
+}
+
+function endCallsPressed() {
+  if (endCallsTimer === null) {
+    endCallsArmed(true);
+    tell(`Press “Confirm: end all calls” within ${END_CALLS_ARM_MS / 1000} s to hang up every phone call.`);
+    return;
+  }
+  endCallsArmed(false);
+  command(COMMAND.end_calls, {}, "end all calls", "All phone calls ended: their tracks are free. Keypads play on.");
+}
+
 const TEMPO_STEP = 4; // the billboard's + / − keys move this much too
 const HEALTH_EVERY_MS = 2000;
 // The keys and scales the engine plays (the contract's names), labelled as musicians
@@ -219,6 +241,7 @@ function start() {
   });
   $("panic").addEventListener("click", () => command(COMMAND.panic, {}, "panic"));
   $("midi-sync").addEventListener("click", () => command(COMMAND.midi_sync, {}, "MIDI sync"));
+  $("end-calls").addEventListener("click", endCallsPressed);
   $("pause").addEventListener("click", () => {
     const on = $("pause").getAttribute("aria-pressed") !== "true";
     if (command(COMMAND.pause, { on }, on ? "pause new callers" : "resume new callers")) {

@@ -87,8 +87,9 @@ function tokenRefused() {
   askToken(why);
 }
 
-/** Publish a command on CHANNEL:control; `label` names it in "Sent: …" and refusals. */
-export function command(name, args = {}, label = name) {
+/** Publish a command on CHANNEL:control; `label` names it in "Sent: …" and refusals;
+ * `done`, when given, is said instead of "Sent: …" once the relay takes it. */
+export function command(name, args = {}, label = name, done = null) {
   if (!token) {
     tell("Enter the operator token first.", "error");
     askToken();
@@ -105,7 +106,7 @@ export function command(name, args = {}, label = name) {
     tell(`Not sent (${label}): the relay is offline.`, "error");
     return false;
   }
-  pending.push(label);
+  pending.push({ label, done });
   return true;
 }
 
@@ -126,7 +127,10 @@ export function connect({ onBillboard, onLiveness }) {
         }
         break;
       case "ack":
-        if (msg.id === control && pending.length) tell(`Sent: ${pending.shift()}.`);
+        if (msg.id === control && pending.length) {
+          const { label, done } = pending.shift();
+          tell(done ?? `Sent: ${label}.`);
+        }
         break;
       case "pong":
         if (token && !tokenChecked) {
@@ -138,7 +142,7 @@ export function connect({ onBillboard, onLiveness }) {
       case "error":
         if (msg.code === "unauthorised") tokenRefused();
         else {
-          const what = pending.shift();
+          const what = pending.shift()?.label;
           tell(`The relay refused ${what ? `“${what}”` : "a request"}: ${msg.message ?? msg.code}`, "error");
         }
         break;

@@ -58,6 +58,7 @@ export const CONTRACT = Object.freeze({
     "timeout"
   ],
   "commands": {
+    "end_calls": "end_calls",
     "key": "key",
     "kick": "kick",
     "midi_sync": "midi_sync",
