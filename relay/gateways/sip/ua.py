@@ -92,6 +92,7 @@ class Call:
     late_offer: bool = False  # the INVITE had no SDP: our 200 offers, the ACK answers
     answered_at: float = 0.0
     bye_after_ack: bool = False
+    end_reason: str = "closed"  # the leave's reason when it ends after the ACK
     cseq: int = 0
 
 
@@ -190,7 +191,7 @@ class UserAgent:
             actions = self._respond(call.invite, 480, now, to_tag=call.local_tag)
             return actions + self._end(call, reason, now, bye=False)
         if call.state == "answered":
-            call.bye_after_ack = True
+            call.bye_after_ack, call.end_reason = True, reason
             return []
         return self._end(call, reason, now, bye=True)
 
@@ -402,7 +403,7 @@ class UserAgent:
                 alaw = answer.codec_name == "PCMA"
                 call.media = self._media(answer.codec, alaw, answer.events, expected, now)
             if call.bye_after_ack:
-                return self._end(call, "closed", now, bye=True)
+                return self._end(call, call.end_reason, now, bye=True)
         elif tx is not None and tx.final >= 300:
             tx.acked = True
         return []

@@ -209,3 +209,12 @@ def test_the_seed_form_keeps_its_shape_with_a_pseudonym() -> None:
     data = seed_data("c-bcdfghjkmn", "5", "…12")
     assert data == {"caller_id": "c-bcdfghjkmn", "command": "5", "display": "…12"}
     assert read_public(data) == SeedDigit("c-bcdfghjkmn", "5")
+
+
+def test_end_calls_takes_no_args_and_is_one_shape_whatever_else_comes_with_it() -> None:
+    for args in ({}, None, {"caller": "c-abcdefghij"}, {"on": True}):
+        data = {"event": "command", "name": "end_calls", "args": args}
+        assert read_command(data) == Command("end_calls", {})
+    assert read_command({"event": "command", "name": "end_calls"}) == Command("end_calls", {})
+    assert to_data(Command("end_calls")) == {"event": "command", "name": "end_calls", "args": {}}
+    assert isinstance(read_command({"event": "command", "name": "end_calls", "args": 1}), Refused)

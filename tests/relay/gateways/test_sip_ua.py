@@ -214,9 +214,11 @@ def test_a_hang_up_before_the_ack_waits_for_it() -> None:
     ua, _ = agent()
     tag = tag_of(sent(ua.receive(invite(), CARRIER, 0.0))[-1].get("to"))
     key = next(iter(ua.calls))
-    assert ua.hang_up(key, 0.1) == []  # §15: no BYE before the ACK
+    assert ua.hang_up(key, 0.1, "hangup") == []  # §15: no BYE before the ACK
     actions = ua.receive(in_dialog("ACK", tag), CARRIER, 0.2)
     assert [m.method for m in sent(actions)] == ["BYE"]
+    # The caller leaves with the reason the hang-up gave (the operator's end_calls: hangup).
+    assert [a.reason for a in actions if isinstance(a, Ended)] == ["hangup"]
 
 
 def rtp(payload_type: int, seq: int, timestamp: int, payload: bytes, marker: bool = False) -> bytes:
