@@ -349,11 +349,16 @@ class AriGateway:
             log.info("hung up caller %s (%s): %d call(s)", caller, why, len(ids))
 
     async def end_calls(self) -> int:
-        """The operator's ``end_calls``: every channel of the app is DELETEd and its
-        caller leaves (``hangup``); new calls are still answered. Returns how many."""
+        """The operator's ``end_calls``: every channel of the app is DELETEd — those we
+        hear and those Asterisk lists in the app that we do not (yet) — and each caller
+        leaves (``hangup``); new calls are still answered. Returns how many."""
         ids = self.core.channel_ids()
         for ev in self.core.leave_all():
             self.publish(ev)
+        status, body = await self.rest("GET", f"/applications/{quote(self.config.app, safe='')}")
+        listed = body.get("channel_ids") if status == 200 and isinstance(body, dict) else None
+        if isinstance(listed, list):
+            ids += [i for i in listed if isinstance(i, str) and i and i not in ids]
         await asyncio.gather(*(self._delete(i) for i in ids))
         if ids:
             log.info("hung up %d call(s): the operator's end_calls", len(ids))

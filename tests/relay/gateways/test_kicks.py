@@ -64,15 +64,16 @@ async def test_the_operators_end_calls_hangs_up_every_ari_call_and_new_calls_sti
     relay, sub = await start(start_relay, fake)
     first_id, first = await call_and_join(fake, sub)
     second_id, second = await call_and_join(fake, sub, "+15550000002")
+    unheard = fake.add_channel("+15550000009")  # in the app, though we never heard of it
     await operator_says(relay, "dialjam", END_CALLS)
     leaves = [await recv(sub), await recv(sub)]
     assert {(e["event"], e["caller"], e["reason"]) for e in leaves} == {
         ("leave", first["caller"], "hangup"),
         ("leave", second["caller"], "hangup"),
     }
-    await fake.ended(first_id)
-    await fake.ended(second_id)
-    assert fake.hung_up == {first_id: "normal", second_id: "normal"}
+    for channel_id in (first_id, second_id, unheard):
+        await fake.ended(channel_id)
+    assert fake.hung_up == {first_id: "normal", second_id: "normal", unheard: "normal"}
     await nothing_published(relay, sub)  # their StasisEnds give no second leave
     assert (await ari_health(relay))["callers"] == 0
     third_id, _ = await call_and_join(fake, sub, "+15550000003")
