@@ -10,24 +10,35 @@ import asyncio
 import random
 from pathlib import Path
 
+import aiohttp
+
 from relay.app import STATE, health
 from relay.config import SipConfig
-from tests.support.relay import StartRelay, recv
+from tests.support.relay import RunningRelay, StartRelay, recv
 
 from .listeners import END_CALLS, billboard_says, kick, operator_says, subscribe
 from .sipp import BYE_FROM_THEM, BYE_FROM_US, answered, pause, play, run_sipp, scenario
 
 
-async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(
-    start_relay: StartRelay, tmp_path: Path
-) -> None:
+async def sip_relay(
+    start_relay: StartRelay,
+) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse, tuple[str, int]]:
+    """A relay answering SIP (no silence limit to end calls for us), a subscriber of its
+    channel, and where SIPp calls it."""
     base = random.randrange(30000, 60000, 2)
     sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=600.0)
     relay = await start_relay(sip=sip)
     sub = await subscribe(relay)
     host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
+    return relay, sub, (host, int(port))
+
+
+async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    relay, sub, target = await sip_relay(start_relay)
     steps = answered("8 101") + pause(300) + play("pcap/dtmf_2833_3.pcap", 0) + BYE_FROM_US
-    call = asyncio.create_task(run_sipp(tmp_path, scenario("kick", steps), (host, int(port))))
+    call = asyncio.create_task(run_sipp(tmp_path, scenario("kick", steps), target))
     join = await recv(sub)
     assert join["event"] == "join" and join["source"] == "sip"
     digit = await recv(sub)
@@ -42,12 +53,7 @@ async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(
 async def test_the_operators_end_calls_ends_every_sip_call_and_the_next_call_is_answered(
     start_relay: StartRelay, tmp_path: Path
 ) -> None:
-    base = random.randrange(30000, 60000, 2)
-    sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=600.0)
-    relay = await start_relay(sip=sip)
-    sub = await subscribe(relay)
-    host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
-    target = (host, int(port))
+    relay, sub, target = await sip_relay(start_relay)
     steps = answered("8 101") + BYE_FROM_US
     (tmp_path / "two").mkdir()
     calls = asyncio.create_task(run_sipp(tmp_path / "two", scenario("end", steps), target, 2))
