@@ -80,7 +80,11 @@ def recv(response: str, optional: bool = False) -> str:
     return f'  <recv response="{response}"{extra}/>\n'
 
 
-def play(pcap: str, then_ms: int = 400) -> str:
+def play(pcap: str, then_ms: int = 1000) -> str:
+    """SIPp plays a capture on a thread of its own, with the capture's own RTP sequence
+    numbers and timestamps, and stops a playback still under way when the next one
+    starts: `then_ms` leaves the capture (about 200 ms) time to finish even when a busy
+    machine starts the thread late, so its end packets are always sent."""
     played = f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
     return played + (pause(then_ms) if then_ms else "")
 
