@@ -146,12 +146,42 @@ def scenario(name: str, *steps: str) -> str:
 
 
 def free_udp_port(even: bool = False) -> int:
+    """A port free on 127.0.0.1 for UDP and for TCP both: SIPp binds its `-p` port in the
+    scenario's transport (a TCP client binds it too), so a port taken for TCP only
+    would make it exit before its first message."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        ):
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         if not even or port % 2 == 0:
             return port
+
+
+def free_media_ports() -> int:
+    """An even port whose next three are free too: SIPp's `-mp` audio port and the ones
+    it binds beside it (RTCP, and video at +2 with its RTCP), so none of them can make
+    it exit before the call."""
+    while True:
+        base = free_udp_port(even=True)
+        held: list[socket.socket] = []
+        try:
+            for port in range(base, base + 4):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+        return base
 
 
 @dataclass
@@ -184,7 +214,7 @@ async def run_sipp(
         "-sf", str(path),
         "-m", str(calls), "-l", str(calls), "-r", "10",
         "-i", "127.0.0.1", "-p", str(uas_port or free_udp_port()),
-        "-mp", str(free_udp_port(even=True)),
+        "-mp", str(free_media_ports()),
         "-t", transport, "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
         "-error_file", str(workdir / "errors.log"),
         cwd=workdir,

@@ -175,9 +175,12 @@ async def test_over_tcp_the_keys_arrive_and_our_bye_goes_back_on_the_connection(
         xml = scenario("tcp", steps)
         task = asyncio.create_task(run_sipp(tmp_path, xml, gateway.address, transport="t1"))
         for _ in range(600):
-            if len(published.of("digit")) == 2:
+            if len(published.of("digit")) == 2 or task.done():
                 break
             await asyncio.sleep(0.05)
+        if not published.of("join"):  # SIPp never called: say what it said
+            run = await task
+            raise AssertionError(f"no call arrived; SIPp exited {run.returncode}:\n{run.output}")
         assert gateway.hang_up(published.of("join")[0]["caller"]) == 1
         run = await task
         assert run.returncode == 0, run.output
