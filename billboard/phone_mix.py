@@ -1,0 +1,367 @@
+"""The music down the phone line: the speakers' notes mixed again for a phone's
+earpiece, 20 ms at a time — 160 samples of 8 kHz mono, as 16-bit PCM and as G.711
+μ-law, the frames Twilio Media Streams and RTP carry.
+
+Rendered once, sent to many: each 20 ms the mixer makes **one shared mix** (every
+track at its level) and **one mix per track** for whoever holds it, the same mix with
+that track `OWN_BOOST_DB` louder. A caller's frame is one of those, unless a cue is
+playing for them (``billboard/phone_cues.py``): then theirs alone is made from their
+mix with the cue on top (`PhoneFrame.for_caller`).
+
+- The same notes as the speakers (`NoteSink`: `note_on`, `note_off`, `panic`), the
+  same samples and voicing rules (``billboard/voicing.py``: voices per track,
+  stealing, chokes, releases, velocity curve, set and sample gains, track faders),
+  but dry and mono: the sends' reverb and delay blur music on an 8 kHz earpiece, and
+  a phone has one speaker (the pan is dropped, not folded: a centred track keeps its
+  level). Each note starts on its own sample within the frame.
+- Cheap: a note's sound is made once — resampled straight from the library to 8 kHz
+  at its pitch and band-limited to the phone's 300–3,400 Hz (`BAND_HZ`) — and kept;
+  a frame is then slices added up. Band-limiting each note is band-limiting the sum
+  (the filter is linear); only the fades of cut voices add a little splatter.
+- Levelled for an earpiece: a slow gain (1 s) brings a mix to `TARGET_DBFS` RMS (−20
+  dBFS, about 6 dB over the ITU-T P.56 reference speech level of −26 dBov, because
+  music heard against a room's noise wants it, and 17 dB under the ceiling for its
+  peaks), at most `MAX_GAIN_DB` up, and a peak limiter holds every sample under
+  `CEILING_DBFS` (−3 dBFS: μ-law clips at −0.2 dBFS, and a trunk may transcode).
+- Deterministic: the same notes (and cues) give the same bytes.
+
+Pure: numpy and the relay's G.711 encoder; no mixer, no clock (the caller passes
+`now`), no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from relay.gateways.dtmf import ulaw_encode
+
+from .engine.events import NoteOff, NoteOn
+from .engine.tracks import TrackSpec
+from .mix import gain as fader
+from .phone_cues import CUE_SOUNDS, Cue
+from .samples import SampleSet
+from .voicing import (
+    VOICES_PER_TRACK,
+    PreparedSounds,
+    exclusive_class,
+    release_voices,
+    sample_gain,
+    silence,
+    start_voice,
+    voice_volume,
+)
+
+Mono = npt.NDArray[np.float32]
+
+RATE: Final = 8000
+FRAME: Final = 160  # 20 ms
+BAND_HZ: Final = (300.0, 3400.0)
+EDGE_HZ: Final = (200.0, 3700.0)  # the filter's raised-cosine skirts end here
+OWN_BOOST_DB: Final = 6.0
+TARGET_DBFS: Final = -20.0
+CEILING_DBFS: Final = -3.0
+MAX_GAIN_DB: Final = 12.0
+LEVEL_SECONDS: Final = 1.0  # the levelling's time constant
+GATE_DBFS: Final = -60.0  # quieter frames leave the levelling where it is
+RISE_DB_PER_FRAME: Final = 0.25  # after a peak, the gain comes back over ~1 s
+CUE_DUCK: Final = 0.5  # the music under a cue: −6 dB
+
+_CEILING: Final = 10 ** (CEILING_DBFS / 20)
+_TARGET_POWER: Final = 10 ** (TARGET_DBFS / 10)
+_MAX_GAIN: Final = 10 ** (MAX_GAIN_DB / 20)
+_GATE_POWER: Final = 10 ** (GATE_DBFS / 10)
+_SMOOTH: Final = float(np.exp(-FRAME / RATE / LEVEL_SECONDS))
+_RISE: Final = 10 ** (RISE_DB_PER_FRAME / 20)
+
+
+def band_limit(sound: Mono) -> Mono:
+    """`sound` (8 kHz) through the phone band: flat over `BAND_HZ`, raised-cosine
+    skirts to nothing at `EDGE_HZ`; zero-phase, zero-padded so nothing wraps round."""
+    if sound.size == 0:
+        return sound
+    size = 1 << (sound.size + 512).bit_length()
+    spectrum = np.fft.rfft(sound.astype(np.float64), size)
+    hz = np.fft.rfftfreq(size, 1 / RATE)
+    (low_edge, high_edge), (low, high) = EDGE_HZ, BAND_HZ
+    rise = np.clip((hz - low_edge) / (low - low_edge), 0.0, 1.0)
+    fall = np.clip((high_edge - hz) / (high_edge - high), 0.0, 1.0)
+    spectrum *= (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+    return np.fft.irfft(spectrum, size)[: sound.size].astype(np.float32)
+
+
+@dataclass(slots=True)
+class _Clock:
+    sample: int = 0  # where the note being played starts (8 kHz samples)
+
+
+@dataclass(slots=True, eq=False)
+class _Voice:
+    """A `voicing.Voice`: `sound` from sample `at` to `end`, fading from `fade_from`."""
+
+    clock: _Clock
+    note: int = -1
+    exclusive: int | None = None
+    started: int = 0
+    released: bool = True
+    sound: Mono | None = None
+    volume: float = 0.0
+    at: int = 0
+    end: int = 0
+    fade_from: int = -1
+    fade_frames: int = 1
+
+    def busy(self) -> bool:
+        return self.sound is not None and self.clock.sample < self.end
+
+    def fade(self, ms: int) -> None:
+        if not self.busy() or self.fade_from >= 0:
+            return
+        self.fade_from = self.clock.sample
+        self.fade_frames = max(1, round(ms * RATE / 1000))
+        self.end = min(self.end, self.fade_from + self.fade_frames)
+
+    def stop(self) -> None:
+        if self.busy():
+            self.end = self.clock.sample
+
+    def add_into(self, out: Mono, start: int) -> None:
+        """Add what this voice plays in [start, start + len(out)) to `out`."""
+        sound = self.sound
+        if sound is None:
+            return
+        begin, finish = max(self.at, start), min(self.end, start + len(out))
+        if finish <= begin:
+            return
+        part = sound[begin - self.at : finish - self.at] * np.float32(self.volume)
+        if self.fade_from >= 0 and finish > self.fade_from:
+            position = np.arange(begin, finish, dtype=np.float32)
+            ramp = 1 - (position - self.fade_from) / np.float32(self.fade_frames)
+            part *= np.clip(ramp, 0.0, 1.0)
+        out[begin - start : finish - start] += part
+
+
+@dataclass(slots=True)
+class _Track:
+    spec: TrackSpec
+    samples: SampleSet
+    voices: list[_Voice]
+
+
+@dataclass(slots=True)
+class _Level:
+    """One mix's levelling: a slow gain to the target RMS, a peak limiter under it."""
+
+    power: float = -1.0  # the smoothed mean square; < 0 until the first sound
+    gain: float = 1.0
+
+    def apply(self, mix: Mono) -> Mono:
+        power = float(np.dot(mix, mix)) / len(mix)
+        if power > _GATE_POWER:
+            self.power = power if self.power < 0 else _SMOOTH * self.power + (1 - _SMOOTH) * power
+        if self.power < 0:
+            return mix  # silence so far
+        wanted = min(_MAX_GAIN, float(np.sqrt(_TARGET_POWER / self.power)))
+        peak = float(np.max(np.abs(mix)))
+        if peak * wanted > _CEILING:
+            wanted = _CEILING / peak
+        previous, self.gain = self.gain, min(wanted, self.gain * _RISE)
+        if self.gain < previous:  # a peak: down at once
+            out = mix * np.float32(self.gain)
+        else:
+            out = mix * np.linspace(previous, self.gain, len(mix), dtype=np.float32)
+        levelled: Mono = np.clip(out, -_CEILING, _CEILING).astype(np.float32)
+        return levelled
+
+
+def encode(mix: Mono) -> PhoneAudio:
+    pcm = np.rint(mix * np.float32(32767)).astype("<i2")
+    return PhoneAudio(pcm.tobytes(), ulaw_encode(pcm))
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneAudio:
+    """20 ms of one mix: 160 samples as 16-bit little-endian PCM, and as μ-law."""
+
+    pcm16: bytes
+    ulaw: bytes
+
+
+@dataclass(slots=True)
+class PhoneFrame:
+    """One 20 ms frame of every mix: `mixes[None]` is the shared mix, `mixes[track]`
+    the mix for whoever holds `track`. `for_caller` is what to send one caller."""
+
+    start: int  # the frame's first sample (8 kHz, engine clock × 8,000)
+    mixes: dict[str | None, PhoneAudio]
+    _levelled: dict[str | None, Mono]
+    _cues: dict[str, Mono]  # by caller: the cue's part in this frame
+    _made: dict[str, PhoneAudio] = field(default_factory=dict)
+
+    def for_caller(self, caller: str, track: str | None) -> PhoneAudio:
+        """The frame for `caller`, who holds `track` (None: none, or one without a mix
+        of its own): their track's mix — the same object for all who share it — or,
+        while a cue plays for them, that mix ducked under their cue."""
+        mix = track if track in self.mixes else None
+        cue = self._cues.get(caller)
+        if cue is None:
+            return self.mixes[mix]
+        made = self._made.get(caller)
+        if made is None:
+            music = self._levelled[mix] * np.float32(CUE_DUCK)
+            made = self._made[caller] = encode(np.clip(music + cue, -_CEILING, _CEILING))
+        return made
+
+
+class PhoneMixer:
+    """The phone mixes of a show, 20 ms at a time (see the module's docstring).
+
+    Feed it the notes the scheduler hands the speakers (`note_on`, `note_off`,
+    `panic`, each at its own time on the engine clock; it is a `NoteSink`), then call
+    `frame(now)` every 20 ms with the frame's start on the same clock. A note due
+    before a frame it was not fed in time for starts at that frame's first sample."""
+
+    name = "phone"
+
+    def __init__(
+        self,
+        sample_sets: Mapping[str, SampleSet],
+        tracks: Sequence[TrackSpec],
+        own_boost_db: float = OWN_BOOST_DB,
+    ) -> None:
+        self._clock = _Clock()
+        self._order = 0
+        self._boost = np.float32(10 ** (own_boost_db / 20) - 1)
+        self._sounds: PreparedSounds[Mono] = PreparedSounds(RATE, lambda s: (s, s.nbytes))
+        self._voiced: dict[tuple[str, int], Mono] = {}  # (track, note): band-limited
+        self._tracks: dict[str, _Track] = {}
+        for spec in tracks:
+            sample_set = sample_sets.get(spec.samples)
+            if sample_set is not None:
+                voices = [_Voice(self._clock) for _ in range(VOICES_PER_TRACK)]
+                self._tracks[spec.name] = _Track(spec, sample_set, voices)
+        self._pending: list[tuple[int, int, NoteOn | NoteOff | None]] = []
+        self._fed = 0
+        self._levels: dict[str | None, _Level] = {}
+        self._cues: dict[str, tuple[int, Mono]] = {}  # caller: (first sample, sound)
+
+    # -- the NoteSink side -------------------------------------------------------
+
+    def note_on(self, note: NoteOn) -> None:
+        self._queue(note.time, note)
+
+    def note_off(self, note: NoteOff) -> None:
+        self._queue(note.time, note)
+
+    def panic(self, time: float | None = None) -> None:
+        """Every voice fades out at `time` (None: at the next frame's start)."""
+        self._queue(time, None)
+
+    def close(self) -> None:
+        self._pending.clear()
+
+    def prepare(self, note: NoteOn) -> None:
+        """Make `note`'s sound now, before it is due (`PreparesNotes`)."""
+        track = self._tracks.get(note.track)
+        if track is not None and 0 <= note.note <= 127:
+            self._voice_sound(track, note.note)
+
+    def cue(self, caller: str, kind: Cue, time: float) -> None:
+        """Play `kind`'s cue to `caller` alone, from `time` (engine clock); a newer cue
+        replaces one still playing."""
+        self._cues[caller] = (max(0, round(time * RATE)), CUE_SOUNDS[kind])
+
+    def _queue(self, time: float | None, note: NoteOn | NoteOff | None) -> None:
+        at = -1 if time is None else max(0, round(time * RATE))
+        self._fed += 1
+        self._pending.append((at, self._fed, note))
+
+    # -- the frames ----------------------------------------------------------------
+
+    def frame(self, now: float, holders: Collection[str] | None = None) -> PhoneFrame:
+        """The 20 ms from `now` (engine clock): the shared mix, and a mix of its own
+        for each track in `holders` (None: every track)."""
+        start = round(now * RATE)
+        end = start + FRAME
+        due = sorted(
+            (max(at, start) if at >= 0 else start, n, note) for at, n, note in self._pending
+        )
+        self._pending = [p for p in self._pending if not (p[0] < end)]
+        parts = {name: np.zeros(FRAME, dtype=np.float32) for name in self._tracks}
+        for at, _, note in due:
+            if at >= end:
+                break
+            self._clock.sample = at
+            self._play(note, parts, start)
+        shared = np.zeros(FRAME, dtype=np.float32)
+        for name, track in self._tracks.items():
+            for voice in track.voices:
+                voice.add_into(parts[name], start)
+                if voice.sound is not None and voice.end <= end:
+                    voice.sound = None
+            shared += parts[name]
+        raw: dict[str | None, Mono] = {None: shared}
+        for name in self._tracks if holders is None else holders:
+            if name in parts:
+                raw[name] = shared + parts[name] * self._boost
+        levelled = {key: self._level(key).apply(mix) for key, mix in raw.items()}
+        mixes = {key: encode(mix) for key, mix in levelled.items()}
+        return PhoneFrame(start, mixes, levelled, self._cue_parts(start))
+
+    def _level(self, key: str | None) -> _Level:
+        level = self._levels.get(key)
+        if level is None:
+            level = self._levels[key] = _Level()
+        return level
+
+    def _cue_parts(self, start: int) -> dict[str, Mono]:
+        parts: dict[str, Mono] = {}
+        for caller, (at, sound) in list(self._cues.items()):
+            if at >= start + FRAME:
+                continue
+            if at + len(sound) <= start:
+                del self._cues[caller]
+                continue
+            part = np.zeros(FRAME, dtype=np.float32)
+            begin = max(at, start)
+            piece = sound[begin - at : begin - at + start + FRAME - begin]
+            part[begin - start : begin - start + len(piece)] = piece
+            parts[caller] = part
+        return parts
+
+    def _play(self, note: NoteOn | NoteOff | None, parts: dict[str, Mono], start: int) -> None:
+        if note is None:
+            silence(v for t in self._tracks.values() for v in t.voices)
+            return
+        track = self._tracks.get(note.track)
+        if track is None or not 0 <= note.note <= 127:
+            return  # a track the phone does not play: silent here, as on the speakers
+        if isinstance(note, NoteOn) and note.velocity > 0:
+            sound = self._voice_sound(track, note.note)
+            gain = sample_gain(track.samples, note.note) * fader(track.spec)
+            volume = voice_volume(gain, note.velocity)
+            part = parts[note.track]
+
+            def play(voice: _Voice) -> None:
+                voice.add_into(part, start)  # what it played before it was taken
+                voice.sound, voice.volume, voice.fade_from = sound, volume, -1
+                voice.at = self._clock.sample
+                voice.end = voice.at + len(sound)
+
+            self._order += 1
+            exclusive = exclusive_class(track.samples, note.note)
+            start_voice(track.voices, note.note, exclusive, self._order, play)
+        else:
+            release_voices(track.voices, track.samples, note.note)
+
+    def _voice_sound(self, track: _Track, note: int) -> Mono:
+        key = (track.spec.name, note)
+        sound = self._voiced.get(key)
+        if sound is None:
+            mono = self._sounds.mono(track.samples, note)
+            sound = self._voiced[key] = band_limit(mono)
+        return sound
