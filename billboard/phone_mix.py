@@ -217,6 +217,27 @@ class PhoneFrame:
         return made
 
 
+class PhoneSounds:
+    """Each note's sound on each track, as the phone plays it: the library's sample
+    resampled once straight to 8 kHz at the note's pitch, band-limited, kept (a few
+    dozen notes per track in a night: at most tracks × 128, each ≤ 6 s, 192 KB).
+    Mixers may share one (it holds no voice)."""
+
+    def __init__(self) -> None:
+        self._resampler: PreparedSounds[Mono] = PreparedSounds(RATE, lambda s: (s, s.nbytes))
+        self._kept: dict[tuple[str, int], Mono] = {}
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, spec: TrackSpec, sample_set: SampleSet, note: int) -> Mono:
+        key = (spec.name, note)
+        sound = self._kept.get(key)
+        if sound is None:
+            sound = self._kept[key] = band_limit(self._resampler.mono(sample_set, note))
+        return sound
+
+
 class PhoneMixer:
     """The phone mixes of a show, 20 ms at a time (see the module's docstring).
 
@@ -232,12 +253,12 @@ class PhoneMixer:
         sample_sets: Mapping[str, SampleSet],
         tracks: Sequence[TrackSpec],
         own_boost_db: float = OWN_BOOST_DB,
+        sounds: PhoneSounds | None = None,
     ) -> None:
         self._clock = _Clock()
         self._order = 0
         self._boost = np.float32(10 ** (own_boost_db / 20) - 1)
-        self._sounds: PreparedSounds[Mono] = PreparedSounds(RATE, lambda s: (s, s.nbytes))
-        self._voiced: dict[tuple[str, int], Mono] = {}  # (track, note): band-limited
+        self.sounds = PhoneSounds() if sounds is None else sounds
         self._tracks: dict[str, _Track] = {}
         for spec in tracks:
             sample_set = sample_sets.get(spec.samples)
@@ -268,7 +289,7 @@ class PhoneMixer:
         """Make `note`'s sound now, before it is due (`PreparesNotes`)."""
         track = self._tracks.get(note.track)
         if track is not None and 0 <= note.note <= 127:
-            self._voice_sound(track, note.note)
+            self.sounds.get(track.spec, track.samples, note.note)
 
     def cue(self, caller: str, kind: Cue, time: float) -> None:
         """Play `kind`'s cue to `caller` alone, from `time` (engine clock); a newer cue
@@ -341,7 +362,7 @@ class PhoneMixer:
         if track is None or not 0 <= note.note <= 127:
             return  # a track the phone does not play: silent here, as on the speakers
         if isinstance(note, NoteOn) and note.velocity > 0:
-            sound = self._voice_sound(track, note.note)
+            sound = self.sounds.get(track.spec, track.samples, note.note)
             gain = sample_gain(track.samples, note.note) * fader(track.spec)
             volume = voice_volume(gain, note.velocity)
             part = parts[note.track]
@@ -357,11 +378,3 @@ class PhoneMixer:
             start_voice(track.voices, note.note, exclusive, self._order, play)
         else:
             release_voices(track.voices, track.samples, note.note)
-
-    def _voice_sound(self, track: _Track, note: int) -> Mono:
-        key = (track.spec.name, note)
-        sound = self._voiced.get(key)
-        if sound is None:
-            mono = self._sounds.mono(track.samples, note)
-            sound = self._voiced[key] = band_limit(mono)
-        return sound

@@ -66,7 +66,10 @@ def run(
 ) -> list[PhoneFrame]:
     mixer = PhoneMixer(sets, TRACKS)
     for note in notes:
-        (mixer.note_on if isinstance(note, NoteOn) else mixer.note_off)(note)  # type: ignore[operator]
+        if isinstance(note, NoteOn):
+            mixer.note_on(note)
+        else:
+            mixer.note_off(note)
     for caller, kind, at in cues:
         mixer.cue(caller, kind, at)  # type: ignore[arg-type]
     return [mixer.frame(n * SECONDS_PER_FRAME) for n in range(round(seconds / SECONDS_PER_FRAME))]
