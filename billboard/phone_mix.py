@@ -31,6 +31,7 @@ Pure: numpy and the relay's G.711 encoder; no mixer, no clock (the caller passes
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -265,6 +266,7 @@ class PhoneMixer:
             if sample_set is not None:
                 voices = [_Voice(self._clock) for _ in range(VOICES_PER_TRACK)]
                 self._tracks[spec.name] = _Track(spec, sample_set, voices)
+        # (first sample, order fed, note; None: a panic), a heap: notes may come early.
         self._pending: list[tuple[int, int, NoteOn | NoteOff | None]] = []
         self._fed = 0
         self._levels: dict[str | None, _Level] = {}
@@ -299,7 +301,7 @@ class PhoneMixer:
     def _queue(self, time: float | None, note: NoteOn | NoteOff | None) -> None:
         at = -1 if time is None else max(0, round(time * RATE))
         self._fed += 1
-        self._pending.append((at, self._fed, note))
+        heapq.heappush(self._pending, (at, self._fed, note))
 
     # -- the frames ----------------------------------------------------------------
 
@@ -308,15 +310,10 @@ class PhoneMixer:
         for each track in `holders` (None: every track)."""
         start = round(now * RATE)
         end = start + FRAME
-        due = sorted(
-            (max(at, start) if at >= 0 else start, n, note) for at, n, note in self._pending
-        )
-        self._pending = [p for p in self._pending if not (p[0] < end)]
         parts = {name: np.zeros(FRAME, dtype=np.float32) for name in self._tracks}
-        for at, _, note in due:
-            if at >= end:
-                break
-            self._clock.sample = at
+        while self._pending and self._pending[0][0] < end:
+            at, _, note = heapq.heappop(self._pending)  # in time order, then as fed
+            self._clock.sample = max(at, start)
             self._play(note, parts, start)
         shared = np.zeros(FRAME, dtype=np.float32)
         for name, track in self._tracks.items():
