@@ -295,7 +295,8 @@ class PhoneMixer:
 
     def cue(self, caller: str, kind: Cue, time: float) -> None:
         """Play `kind`'s cue to `caller` alone, from `time` (engine clock); a newer cue
-        replaces one still playing."""
+        replaces one still playing. `caller` is the engine's opaque caller id, never a
+        phone number (``relay/contract/privacy.py``)."""
         self._cues[caller] = (max(0, round(time * RATE)), CUE_SOUNDS[kind])
 
     def _queue(self, time: float | None, note: NoteOn | NoteOff | None) -> None:

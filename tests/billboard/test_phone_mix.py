@@ -223,3 +223,27 @@ def test_a_panic_fades_every_voice_out_within_a_frame(sets: dict[str, SampleSet]
 def test_notes_of_unknown_tracks_or_beyond_midi_are_silent(sets: dict[str, SampleSet]) -> None:
     frames = run(sets, [on(0.0, "nobody", 60), on(0.0, "lead", 200)], 0.2)
     assert all(f.mixes[None].ulaw == b"\xff" * FRAME for f in frames)
+
+
+def onset(x: np.ndarray) -> int:
+    """The first sample over a tenth of the loudest."""
+    return int(np.argmax(np.abs(x) > 0.1 * np.max(np.abs(x))))
+
+
+def test_a_note_starts_on_its_own_sample_within_a_frame(sets: dict[str, SampleSet]) -> None:
+    """Two claps 10.5 ms into their frames, a second apart: each heard 84 samples in
+    (within the attack's first millisecond), not at the frame's edge."""
+    frames = run(sets, [on(1.0105, "drums", 39), on(2.0105, "drums", 39)], 2.5)
+    x = audio(frames, "c1", None)
+    for second in (1, 2):
+        assert abs(onset(x[second * RATE : second * RATE + 800]) - 84) <= 8
+
+
+def test_a_note_fed_after_its_time_starts_at_the_next_frame(sets: dict[str, SampleSet]) -> None:
+    mixer = PhoneMixer(sets, TRACKS)
+    early = [mixer.frame(n * SECONDS_PER_FRAME) for n in range(5)]
+    mixer.note_on(on(0.05, "drums", 39))  # due in frame 2, which is gone
+    late = [mixer.frame(n * SECONDS_PER_FRAME) for n in range(5, 10)]
+    assert all(f.mixes[None].ulaw == b"\xff" * FRAME for f in early)
+    x = audio(late, "c1", None)
+    assert onset(x) <= 8
