@@ -48,6 +48,8 @@ from .phone_cues import CUE_SOUNDS, Cue
 from .samples import SampleSet
 from .voicing import (
     VOICES_PER_TRACK,
+    ArrayVoice,
+    FrameClock,
     PreparedSounds,
     exclusive_class,
     release_voices,
@@ -95,62 +97,27 @@ def band_limit(sound: Mono) -> Mono:
     return np.fft.irfft(spectrum, size)[: sound.size].astype(np.float32)
 
 
-@dataclass(slots=True)
-class _Clock:
-    sample: int = 0  # where the note being played starts (8 kHz samples)
-
-
-@dataclass(slots=True, eq=False)
-class _Voice:
-    """A `voicing.Voice`: `sound` from sample `at` to `end`, fading from `fade_from`."""
-
-    clock: _Clock
-    note: int = -1
-    exclusive: int | None = None
-    started: int = 0
-    released: bool = True
-    sound: Mono | None = None
-    volume: float = 0.0
-    at: int = 0
-    end: int = 0
-    fade_from: int = -1
-    fade_frames: int = 1
-
-    def busy(self) -> bool:
-        return self.sound is not None and self.clock.sample < self.end
-
-    def fade(self, ms: int) -> None:
-        if not self.busy() or self.fade_from >= 0:
-            return
-        self.fade_from = self.clock.sample
-        self.fade_frames = max(1, round(ms * RATE / 1000))
-        self.end = min(self.end, self.fade_from + self.fade_frames)
-
-    def stop(self) -> None:
-        if self.busy():
-            self.end = self.clock.sample
-
-    def add_into(self, out: Mono, start: int) -> None:
-        """Add what this voice plays in [start, start + len(out)) to `out`."""
-        sound = self.sound
-        if sound is None:
-            return
-        begin, finish = max(self.at, start), min(self.end, start + len(out))
-        if finish <= begin:
-            return
-        part = sound[begin - self.at : finish - self.at] * np.float32(self.volume)
-        if self.fade_from >= 0 and finish > self.fade_from:
-            position = np.arange(begin, finish, dtype=np.float32)
-            ramp = 1 - (position - self.fade_from) / np.float32(self.fade_frames)
-            part *= np.clip(ramp, 0.0, 1.0)
-        out[begin - start : finish - start] += part
+def _add_into(voice: ArrayVoice, out: Mono, start: int) -> None:
+    """Add what `voice` plays in [start, start + len(out)) to `out`."""
+    sound = voice.sound
+    if sound is None:
+        return
+    begin, finish = max(voice.at, start), min(voice.end, start + len(out))
+    if finish <= begin:
+        return
+    part = sound[begin - voice.at : finish - voice.at] * np.float32(voice.volume)
+    if voice.fade_from >= 0 and finish > voice.fade_from:
+        position = np.arange(begin, finish, dtype=np.float32)
+        ramp = 1 - (position - voice.fade_from) / np.float32(voice.fade_frames)
+        part *= np.clip(ramp, 0.0, 1.0)
+    out[begin - start : finish - start] += part
 
 
 @dataclass(slots=True)
 class _Track:
     spec: TrackSpec
     samples: SampleSet
-    voices: list[_Voice]
+    voices: list[ArrayVoice]
 
 
 @dataclass(slots=True)
@@ -256,7 +223,7 @@ class PhoneMixer:
         own_boost_db: float = OWN_BOOST_DB,
         sounds: PhoneSounds | None = None,
     ) -> None:
-        self._clock = _Clock()
+        self._clock = FrameClock()
         self._order = 0
         self._boost = np.float32(10 ** (own_boost_db / 20) - 1)
         self.sounds = PhoneSounds() if sounds is None else sounds
@@ -264,7 +231,7 @@ class PhoneMixer:
         for spec in tracks:
             sample_set = sample_sets.get(spec.samples)
             if sample_set is not None:
-                voices = [_Voice(self._clock) for _ in range(VOICES_PER_TRACK)]
+                voices = [ArrayVoice(self._clock, RATE) for _ in range(VOICES_PER_TRACK)]
                 self._tracks[spec.name] = _Track(spec, sample_set, voices)
         # (first sample, order fed, note; None: a panic), a heap: notes may come early.
         self._pending: list[tuple[int, int, NoteOn | NoteOff | None]] = []
@@ -314,12 +281,12 @@ class PhoneMixer:
         parts = {name: np.zeros(FRAME, dtype=np.float32) for name in self._tracks}
         while self._pending and self._pending[0][0] < end:
             at, _, note = heapq.heappop(self._pending)  # in time order, then as fed
-            self._clock.sample = max(at, start)
+            self._clock.frame = max(at, start)
             self._play(note, parts, start)
         shared = np.zeros(FRAME, dtype=np.float32)
         for name, track in self._tracks.items():
             for voice in track.voices:
-                voice.add_into(parts[name], start)
+                _add_into(voice, parts[name], start)
                 if voice.sound is not None and voice.end <= end:
                     voice.sound = None
             shared += parts[name]
@@ -365,10 +332,10 @@ class PhoneMixer:
             volume = voice_volume(gain, note.velocity)
             part = parts[note.track]
 
-            def play(voice: _Voice) -> None:
-                voice.add_into(part, start)  # what it played before it was taken
+            def play(voice: ArrayVoice) -> None:
+                _add_into(voice, part, start)  # what it played before it was taken
                 voice.sound, voice.volume, voice.fade_from = sound, volume, -1
-                voice.at = self._clock.sample
+                voice.at = self._clock.frame
                 voice.end = voice.at + len(sound)
 
             self._order += 1
