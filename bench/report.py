@@ -494,9 +494,9 @@ def phone_mix(doc: dict[str, Any]) -> str:
         f"core ({num(f['real_time_factor'])}× real time); one more holder's mix costs "
         f"{num(f['per_holder_mix_us'], 2)} µs, so one core renders "
         f"**{num(f['holder_mixes_real_time'])} holder mixes in real time** (target ≥ 200), "
-        f"against {num(f['baseline_callers_per_core'])} callers with a mixer each. "
-        f"{f['cued_callers']} callers all cued at once: {num(f['cued_us_per_frame'])} µs "
-        f"a frame. {machine_line(doc)}"
+        f"against {f['baseline_callers_per_core']:,} callers with a mixer each. "
+        f"{f['cued_callers']} callers each cued once a second (together, a 0.35 s cue): "
+        f"{num(f['cued_us_per_frame'])} µs a frame on average. {machine_line(doc)}"
     )
 
 

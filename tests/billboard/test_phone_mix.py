@@ -23,9 +23,10 @@ from billboard.phone_mix import (
     TARGET_DBFS,
     PhoneFrame,
     PhoneMixer,
+    encode,
 )
 from billboard.samples import SampleSet, load_sample_sets
-from relay.gateways.dtmf import ulaw_decode
+from relay.gateways.dtmf import ulaw_decode, ulaw_encode
 from tests.billboard.audio import midi_hz
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
@@ -247,3 +248,10 @@ def test_a_note_fed_after_its_time_starts_at_the_next_frame(sets: dict[str, Samp
     assert all(f.mixes[None].ulaw == b"\xff" * FRAME for f in early)
     x = audio(late, "c1", None)
     assert onset(x) <= 8
+
+
+def test_the_mu_law_is_the_relays_encoder_for_every_sample() -> None:
+    ramp = np.linspace(-1.0, 1.0, 4 * FRAME * 100, dtype=np.float32)
+    for chunk in ramp.reshape(-1, FRAME):
+        made = encode(chunk)
+        assert made.ulaw == ulaw_encode(np.frombuffer(made.pcm16, dtype="<i2"))
