@@ -75,6 +75,7 @@ bench: venv
 	$(PY) bench/frame_time.py --xvfb --json $(RESULTS)/frame_time.json
 	$(PY) bench/grid_timing.py --json $(RESULTS)/grid_timing.json
 	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
+	$(PY) bench/phone_mix.py --json $(RESULTS)/phone_mix.json
 	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json
 	$(PY) bench/musicality.py --compare-rev $(MUSIC_BEFORE) --json $(RESULTS)/musicality.json
 	$(PY) bench/report.py

@@ -486,6 +486,20 @@ def dtmf_speed(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def phone_mix(doc: dict[str, Any]) -> str:
+    f = doc["figures"]
+    return (
+        f"- **Phone mix** (`bench/phone_mix.py`): the shared mix and 8 track-holders' mixes "
+        f"of a busy night in {num(f['all_holders_us_per_frame'])} µs per 20 ms frame on one "
+        f"core ({num(f['real_time_factor'])}× real time); one more holder's mix costs "
+        f"{num(f['per_holder_mix_us'], 2)} µs, so one core renders "
+        f"**{num(f['holder_mixes_real_time'])} holder mixes in real time** (target ≥ 200), "
+        f"against {f['baseline_callers_per_core']:,} callers with a mixer each. "
+        f"{f['cued_callers']} callers each cued once a second (together, a 0.35 s cue): "
+        f"{num(f['cued_us_per_frame'])} µs a frame on average. {machine_line(doc)}"
+    )
+
+
 def soak(doc: dict[str, Any]) -> str:
     f = doc["figures"]
     s = f["summary"]
@@ -579,6 +593,7 @@ def sections(results: Path) -> dict[str, Callable[[], str]]:
         "waiting_line": lambda: waiting_line(doc("engine_speed")),
         "musicality": lambda: musicality(doc("musicality")),
         "soundfont": lambda: soundfont(doc("soundfont")),
+        "phone_mix": lambda: phone_mix(doc("phone_mix")),
     }
 
 

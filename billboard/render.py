@@ -34,6 +34,8 @@ from .samples import SampleSet
 from .voicing import (
     MAX_VOICE_SECONDS,
     VOICES_PER_TRACK,
+    ArrayVoice,
+    FrameClock,
     PreparedSounds,
     exclusive_class,
     release_voices,
@@ -49,49 +51,11 @@ RATE: Final = 44100
 
 
 @dataclass(slots=True)
-class _Now:
-    frame: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class _Voice:
-    """An offline voice (a `voicing.Voice`): the sound it plays, from frame `at` until
-    `end` (its own end, or where a fade or a stop cut it), fading from `fade_from`."""
-
-    now: _Now
-    rate: int
-    note: int = -1
-    exclusive: int | None = None
-    started: int = 0
-    released: bool = True
-    sound: Stereo | None = None
-    volume: float = 0.0
-    at: int = 0
-    end: int = 0
-    fade_from: int = -1
-    fade_frames: int = 1
-
-    def busy(self) -> bool:
-        return self.sound is not None and self.now.frame < self.end
-
-    def fade(self, ms: int) -> None:
-        if not self.busy() or self.fade_from >= 0:
-            return  # over, or fading already: that fade goes on, as on the mixer
-        self.fade_from = self.now.frame
-        self.fade_frames = max(1, round(ms * self.rate / 1000))
-        self.end = min(self.end, self.fade_from + self.fade_frames)
-
-    def stop(self) -> None:
-        if self.busy():
-            self.end = self.now.frame
-
-
-@dataclass(slots=True)
 class _Track:
     spec: TrackSpec
     samples: SampleSet
-    voices: list[_Voice] = field(default_factory=list)
-    wet: list[_Voice] = field(default_factory=list)
+    voices: list[ArrayVoice] = field(default_factory=list)
+    wet: list[ArrayVoice] = field(default_factory=list)
 
 
 class _Mixdown:
@@ -105,7 +69,7 @@ class _Mixdown:
         frames: int,
     ) -> None:
         self.rate = rate
-        self.now = _Now()
+        self.now = FrameClock()
         self.order = 0
         self.bpm = 120.0
         self.sounds: PreparedSounds[Stereo] = PreparedSounds(rate, lambda s: (s, s.nbytes))
@@ -115,8 +79,8 @@ class _Mixdown:
             if sample_set is None:
                 log.warning("track %r: no sample set %r; it is silent", spec.name, spec.samples)
                 continue
-            voices = [_Voice(self.now, rate) for _ in range(VOICES_PER_TRACK)]
-            wet = [_Voice(self.now, rate) for _ in range(WET_VOICES)]
+            voices = [ArrayVoice(self.now, rate) for _ in range(VOICES_PER_TRACK)]
+            wet = [ArrayVoice(self.now, rate) for _ in range(WET_VOICES)]
             self.tracks[spec.name] = _Track(spec, sample_set, voices, wet)
         self.out = np.zeros((frames, 2), dtype=np.float32)
         self.length = 0  # frames sounded so far
@@ -140,9 +104,9 @@ class _Mixdown:
             release_voices(track.voices, track.samples, note.note)
 
     def _start(
-        self, pool: list[_Voice], note: int, exclusive: int | None, sound: Stereo, volume: float
+        self, pool: list[ArrayVoice], note: int, exclusive: int | None, sound: Stereo, volume: float
     ) -> None:
-        def play(voice: _Voice) -> None:
+        def play(voice: ArrayVoice) -> None:
             self._finish(voice)
             voice.sound, voice.volume = sound, volume
             voice.at, voice.end = self.now.frame, self.now.frame + len(sound)
@@ -162,7 +126,7 @@ class _Mixdown:
         frames = max(self.length, round(until * self.rate))
         return self.out[:frames]
 
-    def _finish(self, voice: _Voice) -> None:
+    def _finish(self, voice: ArrayVoice) -> None:
         """Add the sound `voice` played, now that its end is known."""
         sound, start, end = voice.sound, voice.at, voice.end
         voice.sound = None

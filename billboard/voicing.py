@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -302,3 +303,48 @@ def silence(voices: Iterable[Voice]) -> None:
             voice.fade(PANIC_FADE_MS)
         voice.released = True
         voice.note = -1
+
+
+# -- a voice backed by an array ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FrameClock:
+    """Where in the output the note being played starts (frames at the output's rate),
+    shared by all the voices of an offline render or a phone mix."""
+
+    frame: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class ArrayVoice:
+    """A `Voice` with no mixer behind it (the offline render's, the phone mix's): the
+    sound it plays, from frame `at` until `end` (its own end, or where a fade or a stop
+    cut it), fading from `fade_from` over `fade_frames`."""
+
+    now: FrameClock
+    rate: int
+    note: int = -1
+    exclusive: int | None = None
+    started: int = 0
+    released: bool = True
+    sound: npt.NDArray[np.float32] | None = None
+    volume: float = 0.0
+    at: int = 0
+    end: int = 0
+    fade_from: int = -1
+    fade_frames: int = 1
+
+    def busy(self) -> bool:
+        return self.sound is not None and self.now.frame < self.end
+
+    def fade(self, ms: int) -> None:
+        if not self.busy() or self.fade_from >= 0:
+            return  # over, or fading already: that fade goes on, as on the mixer
+        self.fade_from = self.now.frame
+        self.fade_frames = max(1, round(ms * self.rate / 1000))
+        self.end = min(self.end, self.fade_from + self.fade_frames)
+
+    def stop(self) -> None:
+        if self.busy():
+            self.end = self.now.frame
