@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from . import protocol, reach
+from . import phone_feed, protocol, reach
 from .admission import Publisher
 from .config import AriConfig, RelayConfig, SipConfig, TwilioConfig, fill_tokens, pseudonym_key
 from .connections import Connection, Flusher, Registry, websocket
@@ -28,6 +28,7 @@ from .fanout import FanOut, Limits
 from .listener import GUARD, EdgeGuard, listen
 from .metrics import make_registry
 from .pages import Pages
+from .phone_feed import PhoneFeed
 from .protocol import ProtocolError
 from .qr import KeypadCodes
 from .ratelimit import BucketsByKey
@@ -348,6 +349,17 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/qr.svg", KeypadCodes().respond)  # the wall mirror's QR code
     reach.mount(app, reach.reach_key(config.billboard_token))  # "is the public address us?"
+    if config.phone_music:  # the billboard's phone mixes in, paced out to the calls
+        phone = state.phone = PhoneFeed(
+            lambda token: "billboard" in state.roles_for(token), config.phone_jitter_ms // 20
+        )
+        phone_feed.mount(app, phone)
+        state.gateway_health["phone"] = phone.health
+
+        async def close_phone(_app: web.Application) -> None:
+            await phone.close()
+
+        app.on_shutdown.append(close_phone)
     # The telephony gateways, before the catch-all GET of web/.
     if twilio is not None:
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it

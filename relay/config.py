@@ -102,6 +102,11 @@ class RelayConfig:
     # Several relays share every channel through Redis (relay/backplane.py):
     # "redis://HOST:PORT/DB". Empty: this relay's channels are its own, in memory.
     backplane: str = ""
+    # The show's music down the phone line (relay/phone_feed.py): the billboard feeds
+    # /phone-audio and the voice gateways play it to their calls, through a jitter
+    # budget of phone_jitter_ms. false: calls hear only their greeting.
+    phone_music: bool = True
+    phone_jitter_ms: int = 60
 
     def keypad_url(self) -> str:
         return f"{self.base_url()}/keypad?channel={self.channel}"
@@ -225,6 +230,8 @@ def validate(config: RelayConfig) -> None:
         raise ConfigError("rate must be ≥ 0 (0 = no limit) and burst ≥ 1")
     if config.publisher_rate < 0 or config.publisher_burst < 1:
         raise ConfigError("publisher_rate must be ≥ 0 (0 = no limit) and publisher_burst ≥ 1")
+    if not 20 <= config.phone_jitter_ms <= 400 or config.phone_jitter_ms % 20:
+        raise ConfigError("phone_jitter_ms is 20–400, in 20 ms frames")
     for key in ("history_seconds", "heartbeat_s", "slow_close_s"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be more than 0")

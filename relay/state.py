@@ -34,6 +34,7 @@ from .sessions import Sessions
 if TYPE_CHECKING:
     from .backplane import RedisBackplane
     from .connections import Connection, Flusher, Registry
+    from .phone_feed import PhoneFeed
 
 log = logging.getLogger("relay")
 
@@ -81,6 +82,7 @@ class RelayState:
     wall: Callable[[], float] = time.time
     # Set: every channel is shared with the other relays through Redis.
     backplane: RedisBackplane | None = None
+    phone: PhoneFeed | None = None  # the billboard's music for the calls (phone_music)
     _unheard_log: LogOnce = field(default_factory=lambda: LogOnce(every_s=60.0))
 
     @property
