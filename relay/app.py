@@ -360,6 +360,18 @@ def create_app(
             await phone.close()
 
         app.on_shutdown.append(close_phone)
+        if config.backplane:  # the calls on every relay hear it
+            from .phone_share import PhoneShare
+
+            share = PhoneShare(config.backplane, config.channel, phone)
+            phone.offer, phone.extra_health = share.offer, share.health
+
+            async def sharing(_app: web.Application) -> AsyncIterator[None]:
+                await share.start()
+                yield
+                await share.stop()
+
+            app.cleanup_ctx.append(sharing)
     # The telephony gateways, before the catch-all GET of web/.
     if twilio is not None:
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it

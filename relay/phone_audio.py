@@ -48,6 +48,7 @@ MAX_CALLERS: Final = 96
 MAX_ID: Final = 64
 MAX_BUNDLE: Final = 12 + MAX_MIXES * FRAME_BYTES + MAX_CALLERS * (2 + MAX_ID)
 SILENCE: Final = b"\xff" * FRAME_BYTES  # μ-law's zero
+RESTART_FRAMES: Final = 50  # a frame this far behind the last played: a new feed
 _HEAD: Final = struct.Struct("!4sBBBBI")
 _ID: Final = re.compile(rb"[A-Za-z0-9_.:-]{1,64}")
 
@@ -134,6 +135,7 @@ class JitterStats:
     underruns: int = 0  # ticks with nothing to play after playing began
     dropped: int = 0  # frames dropped to bring the buffer back to its target
     late: int = 0  # frames older than one already played
+    restarts: int = 0  # the feed's numbering started again
     ages_ms: deque[float] = field(default_factory=lambda: deque(maxlen=3000))  # last minute
 
     def age_percentiles(self) -> tuple[float, float]:
@@ -166,9 +168,14 @@ class JitterBuffer:
     def push(self, bundle: Bundle, now: float) -> None:
         """`bundle` arrived at `now` (seconds, the relay's monotonic clock)."""
         self.stats.received += 1
-        if self._last_seq is not None and (self._last_seq - bundle.seq) % 2**32 < 2**31:
-            self.stats.late += 1  # not after what was played: a replay or a reorder
-            return
+        if self._last_seq is not None:
+            behind = (self._last_seq - bundle.seq) % 2**32
+            if behind > RESTART_FRAMES and behind < 2**31:
+                self.reset()  # far behind: a restarted billboard numbering from 0 again
+                self.stats.restarts += 1
+            elif behind < 2**31:
+                self.stats.late += 1  # not after what was played: a replay or a reorder
+                return
         self._frames.append((bundle, now))
         while len(self._frames) > self.target + self.slack:
             self._frames.popleft()

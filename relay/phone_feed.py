@@ -65,6 +65,10 @@ class PhoneFeed:
         self.feeds = 0  # feeds accepted since start
         self.stalls = 0  # ticks skipped because the loop was late
         self.sink_errors = 0
+        # With several relays: sends a bundle to every relay (relay/phone_share.py);
+        # False when it cannot, and this relay plays it alone.
+        self.offer: Callable[[bytes], bool] | None = None
+        self.extra_health: Callable[[], dict[str, Any]] | None = None
 
     # -- the gateways' side ----------------------------------------------------------
 
@@ -169,6 +173,12 @@ class PhoneFeed:
         return ws
 
     def _receive(self, data: bytes) -> None:
+        if self.offer is not None and self.offer(data):
+            return  # shared through Redis: it comes back to every relay, this one too
+        self.take(data)
+
+    def take(self, data: bytes) -> None:
+        """A bundle (from the billboard, or another relay's) into the jitter buffer."""
         now = self._clock()
         try:
             bundle = parse_bundle(data)
@@ -205,6 +215,7 @@ class PhoneFeed:
             "stalls": self.stalls,
             "wait_ms_p50": round(p50, 1),
             "wait_ms_p99": round(p99, 1),
+            **(self.extra_health() if self.extra_health else {}),
         }
 
 

@@ -151,3 +151,12 @@ def test_a_new_feed_starts_from_nothing() -> None:
     buffer.reset()
     buffer.push(bundle(1), 0.1)  # the billboard restarted: its seq starts again
     assert buffer.pop(0.1).seq == 1  # type: ignore[union-attr]
+
+
+def test_a_feed_far_behind_is_a_restarted_billboard_not_late_frames() -> None:
+    buffer = JitterBuffer(target=1)
+    buffer.push(bundle(5000), 0.0)
+    buffer.pop(0.0)
+    buffer.push(bundle(3), 0.02)  # another relay's billboard restarted: seq from 0
+    assert buffer.stats.restarts == 1 and buffer.stats.late == 0
+    assert buffer.pop(0.02).seq == 3  # type: ignore[union-attr]

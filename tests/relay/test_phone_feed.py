@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from relay.phone_audio import FRAME_BYTES, encode_bundle
+from tests.support.redis import RedisServer
 from tests.support.relay import BILLBOARD, OPERATOR, RunningRelay, StartRelay
 
 SHARED = b"\x01" * FRAME_BYTES
@@ -109,3 +110,24 @@ async def test_with_phone_music_off_there_is_no_door(start_relay: StartRelay) ->
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await feed(relay)
     assert refused.value.status == 404
+
+
+async def test_with_several_relays_calls_on_each_hear_the_billboard_fed_to_one(
+    start_relay: StartRelay, redis_server: RedisServer
+) -> None:
+    a, b = [await start_relay(backplane=redis_server.url) for _ in range(2)]
+    heard: dict[str, list[bytes | None]] = {"a": [], "b": []}
+    for name, relay in (("a", a), ("b", b)):
+        phone = relay.state.phone
+        assert phone is not None
+        await until(lambda phone=phone: phone.health()["shared"])  # type: ignore[misc]
+        phone.listen("c-bass", heard[name].append)
+    ws = await feed(a)
+    for seq in range(1, 11):
+        await ws.send_bytes(frame(seq))
+        await asyncio.sleep(0.02)
+    for name in heard:
+        await until(lambda name=name: sum(f is not None for f in heard[name]) >= 10)  # type: ignore[misc]
+        assert [f[0] for f in heard[name] if f is not None][:10] == list(range(1, 11))
+    assert a.state.phone is not None and a.state.phone.health()["published"] == 10
+    await ws.close()
