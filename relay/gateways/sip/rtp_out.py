@@ -60,21 +60,26 @@ def ulaw_to_alaw(ulaw: bytes) -> bytes:
 
 
 class RtpSender:
-    """The packets of one outgoing RTP stream of 20 ms G.711 frames."""
+    """The packets of one outgoing RTP stream of 20 ms G.711 frames: `payload_type`
+    as negotiated (PCMU 0, PCMA 8, or a dynamic type mapped to either), `alaw` whether
+    it is PCMA (by default: payload type 8). Both may change between packets (a
+    re-INVITE); the stream goes on."""
 
-    __slots__ = ("payload_type", "ssrc", "sequence", "timestamp", "_gap", "sent", "skipped")
+    __slots__ = ("_gap", "alaw", "payload_type", "sent", "sequence", "skipped", "ssrc", "timestamp")
 
     def __init__(
         self,
-        payload_type: int,
+        payload_type: int = PCMU,
+        alaw: bool | None = None,
         *,
         ssrc: int | None = None,
         sequence: int | None = None,
         timestamp: int | None = None,
     ) -> None:
-        if payload_type not in (PCMU, PCMA):
-            raise ValueError(f"payload type {payload_type} is not PCMU (0) or PCMA (8)")
-        self.payload_type = payload_type
+        if not 0 <= payload_type <= 127:
+            raise ValueError(f"payload type {payload_type} is not 0-127")
+        self.payload_type = payload_type  # the negotiated one: 0, 8, or a dynamic type
+        self.alaw = payload_type == PCMA if alaw is None else alaw  # PCMA, else PCMU
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
         self.sequence = secrets.randbits(16) if sequence is None else sequence
         self.timestamp = secrets.randbits(32) if timestamp is None else timestamp
@@ -88,7 +93,7 @@ class RtpSender:
         if ulaw is None or len(ulaw) != FRAME_SAMPLES:
             self.skip()
             return None
-        payload = ulaw if self.payload_type == PCMU else ulaw.translate(_TRANSLATE)
+        payload = ulaw.translate(_TRANSLATE) if self.alaw else ulaw
         marker = 0x80 if self._gap else 0
         head = _HEADER.pack(
             0x80, marker | self.payload_type, self.sequence, self.timestamp, self.ssrc

@@ -58,9 +58,12 @@ def test_two_senders_choose_their_own_random_ssrc_sequence_and_timestamp() -> No
     assert (a.ssrc, a.sequence, a.timestamp) != (b.ssrc, b.sequence, b.timestamp)
 
 
-def test_only_pcmu_and_pcma_are_sent() -> None:
-    with pytest.raises(ValueError, match="PCMU"):
-        RtpSender(18)
+def test_a_dynamic_payload_type_is_sent_as_negotiated_in_its_law() -> None:
+    sender = RtpSender(96, alaw=True, ssrc=1, sequence=0, timestamp=0)
+    rtp = parse_rtp(sender.packet(FRAME) or b"")
+    assert rtp is not None and rtp.payload_type == 96 and rtp.payload == ulaw_to_alaw(FRAME)
+    with pytest.raises(ValueError, match="0-127"):
+        RtpSender(128)
 
 
 def test_the_a_law_encoder_is_the_inverse_of_g711s_decoder_for_every_code() -> None:
