@@ -12,8 +12,7 @@ from relay.gateways.sip import sdp
 from relay.gateways.sip.message import tag_of
 from relay.gateways.sip.ua import UserAgent
 
-from .sip_messages import OFFER, invite
-from .test_sip_ua import CARRIER, agent, in_dialog, sent
+from .sip_messages import CARRIER, OFFER, agent, in_dialog, invite, sent
 
 RTP_FROM = ("198.51.100.7", 4000)  # the offer's c= and m=
 
