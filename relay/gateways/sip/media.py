@@ -75,8 +75,11 @@ class CallMedia:
         self._audio_waiting: list[bytes] = []
 
     def destination(self) -> Address | None:
-        """Where our RTP goes now (None: nowhere: we do not send)."""
-        return (self.source or self.peer) if self.send else None
+        """Where our RTP goes now (None: nowhere: we do not send). A source port of 0
+        cannot be answered (SIPp replays captures from it): the SDP's port then."""
+        if not self.send:
+            return None
+        return self.source if self.source is not None and self.source[1] else self.peer
 
     def feed(self, data: bytes, source: Address, now: float) -> list[str]:
         if self.source is None:

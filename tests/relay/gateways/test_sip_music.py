@@ -15,6 +15,7 @@ from relay.gateways.sip.ua import UserAgent
 from .sip_messages import CARRIER, OFFER, agent, in_dialog, invite, sent
 
 RTP_FROM = ("198.51.100.7", 4000)  # the offer's c= and m=
+SILENCE = bytes([0x80, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9]) + b"\xd5" * 160  # PCMA
 
 
 def offer_with(direction: str = "", session: str = "", address: str = "198.51.100.7") -> str:
@@ -77,11 +78,17 @@ def test_with_music_our_rtp_goes_to_the_sdps_address_until_the_callers_rtp_comes
     assert direction_of(answer) == "sendrecv"
     media = ua.calls[key].media
     assert media.destination() == RTP_FROM
-    silence = bytes([0x80, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9]) + b"\xd5" * 160
-    ua.rtp(key, silence, ("203.0.113.5", 4000), 0.1)  # from anyone else: ignored
+    ua.rtp(key, SILENCE, ("203.0.113.5", 4000), 0.1)  # from anyone else: ignored
     assert media.destination() == RTP_FROM
-    ua.rtp(key, silence, ("198.51.100.7", 61000), 0.1)  # the caller, through a NAT
+    ua.rtp(key, SILENCE, ("198.51.100.7", 61000), 0.1)  # the caller, through a NAT
     assert media.destination() == ("198.51.100.7", 61000)
+
+
+def test_a_source_port_of_0_cannot_be_answered_so_the_sdps_port_stays() -> None:
+    ua, _ = agent(music=True)
+    key, _, _ = call(ua)
+    ua.rtp(key, SILENCE, ("198.51.100.7", 0), 0.1)
+    assert ua.calls[key].media.destination() == RTP_FROM
 
 
 def test_without_music_nothing_is_sent() -> None:
@@ -113,12 +120,11 @@ def test_a_reinvite_to_a_new_address_moves_our_rtp_there_and_latches_again() -> 
     ua, _ = agent(music=True)
     key, tag, _ = call(ua)
     media = ua.calls[key].media
-    silence = bytes([0x80, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9]) + b"\xd5" * 160
-    ua.rtp(key, silence, ("198.51.100.7", 61000), 0.1)
+    ua.rtp(key, SILENCE, ("198.51.100.7", 61000), 0.1)
     moved = offer_with(address="198.51.100.8").replace("m=audio 4000", "m=audio 5000")
     ok = sent(ua.receive(reinvite(tag, moved, 2), CARRIER, 1.0))[-1]
     assert ok.status == 200 and media.destination() == ("198.51.100.8", 5000)
-    ua.rtp(key, silence, ("198.51.100.8", 62000), 1.1)
+    ua.rtp(key, SILENCE, ("198.51.100.8", 62000), 1.1)
     assert media.destination() == ("198.51.100.8", 62000)
 
 
