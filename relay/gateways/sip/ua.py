@@ -11,7 +11,8 @@ the time in, `Send` / `Started` / `Pressed` / `Ended` actions out.
   brings the answer (§13.2.1); an unusable one ends the call with a BYE. No common
   codec: 488; no free RTP port or too many calls: 503 / 486. CANCEL of a ringing
   call: 200, then 487 to the INVITE.
-- In a dialog: BYE (200, the caller leaves), a re-INVITE (200, the same answer), INFO
+- In a dialog: BYE (200, the caller leaves), a re-INVITE (200: the same answer to a
+  refresh; to a new offer, hold or resume, a new answer and the media follow it), INFO
   keys (application/dtmf-relay), ACK; an unknown dialog gets 481. OPTIONS: 200.
 - Responses go where §18.2.2 and RFC 3581 say: the source address (``received``) and,
   with ``rport``, the source port. Record-Route is copied into the 2xx and becomes the
@@ -359,13 +360,17 @@ class UserAgent:
             codec=found.codec, alaw=found.codec_name == "PCMA", events=found.events,
             expected=tuple({found.address, source[0]}), inband=self.limits.inband, now=now,
         )  # fmt: skip
-        self._aim(media, found)
+        self._aim(media, found, now)
         return media
 
-    def _aim(self, media: CallMedia, found: sdp.Offer) -> None:
-        """Our RTP out as `found` says: to its address, and only if it receives."""
+    def _aim(self, media: CallMedia, found: sdp.Offer, now: float) -> None:
+        """Our RTP out as `found` says: to its address, and only if it receives; and
+        whether the caller sends at all (else its silence is no sign it is gone)."""
         media.peer = (found.address, found.port)
         media.send = self.limits.music and found.receives
+        if found.sends and not media.hears:  # off hold: its silence counts from now
+            media.last_packet = now
+        media.hears = found.sends
 
     def _reoffer(self, call: Call, msg: Message, now: float) -> bool:
         """A re-INVITE's offer (hold, resume, a new address): the call's media follow
@@ -382,7 +387,7 @@ class UserAgent:
         media.codec, media.alaw = found.codec, found.codec_name == "PCMA"
         if media.decoder is not None and found.events is not None:
             media.decoder.payload_type = found.events
-        self._aim(media, found)
+        self._aim(media, found, now)
         answer = sdp.answer(
             found, self.host, call.rtp_port, call.session, call.version, self.limits.music
         )
@@ -558,7 +563,8 @@ class UserAgent:
         for call in list(self.calls.values()):
             if call.state not in ("answered", "confirmed"):
                 continue
-            silent = now - call.media.last_packet > self.limits.silence_s
+            media = call.media  # a caller that said it sends nothing (hold) is not silent
+            silent = media.hears and now - media.last_packet > self.limits.silence_s
             if silent or now - call.answered_at > self.limits.max_call_s:
                 self.counts["silent" if silent else "too_long"] += 1
                 actions += self.hang_up(call.key, now, "timeout")

@@ -151,3 +151,13 @@ def test_a_late_offers_answer_in_the_ack_says_whether_we_send(
     ua.receive(ack + answer.encode(), CARRIER, 0.1)
     media = next(iter(ua.calls.values())).media
     assert media.destination() == destination and (media.codec, media.alaw) == (0, False)
+
+
+def test_a_call_on_hold_that_sends_nothing_is_not_hung_up_for_its_silence() -> None:
+    ua, _ = agent(music=True, silence_s=30.0)
+    key, tag, _ = call(ua)
+    ua.receive(reinvite(tag, offer_with("inactive"), 2), CARRIER, 1.0)
+    assert [m.method for m in sent(ua.poll(100.0))] == []  # 99 s without RTP: on hold
+    ua.receive(reinvite(tag, offer_with(), 3), CARRIER, 100.0)  # off hold, still silent
+    assert [m.method for m in sent(ua.poll(125.0))] == []
+    assert [m.method for m in sent(ua.poll(131.0))] == ["BYE"] and key not in ua.calls
