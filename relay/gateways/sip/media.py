@@ -68,7 +68,7 @@ class CallMedia:
         self.source: Address | None = None
         self.peer: Address | None = None  # where the caller's SDP says our RTP goes
         self.send = False  # the offer/answer lets us send (and we have music)
-        self.hears = True  # the caller sends RTP (not on hold: sendonly/inactive from us)
+        self.caller_sends = True  # its SDP says it sends RTP (inactive or recvonly: not)
         self.last_packet = now  # the call's start counts as a packet
         self.packets = 0
         self.foreign = 0  # packets from anyone but the caller, dropped

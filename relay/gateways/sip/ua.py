@@ -368,9 +368,9 @@ class UserAgent:
         whether the caller sends at all (else its silence is no sign it is gone)."""
         media.peer = (found.address, found.port)
         media.send = self.limits.music and found.receives
-        if found.sends and not media.hears:  # off hold: its silence counts from now
+        if found.sends and not media.caller_sends:  # off hold: its silence counts from now
             media.last_packet = now
-        media.hears = found.sends
+        media.caller_sends = found.sends
 
     def _reoffer(self, call: Call, msg: Message, now: float) -> bool:
         """A re-INVITE's offer (hold, resume, a new address): the call's media follow
@@ -564,7 +564,7 @@ class UserAgent:
             if call.state not in ("answered", "confirmed"):
                 continue
             media = call.media  # a caller that said it sends nothing (hold) is not silent
-            silent = media.hears and now - media.last_packet > self.limits.silence_s
+            silent = media.caller_sends and now - media.last_packet > self.limits.silence_s
             if silent or now - call.answered_at > self.limits.max_call_s:
                 self.counts["silent" if silent else "too_long"] += 1
                 actions += self.hang_up(call.key, now, "timeout")
