@@ -157,8 +157,9 @@ async def test_pcma_gets_a_law_and_the_music_follows_the_callers_own_rtp_to_its_
     before, after = sdp_port.arrivals, nat_port.arrivals
     print(pacing("PCMA to the SDP's port", before))
     print(pacing("PCMA to the caller's own port", after))
-    assert len(after) >= 50 and before[-1].at <= after[0].at
-    assert stream_faults(before + after) == []  # one stream, moved: no gap, no restart
+    assert len(after) >= 50
+    # One stream, moved: its sequence goes on from the last packet the SDP's port got.
+    assert stream_faults(before + after) == []
     assert {a.packet.payload_type for a in before + after} == {8}
     assert {a.source for a in before + after} == {ours}
     frames = [ulaw_to_alaw(f) for f in heard_frames(bundles, join["caller"])]
@@ -174,15 +175,16 @@ async def test_a_caller_on_hold_hears_nothing_until_its_reinvite_takes_it_off_ho
 ) -> None:
     relay, sub, target = await sip_relay(start_relay)
     recorder = await RtpRecorder.open()
-    steps = called("0 101", recorder, "recvonly", direction="sendonly") + pause(3000)
+    steps = called("0 101", recorder, "recvonly", direction="sendonly") + pause(4000)
     steps += reinvite(2, "0 101", media_port=recorder.port) + sip_recv("100", True)
     steps += recv_with("200", "a=sendrecv") + in_dialog("ACK", 2) + pause(2500)
     steps += in_dialog("BYE", 3) + sip_recv("200")
     call = asyncio.create_task(run_sipp(tmp_path, scenario("hold", steps), target))
     await joins(sub, [call])
     billboard = PhoneBillboard(relay)
-    await billboard.start(render_bundles(melody(TUNE, 7.0), 7.0, {}))
-    await asyncio.sleep(1.0)  # the feed plays; SIPp holds for 3 s after its ACK
+    await billboard.start(render_bundles(melody(TUNE, 8.0), 8.0, {}))
+    await asyncio.sleep(1.0)  # the feed plays; SIPp holds for 4 s after its ACK
+    assert billboard.sent >= 25  # music there was, for 0.5 s at least
     assert recorder.arrivals == [] and sip_health(relay)["music"]["sent"] == 0
     run = await call
     assert run.returncode == 0, run.output  # the answers said recvonly, then sendrecv
