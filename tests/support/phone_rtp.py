@@ -147,6 +147,12 @@ def decode(arrivals: Iterable[Arrival], alaw: bool) -> Audio:
     return table[np.frombuffer(data, dtype=np.uint8)].astype(np.float64) / 32768
 
 
+def onset(arrivals: Sequence[Arrival], alaw: bool, dbfs: float = -45.0) -> Arrival | None:
+    """The first packet louder than `dbfs` (RMS): when a note was first heard, for a
+    key press's delay to its note in the caller's ear."""
+    return next((a for a in arrivals if rms_dbfs(decode([a], alaw)) > dbfs), None)
+
+
 def midi_hz(note: float) -> float:
     return float(440.0 * 2.0 ** ((note - 69) / 12))
 

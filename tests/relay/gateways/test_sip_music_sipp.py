@@ -28,6 +28,7 @@ from tests.support.phone_rtp import (
     level_at,
     melody,
     midi_hz,
+    onset,
     pacing,
     render_bundles,
     rms_dbfs,
@@ -115,6 +116,7 @@ async def test_two_callers_hear_the_show_and_the_lead_holder_their_own_part_loud
         assert in_order(payloads, heard_frames(bundles, callers[name]))
         other = callers["other" if name == "lead" else "lead"]
         assert not in_order(payloads, heard_frames(bundles, other))  # not the other mix
+        assert onset(arrivals, alaw=False) is arrivals[0]  # the tune starts at once
         heard[name] = audio = decode(arrivals, alaw=False)
         assert rms_dbfs(audio) > -35  # music, levelled for the earpiece (−20 dBFS)
         assert stands_out(audio, midi_hz(LEAD)) > 20 and stands_out(audio, midi_hz(PLUCK)) > 20
