@@ -14,8 +14,18 @@ with RTP on one core.
    wall-clock time (below 1.0: the calls run in real time on one core), the keys heard
    against those sounded, and the packets received. The exit code is 0 whatever the
    numbers: it is a measurement.
+3. The phone music out: this process runs a gateway with a phone feed (as the relay
+   does with ``phone_music``), answers ``--music-calls`` (300) calls whose SDP puts
+   their audio at one sink socket, and plays them ``--music-seconds`` (5) of bundles
+   pushed straight into the feed's jitter buffer every 20 ms (the billboard's
+   WebSocket is not measured here). Every call gets one RTP packet a tick from its own
+   socket, by the relay's own pacer. Printed: packets out per CPU second (one core),
+   the share of one core the calls took in real time, and — the baseline, in the same
+   run — a bare ``sendto`` of the same packets in a loop: how much our path costs
+   beyond the system call.
 
-    python bench/sip_calls.py [--calls N] [--seconds S] [--json FILE]
+    python bench/sip_calls.py [--calls N] [--seconds S] [--music-calls N]
+                              [--music-seconds S] [--only-music] [--json FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -40,6 +51,8 @@ from relay.gateways.sip.gateway import SipGateway
 from relay.gateways.sip.message import render
 from relay.gateways.sip.ua import UserAgent
 from relay.gateways.twilio import TwilioStream
+from relay.phone_audio import FRAME_S, Bundle, encode_bundle, parse_bundle
+from relay.phone_feed import PhoneFeed
 from relay.rehearsal.sip_phone import SipCall, SipPhones
 from relay.runtime import event_loop_factory
 
@@ -188,10 +201,117 @@ async def calls_on_one_core(calls: int, seconds: float) -> dict[str, Any]:
     return figures
 
 
+def music_invite(n: int, sink: int) -> bytes:
+    """Call `n` from the carrier, its audio at the sink's port on 127.0.0.1."""
+    offer = OFFER.replace(b"198.51.100.7", b"127.0.0.1").replace(b"4000", str(sink).encode())
+    return (
+        INVITE.replace(OFFER, offer)
+        .replace(b"Content-Length: %d" % len(OFFER), b"Content-Length: %d" % len(offer))
+        .replace(b"Call-ID: bench", b"Call-ID: bench-%d" % n)
+        .replace(b"z9hG4bKbench", b"z9hG4bKbench%d" % n)
+        .replace(b"+4930123456", b"+4930%07d" % n)
+    )
+
+
+def music_ack(invite: bytes, tag: str) -> bytes:
+    head = invite.split(b"\r\n\r\n")[0].replace(b"INVITE sip:", b"ACK sip:", 1)
+    head = head.replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK").replace(b"z9hG4bKbench", b"z9hG4bKack")
+    head = head.replace(b"To: <sip:jam@192.0.2.1>", b"To: <sip:jam@192.0.2.1>;tag=" + tag.encode())
+    return head.split(b"Content-Length")[0] + b"Content-Length: 0\r\n\r\n"
+
+
+def bare_sendto(packets: int) -> float:
+    """The baseline: `packets` RTP-sized datagrams sent in a loop; CPU seconds."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out,
+    ):
+        sink.bind(("127.0.0.1", 0))
+        to = sink.getsockname()
+        out.setblocking(False)
+        packet = bytes(172)
+        dropped = 0  # as the gateway counts them
+        cpu = time.process_time()
+        for _ in range(packets):
+            try:
+                out.sendto(packet, to)
+            except BlockingIOError:
+                dropped += 1
+        return time.process_time() - cpu
+
+
+async def music_out(calls: int, seconds: float) -> dict[str, Any]:
+    """Part 3: the phone music to `calls` SIP calls for `seconds`, on this core."""
+    loop = asyncio.get_running_loop()
+    phone = PhoneFeed(lambda token: False, clock=loop.time)
+    config = SipConfig(
+        host="127.0.0.1", port=0, rtp_ports="42000-43999", max_calls=calls + 10, silence_s=600
+    )
+    relay = RelayConfig(pseudonym_key="bench")
+    gateway = SipGateway(config, relay, lambda c, d: None, lambda code: None, phone=phone)
+    await gateway.start()
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    carrier = ("127.0.0.1", 9)  # the discard port: our SIP answers go nowhere
+    for n in range(calls):
+        invite = music_invite(n, int(sink.getsockname()[1]))
+        gateway.on_sip(invite, carrier)
+        call = next(c for c in gateway.ua.calls.values() if c.call_id == f"bench-{n}")
+        gateway.on_sip(music_ack(invite, call.local_tag), carrier)
+    ulaw = ulaw_encode(np.sin(np.arange(160) * 2 * np.pi * 440 / 8000) * 8000)
+    bundle = parse_bundle(encode_bundle(1, [ulaw], {}))
+    ticks = round(seconds / FRAME_S)
+
+    async def billboard() -> None:
+        due = loop.time()
+        for seq in range(ticks + 5):
+            phone.buffer.push(Bundle(seq, bundle.mixes, bundle.callers), loop.time())
+            due += FRAME_S
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    feeding = loop.create_task(billboard())
+    await asyncio.sleep(0.2)  # the jitter buffer fills, the pacer runs
+    sent0, cpu0, wall0 = gateway.music_counts["sent"], time.process_time(), time.perf_counter()
+    await asyncio.sleep(seconds - 0.2)
+    sent = gateway.music_counts["sent"] - sent0
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await feeding
+    await gateway.stop()
+    await phone.close()
+    sink.close()
+    baseline = bare_sendto(max(sent, 1))
+    figures = {
+        "calls": calls,
+        "seconds": seconds,
+        "packets_sent": sent,
+        "expected_packets": round(calls * wall / FRAME_S),
+        "packets_per_cpu_second": sent / cpu,
+        "cpu_share_of_one_core": cpu / wall,
+        "bare_sendto_per_cpu_second": max(sent, 1) / baseline,
+        "dropped": gateway.music_counts["dropped"],
+        "failed": gateway.music_counts["failed"],
+        "stalls": phone.stalls,
+    }
+    ratio = figures["bare_sendto_per_cpu_second"] / figures["packets_per_cpu_second"]
+    figures["cost_over_bare_sendto"] = ratio
+    print(
+        f"music out to {calls} SIP calls, {wall:.1f} s: {sent} packets "
+        f"(of {figures['expected_packets']}), {figures['packets_per_cpu_second']:,.0f} "
+        f"packets per CPU second ({figures['packets_per_cpu_second'] / 50:,.0f} calls per "
+        f"core), {figures['cpu_share_of_one_core']:.0%} of one core; a bare sendto: "
+        f"{figures['bare_sendto_per_cpu_second']:,.0f} per CPU second (ours costs "
+        f"{ratio:.2f}×); dropped {figures['dropped']}, failed {figures['failed']}"
+    )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--music-calls", type=int, default=300)
+    parser.add_argument("--music-seconds", type=float, default=5.0)
+    parser.add_argument("--only-music", action="store_true", help="part 3 alone")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     parser.add_argument("--phones", help=argparse.SUPPRESS)  # the child's mode
     args = parser.parse_args()
@@ -205,12 +325,19 @@ def main() -> None:
     if affinity:
         os.sched_setaffinity(0, {affinity[0]})
     load_at_start = load()
-    figures = {"cores": cores()}
+    figures = {} if args.only_music else {"cores": cores()}
     # The relay's own loop (uvloop where installed), as `python -m relay` runs it.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        figures["concurrent"] = runner.run(calls_on_one_core(args.calls, args.seconds))
+        if not args.only_music:
+            figures["concurrent"] = runner.run(calls_on_one_core(args.calls, args.seconds))
+        figures["music_out"] = runner.run(music_out(args.music_calls, args.music_seconds))
     if args.json:
-        settings = {"calls": args.calls, "seconds": args.seconds}
+        settings = {
+            "calls": args.calls,
+            "seconds": args.seconds,
+            "music_calls": args.music_calls,
+            "music_seconds": args.music_seconds,
+        }
         write_result(args.json, "sip_calls", load_at_start, settings, figures)
 
 

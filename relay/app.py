@@ -386,7 +386,7 @@ def create_app(
     if sip is not None:
         from .gateways.sip.gateway import SipGateway
 
-        sip_gateway = SipGateway(sip, config, state.publish, state.count_error)
+        sip_gateway = SipGateway(sip, config, state.publish, state.count_error, phone=state.phone)
         sip_gateway.mount(app)
         state.gateway_health["sip"] = sip_gateway.health
     app.router.add_get("/{page:keypad|console|wall}", named_page)

@@ -8,6 +8,12 @@ a kicked caller's calls, `end_calls` every call (the operator's command, new cal
 still answered). Each call's RTP socket is read with `loop.add_reader`, one datagram
 a call (the loop calls again while more wait); nothing a peer sends can
 raise out of a reader: a bug of ours is logged (once a minute) and the gateway goes on.
+
+With the relay's phone music (`phone`, ``relay/phone_feed.py``) each answered call
+listens to it: every 20 ms tick the feed hands the call its frame, and once the ACK
+came, and while the SDP lets us send, it goes out as one RTP packet (``rtp_out.py``)
+from the call's own RTP socket (symmetric RTP) to where ``media.py`` says. A send
+never blocks: a full socket buffer drops that packet (counted).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import ipaddress
 import logging
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -26,11 +32,13 @@ from aiohttp import web
 from ...config import RelayConfig, SipConfig, pseudonym_key
 from ...contract.events import Leave, to_data
 from ...edge import parse_networks
+from ...phone_feed import PhoneFeed
 from ...ratelimit import LogOnce
 from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
 from ..kicks import watch_kicks
 from .message import SipError
 from .register import Registration
+from .rtp_out import RtpSender
 from .stream import Framer
 from .timers import Action, Ended, Pressed, Send, Started
 from .ua import Limits, UserAgent
@@ -63,8 +71,13 @@ class SipGateway:
         relay: RelayConfig,
         publish: PublishFn,
         count_error: CountError,
+        *,
+        phone: PhoneFeed | None = None,
     ) -> None:
         self.config = config
+        self.phone = phone
+        self.music: dict[str, tuple[RtpSender, Callable[[], None]]] = {}  # call → out
+        self.music_counts = {"sent": 0, "dropped": 0, "failed": 0}
         self.channel = config.channel_for(relay)
         self.publish = Publisher(publish, count_error, log)
         self.networks = parse_networks(config.allow_from)
@@ -83,6 +96,7 @@ class SipGateway:
                 silence_s=config.silence_s,
                 max_call_s=config.max_call_s,
                 inband=config.inband_dtmf,
+                music=phone is not None,
             ),
         )
         self.status = "starting"
@@ -169,6 +183,8 @@ class SipGateway:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for key in list(self.music):
+            self._silence(key)
         for port in list(self.rtp):
             self._close_rtp(port)
         if self._transport is not None:
@@ -226,6 +242,9 @@ class SipGateway:
             "rtp_ports_free": len(self.free),
             "counts": dict(self.ua.counts),
             "registration": self.ua.registration.status if self.ua.registration else None,
+            "music": None
+            if self.phone is None
+            else {"calls": len(self.music), **self.music_counts},
         }
 
     # -- I/O --
@@ -350,7 +369,9 @@ class SipGateway:
                 self.rtp[action.rtp_port] = (sock, action.key)
                 log.info("SIP call %s: caller %s joins", action.key, action.caller)
                 self.publish(join_event(self.channel, action.caller, SOURCE, action.display))
+                self._listen(action)
             elif isinstance(action, Ended):
+                self._silence(action.key)
                 self._close_rtp(action.rtp_port)
                 self.free.append(action.rtp_port)
                 if action.started:
@@ -362,6 +383,48 @@ class SipGateway:
         armed = self._armed
         if self._wake is not None and deadline is not None and (armed is None or deadline < armed):
             self._wake.set()
+
+    # -- the phone music out --
+
+    def _listen(self, started: Started) -> None:
+        if self.phone is None or started.key in self.music:
+            return
+        key = started.key
+        stop = self.phone.listen(started.caller, lambda frame: self._play(key, frame))
+        self.music[key] = (RtpSender(), stop)
+
+    def _silence(self, key: str) -> None:
+        entry = self.music.pop(key, None)
+        if entry is not None:
+            entry[1]()
+
+    def _play(self, key: str, frame: bytes | None) -> None:
+        """One tick of the music for call `key` (on the loop, from the phone feed's
+        pacer): its packet sent, or the stream's clock moved on."""
+        entry, call = self.music.get(key), self.ua.calls.get(key)
+        if entry is None or call is None:
+            return
+        sender = entry[0]
+        to = call.media.destination() if call.state == "confirmed" else None
+        held = self.rtp.get(call.rtp_port)
+        if to is None or held is None:
+            sender.skip()
+            return
+        sender.payload_type, sender.alaw = call.media.codec, call.media.alaw
+        packet = sender.packet(frame)
+        if packet is None:
+            return
+        try:
+            held[0].sendto(packet, to)
+        except (BlockingIOError, InterruptedError):
+            self.music_counts["dropped"] += 1  # the socket's buffer is full: never wait
+            return
+        except OSError as exc:
+            self.music_counts["failed"] += 1
+            if self._loop is not None and self._bugs.allow("rtp out", self._loop.time()):
+                log.warning("SIP: RTP to a caller not sent: %s (logged once a minute)", exc)
+            return
+        self.music_counts["sent"] += 1
 
     def _allocate(self) -> int | None:
         """A free RTP port, bound now (a port another program holds is skipped)."""

@@ -6,6 +6,10 @@ taken only from the caller's address: the first packet from the address the SDP
 names (or the address the INVITE came from, for a caller behind NAT whose SDP says a
 private address) fixes the source's address and port ("latching"); anything from
 elsewhere is counted in `foreign` and dropped, so no one can inject keys into a call.
+
+Out (the phone music, ``rtp_out.py``): `send` says whether the SDP lets us send, and
+`destination` where: to the latched source once RTP came from the caller (symmetric
+RTP: a caller behind NAT hears us where it speaks from), else the SDP's `peer`.
 """
 
 from __future__ import annotations
@@ -62,11 +66,21 @@ class CallMedia:
         self.merger = PressMerger()
         self.expected = expected  # the addresses RTP may come from until it latches
         self.source: Address | None = None
+        self.peer: Address | None = None  # where the caller's SDP says our RTP goes
+        self.send = False  # the offer/answer lets us send (and we have music)
+        self.caller_sends = True  # its SDP says it sends RTP (inactive or recvonly: not)
         self.last_packet = now  # the call's start counts as a packet
         self.packets = 0
         self.foreign = 0  # packets from anyone but the caller, dropped
         self.malformed = 0
         self._audio_waiting: list[bytes] = []
+
+    def destination(self) -> Address | None:
+        """Where our RTP goes now (None: nowhere: we do not send). A source port of 0
+        cannot be answered (SIPp replays captures from it): the SDP's port then."""
+        if not self.send:
+            return None
+        return self.source if self.source is not None and self.source[1] else self.peer
 
     def feed(self, data: bytes, source: Address, now: float) -> list[str]:
         if self.source is None:

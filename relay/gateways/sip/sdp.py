@@ -5,6 +5,12 @@ We take G.711 only (PCMU, payload type 0, or PCMA, 8: what every trunk offers, a
 the in-band detector reads) plus ``telephone-event/8000`` on whatever dynamic payload
 type the caller chose (RFC 4733 §7.1.1). An offer with neither codec is refused (488).
 `offer` is total: it returns an `Offer` or raises `SdpError`.
+
+Directions (RFC 3264 §5.1, §6.1): an offer's stream is ``sendrecv`` (the default),
+``sendonly``, ``recvonly`` or ``inactive`` (the media line's attribute, else the
+session's); a connection address of 0.0.0.0 is RFC 2543's hold (the offerer receives
+nothing). Our answer sends only where the offerer receives and we have something to
+send (the relay's phone music), and receives only where the offerer sends.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from .message import SipError
 
 MAX_LINES = 200
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 CODECS = {"pcmu": 0, "pcma": 8}  # RFC 3551 §6: their static payload types
 _STATIC = {0: "pcmu", 8: "pcma"}
 
@@ -39,6 +46,17 @@ class Offer:
     events: int | None
     media_index: int
     media: tuple[tuple[str, str, str], ...]
+    direction: str = "sendrecv"  # the offerer's, as it said it
+
+    @property
+    def receives(self) -> bool:
+        """Whether the offerer takes our media (and said where: not 0.0.0.0)."""
+        held = self.address in ("0.0.0.0", "::")
+        return self.direction in ("sendrecv", "recvonly") and not held
+
+    @property
+    def sends(self) -> bool:
+        return self.direction in ("sendrecv", "sendonly")
 
 
 def offer(body: bytes) -> Offer:
@@ -56,13 +74,15 @@ def offer(body: bytes) -> Offer:
     current: tuple[str, int, str, list[str]] | None = None
     address = ""
     rtpmaps: dict[int, str] = {}
-    candidates: list[tuple[int, str, int, list[str], dict[int, str]]] = []
+    session_direction = direction = ""
+    candidates: list[tuple[int, str, int, list[str], dict[int, str], str]] = []
 
     def close() -> None:
         if current is not None:
             kind, port, proto, formats = current
             if kind == "audio" and port > 0 and proto.upper() == "RTP/AVP":
-                candidates.append((len(media) - 1, address, port, formats, dict(rtpmaps)))
+                way = direction or session_direction or "sendrecv"
+                candidates.append((len(media) - 1, address, port, formats, dict(rtpmaps), way))
 
     for line in lines:
         key, _, value = line.partition("=")
@@ -74,7 +94,7 @@ def offer(body: bytes) -> Offer:
             port = int(fields[1].split("/")[0][:6])
             current = (fields[0].lower(), port, fields[2], fields[3:][:32])
             media.append((fields[0], fields[2], fields[3]))
-            address, rtpmaps = session_address, {}
+            address, rtpmaps, direction = session_address, {}, ""
         elif key == "c":
             fields = value.split()
             if len(fields) < 3 or fields[0] != "IN" or fields[1] not in ("IP4", "IP6"):
@@ -84,6 +104,11 @@ def offer(body: bytes) -> Offer:
                 session_address = found
             else:
                 address = found
+        elif key == "a" and value in DIRECTIONS:
+            if current is None:
+                session_direction = value
+            else:
+                direction = value
         elif key == "a" and value.startswith("rtpmap:") and current is not None:
             pt, _, encoding = value[len("rtpmap:") :].partition(" ")
             if pt.isdigit() and int(pt[:4]) < 128:
@@ -92,7 +117,7 @@ def offer(body: bytes) -> Offer:
     chosen = next((c for c in candidates if _codec(c[3], c[4]) is not None), None)
     if chosen is None:
         raise SdpError("no PCMU or PCMA audio stream offered (RTP/AVP)")
-    index, where, port, formats, maps = chosen
+    index, where, port, formats, maps, way = chosen
     try:
         ipaddress.ip_address(where)
     except ValueError:
@@ -106,22 +131,23 @@ def offer(body: bytes) -> Offer:
     )
     if port > 65535:
         raise SdpError("a bad port")
-    return Offer(where, port, codec, name, events, index, tuple(media))
+    return Offer(where, port, codec, name, events, index, tuple(media), way)
 
 
 OUR_EVENTS = 101  # the telephone-event payload type of our own offer
 
 
-def our_offer(address: str, port: int, session_id: int) -> bytes:
+def our_offer(address: str, port: int, session_id: int, send: bool = False) -> bytes:
     """Our offer, in the 200 to an INVITE that carried none (RFC 3261 §13.2.1: the
-    caller answers in its ACK): PCMU, PCMA and telephone-event, receive-only."""
+    caller answers in its ACK): PCMU, PCMA and telephone-event; send-and-receive when
+    we `send` (the phone music), else receive-only."""
     family = "IP6" if ":" in address else "IP4"
     return (
         f"v=0\r\no=dialjam {session_id} {session_id} IN {family} {address}\r\ns=dialjam\r\n"
         f"c=IN {family} {address}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 {OUR_EVENTS}\r\n"
         f"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
         f"a=rtpmap:{OUR_EVENTS} telephone-event/8000\r\na=fmtp:{OUR_EVENTS} 0-15\r\n"
-        "a=ptime:20\r\na=recvonly\r\n"
+        f"a=ptime:20\r\na={'sendrecv' if send else 'recvonly'}\r\n"
     ).encode()
 
 
@@ -141,14 +167,29 @@ def _codec(formats: list[str], maps: dict[int, str]) -> tuple[int, str] | None:
     return None
 
 
-def answer(found: Offer, address: str, port: int, session_id: int) -> bytes:
+def direction(found: Offer, send: bool) -> str:
+    """Our answer's direction (RFC 3264 §6.1): we send where the offerer receives and
+    we `send` at all; we receive where it sends."""
+    ours = (send and found.receives, found.sends)
+    return {
+        (True, True): "sendrecv",
+        (True, False): "sendonly",
+        (False, True): "recvonly",
+        (False, False): "inactive",
+    }[ours]
+
+
+def answer(
+    found: Offer, address: str, port: int, session_id: int, version: int = 0, send: bool = False
+) -> bytes:
     """Our answer (RFC 3264 §6): one m= line per offered one, the audio accepted on our
-    RTP `port` with the codec and telephone-event type the caller chose, receive-only
-    (§6.1: we never send), every other stream rejected with port 0."""
+    RTP `port` with the codec and telephone-event type the caller chose, in the
+    `direction` its offer and our `send` allow, every other stream rejected with port
+    0. `version`: the o= line's, one more each time a re-INVITE changes the answer."""
     family = "IP6" if ":" in address else "IP4"
     lines = [
         "v=0",
-        f"o=dialjam {session_id} {session_id} IN {family} {address}",
+        f"o=dialjam {session_id} {session_id + version} IN {family} {address}",
         "s=dialjam",
         f"c=IN {family} {address}",
         "t=0 0",
@@ -164,5 +205,5 @@ def answer(found: Offer, address: str, port: int, session_id: int) -> bytes:
             lines.append(f"a=rtpmap:{found.events} telephone-event/8000")
             lines.append(f"a=fmtp:{found.events} 0-15")
         lines.append("a=ptime:20")
-        lines.append("a=recvonly")  # we only listen: no carrier waits for our media
+        lines.append(f"a={direction(found, send)}")
     return ("\r\n".join(lines) + "\r\n").encode()

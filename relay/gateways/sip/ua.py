@@ -11,7 +11,8 @@ the time in, `Send` / `Started` / `Pressed` / `Ended` actions out.
   brings the answer (§13.2.1); an unusable one ends the call with a BYE. No common
   codec: 488; no free RTP port or too many calls: 503 / 486. CANCEL of a ringing
   call: 200, then 487 to the INVITE.
-- In a dialog: BYE (200, the caller leaves), a re-INVITE (200, the same answer), INFO
+- In a dialog: BYE (200, the caller leaves), a re-INVITE (200: the same answer to a
+  refresh; to a new offer, hold or resume, a new answer and the media follow it), INFO
   keys (application/dtmf-relay), ACK; an unknown dialog gets 481. OPTIONS: 200.
 - Responses go where §18.2.2 and RFC 3581 say: the source address (``received``) and,
   with ``rport``, the source port. Record-Route is copied into the 2xx and becomes the
@@ -90,6 +91,8 @@ class Call:
     transport: str
     state: str = "ringing"  # ringing, answered (2xx sent, no ACK yet), confirmed, ended
     late_offer: bool = False  # the INVITE had no SDP: our 200 offers, the ACK answers
+    session: int = 0  # our SDP's session id; its version is session + version
+    version: int = 0
     answered_at: float = 0.0
     bye_after_ack: bool = False
     end_reason: str = "closed"  # the leave's reason when it ends after the ACK
@@ -104,6 +107,7 @@ class Limits:
     max_call_s: float = 3600.0
     max_transactions: int = 4096
     inband: bool = True
+    music: bool = False  # the relay plays the show down the line: our SDP may send
 
 
 class UserAgent:
@@ -294,11 +298,14 @@ class UserAgent:
         msg = tx.request
         call_id = msg.get("call-id") or ""
         to_tag = tag_of(msg.get("to"))
-        if to_tag:  # a re-INVITE (session refresh): the same answer again
+        if to_tag:  # a re-INVITE: a refresh (the same answer), or a new offer (hold)
             call = self.dialogs.get((call_id, to_tag))
             if call is None:
                 return self._respond(tx, 481, now)
-            return self._respond(tx, 200, now, extra=self._dialog_headers(call), body=call.answer)
+            if msg.body and not self._reoffer(call, msg, now):
+                return self._respond(tx, 488, now)
+            extra = [*self._dialog_headers(call), ("Content-Type", "application/sdp")]
+            return self._respond(tx, 200, now, extra=extra, body=call.answer)
         if not self.accepting:
             return self._respond(tx, 503, now)
         if len(self.calls) >= self.limits.max_calls:
@@ -320,21 +327,17 @@ class UserAgent:
         local_tag = secrets.token_hex(6)
         local = f"{msg.get('to')};tag={local_tag}"
         session = secrets.randbelow(2**31)
+        media = self._media(offer, source, now)
         if offer is None:  # until the ACK's answer says otherwise: what we offer
-            media = self._media(0, False, sdp.OUR_EVENTS, (source[0],), now)
-            answer = sdp.our_offer(self.host, port, session)
+            answer = sdp.our_offer(self.host, port, session, self.limits.music)
         else:
-            expected = (offer.address, source[0])
-            media = self._media(
-                offer.codec, offer.codec_name == "PCMA", offer.events, expected, now
-            )
-            answer = sdp.answer(offer, self.host, port, session)
+            answer = sdp.answer(offer, self.host, port, session, send=self.limits.music)
         call = Call(
             f"sip-{next(self._numbers)}", call_id, local_tag, local, msg.get("from") or "",
             target, msg.all("record-route"), source, caller, display, port, media, answer, tx,
             tx.transport,
         )  # fmt: skip
-        call.late_offer = offer is None
+        call.late_offer, call.session = offer is None, session
         tx.call = call
         self.calls[call.key] = call
         self.dialogs[(call_id, local_tag)] = call
@@ -345,17 +348,56 @@ class UserAgent:
         self.timers.at(now + self.limits.answer_after_s, lambda at: self._answer(call, at))
         return actions
 
-    def _media(
-        self, codec: int, alaw: bool, events: int | None, expected: tuple[str, ...], now: float
-    ) -> CallMedia:
-        return CallMedia(
-            codec=codec,
-            alaw=alaw,
-            events=events,
-            expected=tuple(set(expected)),
-            inband=self.limits.inband,
-            now=now,
+    def _media(self, found: sdp.Offer | None, source: Address, now: float) -> CallMedia:
+        """A call's media as the SDP `found` says (None: our own offer's, until the
+        ACK's answer), its RTP taken from the SDP's address or the INVITE's source."""
+        if found is None:
+            return CallMedia(
+                codec=0, alaw=False, events=sdp.OUR_EVENTS, expected=(source[0],),
+                inband=self.limits.inband, now=now,
+            )  # fmt: skip
+        media = CallMedia(
+            codec=found.codec, alaw=found.codec_name == "PCMA", events=found.events,
+            expected=tuple({found.address, source[0]}), inband=self.limits.inband, now=now,
+        )  # fmt: skip
+        self._aim(media, found, now)
+        return media
+
+    def _aim(self, media: CallMedia, found: sdp.Offer, now: float) -> None:
+        """Our RTP out as `found` says: to its address, and only if it receives; and
+        whether the caller sends at all (else its silence is no sign it is gone)."""
+        media.peer = (found.address, found.port)
+        media.send = self.limits.music and found.receives
+        if found.sends and not media.caller_sends:  # off hold: its silence counts from now
+            media.last_packet = now
+        media.caller_sends = found.sends
+
+    def _reoffer(self, call: Call, msg: Message, now: float) -> bool:
+        """A re-INVITE's offer (hold, resume, a new address): the call's media follow
+        it and our answer changes with it (its version one more, RFC 3264 §8).
+        False: it cannot be answered (488; the session stays as it was, §14.2)."""
+        try:
+            found = sdp.offer(msg.body)
+        except SipError as exc:
+            self._note(exc.code, now, "SIP: a re-INVITE's offer refused: %s", exc.message)
+            return False
+        media = call.media
+        if found.address not in media.expected:  # moved: latch again, from there
+            media.expected, media.source = (found.address, call.source[0]), None
+        media.codec, media.alaw = found.codec, found.codec_name == "PCMA"
+        if media.decoder is not None and found.events is not None:
+            media.decoder.payload_type = found.events
+        self._aim(media, found, now)
+        answer = sdp.answer(
+            found, self.host, call.rtp_port, call.session, call.version, self.limits.music
         )
+        if answer != call.answer:
+            call.version += 1
+            answer = sdp.answer(
+                found, self.host, call.rtp_port, call.session, call.version, self.limits.music
+            )
+        call.answer = answer
+        return True
 
     def _dialog_headers(self, call: Call) -> list[tuple[str, str]]:
         return [("Record-Route", route) for route in call.routes] + [
@@ -399,9 +441,7 @@ class UserAgent:
                 except SipError as exc:  # §13.3.1.4: an unusable answer ends the call
                     self._note(exc.code, now, "SIP: the ACK's SDP answer: %s", exc.message)
                     return self._end(call, "closed", now, bye=True)
-                expected = (answer.address, call.source[0])
-                alaw = answer.codec_name == "PCMA"
-                call.media = self._media(answer.codec, alaw, answer.events, expected, now)
+                call.media = self._media(answer, call.source, now)
             if call.bye_after_ack:
                 return self._end(call, call.end_reason, now, bye=True)
         elif tx is not None and tx.final >= 300:
@@ -523,7 +563,8 @@ class UserAgent:
         for call in list(self.calls.values()):
             if call.state not in ("answered", "confirmed"):
                 continue
-            silent = now - call.media.last_packet > self.limits.silence_s
+            media = call.media  # a caller that said it sends nothing (hold) is not silent
+            silent = media.caller_sends and now - media.last_packet > self.limits.silence_s
             if silent or now - call.answered_at > self.limits.max_call_s:
                 self.counts["silent" if silent else "too_long"] += 1
                 actions += self.hang_up(call.key, now, "timeout")

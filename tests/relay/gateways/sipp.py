@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
+from relay.app import STATE, health
 from relay.config import RelayConfig, SipConfig
 from relay.gateways.dtmf import dtmf_tone, ulaw_encode
 from relay.gateways.sip.gateway import SipGateway
 from tests.services import need_tool
+from tests.support.relay import RunningRelay, StartRelay
+
+from .listeners import subscribe
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 RUN_S = 90.0  # one scenario of a few seconds, on a loaded two-core machine
@@ -49,7 +54,7 @@ INVITE = """  <send{retrans}>
       s=-
       c=IN IP[local_ip_type] [local_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP {formats}
+      m=audio {media_port} RTP/AVP {formats}
 {rtpmaps}
     ]]>
   </send>
@@ -119,7 +124,17 @@ BYE_FROM_US = """  <recv request="BYE"/>
 """
 
 
-def invite(formats: str = "8 101", branch: str = "[branch]", retrans: bool = True) -> str:
+def invite(
+    formats: str = "8 101",
+    branch: str = "[branch]",
+    retrans: bool = True,
+    *,
+    media_port: int | None = None,
+    direction: str = "",
+) -> str:
+    """SIPp's INVITE offering `formats`; its audio at SIPp's own media port unless
+    `media_port` says another on 127.0.0.1 (a test's recorder), with an ``a=`` line
+    of `direction` when given."""
     maps = {
         "0": "PCMU/8000",
         "8": "PCMA/8000",
@@ -128,12 +143,36 @@ def invite(formats: str = "8 101", branch: str = "[branch]", retrans: bool = Tru
         "18": "G729/8000",
     }
     rtpmaps = "\n".join(f"      a=rtpmap:{f} {maps[f]}" for f in formats.split())
+    if direction:
+        rtpmaps += f"\n      a={direction}"
     return INVITE.format(
         retrans=' retrans="500"' if retrans else "",
         branch=branch,
         formats=formats,
         rtpmaps=rtpmaps,
+        media_port="[media_port]" if media_port is None else media_port,
     )
+
+
+def reinvite(cseq: int, formats: str, *, media_port: int, direction: str = "") -> str:
+    """A re-INVITE in the dialog (its CSeq `cseq`) with a new offer: hold, resume."""
+    text = invite(formats, media_port=media_port, direction=direction)
+    text = text.replace(
+        "To: <sip:jam@[remote_ip]:[remote_port]>",
+        "To: <sip:jam@[remote_ip]:[remote_port]>[peer_tag_param]",
+    )
+    return text.replace("CSeq: 1 INVITE", f"CSeq: {cseq} INVITE")
+
+
+def recv_with(response: str, pattern: str) -> str:
+    """Receive `response`; the call fails unless its body matches `pattern`."""
+    return f"""  <recv response="{response}">
+    <action>
+      <ereg regexp="{pattern}" search_in="body" check_it="true" assign_to="matched"/>
+    </action>
+  </recv>
+  <Reference variables="matched"/>
+"""
 
 
 def answered(formats: str = "8 101") -> str:
@@ -294,3 +333,16 @@ def cleaned_up(gateway: SipGateway, published: Published) -> None:
     assert not gateway.ua.calls and not gateway.rtp
     assert len(gateway.free) == 10
     assert len(published.of("join")) == len(published.of("leave"))
+
+
+async def sip_relay(
+    start_relay: StartRelay, **settings: Any
+) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse, tuple[str, int]]:
+    """A relay answering SIP (no silence limit to end calls for us), a subscriber of its
+    channel, and where SIPp calls it."""
+    base = random.randrange(30000, 60000, 2)
+    sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=600.0)
+    relay = await start_relay(sip=sip, **settings)
+    sub = await subscribe(relay)
+    host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
+    return relay, sub, (host, int(port))

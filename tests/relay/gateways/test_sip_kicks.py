@@ -7,30 +7,22 @@ answering."""
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 
-import aiohttp
-
 from relay.app import STATE, health
-from relay.config import SipConfig
-from tests.support.relay import RunningRelay, StartRelay, recv
+from tests.support.relay import StartRelay, recv
 
-from .listeners import END_CALLS, billboard_says, kick, operator_says, subscribe
-from .sipp import BYE_FROM_THEM, BYE_FROM_US, answered, pause, play, run_sipp, scenario
-
-
-async def sip_relay(
-    start_relay: StartRelay,
-) -> tuple[RunningRelay, aiohttp.ClientWebSocketResponse, tuple[str, int]]:
-    """A relay answering SIP (no silence limit to end calls for us), a subscriber of its
-    channel, and where SIPp calls it."""
-    base = random.randrange(30000, 60000, 2)
-    sip = SipConfig(host="127.0.0.1", port=0, rtp_ports=f"{base}-{base + 19}", silence_s=600.0)
-    relay = await start_relay(sip=sip)
-    sub = await subscribe(relay)
-    host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
-    return relay, sub, (host, int(port))
+from .listeners import END_CALLS, billboard_says, kick, operator_says
+from .sipp import (
+    BYE_FROM_THEM,
+    BYE_FROM_US,
+    answered,
+    pause,
+    play,
+    run_sipp,
+    scenario,
+    sip_relay,
+)
 
 
 async def test_a_kick_from_the_billboard_ends_the_sip_call_with_our_bye(

@@ -8,55 +8,11 @@ from __future__ import annotations
 import struct
 
 from relay.contract.privacy import pseudonym
-from relay.gateways.sip.message import Message, parse, tag_of
-from relay.gateways.sip.timers import T1, T2, TIMEOUT, Action, Ended, Pressed, Send, Started
-from relay.gateways.sip.ua import Limits, UserAgent
+from relay.gateways.sip.message import parse, tag_of
+from relay.gateways.sip.timers import T1, T2, TIMEOUT, Ended, Pressed, Send, Started
+from relay.gateways.sip.ua import UserAgent
 
-from .sip_messages import OFFER, invite
-
-KEY = b"test key"
-CARRIER = ("198.51.100.7", 5060)
-
-
-def agent(**limits: object) -> tuple[UserAgent, list[int]]:
-    ports = list(range(20000, 20010, 2))
-    given: list[int] = []
-
-    def allocate() -> int | None:
-        if not ports:
-            return None
-        given.append(ports.pop(0))
-        return given[-1]
-
-    ua = UserAgent(
-        host="192.0.2.1",
-        port=5060,
-        key=KEY,
-        allocate=allocate,
-        allowed=lambda address: address.startswith("198.51.100."),
-        limits=Limits(**limits),  # type: ignore[arg-type]
-    )
-    ua.start(0.0)
-    return ua, given
-
-
-def sent(actions: list[Action]) -> list[Message]:
-    return [parse(a.data) for a in actions if isinstance(a, Send)]
-
-
-def statuses(actions: list[Action]) -> list[int]:
-    return [m.status for m in sent(actions)]
-
-
-def in_dialog(method: str, to_tag: str, cseq: int = 2, branch: str = "z9hG4bKdlg") -> bytes:
-    text = invite().decode().split("\r\n\r\n")[0]
-    text = text.replace("INVITE sip:jam", f"{method} sip:jam").replace("z9hG4bK776asdhds", branch)
-    text = text.replace("To: <sip:jam@192.0.2.1>", f"To: <sip:jam@192.0.2.1>;tag={to_tag}")
-    text = text.replace(
-        "CSeq: 314159 INVITE", f"CSeq: {cseq if method != 'ACK' else 314159} {method}"
-    )
-    text = text.replace(f"Content-Length: {len(OFFER)}", "Content-Length: 0")
-    return (text + "\r\n\r\n").encode()
+from .sip_messages import CARRIER, KEY, OFFER, agent, in_dialog, invite, sent, statuses
 
 
 def answered(ua: UserAgent, now: float = 0.0) -> tuple[str, str]:
