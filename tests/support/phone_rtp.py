@@ -202,6 +202,13 @@ def heard_frames(bundles: Sequence[bytes], caller: str) -> list[bytes]:
     return [parse_bundle(b).for_caller(caller) for b in bundles]
 
 
+def sounding(arrivals: Sequence[Arrival], alaw: bool) -> list[Arrival]:
+    """The packets that carry something: the gateway sends the codec's silence while
+    it has nothing to play (a carrier hangs up a call whose RTP stops)."""
+    quiet = b"\xd5" * 160 if alaw else b"\xff" * 160
+    return [a for a in arrivals if a.packet.payload != quiet]
+
+
 def in_order(payloads: Sequence[bytes], frames: Sequence[bytes]) -> bool:
     """Whether every payload is one of `frames`, in their order (frames may be
     skipped: a jitter buffer drops the oldest after a stall)."""

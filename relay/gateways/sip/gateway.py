@@ -12,8 +12,10 @@ raise out of a reader: a bug of ours is logged (once a minute) and the gateway g
 With the relay's phone music (`phone`, ``relay/phone_feed.py``) each answered call
 listens to it: every 20 ms tick the feed hands the call its frame, and once the ACK
 came, and while the SDP lets us send, it goes out as one RTP packet (``rtp_out.py``)
-from the call's own RTP socket (symmetric RTP) to where ``media.py`` says. A send
-never blocks: a full socket buffer drops that packet (counted).
+from the call's own RTP socket (symmetric RTP) to where ``media.py`` says — the
+codec's silence when the feed has nothing (no billboard, or its buffer ran dry), since
+carriers end a sendrecv call whose RTP stops. A send never blocks: a full socket
+buffer drops that packet (counted).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aiohttp import web
 from ...config import RelayConfig, SipConfig, pseudonym_key
 from ...contract.events import Leave, to_data
 from ...edge import parse_networks
+from ...phone_audio import SILENCE
 from ...phone_feed import PhoneFeed
 from ...ratelimit import LogOnce
 from ..common import CountError, Event, Publisher, PublishFn, digit_event, join_event
@@ -411,7 +414,9 @@ class SipGateway:
             sender.skip()
             return
         sender.payload_type, sender.alaw = call.media.codec, call.media.alaw
-        packet = sender.packet(frame)
+        # Nothing to play (no billboard yet, or its feed ran dry): silence, not a gap —
+        # carriers and SBCs hang up a sendrecv call whose RTP stops (RTP timeouts).
+        packet = sender.packet(SILENCE if frame is None else frame)
         if packet is None:
             return
         try:
