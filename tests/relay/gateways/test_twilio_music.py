@@ -1,0 +1,199 @@
+"""The music down a Twilio call, on a real relay: a fake billboard feeds /phone-audio
+with bundles the real `PhoneMixer` renders from notes; fake Twilio calls
+(``tests/support/twilio.py``: the documented messages, marks echoed once the audio
+before them has played in real time) hear their mix as ``media`` every 20 ms; marks
+measure Twilio's backlog and a clear brings it back. No timing is asserted tightly:
+the pacing figures are printed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from relay.config import TwilioConfig
+from relay.gateways.twilio_media import BACKLOG_BOUND_S
+from relay.phone_audio import FRAME_BYTES, encode_bundle
+from tests.support.phone_audio import (
+    feed_billboard,
+    level_at,
+    midi_hz,
+    notes_on,
+    peaks,
+    percentiles_ms,
+    render_bundles,
+    rms_dbfs,
+    samples,
+)
+from tests.support.relay import ANSWER_S, RunningRelay, StartRelay
+from tests.support.relay import until as relay_until
+from tests.support.twilio import KEY, PUBLIC, TOKEN, TwilioCall
+
+from .listeners import billboard_says, kick
+
+A4, C5 = 69, 72  # the lead's A (440 Hz), the pluck's C (523 Hz)
+
+
+async def start(start_relay: StartRelay, **relay: Any) -> RunningRelay:
+    return await start_relay(
+        public_url=PUBLIC, pseudonym_key=KEY, twilio=TwilioConfig(auth_token=TOKEN), **relay
+    )
+
+
+async def listening(relay: RunningRelay, n: int) -> None:
+    phone = relay.state.phone
+    assert phone is not None
+    async with asyncio.timeout(ANSWER_S):
+        while phone.listeners != n:
+            await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def billboard(relay: RunningRelay, bundles: list[bytes]) -> AsyncIterator[asyncio.Task[int]]:
+    """The fake billboard feeding `bundles` in real time while the block runs."""
+    task = asyncio.get_running_loop().create_task(feed_billboard(relay, bundles))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def steady(seconds: float) -> list[bytes]:
+    """Bundles whose sound does not matter: a constant μ-law frame."""
+    mix = b"\x20" * FRAME_BYTES
+    return [encode_bundle(seq, [mix], {}) for seq in range(1, round(seconds / 0.02) + 1)]
+
+
+async def until(condition: Any, timeout: float = ANSWER_S) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def db(ratio: float) -> float:
+    return float(10 * np.log10(ratio))
+
+
+async def test_a_caller_hears_the_notes_down_the_line_and_their_own_part_louder(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    holder = await TwilioCall(relay).dial()
+    other = await TwilioCall(
+        relay,
+        number="+14155550177",
+        call_sid="CA" + "1" * 32,
+        stream_sid="MZ" + "2" * 32,
+    ).dial()
+    await listening(relay, 2)
+    # The lead (held by the first caller) strikes A4, the pluck C5, for 3 s.
+    notes = notes_on("lead", A4, 3.0) + notes_on("pluck", C5, 3.0)
+    bundles = render_bundles(notes, 3.0, {holder.caller: "lead"})
+    async with billboard(relay, bundles) as fed:
+        await fed
+        await holder.frames_at_least(120)
+        await other.frames_at_least(120)
+    heard = {call: samples(call.audio) for call in (holder, other)}
+    for call, x in heard.items():
+        assert rms_dbfs(x) > -40, "the call heard silence"
+        found = peaks(x, n=6)
+        assert any(abs(hz - midi_hz(A4)) < 8 for hz in found), found
+        assert any(abs(hz - midi_hz(C5)) < 8 for hz in found), found
+        assert call.unreadable == 0
+    lead_over_pluck = {
+        call: db(level_at(x, midi_hz(A4)) / level_at(x, midi_hz(C5))) for call, x in heard.items()
+    }
+    own_louder = lead_over_pluck[holder] - lead_over_pluck[other]
+    assert own_louder > 3.0, lead_over_pluck  # +6 dB by design (billboard/phone_mix.py)
+    p50, p99 = percentiles_ms(holder.arrivals)
+    health = (await relay.healthz())["twilio"]
+    print(
+        f"\ntwilio music: {len(holder.frames)} frames, own part +{own_louder:.1f} dB; "
+        f"interarrival p50 {p50:.1f} ms, p99 {p99:.1f} ms; Twilio backlog "
+        f"p50 {health['backlog_ms_p50']} ms, p99 {health['backlog_ms_p99']} ms "
+        f"({health['marks_echoed']} marks echoed, {health['clears']} clears)"
+    )
+    assert health["media_sent"] >= 240 and health["music_listening"] == 2
+    assert health["marks_echoed"] >= 2
+    await holder.stop()
+    await other.stop()
+    await listening(relay, 0)
+
+
+async def test_a_twilio_that_stops_echoing_marks_is_cleared_and_the_music_goes_on(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    call = await TwilioCall(relay).dial()
+    await listening(relay, 1)
+    async with billboard(relay, steady(30.0)):
+        await until(lambda: call.marks_echoed)  # marks work on this stream
+        call.echo_marks = False
+        stopped = asyncio.get_running_loop().time()
+        await until(lambda: call.clears)
+        assert call.clears[0] - stopped > BACKLOG_BOUND_S  # not before the bound
+        after = len(call.frames)
+        await call.frames_at_least(after + 10)  # the music goes on
+    health = (await relay.healthz())["twilio"]
+    assert health["clears"] >= 1
+    await call.stop()
+
+
+async def test_a_twilio_playing_slower_than_real_time_is_cleared_when_its_backlog_passes_the_bound(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start(start_relay)
+    call = await TwilioCall(relay, speed=0.5).dial()  # its backlog grows 20 ms a frame
+    await listening(relay, 1)
+    async with billboard(relay, steady(30.0)):
+        await until(lambda: call.clears)
+        assert call.playback.clears == 1
+    health = (await relay.healthz())["twilio"]
+    assert health["clears"] >= 1
+    assert health["backlog_ms_p99"] > BACKLOG_BOUND_S * 1000  # the echo that told
+    await call.stop()
+
+
+@pytest.mark.parametrize("ending", ["stop", "close", "kick"])
+async def test_the_music_stops_when_the_call_ends_or_is_kicked(
+    start_relay: StartRelay, ending: str
+) -> None:
+    relay = await start(start_relay)
+    call = await TwilioCall(relay).dial()
+    await listening(relay, 1)
+    async with billboard(relay, steady(30.0)):
+        await call.frames_at_least(5)
+        if ending == "stop":
+            await call.stop()
+        elif ending == "close":
+            await call.close()
+        else:
+            await billboard_says(relay, "dialjam", kick(call.caller))
+            assert call.ws is not None
+            await until(lambda: call.ws is not None and call.ws.closed)
+        await listening(relay, 0)
+    assert (await relay.healthz())["twilio"]["music_listening"] == 0
+
+
+async def test_with_the_phone_music_off_a_call_gets_no_media(start_relay: StartRelay) -> None:
+    relay = await start(start_relay, phone_music=False)
+    call = await TwilioCall(relay).dial()
+    await call.dtmf("5")
+    health: dict[str, Any] = {}
+
+    async def one_stream() -> bool:
+        nonlocal health
+        health = (await relay.healthz())["twilio"]
+        return bool(health["streams"] == 1)
+
+    await relay_until(one_stream)
+    assert health == {"streams": 1, "music": "off"}
+    await asyncio.sleep(0.3)  # time enough for a few frames, had any been sent
+    assert call.frames == []
+    await call.stop()
