@@ -157,6 +157,10 @@ async def test_a_twilio_playing_slower_than_real_time_is_cleared_when_its_backlo
     health = (await relay.healthz())["twilio"]
     assert health["clears"] >= 1
     assert health["backlog_ms_p99"] > BACKLOG_BOUND_S * 1000  # the echo that told
+    async with relay.session.get(f"{relay.url}/metrics") as response:
+        metrics = await response.text()
+    p99 = f'dialjam_gateway{{figure="backlog_ms_p99",gateway="twilio"}} {health["backlog_ms_p99"]}'
+    assert p99 in metrics, [line for line in metrics.splitlines() if "twilio" in line]
     await call.stop()
 
 
