@@ -129,9 +129,6 @@ class MediaOut:
         self._quiet_clears = 0  # clears in a row with no echo since
         self._next_clear = 0.0
 
-    def __len__(self) -> int:
-        return len(self._queue)
-
     def play(self, ulaw: bytes | None, now: float) -> bool:
         """One tick: `ulaw` (160 bytes) to send, or None (nothing: Twilio plays
         silence when its buffer is empty). True when there is something to write."""

@@ -95,6 +95,3 @@ class Playback:
         while self._marks and self._marks[0][0] <= now:
             names.append(self._marks.popleft()[1])
         return names
-
-    def next_due(self) -> float | None:
-        return self._marks[0][0] if self._marks else None
