@@ -524,7 +524,7 @@ class TwilioGateway:
                         self.streams.setdefault(core.call.caller, {})[ws] = core
                         if music is None and self.phone is not None:  # on its start
                             back = MediaOut(core.stream_sid, self.music)
-                            music = MediaWriter(ws, back, clock, logged)
+                            music = MediaWriter(ws, back, clock, logged, request.transport)
                             core.on_mark = music.echoed
                             music.start(self.phone, core.call.caller)
                     if core.stopped and music is not None:

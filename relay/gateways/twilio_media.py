@@ -18,8 +18,10 @@ What this module does with them:
 - Every tick of the phone feed's pacer (20 ms), `MediaOut.play` queues the caller's
   160 bytes as one ``media`` message, nothing when there is nothing to play. The queue
   is this stream's alone and bounded (`QUEUE_FRAMES`, 200 ms): when the socket is slow
-  the oldest frame goes (counted), so a slow peer never builds minutes of audio in
-  the relay, and one stream's writer never holds up another's, nor the pacer.
+  (its transport holding over `TRANSPORT_BYTES` unsent, past a kernel buffer held to
+  `SEND_BUFFER`) the writer waits and the oldest frame goes (counted), so a slow peer
+  never builds minutes of audio in the relay, and one stream's writer never holds up
+  another's, nor the pacer.
 - Every `MARK_EVERY` frames (1 s) a mark follows the media. Twilio plays in real
   time, so the time from writing a mark to its echo is how much audio Twilio held
   ahead of it: its **playback backlog**, the latency the caller hears on top of ours
@@ -43,6 +45,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +61,16 @@ from ..ratelimit import LogOnce
 log = logging.getLogger("relay.twilio")
 
 QUEUE_FRAMES: Final = 10  # 200 ms of media waiting for the socket, at most
+# Bytes the socket's transport may hold unsent before the writer stops taking from the
+# queue (about 200 ms of media messages): past it the queue drops, not aiohttp's buffer
+# growing to its own limit (64 KiB: seconds of audio).
+TRANSPORT_BYTES: Final = 4096
+# The kernel's send buffer for the stream (socket(7) SO_SNDBUF; Linux doubles it): left
+# to autotuning it grows to tcp_wmem's 4 MB, minutes of audio for a peer that stalls.
+# 16 KiB holds under a second of media and is still many times the path's bandwidth-
+# delay product (20 KB/s). A proxy's buffers beyond are not ours: a burst from there
+# shows as backlog, and the clear (which follows it) drops it at Twilio.
+SEND_BUFFER: Final = 8192
 MARK_EVERY: Final = 50  # frames: a mark each second
 BACKLOG_BOUND_S: Final = 0.5
 MAX_MARKS: Final = 16  # marks awaiting their echo, at most (the oldest is forgotten)
@@ -182,6 +195,8 @@ class MediaOut:
     def _check(self, now: float) -> None:
         if not self._trusted or now < self._next_clear or self.backlog_s(now) <= self.bound_s:
             return
+        if self._queue and self._queue[0][0] == "clear":
+            return  # one still waiting for the socket: a second would say nothing more
         self._queue.appendleft(("clear", "", _dumps({"event": "clear", "streamSid": self._sid})))
         self.stats.clears += 1
         self._sent.clear()  # the clear answers them: no measure of playback
@@ -191,17 +206,18 @@ class MediaOut:
         self._next_clear = now + self.bound_s + wait
 
     def _push(self, kind: str, name: str, message: dict[str, Any]) -> None:
+        """Queue a message; past the bound the oldest media (or mark) goes."""
         self._queue.append((kind, name, _dumps(message)))
-        if kind != "media":
-            return
-        self._queued_media += 1
-        if self._queued_media > self._queue_frames:
-            for i, (queued, _, _) in enumerate(self._queue):
-                if queued == "media":
-                    del self._queue[i]
-                    break
-            self._queued_media -= 1
-            self.stats.frames_dropped += 1
+        self._queued_media += kind == "media"
+        limit = self._queue_frames
+        while self._queued_media > limit or len(self._queue) > limit + 2:
+            # The oldest that is not the clear (only one waits, at the front).
+            at = 1 if self._queue[0][0] == "clear" else 0
+            dropped = self._queue[at][0]
+            del self._queue[at]
+            if dropped == "media":
+                self._queued_media -= 1
+                self.stats.frames_dropped += 1
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -218,8 +234,10 @@ class MediaWriter:
         out: MediaOut,
         clock: Callable[[], float],
         logged: LogOnce,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self._ws = ws
+        self._transport = transport  # the socket's: how much is still unsent
         self.out = out
         self._clock = clock
         self._logged = logged
@@ -228,6 +246,10 @@ class MediaWriter:
         self._stop: Callable[[], None] | None = None
 
     def start(self, feed: PhoneFeed, caller: str) -> None:
+        sock = None if self._transport is None else self._transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._task = asyncio.get_running_loop().create_task(self._write())
         self._stop = feed.listen(caller, self.play)
         self.out.stats.listening += 1
@@ -251,11 +273,15 @@ class MediaWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _backed_up(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() > TRANSPORT_BYTES
+
     async def _write(self) -> None:
         while not self._ws.closed:
             await self._wake.wait()
             self._wake.clear()
-            while (text := self.out.take(self._clock())) is not None:
+            while not self._backed_up() and (text := self.out.take(self._clock())) is not None:
                 try:
                     await self._ws.send_str(text)
                 except ConnectionError:

@@ -109,7 +109,8 @@ class TwilioCall:
             return {}
         return {"X-Twilio-Signature": RequestValidator(self.token).compute_signature(url, params)}
 
-    async def dial(self) -> TwilioCall:
+    async def answer(self) -> dict[str, str]:
+        """The signed voice webhook; the TwiML's stream `<Parameter>`s."""
         form = webhook_form(self.number, self.call_sid)
         relay = self.relay
         headers = self._signed(f"{PUBLIC}/twilio/voice", form)
@@ -118,16 +119,22 @@ class TwilioCall:
             stream = ET.fromstring(await r.read()).find("./Connect/Stream")
         assert stream is not None, "no <Connect><Stream> in the TwiML"
         self.params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
-        self.ws = await relay.connect(
-            "/twilio/stream",
-            headers=self._signed(f"{PUBLIC.replace('https', 'wss')}/twilio/stream", {}),
-        )
-        await self.ws.send_str(
-            orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}).decode()
-        )
-        await self.ws.send_str(
-            orjson.dumps(start_message(self.params, self.call_sid, self.stream_sid)).decode()
-        )
+        return self.params
+
+    def stream_headers(self) -> dict[str, str]:
+        """The stream upgrade's signature, over the TwiML's wss:// URL."""
+        return self._signed(f"{PUBLIC.replace('https', 'wss')}/twilio/stream", {})
+
+    def opening(self) -> list[dict[str, Any]]:
+        """Twilio's first two messages on the stream: ``connected`` and ``start``."""
+        connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+        return [connected, start_message(self.params, self.call_sid, self.stream_sid)]
+
+    async def dial(self) -> TwilioCall:
+        await self.answer()
+        self.ws = await self.relay.connect("/twilio/stream", headers=self.stream_headers())
+        for message in self.opening():
+            await self.ws.send_str(orjson.dumps(message).decode())
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read()), loop.create_task(self._echo())]
         return self

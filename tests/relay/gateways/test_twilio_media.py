@@ -114,6 +114,18 @@ def test_a_slow_socket_keeps_the_newest_200_ms_and_counts_what_it_dropped() -> N
     assert out.stats.frames_dropped == 5 and out.stats.frames_sent == QUEUE_FRAMES
 
 
+def test_a_socket_stuck_for_an_hour_holds_no_more_than_the_bound() -> None:
+    out, _, now = silent_after_one_echo(1)  # a clear is due: the socket sticks with it
+    written_before = out.stats.frames_sent
+    for n in range(1, 3600 * 50):  # an hour of ticks, nothing written
+        out.play(frame(n), now + n * TICK)
+    written = drain(out, now + 3600)
+    assert len(written) <= QUEUE_FRAMES + 2
+    assert [m["event"] for m in written].count("clear") == 1  # one, first
+    assert written[0]["event"] == "clear"
+    assert out.stats.frames_sent - written_before == QUEUE_FRAMES
+
+
 def test_an_echo_later_than_the_bound_sends_clear_ahead_of_the_queued_media() -> None:
     stats = MediaStats()
     out = MediaOut(SID, stats)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from relay.config import TwilioConfig
+from relay.gateways.twilio import TWILIO
 from relay.gateways.twilio_media import BACKLOG_BOUND_S
 from relay.phone_audio import FRAME_BYTES, encode_bundle
 from tests.support.phone_audio import (
@@ -32,6 +35,7 @@ from tests.support.phone_audio import (
 from tests.support.relay import ANSWER_S, RunningRelay, StartRelay
 from tests.support.relay import until as relay_until
 from tests.support.twilio import KEY, PUBLIC, TOKEN, TwilioCall
+from tests.support.websocket import client_frame, upgrade_request
 
 from .listeners import billboard_says, kick
 
@@ -162,6 +166,45 @@ async def test_a_twilio_playing_slower_than_real_time_is_cleared_when_its_backlo
     p99 = f'dialjam_gateway{{figure="backlog_ms_p99",gateway="twilio"}} {health["backlog_ms_p99"]}'
     assert p99 in metrics, [line for line in metrics.splitlines() if "twilio" in line]
     await call.stop()
+
+
+async def test_a_twilio_that_stops_reading_is_dropped_to_not_buffered_in_the_relay(
+    start_relay: StartRelay,
+) -> None:
+    """A Twilio side that stops reading (a raw socket with a small receive buffer,
+    speaking RFC 6455 itself): past a kernel buffer held small, the relay writes no
+    more than `TRANSPORT_BYTES` and drops the oldest frames, rather than the kernel
+    (4 MB) or aiohttp (64 KiB) holding seconds to minutes of audio."""
+    relay = await start(start_relay)
+    call = TwilioCall(relay)
+    await call.answer()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", relay.port))
+        headers = {name.replace("-", "_"): value for name, value in call.stream_headers().items()}
+        await loop.sock_sendall(sock, upgrade_request("/twilio/stream", **headers))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += await loop.sock_recv(sock, 1)  # the 101 only: no frame read after it
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        for message in call.opening():
+            await loop.sock_sendall(sock, client_frame(orjson.dumps(message)))
+        await listening(relay, 1)
+        music = relay.app[TWILIO].music
+        async with billboard(relay, steady(60.0)):
+            await until(lambda: music.frames_dropped > 0, timeout=30.0)
+            written = music.frames_sent
+            await asyncio.sleep(2.0)  # 100 frames more from the feed
+            # aiohttp alone would take ~160 more (64 KiB) before making the writer wait.
+            assert music.frames_sent - written < 30
+            assert music.frames_dropped > 50
+        print(f"\nstuck Twilio: {written} frames written before the relay dropped")
+        assert written < 200  # under 4 s of audio held between the relay and the peer
+    finally:
+        sock.close()
 
 
 @pytest.mark.parametrize("ending", ["stop", "close", "kick"])
