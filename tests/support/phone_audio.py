@@ -62,6 +62,14 @@ def peaks(x: Audio, n: int = 5, rate: int = RATE, apart: float = 40.0) -> list[f
     return found
 
 
+def first_sound(frames: Sequence[bytes], above_dbfs: float = -50.0) -> int | None:
+    """The index of the first 20 ms frame louder than `above_dbfs` RMS, if any."""
+    for i, frame in enumerate(frames):
+        if rms_dbfs(samples(frame)) > above_dbfs:
+            return i
+    return None
+
+
 def percentiles_ms(times: Sequence[float]) -> tuple[float, float]:
     """The p50 and p99 of the gaps between `times` (seconds), in ms."""
     gaps = np.diff(np.asarray(times)) * 1000
@@ -70,11 +78,14 @@ def percentiles_ms(times: Sequence[float]) -> tuple[float, float]:
     return (float(np.percentile(gaps, 50)), float(np.percentile(gaps, 99)))
 
 
-def notes_on(track: str, note: int, seconds: float, every: float = 0.25) -> list[NoteOn | NoteOff]:
-    """`track` striking `note` every `every` s, each held for most of the gap."""
+def notes_on(
+    track: str, note: int, seconds: float, every: float = 0.25, start: float = 0.0
+) -> list[NoteOn | NoteOff]:
+    """`track` striking `note` every `every` s from `start`, each held for most of
+    the gap."""
     out: list[NoteOn | NoteOff] = []
-    for n in range(int(seconds / every)):
-        t = n * every
+    for n in range(int((seconds - start) / every)):
+        t = start + n * every
         out += [NoteOn(t, n, track, 0, note, 110), NoteOff(t + every * 0.8, n, track, 0, note)]
     return out
 
@@ -100,9 +111,12 @@ def render_bundles(
     return bundles
 
 
-async def feed_billboard(relay: RunningRelay, bundles: Sequence[bytes]) -> int:
+async def feed_billboard(
+    relay: RunningRelay, bundles: Sequence[bytes], sent_at: list[float] | None = None
+) -> int:
     """Send `bundles` over /phone-audio one per 20 ms, paced by deadlines on the loop's
-    clock (a late one does not push the rest later); returns how many were sent."""
+    clock (a late one does not push the rest later); returns how many were sent, and
+    notes when each went (the loop's clock) in `sent_at`."""
     ws = await relay.connect("/phone-audio", headers={"Authorization": f"Bearer {BILLBOARD}"})
     loop = asyncio.get_running_loop()
     began, sent = loop.time(), 0
@@ -110,6 +124,8 @@ async def feed_billboard(relay: RunningRelay, bundles: Sequence[bytes]) -> int:
         for bundle in bundles:
             await asyncio.sleep(max(0.0, began + sent * FRAME_S - loop.time()))
             await ws.send_bytes(bundle)
+            if sent_at is not None:
+                sent_at.append(loop.time())
             sent += 1
     except (aiohttp.ClientError, ConnectionError):
         pass

@@ -20,9 +20,10 @@ import pytest
 from relay.config import TwilioConfig
 from relay.gateways.twilio import TWILIO
 from relay.gateways.twilio_media import BACKLOG_BOUND_S
-from relay.phone_audio import FRAME_BYTES, encode_bundle
+from relay.phone_audio import FRAME_BYTES, encode_bundle, parse_bundle
 from tests.support.phone_audio import (
     feed_billboard,
+    first_sound,
     level_at,
     midi_hz,
     notes_on,
@@ -57,9 +58,11 @@ async def listening(relay: RunningRelay, n: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def billboard(relay: RunningRelay, bundles: list[bytes]) -> AsyncIterator[asyncio.Task[int]]:
+async def billboard(
+    relay: RunningRelay, bundles: list[bytes], sent_at: list[float] | None = None
+) -> AsyncIterator[asyncio.Task[int]]:
     """The fake billboard feeding `bundles` in real time while the block runs."""
-    task = asyncio.get_running_loop().create_task(feed_billboard(relay, bundles))
+    task = asyncio.get_running_loop().create_task(feed_billboard(relay, bundles, sent_at))
     try:
         yield task
     finally:
@@ -128,6 +131,35 @@ async def test_a_caller_hears_the_notes_down_the_line_and_their_own_part_louder(
     await holder.stop()
     await other.stop()
     await listening(relay, 0)
+
+
+async def test_a_note_reaches_the_caller_one_jitter_budget_after_the_billboard_sends_it(
+    start_relay: StartRelay,
+) -> None:
+    """The relay's share of a key press's way to the caller's ear: from the bundle
+    that starts a note leaving the billboard to its sound arriving at Twilio (the
+    jitter buffer's 60 ms, up to a tick's wait, the socket). Printed; the bound is
+    only a sanity check for a loaded machine."""
+    relay = await start(start_relay)
+    call = await TwilioCall(relay).dial()
+    await listening(relay, 1)
+    bundles = render_bundles(notes_on("lead", A4, 2.0, start=1.0), 2.0, {call.caller: "lead"})
+    sent_at: list[float] = []
+    async with billboard(relay, bundles, sent_at) as fed:
+        await fed
+        await until(lambda: first_sound(call.frames) is not None)
+    heard = first_sound(call.frames)
+    assert heard is not None
+    onset = round(1.0 / 0.02)  # the bundle whose frame starts the first note
+    assert first_sound([parse_bundle(b).mixes[1] for b in bundles]) == onset
+    delay_ms = (call.arrivals[heard] - sent_at[onset]) * 1000
+    budget = relay.state.phone.buffer.budget_ms if relay.state.phone else 0
+    print(
+        f"\nbillboard → Twilio caller: a note's onset in {delay_ms:.0f} ms "
+        f"(jitter budget {budget:.0f} ms)"
+    )
+    assert 0 < delay_ms < 1000
+    await call.stop()
 
 
 async def test_a_twilio_that_stops_echoing_marks_is_cleared_and_the_music_goes_on(
