@@ -4,7 +4,8 @@ and the stream's messages in the shapes Twilio documents
 twilio-python's RequestValidator, and `TwilioCall`, a fake Twilio on one
 bidirectional stream that collects the media the relay sends back and echoes marks as
 Twilio does: when the media before them has "played" in real time
-(``relay/rehearsal/twilio_playback.py``), at once on a clear."""
+(``relay/rehearsal/twilio_playback.py``), at once on a clear. The music's spectrum and
+the fake billboard are ``phone_rtp.py``'s, shared with the SIP tests."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import aiohttp
+import numpy as np
 import orjson
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from relay.gateways.dtmf import ULAW_TO_PCM
 from relay.rehearsal.twilio_playback import Playback, read_sent
 
+from .phone_rtp import Audio, rms_dbfs
 from .relay import ANSWER_S, RunningRelay
 
 PUBLIC = "https://jam.example.org"
@@ -63,6 +67,11 @@ def start_message(
     }
 
 
+def samples(ulaw: bytes) -> Audio:
+    """G.711 μ-law as samples within ±1."""
+    return ULAW_TO_PCM[np.frombuffer(ulaw, dtype=np.uint8)].astype(np.float64) / 32768
+
+
 class TwilioCall:
     """One call through Twilio to `relay`: `dial` posts the signed voice webhook, opens
     the stream it names and sends ``connected`` and ``start``; from then on the relay's
@@ -102,7 +111,24 @@ class TwilioCall:
 
     @property
     def audio(self) -> bytes:
+        """The μ-law of every media received, in order."""
         return b"".join(self.frames)
+
+    def heard(self) -> Audio:
+        """What the caller heard, as samples within ±1."""
+        return samples(self.audio)
+
+    def onset(self, dbfs: float = -45.0) -> int | None:
+        """The index of the first media louder than `dbfs` (RMS), if any: when a
+        note was first heard."""
+        return next((i for i, f in enumerate(self.frames) if rms_dbfs(samples(f)) > dbfs), None)
+
+    def pacing(self) -> tuple[float, float]:
+        """The median and 99th percentile of the gaps between media, in ms."""
+        gaps = np.diff(self.arrivals) * 1000
+        if not gaps.size:
+            return (0.0, 0.0)
+        return (float(np.percentile(gaps, 50)), float(np.percentile(gaps, 99)))
 
     def _signed(self, url: str, params: dict[str, str]) -> dict[str, str]:
         if not self.token:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,21 +22,18 @@ from relay.config import TwilioConfig
 from relay.gateways.twilio import TWILIO
 from relay.gateways.twilio_media import BACKLOG_BOUND_S
 from relay.phone_audio import FRAME_BYTES, encode_bundle, parse_bundle
-from tests.support.phone_audio import (
-    feed_billboard,
-    first_sound,
+from tests.support.phone_rtp import (
+    PhoneBillboard,
     level_at,
+    melody,
     midi_hz,
-    notes_on,
-    peaks,
-    percentiles_ms,
     render_bundles,
     rms_dbfs,
-    samples,
+    stands_out,
 )
 from tests.support.relay import ANSWER_S, RunningRelay, StartRelay
 from tests.support.relay import until as relay_until
-from tests.support.twilio import KEY, PUBLIC, TOKEN, TwilioCall
+from tests.support.twilio import KEY, PUBLIC, TOKEN, TwilioCall, samples
 from tests.support.websocket import client_frame, upgrade_request
 
 from .listeners import billboard_says, kick
@@ -58,17 +56,14 @@ async def listening(relay: RunningRelay, n: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def billboard(
-    relay: RunningRelay, bundles: list[bytes], sent_at: list[float] | None = None
-) -> AsyncIterator[asyncio.Task[int]]:
+async def billboard(relay: RunningRelay, bundles: list[bytes]) -> AsyncIterator[PhoneBillboard]:
     """The fake billboard feeding `bundles` in real time while the block runs."""
-    task = asyncio.get_running_loop().create_task(feed_billboard(relay, bundles, sent_at))
+    feed = PhoneBillboard(relay)
+    await feed.start(bundles)
     try:
-        yield task
+        yield feed
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await feed.close()
 
 
 def steady(seconds: float) -> list[bytes]:
@@ -99,26 +94,23 @@ async def test_a_caller_hears_the_notes_down_the_line_and_their_own_part_louder(
         stream_sid="MZ" + "2" * 32,
     ).dial()
     await listening(relay, 2)
-    # The lead (held by the first caller) strikes A4, the pluck C5, for 3 s.
-    notes = notes_on("lead", A4, 3.0) + notes_on("pluck", C5, 3.0)
-    bundles = render_bundles(notes, 3.0, {holder.caller: "lead"})
+    # The lead (held by the first caller) strikes A4, the pluck C5, in turn, for 3 s.
+    bundles = render_bundles(melody({"lead": A4, "pluck": C5}, 3.0), 3.0, {holder.caller: "lead"})
     async with billboard(relay, bundles) as fed:
-        await fed
+        await fed.done(ANSWER_S)
         await holder.frames_at_least(120)
         await other.frames_at_least(120)
-    heard = {call: samples(call.audio) for call in (holder, other)}
+    heard = {call: call.heard() for call in (holder, other)}
     for call, x in heard.items():
         assert rms_dbfs(x) > -40, "the call heard silence"
-        found = peaks(x, n=6)
-        assert any(abs(hz - midi_hz(A4)) < 8 for hz in found), found
-        assert any(abs(hz - midi_hz(C5)) < 8 for hz in found), found
+        assert stands_out(x, midi_hz(A4)) > 20 and stands_out(x, midi_hz(C5)) > 20
         assert call.unreadable == 0
     lead_over_pluck = {
         call: db(level_at(x, midi_hz(A4)) / level_at(x, midi_hz(C5))) for call, x in heard.items()
     }
     own_louder = lead_over_pluck[holder] - lead_over_pluck[other]
     assert own_louder > 3.0, lead_over_pluck  # +6 dB by design (billboard/phone_mix.py)
-    p50, p99 = percentiles_ms(holder.arrivals)
+    p50, p99 = holder.pacing()
     health = (await relay.healthz())["twilio"]
     print(
         f"\ntwilio music: {len(holder.frames)} frames, own part +{own_louder:.1f} dB; "
@@ -143,15 +135,17 @@ async def test_a_note_reaches_the_caller_one_jitter_budget_after_the_billboard_s
     relay = await start(start_relay)
     call = await TwilioCall(relay).dial()
     await listening(relay, 1)
-    bundles = render_bundles(notes_on("lead", A4, 2.0, start=1.0), 2.0, {call.caller: "lead"})
-    sent_at: list[float] = []
-    async with billboard(relay, bundles, sent_at) as fed:
-        await fed
-        await until(lambda: first_sound(call.frames) is not None)
-    heard = first_sound(call.frames)
+    tune = [dataclasses.replace(n, time=n.time + 1.0) for n in melody({"lead": A4}, 1.0)]
+    bundles = render_bundles(tune, 2.0, {call.caller: "lead"})  # silent for its first second
+    async with billboard(relay, bundles) as fed:
+        await fed.done(ANSWER_S)
+        await until(lambda: call.onset() is not None)
+        sent_at = fed.sent_at
+    heard = call.onset()
     assert heard is not None
     onset = round(1.0 / 0.02)  # the bundle whose frame starts the first note
-    assert first_sound([parse_bundle(b).mixes[1] for b in bundles]) == onset
+    first = [rms_dbfs(samples(parse_bundle(b).mixes[1])) > -45 for b in bundles].index(True)
+    assert first == onset
     delay_ms = (call.arrivals[heard] - sent_at[onset]) * 1000
     budget = relay.state.phone.buffer.budget_ms if relay.state.phone else 0
     print(

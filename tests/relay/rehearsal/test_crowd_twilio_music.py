@@ -4,15 +4,13 @@ media its callers got (and echoes their marks as Twilio does, so nothing is clea
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 
 from relay.config import TwilioConfig
 from relay.phone_audio import FRAME_BYTES, encode_bundle
 from relay.rehearsal.crowd import run_crowd
 from relay.rehearsal.plan import CrowdOptions
-from tests.support.phone_audio import feed_billboard
+from tests.support.phone_rtp import PhoneBillboard
 from tests.support.relay import StartRelay
 from tests.support.twilio import PUBLIC, TOKEN
 
@@ -25,16 +23,15 @@ async def test_the_crowds_twilio_callers_take_and_count_the_music_sent_back(
     relay = await start_relay(public_url=PUBLIC, twilio=TwilioConfig(auth_token=TOKEN))
     mix = b"\x30" * FRAME_BYTES
     bundles = [encode_bundle(seq, [mix], {}) for seq in range(1, 1001)]  # 20 s at most
-    feeding = asyncio.get_running_loop().create_task(feed_billboard(relay, bundles))
+    feeding = PhoneBillboard(relay)
+    await feeding.start(bundles)
     try:
         options = dataclasses.replace(
             CROWD, via="twilio", relay=relay.url, public_url=PUBLIC, twilio_token=TOKEN
         )
         report = await run_crowd(options)
     finally:
-        feeding.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeding
+        await feeding.close()
     assert report.ok and report.errors == {}, report.render()
     # Three callers in a call for ~2.5 s each: well over a second of music each.
     assert report.music_frames is not None and report.music_frames > 3 * 50, report.render()
