@@ -341,7 +341,7 @@ class TwilioGateway:
     def health(self) -> dict[str, Any]:
         """Open streams and, with the phone music on, what was sent back to Twilio."""
         streams = sum(len(mine) for mine in self.streams.values())
-        music = self.music.figures() if self.phone is not None else {"music": "off"}
+        music = self.music.figures() if self.phone is not None else {"music": None}
         return {"streams": streams, **music}
 
     async def hang_up(self, caller: str, why: str) -> None:
