@@ -376,7 +376,9 @@ def create_app(
     if twilio is not None:
         from .gateways.twilio import TwilioGateway  # only a relay that has it loads it
 
-        TwilioGateway(twilio, config, state.publish, state.count_error).mount(app)
+        TwilioGateway(twilio, config, state.publish, state.count_error, phone=state.phone).mount(
+            app
+        )
     if ari is not None:
         from .gateways.ari import AriGateway
 

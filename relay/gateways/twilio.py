@@ -30,6 +30,8 @@ sound and for ``<Start><Stream>`` streams, which carry no ``dtmf`` messages; a p
 reported both ways counts once (``dtmf.PressMerger``); a jump in ``media.timestamp``
 is audio lost on the way, told to the detector (``DtmfDetector.lost``). A bad message is
 the peer's fault: it is counted, logged once per stream and kind, and the stream goes on.
+With the relay's phone music on, each stream also carries the music back to its caller
+from its ``start``, with marks and clears (``twilio_media.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import logging
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,7 @@ from aiohttp import WSMsgType, web
 from ..config import RelayConfig, TwilioConfig, pseudonym_key
 from ..contract.errors import PeerError
 from ..contract.privacy import call_pseudonym, number_digits, pseudonym
+from ..phone_feed import PhoneFeed
 from ..protocol import CLOSE_TOO_BIG
 from ..ratelimit import LogOnce
 from ..state import STATE
@@ -68,6 +71,7 @@ from .common import (
     websocket_url,
 )
 from .dtmf import DtmfDetector, PressMerger
+from .twilio_media import MediaOut, MediaStats, MediaWriter
 from .twilio_signature import (
     SETTINGS_HEADER,
     SIGNATURE_HEADER,
@@ -175,10 +179,17 @@ class TwilioStream:
     detector: DtmfDetector | None = None
     presses: PressMerger = field(default_factory=PressMerger)
     next_ms: int | None = None  # where the next inbound media should start (its timestamp)
+    stream_sid: str = ""  # the start's: what our messages back to Twilio name
+    on_mark: Callable[[str, float], None] | None = None  # a mark's name, when it came back
 
     def receive(self, frame: str | bytes, now: float) -> list[Event]:
         msg, event = json_object(frame, "event", StreamError)
-        if event in ("connected", "mark"):
+        if event == "mark":  # a mark we sent, echoed once the audio before it played
+            name = _field(_field(msg, "mark", dict, ""), "name", str, "mark")
+            if self.on_mark is not None:
+                self.on_mark(name, now)
+            return []
+        if event == "connected":
             return []
         if self.stopped:
             raise StreamError("after_stop", f"{event} after stop")
@@ -253,8 +264,9 @@ class TwilioStream:
             raise StreamError("second_start", "a second start on one stream")
         start = _field(msg, "start", dict, "")
         call_sid = _field(start, "callSid", str, "start")
-        if not isinstance(start.get("streamSid", msg.get("streamSid")), str):
-            raise StreamError("bad_field", "streamSid missing or not a string")
+        sid = start.get("streamSid", msg.get("streamSid"))
+        if not isinstance(sid, str) or not 0 < len(sid) <= 64:
+            raise StreamError("bad_field", "streamSid missing or not a string of 1-64")
         params = _field(start, "customParameters", dict, "start")
         channel = _field(params, "channel", str, "start.customParameters")
         caller = _field(params, "caller", str, "start.customParameters")
@@ -273,7 +285,7 @@ class TwilioStream:
             fmt.get("sampleRate"),
             fmt.get("channels"),
         ) == ("audio/x-mulaw", 8000, 1)
-        self.call = Call(channel, caller)
+        self.call, self.stream_sid = Call(channel, caller), sid
         if self.inband and ulaw_8k:
             self.detector = DtmfDetector()
         return [join_event(channel, caller, "twilio", f"…{last}" if last else None)]
@@ -292,8 +304,11 @@ class TwilioGateway:
         relay: RelayConfig,
         publish: PublishFn,
         count_error: CountError,
+        phone: PhoneFeed | None = None,
     ) -> None:
         self.config = config
+        self.phone = phone  # the music down the line (twilio_media.py), None: silence
+        self.music = MediaStats()
         self.relay = relay
         self.channel = config.channel_for(relay)
         self.publish = Publisher(publish, count_error, log)
@@ -317,10 +332,17 @@ class TwilioGateway:
 
     def mount(self, app: web.Application) -> None:
         app[TWILIO] = self
+        app[STATE].gateway_health["twilio"] = self.health
         app.router.add_post(VOICE_PATH, self.voice)
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_post(STATUS_PATH, self.stream_status)
         watch_kicks(app, self.channel, self.hang_up, self.end_calls, log)
+
+    def health(self) -> dict[str, Any]:
+        """Open streams and, with the phone music on, what was sent back to Twilio."""
+        streams = sum(len(mine) for mine in self.streams.values())
+        music = self.music.figures() if self.phone is not None else {"music": None}
+        return {"streams": streams, **music}
 
     async def hang_up(self, caller: str, why: str) -> None:
         """End every call of `caller`: Twilio resumes the TwiML after ``<Connect>`` when
@@ -487,6 +509,7 @@ class TwilioGateway:
         # The relay's registry counts the stream (/healthz) and closes it on shutdown.
         sockets = request.app[STATE].sockets
         registered = sockets.open_stream("twilio", ws, request)
+        music: MediaWriter | None = None
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -499,12 +522,21 @@ class TwilioGateway:
                         self.publish(out)
                     if outputs and core.call is not None and not core.stopped:
                         self.streams.setdefault(core.call.caller, {})[ws] = core
+                        if music is None and self.phone is not None:  # on its start
+                            back = MediaOut(core.stream_sid, self.music)
+                            music = MediaWriter(ws, back, clock, logged, request.transport)
+                            core.on_mark = music.echoed
+                            music.start(self.phone, core.call.caller)
+                    if core.stopped and music is not None:
+                        await music.close()  # `stop`: Twilio takes no more audio
                 elif msg.type is WSMsgType.BINARY:
                     self._refuse(name, core, StreamError("binary", "a binary frame"), logged)
                 elif msg.type is WSMsgType.ERROR and getattr(msg.data, "code", 0) == CLOSE_TOO_BIG:
                     # aiohttp closed the stream with 1009 (a message over MAX_MESSAGE).
                     self._refuse(name, core, StreamError("too_large", "over 64 KiB"), logged)
         finally:
+            if music is not None:
+                await music.close()
             sockets.discard(registered)
             if core.call is not None:
                 mine = self.streams.get(core.call.caller, {})

@@ -26,6 +26,7 @@ from ..gateways.common import websocket_url
 from .plan import CallerPlan, CrowdOptions, fake_numbers
 from .scoring import ArrivalTally
 from .sip_phone import CallFailed, SipPhones
+from .twilio_playback import Playback, read_sent
 
 if TYPE_CHECKING:
     from .fake_ari import FakeAri
@@ -135,6 +136,8 @@ class Callers:
         )
         self.in_call = 0
         self.media_lag = 0.0
+        self.music_frames = 0  # media the relay sent back to Twilio callers
+        self.music_clears = 0
         self.ari: FakeAri | None = None
         self.ari_lock = asyncio.Lock()
         self.sip: SipPhones | None = None
@@ -221,6 +224,25 @@ class Callers:
             for reply in replies.receive_data(msg.data):
                 if isinstance(reply, RelayError):
                     self.tally.error(f"relay error {reply.code}")
+
+    async def read_music(
+        self, ws: aiohttp.ClientWebSocketResponse, playback: Playback, echoes: list[str]
+    ) -> None:
+        """What the relay sends a Twilio call (the phone music: ``media``, ``mark``,
+        ``clear``), taken as Twilio does (twilio_playback.py) and counted; the marks to
+        echo at once (a clear's) go to `echoes`. Reading also answers heartbeats."""
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            sent = read_sent(msg.data)
+            if sent is None:
+                self.tally.error("twilio: a message Twilio would not take")
+                continue
+            echoes += playback.take(sent, self.now())
+            if sent.event == "media":
+                self.music_frames += 1
+            elif sent.event == "clear":
+                self.music_clears += 1
 
     # -- ws: a browser keypad --
 
@@ -352,7 +374,9 @@ class Callers:
         ws = await self.session.ws_connect(
             on_relay(stream_url, o.relay), headers=self._signed(stream_url), autoping=True
         )
-        reader = asyncio.create_task(self.read_replies(ws))
+        playback = Playback()  # the music the relay sends back, "played" as Twilio does
+        echoes: list[str] = []
+        reader = asyncio.create_task(self.read_music(ws, playback, echoes))
         seq = 0
 
         async def send(msg: dict[str, Any]) -> None:
@@ -411,6 +435,10 @@ class Callers:
                                 "dtmf": {"track": "inbound_track", "digit": key},
                             }
                         )
+                # Twilio's mark for each one whose audio has played (or was cleared).
+                for name in [*echoes, *playback.due(self.now())]:
+                    await send({"event": "mark", "mark": {"name": name}})
+                echoes.clear()
                 payload = tone.popleft() if tone else SILENCE_B64
                 await send(
                     {

@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         "one ingress path while a subscriber checks that every key press arrives.",
         epilog="Paths: ws = browser keypads on /ws; twilio = the signed voice webhook, then a "
         "Media Stream with 20 ms silence frames and dtmf messages; twilio-audio = the same "
-        "with each key as a tone in the audio (the relay's in-band detector); ari = a fake "
+        "with each key as a tone in the audio (the relay's in-band detector); both take the "
+        "phone music the relay sends back as Twilio does (marks echoed once played) and "
+        "count it; ari = a fake "
         "Asterisk the relay's [ari] client connects to. "
         "Exit status: 0 every caller got through and every press arrived once, in "
         "order; 1 otherwise; 2 a bad option. Ctrl-C hangs everyone up and reports.",

@@ -109,6 +109,7 @@ async def run_crowd(
         r.interrupted = stop.is_set()
         if callers is not None and options.via.startswith("twilio"):
             r.media_lag_max_ms = callers.media_lag * 1000
+            r.music_frames, r.music_clears = callers.music_frames, callers.music_clears
         return r
 
     def fail_all(kind: str) -> CrowdReport:

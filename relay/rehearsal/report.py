@@ -28,6 +28,8 @@ class CrowdReport:
     latency_max_ms: float | None = None
     errors: dict[str, int] = field(default_factory=dict)
     media_lag_max_ms: float | None = None  # twilio paths: how far behind real time
+    music_frames: int | None = None  # twilio paths: the phone music's media sent back
+    music_clears: int = 0
     interrupted: bool = False
     elapsed_s: float = 0.0
 
@@ -74,6 +76,11 @@ class CrowdReport:
                 else ""
             )
             lines.append(f"  audio       at most {self.media_lag_max_ms:.1f} ms late{note}")
+        if self.music_frames is not None:
+            lines.append(
+                f"  music       {self.music_frames} frames back ({self.music_frames * 0.02:.1f} s "
+                f"of audio in all), {self.music_clears} clears"
+            )
         if self.errors:
             lines.append("  errors      " + ", ".join(f"{k} ×{n}" for k, n in self.errors.items()))
         else:

@@ -263,6 +263,7 @@ class PhoneBillboard:
     def __init__(self, relay: RunningRelay) -> None:
         self.relay = relay
         self.sent = 0
+        self.sent_at: list[float] = []  # when each bundle went (the loop's clock)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, bundles: Sequence[bytes]) -> None:
@@ -278,6 +279,7 @@ class PhoneBillboard:
             for bundle in bundles:
                 await ws.send_bytes(bundle)
                 self.sent += 1
+                self.sent_at.append(loop.time())
                 due += FRAME_S
                 await asyncio.sleep(max(0.0, due - loop.time()))
         finally:

@@ -41,16 +41,7 @@ from relay.gateways.twilio import (
 )
 from relay.runtime import announce
 from tests.support.relay import RunningRelay, StartRelay, recv, send, until
-
-from .listeners import (
-    END_CALLS,
-    billboard_says,
-    kick,
-    nothing_published,
-    operator_says,
-    subscribe,
-)
-from .twilio_calls import (
+from tests.support.twilio import (
     ACCOUNT_SID,
     CALL_SID,
     KEY,
@@ -60,6 +51,15 @@ from .twilio_calls import (
     TOKEN,
     start_message,
     webhook_form,
+)
+
+from .listeners import (
+    END_CALLS,
+    billboard_says,
+    kick,
+    nothing_published,
+    operator_says,
+    subscribe,
 )
 
 SILENCE = base64.b64encode(b"\xff" * 160).decode()  # 20 ms of μ-law silence

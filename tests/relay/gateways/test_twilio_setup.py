@@ -16,8 +16,7 @@ from relay.config import ConfigError, Installation, RelayConfig, TwilioConfig, l
 from relay.runtime import announce
 from tests.support.processes import STARTUP_S, start_process
 from tests.support.relay import StartRelay
-
-from .twilio_calls import TOKEN, webhook_form
+from tests.support.twilio import TOKEN, webhook_form
 
 
 def _load(

@@ -32,9 +32,17 @@ from relay.gateways.twilio_signature import (
     parse_settings,
 )
 from tests.support.relay import RunningRelay, StartRelay, recv, send, until
+from tests.support.twilio import (
+    CALL_SID,
+    NUMBER,
+    PUBLIC,
+    STREAM_SID,
+    TOKEN,
+    start_message,
+    webhook_form,
+)
 
 from .listeners import nothing_published, subscribe
-from .twilio_calls import CALL_SID, NUMBER, PUBLIC, STREAM_SID, TOKEN, start_message, webhook_form
 
 KEY_ID = "KS1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"
 SECRET = "shared-key-secret-0123456789abcdef"
