@@ -382,7 +382,7 @@ def create_app(
     if ari is not None:
         from .gateways.ari import AriGateway
 
-        gateway = AriGateway(ari, config, state.publish, state.count_error)
+        gateway = AriGateway(ari, config, state.publish, state.count_error, phone=state.phone)
         gateway.mount(app)
         state.gateway_health["ari"] = gateway.health
     if sip is not None:

@@ -343,6 +343,9 @@ class AriConfig:
     # Asterisk unreachable this long: its callers leave (reason "lost"); those whose
     # calls are still in the app when it answers again come back.
     lost_after_s: float = 30.0
+    # The phone music's RTP: this machine's address that Asterisk sends each call's RTP
+    # to (bound, a free UDP port a call). Empty: the one we reach Asterisk from.
+    media_host: str = ""
 
     def channel_for(self, relay: RelayConfig) -> str:
         return self.channel or relay.channel

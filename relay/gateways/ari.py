@@ -29,6 +29,9 @@ How real Asterisk behaves, and what the client does about it:
   (`relay.gateways.ari_check`) names the app the calls really go to.
 - A prompt Asterisk cannot play (``PlaybackFinished`` with ``state: "failed"``, though
   ``play`` answered 201) is logged once per media, with what to do.
+- With the phone music on (``state.phone``), each joined caller hears it through an
+  external media channel in a bridge (`relay.gateways.ari_media`), torn down when
+  they leave.
 - Kicked callers are hung up (``DELETE /ari/channels/{id}``, relay/gateways/kicks.py);
   a stopping relay hangs up its calls (within `HANG_UP_ON_STOP_S`).
 
@@ -51,6 +54,7 @@ from aiohttp import WSMsgType, web
 
 from ..backoff import backoff_delay
 from ..config import AriConfig, RelayConfig, pseudonym_key
+from ..phone_feed import PhoneFeed
 from ..ratelimit import LogOnce
 from .ari_check import AppCheck
 from .ari_core import (
@@ -58,11 +62,13 @@ from .ari_core import (
     AriCall,
     AriCalls,
     AriError,
+    MediaEntered,
     Output,
     PlaybackFailed,
     Replaced,
     ari_urls,
 )
+from .ari_media import AriMusic
 from .ari_rest import REST_TIMEOUT_S, AriRest, reason
 from .common import CountError, Event, Publisher, PublishFn
 from .kicks import watch_kicks
@@ -93,6 +99,7 @@ class AriGateway:
         publish: PublishFn,
         count_error: CountError,
         rand: Callable[[], float] = random.random,
+        phone: PhoneFeed | None = None,
     ) -> None:
         self.config = config
         self.channel = config.channel_for(relay)
@@ -101,6 +108,14 @@ class AriGateway:
         self.publish = Publisher(publish, count_error, log)
         self._count_error = count_error
         self.core = AriCalls(pseudonym_key(relay), self.channel)
+        # The phone music (issue 16): None when [relay] phone_music is off.
+        self.music = (
+            None
+            if phone is None
+            else AriMusic(
+                self.rest, config.app, phone, self.core.media_ids, count_error, config.media_host
+            )
+        )
         self.status = "connecting"
         self.connections = 0
         self.replacements = 0
@@ -135,6 +150,7 @@ class AriGateway:
             "app_mismatch": None if self.app_proven else self.check.mismatch,
             "calls_entered": self.core.entered,
             "last_error": self.last_error or None,
+            "music": None if self.music is None else self.music.health(),
         }
 
     @property
@@ -156,6 +172,8 @@ class AriGateway:
             for t in list(self._tasks):
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.music is not None:
+                await self.music.close()
             await self.rest.close()
             self.status = "stopped"
 
@@ -292,6 +310,14 @@ class AriGateway:
                 self.playback_failed(out.media)
             elif isinstance(out, Replaced):
                 self.replaced()
+            elif isinstance(out, MediaEntered) and self.music is not None:
+                self.music.entered(out.channel_id)
+        self._sync_music()
+
+    def _sync_music(self) -> None:
+        """Music for every caller who is in, none for anyone who is not."""
+        if self.music is not None:
+            self.music.sync(self.core.joined)
 
     def replaced(self) -> None:
         if self.status == "replaced":
@@ -344,6 +370,7 @@ class AriGateway:
     async def hang_up(self, caller: str, why: str) -> None:
         """End every call of `caller` (a pseudonym), e.g. a kicked one."""
         ids = self.core.kick(caller)
+        self._sync_music()
         await asyncio.gather(*(self._delete(i) for i in ids))
         if ids:
             log.info("hung up caller %s (%s): %d call(s)", caller, why, len(ids))
@@ -355,10 +382,12 @@ class AriGateway:
         ids = self.core.channel_ids()
         for ev in self.core.leave_all():
             self.publish(ev)
+        self._sync_music()  # our music channels go with their callers
         status, body = await self.rest("GET", f"/applications/{quote(self.config.app, safe='')}")
         listed = body.get("channel_ids") if status == 200 and isinstance(body, dict) else None
         if isinstance(listed, list):
-            ids += [i for i in listed if isinstance(i, str) and i and i not in ids]
+            skip = {*ids, *self.core.media_ids}
+            ids += [i for i in listed if isinstance(i, str) and i and i not in skip]
         await asyncio.gather(*(self._delete(i) for i in ids))
         if ids:
             log.info("hung up %d call(s): the operator's end_calls", len(ids))
@@ -373,7 +402,8 @@ class AriGateway:
             return
         try:
             async with asyncio.timeout(HANG_UP_ON_STOP_S):
-                await asyncio.gather(*(self._delete(i) for i in ids))
+                music = [self.music.stop_all()] if self.music is not None else []
+                await asyncio.gather(*music, *(self._delete(i) for i in ids))
             log.info("hung up %d call(s): the relay stops", len(ids))
         except TimeoutError:
             log.warning("the relay stops: %d call(s) may still be up in Asterisk", len(ids))
@@ -398,6 +428,8 @@ class AriGateway:
         for (status, channel), channel_id in zip(found, unknown, strict=True):
             if status == 200 and isinstance(channel, dict) and channel.get("id") == channel_id:
                 self.act(self.core.adopt(channel))
+        if self.music is not None:
+            await self.music.clean_bridges()
         if leaves or unknown:
             log.info("ARI resync: %d left, %d found", len(leaves), len(unknown))
 
@@ -426,6 +458,7 @@ class AriGateway:
             )
         for ev in lost:
             self.publish(ev)
+        self._sync_music()
 
     # -- helpers --
 

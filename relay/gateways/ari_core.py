@@ -15,6 +15,10 @@ https://docs.asterisk.org/Configuration/Interfaces/Asterisk-REST-Interface-ARI/:
 - ``PlaybackFinished {playback}`` with ``state: "failed"`` (a prompt Asterisk cannot
   find: ``play`` had answered 201) → `PlaybackFailed`.
 - ``ApplicationReplaced`` (another socket took the app; the newer one wins) → `Replaced`.
+- The external media channels the gateway makes for the phone music
+  (``relay/gateways/ari_media.py``) enter the app too: a ``StasisStart`` (or a resync
+  finding one) of a channel in `media_ids`, or of any ``UnicastRTP/`` channel (no phone
+  is one), → `MediaEntered`, never a caller; their keys and ends are not a caller's.
 
 A ``Channel`` is ``{id, protocol_id, name, state, caller{name, number}, connected,
 accountcode, dialplan{context, exten, priority, app_name, app_data}, creationtime,
@@ -105,7 +109,17 @@ class PlaybackFailed:
     media: str
 
 
-Output = Event | Answer | Replaced | PlaybackFailed
+@dataclass(frozen=True)
+class MediaEntered:
+    """An external media channel entered the app: ours (in `AriCalls.media_ids`), or
+    one left over from before (a ``UnicastRTP/`` channel we do not know)."""
+
+    channel_id: str
+
+
+Output = Event | Answer | Replaced | PlaybackFailed | MediaEntered
+# Asterisk's chan_rtp names its channels "UnicastRTP/HOST:PORT-0x…" (chan_rtp.c).
+MEDIA_PREFIX = "UnicastRTP/"
 
 
 class AriError(PeerError):
@@ -169,6 +183,8 @@ class AriCalls:
     joined: dict[str, AriCall] = field(default_factory=dict)
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
     entered: int = 0
+    # The external media channels the gateway made (it adds each before asking).
+    media_ids: set[str] = field(default_factory=set)
 
     @property
     def callers(self) -> int:
@@ -177,10 +193,15 @@ class AriCalls:
     def receive(self, frame: str | bytes) -> list[Output]:
         msg, kind = json_object(frame, "type", AriError)
         if kind == "StasisStart":
+            channel = _channel(msg)
+            if self.is_media(channel):
+                return [MediaEntered(channel["id"])]
             self.entered += 1
-            return self.start(_channel(msg))
+            return self.start(channel)
         if kind == "ChannelDtmfReceived":
             channel = _channel(msg)
+            if self.is_media(channel):
+                return []
             digit = msg.get("digit")
             if not isinstance(digit, str) or digit not in KEYS:
                 raise AriError("bad_digit", "digit is not one of 0-9 * # A-D")
@@ -207,6 +228,8 @@ class AriCalls:
     def adopt(self, channel: dict[str, Any]) -> list[Output]:
         """A channel in the app that we did not know (found by a resync): one that is
         already up joins at once, one still ringing is answered first."""
+        if self.is_media(channel):
+            return [MediaEntered(channel["id"])]
         if channel.get("state") != "Up":
             return self.start(channel)
         if self._known(channel["id"]):
@@ -298,8 +321,20 @@ class AriCalls:
             return AriCall(channel_id, pseudonym(digits, self.key), masked(digits))
         return AriCall(channel_id, call_pseudonym(f"ari channel {channel_id}", self.key), None)
 
+    def is_media(self, channel: dict[str, Any]) -> bool:
+        """An external media channel (ours, or a ``UnicastRTP/`` one), never a caller."""
+        name = channel.get("name")
+        return channel["id"] in self.media_ids or (
+            isinstance(name, str) and name.startswith(MEDIA_PREFIX)
+        )
+
     def _known(self, channel_id: str) -> bool:
-        return channel_id in self.answering or channel_id in self.joined or channel_id in self.ended
+        return (
+            channel_id in self.answering
+            or channel_id in self.joined
+            or channel_id in self.ended
+            or channel_id in self.media_ids
+        )
 
     def _end(self, channel_id: str) -> None:
         if channel_id not in self.ended:
@@ -318,6 +353,7 @@ __all__ = [
     "AriCall",
     "AriCalls",
     "AriError",
+    "MediaEntered",
     "Output",
     "PlaybackFailed",
     "Replaced",
