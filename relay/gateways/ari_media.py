@@ -130,12 +130,14 @@ class _Music:
     transport: asyncio.DatagramTransport | None = None
     remote: tuple[str, int] | None = None
     stop_listening: Callable[[], None] | None = None
-    made_channel: bool = False
+    made_channel: bool = False  # (or maybe: the answer did not come)
     made_bridge: bool = False
+    deleted_channel: bool = False
+    deleted_bridge: bool = False
     added: bool = False  # the external channel is in the bridge
     starting: bool = True
     ended: bool = False
-    torn: bool = False
+    task: asyncio.Task[None] | None = None
     received: int = 0
     entered: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -184,7 +186,7 @@ class AriMusic:
         for channel_id, call in joined.items():
             if channel_id not in self._musics:
                 self._musics[channel_id] = music = self._new(call)
-                self._spawn(self._run(music))
+                music.task = self._spawn(self._run(music))
         for channel_id in [i for i in self._musics if i not in joined]:
             music = self._musics.pop(channel_id)
             music.ended = True
@@ -227,7 +229,11 @@ class AriMusic:
         self._musics.clear()
         for music in musics:
             music.ended = True
-        await asyncio.gather(*(self._teardown(m) for m in musics))
+            music.entered.set()
+        # One still starting tears itself down when its request under way comes back.
+        await asyncio.gather(
+            *(m.task if m.starting and m.task else self._teardown(m) for m in musics)
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -337,17 +343,21 @@ class AriMusic:
         log.info("caller %s hears the music", music.call.caller)
 
     async def _teardown(self, music: _Music) -> None:
-        """Stop the RTP, delete the external channel and the bridge (once)."""
-        if music.torn:
-            return
-        music.torn = True
+        """Stop the RTP, delete the external channel and the bridge (each once); when
+        the start is over too, forget them."""
         self._silence(music)
-        await asyncio.gather(
-            self._delete("channels", music.media_id) if music.made_channel else _nothing(),
-            self._delete("bridges", music.bridge_id) if music.made_bridge else _nothing(),
-        )
-        self._by_media.pop(music.media_id, None)
-        self.media_ids.discard(music.media_id)
+        music.entered.set()  # a start waiting for the channel: wake it, it ends
+        jobs = []
+        if music.made_channel and not music.deleted_channel:
+            music.deleted_channel = True
+            jobs.append(self._delete("channels", music.media_id))
+        if music.made_bridge and not music.deleted_bridge:
+            music.deleted_bridge = True
+            jobs.append(self._delete("bridges", music.bridge_id))
+        await asyncio.gather(*jobs)
+        if not music.starting:
+            self._by_media.pop(music.media_id, None)
+            self.media_ids.discard(music.media_id)
 
     def _silence(self, music: _Music) -> None:
         if music.stop_listening is not None:
@@ -379,19 +389,16 @@ class AriMusic:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         self._logged.log(log, logging.INFO, "socket", "the phone music's RTP: %s", why)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:  # our bug: show it
             log.error("ARI phone music task failed", exc_info=task.exception())
-
-
-async def _nothing() -> None:
-    return None
 
 
 __all__ = ["ENTER_WAIT_S", "AriMusic", "host_port", "route_towards", "rtp_destination"]

@@ -44,6 +44,10 @@ connected{name, number}, accountcode, dialplan{context, exten, priority, app_nam
 app_data}, creationtime, language}``. REST calls need HTTP basic auth (or
 ``?api_key=``), else 401.
 
+External media channels and bridges (``POST /ari/channels/externalMedia``,
+``/ari/bridges…``), with a UDP socket recording the RTP each external channel gets,
+are `media`'s (relay/rehearsal/fake_ari_media.py).
+
 `close` is Asterisk stopping: every call ends and no event says so; `start` on the same
 port afterwards is a restarted Asterisk with no calls and no apps.
 """
@@ -62,6 +66,8 @@ from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
+
+from .fake_ari_media import FakeMedia
 
 ASTERISK_ID = "02:42:ac:11:00:02"
 # The dialplan the fake stands for (the README's): NoOp at priority 1, Stasis at 2.
@@ -162,6 +168,7 @@ class FakeAri:
         self._keys_down: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._epoch = int(time.time())
+        self.media = FakeMedia(self)  # external media channels, bridges, their RTP
 
     # -- control --
 
@@ -176,6 +183,7 @@ class FakeAri:
         app.router.add_get("/ari/applications", self._list_applications)
         app.router.add_get("/ari/applications/{app}", self._get_application)
         app.router.add_put("/ari/applications/{app}/eventFilter", self._filter)
+        self.media.mount(app)
         app.on_shutdown.append(self._close_clients)
         runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None)
         await runner.setup()
@@ -198,6 +206,7 @@ class FakeAri:
         self.all_events.clear()
         self.filters.clear()
         self.channels.clear()
+        self.media.close()
         self._epoch += 1  # a restarted Asterisk's channel ids are new
         await self._notify()
 
@@ -215,7 +224,7 @@ class FakeAri:
         as soon as the event is sent; the client answers in its own time. While no
         socket holds the app, the call falls through the dialplan instead (its id is
         in `fell_through`, never in `channels`)."""
-        channel_id = f"{self._epoch}.{next(self._ids)}"
+        channel_id = self.new_id()
         channel = channel_json(channel_id, number, app=self.app)
         dialplan = {"dialplan_app": "Stasis", "dialplan_app_data": self.app}
         await self._to_all_events({"type": "ChannelDialplan", **dialplan, "channel": channel})
@@ -262,6 +271,8 @@ class FakeAri:
         if channel is None:
             return
         await self.send({"type": "ChannelHangupRequest", "cause": cause, "channel": channel})
+        for event in self.media.leave(channel_id):
+            await self.send(event)
         await self.send({"type": "StasisEnd", "channel": channel})
         await self._notify()
 
@@ -280,7 +291,7 @@ class FakeAri:
     def add_channel(self, number: str | None = "+15551234567", state: str = "Up") -> str:
         """A channel already in the app that the client never heard of (it entered
         before a relay restart, or under another client); no event. Returns its id."""
-        channel_id = f"{self._epoch}.{next(self._ids)}"
+        channel_id = self.new_id()
         self.channels[channel_id] = channel_json(channel_id, number, state, app=self.app)
         return channel_id
 
@@ -319,7 +330,7 @@ class FakeAri:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(self._stamped(event, app).decode())
 
-    def _authorised(self, request: web.Request) -> bool:
+    def authorised(self, request: web.Request) -> bool:
         given = request.query.get("api_key")
         if given is None:
             header = request.headers.get("Authorization", "")
@@ -341,14 +352,21 @@ class FakeAri:
         }
         return orjson.dumps({**event, **stamp})
 
-    def _record(self, request: web.Request) -> None:
+    def record(self, request: web.Request) -> None:
         self.requests.append((request.method, request.path, dict(request.query)))
 
-    def _later(self, *events: dict[str, Any]) -> None:
-        """Send events after the REST answer has gone out (as Asterisk's threads do)."""
+    def new_id(self) -> str:
+        """A new channel's id, as Asterisk's look ("EPOCH.N")."""
+        return f"{self._epoch}.{next(self._ids)}"
+
+    def later(self, *events: dict[str, Any], before: Callable[[], None] | None = None) -> None:
+        """Send events after the REST answer has gone out (as Asterisk's threads do);
+        `before` runs just before they are sent."""
 
         async def send() -> None:
             await asyncio.sleep(0)
+            if before is not None:
+                before()
             for event in events:
                 await self.send(event)
 
@@ -357,7 +375,7 @@ class FakeAri:
         task.add_done_callback(self._tasks.discard)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorised(request):
+        if not self.authorised(request):
             self.refused += 1
             await self._notify()
             return _error(401, "Authentication required")
@@ -394,8 +412,8 @@ class FakeAri:
 
     async def _rest_guard(self, request: web.Request) -> dict[str, Any] | web.Response:
         """Record the call; the channel it names, or the error to answer."""
-        self._record(request)
-        if not self._authorised(request):
+        self.record(request)
+        if not self.authorised(request):
             return _error(401, "Authentication required")
         for suffix, status in self.failures.items():
             if request.path.endswith(suffix):
@@ -411,7 +429,7 @@ class FakeAri:
             return channel
         if channel["state"] != "Up":
             channel["state"] = "Up"
-            self._later({"type": "ChannelStateChange", "channel": dict(channel)})
+            self.later({"type": "ChannelStateChange", "channel": dict(channel)})
         self.answered_ids.add(channel["id"])
         await self._notify()
         return web.Response(status=204)
@@ -435,7 +453,7 @@ class FakeAri:
             uri.startswith("sound:") and uri[len("sound:") :] not in self.sounds
             for uri in media.split(",")
         )
-        self._later(
+        self.later(
             {"type": "PlaybackStarted", "playback": {**playback, "state": "playing"}},
             {
                 "type": "PlaybackFinished",
@@ -462,7 +480,7 @@ class FakeAri:
             return _error(400, f"Invalid reason for hangup reason provided: {why}")
         del self.channels[channel["id"]]
         self.hung_up[channel["id"]] = why
-        self._later({"type": "StasisEnd", "channel": channel})
+        self.later(*self.media.leave(channel["id"]), {"type": "StasisEnd", "channel": channel})
         await self._notify()
         return web.Response(status=204)
 
@@ -470,7 +488,7 @@ class FakeAri:
         return {
             "name": name,
             "channel_ids": list(self.channels) if name == self.app else [],
-            "bridge_ids": [],
+            "bridge_ids": self.media.bridge_ids() if name == self.app else [],
             "endpoint_ids": [],
             "device_names": [],
             "events_allowed": self.filters.get(name, []),
@@ -478,14 +496,14 @@ class FakeAri:
         }
 
     async def _list_applications(self, request: web.Request) -> web.Response:
-        self._record(request)
-        if not self._authorised(request):
+        self.record(request)
+        if not self.authorised(request):
             return _error(401, "Authentication required")
         return web.json_response([self._application(name) for name in self.apps])
 
     async def _get_application(self, request: web.Request) -> web.Response:
-        self._record(request)
-        if not self._authorised(request):
+        self.record(request)
+        if not self.authorised(request):
             return _error(401, "Authentication required")
         name = request.match_info["app"]
         if name not in self.apps:
@@ -494,8 +512,8 @@ class FakeAri:
 
     async def _filter(self, request: web.Request) -> web.Response:
         """PUT …/eventFilter {"allowed": [{"type": …}]} (Asterisk's app_event_filter_set)."""
-        self._record(request)
-        if not self._authorised(request):
+        self.record(request)
+        if not self.authorised(request):
             return _error(401, "Authentication required")
         name = request.match_info["app"]
         if name not in self.apps:

@@ -31,7 +31,7 @@ async def test_a_caller_is_answered_and_prompted_and_then_joins(
     relay, sub = await start(start_relay, fake)
     channel_id = await fake.call(NUMBER)
     assert await recv(sub) == joined()
-    rest = [(m, p, q) for m, p, q in fake.requests if "/channels/" in p]
+    rest = [(m, p, q) for m, p, q in fake.requests if p.startswith(f"/ari/channels/{channel_id}")]
     assert rest == [
         ("POST", f"/ari/channels/{channel_id}/answer", {}),
         ("POST", f"/ari/channels/{channel_id}/play", {"media": "sound:beep"}),

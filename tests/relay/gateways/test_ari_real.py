@@ -16,7 +16,14 @@ from relay.rehearsal.fake_ari import FakeAri
 from tests.support.relay import StartRelay, recv, until
 
 from .ari_calls import digit, joined, left
-from .ari_relay import ari_config, ari_health, call_and_join, other_client, start
+from .ari_relay import (
+    ari_config,
+    ari_health,
+    call_and_join,
+    callers_hung_up,
+    other_client,
+    start,
+)
 from .listeners import nothing_published
 
 
@@ -229,8 +236,9 @@ async def test_a_stopping_relay_hangs_up_its_calls(start_relay: StartRelay, fake
     a, _ = await call_and_join(fake, sub)
     b, _ = await call_and_join(fake, sub, "+15550000002")
     await relay.runner.cleanup()
-    assert fake.hung_up == {a: "normal", b: "normal"}
-    assert not fake.channels
+    assert callers_hung_up(fake) == {a: "normal", b: "normal"}
+    assert not fake.channels  # their phone music's channels too
+    assert not fake.media.bridges
 
 
 async def test_a_stopping_relay_does_not_wait_long_for_an_asterisk_that_does_not_answer(

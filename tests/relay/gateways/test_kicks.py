@@ -17,7 +17,15 @@ from relay.rehearsal.fake_ari import FakeAri
 from tests.support.relay import StartRelay, recv, until
 
 from .ari_calls import CALLER, digit
-from .ari_relay import ari_health, call_and_join, start
+from .ari_relay import (
+    ari_health,
+    call_and_join,
+    caller_deletes,
+    callers_hung_up,
+    music_gone,
+    music_of,
+    start,
+)
 from .listeners import END_CALLS, billboard_says, kick, nothing_published, operator_says
 
 
@@ -73,7 +81,9 @@ async def test_the_operators_end_calls_hangs_up_every_ari_call_and_new_calls_sti
     }
     for channel_id in (first_id, second_id, unheard):
         await fake.ended(channel_id)
-    assert fake.hung_up == {first_id: "normal", second_id: "normal", unheard: "normal"}
+    callers = {first_id, second_id, unheard}
+    assert callers_hung_up(fake) == dict.fromkeys(callers, "normal")
+    await until(music_gone(fake))  # and each caller's phone music went with them
     await nothing_published(relay, sub)  # their StasisEnds give no second leave
     assert (await ari_health(relay))["callers"] == 0
     third_id, _ = await call_and_join(fake, sub, "+15550000003")
@@ -87,10 +97,18 @@ async def test_a_kicked_ari_caller_is_hung_up_and_their_keys_stop(
     relay, sub = await start(start_relay, fake)
     channel_id, _ = await call_and_join(fake, sub)
     other_id, other = await call_and_join(fake, sub, "+15550000002")
+    (bridge, media), (others, _) = await music_of(fake, channel_id), await music_of(fake, other_id)
     await billboard_says(relay, "dialjam", kick(CALLER))
     await fake.ended(channel_id)
-    assert fake.hung_up == {channel_id: "normal"}  # DELETE /ari/channels/{id}?reason=normal
+    assert callers_hung_up(fake) == {channel_id: "normal"}  # DELETE …/{id}?reason=normal
     assert (await ari_health(relay))["callers"] == 1
+    await fake.ended(media)  # their music went with them, not the other's
+
+    async def deleted() -> bool:
+        return bridge not in fake.media.bridges
+
+    await until(deleted)
+    assert others in fake.media.bridges
     # The StasisEnd of the deletion gives no leave (the billboard said "kicked"); the
     # others play on.
     await fake.press(other_id, "5")
@@ -107,7 +125,7 @@ async def test_a_kicked_ari_callers_keys_before_the_hang_up_lands_are_not_heard(
     await billboard_says(relay, "dialjam", kick(CALLER, ban_s=0))
 
     async def tried() -> bool:
-        return any(m == "DELETE" for m, _, _ in fake.requests)
+        return bool(caller_deletes(fake))
 
     await until(tried)
     # After the ban (0 s), a key from the still-open call must not bring them back.
@@ -124,7 +142,7 @@ async def test_a_kick_for_a_caller_on_another_gateway_touches_no_ari_call(
     await billboard_says(relay, "dialjam", kick("c-someoneelse"))
     await billboard_says(relay, "dialjam", {**kick(CALLER), "reason": "turn"})
     await nothing_published(relay, sub)
-    assert not [m for m, _, _ in fake.requests if m == "DELETE"]
+    assert not caller_deletes(fake)
 
 
 async def test_a_gateway_on_its_own_channel_hears_the_kicks_of_that_channel_only(
@@ -137,7 +155,7 @@ async def test_a_gateway_on_its_own_channel_hears_the_kicks_of_that_channel_only
     assert await recv(sub) == digit("5")  # still heard: that kick was not for us
     await billboard_says(relay, "lobby", kick(CALLER))
     await fake.ended(channel_id)
-    assert [p for m, p, _ in fake.requests if m == "DELETE"] == [f"/ari/channels/{channel_id}"]
+    assert caller_deletes(fake) == [f"/ari/channels/{channel_id}"]
 
 
 async def test_the_watcher_hears_end_calls_on_control_and_kicks_on_callers_of_its_name_only() -> (
