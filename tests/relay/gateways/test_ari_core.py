@@ -15,10 +15,12 @@ from relay.gateways.ari_core import (
     Answer,
     AriCalls,
     AriError,
+    MediaEntered,
     PlaybackFailed,
     Replaced,
     ari_urls,
 )
+from relay.gateways.ari_media import host_port, rtp_destination
 from relay.gateways.common import Event
 from relay.rehearsal.fake_ari import channel_json
 
@@ -289,3 +291,75 @@ def test_the_events_socket_and_rest_base_come_from_one_url(
     url: str, rest: str, events: str
 ) -> None:
     assert ari_urls(url) == (rest, events)
+
+
+# -- the phone music's external media channels (relay/gateways/ari_media.py) --
+
+
+def external_channel(channel_id: str = "dialjam-music-0a1b") -> dict[str, Any]:
+    """An external media channel as Asterisk reports it (chan_rtp's name, no caller)."""
+    channel = channel_json(channel_id, None, state="Up")
+    return {**channel, "name": "UnicastRTP/127.0.0.1:40000-0x7f3c28001a40", "protocol_id": ""}
+
+
+def test_our_external_media_channel_entering_the_app_is_never_a_caller() -> None:
+    calls = core()
+    calls.media_ids.add("dialjam-music-0a1b")
+    ours = {**external_channel(), "name": "anything"}  # known by its id alone
+    assert calls.receive(frame("StasisStart", ours, args=[])) == [
+        MediaEntered("dialjam-music-0a1b")
+    ]
+    assert calls.entered == 0  # no call entered: the dialplan is not proven by it
+    assert calls.receive(frame("ChannelDtmfReceived", ours, digit="5", duration_ms=80)) == []
+    assert calls.receive(frame("StasisEnd", ours)) == []
+    assert calls.callers == 0
+
+
+def test_any_unicast_rtp_channel_is_media_even_one_we_do_not_know() -> None:
+    """A leftover of ours from before a restart: by its name, in an event or a resync."""
+    calls = core()
+    leftover = external_channel("1.77")
+    assert calls.receive(frame("StasisStart", leftover, args=[])) == [MediaEntered("1.77")]
+    assert calls.adopt(leftover) == [MediaEntered("1.77")]
+    assert calls.callers == 0 and calls.entered == 0
+
+
+def test_a_resync_does_not_fetch_our_own_media_channels() -> None:
+    calls = core()
+    calls.media_ids.add("dialjam-music-0a1b")
+    leaves, unknown = calls.resync(["dialjam-music-0a1b", "1.9"])
+    assert leaves == [] and unknown == ["1.9"]
+
+
+def vars_of(address: Any, port: Any = None) -> dict[str, Any]:
+    """An externalMedia answer's channelvars (a key left out when None)."""
+    found = {"UNICASTRTP_LOCAL_ADDRESS": address, "UNICASTRTP_LOCAL_PORT": port}
+    return {"channelvars": {k: v for k, v in found.items() if v is not None}}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (vars_of("10.0.0.5", "17000"), ("10.0.0.5", 17000)),
+        # Asterisk bound every address: its own, as we reach it.
+        (vars_of("0.0.0.0", "17000"), ("192.0.2.1", 17000)),
+        (vars_of("::1", "9"), ("::1", 9)),
+        (vars_of("10.0.0.5"), None),
+        (vars_of("host", "1"), None),
+        (vars_of("10.0.0.5", "0"), None),
+        (vars_of("1.2.3.4", "70000"), None),
+        (vars_of(5, "-1"), None),
+        ({"id": "x"}, None),
+        ([1, 2], None),
+        (None, None),
+    ],
+)
+def test_where_asterisk_takes_the_rtp_is_read_from_its_channelvars_or_refused(
+    body: Any, expected: tuple[str, int] | None
+) -> None:
+    assert rtp_destination(body, "192.0.2.1") == expected
+
+
+def test_an_external_host_is_host_colon_port_with_ipv6_in_brackets() -> None:
+    assert host_port("127.0.0.1", 4000) == "127.0.0.1:4000"
+    assert host_port("::1", 4000) == "[::1]:4000"
