@@ -155,6 +155,9 @@ class FakeMedia:
         self.fake.record(request)
         if not self.fake.authorised(request):
             return _error(401, "Authentication required")
+        for suffix, status in self.fake.failures.items():
+            if request.path.endswith(suffix):
+                return _error(status, "Internal Server Error" if status >= 500 else "Failed")
         return None
 
     async def _external_media(self, request: web.Request) -> web.Response:
