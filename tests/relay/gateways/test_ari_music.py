@@ -117,9 +117,16 @@ async def test_a_caller_hears_the_notes_played_as_rtp_from_their_external_media_
     recorder = fake.media.heard_by(channel_id)
     assert recorder is not None
 
-    async def heard() -> bool:  # most frames, and every packet the relay says it sent
+    phone = relay.state.phone
+    assert phone is not None
+
+    async def heard() -> bool:
+        """Every bundle in, (nearly) all played, and each packet the relay sent heard. A
+        busy machine may drop a few to the jitter buffer's bound, or leave a last few
+        that never reach its target to start playing again."""
         sent = (await ari_health(relay))["music"]["packets"]
-        return len(recorder.packets) >= len(frames) - 10 and len(recorder.packets) == sent
+        all_in = phone.buffer.stats.received == len(frames)
+        return all_in and len(phone.buffer) < phone.buffer.target and len(recorder.packets) == sent
 
     await until(heard)
     packets: list[RtpPacket] = []
@@ -128,6 +135,7 @@ async def test_a_caller_hears_the_notes_played_as_rtp_from_their_external_media_
         assert packet is not None
         assert source == (host, int(port))  # sent from the socket Asterisk was told of
         packets.append(packet)
+    assert len(packets) >= len(frames) // 2, len(packets)  # 1 s of music at least
     # One stream of PCMU: its SSRC, no sequence number missed, time in 20 ms steps.
     assert {(p.version, p.payload_type, p.ssrc, len(p.payload)) for p in packets} == {
         (2, 0, packets[0].ssrc, FRAME)
