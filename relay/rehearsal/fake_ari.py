@@ -359,12 +359,14 @@ class FakeAri:
         """A new channel's id, as Asterisk's look ("EPOCH.N")."""
         return f"{self._epoch}.{next(self._ids)}"
 
-    def later(self, *events: dict[str, Any], before: Callable[[], None] | None = None) -> None:
-        """Send events after the REST answer has gone out (as Asterisk's threads do);
-        `before` runs just before they are sent."""
+    def later(
+        self, *events: dict[str, Any], before: Callable[[], None] | None = None, after_s: float = 0
+    ) -> None:
+        """Send events after the REST answer has gone out (as Asterisk's threads do), or
+        `after_s` later; `before` runs just before they are sent."""
 
         async def send() -> None:
-            await asyncio.sleep(0)
+            await asyncio.sleep(after_s)
             if before is not None:
                 before()
             for event in events:

@@ -15,7 +15,7 @@ As Asterisk master does it (``rest-api/api-docs/channels.json``, ``bridges.json`
   ``{UNICASTRTP_LOCAL_ADDRESS, UNICASTRTP_LOCAL_PORT}``: where its RTP socket is. The
   channel then answers and enters the app (the dial thread): ``ChannelStateChange``
   (Up), then ``StasisStart {args: [], channel}`` — sent after the REST answer, as the
-  events of Asterisk's threads may be.
+  events of Asterisk's threads may be, or `enter_after_s` later (a slow dial thread).
 - ``POST /ari/bridges?type&bridgeId&name`` — 200 with the ``Bridge`` ``{id,
   technology, bridge_type, bridge_class, creator, name, channels, creationtime,
   video_mode}``; 409 for a taken id. ``GET /ari/bridges``, ``GET /ari/bridges/{id}``.
@@ -104,6 +104,9 @@ class FakeMedia:
         self.externals: dict[str, External] = {}  # every one made, by channel id
         self.bridges: dict[str, Bridge] = {}
         self._pointers = itertools.count(0x7F3C28001A40, 0x1F0)
+        # How long a new external channel takes to enter the app (Asterisk's dial thread
+        # on a busy machine); until then, addChannel answers 422.
+        self.enter_after_s = 0.0
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/ari/channels/externalMedia", self._external_media)
@@ -205,6 +208,7 @@ class FakeMedia:
             {"type": "ChannelStateChange", "channel": up},
             {"type": "StasisStart", "args": [], "channel": up},
             before=lambda: self._entered(channel_id, up),
+            after_s=self.enter_after_s,
         )
         port = str(recorder.port)
         channelvars = {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": port}

@@ -155,6 +155,20 @@ async def test_a_caller_hears_the_notes_played_as_rtp_from_their_external_media_
     assert health["calls"] == 1 and health["started"] == 1 and health["failed"] == 0
 
 
+async def test_the_music_joins_the_bridge_once_its_channel_has_entered_the_app(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    """Asterisk puts the external channel in the app in its own time (its StasisStart
+    may come after the REST answer); a bridge refuses it before (422)."""
+    fake.media.enter_after_s = 0.5
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+    _, media = await music_of(fake, channel_id)
+    added = [q["channel"] for _, p, q in fake.requests if p.endswith("/addChannel")]
+    assert added == [channel_id, media]  # each once: never before it had entered
+    assert "ari_rest_422" not in relay.state.errors
+
+
 async def test_a_hang_up_stops_the_rtp_and_deletes_the_external_channel_and_the_bridge(
     start_relay: StartRelay, fake: FakeAri
 ) -> None:
