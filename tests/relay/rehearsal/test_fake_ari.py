@@ -7,54 +7,17 @@ how the gateway copes with each is tested in tests/relay/gateways/test_ari_real.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
-import orjson
 import pytest
 
-from relay.gateways.ari_core import basic_auth
 from relay.rehearsal.fake_ari import FakeAri
 from tests.relay.gateways.ari_calls import NUMBER, PASSWORD, USER
 
+from .ari_client import a_call, events, next_event
+
 QUIET_S = 0.2  # proof that nothing comes: a short wait that passes
-
-
-@pytest.fixture
-async def http(fake: FakeAri) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": basic_auth(USER, PASSWORD)}
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{fake.port}", headers=headers) as s:
-        yield s
-
-
-@asynccontextmanager
-async def events(
-    http: aiohttp.ClientSession, app: str = "dialjam"
-) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    params = {"app": app, "api_key": f"{USER}:{PASSWORD}"}
-    async with http.ws_connect("/ari/events", params=params) as ws:
-        yield ws
-
-
-@asynccontextmanager
-async def a_call(
-    fake: FakeAri, http: aiohttp.ClientSession
-) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:
-    """A client holding the app, and a call that has entered it (its StasisStart read)."""
-    async with events(http) as ws:
-        await fake.wait_client()
-        channel_id = await fake.call(NUMBER)
-        assert (await next_event(ws))["type"] == "StasisStart"
-        yield ws, channel_id
-
-
-async def next_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    msg = await ws.receive(timeout=5)
-    assert msg.type is aiohttp.WSMsgType.TEXT, msg
-    event: dict[str, Any] = orjson.loads(msg.data)
-    return event
 
 
 async def silent(ws: aiohttp.ClientWebSocketResponse) -> bool:

@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from relay.gateways.ari_core import basic_auth
 from relay.rehearsal.fake_ari import FakeAri
-from tests.relay.gateways.ari_calls import PASSWORD, USER
 
-from .test_fake_ari import a_call, next_event
+from .ari_client import a_call, next_event
 
 GOOD = {"app": "dialjam", "external_host": "127.0.0.1:40000", "format": "ulaw"}
-
-
-@pytest.fixture
-async def http(fake: FakeAri) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": basic_auth(USER, PASSWORD)}
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{fake.port}", headers=headers) as s:
-        yield s
 
 
 async def post(http: aiohttp.ClientSession, path: str, **params: str) -> tuple[int, Any]:
