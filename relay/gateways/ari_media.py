@@ -178,6 +178,7 @@ class AriMusic:
         self.started = 0
         self.failed = 0
         self.cleaned = 0
+        self._packets_before = 0  # sent to calls that have ended
 
     # -- the gateway's side --
 
@@ -249,8 +250,7 @@ class AriMusic:
             "started": self.started,
             "failed": self.failed,
             "cleaned": self.cleaned,
-            "packets": sum(m.rtp.sent for m in self._by_media.values()),
-            "media_host": self._route[0] if self._route else (self._media_host or None),
+            "packets": self._packets_before + sum(m.rtp.sent for m in self._by_media.values()),
         }
 
     # -- one caller's music --
@@ -355,8 +355,8 @@ class AriMusic:
             music.deleted_bridge = True
             jobs.append(self._delete("bridges", music.bridge_id))
         await asyncio.gather(*jobs)
-        if not music.starting:
-            self._by_media.pop(music.media_id, None)
+        if not music.starting and self._by_media.pop(music.media_id, None) is not None:
+            self._packets_before += music.rtp.sent
             self.media_ids.discard(music.media_id)
 
     def _silence(self, music: _Music) -> None:
@@ -375,6 +375,11 @@ class AriMusic:
             url = urlsplit(self.rest.base)
             route = await route_towards(url.hostname or "127.0.0.1", url.port or 8088)
             self._route = (self._media_host or route[0], route[1])
+            log.info(
+                "phone music: each call's RTP goes from %s to Asterisk (%s)",
+                self._route[0],
+                "[ari] media_host" if self._media_host else "the address we reach it from",
+            )
         return self._route
 
     def _fail(self, music: _Music, kind: str, message: str) -> None:
