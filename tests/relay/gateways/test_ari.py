@@ -260,7 +260,7 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         '[ari]\nurl = "http://127.0.0.1:8088"\nusername = "u"\npassword = "p"\n'
-        'prompt = ""\nreconnect_max_s = 5\nlost_after_s = 90\n',
+        'prompt = ""\nreconnect_max_s = 5\nlost_after_s = 90\nmedia_host = "10.0.0.5"\n',
     )
     assert load_ari_config(path, env={}) == AriConfig(
         url="http://127.0.0.1:8088",
@@ -269,6 +269,7 @@ def test_the_ari_table_with_a_url_turns_the_gateway_on(tmp_path: Path) -> None:
         prompt="",
         reconnect_max_s=5.0,
         lost_after_s=90.0,
+        media_host="10.0.0.5",
     )
     assert load_ari_config(None, env={"DIALJAM_CONFIG": str(path)}) is not None
 

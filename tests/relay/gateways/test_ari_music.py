@@ -299,3 +299,19 @@ async def test_with_the_phone_music_off_no_external_media_is_made(
     assert await recv(sub) == digit("1")
     assert not fake.media.externals and not fake.media.bridges
     assert (await ari_health(relay))["music"] is None
+
+
+async def test_a_media_host_that_is_not_this_machines_is_said_and_the_call_goes_on(
+    start_relay: StartRelay, fake: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay, sub = await start(start_relay, fake, media_host="192.0.2.1")  # TEST-NET-1
+    channel_id, _ = await call_and_join(fake, sub)
+
+    async def said() -> bool:
+        return relay.state.errors.get("ari_media_bind") == 1
+
+    await until(said)
+    assert "[ari] media_host" in caplog.text
+    assert not fake.media.externals  # nothing asked of Asterisk
+    await fake.press(channel_id, "3")
+    assert await recv(sub) == digit("3")
