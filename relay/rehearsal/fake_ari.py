@@ -360,15 +360,16 @@ class FakeAri:
         return f"{self._epoch}.{next(self._ids)}"
 
     def later(
-        self, *events: dict[str, Any], before: Callable[[], None] | None = None, after_s: float = 0
+        self, *events: dict[str, Any], before: Callable[[], bool] | None = None, after_s: float = 0
     ) -> None:
         """Send events after the REST answer has gone out (as Asterisk's threads do), or
-        `after_s` later; `before` runs just before they are sent."""
+        `after_s` later; `before` runs just before, and they are not sent if it says
+        False."""
 
         async def send() -> None:
             await asyncio.sleep(after_s)
-            if before is not None:
-                before()
+            if before is not None and not before():
+                return
             for event in events:
                 await self.send(event)
 
@@ -412,8 +413,11 @@ class FakeAri:
             await self._notify()
         return ws
 
-    async def _rest_guard(self, request: web.Request) -> dict[str, Any] | web.Response:
-        """Record the call; the channel it names, or the error to answer."""
+    async def _rest_guard(
+        self, request: web.Request, anywhere: bool = False
+    ) -> dict[str, Any] | web.Response:
+        """Record the call; the channel it names (`anywhere`: in the app or not yet, as
+        an external media channel before its StasisStart), or the error to answer."""
         self.record(request)
         if not self.authorised(request):
             return _error(401, "Authentication required")
@@ -421,6 +425,8 @@ class FakeAri:
             if request.path.endswith(suffix):
                 return _error(status, "Internal Server Error" if status >= 500 else "Failed")
         channel = self.channels.get(request.match_info["id"])
+        if channel is None and anywhere:
+            channel = self.media.pending(request.match_info["id"])
         if channel is None:
             return _error(404, "Channel not found")
         return channel
@@ -472,7 +478,7 @@ class FakeAri:
         return web.json_response(channel)
 
     async def _delete_channel(self, request: web.Request) -> web.Response:
-        channel = await self._rest_guard(request)
+        channel = await self._rest_guard(request, anywhere=True)
         if isinstance(channel, web.Response):
             return channel
         why = request.query.get("reason", "normal")
@@ -480,9 +486,10 @@ class FakeAri:
             return _error(400, "reason and reason_code are mutually exclusive")
         if why not in HANGUP_REASONS:
             return _error(400, f"Invalid reason for hangup reason provided: {why}")
-        del self.channels[channel["id"]]
+        in_app = self.channels.pop(channel["id"], None) is not None
         self.hung_up[channel["id"]] = why
-        self.later(*self.media.leave(channel["id"]), {"type": "StasisEnd", "channel": channel})
+        ended = [{"type": "StasisEnd", "channel": channel}] if in_app else []
+        self.later(*self.media.leave(channel["id"]), *ended)
         await self._notify()
         return web.Response(status=204)
 

@@ -24,6 +24,8 @@ As Asterisk master does it (``rest-api/api-docs/channels.json``, ``bridges.json`
   "Channel not in Stasis application" for a channel that exists but has not entered
   the app (an external channel before its StasisStart); else 204 and
   ``ChannelEnteredBridge {bridge, channel}`` (a channel in another bridge moves).
+- ``DELETE /ari/channels/{id}`` also hangs up an external channel that has not entered
+  the app yet (no StasisStart or StasisEnd for it then).
 - ``DELETE /ari/bridges/{id}`` — 204, its channels leave it (``ChannelLeftBridge``),
   ``BridgeDestroyed``; 404 "Bridge not found".
 - A channel that ends leaves its bridge first (``ChannelLeftBridge``, then its
@@ -214,12 +216,21 @@ class FakeMedia:
         channelvars = {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": port}
         return web.json_response({**channel, "channelvars": channelvars})
 
-    def _entered(self, channel_id: str, channel: dict[str, Any]) -> None:
-        """The dial thread answered it and ran Stasis(app): it is in the app now."""
+    def _entered(self, channel_id: str, channel: dict[str, Any]) -> bool:
+        """The dial thread answered it and ran Stasis(app): it is in the app now, unless
+        it was hung up before (then no event says it entered)."""
+        if self.pending(channel_id) is None:
+            return False
+        self.fake.channels[channel_id] = channel
+        return True
+
+    def pending(self, channel_id: str) -> dict[str, Any] | None:
+        """An external channel made and not hung up that has not entered the app yet."""
         external = self.externals.get(channel_id)
         transport = None if external is None else external.recorder.transport
-        if transport is not None and not transport.is_closing():
-            self.fake.channels[channel_id] = channel
+        if channel_id in self.fake.channels or transport is None or transport.is_closing():
+            return None
+        return external.channel if external is not None else None
 
     async def _create_bridge(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:

@@ -28,7 +28,7 @@ from relay.rehearsal.fake_ari import FakeAri
 from tests.billboard.audio import midi_hz
 from tests.support.relay import BILLBOARD, RunningRelay, StartRelay, recv, until
 
-from .ari_calls import CALLER, KEY, PASSWORD, USER, digit
+from .ari_calls import CALLER, KEY, PASSWORD, USER, digit, left
 from .ari_relay import ari_config, ari_health, call_and_join, music_gone, music_of, start
 from .listeners import nothing_published, subscribe
 
@@ -184,6 +184,37 @@ async def test_a_hang_up_stops_the_rtp_and_deletes_the_external_channel_and_the_
     assert sorted(deletes) == [f"/ari/bridges/{bridge}", f"/ari/channels/{media}"]
     assert phone.listeners == 0
     assert (await ari_health(relay))["music"]["calls"] == 0
+
+
+async def test_a_hang_up_while_the_music_is_being_set_up_leaves_nothing_behind(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    """The caller is in the bridge, the external channel not yet in the app (a slow
+    dial thread): both are deleted, and the channel never enters."""
+    fake.media.enter_after_s = 1.0
+    relay, sub = await start(start_relay, fake)
+    channel_id, _ = await call_and_join(fake, sub)
+
+    async def caller_bridged() -> bool:
+        return fake.media.bridge_of(channel_id) is not None
+
+    await until(caller_bridged)
+    [media] = fake.media.externals
+    await fake.hang_up(channel_id)
+    assert await recv(sub) == left()
+    await until(music_gone(fake))
+    assert fake.hung_up == {media: "normal"}
+    await asyncio.sleep(fake.media.enter_after_s)  # when it would have entered
+    assert media not in fake.channels
+    assert relay.state.phone is not None and relay.state.phone.listeners == 0
+    await nothing_published(relay, sub)
+    assert (await ari_health(relay))["music"] == {
+        "calls": 0,
+        "started": 0,
+        "failed": 0,
+        "cleaned": 0,
+        "packets": 0,
+    }
 
 
 async def test_the_external_media_channels_entering_the_app_are_never_callers(
