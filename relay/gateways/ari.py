@@ -113,7 +113,13 @@ class AriGateway:
             None
             if phone is None
             else AriMusic(
-                self.rest, config.app, phone, self.core.media_ids, count_error, config.media_host
+                self.rest,
+                config.app,
+                phone,
+                self.core.media_ids,
+                count_error,
+                self._spawn,
+                config.media_host,
             )
         )
         self.status = "connecting"
@@ -173,7 +179,7 @@ class AriGateway:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.music is not None:
-                await self.music.close()
+                self.music.close()
             await self.rest.close()
             self.status = "stopped"
 

@@ -67,6 +67,7 @@ log = logging.getLogger("relay.ari")
 
 # The external channel's StasisStart is awaited this long before addChannel is tried.
 ENTER_WAIT_S: Final = 5.0
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 TOKEN_BYTES: Final = 6
 
 
@@ -161,6 +162,7 @@ class AriMusic:
         phone: PhoneFeed,
         media_ids: set[str],
         count_error: CountError,
+        spawn: Spawn,
         media_host: str = "",
     ) -> None:
         self.rest = rest
@@ -173,7 +175,7 @@ class AriMusic:
         self._route: tuple[str, str] | None = None  # (our address, Asterisk's)
         self._musics: dict[str, _Music] = {}  # by the caller's channel id
         self._by_media: dict[str, _Music] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawn = spawn  # the gateway's: its tasks are supervised and cancelled with it
         self._logged = LogOnce(every_s=600.0)
         self.started = 0
         self.failed = 0
@@ -236,10 +238,8 @@ class AriMusic:
             *(m.task if m.starting and m.task else self._teardown(m) for m in musics)
         )
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    def close(self) -> None:
+        """The gateway's tasks are over: no socket stays open."""
         for music in list(self._by_media.values()):
             self._silence(music)
 
@@ -393,17 +393,6 @@ class AriMusic:
         self._count_error("ari_media_socket")
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         self._logged.log(log, logging.INFO, "socket", "the phone music's RTP: %s", why)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # our bug: show it
-            log.error("ARI phone music task failed", exc_info=task.exception())
 
 
 __all__ = ["ENTER_WAIT_S", "AriMusic", "host_port", "route_towards", "rtp_destination"]
