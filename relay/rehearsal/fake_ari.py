@@ -168,7 +168,7 @@ class FakeAri:
         self._keys_down: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._epoch = int(time.time())
-        self.media = FakeMedia(self)  # external media channels, bridges, their RTP
+        self.media = FakeMedia(self, timestamp)  # external media channels, bridges, their RTP
 
     # -- control --
 

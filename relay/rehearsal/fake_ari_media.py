@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -101,8 +102,9 @@ class Bridge:
 class FakeMedia:
     """External media channels and bridges of one `FakeAri` (see the docstring)."""
 
-    def __init__(self, fake: FakeAri) -> None:
+    def __init__(self, fake: FakeAri, stamp: Callable[[], str]) -> None:
         self.fake = fake
+        self._stamp = stamp  # Asterisk's time format (fake_ari.timestamp)
         self.externals: dict[str, External] = {}  # every one made, by channel id
         self.bridges: dict[str, Bridge] = {}
         self._pointers = itertools.count(0x7F3C28001A40, 0x1F0)
@@ -203,7 +205,7 @@ class FakeMedia:
         recorder = Recorder()
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: recorder, local_addr=("127.0.0.1", 0))
-        channel = _external_channel(channel_id, host, next(self._pointers), q["app"])
+        channel = _external_channel(channel_id, host, next(self._pointers), self._stamp())
         self.externals[channel_id] = External(channel, host, fmt, recorder)
         up = {**channel, "state": "Up"}
         self.fake.later(
@@ -250,7 +252,7 @@ class FakeMedia:
             "creator": "Stasis",
             "name": request.query.get("name", ""),
             "channels": [],
-            "creationtime": _stamp(),
+            "creationtime": self._stamp(),
             "video_mode": "none",
         }
         self.bridges[bridge_id] = Bridge(bridge)
@@ -320,7 +322,7 @@ class FakeMedia:
         return {**bridge.json, "channels": list(bridge.members)}
 
 
-def _external_channel(channel_id: str, host: str, pointer: int, app: str) -> dict[str, Any]:
+def _external_channel(channel_id: str, host: str, pointer: int, created: str) -> dict[str, Any]:
     """A new UnicastRTP channel's ``Channel`` (chan_rtp.c names it by its destination
     and its RTP instance's address)."""
     return {
@@ -338,7 +340,7 @@ def _external_channel(channel_id: str, host: str, pointer: int, app: str) -> dic
             "app_name": "",
             "app_data": "",
         },
-        "creationtime": _stamp(),
+        "creationtime": created,
         "language": "en",
     }
 
@@ -349,12 +351,6 @@ def _host_port(value: str) -> bool:
     if value.startswith("["):
         host, sep, port = value[1:].partition("]:")
     return bool(host and sep and port.isdigit() and 0 < int(port) < 65536)
-
-
-def _stamp() -> str:
-    from .fake_ari import timestamp
-
-    return timestamp()
 
 
 def _error(status: int, message: str) -> web.Response:
