@@ -27,7 +27,9 @@ offers (its ``rest-api/api-docs/channels.json`` and ``bridges.json``,
   has entered the app (``addChannel`` answers 422 before that), waited for at most
   `ENTER_WAIT_S`. A snoop channel would need a bridge to the external channel too.
 - The caller's prompt (``play``) is a command on their channel: Asterisk runs it
-  before ``addChannel``, so the prompt is heard first, then the music.
+  before ``addChannel``, so the prompt is heard first, then the music. (A prompt
+  longer than the REST timeout, 5 s, holds the caller's ``addChannel`` past it: that
+  call goes on without music, said once as ``ari_media_add_caller``.)
 
 Teardown, when the caller leaves (hang-up, kick, end_calls, a relay that stops, lost
 or replaced): the RTP stops, then ``DELETE /channels/{external}`` and ``DELETE
