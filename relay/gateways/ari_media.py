@@ -27,9 +27,9 @@ offers (its ``rest-api/api-docs/channels.json`` and ``bridges.json``,
   has entered the app (``addChannel`` answers 422 before that), waited for at most
   `ENTER_WAIT_S`. A snoop channel would need a bridge to the external channel too.
 - The caller's prompt (``play``) is a command on their channel: Asterisk runs it
-  before ``addChannel``, so the prompt is heard first, then the music. (A prompt
-  longer than the REST timeout, 5 s, holds the caller's ``addChannel`` past it: that
-  call goes on without music, said once as ``ari_media_add_caller``.)
+  before ``addChannel``, so the prompt is heard first, then the music. A prompt
+  longer than the REST timeout (5 s) holds the caller's ``addChannel`` answer past it:
+  no answer is taken as "queued", and the music is bridged all the same.
 
 Teardown, when the caller leaves (hang-up, kick, end_calls, a relay that stops, lost
 or replaced): the RTP stops, then ``DELETE /channels/{external}`` and ``DELETE
@@ -326,7 +326,7 @@ class AriMusic:
         status, _ = await self.rest("POST", path, caller)
         if music.ended:
             return
-        if status != 204:
+        if status not in (204, None):  # None: no answer yet (their prompt still plays)
             self._fail(music, "add_caller", f"the caller could not join the bridge ({status})")
             return
         with contextlib.suppress(TimeoutError):
