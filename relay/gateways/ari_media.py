@@ -63,7 +63,7 @@ from ..ratelimit import LogOnce
 from .ari_core import AriCall
 from .ari_rest import AriRest
 from .common import CountError
-from .rtp_out import RtpOut
+from .sip.rtp_out import PCMU, RtpSender
 
 log = logging.getLogger("relay.ari")
 
@@ -129,7 +129,7 @@ class _Music:
     call: AriCall
     media_id: str
     bridge_id: str
-    rtp: RtpOut
+    rtp: RtpSender
     transport: asyncio.DatagramTransport | None = None
     remote: tuple[str, int] | None = None
     stop_listening: Callable[[], None] | None = None
@@ -145,12 +145,16 @@ class _Music:
     entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def play(self, frame: bytes | None) -> None:
-        """One tick of the phone feed (on the loop): send, never wait."""
+        """One tick of the phone feed (on the loop): send, never wait. Nothing to play:
+        nothing sent (the bridge gives the caller silence; UnicastRTP has no RTP
+        timeout), the stream's clock moves on."""
         transport = self.transport
-        if frame is None or transport is None or self.remote is None or transport.is_closing():
+        if transport is None or self.remote is None or transport.is_closing():
             self.rtp.skip()
             return
-        transport.sendto(self.rtp.packet(frame), self.remote)
+        packet = self.rtp.packet(frame)
+        if packet is not None:
+            transport.sendto(packet, self.remote)
 
 
 class AriMusic:
@@ -259,10 +263,7 @@ class AriMusic:
 
     def _new(self, call: AriCall) -> _Music:
         token = secrets.token_hex(TOKEN_BYTES)
-        rtp = RtpOut(
-            ssrc=secrets.randbits(32), seq=secrets.randbits(16), timestamp=secrets.randbits(32)
-        )
-        music = _Music(call, self.prefix + token, self.prefix + token, rtp)
+        music = _Music(call, self.prefix + token, self.prefix + token, RtpSender(PCMU))
         self._by_media[music.media_id] = music
         self.media_ids.add(music.media_id)  # before Asterisk can say it entered
         return music

@@ -1,122 +1,96 @@
 """The music down an Asterisk caller's line (issue 16), end to end on real sockets: a
 caller on the fake Asterisk (relay/rehearsal/fake_ari.py, its media side
 fake_ari_media.py), a fake billboard feeding ``/phone-audio`` with bundles the real
-`PhoneMixer` renders from notes, and the fake's RTP socket recording what the relay's
-external media channel sends. How the gateway does it: relay/gateways/ari_media.py."""
+`PhoneMixer` renders from notes (tests/support/phone_rtp.py, shared with the SIP and
+Twilio music tests), and the fake's RTP socket recording what the relay's external
+media channel sends. How the gateway does it: relay/gateways/ari_media.py."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
 
-from billboard.engine.events import NoteOff, NoteOn
-from billboard.engine.tracks import DEFAULT_TRACKS
-from billboard.phone_mix import FRAME, RATE, PhoneMixer
-from billboard.samples import SampleSet, load_sample_sets
 from relay.gateways.ari_core import basic_auth
-from relay.gateways.dtmf import ulaw_decode
-from relay.gateways.rtp_events import RtpPacket, parse_rtp
-from relay.phone_audio import FRAME_S, encode_bundle
+from relay.gateways.rtp_events import parse_rtp
 from relay.rehearsal.fake_ari import FakeAri
-from tests.billboard.audio import midi_hz
-from tests.support.relay import BILLBOARD, RunningRelay, StartRelay, recv, until
+from tests.support.phone_rtp import (
+    Arrival,
+    PhoneBillboard,
+    decode,
+    heard_frames,
+    in_order,
+    level_at,
+    melody,
+    midi_hz,
+    pacing,
+    render_bundles,
+    rms_dbfs,
+    stands_out,
+    stream_faults,
+)
+from tests.support.relay import StartRelay, recv, until
 
-from .ari_calls import CALLER, KEY, PASSWORD, USER, digit, left
+from .ari_calls import KEY, PASSWORD, USER, digit, left
 from .ari_relay import ari_config, ari_health, call_and_join, music_gone, music_of, start
 from .listeners import nothing_published, subscribe
 
-SOUNDS = Path(__file__).resolve().parents[3] / "sounds"
-LEAD, PLUCK = 76, 67  # E5 659 Hz, G4 392 Hz: inside the phone's band
+LEAD, PLUCK = 69, 72  # A4 (440 Hz) on the lead, C5 (523 Hz) on the pluck
+TUNE = {"lead": LEAD, "pluck": PLUCK}
 
 
-@pytest.fixture(scope="module")
-def sets() -> dict[str, SampleSet]:
-    return load_sample_sets(SOUNDS)
+def external_media_request(fake: FakeAri, media: str) -> dict[str, str]:
+    """What the relay asked Asterisk for when it made the external channel `media`."""
+    [query] = [
+        q
+        for _, p, q in fake.requests
+        if p == "/ari/channels/externalMedia" and q.get("channelId") == media
+    ]
+    return dict(query)
 
 
-def tune(seconds: float) -> list[NoteOn | NoteOff]:
-    """The lead and the pluck an 8th apart, each note a 16th long."""
-    notes: list[NoteOn | NoteOff] = []
-    for n in range(int(seconds / 0.125)):
-        t = n * 0.125
-        track, note = ("lead", LEAD) if n % 2 == 0 else ("pluck", PLUCK)
-        notes.append(NoteOn(time=t, step=n, track=track, channel=0, note=note, velocity=110))
-        notes.append(NoteOff(time=t + 0.1, step=n, track=track, channel=0, note=note))
-    return notes
-
-
-def billboard_frames(sets: dict[str, SampleSet], seconds: float) -> list[tuple[bytes, bytes]]:
-    """The billboard's side: the tune rendered by the phone mixer, 20 ms at a time, as
-    (the bundle it sends, the caller's own frame in it). The caller holds the lead."""
-    mixer = PhoneMixer(sets, tuple(DEFAULT_TRACKS))
-    for note in tune(seconds):
-        mixer.note_on(note) if isinstance(note, NoteOn) else mixer.note_off(note)
-    out = []
-    for seq in range(round(seconds / FRAME_S)):
-        frame = mixer.frame(seq * FRAME_S, holders=["lead"])
-        mixes = [frame.mixes[None].ulaw, frame.mixes["lead"].ulaw]
-        out.append((encode_bundle(seq, mixes, {CALLER: 1}), mixes[1]))
-    return out
-
-
-async def feed(relay: RunningRelay, bundles: Sequence[bytes]) -> None:
-    """A fake billboard: the bundles over /phone-audio, one per 20 ms of the loop's clock."""
-    headers = {"Authorization": f"Bearer {BILLBOARD}"}
-    ws = await relay.connect("/phone-audio", headers=headers)
-    loop = asyncio.get_running_loop()
-    due = loop.time()
-    for bundle in bundles:
-        await ws.send_bytes(bundle)
-        due += FRAME_S
-        await asyncio.sleep(max(0.0, due - loop.time()))
-    await ws.close()
-
-
-def external_media_request(fake: FakeAri) -> dict[str, str]:
-    [query] = [q for m, p, q in fake.requests if p == "/ari/channels/externalMedia"]
-    return query
-
-
-def spectrum_holds(audio: np.ndarray, hz: float) -> bool:
-    """`hz` stands 30 dB over the spectrum's median."""
-    power = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
-    freqs = np.fft.rfftfreq(len(audio), 1 / RATE)
-    return float(power[np.abs(freqs - hz) < 15].sum()) > 1000 * float(np.median(power))
-
-
-async def test_a_caller_hears_the_notes_played_as_rtp_from_their_external_media_channel(
-    start_relay: StartRelay, fake: FakeAri, sets: dict[str, SampleSet]
-) -> None:
-    relay, sub = await start(start_relay, fake)
-    channel_id, _ = await call_and_join(fake, sub)
-    bridge, media = await music_of(fake, channel_id)
-    asked = external_media_request(fake)
-    host, port = asked.pop("external_host").rsplit(":", 1)
-    assert asked == {
-        "app": "dialjam",
-        "format": "ulaw",
-        "encapsulation": "rtp",
-        "transport": "udp",
-        "direction": "both",
-        "channelId": media,
-    }
-    # The caller is in a mixing bridge with it, muted (their voice stays in Asterisk)
-    # and keeping their keys out of the bridge.
-    assert fake.media.bridges[bridge].json["bridge_type"] == "mixing"
-    assert fake.media.bridges[bridge].members[channel_id] == {"mute": "true", "absorbDTMF": "true"}
-
-    frames = billboard_frames(sets, 2.0)
-    await feed(relay, [bundle for bundle, _ in frames])
+def arrivals(fake: FakeAri, channel_id: str) -> list[Arrival]:
+    """The RTP Asterisk got for `channel_id`'s caller, in arrival order."""
     recorder = fake.media.heard_by(channel_id)
     assert recorder is not None
+    found = [(at, source, parse_rtp(data)) for at, data, source in recorder.packets]
+    return [Arrival(at, source, packet) for at, source, packet in found if packet is not None]
 
+
+async def test_two_callers_hear_the_notes_as_rtp_and_the_lead_holder_their_part_louder(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    relay, sub = await start(start_relay, fake)
+    lead_id, lead = await call_and_join(fake, sub)
+    other_id, other = await call_and_join(fake, sub, "+15550000002")
+    callers = {lead_id: lead["caller"], other_id: other["caller"]}
+    media = {}
+    for channel_id in callers:
+        bridge, media[channel_id] = await music_of(fake, channel_id)
+        asked = external_media_request(fake, media[channel_id])
+        assert asked.pop("external_host").startswith("127.0.0.1:")
+        assert asked == {
+            "app": "dialjam",
+            "format": "ulaw",
+            "encapsulation": "rtp",
+            "transport": "udp",
+            "direction": "both",
+            "channelId": media[channel_id],
+        }
+        # The caller is in a mixing bridge with it, muted (their voice stays in
+        # Asterisk) and keeping their keys out of the bridge.
+        assert fake.media.bridges[bridge].json["bridge_type"] == "mixing"
+        assert fake.media.bridges[bridge].members[channel_id] == {
+            "mute": "true",
+            "absorbDTMF": "true",
+        }
+    bundles = render_bundles(melody(TUNE, 3.0), 3.0, {lead["caller"]: "lead"})
+    billboard = PhoneBillboard(relay)
+    await billboard.start(bundles)
+    await billboard.done(60)
     phone = relay.state.phone
     assert phone is not None
 
@@ -125,34 +99,38 @@ async def test_a_caller_hears_the_notes_played_as_rtp_from_their_external_media_
         busy machine may drop a few to the jitter buffer's bound, or leave a last few
         that never reach its target to start playing again."""
         sent = (await ari_health(relay))["music"]["packets"]
-        all_in = phone.buffer.stats.received == len(frames)
-        return all_in and len(phone.buffer) < phone.buffer.target and len(recorder.packets) == sent
+        got = sum(len(arrivals(fake, channel_id)) for channel_id in callers)
+        all_in = phone.buffer.stats.received == len(bundles)
+        return all_in and len(phone.buffer) < phone.buffer.target and got == sent
 
     await until(heard)
-    packets: list[RtpPacket] = []
-    for _, data, source in recorder.packets:
-        packet = parse_rtp(data)
-        assert packet is not None
-        assert source == (host, int(port))  # sent from the socket Asterisk was told of
-        packets.append(packet)
-    assert len(packets) >= len(frames) // 2, len(packets)  # 1 s of music at least
-    # One stream of PCMU: its SSRC, no sequence number missed, time in 20 ms steps.
-    assert {(p.version, p.payload_type, p.ssrc, len(p.payload)) for p in packets} == {
-        (2, 0, packets[0].ssrc, FRAME)
-    }
-    assert all((b.sequence - a.sequence) % 2**16 == 1 for a, b in itertools.pairwise(packets))
-    steps = [(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(packets)]
-    assert all(step > 0 and step % FRAME == 0 for step in steps)
-    assert packets[0].marker
-    # The caller's own mix (the lead 6 dB up), every frame of it in the billboard's order.
-    own = [frame for _, frame in frames]
-    at = [own.index(p.payload) for p in packets if p.payload in own]
-    assert len(at) == len(packets) and at == sorted(at)
-    audio = ulaw_decode(b"".join(p.payload for p in packets)).astype(np.float64) / 32768
-    assert 20 * np.log10(np.sqrt(np.mean(audio**2))) > -30  # music, not silence
-    assert spectrum_holds(audio, midi_hz(LEAD)) and spectrum_holds(audio, midi_hz(PLUCK))
+    heard_by = {}
+    for channel_id, caller in callers.items():
+        got = arrivals(fake, channel_id)
+        print(pacing(f"PCMU to caller {caller}", got))
+        assert len(got) >= len(bundles) // 2, len(got)  # 1.5 s of music at least
+        assert stream_faults(got) == [] and {a.packet.payload_type for a in got} == {0}
+        # Sent from the very socket Asterisk was told of (its strict RTP learns it).
+        host, port = external_media_request(fake, media[channel_id])["external_host"].split(":")
+        assert {a.source for a in got} == {(host, int(port))}
+        # The bytes of this caller's own mix, in the billboard's order; not the other's.
+        payloads = [a.packet.payload for a in got]
+        assert in_order(payloads, heard_frames(bundles, caller))
+        assert not in_order(
+            payloads, heard_frames(bundles, callers[other_id if channel_id == lead_id else lead_id])
+        )
+        heard_by[channel_id] = audio = decode(got, alaw=False)
+        assert rms_dbfs(audio) > -35  # music, levelled for the earpiece (−20 dBFS)
+        assert stands_out(audio, midi_hz(LEAD)) > 20 and stands_out(audio, midi_hz(PLUCK)) > 20
+
+    def lead_over_pluck(x: np.ndarray) -> float:
+        return float(10 * np.log10(level_at(x, midi_hz(LEAD)) / level_at(x, midi_hz(PLUCK))))
+
+    boost = lead_over_pluck(heard_by[lead_id]) - lead_over_pluck(heard_by[other_id])
+    print(f"the lead holder's own part, against the shared mix: +{boost:.1f} dB")
+    assert boost > 3  # OWN_BOOST_DB is 6
     health = (await ari_health(relay))["music"]
-    assert health["calls"] == 1 and health["started"] == 1 and health["failed"] == 0
+    assert health["calls"] == 2 and health["started"] == 2 and health["failed"] == 0
 
 
 async def test_the_music_joins_the_bridge_once_its_channel_has_entered_the_app(
