@@ -81,7 +81,7 @@ async def play(fake: FakeAri, port: int, ids: list[str], seconds: float) -> dict
         loop = asyncio.get_running_loop()
         due = loop.time()
         for seq in range(count):
-            sent[seq] = time.monotonic()
+            sent[seq] = loop.time()
             await ws.send_bytes(encode_bundle(seq, [frame_of(seq)], {}))
             due += FRAME_S
             await asyncio.sleep(max(0.0, due - loop.time()))

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -59,7 +58,8 @@ BRIDGE_TYPES = frozenset(
 
 
 class Recorder(asyncio.DatagramProtocol):
-    """Asterisk's RTP socket of one external channel: what arrives, when, from where."""
+    """Asterisk's RTP socket of one external channel: what arrives, when (the loop's
+    clock), from where."""
 
     def __init__(self) -> None:
         self.packets: list[tuple[float, bytes, tuple[str, int]]] = []
@@ -69,7 +69,8 @@ class Recorder(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not one
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.packets.append((time.monotonic(), data, (str(addr[0]), int(addr[1]))))
+        at = asyncio.get_running_loop().time()
+        self.packets.append((at, data, (str(addr[0]), int(addr[1]))))
 
     @property
     def port(self) -> int:

@@ -8,6 +8,7 @@ media channel sends. How the gateway does it: relay/gateways/ari_media.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from relay.gateways.ari_core import basic_auth
+from relay.gateways.dtmf import ULAW_TO_PCM
 from relay.gateways.rtp_events import parse_rtp
 from relay.rehearsal.fake_ari import FakeAri
 from tests.support.phone_rtp import (
@@ -26,6 +28,7 @@ from tests.support.phone_rtp import (
     level_at,
     melody,
     midi_hz,
+    onset,
     pacing,
     render_bundles,
     rms_dbfs,
@@ -131,6 +134,43 @@ async def test_two_callers_hear_the_notes_as_rtp_and_the_lead_holder_their_part_
     assert boost > 3  # OWN_BOOST_DB is 6
     health = (await ari_health(relay))["music"]
     assert health["calls"] == 2 and health["started"] == 2 and health["failed"] == 0
+
+
+async def test_a_note_reaches_the_asterisk_caller_one_jitter_budget_after_the_billboard_sends_it(
+    start_relay: StartRelay, fake: FakeAri
+) -> None:
+    """The relay's share of a key press's way to the caller's ear: from the bundle that
+    starts a note leaving the billboard to its RTP arriving at Asterisk (the jitter
+    buffer's 60 ms, up to a tick's wait, the socket). Printed; the bound is only a
+    sanity check for a loaded machine."""
+    relay, sub = await start(start_relay, fake)
+    channel_id, joined = await call_and_join(fake, sub)
+    await music_of(fake, channel_id)
+    tune = [dataclasses.replace(n, time=n.time + 1.0) for n in melody({"lead": LEAD}, 1.0)]
+    bundles = render_bundles(tune, 2.0, {joined["caller"]: "lead"})  # silent for a second
+    billboard = PhoneBillboard(relay)
+    await billboard.start(bundles)
+    await billboard.done(60)
+
+    async def sounded() -> bool:
+        return onset(arrivals(fake, channel_id), alaw=False) is not None
+
+    await until(sounded)
+    heard = onset(arrivals(fake, channel_id), alaw=False)
+    assert heard is not None
+    frames = heard_frames(bundles, joined["caller"])
+    first = next(n for n, f in enumerate(frames) if rms_dbfs(ulaw_samples(f)) > -45)
+    assert first == round(1.0 / 0.02)  # the bundle whose frame starts the first note
+    delay_ms = (heard.at - billboard.sent_at[first]) * 1000
+    budget = relay.state.phone.buffer.budget_ms if relay.state.phone else 0
+    print(
+        f"\nbillboard → Asterisk caller: a note's onset in {delay_ms:.0f} ms (budget {budget:.0f})"
+    )
+    assert 0 < delay_ms < 1000
+
+
+def ulaw_samples(ulaw: bytes) -> np.ndarray:
+    return ULAW_TO_PCM[np.frombuffer(ulaw, dtype=np.uint8)].astype(np.float64) / 32768
 
 
 async def test_the_music_joins_the_bridge_once_its_channel_has_entered_the_app(
