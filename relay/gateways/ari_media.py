@@ -254,9 +254,9 @@ class AriMusic:
         return {
             "calls": len(playing),
             "started": self.started,
-            "failed": self.failed,
+            "failed_to_start": self.failed,
             "cleaned": self.cleaned,
-            "packets": self._packets_before + sum(m.rtp.sent for m in self._by_media.values()),
+            "sent": self._packets_before + sum(m.rtp.sent for m in self._by_media.values()),
         }
 
     # -- one caller's music --

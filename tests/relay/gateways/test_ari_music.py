@@ -101,7 +101,7 @@ async def test_two_callers_hear_the_notes_as_rtp_and_the_lead_holder_their_part_
         """Every bundle in, (nearly) all played, and each packet the relay sent heard. A
         busy machine may drop a few to the jitter buffer's bound, or leave a last few
         that never reach its target to start playing again."""
-        sent = (await ari_health(relay))["music"]["packets"]
+        sent = (await ari_health(relay))["music"]["sent"]
         got = sum(len(arrivals(fake, channel_id)) for channel_id in callers)
         all_in = phone.buffer.stats.received == len(bundles)
         return all_in and len(phone.buffer) < phone.buffer.target and got == sent
@@ -133,7 +133,7 @@ async def test_two_callers_hear_the_notes_as_rtp_and_the_lead_holder_their_part_
     print(f"the lead holder's own part, against the shared mix: +{boost:.1f} dB")
     assert boost > 3  # OWN_BOOST_DB is 6
     health = (await ari_health(relay))["music"]
-    assert health["calls"] == 2 and health["started"] == 2 and health["failed"] == 0
+    assert health["calls"] == 2 and health["started"] == 2 and health["failed_to_start"] == 0
 
 
 async def test_a_note_reaches_the_asterisk_caller_one_jitter_budget_after_the_billboard_sends_it(
@@ -229,9 +229,9 @@ async def test_a_hang_up_while_the_music_is_being_set_up_leaves_nothing_behind(
     assert (await ari_health(relay))["music"] == {
         "calls": 0,
         "started": 0,
-        "failed": 0,
+        "failed_to_start": 0,
         "cleaned": 0,
-        "packets": 0,
+        "sent": 0,
     }
 
 
@@ -334,7 +334,7 @@ async def test_a_call_whose_music_asterisk_refuses_goes_on_without_it(
     assert await recv(sub) == digit("5")
     assert not fake.media.bridges and relay.state.phone is not None
     assert relay.state.phone.listeners == 0
-    assert (await ari_health(relay))["music"]["failed"] == 1
+    assert (await ari_health(relay))["music"]["failed_to_start"] == 1
 
 
 async def test_with_the_phone_music_off_no_external_media_is_made(
