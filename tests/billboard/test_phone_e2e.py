@@ -1,0 +1,109 @@
+"""The music down the phone line, end to end: a real billboard linked to a real relay
+over its sockets, callers publishing keys as a voice gateway does, and what a call
+hears taken from the relay's phone feed as a gateway takes it (tests/support/phone.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import numpy as np
+
+from billboard.phone_cues import FIGURES
+from tests.support.phone import (
+    RATE,
+    Caller,
+    Listener,
+    NoteProbe,
+    level_at,
+    linked_billboard,
+    midi_hz,
+    noise_floor,
+    onset,
+    wait_until,
+)
+from tests.support.relay import StartRelay
+
+PRESSES = 5
+PRESS_EVERY_S = 1.0
+
+
+def db(ratio: float) -> float:
+    return float(10 * np.log10(ratio))
+
+
+async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_the_key(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay(rate=0)
+    feed = relay.state.phone
+    assert feed is not None
+    probe = NoteProbe()
+    # A loop of 8 bars: no press comes back round while the test listens.
+    async with linked_billboard(relay, probe, loop_bars=8) as show:
+        own = Listener.on(feed, "c-lead")  # the lead's caller, from before they join
+        street = Listener.on(feed, "c-street")  # a call holding no track: the shared mix
+        lead = await Caller.dial(relay, "c-lead")
+        pluck = await Caller.dial(relay, "c-pluck")
+        await wait_until(lambda: {t.caller for t in show.scene.tracks} == {"c-lead", "c-pluck"})
+        await asyncio.sleep(1.5)  # the track cue has played
+        for n in range(PRESSES):
+            # Together, so that their notes share each frame and each mix's levelling.
+            await asyncio.gather(lead.press("1357"[n % 4]), pluck.press("3"))
+            await asyncio.sleep(PRESS_EVERY_S)
+        own.stop()
+        street.stop()
+        health = (await relay.healthz())["phone"]
+        figures = show.hud_figures()
+
+    x, shared = own.audio(), street.audio()
+    assert own.heard() > 100 and np.max(np.abs(x)) > 0.1  # music, not silence
+    lead_ons = [(t, n) for t, n in probe.ons("lead")]
+    pluck_ons = [(t, n) for t, n in probe.ons("pluck")]
+    assert len(lead_ons) == PRESSES and len(pluck_ons) == PRESSES
+
+    # The spectrum holds every note the caller played.
+    floor = noise_floor(x)
+    for _, note in lead_ons:
+        assert level_at(x, midi_hz(note.note)) > 1000 * floor, note
+
+    # Their own part stands out more in their ear than in the street's: the lead's
+    # fundamentals against the pluck's, in the two mixes (6 dB by default).
+    lead_hz = {midi_hz(n.note) for _, n in lead_ons}
+    pluck_hz = {midi_hz(n.note) for _, n in pluck_ons}
+
+    def balance(audio: np.ndarray) -> float:
+        return db(
+            sum(level_at(audio, hz) for hz in lead_hz) / sum(level_at(audio, hz) for hz in pluck_hz)
+        )
+
+    louder = balance(x) - balance(shared)
+    assert 3 < louder < 9, louder
+
+    # The track cue reached the lead's caller, and not the street.
+    tone = FIGURES["track"][0][0]
+    first_second = slice(0, own.sample_at(lead.pressed[0][0]))
+    assert level_at(x[first_second], tone) > 100 * level_at(shared[first_second], tone) + 1e-9
+
+    # From each key's publish to its note: on the speakers (the note handed out by the
+    # scheduler) and in the caller's ear (its onset in the audio the relay played out).
+    speakers, phone = [], []
+    for (pressed, _), (sent, _) in zip(lead.pressed, lead_ons, strict=True):
+        speakers.append(sent - pressed)
+        start = onset(x, own.sample_at(pressed))
+        if start is not None:
+            phone.append(own.time_of(start) - pressed)
+    assert phone, "no note's onset stood clear of the one before"
+    print(
+        f"\nkey → note, speakers: median {1000 * statistics.median(speakers):.0f} ms "
+        f"(max {1000 * max(speakers):.0f}); caller's phone audio at the relay: median "
+        f"{1000 * statistics.median(phone):.0f} ms (max {1000 * max(phone):.0f}, "
+        f"{len(phone)} onsets); relay jitter budget {health['budget_ms']:.0f} ms, "
+        f"frames waited p50 {health['wait_ms_p50']} ms; billboard {figures['phone']}"
+    )
+    # Generous bounds only: a loaded two-core machine may be slow, never this slow.
+    assert all(0 < s < 1.5 for s in speakers), speakers
+    assert all(0 < p < 2.0 for p in phone), phone
+    assert statistics.median(phone) > statistics.median(speakers)
+    assert RATE == 8000

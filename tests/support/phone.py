@@ -1,0 +1,221 @@
+"""The music down the phone line, end to end: a real billboard (`Show`, its engine,
+scheduler and phone threads, headless: no screen, no sound card) linked to a real
+relay (``tests/conftest.py`` `start_relay`); callers publishing keys as a gateway or
+IVR does; what one call hears collected from the relay's `PhoneFeed` as a voice
+gateway would take it; and the listening: μ-law decoded, spectra, note onsets.
+
+For the Twilio and SIP end-to-end tests, the same billboard (`linked_billboard`) and
+`Caller` serve; collect the audio from the gateway's own wire instead of `Listener`
+(`decode` a call's μ-law as it came) and read it with `level_at`, `onsets`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from billboard.config import BillboardConfig
+from billboard.engine.events import NoteOff, NoteOn
+from billboard.engine.tracks import DEFAULT_TRACKS, TrackSpec
+from billboard.show import Options, Show
+from relay.config import RelayConfig
+from relay.gateways.dtmf import ulaw_decode
+from relay.phone_feed import PhoneFeed
+from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay
+
+RATE = 8000
+FRAME = 160
+Audio = npt.NDArray[np.float64]
+SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+# Two pitched tracks whose notes sit inside the phone's band: the first caller to join
+# plays the lead, the second the pluck.
+LEAD_AND_PLUCK: tuple[TrackSpec, ...] = tuple(
+    t for t in DEFAULT_TRACKS if t.name in ("lead", "pluck")
+)
+
+
+def midi_hz(note: float) -> float:
+    return float(440.0 * 2.0 ** ((note - 69) / 12))
+
+
+# -- the billboard ------------------------------------------------------------------
+
+
+class NoteProbe:
+    """A billboard output beside the speakers: each note with the moment the scheduler
+    handed it out (the engine clock, `time.monotonic`): the speakers' side of a figure."""
+
+    name = "probe"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.played: list[tuple[float, NoteOn]] = []
+
+    def note_on(self, note: NoteOn) -> None:
+        with self._lock:
+            self.played.append((time.monotonic(), note))
+
+    def note_off(self, note: NoteOff) -> None:
+        pass
+
+    def panic(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def ons(self, track: str | None = None) -> list[tuple[float, NoteOn]]:
+        with self._lock:
+            return [(t, n) for t, n in self.played if track is None or n.track == track]
+
+
+@contextlib.asynccontextmanager
+async def linked_billboard(
+    relay: RunningRelay, probe: NoteProbe | None = None, **settings: Any
+) -> AsyncIterator[Show]:
+    """A headless billboard (no screen, no speakers) linked to `relay` with the billboard
+    token, as ``python -m billboard --relay ws://…/ws`` runs; `settings` are
+    `BillboardConfig`'s (default: the lead and the pluck, no groove bed). Yields once
+    its phone audio link is up; stopped on the way out."""
+    settings.setdefault("tracks", LEAD_AND_PLUCK)
+    settings.setdefault("style", "none")
+    config = BillboardConfig(relay=relay.ws_url, token=BILLBOARD, sound=False, **settings)
+    show = Show(
+        config,
+        RelayConfig(billboard_token=BILLBOARD),
+        Options(headless=True, sounds_dir=SOUNDS),
+        sinks=[probe] if probe is not None else [],
+    )
+    await asyncio.to_thread(show.start_background)
+    try:
+        if show.phone is not None:
+            await wait_until(lambda: show.phone_link is not None and show.phone_link.connected)
+        await wait_until(lambda: show.link is not None and show.link.status == "connected")
+        yield show
+    finally:
+        await asyncio.to_thread(show.stop)
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll `check` until it holds; fail after `timeout` (sized for a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+# -- the callers --------------------------------------------------------------------
+
+
+class Caller:
+    """A caller publishing to the relay as a voice gateway or an IVR does (the
+    publisher token): `join`, then `press` keys, each with the moment it was sent."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, caller: str) -> None:
+        self.ws = ws
+        self.caller = caller
+        self.pressed: list[tuple[float, str]] = []  # (time.monotonic() when sent, key)
+
+    @classmethod
+    async def dial(cls, relay: RunningRelay, caller: str, source: str = "twilio") -> Caller:
+        ws = await relay.session.ws_connect(f"{relay.ws_url}?token={PUBLISHER}")
+        me = cls(ws, caller)
+        await me.publish({"event": "join", "caller": caller, "source": source})
+        return me
+
+    async def publish(self, data: dict[str, Any]) -> None:
+        frame = {"type": "publisher", "id": "dialjam", "data": data}
+        await self.ws.send_str(orjson.dumps(frame).decode())
+
+    async def press(self, key: str) -> None:
+        self.pressed.append((time.monotonic(), key))
+        await self.publish({"event": "digit", "caller": self.caller, "digit": key})
+
+    async def hang_up(self) -> None:
+        await self.publish({"event": "leave", "caller": self.caller, "reason": "hangup"})
+        await self.ws.close()
+
+
+# -- what a call hears --------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    """One call's frames from the relay's phone feed, as a gateway gets them: each
+    20 ms tick's 160 bytes of μ-law (None: nothing to play), with when it came."""
+
+    caller: str
+    ticks: list[tuple[float, bytes | None]] = field(default_factory=list)
+    stop: Callable[[], None] = lambda: None
+
+    @classmethod
+    def on(cls, feed: PhoneFeed, caller: str) -> Listener:
+        me = cls(caller)
+        me.stop = feed.listen(caller, me.play)
+        return me
+
+    def play(self, frame: bytes | None) -> None:
+        self.ticks.append((time.monotonic(), frame))
+
+    def heard(self) -> int:
+        return sum(1 for _, frame in self.ticks if frame is not None)
+
+    def audio(self) -> Audio:
+        """Everything played, a tick's silence where it had nothing."""
+        return decode([f if f is not None else b"\xff" * FRAME for _, f in self.ticks])
+
+    def time_of(self, sample: int) -> float:
+        """When `sample` of `audio()` left the relay (time.monotonic)."""
+        return self.ticks[sample // FRAME][0] + (sample % FRAME) / RATE
+
+    def sample_at(self, moment: float) -> int:
+        """The first sample of `audio()` played at or after `moment`."""
+        for n, (at, _) in enumerate(self.ticks):
+            if at >= moment:
+                return n * FRAME
+        return len(self.ticks) * FRAME
+
+
+def decode(frames: Sequence[bytes]) -> Audio:
+    """G.711 μ-law frames → samples in ±1."""
+    return ulaw_decode(b"".join(frames)).astype(np.float64) / 32768
+
+
+def level_at(x: Audio, hz: float, width: float = 15.0) -> float:
+    """The power of `x` within `width` Hz of `hz` (Hann window)."""
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / RATE)
+    return float(power[np.abs(freqs - hz) < width].sum())
+
+
+def noise_floor(x: Audio) -> float:
+    """The median power of a bin of `x`'s spectrum: what "nothing there" measures."""
+    return float(np.median(np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2))
+
+
+def onset(x: Audio, after: int, threshold: float = 0.02, quiet_s: float = 0.05) -> int | None:
+    """The first sample from `after` over `threshold` (±1 scale), provided the `quiet_s`
+    before `after` stayed under a quarter of it (else a note still ringing would hide
+    the new one); None when there is none."""
+    before = x[max(0, after - round(quiet_s * RATE)) : after]
+    if before.size and float(np.max(np.abs(before))) > threshold / 4:
+        return None
+    loud = np.flatnonzero(np.abs(x[after:]) > threshold)
+    return int(after + loud[0]) if loud.size else None
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
