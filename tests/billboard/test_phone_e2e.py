@@ -6,8 +6,11 @@ hears taken from the relay's phone feed as a gateway takes it (tests/support/pho
 from __future__ import annotations
 
 import asyncio
+import signal
 import statistics
+from typing import Any
 
+import aiohttp
 import numpy as np
 
 from billboard.phone_cues import FIGURES
@@ -23,7 +26,8 @@ from tests.support.phone import (
     onset,
     wait_until,
 )
-from tests.support.relay import StartRelay
+from tests.support.processes import STARTUP_S, start_billboard
+from tests.support.relay import StartRelay, until
 
 PRESSES = 5
 PRESS_EVERY_S = 1.0
@@ -107,3 +111,45 @@ async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_t
     assert all(0 < p < 2.0 for p in phone), phone
     assert statistics.median(phone) > statistics.median(speakers)
     assert RATE == 8000
+
+
+async def summary_line(proc: asyncio.subprocess.Process, fragment: str) -> str:
+    """The first line `proc` prints holding `fragment` (its start summary)."""
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), STARTUP_S)).decode()
+        assert line, f"the billboard ended before saying {fragment!r}"
+        if fragment in line:
+            return line
+
+
+async def test_the_billboard_program_feeds_its_relay_unless_told_not_to() -> None:
+    """``python -m billboard`` headless (SDL's dummy drivers): its embedded relay gets
+    the phone mixes, and the start summary says where they go; ``--no-phone-music``
+    says they are off, and the relay never hears from it."""
+    for flags, said, feed in (
+        ((), "8 kHz, sent to ws://127.0.0.1:", "connected"),
+        (("--no-phone-music",), "off: calls hear only their greeting", "none"),
+    ):
+        proc, port = await start_billboard(*flags)
+        try:
+            assert said in await summary_line(proc, "  phone:")
+            async with aiohttp.ClientSession() as session:
+                if feed == "connected":
+                    await until(lambda: _fed(session, port), timeout=STARTUP_S)  # noqa: B023
+                else:
+                    await asyncio.sleep(1.0)  # ample for a link that would come
+                assert (await _phone_health(session, port))["feed"] == feed
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def _phone_health(session: aiohttp.ClientSession, port: int) -> dict[str, Any]:
+    async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+        health: dict[str, Any] = (await resp.json())["phone"]
+        return health
+
+
+async def _fed(session: aiohttp.ClientSession, port: int) -> bool:
+    return int((await _phone_health(session, port))["received"]) > 10
