@@ -268,7 +268,8 @@ def stopped(show: Show, sinks: Sequence[NoteSink], seconds: float) -> list[str]:
             recorded = (sink.path, notes, length)
     events = show.eventlog
     logged = (events.path, events.written) if events is not None else None
-    return stop_lines(seconds, recorded, logged)
+    phone = show.phone_summary()
+    return stop_lines(seconds, recorded, logged) + ([f"  {phone}"] if phone else [])
 
 
 def list_displays() -> int:

@@ -131,6 +131,8 @@ def bundle_of(seq: int, frame: PhoneFrame, holders: Holders) -> bytes:
         if track not in frame.mixes or not _NAMEABLE.fullmatch(caller):
             continue
         if track not in index:
+            if len(mixes) >= MAX_MIXES:
+                continue  # more tracks than a bundle carries: this one's holder hears mix 0
             index[track] = len(mixes)
             mixes.append(frame.mixes[track].ulaw)
         callers[caller] = index[track]

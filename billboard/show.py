@@ -354,6 +354,17 @@ class Show:
             return link
         return f"{link}; {cpu:.2f} ms CPU a frame, out ≤ {late:.0f} ms after its end"
 
+    def phone_summary(self) -> str | None:
+        """The phone music's night, for the stop summary (None: it was off)."""
+        if self.phone is None:
+            return None
+        link = self.phone_link
+        sent, dropped = (link.sent, link.dropped) if link is not None else (0, 0)
+        return (
+            f"phone music: {sent:,} frames sent to the relay ({dropped:,} dropped while it "
+            f"was away or busy), {self.phone.skipped:,} skipped after stalls"
+        )
+
     # -- the phone mixes (phone thread) --
 
     def _phone_mixer(self) -> PhoneMixer:

@@ -143,6 +143,13 @@ async def test_the_billboard_program_feeds_its_relay_unless_told_not_to() -> Non
         finally:
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert proc.stdout is not None
+        stopped = (await proc.stdout.read()).decode()
+        if feed == "connected":  # the stop summary counts what went down the line
+            line = next(s for s in stopped.splitlines() if "phone music:" in s)
+            assert int(line.split("phone music: ")[1].split()[0].replace(",", "")) > 10
+        else:
+            assert "phone music:" not in stopped
 
 
 async def _phone_health(session: aiohttp.ClientSession, port: int) -> dict[str, Any]:

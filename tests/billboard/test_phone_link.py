@@ -106,3 +106,25 @@ def test_phone_music_off_means_no_mixer_and_no_link() -> None:
     on = Show(BillboardConfig(), RelayConfig(), Options())
     assert on.phone is not None and on.phone in on.scheduler.sinks
     assert on.phone.mixer is None  # its samples load on its own thread, once started
+
+
+async def test_a_lost_link_comes_back_by_itself_and_carries_the_newest_again(
+    start_relay: StartRelay,
+) -> None:
+    relay = await start_relay()
+    feed = relay.state.phone
+    assert feed is not None
+    link = PhoneAudioLink(
+        f"ws://127.0.0.1:{relay.port}/phone-audio", BILLBOARD, rng=random.Random(1)
+    )
+    task = asyncio.create_task(link.run())
+    await until(lambda: true(link.connected))
+    # Another feed with the billboard token takes the relay's ear: ours is closed.
+    other = await relay.connect("/phone-audio", headers={"Authorization": f"Bearer {BILLBOARD}"})
+    await until(lambda: true(link.reconnects == 1 and link.connected))  # and takes it back
+    assert other.closed or (await other.receive()).type.name in ("CLOSE", "CLOSED", "CLOSING")
+    received = feed.buffer.stats.received
+    link.offer(bundle(7))
+    await until(lambda: true(feed.buffer.stats.received == received + 1))
+    assert not task.done()
+    task.cancel()
