@@ -7,7 +7,9 @@ Three threads, each with one job:
 - the scheduler thread owns the engine and plays notes on time;
 
 and, with `[billboard.lights]`, a fourth sends the scene to DMX fixtures
-(billboard/lights/sender.py).
+(billboard/lights/sender.py); unless `phone_music` is off, another renders the phone
+mixes every 20 ms (billboard/phone_out.py), handed to the asyncio thread's phone audio
+link (billboard/phone_link.py) for the relay's voice gateways.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_t
         health = (await relay.healthz())["phone"]
         figures = show.hud_figures()
 
+    assert str(figures["phone"]).startswith("connected")  # the HUD's and the console's word
     x, shared = own.audio(), street.audio()
     assert own.heard() > 100 and np.max(np.abs(x)) > 0.1  # music, not silence
     lead_ons = [(t, n) for t, n in probe.ons("lead")]
