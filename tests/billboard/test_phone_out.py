@@ -22,7 +22,15 @@ from billboard.phone_out import CATCH_UP_FRAMES, GRACE_S, CueWatch, PhoneOut
 from billboard.samples import SampleSet, load_sample_sets
 from billboard.scheduler import Scheduler
 from relay.phone_audio import Bundle, parse_bundle
-from tests.support.phone import LEAD_AND_PLUCK, decode, level_at, midi_hz, noise_floor
+from tests.support.phone import (
+    LEAD_AND_PLUCK,
+    apart,
+    balance_db,
+    decode,
+    level_at,
+    midi_hz,
+    noise_floor,
+)
 
 SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 FRAME_S = FRAME / RATE
@@ -157,12 +165,10 @@ def test_notes_a_caller_plays_reach_their_frames_with_their_part_in_their_own_mi
         assert level_at(own, midi_hz(note)) > 1000 * floor, note
     # Their own part louder than in the street's mix: the lead against the pluck.
     pluck = {n.note for n in show.speakers.ons if n.track == "pluck"}
-
-    def balance(x: np.ndarray) -> float:
-        lead_power = sum(level_at(x, midi_hz(n)) for n in played)
-        return float(10 * np.log10(lead_power / sum(level_at(x, midi_hz(n)) for n in pluck)))
-
-    assert 4 < balance(own) - balance(street) < 8
+    lead_hz, pluck_hz = apart(played, pluck), apart(pluck, played)
+    assert lead_hz and pluck_hz
+    louder = balance_db(own, lead_hz, pluck_hz) - balance_db(street, lead_hz, pluck_hz)
+    assert 5 < louder < 7, louder  # 6 dB, the mixer's default
 
 
 def cue_heard(x: np.ndarray, kind: str) -> bool:

@@ -219,3 +219,17 @@ def onset(x: Audio, after: int, threshold: float = 0.02, quiet_s: float = 0.05) 
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def apart(notes: set[int], others: set[int], harmonics: int = 6, width: float = 20.0) -> set[float]:
+    """The fundamentals (Hz) of `notes` that no harmonic (1 … `harmonics`) of `others`
+    comes within `width` Hz of: where one part's level is read without the other's
+    (``apart(a, b)`` for part a, ``apart(b, a)`` for part b)."""
+    theirs = [k * midi_hz(n) for n in others for k in range(1, harmonics + 1)]
+    return {hz for hz in map(midi_hz, notes) if all(abs(hz - h) >= width for h in theirs)}
+
+
+def balance_db(x: Audio, part: set[float], other: set[float]) -> float:
+    """How far `part`'s fundamentals stand over `other`'s in `x`, in dB."""
+    mine = sum(level_at(x, hz) for hz in part)
+    return float(10 * np.log10(mine / sum(level_at(x, hz) for hz in other)))
