@@ -24,7 +24,9 @@ relay's bundles (``relay/phone_audio.py``), one a frame.
   mix is rendered, to keep time, and nothing is sent.
 
 The phone mix costs the billboard about 0.7 ms of one core per 20 ms frame at eight
-holders (``bench/phone_mix.py``): ~4 % of a core, on this thread, off the engine's.
+holders (``bench/phone_mix.py``), and this output's hand-over and bundles a little
+more (``bench/phone_out.py`` measures both in one run): ~4-5 % of a core, on this
+thread, off the engine's.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ log = logging.getLogger("billboard.phone")
 FRAME_S: Final = FRAME / RATE
 GRACE_S: Final = 0.004  # a frame is rendered this long after it ends
 CATCH_UP_FRAMES: Final = 5  # further behind than this, missed frames are skipped
-INBOX_MAX: Final = 50_000  # notes waiting for the phone thread (a minute of a busy show)
+# What may wait for the phone thread (drained every 20 ms; minutes of a busy show):
+# bounded for a thread that is stalled or gone.
+INBOX_MAX: Final = 50_000
 LOST_REASONS: Final = frozenset({"idle", "turn", "kicked"})
 _NAMEABLE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # a caller id a bundle can carry
 
