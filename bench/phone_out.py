@@ -15,31 +15,40 @@ round of each is reported:
   ``bench/phone_mix.py`` measures as "shared + 8 holders' mixes");
 - the live output: the same frames through `PhoneOut` (the hand-over deque, the
   holders, the bundle of 9 mixes and 8 names), and what it adds;
-- the bundle's size, and so what the link to the relay carries a second.
+- the bundle's size, and so what the link to the relay carries a second;
+- what the phone thread does to the speakers' timing: the real scheduler thread and
+  engine (the groove bed, 8 callers pressing 50 keys a second between them), for
+  ``--show-seconds`` (10) of wall-clock time without a phone output, then as long with
+  one rendering on its own thread; how late notes leave the scheduler (p50, p99, max),
+  each way. The two threads share the interpreter's lock: this is the price of that.
 
 Sounds are prepared before the timing. The exit code is 0 whatever the numbers.
 
-    python bench/phone_out.py [--seconds S] [--json FILE]
+    python bench/phone_out.py [--seconds S] [--show-seconds S] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from bench.phone_mix import NIGHT_S, night
-from bench.stats import load, write_result
-from billboard.engine.events import NoteOn
+from bench.stats import load, percentile, write_result
+from billboard.engine import Digit, Engine, EngineConfig, Join
+from billboard.engine.events import NoteOff, NoteOn
 from billboard.engine.tracks import DEFAULT_TRACKS
+from billboard.outputs import NoteSink
 from billboard.phone_mix import FRAME, RATE, PhoneMixer, PhoneSounds
 from billboard.phone_out import GRACE_S, PhoneOut
-from billboard.samples import load_sample_sets
+from billboard.samples import SampleSet, load_sample_sets
+from billboard.scheduler import Scheduler
 
 SOUNDS = Path(__file__).resolve().parent.parent / "sounds"
 FRAME_S = FRAME / RATE
@@ -62,14 +71,74 @@ def best_us(seconds: float, runs: tuple[Callable[[], int], ...]) -> list[float]:
     return best
 
 
+class Quiet:
+    """The speakers' place in the show, doing nothing: only the timing is measured."""
+
+    name = "speakers"
+
+    def note_on(self, note: NoteOn) -> None:
+        pass
+
+    def note_off(self, note: NoteOff) -> None:
+        pass
+
+    def panic(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def show_lateness(seconds: float, phone: bool, sets: Mapping[str, SampleSet]) -> list[float]:
+    """Notes' lateness (ms, sorted) leaving a real scheduler for `seconds`, with or
+    without a `PhoneOut` rendering on its own thread beside it."""
+    engine = Engine(EngineConfig(), start=time.monotonic())
+    sinks: list[NoteSink] = [Quiet()]
+    out: PhoneOut | None = None
+    if phone:
+        scheduler_box: list[Scheduler] = []
+
+        def holders() -> dict[str, str]:
+            scene = scheduler_box[0].scene
+            return {t.caller: t.name for t in scene.tracks if t.caller is not None}
+
+        out = PhoneOut(
+            lambda: PhoneMixer(sets, DEFAULT_TRACKS),
+            lambda bundle: None,
+            holders,
+        )
+        sinks.append(out)
+    scheduler = Scheduler(engine, sinks)
+    if out is not None:
+        scheduler_box.append(scheduler)
+        out.start()
+        while out.mixer is None:
+            time.sleep(0.05)
+    scheduler.start()
+    callers = [f"c-bench{n}" for n in range(8)]
+    for caller in callers:
+        scheduler.submit(Join(caller, "twilio"))
+    rng = random.Random(16)
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:  # 50 presses a second between them, Poisson
+        time.sleep(rng.expovariate(50.0))
+        scheduler.submit(Digit(rng.choice(callers), rng.choice("0123456789*#")))
+    scheduler.stop()
+    if out is not None:
+        out.stop()
+    return sorted(1000 * late for late in scheduler.timing.lateness)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--show-seconds", type=float, default=10.0)
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     args = parser.parse_args()
     load_at_start = load()
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        os.sched_setaffinity(0, {min(cores)})
     sets = load_sample_sets(SOUNDS)
     notes = night()
     sounds = PhoneSounds()
@@ -117,6 +186,10 @@ def main() -> None:
         return out.frames
 
     base_us, live_us = best_us(args.seconds, (baseline, live))
+    if hasattr(os, "sched_setaffinity"):  # the show's threads on the machine's cores
+        os.sched_setaffinity(0, cores)
+    alone = show_lateness(args.show_seconds, False, sets)
+    beside = show_lateness(args.show_seconds, True, sets)
     budget_us = FRAME_S * 1e6
     size = sizes[-1]
     print(f"phone output, one core, a busy night, {len(HOLDERS)} tracks held")
@@ -126,15 +199,30 @@ def main() -> None:
         f"{100 * live_us / budget_us:.1f} % of a core ({live_us / base_us:.2f}× the baseline)"
     )
     print(f"  a bundle: {size:,} bytes (9 mixes, 8 names) → {size / FRAME_S / 1000:.0f} KB/s")
+    for label, late in (("without the phone thread", alone), ("with it beside", beside)):
+        p50, p99 = percentile(late, 0.5), percentile(late, 0.99)
+        print(
+            f"  notes leaving the scheduler {label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+            f"max {late[-1]:.2f} ms ({len(late):,} notes)"
+        )
     figures = {
         "baseline_us_per_frame": base_us,
         "live_us_per_frame": live_us,
         "core_share": live_us / budget_us,
         "overhead_ratio": live_us / base_us,
         "bundle_bytes": size,
+        "lateness_p99_ms_alone": percentile(alone, 0.99),
+        "lateness_p99_ms_with_phone": percentile(beside, 0.99),
+        "lateness_max_ms_alone": alone[-1],
+        "lateness_max_ms_with_phone": beside[-1],
     }
     if args.json:
-        settings = {"seconds": args.seconds, "night_s": NIGHT_S, "holders": len(HOLDERS)}
+        settings = {
+            "seconds": args.seconds,
+            "show_seconds": args.show_seconds,
+            "night_s": NIGHT_S,
+            "holders": len(HOLDERS),
+        }
         write_result(args.json, "phone_out", load_at_start, settings, figures)
 
 
