@@ -22,10 +22,11 @@ from tests.support.phone import (
     apart,
     balance_db,
     level_at,
-    linked_billboard,
     midi_hz,
     noise_floor,
     onset,
+    peaks_hz,
+    relay_and_billboard,
     wait_until,
 )
 from tests.support.processes import STARTUP_S, start_billboard
@@ -38,12 +39,11 @@ PRESS_EVERY_S = 1.0
 async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_the_key(
     start_relay: StartRelay,
 ) -> None:
-    relay = await start_relay(rate=0)
-    feed = relay.state.phone
-    assert feed is not None
     probe = NoteProbe()
     # A loop of 8 bars: no press comes back round while the test listens.
-    async with linked_billboard(relay, probe, loop_bars=8) as show:
+    async with relay_and_billboard(start_relay, probe, loop_bars=8) as (relay, show):
+        feed = relay.state.phone
+        assert feed is not None
         own = Listener.on(feed, "c-lead")  # the lead's caller, from before they join
         street = Listener.on(feed, "c-street")  # a call holding no track: the shared mix
         lead = await Caller.dial(relay, "c-lead")
@@ -71,6 +71,13 @@ async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_t
     floor = noise_floor(x)
     for _, note in lead_ons:
         assert level_at(x, midi_hz(note.note)) > 100 * floor, note
+
+    # What stands out in their ear from the first key on is the music played: the
+    # strongest peaks lie on the notes' harmonics (the first four).
+    played = lead_ons + pluck_ons
+    harmonics = [k * midi_hz(n.note) for _, n in played for k in range(1, 5)]
+    for hz in peaks_hz(x[own.sample_at(lead.pressed[0][0]) :]):
+        assert min(abs(hz - h) for h in harmonics) < 15, (hz, sorted(harmonics))
 
     # Their own part stands out more in their ear than in the street's: the lead's
     # fundamentals against the pluck's (each clear of the other's harmonics), in the

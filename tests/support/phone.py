@@ -32,7 +32,7 @@ from billboard.show import Options, Show
 from relay.config import RelayConfig
 from relay.gateways.dtmf import ulaw_decode
 from relay.phone_feed import PhoneFeed
-from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay
+from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay, StartRelay
 
 RATE = 8000
 FRAME = 160
@@ -105,6 +105,20 @@ async def linked_billboard(
         yield show
     finally:
         await asyncio.to_thread(show.stop)
+
+
+@contextlib.asynccontextmanager
+async def relay_and_billboard(
+    start_relay: StartRelay,
+    probe: NoteProbe | None = None,
+    relay_settings: dict[str, Any] | None = None,
+    **settings: Any,
+) -> AsyncIterator[tuple[RunningRelay, Show]]:
+    """A relay (``start_relay``'s keywords in `relay_settings`: ``twilio=…``, ``sip=…``
+    for a gateway's test) and a billboard linked to it (`linked_billboard`)."""
+    relay = await start_relay(**{"rate": 0, **(relay_settings or {})})
+    async with linked_billboard(relay, probe, **settings) as show:
+        yield relay, show
 
 
 async def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -198,6 +212,22 @@ def level_at(x: Audio, hz: float, width: float = 15.0) -> float:
     power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / RATE)
     return float(power[np.abs(freqs - hz) < width].sum())
+
+
+def peaks_hz(x: Audio, count: int = 3, apart_hz: float = 30.0) -> list[float]:
+    """The frequencies of `x`'s `count` strongest spectral peaks, strongest first, each
+    at least `apart_hz` from a stronger one (Hann window, 8× zero-padded)."""
+    size = 8 * (1 << max(0, len(x) - 1).bit_length())
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)), size)) ** 2
+    freqs = np.fft.rfftfreq(size, 1 / RATE)
+    found: list[float] = []
+    for index in np.argsort(power)[::-1]:
+        hz = float(freqs[index])
+        if all(abs(hz - other) >= apart_hz for other in found):
+            found.append(hz)
+            if len(found) == count:
+                break
+    return found
 
 
 def noise_floor(x: Audio) -> float:
