@@ -4,9 +4,12 @@ relay (``tests/conftest.py`` `start_relay`); callers publishing keys as a gatewa
 IVR does; what one call hears collected from the relay's `PhoneFeed` as a voice
 gateway would take it; and the listening: μ-law decoded, spectra, note onsets.
 
-For the Twilio and SIP end-to-end tests, the same billboard (`linked_billboard`) and
-`Caller` serve; collect the audio from the gateway's own wire instead of `Listener`
-(`decode` a call's μ-law as it came) and read it with `level_at`, `onsets`.
+For the Twilio and SIP end-to-end tests: `relay_and_billboard(start_relay,
+relay_settings={"twilio": …})` starts both; the call itself presses the keys (Twilio
+``dtmf`` frames, SIPp's RFC 4733 events) instead of `Caller`, its audio is collected
+from the gateway's own wire instead of `Listener` (`decode` its μ-law as it came, with
+the arrival time of each 20 ms), and read with `level_at`, `peaks_hz`, `onset`,
+`apart` and `balance_db`; `NoteProbe` gives the speakers' side of the delay.
 """
 
 from __future__ import annotations
