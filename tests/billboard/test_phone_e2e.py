@@ -111,7 +111,8 @@ async def test_a_caller_hears_their_notes_their_own_part_louder_and_soon_after_t
         f"(max {1000 * max(speakers):.0f}); caller's phone audio at the relay: median "
         f"{1000 * statistics.median(phone):.0f} ms (max {1000 * max(phone):.0f}, "
         f"{len(phone)} onsets); relay jitter budget {health['budget_ms']:.0f} ms, "
-        f"frames waited p50 {health['wait_ms_p50']} ms; billboard {figures['phone']}"
+        f"frames waited p50 {health['wait_ms_p50']} ms, underruns {health['underruns']}, "
+        f"dropped {health['dropped']}; billboard {figures['phone']}"
     )
     # Generous bounds only: a loaded two-core machine may be slow, never this slow.
     assert all(0 < s < 1.5 for s in speakers), speakers
