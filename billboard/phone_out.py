@@ -20,8 +20,10 @@ relay's bundles (``relay/phone_audio.py``), one a frame.
 - **Cues** (``billboard/phone_cues.py``) from the engine's own updates (`CueWatch`):
   ``track`` when a caller gets a track, ``front`` when a caller reaches the front of
   the waiting line, ``lost`` when the billboard ends their turn (turn, idle, kicked).
-- While nobody takes the bundles (the link is down, `wanted` false), only the shared
-  mix is rendered, to keep time, and nothing is sent.
+- While nobody takes the bundles (the link is down, or the relay has phone music off:
+  `wanted` false), nothing is rendered: the notes handed over are let go, and the
+  frames start again on the grid when the link is back (a note that began in the gap
+  is not heard; one that began before ends on time, its voice placed on the clock).
 
 The phone mix costs the billboard about 0.7 ms of one core per 20 ms frame at eight
 holders (``bench/phone_mix.py``), and this output's hand-over and bundles a little
@@ -177,6 +179,7 @@ class PhoneOut:
         self.mixer: PhoneMixer | None = None
         self.status = "starting"
         self.frames = 0  # rendered
+        self.idle = 0  # frames not rendered: nobody took them
         self.sent = 0  # bundles handed over
         self.skipped = 0  # frames skipped after a stall
         self.failures = 0
@@ -263,23 +266,26 @@ class PhoneOut:
                 self._seq += missed
                 continue
             start, self._next = self._next, self._next + FRAME
-            self._render(start)
-            rendered += 1
+            rendered += self._render(start)
         return rendered
 
-    def _render(self, start: int) -> None:
+    def _render(self, start: int) -> bool:
+        """The frame from sample `start`, rendered and sent; False: nobody takes it."""
         mixer = self.mixer
         assert mixer is not None
+        seq, self._seq = self._seq, self._seq + 1
+        if not self._wanted():  # nobody takes it: nothing rendered, the notes let go
+            self._inbox.clear()
+            self.idle += 1
+            self.status = "waiting for the relay"
+            return False
         began = time.thread_time()
         prepares = self._drain(mixer)
-        wanted = self._wanted()
-        holders = dict(self._holders()) if wanted else {}
+        holders = dict(self._holders())
         frame = mixer.frame(start / RATE, set(holders.values()))
-        seq, self._seq = self._seq, self._seq + 1
         self.frames += 1
-        if wanted:
-            self._send(bundle_of(seq, frame, holders))
-            self.sent += 1
+        self._send(bundle_of(seq, frame, holders))
+        self.sent += 1
         self.late_ms.append((self.clock() - (start + FRAME) / RATE) * 1000)
         # Sounds for notes to come are made after the frame has left: a new pitch's
         # resampling (5-20 ms) never holds a frame back.
@@ -287,6 +293,7 @@ class PhoneOut:
             mixer.prepare(note)
         self.cpu_ms.append((time.thread_time() - began) * 1000)
         self.status = "rendering"
+        return True
 
     def _drain(self, mixer: PhoneMixer) -> list[NoteOn]:
         """What the engine thread handed over, into the mixer; the notes to prepare."""

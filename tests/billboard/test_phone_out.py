@@ -301,22 +301,47 @@ def test_a_stalled_machine_skips_the_frames_it_missed_rather_than_bursting_them(
     assert seqs == sorted(seqs) and seqs[-1] == 24 + out.skipped + rendered - 1
 
 
-def test_while_nobody_takes_the_bundles_only_the_shared_mix_keeps_time(
+def test_while_nobody_takes_the_bundles_nothing_is_rendered_and_the_gap_is_let_go(
     sets: dict[str, SampleSet],
 ) -> None:
+    """The link down: no frame rendered and nothing kept of the notes meanwhile; back,
+    the frames go on from the clock's grid, as those of an output that never stopped
+    and never heard the gap's notes."""
     sent: list[bytes] = []
-    wanted = [False]
+    wanted = [True]
+    sounds = PhoneSounds()
     out = PhoneOut(
-        lambda: PhoneMixer(sets, LEAD_AND_PLUCK),
+        lambda: PhoneMixer(sets, LEAD_AND_PLUCK, sounds=sounds),
         sent.append,
         lambda: {"c-lead": "lead"},
         clock=Clock(),
         wanted=lambda: wanted[0],
     )
-    for n in range(27):  # the mixer made, the grid found, then 25 frames
-        out.render_due(1000.0 + 0.02 * max(0, n - 1))
-    assert out.frames == 24 and not sent
-    wanted[0] = True
-    for n in range(5):
-        out.render_due(1000.52 + 0.02 * n)
-    assert len(sent) == 5 and parse_bundle(sent[0]).callers == {"c-lead": 1}
+    reference: list[bytes] = []
+    steady = phone_at(sets, 1000.0, reference, sounds)
+    out.render_due(1000.0)
+    out.render_due(1000.0)
+    frames = 0
+
+    def play(t: float, note: int, into: tuple[PhoneOut, ...]) -> None:
+        for o in into:
+            o.note_on(NoteOn(t, 0, "lead", 2, note, 100))
+            o.note_off(NoteOff(t + 0.05, 0, "lead", 2, note))
+
+    for n in range(1, 101):  # two seconds, a turn every 20 ms
+        now = 1000.0 + 0.02 * n
+        wanted[0] = not 25 <= n < 50  # the link away for half a second
+        if n in (10, 60):
+            play(now, 72 + n % 7, (out, steady))  # heard by both
+        if n == 30:
+            play(now, 84, (out,))  # in the gap: let go
+        frames += out.render_due(now)
+        steady.render_due(now)
+    assert out.idle == 25 and out.frames == frames == 99 - 25  # 99 frames were due
+    assert len(sent) == out.frames and not out._inbox
+    ours = [parse_bundle(b) for b in sent]
+    theirs = {parse_bundle(b).seq: parse_bundle(b).mixes for b in reference}
+    # Frame k is due in the turn k + 2: the turns of the gap were those of frames 23-47.
+    assert [b.seq for b in ours] == [s for s in range(99) if not 23 <= s < 48]
+    # After the gap, the same bytes as the output that never stopped nor heard it.
+    assert all(b.mixes == theirs[b.seq] for b in ours if b.seq >= 48)
