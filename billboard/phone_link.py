@@ -2,10 +2,12 @@
 ``/phone-audio`` (``relay/phone_feed.py``), opened with the billboard token, carrying
 one binary bundle (``relay/phone_audio.py``) per 20 ms frame.
 
-Audio is only worth its newest frame: `offer` keeps the latest bundle and the writer
-sends it as soon as the socket takes it, so a slow network or a relay away never makes
-a queue of old music (a frame replaced before it left, or offered while offline, is
-counted in `dropped`). The relay's jitter buffer absorbs the network's unevenness.
+Audio is only worth its newest frames: `offer` keeps at most `QUEUE_FRAMES` (100 ms:
+the few a stalled phone thread renders at once to catch up) and the writer sends them
+as soon as the socket takes them, so a slow network or a relay away never makes a
+queue of old music (a frame pushed out by newer ones before it left, or offered while
+offline, is counted in `dropped`). The relay's jitter buffer absorbs the network's
+unevenness.
 
 The connection is kept up as the relay link keeps its own (``billboard/relay_link.py``):
 reconnects with backoff and jitter; a 404 means the relay has phone music off
@@ -21,6 +23,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +38,7 @@ log = logging.getLogger("billboard.phone_link")
 BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 15.0
 OFF_RETRY_S: Final = 60.0  # a relay that said it has phone music off is asked again this often
+QUEUE_FRAMES: Final = 5  # the newest 100 ms waiting for the socket; older ones are dropped
 
 
 def phone_audio_url(relay_url: str) -> str:
@@ -59,7 +63,7 @@ class PhoneAudioLink:
         self.reconnects = 0
         self._rng = rng or random.Random()
         self._log = LogOnce(every_s=3600.0)
-        self._latest: bytes | None = None
+        self._queue: deque[bytes] = deque()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._wake = asyncio.Event()
 
@@ -68,14 +72,16 @@ class PhoneAudioLink:
         return self._ws is not None and not self._ws.closed
 
     def offer(self, bundle: bytes) -> None:
-        """The newest frame's bundle (asyncio thread): sent next, in place of any older
-        one still waiting; dropped when the relay is not there."""
+        """The newest frame's bundle (asyncio thread): sent after those still waiting,
+        the oldest of them dropped beyond `QUEUE_FRAMES`; dropped itself when the relay
+        is not there."""
         if not self.connected:
             self.dropped += 1
             return
-        if self._latest is not None:
+        if len(self._queue) >= QUEUE_FRAMES:
+            self._queue.popleft()
             self.dropped += 1
-        self._latest = bundle
+        self._queue.append(bundle)
         self._wake.set()
 
     def health(self) -> dict[str, Any]:
@@ -98,7 +104,8 @@ class PhoneAudioLink:
                     async with session.ws_connect(
                         self.url, heartbeat=10.0, headers=headers, compress=0
                     ) as ws:
-                        self._ws, self._latest = ws, None
+                        self._ws = ws
+                        self._queue.clear()
                         self.status = "connected"
                         if attempt:
                             self.reconnects += 1
@@ -118,7 +125,9 @@ class PhoneAudioLink:
                     log.exception("phone audio link failed; reconnecting")
                     self.status = "offline"
                 finally:
-                    self._ws, self._latest = None, None
+                    self._ws = None
+                    self.dropped += len(self._queue)
+                    self._queue.clear()
                 if self.status == "connected":
                     self.status = "offline"
                 attempt += 1
@@ -169,9 +178,8 @@ class PhoneAudioLink:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                bundle, self._latest = self._latest, None
-                if bundle is not None:
-                    await ws.send_bytes(bundle)
+                while self._queue:
+                    await ws.send_bytes(self._queue.popleft())
                     self.sent += 1
         except (ConnectionError, aiohttp.ClientError, RuntimeError):
             await ws.close()  # the reader then ends, and `run` connects again

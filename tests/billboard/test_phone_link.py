@@ -12,7 +12,7 @@ import random
 import pytest
 
 from billboard.config import BillboardConfig
-from billboard.phone_link import PhoneAudioLink, phone_audio_url
+from billboard.phone_link import QUEUE_FRAMES, PhoneAudioLink, phone_audio_url
 from billboard.show import Options, Show
 from relay.config import RelayConfig
 from relay.phone_audio import FRAME_BYTES, encode_bundle
@@ -40,7 +40,7 @@ def test_the_phone_audio_address_is_the_relays_beside_its_ws(relay: str, phone: 
     assert phone_audio_url(relay) == phone
 
 
-async def test_bundles_reach_the_relay_and_only_the_newest_is_ever_sent(
+async def test_bundles_reach_the_relay_and_only_the_newest_100_ms_are_ever_sent(
     start_relay: StartRelay,
 ) -> None:
     relay = await start_relay()
@@ -52,16 +52,16 @@ async def test_bundles_reach_the_relay_and_only_the_newest_is_ever_sent(
     await until(lambda: true(link.connected and feed.connected))
     for seq in range(1, 11):  # ten frames in one turn of the loop: a stalled writer
         link.offer(bundle(seq))
-    await until(lambda: true(feed.buffer.stats.received == 1))
-    assert (link.sent, link.dropped) == (1, 10)
+    await until(lambda: true(feed.buffer.stats.received == QUEUE_FRAMES))
+    assert (link.sent, link.dropped) == (QUEUE_FRAMES, 1 + 10 - QUEUE_FRAMES)
     frames = [b.mixes[0] for b, _ in feed.buffer._frames]
-    assert frames == [bytes([10]) * FRAME_BYTES]  # the newest
-    for received in range(2, 5):  # one at a time, as the phone thread hands them over
-        link.offer(bundle(9 + received))
+    assert frames == [bytes([seq]) * FRAME_BYTES for seq in range(6, 11)]  # the newest
+    for received in range(6, 9):  # one at a time, as the phone thread hands them over
+        link.offer(bundle(5 + received))
         await until(lambda: true(feed.buffer.stats.received >= received))  # noqa: B023
-    assert link.status == "connected" and link.health()["sent"] == 4
+    assert link.status == "connected" and link.health()["sent"] == 8
     health = (await relay.healthz())["phone"]
-    assert health["feed"] == "connected" and health["received"] == 4
+    assert health["feed"] == "connected" and health["received"] == 8
     task.cancel()
 
 
