@@ -35,6 +35,7 @@ from billboard.show import Options, Show
 from relay.config import RelayConfig
 from relay.gateways.dtmf import ulaw_decode
 from relay.phone_feed import PhoneFeed
+from tests.support.phone_rtp import level_at, midi_hz
 from tests.support.relay import BILLBOARD, PUBLISHER, RunningRelay, StartRelay
 
 RATE = 8000
@@ -46,10 +47,6 @@ SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
 LEAD_AND_PLUCK: tuple[TrackSpec, ...] = tuple(
     t for t in DEFAULT_TRACKS if t.name in ("lead", "pluck")
 )
-
-
-def midi_hz(note: float) -> float:
-    return float(440.0 * 2.0 ** ((note - 69) / 12))
 
 
 # -- the billboard ------------------------------------------------------------------
@@ -208,13 +205,6 @@ class Listener:
 def decode(frames: Sequence[bytes]) -> Audio:
     """G.711 μ-law frames → samples in ±1."""
     return ulaw_decode(b"".join(frames)).astype(np.float64) / 32768
-
-
-def level_at(x: Audio, hz: float, width: float = 15.0) -> float:
-    """The power of `x` within `width` Hz of `hz` (Hann window)."""
-    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / RATE)
-    return float(power[np.abs(freqs - hz) < width].sum())
 
 
 def peaks_hz(x: Audio, count: int = 3, apart_hz: float = 30.0) -> list[float]:
