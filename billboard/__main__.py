@@ -59,6 +59,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a("--duration", type=float, help="stop after this many seconds")
     a("--screenshot", type=Path, help="save the last frame to this PNG")
     a("--no-sound", action="store_true", help="no speakers")
+    a(
+        "--no-phone-music",
+        action="store_true",
+        help="callers hear no music down the phone line (no phone mix rendered or sent)",
+    )
     a("--midi-port", help="MIDI output port (substring of its name)")
     a("--midi-virtual", help="create a virtual MIDI output port of this name")
     a("--midi-api", help="alsa, jack, coremidi or winmm")
@@ -104,6 +109,7 @@ def load(args: argparse.Namespace) -> tuple[BillboardConfig, Installation]:
             "size": args.size,
             "layout": args.layout,
             "sound": False if args.no_sound else None,
+            "phone_music": False if args.no_phone_music else None,
             "midi_port": args.midi_port,
             "midi_virtual": args.midi_virtual,
             "midi_api": args.midi_api,
@@ -262,7 +268,8 @@ def stopped(show: Show, sinks: Sequence[NoteSink], seconds: float) -> list[str]:
             recorded = (sink.path, notes, length)
     events = show.eventlog
     logged = (events.path, events.written) if events is not None else None
-    return stop_lines(seconds, recorded, logged)
+    phone = show.phone_summary()
+    return stop_lines(seconds, recorded, logged) + ([f"  {phone}"] if phone else [])
 
 
 def list_displays() -> int:

@@ -72,6 +72,10 @@ class BillboardConfig:
     midi_port: str = ""  # substring of an output port's name; empty: no MIDI
     midi_virtual: str = ""  # create a virtual output port of this name
     midi_api: str = ""  # alsa | jack | coremidi | winmm; empty: rtmidi's default
+    # The music down the phone line (billboard/phone_out.py): the phone mixes rendered
+    # and sent to the relay's /phone-audio for its voice gateways to play to the calls.
+    # false (or --no-phone-music): no mixer, no link, nothing spent on it.
+    phone_music: bool = True
     floors: int = 7
     bays: int = 8
     windows: tuple[tuple[float, float, float, float], ...] = ()

@@ -89,7 +89,17 @@ def opened(
         lights=f"{lights.protocol} → {lights.target or 'multicast'}" if lights.protocol else "off",
         keypad_url=relay.keypad_url(),
         public_url=relay.public_url,
+        phone=_phone(show, board),
     )
+
+
+def _phone(show: Show, board: BillboardConfig) -> str:
+    """What callers hear down the line, for the start summary."""
+    if show.phone_link is not None:
+        return f"the show's mix, 8 kHz, sent to {show.phone_link.url} for the calls"
+    if not board.phone_music:
+        return "off: calls hear only their greeting ([billboard] phone_music, --no-phone-music)"
+    return "off: the relay has phone music off ([relay] phone_music = false)"
 
 
 def _midi(show: Show) -> str | None:
@@ -225,7 +235,8 @@ def run_frontend(
                     callers=sum(1 for t in scene.tracks if t.caller) + scene.line_length,
                     midi_port=figures["midi_port"],
                     extra={"sound": _sound_state(sound, muted)}
-                    | ({"lights": str(figures["lights"])} if figures.get("lights") else {}),
+                    | ({"lights": str(figures["lights"])} if figures.get("lights") else {})
+                    | {"phone": str(figures["phone"])},
                 )
             message = keyboard.quit_prompt(now) or ("sound muted (M)" if muted else None)
             drawn = time.monotonic()

@@ -176,6 +176,11 @@ class PhoneFrame:
     _cues: dict[str, Mono]  # by caller: the cue's part in this frame
     _made: dict[str, PhoneAudio] = field(default_factory=dict)
 
+    @property
+    def cued(self) -> tuple[str, ...]:
+        """The callers a cue plays to in this frame."""
+        return tuple(self._cues)
+
     def for_caller(self, caller: str, track: str | None) -> PhoneAudio:
         """The frame for `caller`, who holds `track` (None: none, or one without a mix
         of its own): their track's mix — the same object for all who share it — or,

@@ -7,12 +7,15 @@ Three threads, each with one job:
 - the scheduler thread owns the engine and plays notes on time;
 
 and, with `[billboard.lights]`, a fourth sends the scene to DMX fixtures
-(billboard/lights/sender.py).
+(billboard/lights/sender.py); unless `phone_music` is off, another renders the phone
+mixes every 20 ms (billboard/phone_out.py), handed to the asyncio thread's phone audio
+link (billboard/phone_link.py) for the relay's voice gateways.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -41,15 +44,18 @@ from relay.reach import Reach, probe_in_background, reach_key
 from .config import BillboardConfig
 from .door import Door
 from .engine import Engine, Scene
-from .engine.events import EngineUpdate, InputEvent, Notice
+from .engine.events import EngineUpdate, InputEvent, Leave, Notice
 from .eventlog import EventLog, read_events
 from .news import News
 from .outputs import ClockSink, NoteSink, follow_key, follow_tempo
+from .phone_link import PhoneAudioLink, phone_audio_url
+from .phone_out import PhoneOut
 from .relay_link import RelayLink
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:  # imported when the lights open: the protocols' libraries load with them
     from .lights.sender import LightsOut
+    from .phone_mix import PhoneMixer
 
 log = logging.getLogger("billboard")
 
@@ -106,6 +112,18 @@ class Show:
         self.engine = Engine(config.engine_config(), start=self.start)
         self.eventlog = EventLog(options.log_events, self.start) if options.log_events else None
         self.news = News(self.engine.config.tracks)  # what each keypad hears
+        self.phone: PhoneOut | None = None  # the music down the phone line
+        self.phone_link: PhoneAudioLink | None = None
+        # An embedded relay with phone music off would only answer the link with a 404.
+        if config.phone_music and (config.relay or relay_config.phone_music):
+            self.phone = PhoneOut(
+                self._phone_mixer,
+                self._send_phone,
+                self._holders,
+                clock=clock,
+                wanted=lambda: self.phone_link is not None and self.phone_link.connected,
+            )
+            sinks = [*sinks, self.phone]
         self.scheduler = Scheduler(
             self.engine,
             sinks,
@@ -124,6 +142,7 @@ class Show:
         self._async_error: BaseException | None = None
         self._runner: web.AppRunner | None = None
         self._link_task: asyncio.Task[None] | None = None
+        self._phone_task: asyncio.Task[None] | None = None
         self._last_state = 0.0
         self._last_signature: object = None
         self._last_lit = False
@@ -142,6 +161,8 @@ class Show:
         self._ready.wait(15)
         if self._async_error is not None:
             raise self._async_error
+        if self.phone is not None:
+            self.phone.start()  # before the engine: its first notes find it taking them
         self.scheduler.start()
         if self.config.lights.enabled:
             self._start_lights()
@@ -165,6 +186,8 @@ class Show:
 
     def stop(self) -> None:
         self.scheduler.stop()
+        if self.phone is not None:
+            self.phone.stop()
         if self.lights is not None:
             self.lights.stop()  # after the engine: the fixtures' last frame is dark
         if self.eventlog:
@@ -209,7 +232,11 @@ class Show:
             self.relay_port = runner.addresses[0][1]
             url = f"ws://127.0.0.1:{self.relay_port}/ws"
         self.link = RelayLink(url, self.channel, token, self._on_data, self._on_command)
-        self._link_task = asyncio.get_running_loop().create_task(self._supervise(self.link))
+        loop = asyncio.get_running_loop()
+        self._link_task = loop.create_task(self._supervise(self.link))
+        if self.phone is not None:
+            self.phone_link = PhoneAudioLink(phone_audio_url(url), token)
+            self._phone_task = loop.create_task(self._supervise(self.phone_link))
 
     def probe_public(self, public_url: str, say: Callable[[Reach], None]) -> None:
         """Check on the relay's thread that `public_url` leads to this installation's
@@ -220,25 +247,26 @@ class Show:
         key = reach_key(self.config.token or self.relay_config.billboard_token)
         asyncio.run_coroutine_threadsafe(probe_in_background(public_url, key, say), loop)
 
-    async def _supervise(self, link: RelayLink) -> None:
-        """Keep the relay link running: `run` only returns or raises through a bug of
-        ours, and then it is shown and restarted with backoff, never left dead."""
+    async def _supervise(self, link: RelayLink | PhoneAudioLink) -> None:
+        """Keep a link to the relay running: `run` only returns or raises through a bug
+        of ours, and then it is shown and restarted with backoff, never left dead."""
         failures = 0
         while True:
             try:
                 await link.run()
-                log.error("the relay link stopped by itself; restarting it")
+                log.error("the %s stopped by itself; restarting it", _name(link))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("the relay link failed; restarting it")
+                log.exception("the %s failed; restarting it", _name(link))
             link.status = "offline"
             failures += 1
             await asyncio.sleep(backoff_delay(failures, 0.5, LINK_RESTART_MAX_S, random.random))
 
     async def _async_stop(self) -> None:
-        if self._link_task is not None:
-            self._link_task.cancel()
+        for task in (self._link_task, self._phone_task):
+            if task is not None:
+                task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -255,12 +283,16 @@ class Show:
     def _on_event(self, event: InputEvent, at: float) -> None:
         if self.eventlog is not None:
             self.eventlog.write(event, at)
+        if self.phone is not None and isinstance(event, Leave):
+            self.phone.forget(event.caller)
         # A recording keeps the operator's tempo changes in its tempo map, and writes a
         # key signature for each change of key or scale.
         follow_tempo(self.scheduler.sinks, event, at)
         follow_key(self.scheduler.sinks, event, at)
 
     def _updates(self, updates: list[EngineUpdate]) -> None:
+        if self.phone is not None:
+            self.phone.updates(updates)  # the cues: a track, the front of the line, lost
         loop, link = self._loop, self.link
         if loop is None or link is None:
             return
@@ -309,7 +341,49 @@ class Show:
             "late_ms": round(1000 * max(lateness), 2) if lateness else None,
             "relay": self.link.status if self.link else "starting",
             "lights": self.lights.status if self.lights else None,
+            "phone": self.phone_status(),
         }
+
+    def phone_status(self) -> str:
+        """The music down the phone line, in a few words, for the HUD and the console."""
+        if self.phone is None:
+            return "off"
+        link = self.phone_link.status if self.phone_link is not None else "starting"
+        if self.phone.status != "rendering":
+            return f"{self.phone.status}; link {link}"
+        cpu, late = self.phone.cpu_ms_mean(), self.phone.late_ms_max()
+        if cpu is None or late is None:
+            return link
+        return f"{link}; {cpu:.2f} ms CPU a frame, out ≤ {late:.0f} ms after its end"
+
+    def phone_summary(self) -> str | None:
+        """The phone music's night, for the stop summary (None: it was off)."""
+        if self.phone is None:
+            return None
+        link = self.phone_link
+        sent, dropped = (link.sent, link.dropped) if link is not None else (0, 0)
+        return (
+            f"phone music: {sent:,} frames sent to the relay ({dropped:,} dropped while it "
+            f"was away or busy), {self.phone.skipped:,} skipped after stalls"
+        )
+
+    # -- the phone mixes (phone thread) --
+
+    def _phone_mixer(self) -> PhoneMixer:
+        from .phone_mix import PhoneMixer
+        from .samples import load_sample_sets
+
+        sets = load_sample_sets(self.options.sounds_dir)
+        return PhoneMixer(sets, self.engine.config.tracks)
+
+    def _send_phone(self, bundle: bytes) -> None:
+        loop, link = self._loop, self.phone_link
+        if loop is not None and link is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the show is stopping
+                loop.call_soon_threadsafe(link.offer, bundle)
+
+    def _holders(self) -> dict[str, str]:
+        return {t.caller: t.name for t in self.scheduler.scene.tracks if t.caller is not None}
 
     # -- replay --
 
@@ -332,3 +406,7 @@ class Show:
     @property
     def scene(self) -> Scene:
         return self.scheduler.scene
+
+
+def _name(link: RelayLink | PhoneAudioLink) -> str:
+    return "relay link" if isinstance(link, RelayLink) else "phone audio link"

@@ -32,6 +32,7 @@ class Opened:
     lights: str  # "off" or "sacn → multicast"
     keypad_url: str  # what the QR code holds
     public_url: str = ""  # [relay] public_url: probed at start (relay/reach.py)
+    phone: str = ""  # the music down the phone line: where it goes, or "off: …"
 
 
 def start_lines(opened: Opened) -> list[str]:
@@ -44,6 +45,7 @@ def start_lines(opened: Opened) -> list[str]:
         f"  recording: {opened.record or 'none (--record FILE.mid)'}"
         + (f"; events logged to {opened.log_events}" if opened.log_events else ""),
         f"  lights:    {opened.lights}",
+        *([f"  phone:     {opened.phone}"] if opened.phone else []),
         f"  QR code:   {opened.keypad_url}",
         f"  reach:     {reach_plan(opened.public_url)}",
     ]
