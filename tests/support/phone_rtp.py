@@ -101,13 +101,16 @@ class RtpRecorder:
             self._transport.close()
 
 
-def key_packets(key: str, payload_type: int, ssrc: int = 0x5EED) -> list[bytes]:
+def key_packets(key: str, payload_type: int, ssrc: int = 0x5EED, press: int = 0) -> list[bytes]:
     """A key press as a phone sends it (RFC 4733 §2.5): 100 ms of telephone-event
-    packets sharing one timestamp, the first marked, the end packet three times."""
+    packets sharing one timestamp, the first marked, the end packet three times; the
+    `press`-th press of a call (from 0) gets its own timestamp and sequence numbers."""
     event = "0123456789*#ABCD".index(key)
     packets = []
+    timestamp = 8000 * (1 + press)
     for n, (duration, end) in enumerate([(160, 0), (320, 0), (480, 0), (640, 0)] + [(800, 1)] * 3):
-        head = struct.pack("!BBHII", 0x80, (0x80 if n == 0 else 0) | payload_type, n, 8000, ssrc)
+        mark = 0x80 if n == 0 else 0
+        head = struct.pack("!BBHII", 0x80, mark | payload_type, 7 * press + n, timestamp, ssrc)
         packets.append(head + struct.pack("!BBH", event, end << 7 | 10, duration))
     return packets
 

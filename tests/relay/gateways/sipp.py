@@ -8,6 +8,7 @@ import asyncio
 import random
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from relay.gateways.dtmf import dtmf_tone, ulaw_encode
 from relay.gateways.sip.gateway import SipGateway
 from tests.services import need_tool
 from tests.support.relay import RunningRelay, StartRelay
+from tests.support.relay import recv as relay_recv
 
 from .listeners import subscribe
 
@@ -346,3 +348,21 @@ async def sip_relay(
     sub = await subscribe(relay)
     host, _, port = health(relay.app[STATE])["sip"]["listening"].split()[1].rpartition(":")
     return relay, sub, (host, int(port))
+
+
+async def joins(
+    sub: aiohttp.ClientWebSocketResponse, runs: Sequence[asyncio.Task[SippRun]]
+) -> list[dict[str, Any]]:
+    """The joins of the calls SIPp places in `runs`, one each; a run that ends first
+    fails the test with what SIPp said."""
+    found: list[dict[str, Any]] = []
+    while len(found) < len(runs):
+        event = asyncio.ensure_future(relay_recv(sub, 60))
+        done, _ = await asyncio.wait([event, *runs], return_when=asyncio.FIRST_COMPLETED)
+        if event not in done:
+            event.cancel()
+            run = next(r for r in runs if r.done()).result()
+            raise AssertionError(f"SIPp ended before its call joined:\n{run.output}")
+        if event.result()["event"] == "join":
+            found.append(event.result())
+    return found

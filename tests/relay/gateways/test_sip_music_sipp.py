@@ -9,11 +9,9 @@ The pure parts: test_sip_music.py (SDP, hold, latching) and test_sip_rtp_out.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from relay.app import STATE, health
@@ -40,9 +38,9 @@ from tests.support.relay import RunningRelay, StartRelay, recv
 
 from .sipp import (
     BYE_FROM_THEM,
-    SippRun,
     in_dialog,
     invite,
+    joins,
     pause,
     recv_with,
     reinvite,
@@ -60,24 +58,6 @@ def called(formats: str, recorder: RtpRecorder, answer: str, direction: str = ""
     """INVITE with the audio at `recorder`, 100, the 200 whose SDP says `answer`, ACK."""
     steps = invite(formats, media_port=recorder.port, direction=direction)
     return steps + sip_recv("100", True) + recv_with("200", f"a={answer}") + in_dialog("ACK", 1)
-
-
-async def joins(
-    sub: aiohttp.ClientWebSocketResponse, runs: Sequence[asyncio.Task[SippRun]]
-) -> list[dict[str, Any]]:
-    """The joins of the calls SIPp places in `runs`, one each; a run that ends first
-    fails the test with what SIPp said."""
-    found: list[dict[str, Any]] = []
-    while len(found) < len(runs):
-        event = asyncio.ensure_future(recv(sub, 60))
-        done, _ = await asyncio.wait([event, *runs], return_when=asyncio.FIRST_COMPLETED)
-        if event not in done:
-            event.cancel()
-            run = next(r for r in runs if r.done()).result()
-            raise AssertionError(f"SIPp ended before its call joined:\n{run.output}")
-        if event.result()["event"] == "join":
-            found.append(event.result())
-    return found
 
 
 def sip_health(relay: RunningRelay) -> dict[str, Any]:
