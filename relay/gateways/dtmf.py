@@ -42,15 +42,15 @@ blocks of the fixed grid, or — sooner, once the grid's latest block is a hit �
 two blocks that end with the audio fed so far. The two blocks must also be *pure*
 together (relay/gateways/talkoff.py): between 300 and 3,400 Hz, more than 100 Hz
 from both tones, no third tone within 10 dB of the weaker one, and no peak within
-20 dB of it that stands 24 dB above the band's median. Speech is harmonic: when two
-of a voice's harmonics land on a row and a column, its other harmonics lie between
-and around them, out of deep valleys; noise has no such peaks. A pair that is not
-pure leaves the run going, and the next hit's pair is asked again. A press ends
-after three consecutive blocks without its key (≈ 38 ms of pause); a shorter dropout
-inside a held key does not make a second press. Audio lost on the way
-(`DtmfDetector.lost`) is neither tone nor pause: a held key goes on through it, and
-one hit beside it confirms a press (with no pair to ask: talk-off is not checked
-there).
+20 dB of it that stands 26.5 dB above the band's floor (its quietest fifth). Speech
+is harmonic: when two of a voice's harmonics land on a row and a column, its other
+harmonics lie between and around them, out of deep valleys; noise has no such
+peaks. A pair that is not pure leaves the run going, and the next hit's pair is
+asked again. A press ends after three consecutive blocks without its key (≈ 38 ms
+of pause); a shorter dropout inside a held key does not make a second press. Audio
+lost on the way (`DtmfDetector.lost`) is neither tone nor pause: a held key goes on
+through it, and one hit beside it confirms a press (with no pair to ask: talk-off is
+not checked there).
 
 Key-down to report, measured by bench/dtmf_margins.py on 20 ms frames: median
 33.6 ms, p99 42.5 ms (was 39.2 and 53.5 with the grid alone). The floor is near
