@@ -98,8 +98,11 @@ def pure_pair(pair: NDArray[np.float64], row_hz: float, column_hz: float) -> boo
     """Whether `pair` (PAIR_SAMPLES at 8 kHz, where the detector heard the tones
     `row_hz` and `column_hz` in both halves) holds those two tones and no third: no
     guard peak within 10 dB of the weaker tone, nor one within 20 dB of it that stands
-    29.5 dB above the guard's floor. A pair of another size is never pure."""
+    26.5 dB above the guard's floor. A pair of another size, or with NaN or infinite
+    samples, is never pure."""
     if pair.shape != (PAIR_SAMPLES,) or not 0 < row_hz < column_hz < GUARD_HZ[1]:
+        return False
+    if not np.isfinite(pair).all():
         return False
     against_tone, against_floor = guard_levels(pair, row_hz, column_hz)
     if against_tone >= THIRD_TONE_DB:
