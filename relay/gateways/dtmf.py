@@ -304,7 +304,7 @@ class DtmfDetector:
         self._after_gap = False  # the next block follows audio lost on the way
         self._lost_blocks = 0  # blocks' worth of it, misses unless the held key returns
         self._last: NDArray[np.float64] = np.zeros(0)  # the latest samples fed (≤ 2 blocks kept)
-        self._previous: NDArray[np.float64] | None = None  # the grid's latest block, if whole
+        self._previous: NDArray[np.float64] | None = None  # the grid's latest block, if a hit
 
     def feed_ulaw(self, data: bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of G.711 μ-law audio (one byte per
@@ -417,10 +417,13 @@ class DtmfDetector:
             key = self._classify(blocks, sums, index, power)
             if not advance:
                 found += [key] if key is not None else []
+            elif key is None:
+                self._advance(None, None)
+                self._previous = None
             else:
                 block = blocks[index]
                 if self._advance(key, block):
-                    found.append(key)  # type: ignore[arg-type]
+                    found.append(key)
                 self._previous = block
         return found
 
@@ -460,7 +463,7 @@ class DtmfDetector:
                 return None
         return KEYS[4 * row + column]
 
-    def _advance(self, key: str | None, block: NDArray[np.float64]) -> bool:
+    def _advance(self, key: str | None, block: NDArray[np.float64] | None) -> bool:
         """Move the press state on by one block; True when `key`'s press begins now.
 
         The press begins when the run of hits is long enough and this block and the
@@ -487,6 +490,7 @@ class DtmfDetector:
             if (
                 not after_gap
                 and previous is not None
+                and block is not None
                 and not _pure(np.concatenate((previous, block)), key)
             ):
                 return False

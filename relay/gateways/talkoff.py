@@ -64,34 +64,47 @@ voice's harmonics; for noise, 5 dB under its median)."""
 _FFT: Final = 512
 _BIN_HZ: Final = SAMPLE_RATE / _FFT
 _WINDOW: Final = np.hanning(PAIR_SAMPLES + 2)[1:-1]
-_BINS: Final = np.arange(_FFT // 2 + 1) * _BIN_HZ
-_GUARD: Final = (GUARD_HZ[0] <= _BINS) & (GUARD_HZ[1] >= _BINS)
+_GUARD_BINS: Final = (math.ceil(GUARD_HZ[0] / _BIN_HZ), math.floor(GUARD_HZ[1] / _BIN_HZ) + 1)
 _GAP_BINS: Final = round(GUARD_GAP_HZ / _BIN_HZ)
 _PEAK_TOLERANCE: Final = 0.025  # where a tone may peak: the detector's frequency check
+_THIRD_TONE: Final = 10.0 ** (THIRD_TONE_DB / 10.0)
+_HARMONIC: Final = 10.0 ** (HARMONIC_DB / 10.0)
+_PROMINENCE: Final = 10.0 ** (PROMINENCE_DB / 10.0)
+_TINY: Final = 1e-30  # digital silence around perfect tones
+
+
+def _guard(
+    pair: NDArray[np.float64], row_hz: float, column_hz: float
+) -> tuple[float, float, list[NDArray[np.float64]]]:
+    """(the weaker tone's power, the guard's loudest bin's, the guard's stretches of
+    bins: the band less GUARD_GAP_HZ around each tone's peak)."""
+    transform = np.fft.rfft(pair * _WINDOW, _FFT)[: _GUARD_BINS[1]]
+    spectrum = transform.real * transform.real + transform.imag * transform.imag
+    weaker = math.inf
+    edges = [_GUARD_BINS[0]]
+    for hz in (row_hz, column_hz):
+        low = int(hz * (1.0 - _PEAK_TOLERANCE) / _BIN_HZ)
+        peak = low + int(spectrum[low : int(hz * (1.0 + _PEAK_TOLERANCE) / _BIN_HZ) + 2].argmax())
+        weaker = min(weaker, float(spectrum[peak]))
+        edges += [peak - _GAP_BINS, peak + _GAP_BINS + 1]
+    edges.append(_GUARD_BINS[1])
+    stretches = [spectrum[edges[i] : edges[i + 1]] for i in (0, 2, 4) if edges[i + 1] > edges[i]]
+    loudest = max(float(stretch.max()) for stretch in stretches)
+    return max(weaker, _TINY), max(loudest, _TINY), stretches
+
+
+def _floor(stretches: list[NDArray[np.float64]]) -> float:
+    """The guard's FLOOR_PERCENTILE (as np.percentile's nearest rank, 20× sooner)."""
+    others = np.concatenate(stretches)
+    rank = int(others.size * FLOOR_PERCENTILE / 100.0)
+    return max(float(np.partition(others, rank)[rank]), _TINY)
 
 
 def guard_levels(pair: NDArray[np.float64], row_hz: float, column_hz: float) -> tuple[float, float]:
     """(the guard's loudest bin against the weaker tone, against the guard's floor),
     in dB, for `pair` (PAIR_SAMPLES) heard as the tones `row_hz` + `column_hz`."""
-    spectrum = np.abs(np.fft.rfft(pair * _WINDOW, _FFT)) ** 2
-    guard = _GUARD.copy()
-    weaker = math.inf
-    for hz in (row_hz, column_hz):
-        low = int(hz * (1.0 - _PEAK_TOLERANCE) / _BIN_HZ)
-        high = int(hz * (1.0 + _PEAK_TOLERANCE) / _BIN_HZ) + 2
-        peak = low + int(np.argmax(spectrum[low:high]))
-        weaker = min(weaker, float(spectrum[peak]))
-        guard[max(0, peak - _GAP_BINS) : peak + _GAP_BINS + 1] = False
-    others = spectrum[guard]
-    loudest = float(others.max())
-    tiny = 1e-30  # digital silence around perfect tones
-    return (
-        10.0 * math.log10(max(loudest, tiny) / max(weaker, tiny)),
-        10.0
-        * math.log10(
-            max(loudest, tiny) / max(float(np.percentile(others, FLOOR_PERCENTILE)), tiny)
-        ),
-    )
+    weaker, loudest, others = _guard(pair, row_hz, column_hz)
+    return 10.0 * math.log10(loudest / weaker), 10.0 * math.log10(loudest / _floor(others))
 
 
 def pure_pair(pair: NDArray[np.float64], row_hz: float, column_hz: float) -> bool:
@@ -102,9 +115,11 @@ def pure_pair(pair: NDArray[np.float64], row_hz: float, column_hz: float) -> boo
     samples, is never pure."""
     if pair.shape != (PAIR_SAMPLES,) or not 0 < row_hz < column_hz < GUARD_HZ[1]:
         return False
-    if not np.isfinite(pair).all():
+    if not math.isfinite(float(pair @ pair)):
         return False
-    against_tone, against_floor = guard_levels(pair, row_hz, column_hz)
-    if against_tone >= THIRD_TONE_DB:
+    weaker, loudest, others = _guard(pair, row_hz, column_hz)
+    if loudest >= _THIRD_TONE * weaker:
         return False
-    return not (against_tone >= HARMONIC_DB and against_floor >= PROMINENCE_DB)
+    if loudest < _HARMONIC * weaker:
+        return True  # a clean tone: its own sidelobes, far under (no floor needed)
+    return loudest < _PROMINENCE * _floor(others)
