@@ -17,7 +17,7 @@ tone's peak. The pair is pure when the guard's loudest bin is
    fifth (20th percentile) (no harmonic).
 
 Measured with relay/rehearsal/dtmf_corpus.py (bench/dtmf_margins.py prints the false
-digits): 12,000 s of espeak-ng speech (TALKERS, and 4 × 240 of `more_talkers`, seeds
+digits): 11,800 s of espeak-ng speech (TALKERS, and 4 × 240 of `more_talkers`, seeds
 14, 99, 2024, 31337) gave 50 false digits before, 0 with this; 1,050 s of music 3,
 now 0. The rule grew from those misses; seed 31337's talkers were held out until its
 first version was set (18 → 0). The speech pairs heard as a key had their loudest

@@ -136,3 +136,13 @@ def test_bad_input_is_never_pure_and_never_raises() -> None:
     assert not pure_pair(good, 0.0, column)
     assert not pure_pair(good, row, 5000.0)
     assert pure_pair(np.zeros(PAIR_SAMPLES), row, column) in (True, False)
+
+
+def test_a_press_whose_first_pair_is_impure_begins_at_the_next_pure_pair_once() -> None:
+    tone = dtmf_tone("5", 150)
+    third = sine(1070.0, -12.0, ms=150)
+    spoiled_start = tone + np.where(np.arange(tone.size) < 360, third, 0.0)
+    silence = np.zeros(800)
+    assert detect(through_ulaw(np.concatenate([silence, spoiled_start, silence]))) == "5"
+    spoiled_throughout = tone + third
+    assert detect(through_ulaw(np.concatenate([silence, spoiled_throughout, silence]))) == ""
