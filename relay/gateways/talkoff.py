@@ -48,9 +48,8 @@ GUARD_HZ: Final = (300.0, 3400.0)
 GUARD_GAP_HZ: Final = 100.0
 """How close to each tone's peak the guard looks: beyond the Hann window's main lobe,
 where a tone's own leakage is ≥ 31 dB down (the louder tone's sidelobes stay ≥ 22 dB
-under the weaker tone even at 9 dB of twist). A voice whose harmonics lie closer
-(F0 < 100 Hz) puts several in each 78 Hz-wide detector bin, which the detector's
-relative-peak and frequency checks refuse."""
+under the weaker tone even at 9 dB of twist). Of a voice whose harmonics lie closer
+(F0 < 100 Hz) only the farther harmonics are looked at."""
 THIRD_TONE_DB: Final = -10.0
 """A guard peak this close to the weaker tone (or louder) is a third tone."""
 HARMONIC_DB: Final = -20.0
