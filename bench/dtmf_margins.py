@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """In-band DTMF at the edges issue 14 named: twist at the Q.24 limits, a lost 20 ms
-frame, pink noise at 6 dB SNR, talk-off on speech and music, key-down → report
-latency and speed — ours beside multimon-ng's on the same audio, in the same run.
+frame, pink noise at 6 dB SNR, talk-off on speech and music (each false digit listed:
+detector, key, time, clip), key-down → report latency and speed — ours beside
+multimon-ng's on the same audio, in the same run.
 
-``.venv/bin/python bench/dtmf_margins.py [--compare OLD_DTMF_PY] [--json FILE]``
+``.venv/bin/python bench/dtmf_margins.py [--compare OLD_DTMF_PY] [--talkers N] [--json FILE]``
 
 Every clip is generated from fixed seeds (relay/rehearsal/dtmf_corpus.py), so two
 runs print the same rates; only the speed line moves with the machine's load. With
@@ -126,6 +127,12 @@ def main() -> None:
     parser.add_argument("--compare", metavar="DTMF_PY", help="another dtmf.py to run beside")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     parser.add_argument("--seconds", type=float, default=4.0, help="for each speed figure")
+    parser.add_argument(
+        "--talkers",
+        type=int,
+        default=240,
+        help="espeak-ng talkers drawn (more_talkers) beside the 14 fixed ones",
+    )
     args = parser.parse_args()
     load_at_start = load()
     if hasattr(os, "sched_setaffinity"):
@@ -204,17 +211,27 @@ def main() -> None:
         if "espeak-ng" in missing or not peer:
             print(f"talk-off rows skipped: {', '.join(missing)} missing — {corpus.INSTALL}")
         else:
-            clips = corpus.speech_corpus(work) + corpus.music_corpus(work)
-            for kind in ("speech", "music"):
-                chosen = [clip for clip in clips if clip.name.startswith(kind)]
+            talkers = [*corpus.TALKERS, *corpus.more_talkers(args.talkers)]
+            speech = corpus.speech_corpus(work, talkers)
+            music = corpus.music_corpus(work) + corpus.music_corpus(work, seed=20)
+            false_digits: list[str] = []
+            for kind, chosen in (("speech", speech), ("music", music)):
                 seconds = sum(clip.pcm.size for clip in chosen) / corpus.RATE
-                values = {
-                    d.name: float(sum(len(d.keys(chunks(clip.pcm))) for clip in chosen))
-                    for d in detectors
-                }
+                values: dict[str, float] = {}
+                for d in detectors:
+                    values[d.name] = 0.0
+                    for clip in chosen:
+                        for key, at in d.frames(chunks(clip.pcm)):
+                            values[d.name] += 1
+                            false_digits.append(
+                                f"    {d.name}: {key} at {at / corpus.RATE:.2f} s of {clip.name}"
+                            )
                 if peer:
                     values["multimon-ng"] = float(sum(len(theirs(clip.pcm)) for clip in chosen))
-                table.add(f"talk-off, {kind} ({seconds:.0f} s): false digits", values, "", "0")
+                voices = f", {len(chosen)} voices" if kind == "speech" else ""
+                label = f"talk-off, {kind} ({seconds:.0f} s{voices}): false digits"
+                table.add(label, values, "", "0")
+            print("\n".join(false_digits), flush=True)
         signal, marks = corpus.scattered(400, seed=8)
         frames = chunks(corpus.through_ulaw(signal))
         for q, label in ((50, "median"), (99, "p99")):

@@ -39,10 +39,18 @@ chunk and all 8 frequencies at once as one matrix product. Each block is a *hit*
 A press begins after two consecutive hits of the same key (a 20 ms tone holds at
 most one whole block, a 40 ms tone always two) and is reported then, once: two
 blocks of the fixed grid, or — sooner, once the grid's latest block is a hit — the
-two blocks that end with the audio fed so far. It ends after three consecutive
-blocks without it (≈ 38 ms of pause); a shorter dropout inside a held key does not
-make a second press. Audio lost on the way (`DtmfDetector.lost`) is neither tone nor
-pause: a held key goes on through it, and one hit beside it confirms a press.
+two blocks that end with the audio fed so far. The two blocks must also be *pure*
+together (relay/gateways/talkoff.py): between 300 and 3,400 Hz, more than 100 Hz
+from both tones, no third tone within 10 dB of the weaker one, and no peak within
+20 dB of it that stands 26.5 dB above the band's floor (its quietest fifth). Speech
+is harmonic: when two of a voice's harmonics land on a row and a column, its other
+harmonics lie between and around them, out of deep valleys; noise has no such
+peaks. A pair that is not pure leaves the run going, and the next hit's pair is
+asked again. A press ends after three consecutive blocks without its key (≈ 38 ms
+of pause); a shorter dropout inside a held key does not make a second press. Audio
+lost on the way (`DtmfDetector.lost`) is neither tone nor pause: a held key goes on
+through it, and one hit beside it confirms a press (with no pair to ask: talk-off is
+not checked there).
 
 Key-down to report, measured by bench/dtmf_margins.py on 20 ms frames: median
 33.6 ms, p99 42.5 ms (was 39.2 and 53.5 with the grid alone). The floor is near
@@ -58,6 +66,8 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from relay.gateways.talkoff import pure_pair
 
 SAMPLE_RATE: Final = 8000
 CHUNK_SAMPLES: Final = 160  # 20 ms at 8 kHz: what Twilio Media Streams and RTP carry
@@ -171,6 +181,13 @@ def dtmf_tone(
 
 
 # -- the detector --
+
+
+def _pure(pair: NDArray[np.float64], key: str) -> bool:
+    """Whether two blocks where `key` was heard hold its two tones and no third."""
+    index = KEYS.index(key)
+    return pure_pair(pair, ROWS_HZ[index // 4], COLUMNS_HZ[index % 4])
+
 
 BLOCK: Final = 102  # Asterisk's DTMF_GSIZE: 12.75 ms at 8 kHz
 _HALF: Final = BLOCK // 2
@@ -287,6 +304,7 @@ class DtmfDetector:
         self._after_gap = False  # the next block follows audio lost on the way
         self._lost_blocks = 0  # blocks' worth of it, misses unless the held key returns
         self._last: NDArray[np.float64] = np.zeros(0)  # the latest samples fed (≤ 2 blocks kept)
+        self._previous: NDArray[np.float64] | None = None  # the grid's latest block, if a hit
 
     def feed_ulaw(self, data: bytes | bytearray | memoryview) -> list[str]:
         """The keys confirmed in the next stretch of G.711 μ-law audio (one byte per
@@ -353,6 +371,7 @@ class DtmfDetector:
             return []
         self._rest = np.zeros(0)
         self._last = np.zeros(0)
+        self._previous = None
         self._after_gap = True
         self._lost_blocks += -(-count // BLOCK)
         key = self._candidate
@@ -380,8 +399,9 @@ class DtmfDetector:
                 self._last = history
             if history.size < 2 * BLOCK:
                 return found
-            pair = self._blocks(history[-2 * BLOCK :].reshape(2, BLOCK), advance=False)
-            if len(pair) == 2 and pair[0] == pair[1] == self._candidate:
+            latest = history[-2 * BLOCK :]
+            pair = self._blocks(latest.reshape(2, BLOCK), advance=False)
+            if len(pair) == 2 and pair[0] == pair[1] == self._candidate and _pure(latest, pair[0]):
                 self._held, self._misses, self._run = pair[0], 0, HITS_TO_BEGIN
                 found.append(pair[0])
         return found
@@ -397,8 +417,14 @@ class DtmfDetector:
             key = self._classify(blocks, sums, index, power)
             if not advance:
                 found += [key] if key is not None else []
-            elif self._advance(key):
-                found.append(key)  # type: ignore[arg-type]
+            elif key is None:
+                self._advance(None, None)
+                self._previous = None
+            else:
+                block = blocks[index]
+                if self._advance(key, block):
+                    found.append(key)
+                self._previous = block
         return found
 
     def _classify(
@@ -437,8 +463,12 @@ class DtmfDetector:
                 return None
         return KEYS[4 * row + column]
 
-    def _advance(self, key: str | None) -> bool:
-        """Move the press state on by one block; True when `key`'s press begins now."""
+    def _advance(self, key: str | None, block: NDArray[np.float64] | None) -> bool:
+        """Move the press state on by one block; True when `key`'s press begins now.
+
+        The press begins when the run of hits is long enough and this block and the
+        one before are a pure pair; right after lost audio there is no block before to
+        ask, and the hit beside the gap begins it alone (see `lost`)."""
         after_gap, self._after_gap = self._after_gap, False
         lost, self._lost_blocks = self._lost_blocks, 0
         if key is not None and key == self._candidate:
@@ -456,6 +486,14 @@ class DtmfDetector:
                 return False
             self._held = None
         if key is not None and self._run >= HITS_TO_BEGIN:
+            previous = self._previous
+            if (
+                not after_gap
+                and previous is not None
+                and block is not None
+                and not _pure(np.concatenate((previous, block)), key)
+            ):
+                return False
             self._held, self._misses = key, 0
             return True
         return False

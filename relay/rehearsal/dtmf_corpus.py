@@ -8,6 +8,7 @@ names). `missing_tools()` says which are absent; callers decide to fail, skip or
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import wave
@@ -238,23 +239,110 @@ TALKERS = (
 )
 
 
-def speech_corpus(
-    workdir: Path, talkers: Iterable[tuple[str, str, int, int, tuple[str, ...]]] = TALKERS
-) -> list[Clip]:
+Talker = tuple[str, str, int, int, tuple[str, ...]]
+
+# espeak-ng's voice variants (`espeak-ng --voices=variant`): men, women, children,
+# robots, whispers, Klatt formant synthesis.
+_VARIANT_NAMES = (
+    "adam Alex Alicia Andrea Andy Annie antonio aunty belinda benjamin boris caleb david "
+    "Demonic Denis Diogo ed edward edward2 Gene Gene2 gustave announcer Henrique Hugo "
+    "iven iven2 iven3 iven4 Jacky john kaukovalta Lee linda marcelo Marco Mario max "
+    "Michael michel miguel Mike Nguyen pablo paul pedro quincy RicishayMax rob robert "
+    "robosoft robosoft3 robosoft5 steph steph2 steph3 Storm Tweaky UniRobot zac anika "
+    "AnxiousAndy f1 f2 f3 f4 f5 whisperf grandpa klatt klatt2 klatt3 klatt4 klatt5 klatt6 "
+    "m1 m2 m3 m4 m5 m6 m7 m8 norbert sandro shelby travis victor whisper croak grandma"
+)
+VARIANTS = tuple(_VARIANT_NAMES.split())
+# What a caller might say, in 22 of espeak-ng's languages (English in three accents).
+TEXTS: dict[str, tuple[str, ...]] = {
+    "en-us": SENTENCES,
+    "en-gb": SENTENCES,
+    "en-029": SENTENCES,
+    "de": (
+        "Hallo, hörst du mich? Drück eine Taste, dann spielt das Haus Musik für alle.",
+        "Eins, zwei, drei, vier, fünf, sechs, sieben, acht, neun, null.",
+    ),
+    "fr": (
+        "Bonjour à tous! Appuyez sur une touche et la façade s'illumine en chantant.",
+        "Un, deux, trois, quatre, cinq, six, sept, huit, neuf, zéro.",
+    ),
+    "es": (
+        "¡Hola! ¿Me oyes? Pulsa una tecla y el edificio toca música.",
+        "Uno, dos, tres, cuatro, cinco, seis, siete, ocho, nueve, cero.",
+    ),
+    "it": (
+        "Ciao! Premi un tasto e il palazzo suona una canzone per noi.",
+        "Uno, due, tre, quattro, cinque, sei, sette, otto, nove, zero.",
+    ),
+    "pt-br": ("Olá! Você me ouve? Aperte uma tecla e o prédio toca música para todos.",),
+    "nl": ("Hallo, hoor je mij? Druk op een toets en het gebouw speelt muziek.",),
+    "sv": ("Hej! Hör du mig? Tryck på en knapp så spelar huset musik för alla.",),
+    "fi": ("Hei! Kuuletko minua? Paina näppäintä, niin talo soittaa musiikkia.",),
+    "pl": ("Cześć! Słyszysz mnie? Naciśnij klawisz, a budynek zagra muzykę.",),
+    "ru": ("Привет! Ты меня слышишь? Нажми кнопку, и дом сыграет музыку для всех.",),
+    "el": ("Γεια σας! Με ακούτε; Πατήστε ένα πλήκτρο και το κτίριο παίζει μουσική.",),
+    "tr": ("Merhaba! Beni duyuyor musun? Bir tuşa bas, bina herkes için müzik çalsın.",),
+    "hi": ("नमस्ते! क्या आप मुझे सुन सकते हैं? एक बटन दबाइए और इमारत संगीत बजाएगी।",),
+    "ar": ("مرحبا! هل تسمعني؟ اضغط على زر وسيعزف المبنى الموسيقى للجميع.",),
+    "cmn": ("你好，请按一个键，整栋楼就会为大家演奏音乐。", "一二三四五六七八九零，星号和井号。"),
+    "yue": ("你好，請按一個掣，成棟樓就會為大家演奏音樂。",),
+    "ja": ("もしもし、聞こえますか。ボタンを押すと建物が音楽を奏でます。",),
+    "ko": ("여보세요, 들리세요? 버튼을 누르면 건물이 음악을 연주해요.",),
+    "vi": ("Xin chào! Bạn có nghe tôi không? Bấm một phím và tòa nhà sẽ chơi nhạc.",),
+    "th": ("สวัสดีครับ ได้ยินไหม กดปุ่มแล้วตึกจะเล่นดนตรีให้ทุกคนฟัง",),
+    "sw": ("Habari! Unanisikia? Bonyeza kitufe na jengo litapiga muziki kwa wote.",),
+}
+SUNG = (
+    "Ooooooh, aaaaaaah, eeeeeeeh, laaaaaa, naaaaaa, mmmmmmm.",
+    "Laaa laaa laaa, daa daa daa, noooo, yeeees, wooooow.",
+)
+TALKER_SEED = 14
+
+
+def more_talkers(count: int, seed: int = TALKER_SEED) -> list[Talker]:
+    """`count` talkers drawn from `seed`: a random voice variant and pitch (0–99); one
+    in five sings held vowels slowly (40–90 words a minute), the others speak one of
+    TEXTS' languages at 100–240. The same count and seed give the same talkers, and a
+    larger count the same first ones."""
+    rng = np.random.default_rng(seed)
+    languages = sorted(TEXTS)
+    talkers: list[Talker] = []
+    for _ in range(count):
+        variant = VARIANTS[int(rng.integers(len(VARIANTS)))]
+        pitch = int(rng.integers(0, 100))
+        if rng.random() < 0.2:
+            speed = int(rng.integers(40, 90))
+            talkers.append(("sung", f"en+{variant}", speed, pitch, SUNG))
+        else:
+            language = languages[int(rng.integers(len(languages)))]
+            speed = int(rng.integers(100, 240))
+            talkers.append((language, f"{language}+{variant}", speed, pitch, TEXTS[language]))
+    return talkers
+
+
+def speech_corpus(workdir: Path, talkers: Iterable[Talker] = TALKERS) -> list[Clip]:
     """espeak-ng reading each talker's text (TALKERS: English in six voices, five
-    other languages, sung vowels high and low), resampled to 8 kHz by sox, loud (peak
-    at −1 dBFS, a caller shouting over the music), then through μ-law."""
+    other languages, sung vowels high and low; more from `more_talkers`), resampled to
+    8 kHz by sox, loud (peak at −1 dBFS, a caller shouting over the music), then
+    through μ-law. Each talker's audio is kept in `workdir` under a name made from the
+    talker, and made again only when missing."""
     clips: list[Clip] = []
-    for index, (language, voice, speed, pitch, texts) in enumerate(talkers):
-        raw = workdir / f"speech{index}.wav"
-        command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch)]
-        subprocess.run(
-            [*command, "-w", str(raw), " ".join(texts)],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        pcm = read_wav(resample(raw, workdir / f"speech{index}_8k.wav"))
+    for index, talker in enumerate(talkers):
+        language, voice, speed, pitch, texts = talker
+        name = hashlib.sha256(repr(talker).encode()).hexdigest()[:16]
+        speech = workdir / f"speech-{name}_8k.wav"
+        if not speech.exists():
+            raw = workdir / f"speech-{name}.wav"
+            command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch)]
+            subprocess.run(
+                [*command, "-w", str(raw), " ".join(texts)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            resample(raw, workdir / f"speech-{name}.tmp.wav").replace(speech)
+            raw.unlink()
+        pcm = read_wav(speech)
         loud = pcm.astype(np.float64) * (0.9 * 32767 / max(1, int(np.abs(pcm).max())))
         clips.append(
             Clip(f"speech {index} ({language}, {voice}, p{pitch})", through_ulaw(loud), "")
