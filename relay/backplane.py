@@ -3,13 +3,16 @@
 Without it a relay's channels are its own (`relay.fanout.FanOut`, in memory). With
 ``[relay] backplane = "redis://HOST:PORT/DB"`` every publish goes through Redis:
 
-- One Lua script (`PUBLISH_LUA`, atomic) gives the event its channel's next ``seq``
-  (``HINCRBY`` on the channel's hash, which also holds its ``epoch``), appends it to
-  the channel's capped stream (history: the relay's own bounds in events, bytes and
-  age, the stream ID being ``seq-0``), checks the caller's rate in a bucket all relays
-  share, and ``PUBLISH``es it on one pub/sub channel. One order per channel whichever
-  relay took the event; one round trip per publish (pipelined in batches); Redis
-  carries each event once per relay, never once per subscriber.
+- One Lua script (`relay.backplane_script.PUBLISH_LUA`, atomic) gives the event its
+  channel's next ``seq`` (in the channel's hash, which also holds its ``epoch``),
+  appends it to the channel's capped stream (history: the relay's own bounds in
+  events, bytes and age per channel and in bytes for all channels, the stream ID
+  being ``seq-0``), checks the caller's rate in a bucket all relays share and the
+  number of channels against ``max_channels`` (counted in Redis, so a channel made
+  through any relay counts on all), and ``PUBLISH``es it on one pub/sub channel. One
+  order per channel whichever relay took the event; one round trip per publish
+  (pipelined in batches); Redis carries each event once per relay, never once per
+  subscriber.
 - Each relay subscribes to that pub/sub channel once and hands every event to its own
   fan-out (`FanOut.apply`): its bounded outboxes, coalescing and copy of the history,
   so a v2 subscriber resumes with ``since``/``epoch`` on any relay from memory.
@@ -21,10 +24,13 @@ Without it a relay's channels are its own (`relay.fanout.FanOut`, in memory). Wi
   holds), so what it missed while away is delivered, in order, before anything newer.
 
 Redis's keys: ``dialjam:ch:NAME:meta`` (hash: seq, epoch, bytes, first held seq),
-``dialjam:ch:NAME:log`` (stream), ``dialjam:channels`` (set of names),
-``dialjam:rate:CALLER`` (a caller's bucket, expiring), ``dialjam:keypad:NAME:CALLER``
+``dialjam:ch:NAME:log`` (stream), ``dialjam:names`` (the channels made by a publish,
+by time of their last, the installation's own aside), ``dialjam:sizes`` (bytes of
+history by channel) and ``dialjam:total`` (their sum), ``dialjam:rate:CALLER`` (a
+caller's bucket, expiring), ``dialjam:keypad:NAME:CALLER``
 (the relay a keypad last connected to, expiring with its session, so only that relay
-says the caller's leave); the pub/sub channel is ``dialjam:events``. One Redis (a DB
+says the caller's leave), ``dialjam:addr:KIND:HASH`` (an address's shared buckets,
+relay/sharedlimits.py); the pub/sub channel is ``dialjam:events``. One Redis (a DB
 number of its own) per installation; a standalone server, not Redis Cluster (the
 script touches keys it is not given).
 """
@@ -49,6 +55,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from .backoff import backoff_delay
+from .backplane_script import GRACE_MS, NAMES, PUBLISH_LUA, SIZES, TOTAL
 from .channel import EVENT_OVERHEAD
 from .fanout import FanOut, Outbox
 from .protocol import ProtocolError
@@ -57,80 +64,11 @@ from .ratelimit import LogOnce
 log = logging.getLogger("relay.backplane")
 
 EVENTS: Final = b"dialjam:events"
-CHANNELS: Final = "dialjam:channels"
 BATCH: Final = 1024  # publishes per pipelined round trip at most
 COMMAND_TIMEOUT_S: Final = 3.0
 RETRY_FIRST_S: Final = 0.2
 RETRY_CAP_S: Final = 5.0
 HEALTH_CHECK_S: Final = 2  # the pub/sub connection is pinged when this quiet
-
-PUBLISH_LUA: Final = r"""
--- Sequence, keep and publish a batch of events of one channel, atomically.
--- KEYS: the channel's meta hash (seq, epoch, bytes, first), its stream, the set of names
--- ARGV: name, epoch if new, max events, max bytes, max age ms, pub/sub channel, caller
---       rate (0: none), burst, event overhead, ts ms, then per event: data, addressee,
---       origin, caller (empty: none)
--- Returns {epoch, {seq or -1 (refused: the caller's rate), ...}}.
-local meta, stream = KEYS[1], KEYS[2]
-local rate, burst, overhead, ts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-if redis.call('EXISTS', meta) == 0 then redis.call('DEL', stream) end
-redis.call('HSETNX', meta, 'epoch', ARGV[2])
-local held = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'first')
-local epoch = held[1]
-local seq, bytes, first = tonumber(held[2]) or 0, tonumber(held[3]) or 0, tonumber(held[4]) or 1
-local now = nil
-local seqs, lines = {}, {ARGV[1], epoch}
-for i = 11, #ARGV, 4 do
-  local data, to, origin, caller = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local allowed = true
-  if caller ~= '' and rate > 0 then
-    if now == nil then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    end
-    local key = 'dialjam:rate:' .. caller
-    local b = redis.call('HMGET', key, 'tokens', 'at')
-    local since = math.max(0, now - (tonumber(b[2]) or now))
-    local tokens = math.min(burst, (tonumber(b[1]) or burst) + since * rate)
-    if tokens < 1 then
-      allowed = false
-    else
-      redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', tostring(now))
-      redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
-    end
-  end
-  if allowed then
-    seq = seq + 1
-    local cost = string.len(data) + overhead
-    redis.call('XADD', stream, seq .. '-0', 't', ts, 'd', data, 'a', to, 'c', cost)
-    bytes = bytes + cost
-    seqs[#seqs + 1] = seq
-    lines[#lines + 1] = seq .. '\t' .. ts .. '\t' .. to .. '\t' .. origin .. '\t' .. data
-  else
-    seqs[#seqs + 1] = -1
-  end
-end
--- The history's bounds: events, bytes and age, oldest first (seqs held: first..seq).
-local max_events, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local oldest = tonumber(ts) - tonumber(ARGV[5])
-local cut = first
-while cut <= seq do
-  local e = redis.call('XRANGE', stream, cut .. '-0', cut .. '-0')[1]
-  if e ~= nil then
-    if seq - cut + 1 <= max_events and bytes <= max_bytes and tonumber(e[2][2]) >= oldest then
-      break
-    end
-    bytes = bytes - tonumber(e[2][8])
-  end
-  cut = cut + 1
-end
-if cut > first then redis.call('XTRIM', stream, 'MINID', cut .. '-0') end
-redis.call('HSET', meta, 'seq', seq, 'bytes', bytes, 'first', cut)
-redis.call('PEXPIRE', stream, tonumber(ARGV[5]) + 60000)
-redis.call('SADD', KEYS[3], ARGV[1])
-if #lines > 2 then redis.call('PUBLISH', ARGV[6], table.concat(lines, '\n')) end
-return {epoch, seqs}
-"""
 
 
 def meta_key(name: str) -> str:
@@ -172,6 +110,12 @@ def read_batch(raw: bytes) -> tuple[str, str, list[Event]]:
         events.append((int(seq), int(ts), to.decode() or None, origin.decode(), data))
     return name.decode(), epoch.decode(), events
 
+
+# What the script's seq -1 and -2 mean.
+REFUSALS: Final[dict[int, Callable[[], ProtocolError]]] = {
+    -1: lambda: ProtocolError("rate_limited", "this caller sends too fast; event dropped"),
+    -2: lambda: ProtocolError("too_many_channels", "the relays hold too many channels; try later"),
+}
 
 Pending = tuple[str, bytes, str | None, str, str | None, "asyncio.Future[tuple[int, str]]"]
 
@@ -296,11 +240,14 @@ class RedisBackplane:
                 args: list[Any] = [
                     name, secrets.token_hex(6), limits.history_events, limits.history_bytes,
                     int(limits.history_seconds * 1000), EVENTS, rate, 2 * rate,
-                    EVENT_OVERHEAD, self.wall_ms(),
+                    EVENT_OVERHEAD, self.wall_ms(), limits.max_channels,
+                    1 if name in self.hub.pinned else 0, limits.history_total_bytes,
                 ]  # fmt: skip
                 for _, data, to, origin, caller, _ in items:
                     args += (data, to or "", origin, caller or "")
-                calls.append((self.sha, 3, meta_key(name), log_key(name), CHANNELS, *args))
+                calls.append(
+                    (self.sha, 5, meta_key(name), log_key(name), NAMES, SIZES, TOTAL, *args)
+                )
             results: list[Any]
             if len(calls) == 1:  # the usual case: one channel, one command
                 try:
@@ -336,9 +283,7 @@ class RedisBackplane:
                     continue
                 if seq < 0:
                     self.origins.pop(origin, None)
-                    fut.set_exception(
-                        ProtocolError("rate_limited", "this caller sends too fast; event dropped")
-                    )
+                    fut.set_exception(REFUSALS[seq]())
                 else:
                     fut.set_result((seq, epoch))
 
@@ -394,7 +339,9 @@ class RedisBackplane:
             while await pubsub.get_message(timeout=COMMAND_TIMEOUT_S) is None:
                 pass
             self.origins.clear()
-            names = {n.decode() for n in await self.redis.smembers(CHANNELS)}
+            keep_ms = int(self.hub.limits.history_seconds * 1000) + GRACE_MS
+            alive = await self.redis.zrangebyscore(NAMES, self.wall_ms() - keep_ms, "+inf")
+            names = {n.decode() for n in alive}
             for name in sorted(names | set(self.hub.channels)):
                 await self._catch_up(name)
             self.listening = True
