@@ -112,6 +112,10 @@ async def test_without_redis_publishers_get_an_error_and_health_says_why_then_it
     redis_server.kill()
     answer = await publish(pub, 2)
     assert (answer["type"], answer["code"]) == ("error", "backplane_unavailable")
+    frame = {"type": "publisher", "id": "dialjam", "ref": 12}
+    await send(pub, {**frame, "data": {"caller_id": "c-backplane", "command": "2"}})
+    answer = await recv(pub)  # the publisher hears which frame was refused
+    assert (answer["code"], answer["ref"]) == ("backplane_unavailable", 12)
     async with a.session.post(
         f"{a.url}/publish/dialjam",
         json={"caller_id": "c-backplane", "command": "3"},
