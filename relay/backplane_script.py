@@ -25,17 +25,27 @@ GRACE_MS: Final = 60_000  # a stream outlives its history's age by this much
 
 PUBLISH_LUA: Final = r"""
 -- KEYS: the channel's meta hash (seq, epoch, bytes, first), its stream, NAMES, SIZES, TOTAL
--- ARGV: name, epoch if new, max events, max bytes, max age ms, pub/sub channel, caller
---       rate (0: none), burst, event overhead, ts ms, max channels (0: none), pinned
---       (1/0), max total bytes (0: none), then per event: data, addressee, origin,
---       caller (empty: none)
--- Returns {epoch, {seq, or -1 (refused: the caller's rate), or -2 (too many channels)}}.
+-- ARGV: name; the relay's limits, space-separated (max events, max bytes, max age ms,
+--       pub/sub channel, caller rate (0: none), burst, event overhead, max channels (0:
+--       none), pinned (1/0), max total bytes (0: none)); the epoch if new; ts ms; the
+--       events, one a line: data, addressee, origin, caller (empty: none), tab-separated
+--       (event data is compact JSON: no tab, no newline)
+-- Returns "EPOCH SEQ,SEQ,…": each event's seq, or -1 (refused: the caller's rate) or -2
+-- (refused: too many channels). One string: cheap to send and to read.
 local meta, stream, names, sizes, total_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local name = ARGV[1]
-local rate, burst, overhead, ts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-local max_channels, pinned, max_total = tonumber(ARGV[11]), ARGV[12] == '1', tonumber(ARGV[13])
+local name, ts = ARGV[1], ARGV[4]
+local L = {}
+for v in string.gmatch(ARGV[2], '%S+') do L[#L + 1] = v end
+local max_events, max_bytes, max_age = tonumber(L[1]), tonumber(L[2]), tonumber(L[3])
+local pubsub, rate, burst, overhead = L[4], tonumber(L[5]), tonumber(L[6]), tonumber(L[7])
+local max_channels, pinned, max_total = tonumber(L[8]), L[9] == '1', tonumber(L[10])
+local events = {}
+for line in string.gmatch(ARGV[5], '[^\n]+') do
+  local data, to, origin, caller = string.match(line, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  events[#events + 1] = {data, to, origin, caller}
+end
 local tsn = tonumber(ts)
-local keep_ms = tonumber(ARGV[5]) + 60000
+local keep_ms = max_age + 60000
 
 local function meta_of(ch) return 'dialjam:ch:' .. ch .. ':meta' end
 local function log_of(ch) return 'dialjam:ch:' .. ch .. ':log' end
@@ -56,13 +66,13 @@ if not pinned and max_channels > 0 and not redis.call('ZSCORE', names, name) the
   if redis.call('ZCARD', names) >= max_channels then sweep(100) end
   if redis.call('ZCARD', names) >= max_channels then
     local refused = {}
-    for i = 14, #ARGV, 4 do refused[#refused + 1] = -2 end
-    return {'', refused}
+    for i = 1, #events do refused[i] = -2 end
+    return ' ' .. table.concat(refused, ',')
   end
 end
 
 if redis.call('EXISTS', meta) == 0 then redis.call('DEL', stream) end
-redis.call('HSETNX', meta, 'epoch', ARGV[2])
+redis.call('HSETNX', meta, 'epoch', ARGV[3])
 local held = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'first')
 local epoch = held[1]
 local seq, bytes, first = tonumber(held[2]) or 0, tonumber(held[3]) or 0, tonumber(held[4]) or 1
@@ -73,8 +83,8 @@ if bytes > 0 and redis.call('EXISTS', stream) == 0 then
 end
 local now = nil
 local seqs, lines = {}, {name, epoch}
-for i = 14, #ARGV, 4 do
-  local data, to, origin, caller = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+for _, e in ipairs(events) do
+  local data, to, origin, caller = e[1], e[2], e[3], e[4]
   local allowed = true
   if caller ~= '' and rate > 0 then
     if now == nil then
@@ -104,8 +114,7 @@ for i = 14, #ARGV, 4 do
   end
 end
 -- The channel's bounds: events, bytes and age, oldest first (seqs held: first..seq).
-local max_events, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local oldest = tsn - tonumber(ARGV[5])
+local oldest = tsn - max_age
 local cut = first
 while cut <= seq do
   local e = redis.call('XRANGE', stream, cut .. '-0', cut .. '-0')[1]
@@ -162,6 +171,6 @@ if max_total > 0 and total > max_total then
     total = trim(big, level)
   end
 end
-if #lines > 2 then redis.call('PUBLISH', ARGV[6], table.concat(lines, '\n')) end
-return {epoch, seqs}
+if #lines > 2 then redis.call('PUBLISH', pubsub, table.concat(lines, '\n')) end
+return epoch .. ' ' .. table.concat(seqs, ',')
 """

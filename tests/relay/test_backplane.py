@@ -4,6 +4,7 @@ two relays in this process, each with its own fan-out, both on one Redis."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import aiohttp
@@ -231,3 +232,30 @@ async def test_a_batch_spanning_channels_is_sequenced_per_channel_in_one_round_t
     assert [seq for seq, _ in answers[0::2]] == [1, 2, 3, 4, 5, 6]
     assert [seq for seq, _ in answers[1::2]] == [1, 2, 3, 4, 5, 6]
     assert {epoch for _, epoch in answers[0::2]} == {b.state.hub.channels["dialjam:state"].epoch}
+
+
+async def test_a_redis_that_stops_answering_is_noticed_and_left_until_it_answers_again(
+    start_relay: StartRelay, redis_server: RedisServer
+) -> None:
+    a, b = await pair(start_relay, redis_server)
+    inbox = await subscriber(b)
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # frozen: its sockets stay open
+    try:
+
+        async def lost() -> bool:
+            shared = (await b.healthz())["backplane"]
+            return not shared["ok"] and "event stream" in (shared["why"] or "")
+
+        await until(lost, timeout=30.0)  # the watchdog's pings went unanswered
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+
+    async def back() -> bool:
+        return bool((await b.healthz())["backplane"]["ok"])
+
+    await until(back, timeout=30.0)
+    pub = await a.publisher()
+    answer = await publish(pub, 1)
+    assert answer["type"] == "ack", answer
+    assert (await inbox.next())["seq"] == answer["seq"]
