@@ -76,6 +76,7 @@ bench: venv
 	$(PY) bench/grid_timing.py --json $(RESULTS)/grid_timing.json
 	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
 	$(PY) bench/phone_mix.py --json $(RESULTS)/phone_mix.json
+	$(PY) bench/backplane_cost.py --json $(RESULTS)/backplane_cost.json
 	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json
 	$(PY) bench/musicality.py --compare-rev $(MUSIC_BEFORE) --json $(RESULTS)/musicality.json
 	$(PY) bench/report.py

@@ -47,6 +47,11 @@ from relay.protocol import dumps
 from relay.runtime import event_loop_factory
 
 HOST = "127.0.0.1"
+LABELS = {
+    "in_memory": "in memory (no backplane)",
+    "python_parser": "redis-py (Python parser)",
+    "hiredis": "redis-py + hiredis (C parser)",
+}
 CHANNEL = "dialjam"
 
 
@@ -160,19 +165,19 @@ async def through_redis(url: str, events: int, rate: float, parser: Any) -> dict
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    parsers: dict[str, Any] = {"redis-py (Python parser)": _AsyncRESP2Parser}
+    parsers: dict[str, Any] = {"python_parser": _AsyncRESP2Parser}
     try:
         from redis._parsers import _AsyncHiredisParser
         from redis.utils import HIREDIS_AVAILABLE
 
         if HIREDIS_AVAILABLE:
-            parsers["redis-py + hiredis (C parser)"] = _AsyncHiredisParser
+            parsers["hiredis"] = _AsyncHiredisParser
     except ImportError:
         pass
     figures: dict[str, Any] = {}
     with redis_server() as url:
         for round_ in range(args.rounds):
-            runs: list[tuple[str, Any]] = [("in memory (no backplane)", None), *parsers.items()]
+            runs: list[tuple[str, Any]] = [("in_memory", None), *parsers.items()]
             for name, parser in runs:
                 if parser is None:
                     got = await in_memory(args.events, args.rate)
@@ -182,7 +187,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 # The least CPU of the rounds: what the code costs, others' load aside.
                 if best is None or got["us_per_event"] < best["us_per_event"]:
                     figures[name] = got
-                print(f"  round {round_ + 1} {name}: {got['us_per_event']:.1f} µs an event")
+                print(f"  round {round_ + 1} {LABELS[name]}: {got['us_per_event']:.1f} µs an event")
     return figures
 
 
@@ -197,7 +202,7 @@ def main() -> int:
     # The relay's own event loop (uvloop where installed), as `python -m relay` runs.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         figures = runner.run(measure(args))
-    base = figures["in memory (no backplane)"]["us_per_event"]
+    base = figures["in_memory"]["us_per_event"]
     print(f"\n{args.events} keypad digits at {args.rate:g}/s, one at a time; least CPU of "
           f"{args.rounds} rounds")  # fmt: skip
     print(f"{'':32} µs CPU/event  backplane's µs  ack p50/p99 ms  applied p50/p99 ms")
@@ -210,16 +215,15 @@ def main() -> int:
             if "ack_p50_ms" in got
             else ""
         )
-        print(f"{name:32} {got['us_per_event']:12.1f}  {extra:14.1f}  {lat}")
-    names = list(figures)
-    if len(names) == 3:
-        ratio = figures[names[1]]["backplane_us_per_event"] / max(
-            1e-9, figures[names[2]]["backplane_us_per_event"]
+        print(f"{LABELS[name]:32} {got['us_per_event']:12.1f}  {extra:14.1f}  {lat}")
+    if "hiredis" in figures:
+        ratio = figures["python_parser"]["backplane_us_per_event"] / max(
+            1e-9, figures["hiredis"]["backplane_us_per_event"]
         )
         print(f"hiredis: the backplane's CPU an event ÷ {ratio:.2f}")
     if args.json:
         settings = {"events": args.events, "rate": args.rate, "rounds": args.rounds}
-        write_result(args.json, "bench/backplane_cost.py", load_at_start, settings, figures)
+        write_result(args.json, "backplane_cost", load_at_start, settings, figures)
     return 0
 
 
