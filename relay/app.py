@@ -206,6 +206,8 @@ def health(state: RelayState) -> dict[str, Any]:
     shared = state.backplane.health() if state.backplane is not None else None
     if shared is not None and state.shared_buckets is not None:
         shared["address_limits"] = state.shared_buckets.health()
+        if state.edge is not None and state.edge.shared is not None:
+            shared["sockets_per_address"] = state.edge.shared.health()
     up = shared is None or shared["ok"]
     status = "shutting_down" if state.closing else "ok" if billboards and up else "degraded"
     return {
@@ -271,10 +273,17 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 async def shared_channels(app: web.Application) -> AsyncIterator[None]:
     """The backplane's listener and writer run as long as the app (relay/backplane.py)."""
-    backplane = app[STATE].backplane
+    state = app[STATE]
+    backplane = state.backplane
     assert backplane is not None
     await backplane.start()
+    sockets = state.edge.shared if state.edge is not None else None
+    beat = asyncio.get_running_loop().create_task(sockets.beat()) if sockets else None
     yield
+    if beat is not None:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
     await backplane.stop()
 
 
@@ -344,12 +353,20 @@ def create_app(
     app.cleanup_ctx.append(housekeeping)
     if config.backplane:
         from .backplane import RedisBackplane  # only a relay that shares channels loads it
-        from .sharedlimits import SharedBuckets
+        from .sharedlimits import SharedBuckets, SharedSockets
 
         state.backplane = RedisBackplane(config.backplane, hub, config.caller_rate)
-        state.shared_buckets = SharedBuckets(
-            state.backplane.redis, derive_key(config.pseudonym_key, "address limits")
-        )
+        address_key = derive_key(config.pseudonym_key, "address limits")
+        state.shared_buckets = SharedBuckets(state.backplane.redis, address_key)
+        if config.connections_per_address:
+            sockets = SharedSockets(
+                state.backplane.redis,
+                address_key,
+                state.backplane.node,
+                config.connections_per_address,
+            )
+            state.edge.shared = sockets
+            state.edge.ledger.on_release = sockets.released
         app.cleanup_ctx.append(shared_channels)
     app.on_shutdown.append(close_all)
     app.router.add_get("/ws", websocket)

@@ -18,7 +18,7 @@ from relay.backplane import log_key, meta_key
 from relay.channel import EVENT_OVERHEAD
 from relay.sharedlimits import address_key
 from tests.support.redis import RedisServer
-from tests.support.relay import PUBLISHER, RunningRelay, StartRelay, until
+from tests.support.relay import OPERATOR, PUBLISHER, RunningRelay, StartRelay, until
 from tests.support.relays import Relays
 
 
@@ -89,6 +89,39 @@ async def test_without_redis_each_relay_still_holds_its_own_limit(
         assert [(await mint(session, b))[0] for _ in range(4)] == [200, 200, 200, 429]
         async with session.get(f"{b}/healthz") as resp:
             assert (await resp.json())["backplane"]["address_limits"]["unanswered"] == 3
+    finally:
+        await relays.stop()
+
+
+async def test_an_addresses_sockets_are_counted_across_relays_and_given_back(
+    redis_server: RedisServer, session: aiohttp.ClientSession
+) -> None:
+    relays = Relays(redis_server, {"DIALJAM_CONNECTIONS_PER_ADDRESS": "4"})
+    try:
+        await relays.start(2)
+        on_a = [await session.ws_connect(relays.url(0)) for _ in range(3)]
+        on_b = [await session.ws_connect(relays.url(1))]  # the fourth: within the limit
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(relays.url(1))  # B holds one; all relays hold four
+        assert refused.value.status == 503
+        holder = {"Authorization": f"Bearer {OPERATOR}"}  # a token holder is not counted
+        async with session.get(f"{relays.http(1)}/healthz", headers=holder) as resp:
+            health = await resp.json()
+        assert health["backplane"]["sockets_per_address"]["refused"] == 1
+        assert health["sockets"]["refused"]["too_many_from_address"] == 1
+        for ws in on_a[:2]:
+            await ws.close()
+
+        async def b_takes_one() -> bool:  # once A gave back what it no longer holds
+            try:
+                on_b.append(await session.ws_connect(relays.url(1)))
+            except aiohttp.WSServerHandshakeError:
+                return False
+            return True
+
+        await until(b_takes_one, timeout=20.0)
+        for ws in [*on_a[2:], *on_b]:
+            await ws.close()
     finally:
         await relays.stop()
 
