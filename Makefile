@@ -77,6 +77,7 @@ bench: venv
 	$(PY) bench/dtmf_speed.py --json $(RESULTS)/dtmf_speed.json
 	$(PY) bench/phone_mix.py --json $(RESULTS)/phone_mix.json
 	$(PY) bench/phone_out.py --json $(RESULTS)/phone_out.json
+	$(PY) bench/backplane_cost.py --json $(RESULTS)/backplane_cost.json
 	$(PY) bench/soak.py --duration 300 --json $(RESULTS)/soak.json
 	$(PY) bench/musicality.py --compare-rev $(MUSIC_BEFORE) --json $(RESULTS)/musicality.json
 	$(PY) bench/report.py

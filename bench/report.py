@@ -500,6 +500,25 @@ def phone_mix(doc: dict[str, Any]) -> str:
     )
 
 
+def backplane_cost(doc: dict[str, Any]) -> str:
+    f = doc["figures"]
+    settings = doc["settings"]
+    parsers = [(key, label) for key, label in (("hiredis", "with hiredis"),
+               ("python_parser", "with redis-py's own parser")) if key in f]  # fmt: skip
+    shared = ", ".join(
+        f"{label} **{num(f[key]['backplane_us_per_event'])} µs** "
+        f"(publish → applied p50 {num(f[key]['applied_p50_ms'], 2)} ms)"
+        for key, label in parsers
+    )
+    return (
+        "- **Backplane** (`bench/backplane_cost.py`): what sharing channels through Redis "
+        f"costs one relay in CPU an event, keypad digits at {settings['rate']:g} a second "
+        "one at a time (each its own round trip: the costliest case), Redis's CPU apart, "
+        f"beyond the in-memory fan-out's {num(f['in_memory']['us_per_event'])} µs: {shared}. "
+        f"{machine_line(doc)}"
+    )
+
+
 def soak(doc: dict[str, Any]) -> str:
     f = doc["figures"]
     s = f["summary"]
@@ -594,6 +613,7 @@ def sections(results: Path) -> dict[str, Callable[[], str]]:
         "musicality": lambda: musicality(doc("musicality")),
         "soundfont": lambda: soundfont(doc("soundfont")),
         "phone_mix": lambda: phone_mix(doc("phone_mix")),
+        "backplane_cost": lambda: backplane_cost(doc("backplane_cost")),
     }
 
 

@@ -90,7 +90,7 @@ async def http_publish(request: web.Request) -> web.Response:
         return http_error(400, "bad_id", "channel must be 1–64 characters of A-Z a-z 0-9 _ . : -")
     buckets = state.http_buckets
     remote, now = request.remote or "?", time.monotonic()
-    if not roles and buckets and not buckets.allow(remote, now):
+    if not roles and buckets and not await state.address_allows(buckets, "http", remote, now):
         state.count_error("rate_limited")
         return http_error(429, "rate_limited", f"more than {cfg.rate:g} publishes a second")
     limit = cfg.token_max_frame if roles else cfg.max_frame
@@ -100,7 +100,11 @@ async def http_publish(request: web.Request) -> web.Response:
         return http_error(413, "too_large", f"body over the {limit}-byte limit")
     publishers = state.publisher_buckets
     cost = publisher_cost(len(body))
-    if roles == PUBLISHER_ONLY and publishers and not publishers.allow(remote, now, cost):
+    if (
+        roles == PUBLISHER_ONLY
+        and publishers
+        and not await state.address_allows(publishers, "publish", remote, now, cost)
+    ):
         state.count_error("rate_limited")
         return http_error(
             429, "rate_limited", f"more than {cfg.publisher_rate:g} publishes (or KiB) a second"
@@ -153,10 +157,12 @@ async def new_session(request: web.Request) -> web.Response:
     cfg = state.config
     sessions, buckets = state.sessions, state.session_buckets
     assert sessions is not None and buckets is not None
-    if not buckets.allow(request.remote or "?", time.monotonic()):
+    if not await state.address_allows(buckets, "session", request.remote or "?", time.monotonic()):
         state.count_error("rate_limited")
         return http_error(
-            429, "rate_limited", f"more than {cfg.sessions_per_minute} new sessions a minute here"
+            429,
+            "rate_limited",
+            f"more than {cfg.sessions_per_minute} new sessions a minute from your address",
         )
     body = await request.content.read(1025)
     try:
@@ -199,6 +205,10 @@ def health(state: RelayState) -> dict[str, Any]:
     active = sum(1 for ch in hub.channels.values() if ch.subscriptions)
     billboards = state.billboards()
     shared = state.backplane.health() if state.backplane is not None else None
+    if shared is not None and state.shared_buckets is not None:
+        shared["address_limits"] = state.shared_buckets.health()
+        if state.edge is not None and state.edge.shared is not None:
+            shared["sockets_per_address"] = state.edge.shared.health()
     up = shared is None or shared["ok"]
     status = "shutting_down" if state.closing else "ok" if billboards and up else "degraded"
     return {
@@ -264,10 +274,17 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 async def shared_channels(app: web.Application) -> AsyncIterator[None]:
     """The backplane's listener and writer run as long as the app (relay/backplane.py)."""
-    backplane = app[STATE].backplane
+    state = app[STATE]
+    backplane = state.backplane
     assert backplane is not None
     await backplane.start()
+    sockets = state.edge.shared if state.edge is not None else None
+    beat = asyncio.get_running_loop().create_task(sockets.beat()) if sockets else None
     yield
+    if beat is not None:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
     await backplane.stop()
 
 
@@ -337,8 +354,20 @@ def create_app(
     app.cleanup_ctx.append(housekeeping)
     if config.backplane:
         from .backplane import RedisBackplane  # only a relay that shares channels loads it
+        from .sharedlimits import SharedBuckets, SharedSockets
 
         state.backplane = RedisBackplane(config.backplane, hub, config.caller_rate)
+        address_key = derive_key(config.pseudonym_key, "address limits")
+        state.shared_buckets = SharedBuckets(state.backplane.redis, address_key)
+        if config.connections_per_address:
+            sockets = SharedSockets(
+                state.backplane.redis,
+                address_key,
+                state.backplane.node,
+                config.connections_per_address,
+            )
+            state.edge.shared = sockets
+            state.edge.ledger.on_release = sockets.released
         app.cleanup_ctx.append(shared_channels)
     app.on_shutdown.append(close_all)
     app.router.add_get("/ws", websocket)

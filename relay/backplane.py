@@ -3,13 +3,16 @@
 Without it a relay's channels are its own (`relay.fanout.FanOut`, in memory). With
 ``[relay] backplane = "redis://HOST:PORT/DB"`` every publish goes through Redis:
 
-- One Lua script (`PUBLISH_LUA`, atomic) gives the event its channel's next ``seq``
-  (``HINCRBY`` on the channel's hash, which also holds its ``epoch``), appends it to
-  the channel's capped stream (history: the relay's own bounds in events, bytes and
-  age, the stream ID being ``seq-0``), checks the caller's rate in a bucket all relays
-  share, and ``PUBLISH``es it on one pub/sub channel. One order per channel whichever
-  relay took the event; one round trip per publish (pipelined in batches); Redis
-  carries each event once per relay, never once per subscriber.
+- One Lua script (`relay.backplane_script.PUBLISH_LUA`, atomic) gives the event its
+  channel's next ``seq`` (in the channel's hash, which also holds its ``epoch``),
+  appends it to the channel's capped stream (history: the relay's own bounds in
+  events, bytes and age per channel and in bytes for all channels, the stream ID
+  being ``seq-0``), checks the caller's rate in a bucket all relays share and the
+  number of channels against ``max_channels`` (counted in Redis, so a channel made
+  through any relay counts on all), and ``PUBLISH``es it on one pub/sub channel. One
+  order per channel whichever relay took the event; one round trip per publish
+  (pipelined in batches); Redis carries each event once per relay, never once per
+  subscriber.
 - Each relay subscribes to that pub/sub channel once and hands every event to its own
   fan-out (`FanOut.apply`): its bounded outboxes, coalescing and copy of the history,
   so a v2 subscriber resumes with ``since``/``epoch`` on any relay from memory.
@@ -21,10 +24,13 @@ Without it a relay's channels are its own (`relay.fanout.FanOut`, in memory). Wi
   holds), so what it missed while away is delivered, in order, before anything newer.
 
 Redis's keys: ``dialjam:ch:NAME:meta`` (hash: seq, epoch, bytes, first held seq),
-``dialjam:ch:NAME:log`` (stream), ``dialjam:channels`` (set of names),
-``dialjam:rate:CALLER`` (a caller's bucket, expiring), ``dialjam:keypad:NAME:CALLER``
+``dialjam:ch:NAME:log`` (stream), ``dialjam:names`` (the channels made by a publish,
+by time of their last, the installation's own aside), ``dialjam:sizes`` (bytes of
+history by channel) and ``dialjam:total`` (their sum), ``dialjam:rate:CALLER`` (a
+caller's bucket, expiring), ``dialjam:keypad:NAME:CALLER``
 (the relay a keypad last connected to, expiring with its session, so only that relay
-says the caller's leave); the pub/sub channel is ``dialjam:events``. One Redis (a DB
+says the caller's leave), ``dialjam:addr:KIND:HASH`` (an address's shared buckets,
+relay/sharedlimits.py); the pub/sub channel is ``dialjam:events``. One Redis (a DB
 number of its own) per installation; a standalone server, not Redis Cluster (the
 script touches keys it is not given).
 """
@@ -46,9 +52,10 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from .backoff import backoff_delay
+from .backplane_script import GRACE_MS, NAMES, PUBLISH_LUA, SIZES, TOTAL
 from .channel import EVENT_OVERHEAD
 from .fanout import FanOut, Outbox
 from .protocol import ProtocolError
@@ -57,80 +64,11 @@ from .ratelimit import LogOnce
 log = logging.getLogger("relay.backplane")
 
 EVENTS: Final = b"dialjam:events"
-CHANNELS: Final = "dialjam:channels"
 BATCH: Final = 1024  # publishes per pipelined round trip at most
 COMMAND_TIMEOUT_S: Final = 3.0
 RETRY_FIRST_S: Final = 0.2
 RETRY_CAP_S: Final = 5.0
 HEALTH_CHECK_S: Final = 2  # the pub/sub connection is pinged when this quiet
-
-PUBLISH_LUA: Final = r"""
--- Sequence, keep and publish a batch of events of one channel, atomically.
--- KEYS: the channel's meta hash (seq, epoch, bytes, first), its stream, the set of names
--- ARGV: name, epoch if new, max events, max bytes, max age ms, pub/sub channel, caller
---       rate (0: none), burst, event overhead, ts ms, then per event: data, addressee,
---       origin, caller (empty: none)
--- Returns {epoch, {seq or -1 (refused: the caller's rate), ...}}.
-local meta, stream = KEYS[1], KEYS[2]
-local rate, burst, overhead, ts = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-if redis.call('EXISTS', meta) == 0 then redis.call('DEL', stream) end
-redis.call('HSETNX', meta, 'epoch', ARGV[2])
-local held = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'first')
-local epoch = held[1]
-local seq, bytes, first = tonumber(held[2]) or 0, tonumber(held[3]) or 0, tonumber(held[4]) or 1
-local now = nil
-local seqs, lines = {}, {ARGV[1], epoch}
-for i = 11, #ARGV, 4 do
-  local data, to, origin, caller = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local allowed = true
-  if caller ~= '' and rate > 0 then
-    if now == nil then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    end
-    local key = 'dialjam:rate:' .. caller
-    local b = redis.call('HMGET', key, 'tokens', 'at')
-    local since = math.max(0, now - (tonumber(b[2]) or now))
-    local tokens = math.min(burst, (tonumber(b[1]) or burst) + since * rate)
-    if tokens < 1 then
-      allowed = false
-    else
-      redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', tostring(now))
-      redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
-    end
-  end
-  if allowed then
-    seq = seq + 1
-    local cost = string.len(data) + overhead
-    redis.call('XADD', stream, seq .. '-0', 't', ts, 'd', data, 'a', to, 'c', cost)
-    bytes = bytes + cost
-    seqs[#seqs + 1] = seq
-    lines[#lines + 1] = seq .. '\t' .. ts .. '\t' .. to .. '\t' .. origin .. '\t' .. data
-  else
-    seqs[#seqs + 1] = -1
-  end
-end
--- The history's bounds: events, bytes and age, oldest first (seqs held: first..seq).
-local max_events, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local oldest = tonumber(ts) - tonumber(ARGV[5])
-local cut = first
-while cut <= seq do
-  local e = redis.call('XRANGE', stream, cut .. '-0', cut .. '-0')[1]
-  if e ~= nil then
-    if seq - cut + 1 <= max_events and bytes <= max_bytes and tonumber(e[2][2]) >= oldest then
-      break
-    end
-    bytes = bytes - tonumber(e[2][8])
-  end
-  cut = cut + 1
-end
-if cut > first then redis.call('XTRIM', stream, 'MINID', cut .. '-0') end
-redis.call('HSET', meta, 'seq', seq, 'bytes', bytes, 'first', cut)
-redis.call('PEXPIRE', stream, tonumber(ARGV[5]) + 60000)
-redis.call('SADD', KEYS[3], ARGV[1])
-if #lines > 2 then redis.call('PUBLISH', ARGV[6], table.concat(lines, '\n')) end
-return {epoch, seqs}
-"""
 
 
 def meta_key(name: str) -> str:
@@ -173,7 +111,22 @@ def read_batch(raw: bytes) -> tuple[str, str, list[Event]]:
     return name.decode(), epoch.decode(), events
 
 
-Pending = tuple[str, bytes, str | None, str, str | None, "asyncio.Future[tuple[int, str]]"]
+HEADS_KEPT: Final = 4096  # channels whose packed call start is kept
+
+
+def _bulk(arg: bytes) -> bytes:
+    """One argument of a command as RESP writes it (a bulk string)."""
+    return b"$%d\r\n%b\r\n" % (len(arg), arg)
+
+
+# What the script's seq -1 and -2 mean.
+REFUSALS: Final[dict[int, Callable[[], ProtocolError]]] = {
+    -1: lambda: ProtocolError("rate_limited", "this caller sends too fast; event dropped"),
+    -2: lambda: ProtocolError("too_many_channels", "the relays hold too many channels; try later"),
+}
+
+# channel, data, addressee, origin's token, caller ("": none), the publisher's future
+Pending = tuple[str, bytes, str, str, str, "asyncio.Future[tuple[int, str]]"]
 
 
 class RedisBackplane:
@@ -187,7 +140,10 @@ class RedisBackplane:
         caller_rate: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        parser_class: type | None = None,
     ) -> None:
+        """`parser_class`: redis-py's reply parser (its default: hiredis's when that is
+        installed), given only to measure one against another (bench/backplane_cost.py)."""
         self.url = check_url(url)
         self.hub = hub
         self.caller_rate = caller_rate
@@ -203,13 +159,25 @@ class RedisBackplane:
             # reconnecting is `_supervise`'s.
             "retry": Retry(NoBackoff(), 0),
         }
+        if parser_class is not None:
+            options["parser_class"] = parser_class
         # Any: redis-py's annotations make every command "Awaitable[T] | T".
         self.redis: Any = aioredis.from_url(url, **options)  # type: ignore[no-untyped-call]
-        # The writer's own connection: a pooled one is checked for stray data (a poll of
-        # the socket) each time it is taken, a third of the writer's time per event.
-        self.writer: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
-            url, single_connection_client=True, **options
+        # The writer's own connection, spoken to directly (`_write`): a pooled one is
+        # checked for stray data (a poll of the socket) each time it is taken, and
+        # redis-py's packing of a command costs more than the rest of a publish.
+        # Without a timeout of each step: the whole round trip has one (`_write`), which
+        # saves a task and two timers a publish.
+        pool = self.redis.connection_pool
+        self.conn: Any = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        # The pub/sub connection's client, read without a timer a message: a watchdog
+        # pings it and ends it when it stays quiet (`_watch`).
+        self.listener: Any = aioredis.from_url(  # type: ignore[no-untyped-call]
+            url, **{**options, "socket_timeout": None, "health_check_interval": 0}
         )
+        self._heads: dict[str, bytes] = {}  # each channel's packed start of the call
+        self._epochs = 0  # new epochs are this relay's node and a count
+        self._heard = 0.0  # when the pub/sub connection last said anything
         # Called by its SHA1; loaded when Redis says it does not know it (a new Redis).
         # (redis-py's Script object in a pipeline asks SCRIPT EXISTS on every round.)
         self.sha = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
@@ -268,7 +236,7 @@ class RedisBackplane:
             self._origin_n += 1
             token = f"{self.node}.{self._origin_n}"
             self.origins[token] = origin
-        self.queue.append((name, data_json, to, token, caller, fut))
+        self.queue.append((name, data_json, to or "", token, caller or "", fut))
         self.kick.set()
         return fut
 
@@ -282,42 +250,61 @@ class RedisBackplane:
                 batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
                 await self._write(batch)
 
+    def _command(self, name: str, items: list[Pending]) -> bytes:
+        """The script's call for `items` of channel `name`, packed for the wire (RESP):
+        what stays the same for a channel is packed once (`_heads`), and the events go
+        as one argument, a line each, so a publish costs a few joins, not redis-py's
+        encoding of twenty arguments."""
+        head = self._heads.get(name)
+        if head is None:
+            limits = self.hub.limits
+            rate = self.caller_rate
+            settings = (
+                f"{limits.history_events} {limits.history_bytes} "
+                f"{int(limits.history_seconds * 1000)} {EVENTS.decode()} {rate!r} "
+                f"{2 * rate!r} {EVENT_OVERHEAD} {limits.max_channels} "
+                f"{1 if name in self.hub.pinned else 0} {limits.history_total_bytes}"
+            )
+            args = ("EVALSHA", self.sha, "5", meta_key(name), log_key(name), NAMES, SIZES, TOTAL,
+                    name, settings)  # fmt: skip
+            head = b"*13\r\n" + b"".join(_bulk(a.encode()) for a in args)
+            if len(self._heads) >= HEADS_KEPT:
+                self._heads.clear()
+            self._heads[name] = head
+        self._epochs += 1
+        lines = b"\n".join(
+            b"%b\t%b\t%b\t%b"
+            % (data, (to or "").encode(), origin.encode(), (caller or "").encode())
+            for _, data, to, origin, caller, _ in items
+        )
+        epoch = f"{self.node}{self._epochs:x}".encode()
+        return head + _bulk(epoch) + _bulk(b"%d" % self.wall_ms()) + _bulk(lines)
+
     async def _write(self, batch: list[Pending], again: bool = True) -> None:
         """One round trip for `batch`: one script call per channel, in order (and the
         script loaded first, then the batch once more, when Redis did not know it)."""
-        limits = self.hub.limits
         groups: dict[str, list[Pending]] = {}
         for item in batch:
             groups.setdefault(item[0], []).append(item)
-        rate = self.caller_rate
+        results: list[bytes | ResponseError] = []
         try:
-            calls = []
-            for name, items in groups.items():
-                args: list[Any] = [
-                    name, secrets.token_hex(6), limits.history_events, limits.history_bytes,
-                    int(limits.history_seconds * 1000), EVENTS, rate, 2 * rate,
-                    EVENT_OVERHEAD, self.wall_ms(),
-                ]  # fmt: skip
-                for _, data, to, origin, caller, _ in items:
-                    args += (data, to or "", origin, caller or "")
-                calls.append((self.sha, 3, meta_key(name), log_key(name), CHANNELS, *args))
-            results: list[Any]
-            if len(calls) == 1:  # the usual case: one channel, one command
-                try:
-                    results = [await self.writer.execute_command("EVALSHA", *calls[0])]
-                except NoScriptError as exc:
-                    results = [exc]
-            else:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for call in calls:
-                        pipe.evalsha(*call)
-                    results = await pipe.execute(raise_on_error=False)
+            packed = b"".join([self._command(name, items) for name, items in groups.items()])
+            conn = self.conn
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                await conn.send_packed_command(packed, check_health=False)
+                for _ in groups:
+                    try:
+                        results.append(await conn.read_response())
+                    except ResponseError as exc:  # a reply: the others still follow it
+                        results.append(exc)
             if again and any(isinstance(r, NoScriptError) for r in results):
                 # Nothing ran (the script is checked before it starts): all again.
                 await self.redis.script_load(PUBLISH_LUA)
                 await self._write(batch, again=False)
                 return
         except (RedisError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                await self.conn.disconnect()  # a reply may still be on its way: start clean
             self.writes_failing = True
             self._failed("cannot publish", exc)
             for *_, origin, _, fut in batch:
@@ -330,15 +317,15 @@ class RedisBackplane:
                 for *_, origin, _, fut in items:
                     self._refuse(fut, origin)
                 continue
-            epoch = result[0].decode()
-            for (*_, origin, _, fut), seq in zip(items, result[1], strict=True):
+            epoch_raw, _, seqs = result.partition(b" ")
+            epoch = epoch_raw.decode()
+            for (*_, origin, _, fut), seq_raw in zip(items, seqs.split(b","), strict=True):
                 if fut.done():
                     continue
+                seq = int(seq_raw)
                 if seq < 0:
                     self.origins.pop(origin, None)
-                    fut.set_exception(
-                        ProtocolError("rate_limited", "this caller sends too fast; event dropped")
-                    )
+                    fut.set_exception(REFUSALS[seq]())
                 else:
                     fut.set_result((seq, epoch))
 
@@ -387,14 +374,18 @@ class RedisBackplane:
 
     async def _listen(self) -> None:
         """Subscribe, catch up from the streams, then take events as they come."""
-        pubsub = self.redis.pubsub()
+        pubsub = self.listener.pubsub()
+        watch: asyncio.Task[None] | None = None
         try:
             await pubsub.subscribe(EVENTS)
             # The confirmation: from here on nothing published is missed.
-            while await pubsub.get_message(timeout=COMMAND_TIMEOUT_S) is None:
-                pass
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                while await pubsub.get_message(timeout=COMMAND_TIMEOUT_S) is None:
+                    pass
             self.origins.clear()
-            names = {n.decode() for n in await self.redis.smembers(CHANNELS)}
+            keep_ms = int(self.hub.limits.history_seconds * 1000) + GRACE_MS
+            alive = await self.redis.zrangebyscore(NAMES, self.wall_ms() - keep_ms, "+inf")
+            names = {n.decode() for n in alive}
             for name in sorted(names | set(self.hub.channels)):
                 await self._catch_up(name)
             self.listening = True
@@ -404,14 +395,34 @@ class RedisBackplane:
             self.syncs += 1
             self.logged.forget()
             log.info("backplane %s: listening and caught up", shown(self.url))
+            conn = pubsub.connection
+            self._heard = self.clock()
+            watch = asyncio.get_running_loop().create_task(self._watch(pubsub))
+            read = conn.read_response
             while True:
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if msg is not None and msg["type"] == "message":
-                    await self._take(msg["data"])
+                reply = await read()
+                self._heard = self.clock()
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    await self._take(reply[2])
         finally:
             self.listening = False
+            if watch is not None:
+                watch.cancel()
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    async def _watch(self, pubsub: Any) -> None:
+        """Ping the pub/sub connection every `HEALTH_CHECK_S`; one that answered nothing
+        for longer than that and `COMMAND_TIMEOUT_S` is cut, and the listener's read
+        fails (then `_supervise` connects again)."""
+        while True:
+            await asyncio.sleep(HEALTH_CHECK_S)
+            if self.clock() - self._heard > HEALTH_CHECK_S + COMMAND_TIMEOUT_S:
+                self._failed("lost the event stream", TimeoutError("Redis stopped answering"))
+                await pubsub.connection.disconnect()
+                return
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.ping()
 
     async def _take(self, raw: bytes) -> None:
         try:
@@ -509,4 +520,5 @@ class RedisBackplane:
             *_, origin, _, fut = self.queue.popleft()
             self._refuse(fut, origin)
         await self.redis.aclose()
-        await self.writer.aclose()
+        await self.listener.aclose()
+        await self.conn.disconnect()

@@ -56,7 +56,7 @@ class RelayConfig:
     history_seconds: float = 600.0
     heartbeat_s: float = 20.0
     slow_close_s: float = 5.0
-    max_channels: int = 10_000
+    max_channels: int = 10_000  # with a backplane: counted in Redis, for all relays
     web_dir: str = str(WEB_DIR)
     # --- who may publish (README, "Facing the street: who may do what") ---
     # Seed-format publishers (a Tropo script, a custom IVR) show this token in a frame's
@@ -98,7 +98,7 @@ class RelayConfig:
     # Empty: public_url's origin and the relay's own address.
     allowed_origins: str = ""
     history_bytes: int = 1 << 20  # per channel
-    history_total_bytes: int = 64 << 20  # for all channels together
+    history_total_bytes: int = 64 << 20  # for all channels together (also in Redis)
     # Several relays share every channel through Redis (relay/backplane.py):
     # "redis://HOST:PORT/DB". Empty: this relay's channels are its own, in memory.
     backplane: str = ""

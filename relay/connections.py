@@ -262,31 +262,11 @@ class Connection:
         state = self.state
         outbox = self.outbox
         if isinstance(request, protocol.Publish):
-            if request.session is not None:
-                self._bind(request.session, request.channel)
-            session = self.session
-            who = Publisher(
-                frozenset(self.roles),
-                session.caller if session and session.channel == request.channel else None,
-                cfg.open,
-            )
-            data = state.publish_for(request.channel, request.data, who)
-            # Only a token holder opens a channel (anyone could squat max_channels); the
-            # open mode of a rehearsal lets anyone, as in 2010.
-            create = bool(self.roles) or cfg.open
-            if state.backplane is not None:  # acknowledged once Redis holds it
-                fut = state.publish_shared(request.channel, data, outbox, create)
-                fut.add_done_callback(partial(self._published, request.channel, request.ack))
-            else:
-                ch = state.publish(request.channel, data, origin=outbox, create=create)
-                if request.ack:
-                    outbox.send_control(
-                        protocol.dumps(
-                            {"type": "ack", "id": ch.name, "seq": ch.seq, "epoch": ch.epoch}
-                        )
-                    )
-            if who.caller is not None:
-                state.caller_said(who.caller, request.channel, data.get("event"))
+            try:
+                self._publish(request)
+            except ProtocolError as exc:
+                exc.ref = request.ref  # the publisher knows which frame was refused
+                raise
         elif isinstance(request, protocol.Subscribe):
             caller, all_callers = self._audience(request)
             state.hub.subscribe(
@@ -306,23 +286,53 @@ class Connection:
         else:
             outbox.send_control(b'{"type":"pong"}')
 
-    def _published(self, channel: str, ack: bool, fut: asyncio.Future[tuple[int, str]]) -> None:
+    def _publish(self, request: protocol.Publish) -> None:
+        state = self.state
+        cfg = state.config
+        outbox = self.outbox
+        if request.session is not None:
+            self._bind(request.session, request.channel)
+        session = self.session
+        who = Publisher(
+            frozenset(self.roles),
+            session.caller if session and session.channel == request.channel else None,
+            cfg.open,
+        )
+        data = state.publish_for(request.channel, request.data, who)
+        # Only a token holder opens a channel (anyone could squat max_channels); the
+        # open mode of a rehearsal lets anyone, as in 2010.
+        create = bool(self.roles) or cfg.open
+        if state.backplane is not None:  # acknowledged once Redis holds it
+            fut = state.publish_shared(request.channel, data, outbox, create)
+            fut.add_done_callback(
+                partial(self._published, request.channel, request.ack, request.ref)
+            )
+        else:
+            ch = state.publish(request.channel, data, origin=outbox, create=create)
+            if request.ack:
+                outbox.send_control(protocol.encode_ack(ch.name, ch.seq, ch.epoch, request.ref))
+        if who.caller is not None:
+            state.caller_said(who.caller, request.channel, data.get("event"))
+
+    def _published(
+        self, channel: str, ack: bool, ref: int | None, fut: asyncio.Future[tuple[int, str]]
+    ) -> None:
         """A publish through the backplane settled: the ack, or an error frame saying
         the event was not published (never silence)."""
         if fut.cancelled() or self.outbox.closed:
             return
         exc = fut.exception()
         if exc is not None:
-            self.refuse(
+            refusal = (
                 exc
                 if isinstance(exc, ProtocolError)
                 else ProtocolError("internal", "the relay failed on this frame")
             )
+            refusal.ref = ref
+            self.refuse(refusal)
         elif ack:
             seq, epoch = fut.result()
-            self.outbox.send_control(
-                protocol.dumps({"type": "ack", "id": channel, "seq": seq, "epoch": epoch})
-            )
+            self.outbox.send_control(protocol.encode_ack(channel, seq, epoch, ref))
 
     def _audience(self, request: protocol.Subscribe) -> tuple[str | None, bool]:
         """Whose news a subscription to ``NAME:callers`` hears: (its keypad's caller,
@@ -381,7 +391,7 @@ class Connection:
             if now - self.last_rate_error < 1.0:
                 return
             self.last_rate_error = now
-        self.outbox.send_control(protocol.encode_error(exc.code, exc.message))
+        self.outbox.send_control(protocol.encode_error(exc.code, exc.message, exc.ref))
         if exc.close is not None:
             self.close_soon(exc.close, exc.message)
 

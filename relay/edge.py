@@ -18,7 +18,7 @@ import hmac
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -167,6 +167,9 @@ class Ledger:
         self._sockets: dict[object, _Socket] = {}
         self._open_by_peer: Counter[str] = Counter()  # pending or anonymous, direct peers
         self._by_client: Counter[str] = Counter()  # admitted anonymous, by client
+        # Told (client, its admitted anonymous sockets left) when one of them goes: the
+        # relays' shared count (relay/sharedlimits.py) gives back what it no longer needs.
+        self.on_release: Callable[[str, int], None] | None = None
         self.holders = 0
         self.anonymous = 0
 
@@ -177,6 +180,10 @@ class Ledger:
     def pending(self) -> int:
         """Sockets that have not sent a request yet (or were refused one)."""
         return len(self._sockets) - self.holders - self.anonymous
+
+    def anonymous_from(self, client: str) -> int:
+        """The admitted anonymous sockets of `client`."""
+        return self._by_client[client]
 
     def busiest(self) -> int:
         """The most sockets one address holds, token holders aside."""
@@ -216,7 +223,7 @@ class Ledger:
             # A proxy's idle upstream socket now carries another client's request.
             if limits.per_address and self._by_client[client] >= limits.per_address:
                 return TOO_MANY_FROM_ADDRESS
-            _uncount(self._by_client, sock.client)
+            self._uncount_client(sock.client)
             sock.client = client
             self._by_client[client] += 1
             return None
@@ -242,11 +249,16 @@ class Ledger:
     def _release(self, sock: _Socket) -> None:
         """Stop counting a pending or anonymous socket against its addresses."""
         if sock.state == _ANONYMOUS:
-            _uncount(self._by_client, sock.client)
+            self._uncount_client(sock.client)
             self.anonymous -= 1
         if sock.peer is not None:
             _uncount(self._open_by_peer, sock.peer)
             sock.peer = None
+
+    def _uncount_client(self, client: str) -> None:
+        _uncount(self._by_client, client)
+        if self.on_release is not None:
+            self.on_release(client, self._by_client[client])
 
 
 def _uncount(counter: Counter[str], key: str) -> None:

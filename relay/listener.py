@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -59,6 +59,9 @@ from .edge import (
 )
 from .protocol import CLOSE_PROTOCOL_ERROR, MaskCheck, ws_close_frame
 from .ratelimit import LogOnce
+
+if TYPE_CHECKING:
+    from .sharedlimits import SharedSockets
 
 log = logging.getLogger("relay")
 
@@ -103,6 +106,8 @@ class EdgeGuard:
         # Refusals: once a minute per reason and address, twenty at once in all.
         self.limiter = LogOnce(every_s=60.0, burst=20)
         self._count_error = count_error
+        # With a backplane: the address's sockets counted with the other relays'.
+        self.shared: SharedSockets | None = None
 
     def _limits(self, open_files: int | None) -> Limits:
         cfg = self.config
@@ -152,7 +157,15 @@ class EdgeGuard:
             request = request.clone(remote=client)  # what every handler sees as remote
         token = bearer_token(request.headers.get(hdrs.AUTHORIZATION, ""))
         holder = known_token(token or request.query.get("token"), self.tokens)
-        refusal = self.ledger.identify(request.protocol, counted_as(client), holder)
+        counted = counted_as(client)
+        before = self.ledger.anonymous_from(counted)
+        refusal = self.ledger.identify(request.protocol, counted, holder)
+        if refusal is None and self.shared is not None:
+            after = self.ledger.anonymous_from(counted)
+            # A new anonymous socket of this address: within what all relays allow it?
+            if after > before and not await self.shared.room(counted, after):
+                self.ledger.close(request.protocol)
+                refusal = TOO_MANY_FROM_ADDRESS
         if refusal is not None:
             self.refuse(refusal, client, f"{request.method} {request.path[:64]}")
             response = _json_error(503, refusal, _MESSAGES[refusal])

@@ -10,9 +10,11 @@ Seed (2010) frames::
     {"type":"subscriber","id":CH}
     {"type":"publisher","id":CH,"data":{...}}
 
-v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` on
-publish, a top-level ``"token"`` (a role's token) or ``"session"`` (a keypad's caller
-session) on any frame, and ``unsubscribe`` / ``ping``.
+v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` and
+``"ref":N`` on publish (the publisher's own number for the frame, 0 ≤ N < 2⁵³, given
+back in its ack or error, so a keypad knows which press to send again), a top-level
+``"token"`` (a role's token) or ``"session"`` (a keypad's caller session) on any
+frame, and ``unsubscribe`` / ``ping``.
 
 The relay's only copy of WebSocket framing (RFC 6455 §5) is here too: the text and
 Close frames it writes itself, and `MaskCheck`, which follows a client's frames to find
@@ -56,6 +58,7 @@ class ProtocolError(PeerError):
     def __init__(self, code: str, message: str, close: int | None = None) -> None:
         super().__init__(code, message)
         self.close = close
+        self.ref: int | None = None  # the refused publish's own number, when it gave one
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,11 @@ class Publish:
     ack: bool = False
     token: str | None = None
     session: str | None = None
+    ref: int | None = None  # the publisher's number for it, echoed in its ack or error
+
+
+# A publish's "ref": what a JavaScript number holds exactly.
+REF_LIMIT: Final = 1 << 53
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +202,12 @@ def parse_object(obj: Any) -> Request:
         ack = obj.get("ack", False)
         if not isinstance(ack, bool):
             raise ProtocolError("bad_field", '"ack" must be true or false')
-        return Publish(channel=channel, data=data, ack=ack, token=token, session=session)
+        ref = obj.get("ref")
+        if ref is not None and (
+            not isinstance(ref, int) or isinstance(ref, bool) or not 0 <= ref < REF_LIMIT
+        ):
+            raise ProtocolError("bad_field", '"ref" must be an integer from 0 to 2^53 - 1')
+        return Publish(channel=channel, data=data, ack=ack, token=token, session=session, ref=ref)
     if kind == "unsubscribe":
         return Unsubscribe(channel=channel, token=token)
     v = obj.get("v", 1)
@@ -229,8 +242,19 @@ def encode_envelope(channel_json: bytes, seq: int, ts_ms: int, data_json: bytes)
     )
 
 
-def encode_error(code: str, message: str) -> bytes:
-    return dumps({"type": "error", "code": code, "message": message})
+def encode_error(code: str, message: str, ref: int | None = None) -> bytes:
+    """An error frame; `ref`: the refused publish's own number, when it gave one."""
+    if ref is None:
+        return dumps({"type": "error", "code": code, "message": message})
+    return dumps({"type": "error", "code": code, "message": message, "ref": ref})
+
+
+def encode_ack(channel: str, seq: int, epoch: str, ref: int | None = None) -> bytes:
+    """A publish's ack: its `seq` in `channel`'s `epoch` (and its `ref`, when given)."""
+    ack: dict[str, object] = {"type": "ack", "id": channel, "seq": seq, "epoch": epoch}
+    if ref is not None:
+        ack["ref"] = ref
+    return dumps(ack)
 
 
 def encode_gap(channel: str, first: int, last: int, reason: str) -> bytes:

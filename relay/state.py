@@ -25,6 +25,7 @@ from .config import RelayConfig
 from .contract.callers import addressee
 from .contract.channels import CALLERS_SUFFIX
 from .contract.privacy import pseudonym
+from .edge import counted_as
 from .fanout import FanOut, Outbox
 from .listener import EdgeGuard
 from .protocol import ProtocolError
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .backplane import RedisBackplane
     from .connections import Connection, Flusher, Registry
     from .phone_feed import PhoneFeed
+    from .sharedlimits import SharedBuckets
 
 log = logging.getLogger("relay")
 
@@ -83,6 +85,9 @@ class RelayState:
     # Set: every channel is shared with the other relays through Redis.
     backplane: RedisBackplane | None = None
     phone: PhoneFeed | None = None  # the billboard's music for the calls (phone_music)
+    # With the backplane: the per-address buckets every relay shares (sessions minted,
+    # HTTP publishes), asked after this relay's own (relay/sharedlimits.py).
+    shared_buckets: SharedBuckets | None = None
     _unheard_log: LogOnce = field(default_factory=lambda: LogOnce(every_s=60.0))
 
     @property
@@ -142,6 +147,19 @@ class RelayState:
             )  # fmt: skip
         elif exc is not None:
             log.error("publishing through the backplane failed", exc_info=exc)
+
+    async def address_allows(
+        self, buckets: BucketsByKey, kind: str, address: str, now: float, cost: float = 1.0
+    ) -> bool:
+        """Whether `address` may do one more of `kind` (cost `cost`): this relay's
+        bucket first (a flood stops here, unheard by Redis), then, with the backplane,
+        the bucket all relays share, so N relays do not make the limit N times."""
+        if not buckets.allow(address, now, cost):
+            return False
+        shared = self.shared_buckets
+        if shared is None:
+            return True
+        return await shared.allow(kind, counted_as(address), buckets.rate, buckets.burst, cost)
 
     def pseudonymise(self, number: str) -> str:
         return pseudonym(number, self.pseudonym_key)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,51 +16,9 @@ import pytest
 
 from relay.contract.subscriber import Ack, Gap, Received, RelayError, V2Subscriber, publish_frame
 from tests.services import redis_server
-from tests.support.processes import free_port, start_process, wait_for_line
 from tests.support.redis import RedisServer
-from tests.support.relay import ANSWER_S, BILLBOARD, OPERATOR, PUBLISHER
-
-ENV = {
-    "DIALJAM_OPERATOR_TOKEN": OPERATOR,
-    "DIALJAM_BILLBOARD_TOKEN": BILLBOARD,
-    "DIALJAM_PUBLISHER_TOKEN": PUBLISHER,
-    "DIALJAM_CALLER_RATE": "100000",  # one test caller presses far faster than a person
-}
-
-
-class Relays:
-    def __init__(self, redis: RedisServer) -> None:
-        self.redis = redis
-        self.procs: list[asyncio.subprocess.Process] = []
-        self.ports: list[int] = []
-
-    async def start(self, n: int) -> None:
-        for _ in range(n):
-            port = free_port()
-            proc = await start_process(
-                "--host", "127.0.0.1", "--port", str(port), "--backplane", self.redis.url, env=ENV
-            )
-            self.procs.append(proc)
-            self.ports.append(port)
-        for proc in self.procs:
-            await wait_for_line(proc, "health:")
-
-    def url(self, i: int) -> str:
-        return f"ws://127.0.0.1:{self.ports[i]}/ws"
-
-    async def kill(self, i: int) -> None:
-        self.procs[i].send_signal(signal.SIGKILL)
-        await self.procs[i].wait()
-
-    async def stop(self) -> None:
-        for proc in self.procs:
-            if proc.returncode is None:
-                proc.terminate()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 10)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+from tests.support.relay import ANSWER_S, PUBLISHER
+from tests.support.relays import Relays
 
 
 @pytest.fixture

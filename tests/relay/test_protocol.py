@@ -20,6 +20,17 @@ def test_seed_publisher_frame_keeps_its_data() -> None:
     assert req == Publish("dialjam", {"caller_id": "4155551212", "command": "5"})
 
 
+def test_a_publish_carries_its_ref_and_its_ack_and_error_give_it_back() -> None:
+    req = protocol.parse_frame(b'{"type":"publisher","id":"a","data":{},"ref":9007199254740991}')
+    assert req == Publish("a", {}, ref=2**53 - 1)
+    ack = orjson.loads(protocol.encode_ack("a", 3, "e-1", 41))
+    assert ack == {"type": "ack", "id": "a", "seq": 3, "epoch": "e-1", "ref": 41}
+    assert "ref" not in orjson.loads(protocol.encode_ack("a", 3, "e-1"))
+    error = orjson.loads(protocol.encode_error("backplane_unavailable", "down", 0))
+    assert (error["code"], error["ref"]) == ("backplane_unavailable", 0)
+    assert "ref" not in orjson.loads(protocol.encode_error("bad_json", "no"))
+
+
 def test_v2_subscribe_carries_since_and_epoch() -> None:
     req = protocol.parse_frame(b'{"type":"subscriber","id":"a","v":2,"since":7,"epoch":"x-1"}')
     assert req == Subscribe("a", v=2, since=7, epoch="x-1")
@@ -43,6 +54,10 @@ def test_v2_subscribe_carries_since_and_epoch() -> None:
         (b'{"type":"publisher","id":"a"}', "bad_data"),
         (b'{"type":"publisher","id":"a","data":[1]}', "bad_data"),
         (b'{"type":"publisher","id":"a","data":{},"ack":"yes"}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{},"ref":"1"}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{},"ref":-1}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{},"ref":true}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{},"ref":9007199254740992}', "bad_field"),
         (b'{"type":"subscriber","id":"a","v":3}', "bad_field"),
         (b'{"type":"subscriber","id":"a","v":2,"since":-1}', "bad_field"),
         (b'{"type":"subscriber","id":"a","since":3}', "bad_field"),

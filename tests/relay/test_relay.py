@@ -227,6 +227,17 @@ async def test_a_publisher_asking_for_ack_gets_the_seq(relay: RunningRelay) -> N
     assert second["seq"] == 2 and second["epoch"] == first["epoch"]
 
 
+async def test_a_publish_with_a_ref_hears_it_back_in_its_ack_or_its_error(
+    relay: RunningRelay,
+) -> None:
+    pub = await relay.connect()
+    await send(pub, {"type": "publisher", "id": "room", "data": {}, "ack": True, "ref": 7})
+    await send(pub, {"type": "publisher", "id": "dialjam:control", "data": {}, "ref": 8})
+    ack, error = await recv(pub), await recv(pub)
+    assert (ack["type"], ack["seq"], ack["ref"]) == ("ack", 1, 7)
+    assert (error["type"], error["code"], error["ref"]) == ("error", "unauthorised", 8)
+
+
 @pytest.mark.parametrize(
     ("channel", "token", "allowed"),
     [

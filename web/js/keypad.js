@@ -120,6 +120,7 @@ const me = {
   nudged: 0, // when a key was pressed while refused
   shift: 0,
   state: "ready",
+  said: null, // "resending" or "lost": what the page last said about the keys themselves
 };
 let digest = null;
 let digestAt = 0;
@@ -147,6 +148,7 @@ function where() {
 /** Say `main` (read out by screen readers) and `more`, in state `state`. */
 function show(state, main, more = "", color = null) {
   me.state = state;
+  me.said = null;
   const box = $("said");
   if (!/^#[0-9a-fA-F]{6}$/.test(color ?? "")) color = null; // a colour, never url(…)
   box.dataset.state = state;
@@ -189,7 +191,11 @@ function settle() {
 }
 
 function heard(msg) {
+  if (msg.type === "ack") return answered(msg);
   if (msg.type === "error") {
+    const entry = unanswered.get(msg.ref);
+    unanswered.delete(msg.ref);
+    if (msg.code === "backplane_unavailable") return entry ? resend(entry) : notPlayed();
     if (msg.code === "rate_limited") show(me.state, "Slow down a little", "Some keys were not played.");
     else if (msg.code === "bad_session" || msg.code === "session_expired")
       ensureSession(true).then(listen, () => {});
@@ -248,6 +254,7 @@ const link = new RelayLink(relayUrl(), {
     else if (status === "connecting") setLink("connecting", "Connecting…");
     else {
       online = false;
+      unanswered.clear(); // their fate is unknown; the page says keys are not played
       $("pad").classList.add("offline");
       setLink("offline", `Offline — trying again in ${Math.ceil(retryMs / 1000)} s`);
       show("offline", "The installation is offline", "Keys pressed now are not played later.");
@@ -268,10 +275,65 @@ function listen() {
   if (me.joined) join(); // back after a drop: the billboard tells our place again
 }
 
-function publish(data) {
+// -- what the relay has not answered yet ------------------------------------------------
+// Every event goes with a number of its own ("ref") and asks for an ack: the relay
+// answers each with an ack or an error that gives the number back. One refused with
+// backplane_unavailable (the relays' shared store was away for a moment: nothing was
+// played) is sent again, with growing waits, a few times while it still belongs to the
+// music; past that the page says plainly that keys were not played.
+
+const RESEND_TRIES = 4;
+const RESEND_FIRST_MS = 250;
+const RESEND_FRESH_MS = 8000; // a key pressed longer ago than this is not sent again
+const ANSWER_WAIT_MS = 15_000; // unanswered this long: forgotten (the link said why)
+let nextRef = 1;
+const unanswered = new Map(); // ref → {data, pressedAt, sentAt, tries}
+let resending = 0; // events waiting to be sent again
+
+/** Send `entry` (its event, pressed at its time) with a new ref; false when offline. */
+function sendTracked(entry) {
   // The relay puts this session's caller on the event, whatever it says.
   if (!session) return false;
-  return link.send({ type: "publisher", id: channel, session: session.session, data });
+  const ref = nextRef++;
+  const frame = { type: "publisher", id: channel, session: session.session, data: entry.data, ack: true, ref };
+  if (!link.send(frame)) return false;
+  entry.sentAt = Date.now();
+  unanswered.set(ref, entry);
+  return true;
+}
+
+function publish(data) {
+  return sendTracked({ data, pressedAt: Date.now(), sentAt: 0, tries: 0 });
+}
+
+function answered(msg) {
+  const entry = unanswered.get(msg.ref);
+  unanswered.delete(msg.ref);
+  // The last of the keys sent again went through: back to what the page was saying.
+  if (entry?.tries && !resending && me.said === "resending") settle();
+}
+
+function resend(entry) {
+  if (entry.tries >= RESEND_TRIES || Date.now() - entry.pressedAt > RESEND_FRESH_MS) return notPlayed();
+  const wait = RESEND_FIRST_MS * 2 ** entry.tries * (0.5 + Math.random() / 2);
+  entry.tries += 1;
+  resending += 1;
+  say("resending", "Sending your keys again…", "The installation missed them for a moment.");
+  setTimeout(() => {
+    resending -= 1;
+    if (!sendTracked(entry)) notPlayed();
+  }, wait);
+}
+
+function notPlayed() {
+  nudge();
+  say("lost", "Some keys were not played", "The installation could not take them just now. Press again in a moment.");
+}
+
+/** A word about the keys themselves, in the state the page is in. */
+function say(what, main, more) {
+  show(me.state, main, more);
+  me.said = what;
 }
 
 function join() {
@@ -403,6 +465,7 @@ function start() {
   // A kick's countdown, and a building that stopped sending its digest.
   setInterval(() => {
     if (me.state === "kicked") settle();
+    for (const [ref, entry] of unanswered) if (Date.now() - entry.sentAt > ANSWER_WAIT_MS) unanswered.delete(ref);
     const quiet = online && digestAt && Date.now() - digestAt > 2.5 * DIGEST_KEEPALIVE_S * 1000;
     if (quiet) setLink("quiet", "The building is not answering right now");
   }, 1000);
