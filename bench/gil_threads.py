@@ -38,7 +38,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
 SIZE = (3840, 2160)
-Work = Callable[[int], None]  # the work on half 0 or 1
+Work = Callable[[int], object]  # the work on half 0 or 1 (what it returns is ignored)
 
 
 def kinds(screen: pygame.Surface) -> dict[str, Work]:
