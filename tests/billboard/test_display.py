@@ -444,6 +444,8 @@ def test_a_screenshot_of_eight_callers_under_xvfb_is_saved_and_not_blank(
         for _ in range(5):  # a few frames, as the loop would, so X has mapped the window
             pygame.event.pump()
             shown.draw(busy)
+        # The projector's case: a full-screen window under X, frames shown from a thread.
+        assert shown.presenter is not None
         shown.screenshot(path)
         # What the X server itself shows (not only what pygame kept): its root window.
         subprocess.run(
