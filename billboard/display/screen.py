@@ -85,10 +85,7 @@ class Display:
         self._lights = FacadeLights(self._text)
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
-        if present == "auto":
-            x11 = pygame.display.get_driver() == "x11"
-            present = "thread" if x11 and self._window.fullscreen else "inline"
-        self._threaded = present == "thread"
+        self._present = present
         self._presenter: Presenter | None = None
         self._first_layer: pygame.Surface | None = None
 
@@ -231,7 +228,7 @@ class Display:
             raise OSError("the billboard's window was closed")
         if current is not self._window.surface or current.get_size() != self.size:
             self._relayout(current)  # the window was resized (VIDEORESIZE) or re-created
-        if self._threaded and self._presenter is None:
+        if self._presenter is None and self._shown_from_thread():
             self._presenter = Presenter(current)
         screen = current if self._presenter is None else self._presenter.canvas
         self._first_layer = None
@@ -253,9 +250,18 @@ class Display:
         else:
             pygame.display.flip()
 
+    def _shown_from_thread(self) -> bool:
+        """Frames go to the screen from a presenting thread (see the class's docstring;
+        asked again after a switch between full screen and a window)."""
+        if self._present == "auto":
+            return pygame.display.get_driver() == "x11" and self._window.fullscreen
+        return self._present == "thread"
+
     def _lay_first(self, screen: pygame.Surface, layer: pygame.Surface) -> None:
         """The frame's first layer, whole-screen (the static layer or the test pattern),
-        on `screen`: a presenter's canvas may hold it already."""
+        on `screen`: a presenter's canvas may hold it already. (Such a layer is never
+        drawn on once made: a new one is made instead, so holding the same surface is
+        holding the same pixels.)"""
         self._first_layer = layer
         if self._presenter is None or not self._presenter.holds(layer):
             screen.blit(layer, (0, 0))
