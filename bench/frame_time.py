@@ -78,6 +78,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # Software rendering without a screen; set before pygame is imported.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -388,6 +389,25 @@ def video_said() -> str:
     return f"SDL {driver} driver{xvfb} (DISPLAY={where}, each frame sent to the X server)"
 
 
+def open_display(
+    size: tuple[int, int], projection: Projection | None, present: Literal["thread", "inline"]
+) -> Display:
+    """A window of `size` drawing `projection` (None: the dashboard), tried three times:
+    on a shared machine the bench's own X server has now and then refused a new
+    connection for a moment (SDL: "x11 not available"), said here when it happens."""
+    for attempt in range(3):
+        try:
+            return Display(
+                size=size, fullscreen=False, banner=BANNER, projection=projection, present=present
+            )
+        except OSError as exc:
+            if attempt == 2:
+                raise
+            print(f"(opening the window again in a second: {exc})", file=sys.stderr)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def run_layout(
     size: tuple[int, int],
     layout: str,
@@ -400,13 +420,7 @@ def run_layout(
     projection = PROJECTION if layout == "projection" else None
     # A window, not full screen (the bench's X screen is the largest size asked), that
     # nobody resizes: its surface stays put under the presenting thread's copies.
-    display = Display(
-        size=size,
-        fullscreen=False,
-        banner=BANNER,
-        projection=projection,
-        present="thread" if present == "thread" else "inline",
-    )
+    display = open_display(size, projection, "thread" if present == "thread" else "inline")
     hud = Hud(
         fps=60.0,
         frame_ms=2.0,
@@ -438,9 +452,7 @@ def run_layout(
         results.append(measure("naive", NaiveDisplay(display.surface).draw, seconds, warmup))
     display.close()
     if present == "thread":  # the single-threaded path in the same run, for the ratio
-        inline = Display(
-            size=size, fullscreen=False, banner=BANNER, projection=projection, present="inline"
-        )
+        inline = open_display(size, projection, "inline")
         results.append(measure("inline", inline.draw, seconds, warmup))
         inline.close()
     return results
