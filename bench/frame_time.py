@@ -44,12 +44,13 @@ caching anything.
 Targets: ``display`` p99 ≤ 8 ms at 1920×1080 and ≤ 16 ms at 3840×2160. PASS/MISS is
 printed; the exit code is 0 whatever the numbers (it is a measurement).
 
-How a frame goes to the screen (``--present``): ``thread`` (the default, what the
-projector's full-screen loop does) draws each frame on a canvas while the last one is
-copied to the window and flipped from a thread of its own (billboard/display/
-present.py); ``inline`` draws on the window's surface and flips before `draw`
-returns. A run's time is what `draw` took, including its wait for the frame before
-it to be on the screen, so frames are never counted faster than they are shown.
+How a frame goes to the screen (``--present``): ``thread`` (the default here, with
+an ``inline`` run beside it; the billboard takes it with ``DIALJAM_PRESENT=thread``)
+draws each frame on a canvas while the last one is copied to the window and flipped
+from a thread of its own (billboard/display/present.py); ``inline`` (the billboard's
+default) draws on the window's surface and flips before `draw` returns. A run's time
+is what `draw` took, including its wait for the frame before it to be on the screen,
+so frames are never counted faster than they are shown.
 
 Besides the wall-clock times (the target's), each run reports the drawing thread's
 CPU time a frame (p50, p99: what other processes on a shared machine stretch less),
@@ -339,7 +340,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--present",
         choices=("thread", "inline"),
         default="thread",
-        help="frames shown from a thread of their own, as the projector's loop does, "
+        help="frames shown from a thread of their own (DIALJAM_PRESENT=thread), "
         "with an inline run beside for the ratio (thread); or inline only",
     )
     return p.parse_args(argv)

@@ -26,15 +26,32 @@ which would lock that owner and fail the drawing thread's next blit.
 
 Nothing but the thread touches the window's surface between a `show` and the end of
 its flip: `wait` first, to read or save it.
+
+What it buys is little, and only with a core to spare: the flip's wait (the X
+server's copy, 1.5–2 ms a frame at 1080p) and the static layer's copy leave the
+drawing thread, but the thread adds a copy of its own and takes the GIL back three
+times a frame. On the shared 2-core machine it was measured on (load 2–3), the
+drawing thread's CPU time a frame rose 15–35 % beside it and its frames were not
+faster than inline ones (bench/frame_time.py prints both in one run), so the
+billboard takes it only when asked (`Display`'s ``present``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import time
+from typing import Final
 
 import pygame
+
+# How long a thread waiting for the GIL waits before the holder is asked to let it go
+# (CPython's default is 5 ms). The presenting thread takes the GIL back after each
+# copy and the flip, three times a frame, while the drawing thread holds it: at 5 ms
+# each, a frame's showing took longer than drawing it (measured: bench/frame_time.py,
+# 1080p projection p99 31.8 ms at 5 ms, 15.2 ms at 0.5 ms).
+SWITCH_INTERVAL_S: Final = 0.001
 
 
 class Presenter:
@@ -54,6 +71,8 @@ class Presenter:
         self._error: BaseException | None = None
         self._cpu_s = 0.0
         self._cond = threading.Condition()
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._interval, SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._run, name="dialjam-present", daemon=True)
         self._thread.start()
 
@@ -71,11 +90,16 @@ class Presenter:
         """Show the canvas drawn on (once the frame before it is shown), then lay
         `first_layer` (the static layer the frame began with, whole-screen) on it
         again for a later frame; returns before the frame is on the screen. Raises
-        what the thread met showing the last frame (pygame.error)."""
+        what the thread met showing the last frame (pygame.error).
+
+        When the last frame was not shown yet (the thread is the slower of the two),
+        the layer is not laid: the drawing thread lays it itself two frames later,
+        taking that copy off the thread until it keeps up again."""
         with self._cond:
+            behind = self._busy
             self._settle()
             index = self._next
-            layer = first_layer
+            layer = None if behind else first_layer
             if layer is not None and not _copyable(layer, self.window):
                 layer = None
             self._holds[index] = None
@@ -103,6 +127,7 @@ class Presenter:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+        sys.setswitchinterval(self._interval)
 
     def _settle(self) -> None:
         """(Holding the lock.) Wait until the thread is idle; raise what it met."""

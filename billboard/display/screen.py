@@ -3,6 +3,7 @@ layers (see the package's docstring for what each holds)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,10 +43,12 @@ class Display:
     `present` says how a frame goes to the screen: "thread" draws it on a canvas
     and shows it from a thread of its own while the next is drawn (see `present`),
     "inline" draws on the window's surface and flips before `draw` returns; "auto"
-    (the default) takes the thread on a full-screen window under X11 (the projector's
-    case, measured: bench/frame_time.py), inline otherwise (SDL's dummy driver shows
-    nothing to wait for; a resizable window's surface may be remade under the
-    thread's copy; other drivers may want their window shown from the main thread)."""
+    (the default) is inline unless ``DIALJAM_PRESENT=thread`` asks for the thread,
+    which it then takes on a full-screen window under X11 only (a resizable window's
+    surface may be remade under the thread's copy; other drivers may want their
+    window shown from the main thread). Inline by default because on the 2-core
+    machine this was measured on, shared with other work, the thread's frames were
+    not faster (bench/frame_time.py prints both in one run: run it on the projector)."""
 
     def __init__(
         self,
@@ -254,7 +257,8 @@ class Display:
         """Frames go to the screen from a presenting thread (see the class's docstring;
         asked again after a switch between full screen and a window)."""
         if self._present == "auto":
-            return pygame.display.get_driver() == "x11" and self._window.fullscreen
+            asked = os.environ.get("DIALJAM_PRESENT", "inline") == "thread"
+            return asked and pygame.display.get_driver() == "x11" and self._window.fullscreen
         return self._present == "thread"
 
     def _lay_first(self, screen: pygame.Surface, layer: pygame.Surface) -> None:
