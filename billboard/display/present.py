@@ -29,11 +29,13 @@ its flip: `wait` first, to read or save it.
 
 What it buys is little, and only with a core to spare: the flip's wait (the X
 server's copy, 1.5–2 ms a frame at 1080p) and the static layer's copy leave the
-drawing thread, but the thread adds a copy of its own and takes the GIL back three
-times a frame. On the shared 2-core machine it was measured on (load 2–3), the
-drawing thread's CPU time a frame rose 15–35 % beside it and its frames were not
-faster than inline ones (bench/frame_time.py prints both in one run), so the
-billboard takes it only when asked (`Display`'s ``present``).
+drawing thread, but the thread adds a copy of its own (6 ms at 2160p), competes for
+memory bandwidth and takes the GIL back three times a frame. On the shared 2-core
+machine it was measured on (load 2–5), its 1080p frames were steadier than inline
+ones in most runs (projection p99 1.4–2.5× lower), its 2160p frames slower (p50
+0.3–0.8× as fast), all far from the targets; so the billboard takes it only when
+asked (`Display`'s ``present``) until bench/frame_time.py, which prints both in one
+run, says otherwise on the projector itself.
 """
 
 from __future__ import annotations

@@ -46,9 +46,10 @@ class Display:
     (the default) is inline unless ``DIALJAM_PRESENT=thread`` asks for the thread,
     which it then takes on a full-screen window under X11 only (a resizable window's
     surface may be remade under the thread's copy; other drivers may want their
-    window shown from the main thread). Inline by default because on the 2-core
-    machine this was measured on, shared with other work, the thread's frames were
-    not faster (bench/frame_time.py prints both in one run: run it on the projector)."""
+    window shown from the main thread). Inline by default: on the shared 2-core
+    machine it was measured on, the thread's frames were steadier at 1080p but slower
+    at 2160p (see `present`; bench/frame_time.py prints both in one run: run it on
+    the projector)."""
 
     def __init__(
         self,
