@@ -31,6 +31,10 @@ wall-clock time:
 - ``display+hud``   — the same with the operator's HUD (its numbers change every frame);
 - ``idle``          — the idle show: nobody plays, colour waves over every window and
   the large QR code in front;
+- ``inline``        — ``display`` again with the frame shown inline (drawn on the
+  window's surface and flipped before `draw` returns, the single-threaded path), when
+  the runs above show frames from the presenting thread: the ratio of the two in one
+  run is what the thread gains, whatever else the machine is doing;
 
 and once, at the first size, ``naive``: a straightforward renderer drawn here for
 comparison, which redraws everything each frame (building, windows, text, QR code
@@ -40,13 +44,23 @@ caching anything.
 Targets: ``display`` p99 ≤ 8 ms at 1920×1080 and ≤ 16 ms at 3840×2160. PASS/MISS is
 printed; the exit code is 0 whatever the numbers (it is a measurement).
 
+How a frame goes to the screen (``--present``): ``thread`` (the default here, with
+an ``inline`` run beside it; the billboard takes it with ``DIALJAM_PRESENT=thread``)
+draws each frame on a canvas while the last one is copied to the window and flipped
+from a thread of its own (billboard/display/present.py); ``inline`` (the billboard's
+default) draws on the window's surface and flips before `draw` returns. A run's time
+is what `draw` took, including its wait for the frame before it to be on the screen,
+so frames are never counted faster than they are shown.
+
 Besides the wall-clock times (the target's), each run reports the drawing thread's
-CPU time a frame (p50, p99: what other processes on a shared machine stretch less)
-and, with ``--xvfb``, the X server's CPU time a frame (the copy of each frame into
-its screen, done in the server's process, on average).
+CPU time a frame (p50, p99: what other processes on a shared machine stretch less),
+the presenting thread's CPU time a frame (its copies; on average), and, with
+``--xvfb``, the X server's CPU time a frame (the copy of each frame into its screen,
+done in the server's process, on average).
 
     python bench/frame_time.py [--xvfb] [--seconds S] [--sizes WxH,WxH]
                                [--layouts dashboard,projection] [--warmup N] [--json FILE]
+                               [--present thread|inline]
 """
 
 from __future__ import annotations
@@ -65,6 +79,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 # Software rendering without a screen; set before pygame is imported.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -81,6 +96,7 @@ from billboard.projection import Projection, even_grid
 
 TARGETS_P99_MS = {(1920, 1080): 8.0, (3840, 2160): 16.0}
 EVENTS_PER_S = 100.0
+MIN_FRAMES = 20  # measured in each run, past the warm-up, even if `--seconds` ran out
 FRAME_S = 1 / 60
 BANNER = Banner("+1 555 010 0199", "https://dialjam.example.org/k/dialjam")
 FACADE = Facade(6, 14)
@@ -141,14 +157,16 @@ def idle_scenes() -> Iterator[Scene]:
 @dataclass
 class Result:
     """One run's frames: wall-clock times (the target's), the drawing thread's CPU
-    times (what the machine's other work does not stretch) and the X server's CPU
-    time a frame, on average (None: no X server of the bench's own)."""
+    times (what the machine's other work does not stretch), the presenting thread's
+    and the X server's CPU time a frame, on average (None: no such thread, or no X
+    server of the bench's own)."""
 
     name: str
     times_ms: list[float]
     warmup_ms: list[float]
     cpu_ms: list[float]
     server_ms: float | None = None
+    present_ms: float | None = None
 
     def percentile(self, p: float, times: list[float] | None = None) -> float:
         ordered = sorted(self.times_ms if times is None else times)
@@ -160,11 +178,12 @@ class Result:
         t = self.times_ms
         fps = 1000.0 * len(t) / sum(t)
         server = "—" if self.server_ms is None else f"{self.server_ms:.2f}"
+        present = "—" if self.present_ms is None else f"{self.present_ms:.2f}"
         return (
             f"{self.name:<14}{len(t):>8}{statistics.median(t):>9.2f}{self.percentile(0.99):>9.2f}"
             f"{max(t):>9.2f}{fps:>9.0f}{self.warmup_ms[0]:>10.1f}"
             f"{statistics.median(self.cpu_ms):>9.2f}{self.percentile(0.99, self.cpu_ms):>9.2f}"
-            f"{server:>9}"
+            f"{present:>9}{server:>9}"
         )
 
 
@@ -186,6 +205,7 @@ def measure(
     seconds: float,
     warmup: int,
     scenes: Iterator[Scene] | None = None,
+    display: Display | None = None,
 ) -> Result:
     scenes = scenes if scenes is not None else busy_scenes()
     times: list[float] = []
@@ -193,11 +213,15 @@ def measure(
     cpu: list[float] = []
     deadline = time.perf_counter() + seconds
     server_start: float | None = None
-    while time.perf_counter() < deadline:
+    present_start: float | None = None
+    # At least MIN_FRAMES after the warm-up, however long they take (a slow size on a
+    # busy machine would otherwise leave nothing to report).
+    while time.perf_counter() < deadline or len(times) < MIN_FRAMES:
         scene = next(scenes)  # built outside the timed part: we measure drawing
         pygame.event.pump()  # as the billboard's loop does, so SDL stays responsive
         if len(warm) == warmup and server_start is None:
             server_start = server_cpu_s()
+            present_start = present_cpu_s(display)
         start, start_cpu = time.perf_counter(), time.thread_time()
         draw(scene)
         elapsed = (time.perf_counter() - start) * 1000.0
@@ -206,11 +230,21 @@ def measure(
         else:
             times.append(elapsed)
             cpu.append((time.thread_time() - start_cpu) * 1000.0)
-    server_end = server_cpu_s()
-    server_ms = None
+    if display is not None:
+        display.surface  # noqa: B018 (waits until the last frame is on the screen)
+    server_end, present_end = server_cpu_s(), present_cpu_s(display)
+    server_ms = present_ms = None
     if server_start is not None and server_end is not None and times:
         server_ms = (server_end - server_start) * 1000.0 / len(times)
-    return Result(name, times, warm, cpu, server_ms)
+    if present_start is not None and present_end is not None and times:
+        present_ms = (present_end - present_start) * 1000.0 / len(times)
+    return Result(name, times, warm, cpu, server_ms, present_ms)
+
+
+def present_cpu_s(display: Display | None) -> float | None:
+    """The CPU time `display`'s presenting thread has used so far (None: none)."""
+    presenter = display.presenter if display is not None else None
+    return presenter.cpu_s if presenter is not None else None
 
 
 class NaiveDisplay:
@@ -302,6 +336,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="draw into a real X window on an Xvfb of the bench's own (apt-get install xvfb)",
     )
+    p.add_argument(
+        "--present",
+        choices=("thread", "inline"),
+        default="thread",
+        help="frames shown from a thread of their own (DIALJAM_PRESENT=thread), "
+        "with an inline run beside for the ratio (thread); or inline only",
+    )
     return p.parse_args(argv)
 
 
@@ -332,6 +373,13 @@ def sdl_driver() -> str:
     return f"{driver} (Xvfb)" if os.environ.get("DIALJAM_BENCH_XVFB") else driver
 
 
+def present_said(present: str) -> str:
+    """How the runs' frames reach the screen, as the tables say it."""
+    if present == "thread":
+        return "from a presenting thread (inline: the single-threaded path, for the ratio)"
+    return "inline (drawn on the window's surface, flipped before draw returns)"
+
+
 def video_said() -> str:
     """Which SDL video driver the frames go to, and where."""
     driver = os.environ["SDL_VIDEODRIVER"]
@@ -342,12 +390,38 @@ def video_said() -> str:
     return f"SDL {driver} driver{xvfb} (DISPLAY={where}, each frame sent to the X server)"
 
 
+def open_display(
+    size: tuple[int, int], projection: Projection | None, present: Literal["thread", "inline"]
+) -> Display:
+    """A window of `size` drawing `projection` (None: the dashboard), tried three times:
+    on a shared machine the bench's own X server has now and then refused a new
+    connection for a moment (SDL: "x11 not available"), said here when it happens."""
+    for attempt in range(3):
+        try:
+            return Display(
+                size=size, fullscreen=False, banner=BANNER, projection=projection, present=present
+            )
+        except OSError as exc:
+            if attempt == 2:
+                raise
+            print(f"(opening the window again in a second: {exc})", file=sys.stderr)
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def run_layout(
-    size: tuple[int, int], layout: str, seconds: float, warmup: int, naive: bool
+    size: tuple[int, int],
+    layout: str,
+    seconds: float,
+    warmup: int,
+    naive: bool,
+    present: str = "thread",
 ) -> list[Result]:
     """The runs of one size and layout (and the naive baseline, when asked)."""
     projection = PROJECTION if layout == "projection" else None
-    display = Display(size=size, fullscreen=False, banner=BANNER, projection=projection)
+    # A window, not full screen (the bench's X screen is the largest size asked), that
+    # nobody resizes: its surface stays put under the presenting thread's copies.
+    display = open_display(size, projection, "thread" if present == "thread" else "inline")
     hud = Hud(
         fps=60.0,
         frame_ms=2.0,
@@ -371,13 +445,17 @@ def run_layout(
         display.draw(scene, hud=changing)
 
     results = [
-        measure("display", display.draw, seconds, warmup),
-        measure("display+hud", with_hud, seconds, warmup),
-        measure("idle", display.draw, seconds, warmup, idle_scenes()),
+        measure("display", display.draw, seconds, warmup, display=display),
+        measure("display+hud", with_hud, seconds, warmup, display=display),
+        measure("idle", display.draw, seconds, warmup, idle_scenes(), display=display),
     ]
     if naive:
         results.append(measure("naive", NaiveDisplay(display.surface).draw, seconds, warmup))
     display.close()
+    if present == "thread":  # the single-threaded path in the same run, for the ratio
+        inline = open_display(size, projection, "inline")
+        results.append(measure("inline", inline.draw, seconds, warmup))
+        inline.close()
     return results
 
 
@@ -407,11 +485,14 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
     cpu = os.cpu_count()
     runs: dict[str, dict[str, Result]] = {}
     verdicts = []
+    gains: dict[str, dict[str, float]] = {}
     speedup = float("nan")
     for width, height in sizes:
         for layout in layouts:
             first = not runs
-            results = run_layout((width, height), layout, args.seconds, args.warmup, first)
+            results = run_layout(
+                (width, height), layout, args.seconds, args.warmup, first, args.present
+            )
             key = f"{width}x{height} {layout}"
             runs[key] = {r.name: r for r in results}
             # Other processes on the machine show first in the tail (p99, max): say how busy.
@@ -420,25 +501,38 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
                 f"\nDisplay.draw at {width}×{height}, {layout} layout, {video_said()}, "
                 "8 busy tracks + 4 waiting, "
                 f"{EVENTS_PER_S:.0f} events/s, every effect on, {args.seconds:g} s per run, "
-                f"{cpu} CPU(s), load average {load:.2f}, pygame-ce {pygame.version.ver}"
+                f"{cpu} CPU(s), load average {load:.2f}, pygame-ce {pygame.version.ver}, "
+                f"frames shown {present_said(args.present)}"
             )
             print(
                 f"{'run':<14}{'frames':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'fps':>9}"
-                f"{'first ms':>10}{'cpu p50':>9}{'cpu p99':>9}{'X ms':>9}"
+                f"{'first ms':>10}{'cpu p50':>9}{'cpu p99':>9}{'show ms':>9}{'X ms':>9}"
             )
             for result in results:
                 print(result.row())
             target = TARGETS_P99_MS.get((width, height))
             p99 = results[0].percentile(0.99)
-            if target is not None:
+            if target is not None and results[0].times_ms:
                 verdict = "PASS" if p99 <= target else "MISS"
                 verdicts.append(f"{key}: p99 {p99:.2f} ms ≤ {target:g} ms: {verdict}")
-            if first:
-                naive = results[-1]
+            named = runs[key]
+            if "inline" in named and named["inline"].times_ms and named["display"].times_ms:
+                shown, inline = named["display"], named["inline"]
+                gains[key] = {
+                    "p50": statistics.median(inline.times_ms) / statistics.median(shown.times_ms),
+                    "p99": inline.percentile(0.99) / shown.percentile(0.99),
+                }
+            if first and "naive" in named:
+                naive = named["naive"]
                 speedup = statistics.median(naive.times_ms) / statistics.median(results[0].times_ms)
     print()
     for line in verdicts:
         print(f"target {line}")
+    for key, gain in gains.items():
+        print(
+            f"{key}: the presenting thread's frames {gain['p50']:.2f}× (p50), "
+            f"{gain['p99']:.2f}× (p99) as fast as inline ones, in the same run"
+        )
     print(f"median {speedup:.1f}× faster than naive (at the first size and layout)")
     if args.json:
         figures: dict[str, object] = {
@@ -452,6 +546,7 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
                         "first_ms": r.warmup_ms[0],
                         "cpu_p50_ms": statistics.median(r.cpu_ms),
                         "cpu_p99_ms": r.percentile(0.99, r.cpu_ms),
+                        "present_cpu_ms": r.present_ms,
                         "x_server_ms": r.server_ms,
                     }
                     for r in results.values()
@@ -460,12 +555,14 @@ def run(args: argparse.Namespace, sizes: list[tuple[int, ...]]) -> int:
             },
             "target_p99_ms": {f"{w}x{h}": t for (w, h), t in TARGETS_P99_MS.items()},
             "naive_median_ratio": speedup,
+            "thread_over_inline": gains,
         }
         settings = {
             "seconds": args.seconds,
             "sizes": args.sizes,
             "layouts": args.layouts,
             "warmup": args.warmup,
+            "present": args.present,
         }
         stats.write_result(
             args.json,

@@ -37,6 +37,9 @@ module per job:
 - `street` shows that card on a second window instead (``info = "window"``);
 - `calibration_view` draws the calibration mode's handles, quads and underlay over
   the live output (`Display.mapped` gives effects the same geometry in pixels);
+- `present` shows a frame from a thread of its own (the copy to the window and the
+  flip, which let the GIL go) while the next one is drawn, when asked
+  (``DIALJAM_PRESENT=thread``, a full-screen window under X11);
 - `text` renders each (string, size, colour) once and keeps it in a small LRU cache;
 - `content`, `layout` and `palette` are the decisions a test checks without pixels
   (`caller_label`, `player_label`, `legend_lines`, `compute_layout`,

@@ -3,9 +3,11 @@ layers (see the package's docstring for what each holds)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pygame
 
@@ -21,9 +23,12 @@ from .layout import Layout, WindowRect, compute_layout
 from .mapped import InfoCard, MappedBackground, bounds
 from .overlays import Overlays
 from .panel import Legend, draw_beat, draw_status
+from .present import Presenter
 from .street import StreetScreen
 from .text import TextCache
 from .window import Window
+
+Present = Literal["auto", "thread", "inline"]
 
 
 class Display:
@@ -33,7 +38,18 @@ class Display:
     gives the real building's window rectangles (see `window_rects`). With
     `projection` the whole output is the building (see `mapped`), else the dashboard
     is drawn. Raises OSError when no display can be opened, rather than drawing into
-    an invisible one."""
+    an invisible one.
+
+    `present` says how a frame goes to the screen: "thread" draws it on a canvas
+    and shows it from a thread of its own while the next is drawn (see `present`),
+    "inline" draws on the window's surface and flips before `draw` returns; "auto"
+    (the default) is inline unless ``DIALJAM_PRESENT=thread`` asks for the thread,
+    which it then takes on a full-screen window under X11 only (a resizable window's
+    surface may be remade under the thread's copy; other drivers may want their
+    window shown from the main thread). Inline by default: on the shared 2-core
+    machine it was measured on, the thread's frames were steadier at 1080p but slower
+    at 2160p (see `present`; bench/frame_time.py prints both in one run: run it on
+    the projector)."""
 
     def __init__(
         self,
@@ -44,6 +60,7 @@ class Display:
         banner: Banner,
         windows: Sequence[WindowRect] | None = None,
         projection: Projection | None = None,
+        present: Present = "auto",
     ) -> None:
         if windows is not None:
             for rect in windows:
@@ -72,6 +89,9 @@ class Display:
         self._lights = FacadeLights(self._text)
         self._legend = Legend(self._text)
         self._overlays = Overlays(self._text)
+        self._present = present
+        self._presenter: Presenter | None = None
+        self._first_layer: pygame.Surface | None = None
 
     # -- the projection -----------------------------------------------------------------
 
@@ -126,17 +146,32 @@ class Display:
         mode = "full screen" if self._window.fullscreen else "a window"
         return f"display {self._window.display_index}, {w}×{h}, {mode}"
 
+    @property
+    def presenter(self) -> Presenter | None:
+        """The thread showing frames (None: shown inline, or no frame drawn yet)."""
+        return self._presenter
+
+    def _stop_presenting(self) -> None:
+        """Let the frames handed over reach the screen, then stop the thread."""
+        if self._presenter is not None:
+            self._presenter.close()
+            self._presenter = None
+
     def toggle_fullscreen(self) -> None:
         """Switch between full screen and a resizable window."""
+        self._stop_presenting()
         self._window.toggle_fullscreen()
         self._relayout(self._window.surface)
 
     def screenshot(self, path: Path) -> None:
         """Save the last frame drawn (PNG when `path` ends in .png)."""
+        if self._presenter is not None:
+            self._presenter.wait()
         self._window.screenshot(path)
 
     def close(self) -> None:
         """Close the window (fonts and other pygame modules are left as they are)."""
+        self._stop_presenting()
         self._close_street()
         self._window.close()
 
@@ -160,10 +195,13 @@ class Display:
 
     @property
     def surface(self) -> pygame.Surface:
-        """The surface frames are drawn on (the window's)."""
+        """The window's surface, holding the last frame drawn (once it is shown)."""
+        if self._presenter is not None:
+            self._presenter.wait()
         return self._window.surface
 
     def _relayout(self, screen: pygame.Surface) -> None:
+        self._stop_presenting()
         self._window.surface = screen
         self.size = screen.get_size()
         self.layout = self._compute_layout()
@@ -194,20 +232,44 @@ class Display:
             raise OSError("the billboard's window was closed")
         if current is not self._window.surface or current.get_size() != self.size:
             self._relayout(current)  # the window was resized (VIDEORESIZE) or re-created
+        if self._presenter is None and self._shown_from_thread():
+            self._presenter = Presenter(current)
+        screen = current if self._presenter is None else self._presenter.canvas
+        self._first_layer = None
         if calibration is not None:
             self.set_projection(calibration.state.projection)
         if self._projection is not None:
-            self._draw_projection(current, scene, test_pattern, calibration)
+            self._draw_projection(screen, scene, test_pattern, calibration)
         else:
-            self._draw_dashboard(current, scene, test_pattern)
+            self._draw_dashboard(screen, scene, test_pattern)
         lay = self.layout
         if hud is not None:
-            self._overlays.draw_hud(current, hud, lay)
+            self._overlays.draw_hud(screen, hud, lay)
         if help_lines:
-            _blit_center(current, self._overlays.help(tuple(help_lines), lay), current.get_rect())
+            _blit_center(screen, self._overlays.help(tuple(help_lines), lay), screen.get_rect())
         if message:
-            self._overlays.draw_message(current, message, lay)
-        pygame.display.flip()
+            self._overlays.draw_message(screen, message, lay)
+        if self._presenter is not None:
+            self._presenter.show(self._first_layer)
+        else:
+            pygame.display.flip()
+
+    def _shown_from_thread(self) -> bool:
+        """Frames go to the screen from a presenting thread (see the class's docstring;
+        asked again after a switch between full screen and a window)."""
+        if self._present == "auto":
+            asked = os.environ.get("DIALJAM_PRESENT", "inline") == "thread"
+            return asked and pygame.display.get_driver() == "x11" and self._window.fullscreen
+        return self._present == "thread"
+
+    def _lay_first(self, screen: pygame.Surface, layer: pygame.Surface) -> None:
+        """The frame's first layer, whole-screen (the static layer or the test pattern),
+        on `screen`: a presenter's canvas may hold it already. (Such a layer is never
+        drawn on once made: a new one is made instead, so holding the same surface is
+        holding the same pixels.)"""
+        self._first_layer = layer
+        if self._presenter is None or not self._presenter.holds(layer):
+            screen.blit(layer, (0, 0))
 
     def _draw_dashboard(self, screen: pygame.Surface, scene: Scene, test_pattern: bool) -> None:
         lay, background = self.layout, self._background
@@ -221,10 +283,10 @@ class Display:
             pattern = self._overlays.test_pattern(
                 lay, background.windows_px, self._window.display_index
             )
-            screen.blit(pattern, (0, 0))
+            self._lay_first(screen, pattern)
             return
         assert background.surface is not None
-        screen.blit(background.surface, (0, 0))
+        self._lay_first(screen, background.surface)
         self._lights.draw(screen, scene, background.panes, self._glows, unit=lay.unit)
         draw_beat(screen, scene, lay.beat, background.beat_cells, background.beat_past)
         self._legend.draw(screen, scene, lay)
@@ -254,10 +316,10 @@ class Display:
         if test_pattern:
             boxes = [pane.box for pane in background.panes]
             pattern = self._overlays.test_pattern(lay, boxes, self._window.display_index)
-            screen.blit(pattern, (0, 0))
+            self._lay_first(screen, pattern)
         else:
             assert background.surface is not None
-            screen.blit(background.surface, (0, 0))
+            self._lay_first(screen, background.surface)
             unit = lay.unit
             self._lights.draw(
                 screen, scene, background.panes, self._glows, unit=unit, mask=background.mask

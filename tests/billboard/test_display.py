@@ -433,6 +433,7 @@ def test_a_screenshot_of_eight_callers_under_xvfb_is_saved_and_not_blank(
     monkeypatch.setenv("SDL_VIDEODRIVER", "x11")
     # Software framebuffer: SDL's GL path on Xvfb is Mesa's software renderer, ~50 fps.
     monkeypatch.setenv("SDL_FRAMEBUFFER_ACCELERATION", "0")
+    monkeypatch.setenv("DIALJAM_PRESENT", "thread")  # frames shown from a thread of their own
     busy = busy_scene()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / "billboard_8_callers_1920x1080.png"
@@ -444,6 +445,8 @@ def test_a_screenshot_of_eight_callers_under_xvfb_is_saved_and_not_blank(
         for _ in range(5):  # a few frames, as the loop would, so X has mapped the window
             pygame.event.pump()
             shown.draw(busy)
+        # Asked for, on a full-screen window under X: frames shown from a thread.
+        assert shown.presenter is not None
         shown.screenshot(path)
         # What the X server itself shows (not only what pygame kept): its root window.
         subprocess.run(
