@@ -32,6 +32,7 @@ Pure: numpy and the relay's G.711 encoder; no mixer, no clock (the caller passes
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -73,6 +74,7 @@ LEVEL_SECONDS: Final = 1.0  # the levelling's time constant
 GATE_DBFS: Final = -60.0  # quieter frames leave the levelling where it is
 RISE_DB_PER_FRAME: Final = 0.25  # after a peak, the gain comes back over ~1 s
 CUE_DUCK: Final = 0.5  # the music under a cue: −6 dB
+SOUNDS_BYTES: Final = 24 << 20  # the notes' sounds kept: ~130 of the longest
 
 _CEILING: Final = 10 ** (CEILING_DBFS / 20)
 _TARGET_POWER: Final = 10 ** (TARGET_DBFS / 10)
@@ -198,13 +200,16 @@ class PhoneFrame:
 
 class PhoneSounds:
     """Each note's sound on each track, as the phone plays it: the library's sample
-    resampled once straight to 8 kHz at the note's pitch, band-limited, kept (a few
-    dozen notes per track in a night: at most tracks × 128, each ≤ 6 s, 192 KB).
-    Mixers may share one (it holds no voice)."""
+    resampled once straight to 8 kHz at the note's pitch, band-limited, kept — the
+    least recently used dropped beyond `limit` bytes (a night may play every note of
+    every track: up to tracks × 128 sounds of ≤ 6 s, 192 KB each; a voice still
+    playing a dropped sound keeps it alive). Mixers may share one (it holds no voice)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = SOUNDS_BYTES) -> None:
         self._resampler: PreparedSounds[Mono] = PreparedSounds(RATE, lambda s: (s, s.nbytes))
-        self._kept: dict[tuple[str, int], Mono] = {}
+        self._kept: OrderedDict[tuple[str, int], Mono] = OrderedDict()
+        self._limit = limit
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -212,8 +217,14 @@ class PhoneSounds:
     def get(self, spec: TrackSpec, sample_set: SampleSet, note: int) -> Mono:
         key = (spec.name, note)
         sound = self._kept.get(key)
-        if sound is None:
-            sound = self._kept[key] = band_limit(self._resampler.mono(sample_set, note))
+        if sound is not None:
+            self._kept.move_to_end(key)
+            return sound
+        sound = self._kept[key] = band_limit(self._resampler.mono(sample_set, note))
+        self.nbytes += sound.nbytes
+        while self.nbytes > self._limit and len(self._kept) > 1:
+            _, dropped = self._kept.popitem(last=False)
+            self.nbytes -= dropped.nbytes
         return sound
 
 

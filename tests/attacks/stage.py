@@ -424,7 +424,12 @@ class Stage:
             **relay_settings,
         )
         self.show = Show(
-            BillboardConfig(sound=False),
+            # The stage holds the relay's RSS under RSS_LIMIT, and the billboard runs in
+            # the same process: its phone mixer (a thread of its own, numpy frames in
+            # its own malloc arena, ~60 MB over six attacks) is the billboard's, not
+            # the relay's door's, and is bounded on its own (PhoneSounds' bytes, the
+            # phone thread's queues); test_phone_*.py and the end-to-end tests play it.
+            BillboardConfig(sound=False, phone_music=False),
             relay,
             Options(headless=True, log_events=self.events_path),
             sinks=[],

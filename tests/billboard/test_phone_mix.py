@@ -23,6 +23,7 @@ from billboard.phone_mix import (
     TARGET_DBFS,
     PhoneFrame,
     PhoneMixer,
+    PhoneSounds,
     encode,
 )
 from billboard.samples import SampleSet, load_sample_sets
@@ -255,3 +256,24 @@ def test_the_mu_law_is_the_relays_encoder_for_every_sample() -> None:
     for chunk in ramp.reshape(-1, FRAME):
         made = encode(chunk)
         assert made.ulaw == ulaw_encode(np.frombuffer(made.pcm16, dtype="<i2"))
+
+
+def test_the_notes_sounds_kept_stay_within_their_bytes_and_the_mix_is_the_same(
+    sets: dict[str, SampleSet],
+) -> None:
+    lead = next(t for t in TRACKS if t.name == "lead")
+    sounds = PhoneSounds(limit=600_000)  # a few of the longest notes
+    for note in range(48, 84):  # three octaves: far more than the limit holds
+        sounds.get(lead, sets[lead.samples], note)
+        assert sounds.nbytes <= 600_000 or len(sounds) == 1
+    assert 1 < len(sounds) < 36
+    recent = sounds.get(lead, sets[lead.samples], 83)  # the last made is still kept
+    assert sounds.get(lead, sets[lead.samples], 83) is recent
+    # A mixer whose sounds are made again and again renders the same bytes.
+    small = PhoneMixer(sets, TRACKS, sounds=PhoneSounds(limit=1))
+    roomy = PhoneMixer(sets, TRACKS)
+    for mixer in (small, roomy):
+        for note in tune():
+            (mixer.note_on if isinstance(note, NoteOn) else mixer.note_off)(note)  # type: ignore[arg-type]
+    for n in range(100):
+        assert small.frame(n * SECONDS_PER_FRAME).mixes == roomy.frame(n * SECONDS_PER_FRAME).mixes
