@@ -425,10 +425,11 @@ class Stage:
         )
         self.show = Show(
             # The stage holds the relay's RSS under RSS_LIMIT, and the billboard runs in
-            # the same process: its phone mixer (a thread of its own, numpy frames in
-            # its own malloc arena, ~60 MB over six attacks) is the billboard's, not
-            # the relay's door's, and is bounded on its own (PhoneSounds' bytes, the
-            # phone thread's queues); test_phone_*.py and the end-to-end tests play it.
+            # the same process: its phone mixer (a thread of its own rendering numpy
+            # frames) added about 60 MB to the process over the six attacks here. That
+            # is the billboard's memory, not the relay's door's, bounded on its own
+            # (PhoneSounds' bytes, the phone thread's queues) and played by
+            # test_phone_*.py and the end-to-end phone tests.
             BillboardConfig(sound=False, phone_music=False),
             relay,
             Options(headless=True, log_events=self.events_path),
