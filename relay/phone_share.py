@@ -55,6 +55,7 @@ class PhoneShare:
         self.played_here = 0  # bundles played on this relay only (Redis away or slow)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = False
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def offer(self, data: bytes) -> bool:
         """Send `data` (a bundle from the billboard) to every relay; False when it
@@ -63,7 +64,9 @@ class PhoneShare:
             self.played_here += 1
             return False
         self.in_flight += 1
-        asyncio.get_running_loop().create_task(self._publish(data))
+        task = asyncio.get_running_loop().create_task(self._publish(data))
+        self._publishing.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(self._publishing.discard)
         return True
 
     async def _publish(self, data: bytes) -> None:
