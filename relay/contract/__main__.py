@@ -6,8 +6,12 @@ from .web import MODULE_PATH, render_module
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(f"usage: python -m relay.contract {MODULE_PATH}", file=sys.stderr)
+    usage = f"usage: python -m relay.contract {MODULE_PATH}"
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) != 1 or argv[0].startswith("-"):  # never a file named like an option
+        print(usage, file=sys.stderr)
         return 2
     with open(argv[0], "w", encoding="utf-8") as out:
         out.write(render_module())

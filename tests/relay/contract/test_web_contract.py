@@ -3,7 +3,10 @@ generated from relay/contract, and the pages keep no copy of their own."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from relay.contract import channels, events
@@ -45,3 +48,17 @@ def test_every_page_script_that_uses_the_contract_imports_it_relatively() -> Non
     for name in ("keypad.js", "console.js", "wall.js"):
         text = (ROOT / "web" / "js" / name).read_text(encoding="utf-8")
         assert 'from "./contract.js";' in text
+
+
+def test_the_writer_takes_no_option_for_a_file_name(tmp_path: Path) -> None:
+    def contract(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "relay.contract", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    helped = contract("--help")
+    assert helped.returncode == 0 and "usage: python -m relay.contract" in helped.stdout
+    assert contract("-x").returncode == 2
+    assert list(tmp_path.iterdir()) == []  # no file named "--help" or "-x"
+    assert contract("contract.js").returncode == 0
+    assert (tmp_path / "contract.js").read_text(encoding="utf-8") == render_module()
