@@ -25,13 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from redis._parsers import _AsyncRESP2Parser
 
-from bench.procs import free_port, stop, wait_for_port
+from bench.procs import redis_server
 from bench.stats import load, percentile, write_result
 from relay.backplane import RedisBackplane
 from relay.fanout import FanOut
@@ -53,26 +48,6 @@ LABELS = {
     "hiredis": "redis-py + hiredis (C parser)",
 }
 CHANNEL = "dialjam"
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("needs redis-server (apt-get install redis-server)")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--dir", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            wait_for_port(port, proc, 15.0)
-            yield f"redis://{HOST}:{port}/0"
-        finally:
-            stop(proc)
 
 
 def digit(n: int) -> bytes:
@@ -175,7 +150,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     except ImportError:
         pass
     figures: dict[str, Any] = {}
-    with redis_server() as url:
+    with redis_server() as (url, _):
         for round_ in range(args.rounds):
             runs: list[tuple[str, Any]] = [("in_memory", None), *parsers.items()]
             for name, parser in runs:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import IO
@@ -128,3 +130,25 @@ def rss_kib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
     return out
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A redis-server on a free port of 127.0.0.1, no snapshots, in a temporary folder:
+    its URL and process id."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+             "--dir", folder],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for_port(port, proc, 15.0)
+            yield f"redis://{HOST}:{port}/0", proc.pid
+        finally:
+            stop(proc)

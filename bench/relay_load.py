@@ -94,19 +94,18 @@ import argparse
 import contextlib
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from bench.procs import Pinning, free_port, raise_fd_limit, stop, tail, wait_for_port
+from bench.procs import Pinning, free_port, raise_fd_limit, redis_server, stop, tail, wait_for_port
 from bench.relay_load_report import Result, checks, fill, report
 from bench.scenarios import BACKPLANE, RELAYS, ROOT, SCENARIOS, Relay, Scenario, checkout
 from bench.stats import load, write_result
@@ -219,28 +218,6 @@ def run_one(
                 stop(proc)
     result.wall_s = time.monotonic() - began
     return result
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[tuple[str, int]]:
-    """A redis-server on a free port of 127.0.0.1, no snapshots, in a temporary folder:
-    its URL and process id."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise BenchError("--backplane needs redis-server (apt-get install redis-server)")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--dir", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            wait_for_port(port, proc, RELAY_START_S)
-            yield f"redis://{HOST}:{port}/0", proc.pid
-        finally:
-            stop(proc)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
