@@ -33,6 +33,9 @@ from relay.phone_audio import FRAME_S, encode_bundle, parse_bundle
 from tests.support.relay import BILLBOARD, RunningRelay
 
 RATE = 8000
+# One note a part, a fourth apart, so each part's harmonics stand clear of the other's.
+LEAD, PLUCK = 69, 72  # A4 (440 Hz) on the lead, C5 (523 Hz) on the pluck
+TUNE = {"lead": LEAD, "pluck": PLUCK}
 Audio = npt.NDArray[np.float64]
 
 

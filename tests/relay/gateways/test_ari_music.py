@@ -20,6 +20,9 @@ from relay.gateways.dtmf import ULAW_TO_PCM
 from relay.gateways.rtp_events import parse_rtp
 from relay.rehearsal.fake_ari import FakeAri
 from tests.support.phone_rtp import (
+    LEAD,
+    PLUCK,
+    TUNE,
     Arrival,
     PhoneBillboard,
     decode,
@@ -40,9 +43,6 @@ from tests.support.relay import StartRelay, recv, until
 from .ari_calls import KEY, PASSWORD, USER, digit, left
 from .ari_relay import ari_config, ari_health, call_and_join, music_gone, music_of, start
 from .listeners import nothing_published, subscribe
-
-LEAD, PLUCK = 69, 72  # A4 (440 Hz) on the lead, C5 (523 Hz) on the pluck
-TUNE = {"lead": LEAD, "pluck": PLUCK}
 
 
 def external_media_request(fake: FakeAri, media: str) -> dict[str, str]:

@@ -17,6 +17,9 @@ import numpy as np
 from relay.app import STATE, health
 from relay.gateways.sip.rtp_out import ulaw_to_alaw
 from tests.support.phone_rtp import (
+    LEAD,
+    PLUCK,
+    TUNE,
     PhoneBillboard,
     RtpRecorder,
     decode,
@@ -49,9 +52,6 @@ from .sipp import (
     sip_relay,
 )
 from .sipp import recv as sip_recv
-
-LEAD, PLUCK = 69, 72  # A4 (440 Hz) on the lead, C5 (523 Hz) on the pluck
-TUNE = {"lead": LEAD, "pluck": PLUCK}
 
 
 def called(formats: str, recorder: RtpRecorder, answer: str, direction: str = "") -> str:
