@@ -36,6 +36,11 @@ wall-clock time:
   the runs above show frames from the presenting thread: the ratio of the two in one
   run is what the thread gains, whatever else the machine is doing;
 
+``floor`` — the static layer laid whole on the window and shown, nothing drawn over
+  it: what any inline frame costs before its first light (the layer's copy, the flip
+  and the X server's copy of the frame), the least a frame of that size can take this
+  way on this machine;
+
 and once, at the first size, ``naive``: a straightforward renderer drawn here for
 comparison, which redraws everything each frame (building, windows, text, QR code
 from segno, legend cells, glows made fresh as alpha surfaces), as one would before
@@ -451,12 +456,32 @@ def run_layout(
     ]
     if naive:
         results.append(measure("naive", NaiveDisplay(display.surface).draw, seconds, warmup))
-    display.close()
+    if present == "thread":
+        display.close()
     if present == "thread":  # the single-threaded path in the same run, for the ratio
         inline = open_display(size, projection, "inline")
         results.append(measure("inline", inline.draw, seconds, warmup))
+        results.append(floor(inline, seconds, warmup))
         inline.close()
+    else:
+        results.append(floor(display, seconds, warmup))
+    display.close()
     return results
+
+
+def floor(display: Display, seconds: float, warmup: int) -> Result:
+    """The ``floor`` run: each frame only the static layer laid whole on the window and
+    shown, nothing drawn over it: what any frame drawn inline costs before its first
+    light (the copy of the layer, the flip, the X server's copy), on `display` (inline)."""
+    display.draw(next(busy_scenes()))
+    layer, window = display.first_layer, display.surface
+    assert layer is not None
+
+    def lay_and_show(scene: Scene) -> None:
+        window.blit(layer, (0, 0))
+        pygame.display.flip()
+
+    return measure("floor", lay_and_show, seconds, warmup)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -179,7 +179,9 @@ class FacadeLights:
             level = min(GLOW_LEVELS, max(0, round(intensity * spill * GLOW_LEVELS)))
             if level < FAINTEST_SPILL:
                 continue
-            glow = glows.glow(color, pane.box.width, pane.box.height)
+            glow = glows.for_frame(color, pane.box.width, pane.box.height)
+            if glow is None:
+                continue  # being made: none of its colour to borrow yet
             halo, placed = glow.halo_at(level, pane.box.center)
             screen.blit(halo, placed, special_flags=pygame.BLEND_ADD)
             if not pane.clear_of_edge:

@@ -147,6 +147,12 @@ class Display:
         return f"display {self._window.display_index}, {w}×{h}, {mode}"
 
     @property
+    def first_layer(self) -> pygame.Surface | None:
+        """The whole-screen layer the last frame began with: the static layer (or the
+        test pattern), everything of the frame that is not drawn anew each time."""
+        return self._first_layer
+
+    @property
     def presenter(self) -> Presenter | None:
         """The thread showing frames (None: shown inline, or no frame drawn yet)."""
         return self._presenter
@@ -173,6 +179,7 @@ class Display:
         """Close the window (fonts and other pygame modules are left as they are)."""
         self._stop_presenting()
         self._close_street()
+        self._glows.close()
         self._window.close()
 
     def _close_street(self) -> None:
