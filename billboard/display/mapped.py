@@ -5,11 +5,12 @@ outside the mapped facade (halos that reach its edge are cut there).
 
 The info region (the banner's call to play, the QR code and who plays what) is drawn
 flat once per change and warped into its quad of the facade with the corner-pin, so
-it lands square on the wall like the windows."""
+it lands square on the wall like the windows; so is the idle show's invitation, in the
+middle of the facade (`WarpedCard`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
@@ -53,6 +54,17 @@ def warp(source: pygame.Surface, to_screen: Homography, area: pygame.Rect) -> py
     pixels = pygame.surfarray.array3d(source)
     sw, sh = pixels.shape[0], pixels.shape[1]
     valid = (u >= 0) & (u < sw) & (v >= 0) & (v < sh)
+    if source.get_flags() & pygame.SRCALPHA:  # translucent: it stays so, clear outside
+        surface = pygame.Surface((width, height), pygame.SRCALPHA).convert_alpha()
+        rgb_view = pygame.surfarray.pixels3d(surface)
+        rgb_view[...] = 0
+        rgb_view[valid] = pixels[u[valid], v[valid]]
+        del rgb_view
+        alpha = pygame.surfarray.pixels_alpha(surface)
+        alpha[...] = 0
+        alpha[valid] = pygame.surfarray.array_alpha(source)[u[valid], v[valid]]
+        del alpha
+        return surface
     out = np.empty((width, height, 3), dtype=np.uint8)
     out[...] = KEY
     out[valid] = pixels[u[valid], v[valid]]
@@ -215,8 +227,55 @@ class InfoCard:
         return card
 
 
+class WarpedCard:
+    """A card made flat for the facade's own proportions (the idle show's invitation),
+    centred on the facade and warped onto it with the corner-pin; remade only when the
+    card or the mapping changes."""
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self.surface: pygame.Surface | None = None
+        self.area = pygame.Rect(0, 0, 0, 0)
+
+    def invalidate(self) -> None:
+        self._key = None
+
+    def draw(
+        self,
+        screen: pygame.Surface,
+        card_for: Callable[[pygame.Rect], pygame.Surface],
+        mapped: MappedFacade,
+    ) -> pygame.Rect:
+        """The card `card_for` makes for the facade seen flat (a rectangle of its mean
+        width and height in pixels), over what is drawn; the rectangle drawn on."""
+        outline = mapped.outline
+        flat_w = round((_length(outline[0], outline[1]) + _length(outline[3], outline[2])) / 2)
+        flat_h = round((_length(outline[0], outline[3]) + _length(outline[1], outline[2])) / 2)
+        flat = pygame.Rect(0, 0, max(8, flat_w), max(8, flat_h))
+        card = card_for(flat)
+        key = (card, outline, mapped.size)
+        if key != self._key or self.surface is None:
+            to_screen = Homography.quad_to_quad(_corners(flat), outline)
+            placed = card.get_rect(center=flat.center)
+            quad = to_screen.map_quad(_corners(placed))
+            self.area = bounds(quad).clip(screen.get_rect())
+            here = Homography.quad_to_quad(_corners(card.get_rect()), quad)
+            self.surface = warp(card, here, self.area)
+            self._key = key
+        return screen.blit(self.surface, self.area)
+
+
+def _corners(r: pygame.Rect) -> Quad:
+    return (
+        (float(r.left), float(r.top)),
+        (float(r.right), float(r.top)),
+        (float(r.right), float(r.bottom)),
+        (float(r.left), float(r.bottom)),
+    )
+
+
 def _length(a: tuple[float, float], b: tuple[float, float]) -> float:
     return float(np.hypot(a[0] - b[0], a[1] - b[1]))
 
 
-__all__ = ["KEY", "InfoCard", "MappedBackground", "bounds", "warp"]
+__all__ = ["KEY", "InfoCard", "MappedBackground", "WarpedCard", "bounds", "warp"]

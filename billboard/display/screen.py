@@ -20,7 +20,7 @@ from .content import Banner, Hud
 from .facade import FacadeLights
 from .glows import Glows
 from .layout import Layout, WindowRect, compute_layout
-from .mapped import InfoCard, MappedBackground, bounds
+from .mapped import InfoCard, MappedBackground, WarpedCard, bounds
 from .overlays import Overlays
 from .panel import Legend, draw_beat, draw_status
 from .present import Presenter
@@ -82,6 +82,7 @@ class Display:
         self._mapped_background = MappedBackground()
         self._info = InfoCard(banner, self._text)
         self._street_card = InfoCard(banner, self._text)
+        self._invitation = WarpedCard()  # the idle show's, on a mapped facade
         self._underlay = Underlay()
         self._street: StreetScreen | None = None
         self.street_problem: str | None = None  # why info = "window" shows nothing
@@ -335,9 +336,12 @@ class Display:
             idle_show = scene.attract and calibration is None and info != "window"
             if info == "region" and not idle_show:
                 self._info.draw(screen, scene, mapped)
-            if idle_show:  # a large code in front of the building, said once
-                invite = self._overlays.invitation(self.banner, lay, lay.facade)
-                _blit_center(screen, invite, lay.facade)
+            if idle_show:  # a large code in front of the building, said once, on the wall
+                self._invitation.draw(
+                    screen,
+                    lambda flat: self._overlays.invitation(self.banner, lay, flat),
+                    mapped,
+                )
             else:
                 self._lights.draw_labels(screen, scene, background.panes, unit)
         if mapped.projection.info == "window":

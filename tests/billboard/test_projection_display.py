@@ -170,18 +170,54 @@ def test_eight_people_playing_30_s_light_every_bay_and_most_windows_where_their_
     assert len(seen) > FLOORS * BAYS / 2, len(seen)  # more than half of the 84 windows
 
 
+def facade_coordinates(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel of an output of `size`: where on the facade (u, v in 0…1) it
+    lands, by the corners' own transform (solved here, not the billboard's)."""
+    w, h = size
+    to_facade = dlt([(x * w, y * h) for x, y in CORNERS], [(0, 0), (1, 0), (1, 1), (0, 1)])
+    xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5, indexing="ij")
+    d = to_facade[2, 0] * xs + to_facade[2, 1] * ys + to_facade[2, 2]
+    u = (to_facade[0, 0] * xs + to_facade[0, 1] * ys + to_facade[0, 2]) / d
+    v = (to_facade[1, 0] * xs + to_facade[1, 1] * ys + to_facade[1, 2]) / d
+    return u, v
+
+
+def test_the_idle_shows_invitation_lands_square_on_the_wall_and_its_code_scans(
+    shown: Display, tmp_path: Path
+) -> None:
+    zbarimg = need_tool("zbarimg", "apt-get install zbar-tools")
+    shown.draw(scene(attract=True))
+    shot = tmp_path / "idle.png"
+    shown.screenshot(shot)
+    decoded = subprocess.run(
+        [zbarimg, "--raw", "-q", "-Sdisable", "-Sqrcode.enable", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert decoded.stdout.strip() == URL
+    # The code's white quiet zone, seen on the facade (undoing the corner-pin), is a
+    # square with straight edges at the facade's middle height: the card was warped
+    # with the building, not laid flat on the projector's pixels.
+    u, v = facade_coordinates(shown.size)
+    white = np.all(pygame.surfarray.array3d(shown.surface) == 255, axis=2)
+    uw, vw = u[white], v[white]
+    u0, u1, v0, v1 = uw.min(), uw.max(), vw.min(), vw.max()
+    assert abs((v0 + v1) / 2 - 0.5) < 0.02 and u1 - u0 > 0.1
+    for strip in (
+        (u >= u0) & (u <= u0 + 0.01 * (u1 - u0)) & (v >= v0) & (v <= v1),  # left edge
+        (u <= u1) & (u >= u1 - 0.01 * (u1 - u0)) & (v >= v0) & (v <= v1),  # right
+        (v >= v0) & (v <= v0 + 0.01 * (v1 - v0)) & (u >= u0) & (u <= u1),  # top
+        (v <= v1) & (v >= v1 - 0.01 * (v1 - v0)) & (u >= u0) & (u <= u1),  # bottom
+    ):
+        assert white[strip].mean() > 0.97, white[strip].mean()
+
+
 def test_nothing_is_drawn_outside_the_mapped_facade(shown: Display) -> None:
     every = [Lit(f, b, LEAD, 1.0) for f in range(FLOORS) for b in range(BAYS)]
     shown.draw(scene(every))
     w, h = shown.size
-    back = np.linalg.inv(
-        dlt([(x * w, y * h) for x, y in CORNERS], [(0, 0), (1, 0), (1, 1), (0, 1)])
-    )
-    back = np.linalg.inv(back)  # pixels → facade coordinates
-    xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5, indexing="ij")
-    d = back[2, 0] * xs + back[2, 1] * ys + back[2, 2]
-    u = (back[0, 0] * xs + back[0, 1] * ys + back[0, 2]) / d
-    v = (back[1, 0] * xs + back[1, 1] * ys + back[1, 2]) / d
+    u, v = facade_coordinates(shown.size)
     margin = 2.5 / min(w, h)  # pixels on the outline itself may be either
     outside = (u < -margin) | (u > 1 + margin) | (v < -margin) | (v > 1 + margin)
     image = pygame.surfarray.array3d(shown.surface)
