@@ -305,17 +305,28 @@ class Connection:
         if state.backplane is not None:  # acknowledged once Redis holds it
             fut = state.publish_shared(request.channel, data, outbox, create)
             fut.add_done_callback(
-                partial(self._published, request.channel, request.ack, request.ref)
+                partial(
+                    self._published, request.channel, request.ack, request.ref, request.short_ack
+                )
             )
         else:
             ch = state.publish(request.channel, data, origin=outbox, create=create)
             if request.ack:
-                outbox.send_control(protocol.encode_ack(ch.name, ch.seq, ch.epoch, request.ref))
+                outbox.send_control(
+                    protocol.encode_ack(
+                        ch.name, ch.seq, ch.epoch, request.ref, short=request.short_ack
+                    )
+                )
         if who.caller is not None:
             state.caller_said(who.caller, request.channel, data.get("event"))
 
     def _published(
-        self, channel: str, ack: bool, ref: int | None, fut: asyncio.Future[tuple[int, str]]
+        self,
+        channel: str,
+        ack: bool,
+        ref: int | None,
+        short: bool,
+        fut: asyncio.Future[tuple[int, str]],
     ) -> None:
         """A publish through the backplane settled: the ack, or an error frame saying
         the event was not published (never silence)."""
@@ -332,7 +343,7 @@ class Connection:
             self.refuse(refusal)
         elif ack:
             seq, epoch = fut.result()
-            self.outbox.send_control(protocol.encode_ack(channel, seq, epoch, ref))
+            self.outbox.send_control(protocol.encode_ack(channel, seq, epoch, ref, short=short))
 
     def _audience(self, request: protocol.Subscribe) -> tuple[str | None, bool]:
         """Whose news a subscription to ``NAME:callers`` hears: (its keypad's caller,

@@ -12,7 +12,9 @@ Seed (2010) frames::
 
 v2 adds ``"v":2``, ``"since":N``, ``"epoch":E`` on subscribe, ``"ack":true`` and
 ``"ref":N`` on publish (the publisher's own number for the frame, 0 ≤ N < 2⁵³, given
-back in its ack or error, so a keypad knows which press to send again), a top-level
+back in its ack or error, so a keypad knows which press to send again; with
+``"ack":"ref"`` the ack is only ``{"type":"ack","ref":N}``, a third of the bytes on a
+phone's data plan), a top-level
 ``"token"`` (a role's token) or ``"session"`` (a keypad's caller session) on any
 frame, and ``unsubscribe`` / ``ping``.
 
@@ -85,6 +87,7 @@ class Publish:
     token: str | None = None
     session: str | None = None
     ref: int | None = None  # the publisher's number for it, echoed in its ack or error
+    short_ack: bool = False  # "ack":"ref": the ack gives back the ref alone
 
 
 # A publish's "ref": what a JavaScript number holds exactly.
@@ -200,14 +203,25 @@ def parse_object(obj: Any) -> Request:
         if not isinstance(data, dict):
             raise ProtocolError("bad_data", 'a publisher frame needs "data" as a JSON object')
         ack = obj.get("ack", False)
-        if not isinstance(ack, bool):
-            raise ProtocolError("bad_field", '"ack" must be true or false')
+        short = ack == "ref"
+        if not isinstance(ack, bool) and not short:
+            raise ProtocolError("bad_field", '"ack" must be true, false or "ref"')
         ref = obj.get("ref")
         if ref is not None and (
             not isinstance(ref, int) or isinstance(ref, bool) or not 0 <= ref < REF_LIMIT
         ):
             raise ProtocolError("bad_field", '"ref" must be an integer from 0 to 2^53 - 1')
-        return Publish(channel=channel, data=data, ack=ack, token=token, session=session, ref=ref)
+        if short and ref is None:
+            raise ProtocolError("bad_field", '"ack":"ref" needs a "ref" to give back')
+        return Publish(
+            channel=channel,
+            data=data,
+            ack=bool(ack),
+            token=token,
+            session=session,
+            ref=ref,
+            short_ack=short,
+        )
     if kind == "unsubscribe":
         return Unsubscribe(channel=channel, token=token)
     v = obj.get("v", 1)
@@ -249,8 +263,13 @@ def encode_error(code: str, message: str, ref: int | None = None) -> bytes:
     return dumps({"type": "error", "code": code, "message": message, "ref": ref})
 
 
-def encode_ack(channel: str, seq: int, epoch: str, ref: int | None = None) -> bytes:
-    """A publish's ack: its `seq` in `channel`'s `epoch` (and its `ref`, when given)."""
+def encode_ack(
+    channel: str, seq: int, epoch: str, ref: int | None = None, *, short: bool = False
+) -> bytes:
+    """A publish's ack: its `seq` in `channel`'s `epoch` (and its `ref`, when given);
+    `short` (the publish said ``"ack":"ref"``): its `ref` alone."""
+    if short and ref is not None:
+        return dumps({"type": "ack", "ref": ref})
     ack: dict[str, object] = {"type": "ack", "id": channel, "seq": seq, "epoch": epoch}
     if ref is not None:
         ack["ref"] = ref

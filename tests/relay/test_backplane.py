@@ -139,15 +139,19 @@ async def test_without_redis_publishers_get_an_error_and_health_says_why_then_it
         )
 
     await until(listening, timeout=30.0)
-    answer = await publish(pub, 4)
+    short = {"type": "publisher", "id": "dialjam", "ack": "ref", "ref": 13}
+    await send(pub, {**short, "data": {"caller_id": "c-backplane", "command": "4"}})
+    assert await recv(pub) == {"type": "ack", "ref": 13}  # held by Redis: the ref alone
+    answer = await publish(pub, 5)
     assert answer["type"] == "ack", answer
-    told, event = await inbox.events(2)
+    told, event, fifth = await inbox.events(3)
     assert (first["seq"], first["data"]["command"]) == (1, "1")
     # That Redis kept nothing (no append-only file here): the channel's history began
     # again, and the subscriber is told so before the new epoch's first event.
     assert (told["type"], told["seq"]) == ("subscribed", 0) and told["epoch"] == answer["epoch"]
     assert told["epoch"] != first.get("epoch", acked_epoch)
     assert (event["seq"], event["data"]["command"]) == (1, "4")  # 2 and 3 were never sent
+    assert (fifth["seq"], fifth["data"]["command"]) == (2, "5")
 
 
 async def test_a_session_minted_on_one_relay_plays_on_the_other(

@@ -31,6 +31,14 @@ def test_a_publish_carries_its_ref_and_its_ack_and_error_give_it_back() -> None:
     assert "ref" not in orjson.loads(protocol.encode_error("bad_json", "no"))
 
 
+def test_a_publish_may_ask_for_its_ref_alone_as_its_ack() -> None:
+    req = protocol.parse_frame(b'{"type":"publisher","id":"a","data":{},"ack":"ref","ref":5}')
+    assert req == Publish("a", {}, ack=True, ref=5, short_ack=True)
+    short = protocol.encode_ack("a", 3, "e-1", 5, short=True)
+    assert orjson.loads(short) == {"type": "ack", "ref": 5}
+    assert len(short) * 2 < len(protocol.encode_ack("a", 3, "e-1", 5))
+
+
 def test_v2_subscribe_carries_since_and_epoch() -> None:
     req = protocol.parse_frame(b'{"type":"subscriber","id":"a","v":2,"since":7,"epoch":"x-1"}')
     assert req == Subscribe("a", v=2, since=7, epoch="x-1")
@@ -54,6 +62,7 @@ def test_v2_subscribe_carries_since_and_epoch() -> None:
         (b'{"type":"publisher","id":"a"}', "bad_data"),
         (b'{"type":"publisher","id":"a","data":[1]}', "bad_data"),
         (b'{"type":"publisher","id":"a","data":{},"ack":"yes"}', "bad_field"),
+        (b'{"type":"publisher","id":"a","data":{},"ack":"ref"}', "bad_field"),  # no ref
         (b'{"type":"publisher","id":"a","data":{},"ref":"1"}', "bad_field"),
         (b'{"type":"publisher","id":"a","data":{},"ref":-1}', "bad_field"),
         (b'{"type":"publisher","id":"a","data":{},"ref":true}', "bad_field"),

@@ -236,6 +236,8 @@ async def test_a_publish_with_a_ref_hears_it_back_in_its_ack_or_its_error(
     ack, error = await recv(pub), await recv(pub)
     assert (ack["type"], ack["seq"], ack["ref"]) == ("ack", 1, 7)
     assert (error["type"], error["code"], error["ref"]) == ("error", "unauthorised", 8)
+    await send(pub, {"type": "publisher", "id": "room", "data": {}, "ack": "ref", "ref": 9})
+    assert await recv(pub) == {"type": "ack", "ref": 9}  # asked short: the ref alone
 
 
 @pytest.mark.parametrize(
