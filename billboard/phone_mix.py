@@ -32,7 +32,6 @@ Pure: numpy and the relay's G.711 encoder; no mixer, no clock (the caller passes
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -44,6 +43,7 @@ from relay.gateways.dtmf import ulaw_encode
 
 from .engine.events import NoteOff, NoteOn
 from .engine.tracks import TrackSpec
+from .kept import Kept
 from .mix import gain as fader
 from .phone_cues import CUE_SOUNDS, Cue
 from .samples import SampleSet
@@ -207,25 +207,23 @@ class PhoneSounds:
 
     def __init__(self, limit: int = SOUNDS_BYTES) -> None:
         self._resampler: PreparedSounds[Mono] = PreparedSounds(RATE, lambda s: (s, s.nbytes))
-        self._kept: OrderedDict[tuple[str, int], Mono] = OrderedDict()
-        self._limit = limit
-        self.nbytes = 0
+        self._kept: Kept[tuple[str, int], Mono] = Kept(limit)
 
     def __len__(self) -> int:
         return len(self._kept)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes the sounds kept take."""
+        return self._kept.nbytes
+
     def get(self, spec: TrackSpec, sample_set: SampleSet, note: int) -> Mono:
         key = (spec.name, note)
-        sound = self._kept.get(key)
-        if sound is not None:
-            self._kept.move_to_end(key)
-            return sound
-        sound = self._kept[key] = band_limit(self._resampler.mono(sample_set, note))
-        self.nbytes += sound.nbytes
-        while self.nbytes > self._limit and len(self._kept) > 1:
-            _, dropped = self._kept.popitem(last=False)
-            self.nbytes -= dropped.nbytes
-        return sound
+        kept = self._kept.find(key)
+        if kept is not None:
+            return kept[0]
+        sound = band_limit(self._resampler.mono(sample_set, note))
+        return self._kept.put(key, sound, sound.nbytes)
 
 
 class PhoneMixer:

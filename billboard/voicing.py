@@ -23,7 +23,6 @@ render with an array.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, TypeVar
@@ -33,6 +32,7 @@ import numpy.typing as npt
 
 from . import mix
 from .engine.tracks import TrackSpec
+from .kept import Kept
 from .mix import Stereo
 from .samples import Samples, SampleSet, drum_note, nearest_zone, resample
 
@@ -114,21 +114,16 @@ class PreparedSounds(Generic[T]):
     ) -> None:
         self.rate = rate
         self._make = make
-        self._limit = limit
-        self._kept: OrderedDict[Key, tuple[T | None, int]] = OrderedDict()
-        self._bytes = 0
+        self._kept: Kept[Key, T | None] = Kept(limit)
 
     def get(self, spec: TrackSpec, sample_set: SampleSet, note: int) -> tuple[T, float]:
         """The dry sound of `note` on `spec`'s track (playing `sample_set`), and its
         gain: the set's × the sample's × the track's fader."""
         key = ("dry", spec.name, note)
-        kept = self._kept.get(key)
+        kept = self._kept.find(key)
         if kept is None:
             mixed = mix.dry(self.mono(sample_set, note), _mix(spec, sample_set, note))
-            sound, size = self._make(np.clip(mixed, -1.0, 1.0))
-            kept = self._keep(key, sound, size)
-        else:
-            self._kept.move_to_end(key)
+            kept = (self._kept.put(key, *self._make(np.clip(mixed, -1.0, 1.0))),)
         assert kept[0] is not None  # a dry sound is never None
         return kept[0], sample_gain(sample_set, note) * mix.gain(spec)
 
@@ -156,11 +151,8 @@ class PreparedSounds(Generic[T]):
 
     def cached_wet(self, key: Key) -> tuple[bool, T | None]:
         """(known, the wet sound): known is False until it has been computed."""
-        kept = self._kept.get(key)
-        if kept is None:
-            return False, None
-        self._kept.move_to_end(key)
-        return True, kept[0]
+        kept = self._kept.find(key)
+        return (False, None) if kept is None else (True, kept[0])
 
     def compute_wet(
         self, spec: TrackSpec, sample_set: SampleSet, note: int, bpm: float
@@ -183,7 +175,7 @@ class PreparedSounds(Generic[T]):
 
     def put_wet(self, key: Key, made: tuple[T | None, int]) -> T | None:
         """Keep a wet sound `make` made (None: the track sends nothing); what plays it."""
-        return self._keep(key, *made)[0]
+        return self._kept.put(key, *made)
 
     def wet(self, spec: TrackSpec, sample_set: SampleSet, note: int, bpm: float) -> T | None:
         """The wet sound of `note`, computed now if it is not kept (the offline render:
@@ -194,20 +186,8 @@ class PreparedSounds(Generic[T]):
             return sound
         return self.put_wet(key, self.make(self.compute_wet(spec, sample_set, note, bpm)))
 
-    def _keep(self, key: Key, sound: T | None, size: int) -> tuple[T | None, int]:
-        old = self._kept.pop(key, None)
-        if old is not None:
-            self._bytes -= old[1]
-        self._kept[key] = (sound, size)
-        self._bytes += size
-        while self._bytes > self._limit and len(self._kept) > 1:
-            _, (_, dropped) = self._kept.popitem(last=False)
-            self._bytes -= dropped
-        return sound, size
-
     def clear(self) -> None:
         self._kept.clear()
-        self._bytes = 0
 
 
 def _mix(spec: TrackSpec, sample_set: SampleSet, note: int) -> TrackSpec:

@@ -13,14 +13,15 @@ misses its time), so they are made before the show where they fit `PREPARE_BYTES
 and otherwise by a thread of their own as windows light up (`Glows.for_frame`): the
 blurs, most of the work, run there without the GIL; until a glow is made its window
 borrows the nearest size's glow of its colour. At most `KEPT_BYTES` of them are kept
-(the least recently drawn dropped): a 3840×2160 building seen off-axis has 15 window
-sizes, whose glows in 8 colours would take 1.2 GB."""
+(the least recently drawn dropped): a 3840×2160 building seen off-axis has 8 window
+sizes even in buckets that grow with the windows, whose glows in 8 colours would take
+670 MB (1.2 GB in 15 sizes with the buckets of 1080p)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +31,7 @@ import pygame
 import pygame.surfarray  # now: imported lazily by two threads at once, it broke
 
 from billboard.engine.scene import Scene
+from billboard.kept import Kept
 
 from .palette import BLACK, RGB, rgb
 
@@ -74,9 +76,8 @@ class Glows:
     """The glows made so far, by colour and window size, and the thread that makes
     the ones a frame asks for (see the module's docstring)."""
 
-    def __init__(self) -> None:
-        self._glows: OrderedDict[Key, Glow] = OrderedDict()  # least recently drawn first
-        self._bytes = 0
+    def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
+        self._glows: Kept[Key, Glow] = Kept(kept_bytes)
         self._largest = (1, 1)
         self._step = HALO_BUCKET
         self._lock = threading.Condition()
@@ -91,7 +92,6 @@ class Glows:
         """Forget every glow (the window was laid out again)."""
         with self._lock:
             self._glows.clear()
-            self._bytes = 0
             self._wanted.clear()
             self._asked.clear()
             self._generation += 1
@@ -114,7 +114,7 @@ class Glows:
     @property
     def bytes(self) -> int:
         """The memory the glows kept take."""
-        return self._bytes
+        return self._glows.nbytes
 
     def fit(self, windows: Sequence[pygame.Rect]) -> None:
         """Forget the glows made for another building when `windows` differ in their
@@ -144,7 +144,7 @@ class Glows:
         bw, bh = self.bucket(width, height)
         key = (color, bw, bh)
         with self._lock:
-            glow = self._glows.get(key)
+            glow = self._glows.peek(key)
             generation = self._generation
         if glow is not None:
             return glow
@@ -160,10 +160,9 @@ class Glows:
         bw, bh = self.bucket(width, height)
         key = (color, bw, bh)
         with self._lock:
-            glow = self._glows.get(key)
-            if glow is not None:
-                self._glows.move_to_end(key)
-                return glow
+            kept = self._glows.find(key)
+            if kept is not None:
+                return kept[0]
             if self.problem is None:
                 self._ask(key)
                 nearest = min(
@@ -171,7 +170,7 @@ class Glows:
                     key=lambda k: abs(k[1] - bw) + abs(k[2] - bh),
                     default=None,
                 )
-                return self._glows[nearest] if nearest is not None else None
+                return self._glows.peek(nearest) if nearest is not None else None
         return self.glow(color, width, height)  # no thread to make it: made now
 
     def _ask(self, key: Key) -> None:
@@ -206,16 +205,12 @@ class Glows:
 
     def _keep(self, key: Key, glow: Glow, generation: int) -> None:
         """Keep `glow` (made for layout `generation`), dropping the least recently
-        drawn past `KEPT_BYTES`."""
+        drawn past the bytes kept."""
         with self._lock:
             self._asked.discard(key)
             if generation != self._generation or key in self._glows:
                 return
-            self._glows[key] = glow
-            self._bytes += glow.bytes
-            while self._bytes > KEPT_BYTES and len(self._glows) > 1:
-                _, dropped = self._glows.popitem(last=False)
-                self._bytes -= dropped.bytes
+            self._glows.put(key, glow, glow.bytes)
 
     def prepare(self, scene: Scene, windows: Sequence[pygame.Rect], *, quick: bool = False) -> None:
         """Make the glows of the tracks' colours now, with the background, rather than

@@ -51,11 +51,10 @@ def test_a_frame_borrows_the_nearest_size_of_its_colour_while_the_thread_makes_i
     assert own.size[0] > small.size[0]  # a wider window's halo is wider
 
 
-def test_glows_kept_stay_within_the_cap_and_the_last_drawn_are_kept(
-    glows: Glows, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_glows_kept_stay_within_the_cap_and_the_last_drawn_are_kept(glows: Glows) -> None:
     each = glows.glow(RED, 40, 40).bytes
-    monkeypatch.setattr(glows_module, "KEPT_BYTES", 3 * each + each // 2)
+    glows = Glows(kept_bytes=3 * each + each // 2)
+    glows.glow(RED, 40, 40)
     glows.glow(BLUE, 40, 40)
     glows.for_frame(RED, 40, 40)  # red drawn last: blue is now the least recent
     glows.glow((10, 200, 10), 40, 40)
