@@ -154,9 +154,7 @@ class InfoCard:
         quad = mapped.info
         key = (content, quad, mapped.size)
         if key != self._key or self.surface is None:
-            top = _length(quad[0], quad[1]) + _length(quad[3], quad[2])
-            side = _length(quad[0], quad[3]) + _length(quad[1], quad[2])
-            size = (max(8, round(top / 2)), max(8, round(side / 2)))
+            size = flat_size(quad)
             w, h = size
             to_screen = Homography.quad_to_quad(((0, 0), (w, 0), (w, h), (0, h)), quad)
             self.area = bounds(quad).clip(screen.get_rect())
@@ -237,9 +235,6 @@ class WarpedCard:
         self.surface: pygame.Surface | None = None
         self.area = pygame.Rect(0, 0, 0, 0)
 
-    def invalidate(self) -> None:
-        self._key = None
-
     def draw(
         self,
         screen: pygame.Surface,
@@ -249,9 +244,7 @@ class WarpedCard:
         """The card `card_for` makes for the facade seen flat (a rectangle of its mean
         width and height in pixels), over what is drawn; the rectangle drawn on."""
         outline = mapped.outline
-        flat_w = round((_length(outline[0], outline[1]) + _length(outline[3], outline[2])) / 2)
-        flat_h = round((_length(outline[0], outline[3]) + _length(outline[1], outline[2])) / 2)
-        flat = pygame.Rect(0, 0, max(8, flat_w), max(8, flat_h))
+        flat = pygame.Rect((0, 0), flat_size(outline))
         card = card_for(flat)
         key = (card, outline, mapped.size)
         if key != self._key or self.surface is None:
@@ -272,6 +265,13 @@ def _corners(r: pygame.Rect) -> Quad:
         (float(r.right), float(r.bottom)),
         (float(r.left), float(r.bottom)),
     )
+
+
+def flat_size(quad: Quad) -> tuple[int, int]:
+    """`quad` seen flat: its mean width and mean height in pixels (at least 8)."""
+    top = _length(quad[0], quad[1]) + _length(quad[3], quad[2])
+    side = _length(quad[0], quad[3]) + _length(quad[1], quad[2])
+    return max(8, round(top / 2)), max(8, round(side / 2))
 
 
 def _length(a: tuple[float, float], b: tuple[float, float]) -> float:
