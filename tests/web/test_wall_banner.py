@@ -5,15 +5,13 @@ when the billboard is gone; axe-core finds no violation on it."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 
-from tests.services import need_tool
+from tests.support.pixels import qr_text
 from tests.web.pages import (
     ARTIFACTS,
     DESKTOP,
@@ -43,16 +41,6 @@ if TYPE_CHECKING:
 GONE_WITHIN_S = 10.0
 
 
-def decoded(png: Path) -> str:
-    """What zbarimg reads in an image: the one QR code's text."""
-    zbarimg = need_tool("zbarimg", "apt-get install zbar-tools (make test installs it)")
-    out = subprocess.run(
-        [zbarimg, "--quiet", "--raw", str(png)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 async def test_the_wall_shows_the_number_and_a_qr_code_of_the_keypad_that_decodes(
     billboard: Billboard, browser: Browser
 ) -> None:
@@ -71,7 +59,7 @@ async def test_the_wall_shows_the_number_and_a_qr_code_of_the_keypad_that_decode
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "wall_qr.png"
     await qr.screenshot(path=shot)
-    assert decoded(shot) == keypad
+    assert qr_text(shot) == keypad
     await wall.screenshot(path=ARTIFACTS / "wall_banner_desktop_1280x800.png")
     # The building stays clear of the invitation.
     box = await wall.locator("#invite").bounding_box()
