@@ -89,9 +89,15 @@ async def test_a_keypad_receives_under_10_kb_a_minute_playing_or_waiting_and_no_
 ) -> None:
     # Two shows side by side for the same minute: eight callers play on one, nobody on
     # the other; a keypad is open on each.
-    (proc, port), (quiet_proc, quiet_port) = await asyncio.gather(
-        start_billboard(), start_billboard()
-    )
+    started = await asyncio.gather(start_billboard(), start_billboard(), return_exceptions=True)
+    for one in started:
+        if isinstance(one, BaseException):  # the other is not left running
+            for other in started:
+                if not isinstance(other, BaseException):
+                    other[0].kill()
+                    await other[0].wait()
+            raise one
+    (proc, port), (quiet_proc, quiet_port) = started  # type: ignore[misc]
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
     # The billboards' output must never fill a pipe and stall them during the minute.
     drains = [
